@@ -1,0 +1,42 @@
+import random
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from crm.demo import DEMO_PASSWORD, DEMO_USERS, SEEDERS
+from crm.tenancy.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Fill a tenant with realistic demo users and data (customers, orders, events, ...)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", required=True, help="The tenant's slug, e.g. demo")
+        parser.add_argument("--customers", type=int, default=2000, help="How many customers to create")
+        parser.add_argument("--seed", type=int, default=2026, help="Random seed, for repeatable data")
+
+    def handle(self, *args, tenant: str, customers: int, seed: int, **options):
+        try:
+            tenant_obj = Tenant.objects.get(slug=tenant)
+        except Tenant.DoesNotExist:
+            raise CommandError(f"No tenant with slug {tenant!r}. Create it with provision_tenant first.")
+        rng = random.Random(seed)
+        with schema_context(tenant_obj.schema_name):
+            users = {}
+            for email, name, role in DEMO_USERS:
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    user = User.objects.create_user(
+                        email=email, password=DEMO_PASSWORD, full_name=name, role=role
+                    )
+                users[email] = user
+            for path in SEEDERS:
+                started = time.perf_counter()
+                import_string(path)(
+                    users=list(users.values()), customers=customers, rng=rng, stdout=self.stdout
+                )
+                self.stdout.write(f"{path}: {time.perf_counter() - started:.1f} s")
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready in tenant {tenant}."))

@@ -1,0 +1,17 @@
+"""Test settings: the real PostgreSQL and Redis, mail kept in memory unless a test starts an SMTP server."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# Each test run uses its own Redis database and key prefix so runs never see each other's keys.
+CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="crm-test")  # noqa: F405
+BASE_DOMAIN = "testserver.local"
+ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}"]
+CSRF_TRUSTED_ORIGINS = [f"http://*.{BASE_DOMAIN}"]
+MEDIA_ROOT = BASE_DIR / ".data" / "test-media"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,28 @@
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from crm.accounts.models import User
+from crm.tenancy.services import ensure_public_tenant, ensure_template_schema
+
+
+class Command(BaseCommand):
+    help = (
+        "Migrate the public schema, the tenant template and every tenant; create the public site's "
+        "row and, optionally, a platform admin. Safe to run again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-email")
+        parser.add_argument("--admin-password")
+
+    def handle(self, *args, admin_email=None, admin_password=None, verbosity=1, **options):
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
+        ensure_public_tenant()
+        ensure_template_schema(verbosity=verbosity)
+        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity)
+        if admin_email and not User.objects.filter(email__iexact=admin_email).exists():
+            User.objects.create_superuser(
+                email=admin_email, password=admin_password, full_name="Platform Admin"
+            )
+            self.stdout.write(f"Platform admin {admin_email} created.")
+        self.stdout.write(self.style.SUCCESS("Platform ready."))

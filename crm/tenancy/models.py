@@ -1,0 +1,99 @@
+"""Tenants (companies) and their domains. These tables live in the public schema only."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_tenants.models import DomainMixin, TenantMixin
+
+TIME_ZONE_CHOICES = [(tz, tz) for tz in sorted(zoneinfo.available_timezones()) if "/" in tz or tz == "UTC"]
+CURRENCY_CHOICES = [
+    ("CNY", _("Chinese yuan (CNY)")),
+    ("USD", _("US dollar (USD)")),
+    ("EUR", _("Euro (EUR)")),
+    ("GBP", _("Pound sterling (GBP)")),
+    ("HKD", _("Hong Kong dollar (HKD)")),
+    ("JPY", _("Japanese yen (JPY)")),
+    ("SGD", _("Singapore dollar (SGD)")),
+    ("TWD", _("New Taiwan dollar (TWD)")),
+]
+CURRENCY_SYMBOLS = {
+    "CNY": "¥",
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "HKD": "HK$",
+    "JPY": "¥",
+    "SGD": "S$",
+    "TWD": "NT$",
+}
+
+
+class Tenant(TenantMixin):
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning", _("Provisioning")
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+        FAILED = "failed", _("Provisioning failed")
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PROVISIONING)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, choices=TIME_ZONE_CHOICES, default="Asia/Shanghai"
+    )
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default="CNY")
+    default_language = models.CharField(
+        _("default language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"
+    )
+    admin_email = models.EmailField(_("first admin's email"), blank=True)
+    provisioning_progress = models.PositiveSmallIntegerField(default=0)
+    provisioning_message = models.CharField(max_length=300, blank=True)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The schema is created by the provisioning task (cloned from the template), never on save().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["provisioning", "active", "suspended", "failed"]),
+                name="tenant_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def currency_symbol(self) -> str:
+        return CURRENCY_SYMBOLS.get(self.currency, self.currency + " ")
+
+    @property
+    def primary_domain(self) -> str:
+        return f"{self.slug}.{settings.BASE_DOMAIN}"
+
+    def url(self, path: str = "/") -> str:
+        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        return f"{settings.SITE_SCHEME}://{self.primary_domain}{port}{path}"
+
+
+class Domain(DomainMixin):
+    class Meta:
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,21 @@
+"""URLs of a tenant's site (<slug>.<BASE_DOMAIN>)."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from crm import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("i18n/setlang/", views.set_language, name="set_language"),
+    path("accounts/", include("crm.accounts.urls")),
+    path("customers/", include("customers.urls")),
+    path("interactions/", include("interactions.urls")),
+    path("segments/", include("segmentation.urls")),
+    path("loyalty/", include("loyalty.urls")),
+    path("django-admin/", admin.site.urls),
+]
+
+handler403 = "crm.views.error_403"
+handler404 = "crm.views.error_404"
+handler500 = "crm.views.error_500"

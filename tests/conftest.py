@@ -1,0 +1,275 @@
+"""Shared fixtures: real PostgreSQL schemas for two tenants, users of every role, tenant clients,
+and (for the tests that need them) committed throw-away tenants and a real Celery worker process.
+
+Layout of the test database, created once per session (and per xdist worker):
+- public: the platform (Tenant/Domain rows, a platform admin)
+- tenant_template: the migrated template every tenant is cloned from
+- alpha, beta: two tenants with admin / manager / sales / sales2 users each
+
+Each ordinary test runs inside a transaction that is rolled back, with the connection pointed at
+tenant "alpha" (fixture `tenant`). Tests that need a Celery worker to see their data use
+`committed_tenant`, which creates a real committed tenant and drops it afterwards.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import Role, User
+from crm.tenancy.models import Tenant
+from crm.tenancy.services import ensure_public_tenant, ensure_template_schema, tenant_create, tenant_provision
+
+PASSWORD = "correct-horse-battery-9"
+ROLE_EMAILS = {
+    "admin": "admin@{slug}.test",
+    "manager": "manager@{slug}.test",
+    "sales": "sales@{slug}.test",
+    "sales2": "sales2@{slug}.test",
+}
+PLATFORM_ADMIN_EMAIL = "operator@platform.test"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ensure_tenant(slug: str, name: str) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        tenant = tenant_create(name=name, slug=slug, admin_email=ROLE_EMAILS["admin"].format(slug=slug))
+    if tenant.status != Tenant.Status.ACTIVE:
+        tenant = tenant_provision(tenant_id=tenant.pk, admin_password=PASSWORD)
+    with schema_context(tenant.schema_name):
+        for key, template in ROLE_EMAILS.items():
+            email = template.format(slug=slug)
+            role = Role.SALES if key.startswith("sales") else key
+            user = User.objects.filter(email=email).first()
+            if user is None:
+                User.objects.create_user(
+                    email=email, password=PASSWORD, role=role, full_name=f"{key.title()} {slug}"
+                )
+            elif user.role != role:
+                User.objects.filter(pk=user.pk).update(role=role, full_name=f"{key.title()} {slug}")
+    return tenant
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        ensure_public_tenant()
+        ensure_template_schema()
+        _ensure_tenant("alpha", "Alpha Trading 阿尔法")
+        _ensure_tenant("beta", "Beta Salon")
+        if not User.objects.filter(email=PLATFORM_ADMIN_EMAIL).exists():
+            User.objects.create_superuser(email=PLATFORM_ADMIN_EMAIL, password=PASSWORD, full_name="Operator")
+        connection.set_schema_to_public()
+    yield
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return Tenant.objects.get(slug="alpha")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return Tenant.objects.get(slug="beta")
+
+
+@pytest.fixture
+def tenant(tenant_a):
+    """Tenant "alpha", with the connection pointed at its schema for the test."""
+    connection.set_tenant(tenant_a)
+    yield tenant_a
+    connection.set_schema_to_public()
+
+
+def _user(tenant: Tenant, key: str) -> User:
+    with schema_context(tenant.schema_name):
+        return User.objects.get(email=ROLE_EMAILS[key].format(slug=tenant.slug))
+
+
+@pytest.fixture
+def admin_user(tenant) -> User:
+    return _user(tenant, "admin")
+
+
+@pytest.fixture
+def manager_user(tenant) -> User:
+    return _user(tenant, "manager")
+
+
+@pytest.fixture
+def sales_user(tenant) -> User:
+    return _user(tenant, "sales")
+
+
+@pytest.fixture
+def sales_user2(tenant) -> User:
+    return _user(tenant, "sales2")
+
+
+@pytest.fixture
+def users(tenant) -> dict[str, User]:
+    return {key: _user(tenant, key) for key in ROLE_EMAILS}
+
+
+def tenant_host(tenant: Tenant) -> str:
+    return f"{tenant.slug}.{settings.BASE_DOMAIN}"
+
+
+@pytest.fixture
+def client_for():
+    """client_for(user, tenant=None) -> a test Client signed in as `user` at the tenant's host."""
+
+    def make(user: User | None, tenant: Tenant | None = None) -> Client:
+        tenant = tenant or Tenant.objects.get(slug="alpha")
+        client = Client(HTTP_HOST=tenant_host(tenant))
+        if user is not None:
+            with schema_context(tenant.schema_name):
+                client.force_login(user)
+        connection.set_tenant(tenant)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def anon_client(tenant) -> Client:
+    return Client(HTTP_HOST=tenant_host(tenant))
+
+
+@pytest.fixture
+def admin_client(client_for, admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def manager_client(client_for, manager_user):
+    return client_for(manager_user)
+
+
+@pytest.fixture
+def sales_client(client_for, sales_user):
+    return client_for(sales_user)
+
+
+@pytest.fixture
+def platform_admin(db) -> User:
+    connection.set_schema_to_public()
+    return User.objects.get(email=PLATFORM_ADMIN_EMAIL)
+
+
+@pytest.fixture
+def public_client(db) -> Client:
+    return Client(HTTP_HOST=settings.BASE_DOMAIN)
+
+
+@pytest.fixture
+def platform_client(platform_admin, public_client) -> Client:
+    connection.set_schema_to_public()
+    public_client.force_login(platform_admin)
+    return public_client
+
+
+# --- Committed data, for tests that need another process (Celery worker, browser) to see it ------
+
+
+@pytest.fixture
+def committed_tenant(django_db_setup, django_db_blocker):
+    """make(slug) -> a freshly provisioned, committed tenant; its schema and rows are dropped afterwards."""
+    created: list[Tenant] = []
+
+    def make(slug: str | None = None, name: str = "Committed Co") -> Tenant:
+        slug = slug or f"t{uuid.uuid4().hex[:10]}"
+        with django_db_blocker.unblock():
+            connection.set_schema_to_public()
+            tenant = _ensure_tenant(slug, name)
+            connection.set_schema_to_public()
+        created.append(tenant)
+        return tenant
+
+    yield make
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        for tenant in created:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+            Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or "5432"
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process on a queue of its own, using the test database and Redis."""
+    from crm.celery import app as celery_app
+
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings.test",
+        "DATABASE_URL": database_url,
+        "CONN_MAX_AGE": "0",
+    }
+    celery_bin = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [
+                celery_bin,
+                "-A",
+                "crm",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queue,
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"{queue}@%h",
+                "--loglevel=INFO",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    previous_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited early:\n{log.read_text()}")
+            if "ready." in log.read_text():
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"Celery worker did not start in 60 s:\n{log.read_text()}")
+        yield {"queue": queue, "log": log, "process": process}
+    finally:
+        celery_app.conf.task_default_queue = previous_queue
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
