@@ -1,0 +1,328 @@
+"""Customer data (客户数据): one record per customer, their orders and their behaviour events.
+
+Lifecycle stage, RFM, CLV, tier and points are shown with a customer but stored and written by
+their own apps (segmentation, loyalty), in tables keyed by customer.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=60, unique=True)
+    color = models.CharField(_("colour"), max_length=20, default="secondary")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomFieldDefinition(models.Model):
+    """A tenant-defined customer field; values live in Customer.custom_fields[key]."""
+
+    class FieldType(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Single choice")
+        MULTI_CHOICE = "multi_choice", _("Multiple choice")
+        BOOLEAN = "boolean", _("Yes/no")
+
+    key = models.SlugField(_("key"), max_length=50, unique=True, allow_unicode=False)
+    label = models.CharField(_("label"), max_length=100)
+    field_type = models.CharField(_("type"), max_length=20, choices=FieldType.choices)
+    required = models.BooleanField(_("required"), default=False)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    help_text = models.CharField(_("help text"), max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "label"]
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Customer(models.Model):
+    class Kind(models.TextChoices):
+        PERSON = "person", _("Person")
+        COMPANY = "company", _("Company")
+
+    class Gender(models.TextChoices):
+        FEMALE = "female", _("Female")
+        MALE = "male", _("Male")
+        OTHER = "other", _("Other")
+        UNKNOWN = "unknown", _("Not given")
+
+    class IncomeBand(models.TextChoices):
+        LOW = "low", _("Low")
+        LOWER_MIDDLE = "lower_middle", _("Lower middle")
+        MIDDLE = "middle", _("Middle")
+        UPPER_MIDDLE = "upper_middle", _("Upper middle")
+        HIGH = "high", _("High")
+
+    class Source(models.TextChoices):
+        WEBSITE = "website", _("Website sign-up")
+        FORM = "form", _("Form")
+        STORE = "store", _("Store")
+        PHONE = "phone", _("Phone")
+        REFERRAL = "referral", _("Referral")
+        SOCIAL = "social", _("Social media")
+        IMPORT = "import", _("Import")
+        API = "api", _("API")
+
+    # How the visibility helper (crm.accounts.permissions.visible_to) finds who may see a customer.
+    VISIBILITY_OWNER_FIELD = "owner"
+    VISIBILITY_SHARED_WITH_FIELD = "shared_with"
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.PERSON)
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("email"), blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True, help_text=_("Stored in E.164 form"))
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    province = models.CharField(_("province/state"), max_length=100, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    street = models.CharField(_("street"), max_length=300, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, default=Gender.UNKNOWN)
+    income_band = models.CharField(_("income band"), max_length=20, choices=IncomeBand.choices, blank=True)
+    occupation = models.CharField(_("occupation"), max_length=100, blank=True)
+    source = models.CharField(
+        _("source channel"), max_length=20, choices=Source.choices, default=Source.STORE
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_customers",
+    )
+    shared_with = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, verbose_name=_("shared with"), blank=True, related_name="shared_customers"
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="customers")
+    email_consent = models.BooleanField(_("email consent"), default=False)
+    email_consent_at = models.DateTimeField(_("email consent given"), null=True, blank=True)
+    sms_consent = models.BooleanField(_("SMS consent"), default=False)
+    sms_consent_at = models.DateTimeField(_("SMS consent given"), null=True, blank=True)
+    external_id = models.CharField(_("external id"), max_length=100, blank=True)
+    custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
+    # Lower-cased name, email, phone digits, external id and pinyin of the name: what search matches.
+    search_text = models.TextField(blank=True, default="")
+
+    # Order figures kept current by customers.services (one UPDATE ... FROM aggregate), so the list
+    # can filter and sort on them without aggregating a million orders per request.
+    total_spent = models.DecimalField(_("total spent"), max_digits=14, decimal_places=2, default=Decimal("0"))
+    orders_count = models.PositiveIntegerField(_("orders"), default=0)
+    first_order_at = models.DateTimeField(_("first purchase"), null=True, blank=True)
+    last_order_at = models.DateTimeField(_("last purchase"), null=True, blank=True)
+
+    # Recycle bin: a deleted customer keeps its rows and is hidden until restored or purged.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_from"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        indexes = [
+            models.Index(fields=["email"], name="customer_email_idx"),
+            models.Index(fields=["phone"], name="customer_phone_idx"),
+            models.Index(fields=["owner", "-created_at"], name="customer_owner_created_idx"),
+            models.Index(fields=["-last_order_at"], name="customer_last_order_idx"),
+            models.Index(fields=["-total_spent"], name="customer_total_spent_idx"),
+            models.Index(fields=["source"], name="customer_source_idx"),
+            models.Index(fields=["city"], name="customer_city_idx"),
+            GinIndex(fields=["custom_fields"], name="customer_custom_fields_gin"),
+            GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~models.Q(external_id=""),
+                name="customer_external_id_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(total_spent__gte=0), name="customer_total_spent_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def average_order_value(self) -> Decimal | None:
+        if not self.orders_count:
+            return None
+        return (self.total_spent / self.orders_count).quantize(Decimal("0.01"))
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PAID = "paid", _("Paid")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Channel(models.TextChoices):
+        ONLINE = "online", _("Online")
+        STORE = "store", _("Store")
+        PHONE = "phone", _("Phone")
+        MARKETPLACE = "marketplace", _("Marketplace")
+
+    VISIBILITY_OWNER_FIELD = "customer__owner"
+    VISIBILITY_SHARED_WITH_FIELD = "customer__shared_with"
+    # Statuses whose money counts as a purchase (net of refunds) in figures and analytics.
+    PURCHASE_STATUSES = (Status.PAID, Status.PARTIALLY_REFUNDED)
+
+    number = models.CharField(_("order number"), max_length=64, unique=True)
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.PROTECT, related_name="orders"
+    )
+    placed_at = models.DateTimeField(_("placed at"))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PAID)
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices, default=Channel.STORE)
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    total = models.DecimalField(
+        _("total"), max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    refunded_total = models.DecimalField(_("refunded"), max_digits=12, decimal_places=2, default=Decimal("0"))
+    external_id = models.CharField(_("external id"), max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        indexes = [
+            models.Index(fields=["customer", "-placed_at"], name="order_customer_placed_idx"),
+            models.Index(fields=["placed_at"], name="order_placed_idx"),
+            models.Index(fields=["status", "placed_at"], name="order_status_placed_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(total__gte=0), name="order_total_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(refunded_total__gte=0) & models.Q(refunded_total__lte=models.F("total")),
+                name="order_refund_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def net_total(self) -> Decimal:
+        return self.total - self.refunded_total
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(_("SKU"), max_length=64, blank=True)
+    product_name = models.CharField(_("product"), max_length=200)
+    category = models.CharField(_("category"), max_length=100, blank=True)
+    quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=2, default=Decimal("1"))
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
+        indexes = [models.Index(fields=["sku"], name="orderline_sku_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="orderline_quantity_gt_0"),
+            models.CheckConstraint(condition=models.Q(unit_price__gte=0), name="orderline_price_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_name}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+class Refund(models.Model):
+    """A refund is recorded as its own row; the order's refunded_total and status follow from them."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    refunded_at = models.DateTimeField(_("refunded at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-refunded_at"]
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_gt_0")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.amount}"
+
+
+class BehaviourEvent(models.Model):
+    """Page views, product views, cart adds, searches, email opens... The largest table: kept narrow."""
+
+    class EventType(models.TextChoices):
+        PAGE_VIEW = "page_view", _("Page view")
+        PRODUCT_VIEW = "product_view", _("Product view")
+        ADD_TO_CART = "add_to_cart", _("Add to cart")
+        REMOVE_FROM_CART = "remove_from_cart", _("Remove from cart")
+        CHECKOUT = "checkout", _("Checkout started")
+        SEARCH = "search", _("Search")
+        EMAIL_OPEN = "email_open", _("Email opened")
+        EMAIL_CLICK = "email_click", _("Email link clicked")
+        LOGIN = "login", _("Login")
+
+    VISIBILITY_OWNER_FIELD = "customer__owner"
+    VISIBILITY_SHARED_WITH_FIELD = "customer__shared_with"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events", db_index=False)
+    event_type = models.CharField(_("type"), max_length=30, choices=EventType.choices)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = _("behaviour event")
+        verbose_name_plural = _("behaviour events")
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="event_customer_time_idx"),
+            models.Index(fields=["event_type", "occurred_at"], name="event_type_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.occurred_at:%Y-%m-%d}"

@@ -1,0 +1,85 @@
+"""Create, advance and finish background jobs. Progress writes commit immediately (their own
+autocommit statement), so a user polling the job sees them while the job's own transaction runs."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import BackgroundJob
+
+
+def job_create(*, kind: str, created_by=None, params: dict | None = None, input_file=None) -> BackgroundJob:
+    job = BackgroundJob(kind=kind, created_by=created_by, params=params or {})
+    if input_file is not None:
+        job.input_file = input_file
+    job.full_clean(exclude=["input_file", "output_file"])
+    job.save()
+    return job
+
+
+def job_get_or_create_active(
+    *, kind: str, created_by=None, params: dict | None = None
+) -> tuple[BackgroundJob, bool]:
+    """Join a job of this kind that is already waiting or running instead of starting a second one."""
+    with transaction.atomic():
+        # One job of a kind at a time: lock the existing active row (if any) while deciding.
+        existing = (
+            BackgroundJob.objects.select_for_update()
+            .filter(kind=kind, status__in=BackgroundJob.ACTIVE_STATUSES)
+            .order_by("created_at")
+            .first()
+        )
+        if existing is not None:
+            return existing, False
+        return job_create(kind=kind, created_by=created_by, params=params), True
+
+
+def job_enqueue(*, job: BackgroundJob, task, **task_kwargs) -> None:
+    """Send the Celery task once the job row is committed; the task receives the job id."""
+
+    def send():
+        result = task.apply_async(kwargs={"job_id": job.pk, **task_kwargs})
+        BackgroundJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+def job_start(*, job_id: int) -> BackgroundJob | None:
+    """Mark a job running; returns None if it already finished (a redelivered message is a no-op)."""
+    updated = BackgroundJob.objects.filter(pk=job_id, status__in=BackgroundJob.ACTIVE_STATUSES).update(
+        status=BackgroundJob.Status.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
+    )
+    return BackgroundJob.objects.get(pk=job_id) if updated else None
+
+
+def job_progress(*, job_id: int, progress: int, message: str = "") -> None:
+    BackgroundJob.objects.filter(pk=job_id).update(
+        progress=max(0, min(100, int(progress))), message=message[:500], updated_at=timezone.now()
+    )
+
+
+def job_progress_callback(job_id: int) -> Callable[[int, str], None]:
+    return lambda progress, message="": job_progress(job_id=job_id, progress=progress, message=message)
+
+
+def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "") -> None:
+    BackgroundJob.objects.filter(pk=job_id).update(
+        status=BackgroundJob.Status.SUCCEEDED,
+        progress=100,
+        result=result or {},
+        message=message[:500],
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def job_fail(*, job_id: int, message: str) -> None:
+    BackgroundJob.objects.filter(pk=job_id).update(
+        status=BackgroundJob.Status.FAILED,
+        message=message[:500],
+        finished_at=timezone.now(),
+        updated_at=F("updated_at"),
+    )
