@@ -1,0 +1,135 @@
+"""Extension points through which other apps contribute to customer pages and operations.
+
+The customers app owns the customer list, the 360° page and merging, but segmentation, loyalty and
+interactions attach their own data to a customer. Rather than customers importing them, each app
+registers what it contributes in its AppConfig.ready():
+
+- list filters and columns for the customer list (e.g. RFM segment, lifecycle stage, CLV, tier);
+- panels for the customer detail page (e.g. "Value" with RFM scores and CLV);
+- timeline entries (orders, interactions, points, stage changes, alerts, edits);
+- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo.
+
+Every callable receives plain arguments and returns plain data, so the registrations are easy to
+test on their own.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils.functional import Promise
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A filter on the customer list.
+
+    `form_field()` builds the form field shown in the filter bar (named `key`); `apply(qs, value,
+    user)` narrows the queryset for a cleaned, non-empty value. It must stay index-friendly: use
+    joins or EXISTS subqueries on indexed columns, never Python loops.
+    """
+
+    key: str
+    label: str | Promise
+    form_field: Callable[[], forms.Field]
+    apply: Callable[[QuerySet, Any, Any], QuerySet]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class ListColumn:
+    """An optional column of the customer list.
+
+    `prepare(qs)` adds what the column needs (select_related / annotate) so a page of rows costs no
+    extra query per row; `value(customer)` returns the cell (a string, number, date or None);
+    `sort_field` (optional) is an ORM ordering expression, e.g. "segmentation_score__clv".
+    """
+
+    key: str
+    label: str | Promise
+    prepare: Callable[[QuerySet], QuerySet]
+    value: Callable[[Any], Any]
+    sort_field: str | None = None
+    default_visible: bool = False
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class DetailPanel:
+    """A card on the customer 360° page: `context(customer, user)` returns the template context, or
+    None to hide the panel; rendered with `template`."""
+
+    key: str
+    title: str | Promise
+    template: str
+    context: Callable[[Any, Any], dict | None]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    when: datetime
+    kind: str  # e.g. "order", "edit", "stage_change", "alert", "interaction", "points"
+    title: str
+    detail: str = ""
+    icon: str = "dot"  # a Bootstrap Icons name
+    url: str = ""
+    actor: str = ""
+
+
+# A timeline provider returns the customer's entries newer than `before` (or all when None), at most
+# `limit` of them, newest first, in one or two queries.
+TimelineProvider = Callable[..., Iterable[TimelineEntry]]
+
+
+@dataclass(frozen=True)
+class MergeHook:
+    """Moves an app's rows from `merged` to `survivor` when two customers are merged.
+
+    `move(survivor, merged) -> dict` performs the move inside the merge transaction and returns
+    JSON-safe undo information (typically the ids of the rows it moved); `undo(survivor, merged,
+    info)` moves exactly those rows back. Both run in the tenant's schema within a transaction.
+    """
+
+    key: str
+    move: Callable[[Any, Any], dict]
+    undo: Callable[[Any, Any, dict], None]
+
+
+@dataclass
+class CustomerRegistry:
+    list_filters: dict[str, ListFilter] = field(default_factory=dict)
+    list_columns: dict[str, ListColumn] = field(default_factory=dict)
+    detail_panels: dict[str, DetailPanel] = field(default_factory=dict)
+    timeline_providers: dict[str, TimelineProvider] = field(default_factory=dict)
+    merge_hooks: dict[str, MergeHook] = field(default_factory=dict)
+
+    def add_list_filter(self, item: ListFilter) -> None:
+        self.list_filters[item.key] = item
+
+    def add_list_column(self, item: ListColumn) -> None:
+        self.list_columns[item.key] = item
+
+    def add_detail_panel(self, item: DetailPanel) -> None:
+        self.detail_panels[item.key] = item
+
+    def add_timeline_provider(self, key: str, provider: TimelineProvider) -> None:
+        self.timeline_providers[key] = provider
+
+    def add_merge_hook(self, item: MergeHook) -> None:
+        self.merge_hooks[item.key] = item
+
+    def sorted_filters(self) -> list[ListFilter]:
+        return sorted(self.list_filters.values(), key=lambda f: (f.order, f.key))
+
+    def sorted_columns(self) -> list[ListColumn]:
+        return sorted(self.list_columns.values(), key=lambda c: (c.order, c.key))
+
+    def sorted_panels(self) -> list[DetailPanel]:
+        return sorted(self.detail_panels.values(), key=lambda p: (p.order, p.key))
+
+
+registry = CustomerRegistry()
