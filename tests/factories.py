@@ -16,8 +16,8 @@ from factory.django import DjangoModelFactory
 from crm.accounts.models import Role, User
 from customers.models import (
     BehaviourEvent,
-    CustomFieldDefinition,
     Customer,
+    CustomFieldDefinition,
     Order,
     OrderLine,
     Refund,
