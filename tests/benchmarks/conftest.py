@@ -7,6 +7,7 @@ rewritten under an exclusive file lock and replaced atomically (write a temporar
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -32,7 +33,11 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
 def append_benchmark_result(name: str, path: Path = BENCH_RESULTS, **figures: Any) -> dict[str, Any]:
     """Append one result to the JSON list at `path` atomically and return the stored entry."""
     entry = {"name": name, **figures, "at": datetime.now(UTC).isoformat(timespec="seconds")}
-    lock_path = path.with_name(path.name + ".lock")
+    # The lock file lives in the temp folder so the repository root only ever holds the JSON itself.
+    lock_path = (
+        Path(tempfile.gettempdir())
+        / f"bench-results-{hashlib.sha1(str(path).encode()).hexdigest()[:12]}.lock"
+    )
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
