@@ -72,6 +72,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
             User.objects.create_superuser(email=PLATFORM_ADMIN_EMAIL, password=PASSWORD, full_name="Operator")
         connection.set_schema_to_public()
     yield
+    # Worker and server processes started by fixtures may still be disconnecting; make sure the test
+    # database can be dropped.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
@@ -229,6 +236,8 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
+        # Tasks the worker enqueues itself (dispatchers) stay on this session's queue.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     celery_bin = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
     with open(log, "w") as log_file:

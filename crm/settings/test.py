@@ -6,7 +6,10 @@ from .base import env
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# In-process tests read django.core.mail.outbox; a live server process for browser tests writes
+# files that the test reads (TEST_EMAIL_BACKEND / EMAIL_FILE_PATH are set by tests/browser/conftest.py).
+EMAIL_BACKEND = env("TEST_EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / ".data" / "test-mail"))  # noqa: F405
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Each test run uses its own Redis database and key prefix so runs never see each other's keys.
 CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="crm-test")  # noqa: F405
@@ -15,3 +18,6 @@ ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [f"http://*.{BASE_DOMAIN}"]
 MEDIA_ROOT = BASE_DIR / ".data" / "test-media"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# Serve static files straight from the source folders (no collectstatic in tests).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,39 @@
+# The two commands: `make run` (the app with demo data) and `make test` (lint + the whole test suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench messages venv clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/devrun.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(STAMP) lint
+	$(PY) scripts/testrun.py
+
+bench: $(STAMP)
+	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" $(ARGS)
+
+messages: $(STAMP)
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=static/vendor --ignore=tests --no-obsolete
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,183 @@
+"""Browser tests: Debian's Chromium driven by Playwright against a real server process.
+
+- `live_server_url`: `manage.py runserver` in a subprocess on the test database, with the session's
+  Celery worker queue, so pages that enqueue work are served by a real worker; e-mail is written to
+  files that `sent_emails()` reads.
+- Chromium resolves every host to 127.0.0.1 (`--host-resolver-rules`), so tenant hosts such as
+  `http://alpha.testserver.local:PORT/` reach the live server.
+- Data must be committed for the server process to see it: use the `committed_tenant` fixture.
+- On failure a screenshot is saved under test-artifacts/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import PASSWORD, REPO_ROOT, _test_database_url
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
+# itself between browser steps are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * 127.0.0.1",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mail_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mail")
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir, tmp_path_factory):
+    """Base URL template: format with a host, e.g. live_server_url.format(host="alpha.testserver.local")."""
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings.test",
+        "DATABASE_URL": database_url,
+        "CONN_MAX_AGE": "0",
+        "CELERY_TASK_DEFAULT_QUEUE": celery_worker["queue"],
+        "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
+        "SITE_PORT": str(port),
+    }
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"The live server exited early:\n{log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"The live server did not start in 60 s:\n{log.read_text()}")
+        yield f"http://{{host}}:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def tenant_url(live_server_url):
+    """tenant_url(tenant, path="/") -> the absolute URL of a page on the tenant's site."""
+
+    def make(tenant, path: str = "/") -> str:
+        return live_server_url.format(host=f"{tenant.slug}.{settings.BASE_DOMAIN}") + path
+
+    return make
+
+
+@pytest.fixture
+def public_url(live_server_url):
+    def make(path: str = "/") -> str:
+        return live_server_url.format(host=settings.BASE_DOMAIN) + path
+
+    return make
+
+
+@pytest.fixture
+def sent_emails(mail_dir):
+    """sent_emails() -> the e-mail messages the live server has written, oldest first."""
+
+    def read():
+        messages = []
+        for path in sorted(mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime):
+            for chunk in path.read_bytes().split(b"-" * 79):
+                if chunk.strip():
+                    messages.append(message_from_bytes(chunk.strip(), policy=default_policy))
+        return messages
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("Chromium is not installed: `apt-get install chromium` (.ci/run does this).")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.nodeid.replace("/", "_").replace("::", "__")
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception as exc:  # the page may already be gone; the test failure matters more
+            print(f"screenshot failed: {exc}")
+    context.close()
+
+
+@pytest.fixture
+def login(tenant_url):
+    """login(page, tenant, email, password=PASSWORD): sign in through the real login form."""
+
+    def do_login(page, tenant, email: str, password: str = PASSWORD) -> None:
+        page.goto(tenant_url(tenant, "/accounts/login/"))
+        page.fill("input[name=username]", email)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+
+    return do_login

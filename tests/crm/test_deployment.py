@@ -1,0 +1,42 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_production_settings_pass_the_deploy_check():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings.production",
+        "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-9f8e7d6c5b4a",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose binary not installed")
+def test_docker_compose_file_is_valid():
+    result = subprocess.run(["docker-compose", "config", "-q"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services = subprocess.run(
+        ["docker-compose", "config", "--services"], cwd=REPO, capture_output=True, text=True
+    )
+    assert set(services.stdout.split()) == {"db", "redis", "web", "worker", "beat"}
+
+
+def test_env_example_names_every_required_setting():
+    text = (REPO / ".env.example").read_text()
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "BASE_DOMAIN", "EMAIL_URL", "DEBUG"):
+        assert name in text
