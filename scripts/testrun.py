@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     env, servers = service_environment()
     env["DJANGO_SETTINGS_MODULE"] = "crm.settings.test"
     try:
-        if shutil.which("msgfmt"):
+        if shutil.which("msgfmt") and any((ROOT / "locale").glob("*/LC_MESSAGES/*.po")):
             subprocess.run(
                 [sys.executable, "manage.py", "compilemessages", "--ignore=.venv", "-v0"],
                 cwd=ROOT,
