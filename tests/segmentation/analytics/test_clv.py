@@ -566,3 +566,72 @@ def test_bgnbd_fit_dataclass_helpers() -> None:
     fit = BGNBDFit(0.2, 4.0, 1.0, 3.0, -1.0, True, False, "", 10)
     assert fit.params == (0.2, 4.0, 1.0, 3.0)
     assert fit.mean_dropout == pytest.approx(0.25)
+
+
+def test_penalizer_shrinks_parameters() -> None:
+    sample = simulate_bgnbd(5000, 0.5, 6.0, 1.2, 3.0, 52.0, seed=8)
+    plain = fit_bgnbd(sample.frequency, sample.recency, sample.T)
+    shrunk = fit_bgnbd(sample.frequency, sample.recency, sample.T, penalizer=0.05)
+    assert shrunk.penalizer == 0.05
+    # the penalty is on the scaled parameters (T rescaled to max 10): alpha_scaled = alpha * 10 / 52
+    size = lambda f: f.r**2 + (f.alpha * 10 / 52) ** 2 + f.a**2 + f.b**2  # noqa: E731
+    assert size(shrunk) < size(plain)
+    assert shrunk.log_likelihood < plain.log_likelihood  # the MLE has the highest likelihood
+
+
+def test_optimiser_falls_back_when_lbfgsb_fails() -> None:
+    from segmentation.analytics.clv import _minimise
+
+    def wrong_gradient(z: np.ndarray) -> tuple[float, np.ndarray]:
+        value = float(np.sum((z - 1.0) ** 2))
+        return value, -2.0 * (z - 1.0)  # wrong sign: gradient methods cannot make progress
+
+    best_x, best_value, converged, message = _minimise(
+        wrong_gradient, [np.zeros(3), np.full(3, 2.5)], (), -10.0, 10.0
+    )
+    np.testing.assert_allclose(best_x, 1.0, atol=1e-4)
+    assert best_value < 1e-8 and converged
+    assert message.startswith("Nelder-Mead")
+
+
+def test_simulated_frame_feeds_summary_and_rfm() -> None:
+    from segmentation.analytics.rfm import compute_rfm
+
+    tx = simulate_transactions_frame(
+        300, r=1.0, alpha=10.0, a=0.5, b=2.0, acquisition_days=60, observation_days=120, seed=9,
+        customer_prefix="cust-",
+    )  # fmt: skip
+    assert list(tx.columns) == ["customer_id", "date", "amount"]
+    assert tx["customer_id"].str.startswith("cust-").all()
+    first = tx.groupby("customer_id")["date"].min()
+    assert first.min() >= pd.Timestamp("2023-01-01") and first.max() < pd.Timestamp("2023-03-02")
+    assert tx["date"].max() < pd.Timestamp("2023-01-01") + pd.Timedelta(days=120)
+    assert (tx["amount"] >= 0).all() and tx["customer_id"].nunique() == 300
+    end = pd.Timestamp("2023-04-30")  # day 119, the last observed day
+    summary = summary_from_transactions(tx, "customer_id", "date", "amount", end, time_unit="D")
+    rfm_frame = compute_rfm(tx, as_of=end + pd.Timedelta(hours=23), date_col="date")
+    assert rfm_frame.index.equals(summary.index)
+    np.testing.assert_array_equal(rfm_frame["frequency"], summary["frequency"] + 1)
+    np.testing.assert_allclose(rfm_frame["monetary"], summary["total_value"])
+    np.testing.assert_array_equal(rfm_frame["recency_days"], summary["T"] - summary["recency"])
+    # the same instants expressed in another time zone give the same summary
+    shifted = tx.assign(date=tx["date"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
+    pd.testing.assert_frame_equal(
+        summary_from_transactions(shifted, "customer_id", "date", "amount", end, time_unit="D"), summary
+    )
+
+
+def test_predict_clv_falls_back_when_spend_has_infinite_mean() -> None:
+    sample = simulate_bgnbd(4000, 0.4, 5.0, 0.8, 2.5, 52.0, seed=31)
+    spend = simulate_gamma_gamma(sample.frequency, 3.0, 0.7, 10.0, seed=32)
+    summary = pd.DataFrame(
+        {"frequency": sample.frequency, "recency": sample.recency, "T": sample.T, "monetary_value": spend}
+    )
+    predictions, report = predict_clv(summary, horizon_days=180, discount_rate_annual=0.05, margin=1.0)
+    assert report.fallback and report.gamma_gamma is not None and not report.gamma_gamma.finite_mean
+    assert report.bgnbd is not None and report.bgnbd.converged and not report.bgnbd.at_boundary
+    assert "Gamma-Gamma fit is unusable" in report.reason and "infinite" in report.reason
+    # without total_value the fallback AOV is the repeat mean, and the population mean for one-timers
+    repeat = summary["frequency"] > 0
+    np.testing.assert_allclose(predictions.loc[repeat, "expected_order_value"], spend[repeat.to_numpy()])
+    assert predictions.loc[~repeat, "expected_order_value"].nunique() == 1
