@@ -148,7 +148,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "fail-stale-jobs": {"task": "crm.jobs.tasks.fail_stale_jobs_all_tenants", "schedule": 60 * 30},
+}
 
 # --- Accounts ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -1,0 +1,30 @@
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.tenancy.dispatch import enqueue_for_active_tenants
+
+from .models import BackgroundJob
+
+
+@shared_task(acks_late=True)
+def fail_stale_jobs(max_age_hours: int = 6) -> int:
+    """Mark jobs that have been waiting or running far too long as failed, so no progress bar spins
+    forever after a lost worker. Runs in the tenant schema it was sent from; idempotent."""
+    cutoff = timezone.now() - timedelta(hours=max_age_hours)
+    return BackgroundJob.objects.filter(
+        status__in=BackgroundJob.ACTIVE_STATUSES, updated_at__lt=cutoff
+    ).update(
+        status=BackgroundJob.Status.FAILED,
+        message=_("Stopped: no progress for %(hours)s hours. Please start it again.")
+        % {"hours": max_age_hours},
+        finished_at=timezone.now(),
+    )
+
+
+@shared_task(acks_late=True)
+def fail_stale_jobs_all_tenants() -> int:
+    """Beat entry (public schema): one fail_stale_jobs per active tenant."""
+    return enqueue_for_active_tenants(fail_stale_jobs)

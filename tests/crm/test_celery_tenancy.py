@@ -1,0 +1,82 @@
+"""A real Celery worker process runs tenant tasks in the schema they were sent from, and only there."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context, tenant_context
+
+from crm.jobs.models import BackgroundJob
+from crm.jobs.tasks import fail_stale_jobs, fail_stale_jobs_all_tenants
+
+pytestmark = pytest.mark.celery_worker
+
+
+def _stale_job(tenant) -> int:
+    with schema_context(tenant.schema_name):
+        job = BackgroundJob.objects.create(kind="test.stale", status=BackgroundJob.Status.RUNNING)
+        BackgroundJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(hours=7))
+        return job.pk
+
+
+def _status(tenant, job_id: int) -> str:
+    with schema_context(tenant.schema_name):
+        return BackgroundJob.objects.get(pk=job_id).status
+
+
+def test_worker_runs_a_task_in_the_sending_tenant_only(celery_worker, committed_tenant, django_db_blocker):
+    tenant_a, tenant_b = committed_tenant(), committed_tenant()
+    with django_db_blocker.unblock():
+        job_a, job_b = _stale_job(tenant_a), _stale_job(tenant_b)
+        with tenant_context(tenant_a):
+            result = fail_stale_jobs.delay(max_age_hours=6)
+        assert result.get(timeout=30) == 1
+        assert _status(tenant_a, job_a) == BackgroundJob.Status.FAILED
+        assert _status(tenant_b, job_b) == BackgroundJob.Status.RUNNING
+        connection.set_schema_to_public()
+
+
+def test_beat_dispatcher_reaches_every_active_tenant(celery_worker, committed_tenant, django_db_blocker):
+    tenant_a, tenant_b = committed_tenant(), committed_tenant()
+    with django_db_blocker.unblock():
+        job_a, job_b = _stale_job(tenant_a), _stale_job(tenant_b)
+        connection.set_schema_to_public()
+        sent = fail_stale_jobs_all_tenants.delay().get(timeout=30)
+        assert sent >= 2
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if {_status(tenant_a, job_a), _status(tenant_b, job_b)} == {BackgroundJob.Status.FAILED}:
+                break
+            time.sleep(0.3)
+        assert _status(tenant_a, job_a) == BackgroundJob.Status.FAILED
+        assert _status(tenant_b, job_b) == BackgroundJob.Status.FAILED
+        connection.set_schema_to_public()
+
+
+@pytest.mark.django_db
+def test_cache_keys_are_scoped_to_the_tenant(tenant_a, tenant_b):
+    with tenant_context(tenant_a):
+        cache.set("greeting", "hello from alpha", 30)
+        assert cache.get("greeting") == "hello from alpha"
+    with tenant_context(tenant_b):
+        assert cache.get("greeting") is None
+    with tenant_context(tenant_a):
+        cache.delete("greeting")
+
+
+@pytest.mark.django_db
+def test_stored_files_are_kept_under_the_tenant_folder(tenant_a, tenant_b):
+    with tenant_context(tenant_a):
+        name = default_storage.save("exports/report.csv", ContentFile(b"a,b\n"))
+        path_a = default_storage.path(name)
+    with tenant_context(tenant_b):
+        path_b = default_storage.path(name)
+        assert not default_storage.exists(name)
+    assert f"/{tenant_a.schema_name}/" in path_a and f"/{tenant_b.schema_name}/" in path_b
+    with tenant_context(tenant_a):
+        default_storage.delete(name)
