@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import connection
 from django.dispatch import receiver
 from django.utils import timezone
@@ -18,3 +18,30 @@ def record_tenant_activity(sender, request, user, **kwargs):
     Tenant.objects.filter(pk=tenant.pk).exclude(last_activity_at__gt=now - timedelta(minutes=5)).update(
         last_activity_at=now
     )
+
+
+@receiver(user_logged_in)
+def remember_user_session(sender, request, user, **kwargs):
+    """Map the new session to its user (in the schema being served) so it can be ended later."""
+    from django.contrib.sessions.models import Session
+
+    from .models import UserSession
+
+    session = getattr(request, "session", None)
+    if session is None or not hasattr(session, "session_key"):
+        return
+    if session.session_key is None:
+        session.save()
+    UserSession.objects.filter(user=user).exclude(
+        session_key__in=Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
+    ).delete()
+    UserSession.objects.update_or_create(session_key=session.session_key, defaults={"user": user})
+
+
+@receiver(user_logged_out)
+def forget_user_session(sender, request, user, **kwargs):
+    from .models import UserSession
+
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        UserSession.objects.filter(session_key=session_key).delete()

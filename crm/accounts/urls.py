@@ -16,5 +16,19 @@ urlpatterns = [
         name="password_reset_confirm",
     ),
     path("password-reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("invitation/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("settings/", views.settings_index, name="settings"),
+    path("settings/users/", views.user_list, name="user_list"),
+    path("settings/users/invite/", views.user_invite, name="user_invite"),
+    path("settings/users/<int:user_id>/", views.user_detail, name="user_detail"),
+    path("settings/users/<int:user_id>/role/", views.user_change_role, name="user_change_role"),
+    path("settings/users/<int:user_id>/deactivate/", views.user_deactivate, name="user_deactivate"),
+    path("settings/users/<int:user_id>/reactivate/", views.user_reactivate, name="user_reactivate"),
+    path(
+        "settings/invitations/<int:invitation_id>/resend/", views.invitation_resend, name="invitation_resend"
+    ),
+    path(
+        "settings/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"
+    ),
+    path("settings/audit/", views.audit_log, name="audit_log"),
 ]

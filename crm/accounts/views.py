@@ -1,19 +1,51 @@
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
-from .forms import EmailAuthenticationForm, ProfileForm
+from . import selectors, services
+from .forms import (
+    EmailAuthenticationForm,
+    InvitationAcceptForm,
+    InvitationForm,
+    ProfileForm,
+    RoleForm,
+    UserFilterForm,
+)
 from .permissions import ADMINS, role_required
 from .services import user_update_profile
+
+
+def _errors_to_messages(request, exc: ValidationError) -> None:
+    for message in exc.messages:
+        messages.error(request, message)
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: field errors at their field, the rest on top."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = EmailAuthenticationForm
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        # The public site has no "home": platform admins land on the console.
+        if connection.schema_name == "public":
+            return reverse("tenancy:list")
+        return super().get_default_redirect_url()
 
 
 def lockout(request, credentials=None, *args, **kwargs):
@@ -69,3 +101,183 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
+
+
+# --- Settings -> Users (tenant admins) ------------------------------------------------------------
+
+USERS_PAGE_SIZE = 50
+
+
+@role_required(*ADMINS)
+def user_list(request):
+    from django.core.paginator import Paginator
+
+    filters = UserFilterForm(request.GET or None)
+    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    users = selectors.user_list(
+        search=cleaned.get("q", ""), role=cleaned.get("role", ""), status=cleaned.get("status", "")
+    )
+    page = Paginator(users, USERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "accounts/user_list.html",
+        {
+            "filters": filters,
+            "page_obj": page,
+            "users": page.object_list,
+            "querystring": query.urlencode(),
+            "invitations": list(selectors.invitation_list_pending()),
+        },
+    )
+
+
+@role_required(*ADMINS)
+def user_invite(request):
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation = services.invitation_create(
+                actor=request.user, tenant=request.tenant, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
+            return redirect("accounts:user_list")
+    return render(request, "accounts/invitation_form.html", {"form": form})
+
+
+@role_required(*ADMINS)
+def user_detail(request, user_id: int):
+    from crm.audit.selectors import audit_events_for
+
+    member = selectors.user_get(user_id=user_id)
+    return render(
+        request,
+        "accounts/user_detail.html",
+        {
+            "member": member,
+            "role_form": RoleForm(initial={"role": member.role}),
+            "events": selectors.audit_with_display_changes(audit_events_for(target=member)[:20]),
+            "is_self": member.pk == request.user.pk,
+        },
+    )
+
+
+@role_required(*ADMINS)
+@require_POST
+def user_change_role(request, user_id: int):
+    member = selectors.user_get(user_id=user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a valid role."))
+        return redirect("accounts:user_detail", user_id=member.pk)
+    try:
+        services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"])
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+    else:
+        messages.success(
+            request,
+            _("%(name)s is now %(role)s.") % {"name": member, "role": member.get_role_display()},
+        )
+    return redirect("accounts:user_detail", user_id=member.pk)
+
+
+@role_required(*ADMINS)
+@require_POST
+def user_deactivate(request, user_id: int):
+    member = selectors.user_get(user_id=user_id)
+    try:
+        services.user_deactivate(actor=request.user, user=member)
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+    else:
+        messages.success(request, _("%(name)s has been deactivated and signed out.") % {"name": member})
+    return redirect("accounts:user_detail", user_id=member.pk)
+
+
+@role_required(*ADMINS)
+@require_POST
+def user_reactivate(request, user_id: int):
+    member = selectors.user_get(user_id=user_id)
+    services.user_reactivate(actor=request.user, user=member)
+    messages.success(request, _("%(name)s can sign in again.") % {"name": member})
+    return redirect("accounts:user_detail", user_id=member.pk)
+
+
+@role_required(*ADMINS)
+@require_POST
+def invitation_resend(request, invitation_id: int):
+    invitation = selectors.invitation_get(invitation_id=invitation_id)
+    try:
+        services.invitation_resend(actor=request.user, invitation=invitation, tenant=request.tenant)
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+    else:
+        messages.success(request, _("Invitation sent again to %(email)s.") % {"email": invitation.email})
+    return redirect("accounts:user_list")
+
+
+@role_required(*ADMINS)
+@require_POST
+def invitation_revoke(request, invitation_id: int):
+    invitation = selectors.invitation_get(invitation_id=invitation_id)
+    try:
+        services.invitation_revoke(actor=request.user, invitation=invitation)
+    except ValidationError as exc:
+        _errors_to_messages(request, exc)
+    else:
+        messages.success(
+            request, _("The invitation to %(email)s has been revoked.") % {"email": invitation.email}
+        )
+    return redirect("accounts:user_list")
+
+
+def invitation_accept(request, token: str):
+    """The page an invitation link opens: choose a name and password, then you are signed in."""
+    try:
+        invitation = services.invitation_check_token(token=token)
+    except services.InvitationTokenError as exc:
+        return render(request, "accounts/invitation_invalid.html", {"reason": exc.reason}, status=400)
+    form = InvitationAcceptForm(
+        request.POST or None, invitation=invitation, initial={"full_name": invitation.full_name}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.invitation_accept(
+                token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password1"]
+            )
+        except services.InvitationTokenError as exc:
+            return render(request, "accounts/invitation_invalid.html", {"reason": exc.reason}, status=400)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, _("Welcome, %(name)s! Your account is ready.") % {"name": user})
+            return redirect("home")
+    return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation})
+
+
+@role_required(*ADMINS)
+def audit_log(request):
+    try:
+        before_id = int(request.GET.get("before", "") or 0) or None
+    except ValueError:
+        before_id = None
+    action = (request.GET.get("action", "") or "").strip()[:60]
+    events = selectors.audit_event_list(before_id=before_id, action=action)
+    has_more = len(events) > selectors.AUDIT_PAGE_SIZE
+    events = events[: selectors.AUDIT_PAGE_SIZE]
+    return render(
+        request,
+        "accounts/audit_log.html",
+        {
+            "events": selectors.audit_with_display_changes(events),
+            "action": action,
+            "next_before": events[-1].pk if has_more and events else None,
+            "is_first_page": before_id is None,
+        },
+    )

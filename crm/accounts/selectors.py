@@ -1,0 +1,85 @@
+"""Reads for the accounts pages. Everything here runs in the schema of the tenant being served."""
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from crm.audit.models import AuditEvent
+
+from .models import Invitation, Role, User
+
+AUDIT_PAGE_SIZE = 50
+
+
+def user_list(*, search: str = "", role: str = "", status: str = "") -> QuerySet[User]:
+    users = User.objects.all().only(
+        "id", "email", "full_name", "role", "is_active", "last_login", "date_joined"
+    )
+    search = (search or "").strip()
+    if search:
+        users = users.filter(Q(email__icontains=search) | Q(full_name__icontains=search))
+    if role in Role.values:
+        users = users.filter(role=role)
+    if status == "active":
+        users = users.filter(is_active=True)
+    elif status == "inactive":
+        users = users.filter(is_active=False)
+    return users.order_by("-is_active", "full_name", "email")
+
+
+def user_get(*, user_id: int) -> User:
+    try:
+        return User.objects.get(pk=user_id)
+    except (User.DoesNotExist, ValueError, TypeError):
+        raise Http404
+
+
+def invitation_list_pending() -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
+
+
+def invitation_get(*, invitation_id: int) -> Invitation:
+    try:
+        return Invitation.objects.get(pk=invitation_id)
+    except (Invitation.DoesNotExist, ValueError, TypeError):
+        raise Http404
+
+
+def audit_event_list(
+    *, before_id: int | None = None, action: str = "", target_type: str = "", target_id: str = ""
+) -> list[AuditEvent]:
+    """One page of the tenant's audit log, newest first, paged by id (no COUNT over a long log).
+
+    Returns up to AUDIT_PAGE_SIZE + 1 events: the extra one only tells the page there is more.
+    """
+    events = AuditEvent.objects.select_related("actor").order_by("-id")
+    if before_id:
+        events = events.filter(id__lt=before_id)
+    if action:
+        events = events.filter(action__startswith=action)
+    if target_type:
+        events = events.filter(target_type=target_type)
+    if target_id:
+        events = events.filter(target_id=str(target_id))
+    return list(events[: AUDIT_PAGE_SIZE + 1])
+
+
+def audit_with_display_changes(events) -> list[AuditEvent]:
+    """Attach `display_changes` (field, old, new, value) to each event, for templates that cannot tell
+    an {"old", "new"} edit apart from a plain detail value."""
+    result = []
+    for event in events:
+        rows = []
+        for field, change in (event.changes or {}).items():
+            if isinstance(change, dict) and set(change) <= {"old", "new"}:
+                rows.append(
+                    {"field": field, "is_edit": True, "old": change.get("old"), "new": change.get("new")}
+                )
+            else:
+                rows.append({"field": field, "is_edit": False, "value": change})
+        event.display_changes = rows
+        result.append(event)
+    return result
