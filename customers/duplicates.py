@@ -1,0 +1,466 @@
+"""Finding likely duplicate customers (疑似重复客户).
+
+Three signals, each computed for the whole tenant in bulk (never by comparing every customer with
+every other one in Python):
+
+- the same normalised email (score 100): lower-cased and trimmed;
+- the same normalised phone (score 95): E.164, parsed with the tenant's default region when a
+  stored number is not already in international form;
+- a very similar name in the same city (score up to 90): the name is folded to a *name key* —
+  traditional → simplified Chinese (OpenCC t2s), Chinese characters → pinyin (pypinyin), lower
+  case, accents, spaces and punctuation removed — so 張偉, 张伟, "Zhang Wei" and "zhangwei" share the
+  key "zhangwei". Equal keys in the same city score 90, the same words in another order ("Wei
+  Zhang") 85, and otherwise pg_trgm `similarity()` of the keys (≥ NAME_SIMILARITY_THRESHOLD) gives
+  90 × similarity. Fuzzy comparison only happens inside blocks of (city, first letters of the key)
+  loaded into a temporary table, so the work grows with the block sizes, not with n².
+
+Keys are computed in Python from one `values_list` read (cached per distinct name and per
+character, which keeps 100,000 names to a second or two), equal keys are grouped with pandas, and
+the fuzzy pass runs in PostgreSQL. The finished list is cached per tenant, per visibility scope and
+per "version" of the customer table, so paging through it does not recompute it.
+
+Deleted customers (the recycle bin, including customers merged into another) are left out, pairs a
+user dismissed as "not duplicates" are left out, and a user only sees pairs of customers they can
+see both of (`visible_to`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+import phonenumbers
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from crm.accounts.permissions import MANAGERS, visible_to
+from crm.audit.models import AuditEvent
+
+from .models import Customer
+
+EMAIL_SCORE = 100
+PHONE_SCORE = 95
+NAME_EXACT_SCORE = 90
+NAME_REORDERED_SCORE = 85
+NAME_MAX_SCORE = 90
+# Trigram similarity of two name keys from which they count as "very similar": one typo in a short
+# name already costs three trigrams (jonathansmithson / jonathonsmithson = 0.70, catherinejones /
+# katherinejones = 0.67), while different names stay lower (marysmith / marksmith = 0.54).
+NAME_SIMILARITY_THRESHOLD = 0.6
+# Letters of the name key that must agree for two names to be compared by similarity at all.
+NAME_BLOCK_PREFIX = 2
+# A group of more customers than this sharing one email/phone/name is a placeholder value
+# ("test@test.com", a shop's own number) or a very common name, not a duplicate: left out, counted.
+MAX_GROUP_SIZE = 30
+# The page lists the best pairs; nobody reviews more than this many in one go.
+MAX_PAIRS = 20_000
+CACHE_SECONDS = 600
+DISMISS_ACTION = "customer.duplicate_dismissed"
+
+REASON_LABELS = {
+    "email": _("Same email"),
+    "phone": _("Same phone"),
+    "name": _("Same name in the same city"),
+    "name_reordered": _("Same name, words in another order, same city"),
+    "name_similar": _("Similar name in the same city"),
+}
+
+
+# Each signal is one bit, so the reasons of a pair aggregate with a vectorised sum.
+REASON_BITS = {"email": 1, "phone": 2, "name": 4, "name_reordered": 8, "name_similar": 16}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str  # a key of REASON_LABELS
+    similarity: float | None = None
+
+    @property
+    def label(self):
+        return REASON_LABELS[self.code]
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    first_id: int
+    second_id: int
+    score: int
+    reasons: tuple[Reason, ...]
+
+    @property
+    def codes(self) -> set[str]:
+        return {reason.code for reason in self.reasons}
+
+
+class DuplicateScan:
+    """The result of one scan: pairs best first, as a DataFrame (first_id, second_id, score, bits,
+    similarity). Slicing or iterating yields DuplicatePair objects, so a Paginator pages it directly
+    and only the page shown is turned into Python objects."""
+
+    def __init__(self, frame: pd.DataFrame, *, customers_scanned: int, skipped_groups: int, total: int):
+        self.frame = frame.reset_index(drop=True)
+        self.customers_scanned = customers_scanned
+        self.skipped_groups = skipped_groups  # groups larger than MAX_GROUP_SIZE, left out
+        self.total = total  # pairs found, before keeping the best MAX_PAIRS
+
+    @classmethod
+    def empty(cls, customers_scanned: int = 0, skipped_groups: int = 0) -> DuplicateScan:
+        frame = pd.DataFrame(
+            {"first_id": [], "second_id": [], "score": [], "bits": [], "similarity": []}
+        ).astype({"first_id": "int64", "second_id": "int64", "score": "int64", "bits": "int64"})
+        return cls(frame, customers_scanned=customers_scanned, skipped_groups=skipped_groups, total=0)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.frame)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._pair(row) for row in self.frame.iloc[index].itertuples(index=False)]
+        return self._pair(next(self.frame.iloc[[index]].itertuples(index=False)))
+
+    def __iter__(self):
+        return (self._pair(row) for row in self.frame.itertuples(index=False))
+
+    @property
+    def pairs(self) -> list[DuplicatePair]:
+        return list(self)
+
+    @staticmethod
+    def _pair(row) -> DuplicatePair:
+        similarity = None if pd.isna(row.similarity) else round(float(row.similarity), 2)
+        reasons = tuple(
+            Reason(code=code, similarity=similarity if code == "name_similar" else None)
+            for code, bit in REASON_BITS.items()
+            if int(row.bits) & bit
+        )
+        return DuplicatePair(
+            first_id=int(row.first_id), second_id=int(row.second_id), score=int(row.score), reasons=reasons
+        )
+
+
+# --- normalisation ---------------------------------------------------------------------------------
+
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_SPLIT_RE = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+_NON_WORD_RE = re.compile(r"[\W_]+", re.UNICODE)
+_CITY_SUFFIX_RE = re.compile(r"(市|city)$")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=20_000)
+def _han_syllable(char: str) -> str:
+    """Pinyin (no tones) of one Chinese character, after traditional → simplified conversion."""
+    from pypinyin import lazy_pinyin
+
+    simplified = _t2s().convert(char)
+    return "".join(lazy_pinyin(simplified)).lower()
+
+
+def _fold_latin(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def name_tokens(name: str) -> list[str]:
+    """The name as lower-case words: each Chinese character becomes its pinyin syllable."""
+    tokens: list[str] = []
+    for chunk in _CJK_SPLIT_RE.split(name):
+        if not chunk:
+            continue
+        if _CJK_RE.fullmatch(chunk):
+            tokens.append(_han_syllable(chunk))
+        else:
+            tokens.extend(word for word in _NON_WORD_RE.split(_fold_latin(chunk)) if word)
+    return tokens
+
+
+@lru_cache(maxsize=200_000)
+def name_keys(name: str) -> tuple[str, str]:
+    """(key, key of the words sorted): 張偉, 张伟, "Zhang Wei", "zhangwei" → ("zhangwei", "weizhang")."""
+    tokens = name_tokens(name or "")
+    return "".join(tokens), "".join(sorted(tokens))
+
+
+def name_key(name: str) -> str:
+    return name_keys(name)[0]
+
+
+@lru_cache(maxsize=20_000)
+def city_key(city: str) -> str:
+    """北京, 北京市, "Beijing", "beijing city" → "beijing"; 成都 → "chengdu" (read as a phrase, where
+    a character-by-character reading would say "chengdou")."""
+    from pypinyin import lazy_pinyin
+
+    folded = _t2s().convert((city or "").strip()).casefold()
+    folded = _CITY_SUFFIX_RE.sub("", folded.replace(" ", "")).strip()
+    return _NON_WORD_RE.sub("", _fold_latin("".join(lazy_pinyin(folded))))
+
+
+def email_key(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def phone_key(phone: str, region: str = "CN") -> str:
+    """E.164 when the number parses, else its digits (so formatting never hides a match)."""
+    raw = (phone or "").strip()
+    if not raw:
+        return ""
+    try:
+        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region)
+        if phonenumbers.is_possible_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    digits = re.sub(r"\D", "", raw)
+    return digits if len(digits) >= 5 else ""
+
+
+def default_phone_region() -> str:
+    """The region a number without a country code belongs to (the tenant's)."""
+    from .phone import current_region
+
+    return current_region()
+
+
+# --- finding --------------------------------------------------------------------------------------
+
+
+def _scope_queryset(user) -> QuerySet[Customer]:
+    return visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
+
+
+def _frame(queryset: QuerySet[Customer], region: str) -> pd.DataFrame:
+    rows = queryset.order_by().values_list("id", "email", "phone", "name", "city")
+    frame = pd.DataFrame.from_records(list(rows), columns=["id", "email", "phone", "name", "city"])
+    if frame.empty:
+        return frame
+    frame["email_key"] = frame["email"].fillna("").str.strip().str.lower()
+    phones = frame["phone"].fillna("").str.strip()
+    # Stored numbers are E.164 already (the services parse them); only the others need phonenumbers.
+    others = ~phones.str.fullmatch(r"\+[1-9]\d{4,14}")
+    phones.loc[others] = phones.loc[others].map(lambda value: phone_key(value, region))
+    frame["phone_key"] = phones
+    keys = frame["name"].fillna("").map(name_keys)
+    frame["name_key"] = keys.str[0]
+    frame["name_sorted_key"] = keys.str[1]
+    frame["city_key"] = frame["city"].fillna("").map(city_key)
+    frame["han"] = frame["name"].fillna("").str.contains(_CJK_RE.pattern, regex=True)
+    return frame
+
+
+def _usable_groups(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """Rows with non-empty `columns` in groups of 2..MAX_GROUP_SIZE, and how many groups were too big."""
+    subset = frame
+    for column in columns:
+        subset = subset[subset[column] != ""]
+    sizes = subset.groupby(columns, sort=False)["id"].transform("size")
+    skipped = int(subset[sizes > MAX_GROUP_SIZE].drop_duplicates(columns).shape[0])
+    return subset[sizes <= MAX_GROUP_SIZE], skipped
+
+
+def _pairs_on(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """All pairs of rows sharing non-empty values in `columns` (groups above MAX_GROUP_SIZE skipped)."""
+    subset, skipped = _usable_groups(frame, columns)
+    subset = subset[subset.groupby(columns, sort=False)["id"].transform("size") > 1][["id", *columns]]
+    joined = subset.merge(subset, on=columns, suffixes=("_a", "_b"))
+    joined = joined[joined["id_a"] < joined["id_b"]]
+    return joined.rename(columns={"id_a": "first_id", "id_b": "second_id"})[
+        ["first_id", "second_id"]
+    ], skipped
+
+
+def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Pairs in the same city whose name keys differ but are similar by pg_trgm, block by block.
+
+    Only distinct (city, name key) values go to PostgreSQL, so a name shared by many customers is
+    compared once. Two names written in Chinese characters are never paired this way: their pinyin
+    keys match exactly when the names are the same, and one different character is a different
+    name (张伟 / 张文 = zhangwei / zhangwen, similarity 0.64). A Chinese name and a Latin spelling are.
+    """
+    empty = pd.DataFrame({"first_id": [], "second_id": [], "similarity": []})
+    people, _ = _usable_groups(frame[frame["name_key"].str.len() >= 3], ["city_key", "name_key"])
+    keys = people.groupby(["city_key", "name_key"], sort=False, as_index=False)["han"].all()
+    # Digits are part of the block: "Store 12" and "Store 13" are different customers, however similar.
+    digits = keys["name_key"].str.replace(r"\D", "", regex=True)
+    keys["block"] = keys["name_key"].str[:NAME_BLOCK_PREFIX] + "|" + digits
+    blocks = keys.groupby(["city_key", "block"], sort=False)
+    keys = keys[(blocks["han"].transform("size") > 1) & ~blocks["han"].transform("all")]
+    if keys.empty:
+        return empty
+    buffer = io.StringIO()
+    keys[["city_key", "block", "name_key", "han"]].to_csv(buffer, sep="\t", header=False, index=False)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Dropped explicitly as well: inside an outer transaction (tests) "ON COMMIT" comes too late.
+        cursor.execute("DROP TABLE IF EXISTS customer_dup_names")
+        cursor.execute(
+            "CREATE TEMP TABLE customer_dup_names (city text, block text, k text, han boolean) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY customer_dup_names FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+        cursor.execute("ANALYZE customer_dup_names")
+        cursor.execute(
+            """
+            SELECT a.city, a.k, b.k, similarity(a.k, b.k)
+            FROM customer_dup_names a
+            JOIN customer_dup_names b ON a.city = b.city AND a.block = b.block AND a.k < b.k
+            WHERE NOT (a.han AND b.han) AND similarity(a.k, b.k) >= %s
+            """,
+            [NAME_SIMILARITY_THRESHOLD],
+        )
+        rows = cursor.fetchall()
+        cursor.execute("DROP TABLE customer_dup_names")
+    if not rows:
+        return empty
+    similar = pd.DataFrame.from_records(rows, columns=["city_key", "key_a", "key_b", "similarity"])
+    ids = people[["id", "city_key", "name_key", "han"]]
+    similar = similar.merge(ids, left_on=["city_key", "key_a"], right_on=["city_key", "name_key"])
+    similar = similar.merge(
+        ids, left_on=["city_key", "key_b"], right_on=["city_key", "name_key"], suffixes=("_a", "_b")
+    )
+    similar = similar[~(similar["han_a"] & similar["han_b"])]
+    return pd.DataFrame(
+        {
+            "first_id": similar[["id_a", "id_b"]].min(axis=1),
+            "second_id": similar[["id_a", "id_b"]].max(axis=1),
+            "similarity": similar["similarity"],
+        }
+    )
+
+
+def _dismissed_pairs() -> set[tuple[int, int]]:
+    rows = AuditEvent.objects.filter(action=DISMISS_ACTION, target_type="customers.customer").values_list(
+        "target_id", "changes__other_id"
+    )
+    dismissed = set()
+    for target_id, other_id in rows:
+        try:
+            first, second = int(target_id), int(other_id)
+        except (TypeError, ValueError):
+            continue
+        dismissed.add((min(first, second), max(first, second)))
+    return dismissed
+
+
+def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) -> DuplicateScan:
+    """Candidate pairs among `queryset` (already limited to live, visible customers), best first."""
+    frame = _frame(queryset, region or default_phone_region())
+    if frame.empty:
+        return DuplicateScan.empty()
+    parts = []
+    skipped_total = 0
+    for code, score, columns in (
+        ("email", EMAIL_SCORE, ["email_key"]),
+        ("phone", PHONE_SCORE, ["phone_key"]),
+        ("name", NAME_EXACT_SCORE, ["city_key", "name_key"]),
+        ("name_reordered", NAME_REORDERED_SCORE, ["city_key", "name_sorted_key"]),
+    ):
+        pairs, skipped = _pairs_on(frame, columns)
+        skipped_total += skipped if code != "name_reordered" else 0
+        parts.append(pairs.assign(code=code, score=score, similarity=float("nan")))
+    similar = _similar_name_pairs(frame)
+    if not similar.empty:
+        parts.append(
+            similar.assign(code="name_similar", score=(similar["similarity"] * NAME_MAX_SCORE).round())
+        )
+    parts = [part for part in parts if not part.empty]
+    if not parts:
+        return DuplicateScan.empty(len(frame), skipped_total)
+    reasons = pd.concat(parts, ignore_index=True)
+    # One name reason per pair: the best (equal names also have their words in the same order).
+    reasons["signal"] = reasons["code"].where(~reasons["code"].str.startswith("name"), "name")
+    reasons = reasons.sort_values("score", ascending=False, kind="stable")
+    reasons = reasons.drop_duplicates(["first_id", "second_id", "signal"], keep="first")
+    reasons["bits"] = reasons["code"].map(REASON_BITS)
+    reasons["reason_count"] = 1
+    pairs = reasons.groupby(["first_id", "second_id"], as_index=False, sort=False).agg(
+        score=("score", "max"),
+        bits=("bits", "sum"),
+        similarity=("similarity", "max"),
+        reasons=("reason_count", "sum"),
+    )
+    dismissed = _dismissed_pairs()
+    if dismissed:
+        index = pd.MultiIndex.from_frame(pairs[["first_id", "second_id"]])
+        pairs = pairs[~index.isin(list(dismissed))]
+    pairs = pairs.astype({"first_id": "int64", "second_id": "int64", "score": "int64", "bits": "int64"})
+    pairs = pairs.sort_values(
+        ["score", "reasons", "first_id", "second_id"], ascending=[False, False, True, True], kind="stable"
+    )
+    return DuplicateScan(
+        pairs.head(MAX_PAIRS)[["first_id", "second_id", "score", "bits", "similarity"]],
+        customers_scanned=len(frame),
+        skipped_groups=skipped_total,
+        total=len(pairs),
+    )
+
+
+def _cache_key(user, queryset: QuerySet[Customer]) -> str:
+    """Changes whenever a live customer is added, removed or saved, or a pair is dismissed."""
+    stats = queryset.order_by().aggregate(count=Count("id"), updated=Max("updated_at"), top=Max("id"))
+    dismissed = AuditEvent.objects.filter(action=DISMISS_ACTION).aggregate(last=Max("id"))["last"]
+    scope = "all" if user.role in MANAGERS else f"user{user.pk}"
+    version = f"{stats['count']}:{stats['updated']}:{stats['top']}:{dismissed}"
+    digest = hashlib.sha1(version.encode()).hexdigest()[:16]
+    return f"customers:duplicates:{connection.schema_name}:{scope}:{digest}"
+
+
+def duplicate_candidates(*, user, use_cache: bool = True) -> DuplicateScan:
+    """The duplicate pairs `user` may see (both customers visible to them), best first."""
+    queryset = _scope_queryset(user)
+    if not use_cache:
+        return find_duplicates(queryset)
+    key = _cache_key(user, queryset)
+    scan = cache.get(key)
+    if scan is None:
+        scan = find_duplicates(queryset)
+        cache.set(key, scan, CACHE_SECONDS)
+    return scan
+
+
+def duplicates_of(*, user, customer: Customer) -> list[DuplicatePair]:
+    """Candidate pairs that involve `customer` (for the "Find duplicates" link on its page)."""
+    scan = duplicate_candidates(user=user)
+    return [pair for pair in scan.pairs if customer.pk in (pair.first_id, pair.second_id)]
+
+
+def pair_is_visible(*, user, first_id: int, second_id: int) -> bool:
+    return _scope_queryset(user).filter(Q(pk=first_id) | Q(pk=second_id)).count() == 2
+
+
+# --- writes ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def duplicate_dismiss(*, actor, first: Customer, second: Customer) -> None:
+    """Record that two customers are not the same person, on both their histories; the pair is then
+    no longer offered. (Kept in the audit log: an append-only fact needs no table of its own.)"""
+    from crm.audit.services import audit_record
+
+    if first.pk == second.pk:
+        return
+    audit_record(
+        actor=actor,
+        action=DISMISS_ACTION,
+        target=first,
+        changes={"other_id": second.pk, "other": str(second)},
+    )
+    audit_record(
+        actor=actor, action=DISMISS_ACTION, target=second, changes={"other_id": first.pk, "other": str(first)}
+    )
