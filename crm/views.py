@@ -13,7 +13,9 @@ from crm.accounts.permissions import role_required
 
 @role_required()
 def home(request):
-    return render(request, "crm/home.html")
+    from crm.dashboard import dashboard_context
+
+    return render(request, "crm/home.html", dashboard_context(user=request.user))
 
 
 @require_POST

@@ -81,6 +81,18 @@ def django_db_setup(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(autouse=True)
+def _clear_this_runs_cache():
+    """Remove the cache keys this test run wrote (only its own prefix: Redis may be shared)."""
+    yield
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"*{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def tenant_a(db) -> Tenant:
     return Tenant.objects.get(slug="alpha")

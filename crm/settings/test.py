@@ -1,5 +1,7 @@
 """Test settings: the real PostgreSQL and Redis, mail kept in memory unless a test starts an SMTP server."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -12,7 +14,9 @@ EMAIL_BACKEND = env("TEST_EMAIL_BACKEND", default="django.core.mail.backends.loc
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / ".data" / "test-mail"))  # noqa: F405
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Each test run uses its own Redis database and key prefix so runs never see each other's keys.
-CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="crm-test")  # noqa: F405
+# (the process id keeps parallel runs and their worker processes apart; tests/conftest.py removes this
+# run's keys after each test so cached values never leak from one test into another).
+CACHES["default"]["KEY_PREFIX"] = f"{env('CACHE_KEY_PREFIX', default='crm-test')}-{os.getpid()}"  # noqa: F405
 BASE_DOMAIN = "testserver.local"
 ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [f"http://*.{BASE_DOMAIN}"]

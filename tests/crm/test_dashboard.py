@@ -1,0 +1,62 @@
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from crm.dashboard import change_percent, customer_figures, dashboard_context, period_figures
+from tests.factories import CustomerFactory, OrderFactory
+
+
+def _data(sales_user, sales_user2):
+    now = timezone.now()
+    mine = CustomerFactory(owner=sales_user, orders_count=2)
+    theirs = CustomerFactory(owner=sales_user2, orders_count=1)
+    CustomerFactory(owner=sales_user, orders_count=0)
+    OrderFactory(customer=mine, total=Decimal("100.00"), placed_at=now - timedelta(days=3))
+    OrderFactory(
+        customer=mine,
+        total=Decimal("50.00"),
+        refunded_total=Decimal("20.00"),
+        status="partially_refunded",
+        placed_at=now - timedelta(days=5),
+    )
+    OrderFactory(customer=theirs, total=Decimal("400.00"), placed_at=now - timedelta(days=2))
+    OrderFactory(
+        customer=theirs, total=Decimal("999.00"), status="cancelled", placed_at=now - timedelta(days=2)
+    )
+    OrderFactory(customer=mine, total=Decimal("60.00"), placed_at=now - timedelta(days=40))
+    return now
+
+
+def test_revenue_is_net_of_refunds_and_skips_cancelled_orders(tenant, manager_user, sales_user, sales_user2):
+    now = _data(sales_user, sales_user2)
+    figures = period_figures(user=manager_user, start=now - timedelta(days=30), end=now)
+    assert figures.revenue == Decimal("530.00")  # 100 + (50 - 20) + 400
+    assert figures.orders == 3
+    assert figures.customers == 2
+    assert figures.average_order_value == Decimal("176.67")
+
+
+def test_sales_figures_cover_only_their_own_customers(tenant, sales_user, sales_user2):
+    now = _data(sales_user, sales_user2)
+    figures = period_figures(user=sales_user, start=now - timedelta(days=30), end=now)
+    assert figures.revenue == Decimal("130.00")
+    row = customer_figures(user=sales_user)
+    assert (row["total"], row["buyers"], row["repeat_buyers"], row["repeat_rate"]) == (2, 1, 1, 100.0)
+
+
+def test_period_comparison_and_empty_tenant(tenant, manager_user):
+    assert change_percent(Decimal("150"), Decimal("100")) == 50.0
+    assert change_percent(10, 0) is None
+    context = dashboard_context(user=manager_user)
+    assert context["current"].revenue == Decimal("0")
+    assert context["current"].average_order_value is None
+    assert context["customers"]["repeat_rate"] is None
+
+
+def test_dashboard_page_shows_the_figures(client_for, manager_user, sales_user, sales_user2):
+    _data(sales_user, sales_user2)
+    page = client_for(manager_user).get("/").content.decode()
+    assert 'data-figure="revenue">¥530.00<' in page
+    assert 'data-figure="repeat-rate">50.0%<' in page  # 1 repeat buyer of 2 buyers
+    assert "monthly-data" in page
