@@ -1,0 +1,34 @@
+"""Helpers for the segmentation tests: customers with purchases on given days before now."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from tests.factories import CustomerFactory, OrderFactory
+
+
+def buy(customer, days_ago: float, amount: str | Decimal = "100.00", **extra):
+    """One paid order `days_ago` days before now."""
+    return OrderFactory(
+        customer=customer,
+        placed_at=timezone.now() - timedelta(days=days_ago),
+        total=Decimal(str(amount)),
+        **extra,
+    )
+
+
+def customer_with_orders(days_ago: list[float], amount: str = "100.00", **customer_fields):
+    customer = CustomerFactory(**customer_fields)
+    for days in days_ago:
+        buy(customer, days, amount)
+    return customer
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # The nav badge caches counts in Redis, which outlives each test's rolled-back transaction.
+    cache.clear()
+    yield
