@@ -1,26 +1,44 @@
 """Tenant lifecycle: create, provision (clone the template schema), suspend, reactivate.
 
 Provisioning does not grow with the number of migrations: the template schema `TENANT_BASE_SCHEMA`
-is kept migrated, and a new tenant's schema is a copy of it (django-tenants' clone_schema), after
-which its migrations are only recorded as applied.
+is kept migrated, and a new tenant's schema is a copy of it (django-tenants' clone_schema, which
+copies the template's rows too, `django_migrations` included). Any migration the copy does not list
+yet is then recorded with one bulk INSERT, instead of `migrate_schemas --fake`, which loads the whole
+migration machinery and walks every app for each new tenant.
 """
 
+import hashlib
+import logging
 import re
+import zlib
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
 from crm.audit.services import audit_record
 
 from .models import Domain, Tenant
 
+logger = logging.getLogger(__name__)
+
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+
+# Progress messages are stored untranslated (English msgids) and translated when the page renders,
+# so the worker's language does not decide what the operator reads.
+MSG_WAITING = gettext_noop("Waiting for a worker")
+MSG_TEMPLATE = gettext_noop("Preparing the template")
+MSG_SCHEMA = gettext_noop("Creating the database schema and the first administrator")
+MSG_READY = gettext_noop("Ready")
+MSG_BUSY = gettext_noop("Another worker is provisioning this company")
 
 
 def schema_name_for_slug(slug: str) -> str:
@@ -45,6 +63,8 @@ def validate_slug(slug: str) -> None:
     if (
         Tenant.objects.filter(slug=slug).exists()
         or Tenant.objects.filter(schema_name=schema_name_for_slug(slug)).exists()
+        or Domain.objects.filter(domain=f"{slug}.{settings.BASE_DOMAIN}").exists()
+        or schema_exists(schema_name_for_slug(slug))
     ):
         raise ValidationError({"slug": _("A company with this address already exists.")})
 
@@ -94,48 +114,221 @@ def tenant_create(
     slug = (slug or "").strip().lower()
     validate_slug(slug)
     tenant = Tenant(
-        name=name.strip(),
+        name=(name or "").strip(),
         slug=slug,
         schema_name=schema_name_for_slug(slug),
-        admin_email=admin_email.strip().lower(),
+        admin_email=(admin_email or "").strip().lower(),
         time_zone=time_zone,
         currency=currency,
         default_language=default_language,
         status=Tenant.Status.PROVISIONING,
-        provisioning_message=_("Waiting for a worker"),
+        provisioning_message=MSG_WAITING,
     )
     tenant.full_clean()
     tenant.save()
     Domain.objects.create(domain=tenant.primary_domain, tenant=tenant, is_primary=True)
     if actor is not None:
-        audit_record(actor=actor, action="tenant.created", target=tenant, changes={"slug": slug})
+        audit_record(
+            actor=actor,
+            action="tenant.created",
+            target=tenant,
+            changes={"slug": slug, "admin_email": tenant.admin_email},
+        )
+    return tenant
+
+
+def tenant_enqueue_provisioning(*, tenant: Tenant) -> None:
+    """Send the provisioning task once the tenant row is committed; it runs in the public schema."""
+    from .tasks import provision_tenant_task
+
+    tenant_id = tenant.pk
+
+    def send() -> None:
+        with schema_context("public"):
+            provision_tenant_task.delay(tenant_id)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def tenant_open(
+    *,
+    actor,
+    name: str,
+    slug: str,
+    admin_email: str,
+    time_zone: str = "Asia/Shanghai",
+    currency: str = "CNY",
+    default_language: str = "zh-hans",
+) -> Tenant:
+    """The platform console's "create a company": the row now, the schema in a Celery task."""
+    tenant = tenant_create(
+        actor=actor,
+        name=name,
+        slug=slug,
+        admin_email=admin_email,
+        time_zone=time_zone,
+        currency=currency,
+        default_language=default_language,
+    )
+    tenant_enqueue_provisioning(tenant=tenant)
+    return tenant
+
+
+@transaction.atomic
+def tenant_retry_provisioning(*, actor, tenant: Tenant) -> Tenant:
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status != Tenant.Status.FAILED:
+        raise ValidationError(_("Only a company whose set-up failed can be retried."))
+    previous_error = tenant.provisioning_message
+    tenant.status = Tenant.Status.PROVISIONING
+    tenant.provisioning_progress = 0
+    tenant.provisioning_message = MSG_WAITING
+    tenant.save(update_fields=["status", "provisioning_progress", "provisioning_message", "updated_at"])
+    audit_record(
+        actor=actor, action="tenant.provisioning_retried", target=tenant, changes={"error": previous_error}
+    )
+    tenant_enqueue_provisioning(tenant=tenant)
     return tenant
 
 
 def _set_progress(tenant: Tenant, percent: int, message: str) -> None:
-    Tenant.objects.filter(pk=tenant.pk).update(provisioning_progress=percent, provisioning_message=message)
+    Tenant.objects.filter(pk=tenant.pk).update(
+        provisioning_progress=percent, provisioning_message=message, updated_at=timezone.now()
+    )
+
+
+def _clone_function_digest() -> str:
+    from django_tenants.clone import CLONE_SCHEMA_FUNCTION
+
+    return hashlib.sha1(CLONE_SCHEMA_FUNCTION.encode()).hexdigest()[:16]
+
+
+def _ensure_clone_function() -> None:
+    """Install django-tenants' clone_schema SQL function once (again only when its text changes).
+
+    django-tenants re-creates it (dropping and re-creating its types) before every clone, which costs
+    time and collides when two workers clone at once. The installed version is kept in a comment.
+    """
+    digest = _clone_function_digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public' AND p.proname = 'clone_schema'
+            """
+        )
+        if any(row[0] == f"crm:{digest}" for row in cursor.fetchall()):
+            return
+        CloneSchema()._create_clone_schema_function()
+        cursor.execute(
+            f"COMMENT ON FUNCTION public.clone_schema(text, text, public.cloneparms[]) IS 'crm:{digest}'"
+        )
+
+
+def _clone_template(schema_name: str) -> None:
+    """Copy the template schema (tables, sequences, rows) into a new schema, in one statement.
+
+    Clones run one at a time (a transaction-level advisory lock): the clone function creates and
+    drops helper types in the public schema, so two at once would trip over each other.
+    """
+    connection.set_schema_to_public()
+    _ensure_clone_function()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLONE_LOCK_KEY])
+        cursor.execute(
+            "SELECT public.clone_schema(%s, %s, 'DATA')", [settings.TENANT_BASE_SCHEMA, schema_name]
+        )
+    connection.set_schema_to_public()
+
+
+def record_missing_migrations(*, schema_name: str) -> int:
+    """Mark as applied, in the tenant's `django_migrations`, every migration on disk it does not list.
+
+    The clone copied the template's records, so this normally inserts nothing; it keeps a schema
+    cloned from a slightly older template consistent. Returns the number of rows inserted.
+    """
+    on_disk = sorted(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+    quoted = connection.ops.quote_name(schema_name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT app, name FROM {quoted}.django_migrations")
+        applied = set(cursor.fetchall())
+        missing = [key for key in on_disk if key not in applied]
+        if missing:
+            now = timezone.now()
+            cursor.executemany(
+                f"INSERT INTO {quoted}.django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+                [(app, name, now) for app, name in missing],
+            )
+    return len(missing)
+
+
+PROVISION_LOCK_CLASS = zlib.crc32(b"crm.tenancy.provision") & 0x7FFFFFFF
+CLONE_LOCK_KEY = zlib.crc32(b"crm.tenancy.clone")
+
+
+def _lock_key(tenant_id: int) -> tuple[int, int]:
+    return PROVISION_LOCK_CLASS, int(tenant_id)
 
 
 def tenant_provision(*, tenant_id: int, admin_password: str | None = None) -> Tenant:
     """Build the tenant's schema and first admin; idempotent, so a re-run after a crash finishes the job.
 
-    Without a password the first admin is sent an invitation email to choose one.
+    Without a password the first admin is emailed a link to choose one. A second worker handed the
+    same tenant at the same time leaves it to the first (a PostgreSQL advisory lock per tenant).
     """
-    from crm.accounts.models import Role, User
-
     connection.set_schema_to_public()
     tenant = Tenant.objects.get(pk=tenant_id)
     if tenant.status in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
         return tenant
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_key(tenant.pk))
+        if not cursor.fetchone()[0]:
+            logger.info("Tenant %s is being provisioned by another worker.", tenant.slug)
+            return tenant
     try:
-        _set_progress(tenant, 10, _("Preparing the template"))
-        ensure_template_schema()
-        _set_progress(tenant, 30, _("Creating the database schema"))
-        if not schema_exists(tenant.schema_name):
-            tenant.create_schema(check_if_exists=True, verbosity=0)
+        return _provision_locked(tenant=tenant, admin_password=admin_password)
+    except Exception as exc:
+        logger.exception("Provisioning tenant %s failed.", tenant.slug)
         connection.set_schema_to_public()
-        _set_progress(tenant, 80, _("Creating the first administrator"))
-        invite_needed = False
+        message = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+        Tenant.objects.filter(pk=tenant.pk).update(
+            status=Tenant.Status.FAILED, provisioning_message=message, updated_at=timezone.now()
+        )
+        audit_record(
+            actor=None, action="tenant.provisioning_failed", target=tenant, changes={"error": message}
+        )
+        raise
+    finally:
+        _release_lock(tenant.pk)
+
+
+def _release_lock(tenant_id: int) -> None:
+    try:
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_key(tenant_id))
+    except Exception:  # a dead connection releases its session locks by itself
+        logger.warning("Could not release the provisioning lock of tenant %s.", tenant_id, exc_info=True)
+
+
+def _provision_locked(*, tenant: Tenant, admin_password: str | None) -> Tenant:
+    from crm.accounts.models import Role, User
+
+    tenant.refresh_from_db()
+    if tenant.status in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
+        return tenant
+    _set_progress(tenant, 10, MSG_TEMPLATE)
+    ensure_template_schema()
+    _set_progress(tenant, 30, MSG_SCHEMA)
+    invite_needed = False
+    # One transaction for the schema, its migration records and the first admin: a crash at any
+    # line leaves no half-built schema behind, and a re-run starts from a clean slate.
+    with transaction.atomic():
+        if not schema_exists(tenant.schema_name):
+            _clone_template(tenant.schema_name)
+        record_missing_migrations(schema_name=tenant.schema_name)
         if tenant.admin_email:
             with schema_context(tenant.schema_name):
                 if not User.objects.filter(email__iexact=tenant.admin_email).exists():
@@ -146,28 +339,39 @@ def tenant_provision(*, tenant_id: int, admin_password: str | None = None) -> Te
                         language=tenant.default_language,
                     )
                     invite_needed = admin_password is None
-        Tenant.objects.filter(pk=tenant.pk).update(
-            status=Tenant.Status.ACTIVE, provisioning_progress=100, provisioning_message=_("Ready")
-        )
-        tenant.refresh_from_db()
-        if invite_needed:
-            from crm.accounts.services import send_first_admin_welcome
+    Tenant.objects.filter(pk=tenant.pk).update(
+        status=Tenant.Status.ACTIVE,
+        provisioning_progress=100,
+        provisioning_message=MSG_READY,
+        updated_at=timezone.now(),
+    )
+    tenant.refresh_from_db()
+    audit_record(actor=None, action="tenant.provisioned", target=tenant)
+    if invite_needed:
+        _send_welcome(tenant=tenant)
+    return tenant
 
-            with schema_context(tenant.schema_name):
-                send_first_admin_welcome(tenant=tenant)
-        return tenant
+
+def _send_welcome(*, tenant: Tenant) -> None:
+    """The workspace is ready whether or not the mail server answers; a failure is logged and audited."""
+    from crm.accounts.services import send_first_admin_welcome
+
+    try:
+        with schema_context(tenant.schema_name):
+            send_first_admin_welcome(tenant=tenant)
     except Exception as exc:
-        connection.set_schema_to_public()
-        Tenant.objects.filter(pk=tenant.pk).update(
-            status=Tenant.Status.FAILED, provisioning_message=str(exc)[:300]
+        logger.exception("Could not email the first admin of tenant %s.", tenant.slug)
+        audit_record(
+            actor=None, action="tenant.welcome_email_failed", target=tenant, changes={"error": str(exc)[:300]}
         )
-        raise
 
 
 @transaction.atomic
 def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
     if tenant.schema_name == "public":
         raise ValidationError(_("The platform itself cannot be suspended."))
+    if tenant.status != Tenant.Status.ACTIVE and tenant.status != Tenant.Status.SUSPENDED:
+        raise ValidationError(_("Only an active company can be suspended."))
     if tenant.status != Tenant.Status.SUSPENDED:
         tenant.status = Tenant.Status.SUSPENDED
         tenant.suspended_at = timezone.now()

@@ -1,9 +1,13 @@
 from celery import shared_task
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=5)
+@shared_task(bind=True, acks_late=True)
 def provision_tenant_task(self, tenant_id: int) -> str:
-    """Runs in the public schema; safe to re-run (each provisioning step checks what already exists)."""
+    """Runs in the public schema; safe to re-run (each provisioning step checks what already exists).
+
+    A failure marks the tenant "failed" with the error; the console offers "retry", which sends
+    this task again.
+    """
     from .services import tenant_provision
 
     tenant = tenant_provision(tenant_id=tenant_id)

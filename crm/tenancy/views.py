@@ -1,6 +1,18 @@
+"""The platform console, on the public site, for platform admins (public-schema superusers)."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from crm.accounts.permissions import platform_admin_required
+
+from . import selectors, services
+from .forms import TenantCreateForm, TenantFilterForm
+
+TENANTS_PAGE_SIZE = 50
 
 
 def public_home(request):
@@ -11,8 +23,92 @@ def public_home(request):
 
 @platform_admin_required
 def tenant_list(request):
-    from .models import Tenant
-
+    filters = TenantFilterForm(request.GET or None)
+    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    tenants = selectors.tenant_list(search=cleaned.get("q", ""), status=cleaned.get("status", ""))
+    page = Paginator(tenants, TENANTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    stats = selectors.tenant_stats(tenants=page.object_list)
+    rows = [{"tenant": tenant, "stats": stats[tenant.pk]} for tenant in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
-        request, "tenancy/tenant_list.html", {"tenants": Tenant.objects.exclude(schema_name="public")}
+        request,
+        "tenancy/tenant_list.html",
+        {"filters": filters, "page_obj": page, "rows": rows, "querystring": query.urlencode()},
+    )
+
+
+@platform_admin_required
+def tenant_create(request):
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tenant = services.tenant_open(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc.messages)
+        else:
+            messages.success(request, _("%(name)s is being set up.") % {"name": tenant.name})
+            return redirect("tenancy:detail", tenant_id=tenant.pk)
+    return render(request, "tenancy/tenant_form.html", {"form": form})
+
+
+@platform_admin_required
+def tenant_detail(request, tenant_id: int):
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    stats = selectors.tenant_stats(tenants=[tenant], fresh=True)[tenant.pk]
+    return render(
+        request,
+        "tenancy/tenant_detail.html",
+        {
+            "tenant": tenant,
+            "stats": stats,
+            "domains": list(tenant.domains.order_by("-is_primary", "domain")),
+            "events": selectors.tenant_audit_events(tenant=tenant),
+        },
+    )
+
+
+@platform_admin_required
+def tenant_progress(request, tenant_id: int):
+    """The provisioning status fragment; htmx polls it every second until the tenant is ready."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    return render(request, "tenancy/partials/_provisioning.html", {"tenant": tenant})
+
+
+def _run_action(request, action, success_message: str, tenant_id: int):
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    try:
+        action(actor=request.user, tenant=tenant)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        selectors.tenant_stats_forget(tenant=tenant)
+        messages.success(request, success_message % {"name": tenant.name})
+    return redirect("tenancy:detail", tenant_id=tenant.pk)
+
+
+@platform_admin_required
+@require_POST
+def tenant_suspend(request, tenant_id: int):
+    return _run_action(
+        request, services.tenant_suspend, _("%(name)s is suspended. Its users cannot sign in."), tenant_id
+    )
+
+
+@platform_admin_required
+@require_POST
+def tenant_reactivate(request, tenant_id: int):
+    return _run_action(request, services.tenant_reactivate, _("%(name)s is active again."), tenant_id)
+
+
+@platform_admin_required
+@require_POST
+def tenant_retry(request, tenant_id: int):
+    return _run_action(
+        request, services.tenant_retry_provisioning, _("Setting up %(name)s again."), tenant_id
     )

@@ -1,0 +1,40 @@
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from .models import CURRENCY_CHOICES, TIME_ZONE_CHOICES, Tenant
+
+
+class TenantCreateForm(forms.Form):
+    name = forms.CharField(label=_("Company name"), max_length=200)
+    slug = forms.CharField(
+        label=_("Address"),
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
+        ),
+    )
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES, initial="Asia/Shanghai")
+    currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES, initial="CNY")
+    default_language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES, initial="zh-hans")
+    admin_email = forms.EmailField(
+        label=_("First admin's email"),
+        help_text=_("They receive an email with a link to choose their password."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["slug"].help_text = _(
+            "Lowercase letters, digits and hyphens. The workspace will live at address.%(domain)s"
+        ) % {"domain": settings.BASE_DOMAIN}
+
+    def clean_slug(self) -> str:
+        # Checked in full by the service (format, reserved names, duplicates); only tidy it here.
+        return self.cleaned_data["slug"].strip()
+
+
+class TenantFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All statuses")), *Tenant.Status.choices]
+    )
