@@ -147,6 +147,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Task modules outside the `<app>/tasks.py` that autodiscovery finds.
+CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks")
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.
 CELERY_BEAT_SCHEDULE: dict = {
     "fail-stale-jobs": {"task": "crm.jobs.tasks.fail_stale_jobs_all_tenants", "schedule": 60 * 30},

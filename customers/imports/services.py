@@ -1,0 +1,653 @@
+"""The import job: upload -> column mapping -> preview (every row validated) -> import.
+
+One BackgroundJob (kind "customers.import") carries the whole conversation; `params["stage"]` says
+where it stands, so the page at /customers/import/<job id>/ survives a reload:
+
+- "mapping": the file is stored and readable; the user maps columns (guessed from the headers);
+- "validating": a task reads and checks every row and plans the writes (nothing is written);
+- "preview": counts, every problem (row, column, message) and an error CSV; the user fixes the file
+  and uploads it again, or imports (only the valid rows, if there are problems);
+- "importing": a task checks everything again and writes it in one transaction;
+- "done" / "failed" / "cancelled".
+
+The import task is idempotent: it takes a transaction-scoped advisory lock on the job and does
+nothing unless the job is still waiting to be imported, and it marks the job finished in the same
+transaction that writes the rows. A crash rolls back everything; a redelivered message either finds
+the job finished (no-op) or imports from scratch.
+"""
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
+
+from crm.accounts.models import User
+from crm.accounts.permissions import MANAGERS, user_has_role
+from crm.audit.services import audit_record
+from crm.jobs.models import BackgroundJob
+from crm.jobs.services import job_create, job_enqueue, job_fail, job_progress, job_start
+from customers.models import CustomFieldDefinition
+from customers.phone import region_for_tenant
+from customers.services import customer_refresh_order_stats
+
+from . import columns, parsing
+from .planning import POLICIES, POLICY_UPDATE, ImportOptions, ImportPlan, Planner
+from .validation import CustomFieldSpec, ImportContext, RowError, validate_mapping, validate_rows
+from .values import unescape_formula
+from .writing import audit_plan, write_plan
+
+logger = logging.getLogger(__name__)
+
+JOB_KIND = "customers.import"
+STAGE_MAPPING = "mapping"
+STAGE_VALIDATING = "validating"
+STAGE_PREVIEW = "preview"
+STAGE_IMPORTING = "importing"
+STAGE_DONE = "done"
+STAGE_FAILED = "failed"
+STAGE_CANCELLED = "cancelled"
+PREVIEW_ERRORS_SHOWN = 500
+SAMPLE_ROWS = 5
+
+
+# --- context ----------------------------------------------------------------------------------------
+
+
+def import_context() -> tuple[ImportContext, dict[int, str]]:
+    """The tenant-specific facts validation needs, and user id -> name for audit diffs."""
+    tenant = getattr(connection, "tenant", None)
+    definitions = list(CustomFieldDefinition.objects.filter(is_active=True).order_by("position", "label"))
+    owners: dict[str, int] = {}
+    labels: dict[int, str] = {}
+    names: dict[str, list[int]] = {}
+    for user in User.objects.filter(is_active=True).only("id", "email", "full_name"):
+        owners[user.email.lower()] = user.pk
+        labels[user.pk] = user.get_full_name()
+        if user.full_name:
+            names.setdefault(user.full_name.strip().lower(), []).append(user.pk)
+    for name, ids in names.items():
+        if len(ids) == 1:
+            owners.setdefault(name, ids[0])
+    try:
+        zone = ZoneInfo(getattr(tenant, "time_zone", "") or "UTC")
+    except (ValueError, KeyError):
+        zone = ZoneInfo("UTC")
+    context = ImportContext(
+        custom_fields=[CustomFieldSpec.from_definition(d) for d in definitions],
+        owners=owners,
+        region=region_for_tenant(tenant),
+        zone=zone,
+        currency=getattr(tenant, "currency", "") or "CNY",
+    )
+    return context, labels
+
+
+def _require_manager(actor) -> None:
+    if not user_has_role(actor, MANAGERS):
+        raise PermissionDenied(_t("Only managers and admins can import customers."))
+
+
+# --- the whole import as one function (the task and the benchmark use it) ---------------------------
+
+
+@dataclass
+class ImportOutcome:
+    parsed: parsing.ParsedFile
+    plan: ImportPlan
+    errors: list[RowError]
+    written: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def invalid_row_count(self) -> int:
+        return len(self.plan.invalid_rows)
+
+    @property
+    def valid_row_count(self) -> int:
+        return self.parsed.row_count - self.invalid_row_count
+
+
+def _invalid_order_numbers(
+    parsed: parsing.ParsedFile, mapping: list[str], invalid_rows: set[int]
+) -> set[str]:
+    if "order_number" not in mapping or not invalid_rows:
+        return set()
+    index = mapping.index("order_number")
+    return {
+        unescape_formula(cells[index])
+        for number, cells in parsed.rows
+        if number in invalid_rows and index < len(cells) and cells[index]
+    }
+
+
+def analyse_file(
+    parsed: parsing.ParsedFile,
+    *,
+    mapping: list[str],
+    options: ImportOptions,
+    progress: Callable[[int, str], None] | None = None,
+) -> ImportOutcome:
+    """Validate every row and plan the writes (reads the database, writes nothing)."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    context, owner_labels = import_context()
+    report = (
+        (lambda done, total: progress(int(60 * done / max(total, 1)), _t("Checking rows")))
+        if progress
+        else None
+    )
+    clean_rows, errors = validate_rows(parsed, mapping, context, progress=report)
+    timings["validate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if progress:
+        progress(60, _t("Matching existing customers"))
+    planner = Planner(
+        rows=clean_rows,
+        errors=errors,
+        mapping=mapping,
+        headers=parsed.headers,
+        context=context,
+        options=options,
+        invalid_order_numbers=_invalid_order_numbers(parsed, mapping, {e.row for e in errors}),
+        owner_labels=owner_labels,
+    )
+    plan = planner.run()
+    timings["plan"] = time.perf_counter() - started
+    return ImportOutcome(parsed=parsed, plan=plan, errors=plan.errors, timings=timings)
+
+
+def import_rows(
+    parsed: parsing.ParsedFile,
+    *,
+    actor,
+    mapping: list[str],
+    options: ImportOptions,
+    skip_invalid: bool,
+    job_id: int | None = None,
+    progress: Callable[[int, str], None] | None = None,
+) -> ImportOutcome:
+    """Validate, plan and write, in the caller's transaction. Writes nothing when there are problems
+    and `skip_invalid` is False (the outcome then lists them)."""
+    outcome = analyse_file(
+        parsed,
+        mapping=mapping,
+        options=options,
+        progress=(lambda p, m: progress(p * 2 // 3, m)) if progress else None,
+    )
+    if outcome.errors and not skip_invalid:
+        return outcome
+    started = time.perf_counter()
+    now = timezone.now()
+
+    def write_progress(percent: int, message: str = "") -> None:
+        if progress:
+            progress(45 + percent * 50 // 100, _t("Writing"))
+
+    outcome.written = write_plan(outcome.plan, actor=actor, job_id=job_id, now=now, progress=write_progress)
+    outcome.timings["write"] = time.perf_counter() - started
+    started = time.perf_counter()
+    touched = set(outcome.plan.touched_customer_ids)
+    touched |= {o.customer_id for o in outcome.plan.new_orders}
+    touched |= {o.customer_id for o in outcome.plan.order_changes}
+    if touched:
+        customer_refresh_order_stats(customer_ids=touched)
+    outcome.timings["order_stats"] = time.perf_counter() - started
+    started = time.perf_counter()
+    outcome.written["audit_events"] = audit_plan(outcome.plan, actor=actor, job_id=job_id)
+    outcome.timings["audit"] = time.perf_counter() - started
+    return outcome
+
+
+# --- progress from inside the import transaction ----------------------------------------------------
+
+
+class SideProgress:
+    """Writes job progress through a second, autocommit connection.
+
+    The import runs in one transaction; progress written on the same connection would be invisible
+    to the user polling it until the end. Nothing else in that transaction touches the job row before
+    the final status update, so the two connections never wait for each other. If the side
+    connection cannot be opened, progress is simply not shown.
+    """
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.last = -1
+        self.conn = None
+        try:
+            import psycopg
+
+            params = {
+                k: v
+                for k, v in connection.get_connection_params().items()
+                if k not in ("cursor_factory", "context", "prepare_threshold")
+            }
+            self.conn = psycopg.connect(**params, autocommit=True)
+            self.conn.execute("SELECT set_config('search_path', %s, false)", [connection.schema_name])
+            # Never wait for a lock on the job row (a caller holding it would wait for us in turn).
+            self.conn.execute("SET lock_timeout = '1s'")
+        except Exception:  # noqa: BLE001 - progress is a nicety, never a reason to fail the import
+            logger.warning("Import progress connection could not be opened", exc_info=True)
+            self.conn = None
+
+    def __call__(self, percent: int, message: str = "") -> None:
+        percent = max(0, min(99, int(percent)))
+        if self.conn is None or percent == self.last:
+            return
+        self.last = percent
+        try:
+            self.conn.execute(
+                f"UPDATE {BackgroundJob._meta.db_table} SET progress = %s, message = %s, updated_at = now() "  # noqa: S608
+                "WHERE id = %s",
+                [percent, message[:500], self.job_id],
+            )
+        except Exception:  # noqa: BLE001
+            logger.warning("Import progress could not be written", exc_info=True)
+            self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# --- job steps --------------------------------------------------------------------------------------
+
+
+def _params(job: BackgroundJob) -> dict[str, Any]:
+    return dict(job.params or {})
+
+
+def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
+    """Store an uploaded file as a new import job and guess the column mapping.
+
+    Reads the whole file once (so an unreadable file is refused here, with a message) but keeps only
+    the header and a few sample rows in the job.
+    """
+    _require_manager(actor)
+    size = getattr(uploaded_file, "size", None)
+    if size is not None and size > parsing.MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            _("The file is larger than %(size)d MB. Split it into smaller files."),
+            params={"size": parsing.MAX_UPLOAD_BYTES // (1024 * 1024)},
+        )
+    try:
+        parsed = parsing.parse_upload(uploaded_file, uploaded_file.name)
+    except parsing.ImportFileError as error:
+        raise ValidationError(error.message)
+    context, _labels = import_context()
+    definitions = context.custom_fields
+    mapping = columns.guess_mapping(parsed.headers, definitions)
+    uploaded_file.seek(0)
+    filename = (uploaded_file.name or "upload").rsplit("/", 1)[-1][:150]
+    job = job_create(
+        kind=JOB_KIND,
+        created_by=actor,
+        params={
+            "stage": STAGE_MAPPING,
+            "filename": filename,
+            "file_format": parsed.file_format,
+            "encoding": parsed.encoding,
+            "row_count": parsed.row_count,
+            "headers": parsed.headers,
+            "sample": [cells for _number, cells in parsed.rows[:SAMPLE_ROWS]],
+            "mapping": mapping,
+            "policy": POLICY_UPDATE,
+            "default_owner_id": None,
+        },
+    )
+    job.input_file.save(filename, uploaded_file, save=False)
+    # The upload step is done; the job waits for the user, not for a worker (so it is not "active"
+    # and the stale-job sweeper leaves it alone).
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        input_file=job.input_file.name,
+        status=BackgroundJob.Status.SUCCEEDED,
+        progress=100,
+        finished_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action="customers.import_uploaded",
+        target=job,
+        changes={"file": filename, "rows": parsed.row_count},
+        label=filename,
+    )
+    return job
+
+
+def import_set_mapping(
+    *, actor: User, job: BackgroundJob, mapping: list[str], policy: str, default_owner_id: int | None = None
+) -> BackgroundJob:
+    """Save the mapping and options and start checking every row (in the background)."""
+    _require_manager(actor)
+    params = _params(job)
+    if job.is_active or params.get("stage") not in (STAGE_MAPPING, STAGE_PREVIEW, STAGE_VALIDATING):
+        raise ValidationError(_("This import can no longer be changed."))
+    headers = params.get("headers", [])
+    mapping = [(m or "") for m in mapping][: len(headers)]
+    mapping += [""] * (len(headers) - len(mapping))
+    if policy not in POLICIES:
+        raise ValidationError(_("Choose what to do with customers that already exist."))
+    context, _labels = import_context()
+    problems = validate_mapping(mapping, headers, context)
+    if problems:
+        raise ValidationError(problems)
+    if default_owner_id is not None and default_owner_id not in set(context.owners.values()):
+        raise ValidationError(_("Choose an active user as owner."))
+    params.update(mapping=mapping, policy=policy, default_owner_id=default_owner_id, stage=STAGE_VALIDATING)
+    params.pop("skip_invalid", None)
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        params=params,
+        status=BackgroundJob.Status.PENDING,
+        progress=0,
+        message="",
+        result={},
+        output_file="",
+        started_at=None,
+        finished_at=None,
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    from .tasks import import_validate_task
+
+    job_enqueue(job=job, task=import_validate_task)
+    return job
+
+
+def _options(params: dict[str, Any]) -> ImportOptions:
+    return ImportOptions(
+        policy=params.get("policy", POLICY_UPDATE), default_owner_id=params.get("default_owner_id")
+    )
+
+
+def _read_job_file(job: BackgroundJob) -> parsing.ParsedFile:
+    with job.input_file.open("rb") as handle:
+        return parsing.parse_upload(handle, job.params.get("filename", job.input_file.name))
+
+
+def error_csv_bytes(parsed: parsing.ParsedFile, errors: list[RowError]) -> bytes:
+    """Every problem (row, column, message) followed by the row's original cells; UTF-8 with BOM."""
+    cells_of = dict(parsed.rows)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([_t("Row"), _t("Column"), _t("Problem"), *parsed.headers])
+    from customers.exports.formats import escape_formula
+
+    for error in errors:
+        cells = cells_of.get(error.row, [])
+        writer.writerow(
+            [
+                error.row,
+                escape_formula(error.column),
+                escape_formula(error.message),
+                *map(escape_formula, cells),
+            ]
+        )
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _summary(outcome: ImportOutcome) -> dict[str, Any]:
+    counts = dict(outcome.plan.counts)
+    return {
+        "rows": outcome.parsed.row_count,
+        "valid_rows": outcome.valid_row_count,
+        "invalid_rows": outcome.invalid_row_count,
+        "errors_total": len(outcome.errors),
+        "errors": [[e.row, e.column, e.message] for e in outcome.errors[:PREVIEW_ERRORS_SHOWN]],
+        "counts": counts,
+    }
+
+
+def _save_error_file(job_id: int, outcome: ImportOutcome, filename: str) -> str:
+    job = BackgroundJob.objects.get(pk=job_id)
+    stem = filename.rsplit(".", 1)[0][:80] or "import"
+    job.output_file.save(
+        f"{stem}-errors.csv", ContentFile(error_csv_bytes(outcome.parsed, outcome.errors)), save=False
+    )
+    BackgroundJob.objects.filter(pk=job_id).update(output_file=job.output_file.name)
+    return job.output_file.name
+
+
+def _finish(
+    job_id: int, *, stage: str, status: str, result: dict, message: str = "", progress: int = 100
+) -> None:
+    job = BackgroundJob.objects.get(pk=job_id)
+    params = _params(job)
+    params["stage"] = stage
+    BackgroundJob.objects.filter(pk=job_id).update(
+        params=params,
+        status=status,
+        progress=progress,
+        result=result,
+        message=str(message)[:500],
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def import_validate(*, job_id: int) -> None:
+    """Task body: check every row and plan the import; store the preview. Writes no customer data."""
+    job = job_start(job_id=job_id)
+    if job is None or _params(job).get("stage") != STAGE_VALIDATING:
+        return  # finished already (a redelivered message) or moved on
+    params = _params(job)
+
+    def progress(percent: int, message: str = "") -> None:
+        job_progress(job_id=job_id, progress=min(95, percent), message=message)
+
+    try:
+        parsed = _read_job_file(job)
+        outcome = analyse_file(parsed, mapping=params["mapping"], options=_options(params), progress=progress)
+    except parsing.ImportFileError as error:
+        _finish(
+            job_id, stage=STAGE_FAILED, status=BackgroundJob.Status.FAILED, result={}, message=error.message
+        )
+        return
+    if outcome.errors:
+        _save_error_file(job_id, outcome, params.get("filename", "import"))
+    summary = _summary(outcome)
+    message = (
+        _t("%(count)d problems found") % {"count": len(outcome.errors)}
+        if outcome.errors
+        else _t("No problems found")
+    )
+    _finish(
+        job_id,
+        stage=STAGE_PREVIEW,
+        status=BackgroundJob.Status.SUCCEEDED,
+        result={"preview": summary},
+        message=message,
+    )
+
+
+def import_confirm(*, actor: User, job: BackgroundJob, skip_invalid: bool) -> BackgroundJob:
+    """The user read the preview and starts the import."""
+    _require_manager(actor)
+    params = _params(job)
+    retry = params.get("stage") == STAGE_IMPORTING and job.status == BackgroundJob.Status.FAILED
+    if job.is_active or not (params.get("stage") == STAGE_PREVIEW or retry):
+        raise ValidationError(_("This import is not waiting to be started."))
+    preview = (job.result or {}).get("preview", {})
+    if preview.get("errors_total") and not skip_invalid:
+        raise ValidationError(
+            _("The file has problems. Fix them and upload it again, or import only the valid rows.")
+        )
+    if preview.get("valid_rows", 0) == 0:
+        raise ValidationError(_("No row can be imported. Fix the file and upload it again."))
+    params.update(stage=STAGE_IMPORTING, skip_invalid=bool(skip_invalid))
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        params=params,
+        status=BackgroundJob.Status.PENDING,
+        progress=0,
+        message="",
+        started_at=None,
+        finished_at=None,
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    from .tasks import import_run_task
+
+    job_enqueue(job=job, task=import_run_task)
+    return job
+
+
+def import_cancel(*, actor: User, job: BackgroundJob) -> BackgroundJob:
+    """Abandon an import that has not started writing (e.g. to fix the file and upload it again)."""
+    _require_manager(actor)
+    params = _params(job)
+    if params.get("stage") not in (STAGE_MAPPING, STAGE_PREVIEW, STAGE_VALIDATING):
+        raise ValidationError(_("This import can no longer be cancelled."))
+    params["stage"] = STAGE_CANCELLED
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        params=params,
+        status=BackgroundJob.Status.CANCELLED,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _lock_job(job_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{JOB_KIND}:{connection.schema_name}:{job_id}"]
+        )
+
+
+def import_run(*, job_id: int) -> dict[str, Any] | None:
+    """Task body: import the job's file. Returns the result, or None when there was nothing to do."""
+    job = job_start(job_id=job_id)
+    if job is None or _params(job).get("stage") != STAGE_IMPORTING:
+        return None
+    side_progress = SideProgress(job_id)
+    try:
+        with transaction.atomic():
+            _lock_job(job_id)
+            # Re-read under the lock: a second delivery of the message waits above, then stops here.
+            job = BackgroundJob.objects.get(pk=job_id)
+            params = _params(job)
+            if not job.is_active or params.get("stage") != STAGE_IMPORTING:
+                return None
+            actor = job.created_by
+            parsed = _read_job_file(job)
+            outcome = import_rows(
+                parsed,
+                actor=actor,
+                mapping=params["mapping"],
+                options=_options(params),
+                skip_invalid=bool(params.get("skip_invalid")),
+                job_id=job_id,
+                progress=side_progress,
+            )
+            if outcome.errors and not params.get("skip_invalid"):
+                transaction.set_rollback(True)
+                failed = outcome
+            else:
+                failed = None
+                result = _import_result(outcome)
+                audit_record(
+                    actor=actor,
+                    action="customers.imported",
+                    target=job,
+                    changes={
+                        "file": params.get("filename", ""),
+                        **result["written"],
+                        "skipped_rows": outcome.invalid_row_count,
+                    },
+                    label=params.get("filename", ""),
+                )
+                _request_segment_recompute(actor, outcome)
+                _finish(
+                    job_id,
+                    stage=STAGE_DONE,
+                    status=BackgroundJob.Status.SUCCEEDED,
+                    result=result,
+                    message=_done_message(result),
+                )
+    except parsing.ImportFileError as error:
+        _finish(
+            job_id,
+            stage=STAGE_FAILED,
+            status=BackgroundJob.Status.FAILED,
+            result={},
+            message=error.message,
+            progress=0,
+        )
+        return None
+    except Exception:
+        logger.exception("Customer import %s failed", job_id)
+        job_fail(job_id=job_id, message=_t("The import failed and nothing was written. Please try again."))
+        raise
+    finally:
+        side_progress.close()
+    if failed is not None:
+        # The data changed since the preview and rows no longer pass: nothing was written.
+        _save_error_file(job_id, failed, params.get("filename", "import"))
+        _finish(
+            job_id,
+            stage=STAGE_PREVIEW,
+            status=BackgroundJob.Status.SUCCEEDED,
+            result={"preview": _summary(failed)},
+            message=_t("Problems were found when importing; nothing was written."),
+        )
+        return None
+    return BackgroundJob.objects.get(pk=job_id).result
+
+
+def _import_result(outcome: ImportOutcome) -> dict[str, Any]:
+    summary = _summary(outcome)
+    summary.pop("errors", None)
+    return {
+        "import": summary,
+        "written": {
+            key: outcome.written.get(key, 0)
+            for key in (
+                "customers_created",
+                "customers_updated",
+                "orders_created",
+                "orders_updated",
+                "lines_created",
+            )
+        },
+        "unchanged": {
+            "customers": outcome.plan.counts.get("customers_unchanged", 0),
+            "orders": outcome.plan.counts.get("orders_unchanged", 0),
+        },
+        "skipped": {
+            "customers": outcome.plan.counts.get("customers_skipped", 0),
+            "orders": outcome.plan.counts.get("orders_skipped", 0),
+        },
+        "seconds": {k: round(v, 2) for k, v in outcome.timings.items()},
+    }
+
+
+def _done_message(result: dict[str, Any]) -> str:
+    written = result["written"]
+    return _t("%(created)d customers created, %(updated)d updated, %(orders)d orders imported") % {
+        "created": written["customers_created"],
+        "updated": written["customers_updated"],
+        "orders": written["orders_created"] + written["orders_updated"],
+    }
+
+
+def _request_segment_recompute(actor, outcome: ImportOutcome) -> None:
+    if not outcome.plan.writes_anything:
+        return
+    try:
+        from segmentation.services import request_recompute
+    except ImportError:  # segmentation offers no recompute entry point in this build
+        return
+    request_recompute(user=actor if getattr(actor, "pk", None) else None, trigger="import")
