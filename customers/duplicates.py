@@ -132,6 +132,13 @@ class DuplicateScan:
     def __iter__(self):
         return (self._pair(row) for row in self.frame.itertuples(index=False))
 
+    def involving(self, customer_id: int) -> DuplicateScan:
+        """The pairs one customer is part of."""
+        frame = self.frame[(self.frame["first_id"] == customer_id) | (self.frame["second_id"] == customer_id)]
+        return DuplicateScan(
+            frame, customers_scanned=self.customers_scanned, skipped_groups=0, total=len(frame)
+        )
+
     @property
     def pairs(self) -> list[DuplicatePair]:
         return list(self)
@@ -438,6 +445,17 @@ def duplicates_of(*, user, customer: Customer) -> list[DuplicatePair]:
     """Candidate pairs that involve `customer` (for the "Find duplicates" link on its page)."""
     scan = duplicate_candidates(user=user)
     return [pair for pair in scan.pairs if customer.pk in (pair.first_id, pair.second_id)]
+
+
+def merge_partner_search(*, user, customer: Customer, query: str, limit: int = 10) -> list[Customer]:
+    """Other live customers the user can see that match a search, to merge `customer` with."""
+    from .search import normalise_query
+
+    needle = normalise_query(query)
+    if not needle:
+        return []
+    queryset = _scope_queryset(user).exclude(pk=customer.pk).filter(search_text__contains=needle)
+    return list(queryset.select_related("owner").order_by("name", "pk")[:limit])
 
 
 def pair_is_visible(*, user, first_id: int, second_id: int) -> bool:

@@ -1,0 +1,319 @@
+"""Pages for duplicates and merging: the candidate list, the side-by-side merge page, the result with
+"Undo merge", and the undo confirmation.
+
+Role decisions: every role may use them within what they can see — managers and admins see every
+pair, sales the pairs of customers they can see both of (their own and those shared with them). A
+customer outside the user's scope answers 404, exactly like a missing one.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm.accounts.models import User
+from crm.accounts.permissions import MANAGERS, role_required, user_has_role, visible_to
+
+from . import duplicates, merge
+from .models import BehaviourEvent, Customer, CustomFieldDefinition, Order
+from .phone import format_phone
+from .selectors import customer_get_for_user
+
+PAGE_SIZE = 25
+CHOICE_LABELS = (("survivor", gettext_lazy("Keep")), ("merged", gettext_lazy("Take")))
+# What the result page calls each hook's rows; another app's hook shows under its key until named here.
+HOOK_LABELS = {
+    "customers.orders": gettext_lazy("Orders"),
+    "customers.events": gettext_lazy("Behaviour events"),
+    "customers.tags": gettext_lazy("Tags added"),
+    "customers.shares": gettext_lazy("Users it is now shared with"),
+}
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _merged_customer_or_404(user, pk) -> Customer:
+    """A customer in the recycle bin because it was merged, visible to the user."""
+    try:
+        return visible_to(
+            Customer.objects.select_related("merged_into", "deleted_by").filter(
+                merged_into__isnull=False, deleted_at__isnull=False
+            ),
+            user,
+        ).get(pk=int(pk))
+    except (Customer.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+def _display(customer: Customer, attribute: str, definitions: dict, users: dict) -> str:
+    """A value as the merge page shows it."""
+    if attribute.startswith(merge.CUSTOM_PREFIX):
+        value = (customer.custom_fields or {}).get(attribute[len(merge.CUSTOM_PREFIX) :])
+        if isinstance(value, bool):
+            return _("Yes") if value else _("No")
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return "" if value is None else str(value)
+    if attribute == "owner":
+        owner = users.get(customer.owner_id)
+        return owner.get_full_name() if owner else ""
+    if attribute in ("email_consent", "sms_consent"):
+        given = getattr(customer, attribute)
+        when = getattr(customer, f"{attribute}_at")
+        if not given:
+            return _("No")
+        return (
+            _("Yes, since %(date)s") % {"date": date_format(when, "SHORT_DATE_FORMAT")} if when else _("Yes")
+        )
+    value = getattr(customer, attribute)
+    if attribute == "phone":
+        return format_phone(value)
+    if hasattr(customer, f"get_{attribute}_display") and value:
+        return str(getattr(customer, f"get_{attribute}_display")())
+    if value is None:
+        return ""
+    if attribute == "birthday":
+        return date_format(value, "SHORT_DATE_FORMAT")
+    return str(value)
+
+
+def _label(name: str, definitions: dict) -> str:
+    if name.startswith(merge.CUSTOM_PREFIX):
+        key = name[len(merge.CUSTOM_PREFIX) :]
+        definition = definitions.get(key)
+        return definition.label if definition else key
+    if name in merge.FIELD_LABELS:
+        return str(merge.FIELD_LABELS[name])
+    return str(Customer._meta.get_field(name).verbose_name).capitalize()
+
+
+def _comparison_rows(survivor: Customer, merged: Customer, choices: dict) -> list[dict]:
+    definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+    users = User.objects.in_bulk([pk for pk in (survivor.owner_id, merged.owner_id) if pk])
+    differing = set(merge.differing_fields(survivor, merged))
+    names = [name for name, _attributes in merge.CHOOSABLE_FIELDS] + [
+        merge.CUSTOM_PREFIX + key for key in merge.custom_field_keys(survivor, merged)
+    ]
+    rows = []
+    for name in names:
+        rows.append(
+            {
+                "name": name,
+                "label": _label(name, definitions),
+                "survivor": _display(survivor, name, definitions, users),
+                "merged": _display(merged, name, definitions, users),
+                "differs": name in differing,
+                "choice": choices.get(name, "survivor"),
+            }
+        )
+    return rows
+
+
+class MergeForm(forms.Form):
+    """One radio group per differing field ("choice__<name>"): keep the survivor's value or take the
+    merged customer's."""
+
+    def __init__(self, *args, names: list[str], initial_choices: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in names:
+            self.fields[f"choice__{name}"] = forms.ChoiceField(
+                choices=CHOICE_LABELS,
+                initial=initial_choices.get(name, "survivor"),
+                widget=forms.RadioSelect,
+                required=False,  # not posted: the survivor's value stays
+            )
+
+    def field_choices(self) -> dict:
+        return {
+            key.removeprefix("choice__"): value
+            for key, value in self.cleaned_data.items()
+            if key.startswith("choice__") and value
+        }
+
+
+def _counts(customer: Customer) -> dict:
+    return {
+        "orders": Order.objects.filter(customer=customer).count(),
+        "events": BehaviourEvent.objects.filter(customer=customer).count(),
+        "tags": customer.tags.count(),
+    }
+
+
+# --- duplicates ------------------------------------------------------------------------------------
+
+
+@role_required()
+@require_GET
+def duplicate_list(request: HttpRequest) -> HttpResponse:
+    """Candidate pairs, best first; ?customer=<pk> narrows to one customer's pairs and offers a search
+    for any other customer to merge with."""
+    focus = None
+    partners = []
+    query = request.GET.get("q", "").strip()[:100]
+    if request.GET.get("customer"):
+        focus = customer_get_for_user(user=request.user, customer_id=request.GET["customer"])
+    scan = duplicates.duplicate_candidates(user=request.user)
+    pairs = scan.involving(focus.pk) if focus else scan
+    page = Paginator(pairs, PAGE_SIZE).get_page(request.GET.get("page"))
+    ids = {pk for pair in page.object_list for pk in (pair.first_id, pair.second_id)}
+    customers = Customer.objects.select_related("owner").in_bulk(ids)
+    rows = [
+        {"pair": pair, "first": customers[pair.first_id], "second": customers[pair.second_id]}
+        for pair in page.object_list
+        if pair.first_id in customers and pair.second_id in customers
+    ]
+    if focus is not None and query:
+        partners = duplicates.merge_partner_search(user=request.user, customer=focus, query=query)
+    querystring = f"customer={focus.pk}" if focus else ""
+    return render(
+        request,
+        "customers/duplicate_list.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "scan": scan,
+            "focus": focus,
+            "query": query,
+            "partners": partners,
+            "querystring": querystring,
+            "is_manager": user_has_role(request.user, MANAGERS),
+        },
+    )
+
+
+@role_required()
+@require_POST
+def duplicate_dismiss(request: HttpRequest, first: int, second: int) -> HttpResponse:
+    one = customer_get_for_user(user=request.user, customer_id=first)
+    other = customer_get_for_user(user=request.user, customer_id=second)
+    duplicates.duplicate_dismiss(actor=request.user, first=one, second=other)
+    messages.success(
+        request,
+        _("%(first)s and %(second)s will no longer be offered as duplicates.")
+        % {"first": one.name, "second": other.name},
+    )
+    return redirect("customers:duplicates")
+
+
+# --- merge -----------------------------------------------------------------------------------------
+
+
+@role_required()
+@require_http_methods(["GET", "POST"])
+def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> HttpResponse:
+    """Side by side: `survivor_pk` stays, `merged_pk` is merged into it (a link swaps the two)."""
+    survivor = customer_get_for_user(user=request.user, customer_id=survivor_pk)
+    merged = customer_get_for_user(user=request.user, customer_id=merged_pk)
+    if survivor.pk == merged.pk:
+        messages.error(request, _("A customer cannot be merged with itself."))
+        return redirect("customers:detail", pk=survivor.pk)
+    defaults = merge.default_choices(survivor, merged)
+    names = merge.differing_fields(survivor, merged)
+    form = MergeForm(request.POST or None, names=names, initial_choices=defaults)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = merge.customer_merge(
+                actor=request.user, survivor=survivor, merged=merged, field_choices=form.field_choices()
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request,
+                _("%(merged)s was merged into %(survivor)s.")
+                % {"merged": result.merged.name, "survivor": result.survivor.name},
+            )
+            return redirect("customers:merge_result", pk=result.merged.pk)
+    choices = form.field_choices() if form.is_bound and form.is_valid() else defaults
+    rows = _comparison_rows(survivor, merged, choices)
+    for row in rows:
+        row["field"] = form[f"choice__{row['name']}"] if row["differs"] else None
+    return render(
+        request,
+        "customers/merge_form.html",
+        {
+            "survivor": survivor,
+            "merged": merged,
+            "form": form,
+            "rows": rows,
+            "survivor_counts": _counts(survivor),
+            "merged_counts": _counts(merged),
+            "survivor_tags": list(survivor.tags.all()),
+            "merged_tags": list(merged.tags.all()),
+            "hooks": list(merge.registry.merge_hooks),
+        },
+    )
+
+
+@role_required()
+@require_GET
+def merge_result(request: HttpRequest, pk: int) -> HttpResponse:
+    """What a merge did, with "Undo merge"."""
+    merged = _merged_customer_or_404(request.user, pk)
+    event = merge.merge_event_for(merged)
+    info = event.changes if event else {}
+    moved = [
+        {"key": key, "label": HOOK_LABELS.get(key, key), "count": merge.moved_count(value)}
+        for key, value in (info.get("moved") or {}).items()
+    ]
+    definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+    changed = [_label(name, definitions) for name in merge.choice_names_of(info.get("survivor_before") or {})]
+    return render(
+        request,
+        "customers/merge_result.html",
+        {
+            "merged": merged,
+            "survivor": merged.merged_into,
+            "event": event,
+            "moved": moved,
+            "changed": changed,
+        },
+    )
+
+
+@role_required()
+@require_http_methods(["GET", "POST"])
+def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    merged = _merged_customer_or_404(request.user, pk)
+    if request.method == "POST":
+        try:
+            result = merge.customer_merge_undo(actor=request.user, merged=merged)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("customers:merge_result", pk=merged.pk)
+        definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+        messages.success(
+            request,
+            _("The merge was undone: %(merged)s and %(survivor)s are separate customers again.")
+            % {"merged": result.merged.name, "survivor": result.survivor.name},
+        )
+        if result.kept_fields:
+            messages.warning(
+                request,
+                _("Edited since the merge and therefore kept on %(survivor)s: %(fields)s.")
+                % {
+                    "survivor": result.survivor.name,
+                    "fields": ", ".join(_label(name, definitions) for name in result.kept_fields),
+                },
+            )
+        for note in result.notes:
+            messages.warning(request, note)
+        return redirect("customers:detail", pk=result.merged.pk)
+    return render(
+        request,
+        "customers/merge_undo_confirm.html",
+        {"merged": merged, "survivor": merged.merged_into, "event": merge.merge_event_for(merged)},
+    )
+
+
+def merge_undo_url(customer: Customer) -> str:
+    """For other pages (the recycle bin): where "Undo merge" of a merged customer goes."""
+    return reverse("customers:merge_undo", args=[customer.pk])

@@ -1,0 +1,505 @@
+"""Merging two customers and undoing it: services (rows, fields, bin, history, undo) and pages."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from crm.audit.models import AuditEvent
+from customers.merge import (
+    MERGED_ACTION,
+    MERGED_IN_ACTION,
+    UNDONE_ACTION,
+    customer_merge,
+    customer_merge_undo,
+    default_choices,
+    differing_fields,
+)
+from customers.models import BehaviourEvent, Customer, Order
+from customers.registry import MergeHook, registry
+from customers.services import customer_refresh_order_stats
+from tests.factories import (
+    BehaviourEventFactory,
+    CustomerFactory,
+    CustomFieldDefinitionFactory,
+    OrderFactory,
+    TagFactory,
+)
+
+
+def _history(customer, action=None):
+    qs = AuditEvent.objects.filter(target_type="customers.customer", target_id=str(customer.pk))
+    return qs.filter(action=action) if action else qs
+
+
+def _written_state():
+    """Everything a refused merge must leave untouched."""
+    return (
+        sorted(Customer.objects.values_list("pk", "name", "deleted_at", "merged_into_id", "orders_count")),
+        sorted(Order.objects.values_list("pk", "customer_id")),
+        AuditEvent.objects.count(),
+    )
+
+
+@pytest.fixture
+def pair(tenant, sales_user, sales_user2):
+    """Two records of the same person, each with orders, events, tags and a share."""
+    vip, wholesale, common = TagFactory(name="vip"), TagFactory(name="wholesale"), TagFactory(name="common")
+    CustomFieldDefinitionFactory(key="shoe_size", label="Shoe size")
+    survivor = CustomerFactory(
+        name="张伟",
+        email="zhang.wei@example.com",
+        phone="+8613800138000",
+        city="北京",
+        owner=sales_user,
+        tags=[vip, common],
+        custom_fields={"shoe_size": "42"},
+    )
+    merged = CustomerFactory(
+        name="張偉 (Zhang Wei)",
+        email="zw@work.example",
+        phone="+8613900139000",
+        city="北京",
+        birthday=date(1990, 5, 17),
+        owner=sales_user2,
+        tags=[wholesale, common],
+        shared_with=[sales_user],
+        email_consent=True,
+        email_consent_at=timezone.now() - timedelta(days=3),
+        custom_fields={"shoe_size": "43", "nickname": "Wei"},
+        external_id="ERP-77",
+    )
+    survivor_orders = [OrderFactory(customer=survivor, total=Decimal("100.00")) for _ in range(2)]
+    merged_orders = [
+        OrderFactory(
+            customer=merged, total=Decimal("250.50"), placed_at=timezone.now() - timedelta(days=400)
+        ),
+        OrderFactory(customer=merged, total=Decimal("49.50")),
+        OrderFactory(customer=merged, total=Decimal("80.00"), status=Order.Status.CANCELLED),
+    ]
+    survivor_events = BehaviourEventFactory.create_batch(2, customer=survivor)
+    merged_events = BehaviourEventFactory.create_batch(3, customer=merged)
+    customer_refresh_order_stats(customer_ids=[survivor.pk, merged.pk])
+    survivor.refresh_from_db()
+    merged.refresh_from_db()
+    return {
+        "survivor": survivor,
+        "merged": merged,
+        "survivor_orders": survivor_orders,
+        "merged_orders": merged_orders,
+        "survivor_events": survivor_events,
+        "merged_events": merged_events,
+        "tags": {"vip": vip, "wholesale": wholesale, "common": common},
+    }
+
+
+# --- merge -----------------------------------------------------------------------------------------
+
+
+def test_merge_moves_orders_events_tags_and_shares_and_sums_the_stats(pair, manager_user, sales_user2):
+    survivor, merged = pair["survivor"], pair["merged"]
+    before_total = survivor.total_spent + merged.total_spent
+    before_count = survivor.orders_count + merged.orders_count
+    assert (survivor.orders_count, merged.orders_count) == (2, 2)  # the cancelled order does not count
+
+    result = customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices={})
+
+    assert set(Order.objects.filter(customer=survivor).values_list("pk", flat=True)) == {
+        o.pk for o in pair["survivor_orders"] + pair["merged_orders"]
+    }
+    assert not Order.objects.filter(customer=merged).exists()
+    assert BehaviourEvent.objects.filter(customer=survivor).count() == 5
+    assert not BehaviourEvent.objects.filter(customer=merged).exists()
+    assert set(survivor.tags.values_list("name", flat=True)) == {"vip", "wholesale", "common"}
+    # The merged record's owner and shares keep seeing the customer's orders on the survivor.
+    assert set(survivor.shared_with.all()) == {sales_user2}
+    survivor.refresh_from_db()
+    assert survivor.total_spent == before_total == Decimal("500.00")
+    assert survivor.orders_count == before_count == 4
+    assert survivor.first_order_at == pair["merged_orders"][0].placed_at
+    assert result.moved["customers.orders"]["ids"] == sorted(o.pk for o in pair["merged_orders"])
+    assert result.moved["customers.tags"]["ids"] == [pair["tags"]["wholesale"].pk]
+
+
+def test_field_choices_are_applied(pair, manager_user, sales_user2):
+    survivor, merged = pair["survivor"], pair["merged"]
+    choices = {
+        "name": "merged",
+        "email": "survivor",
+        "phone": "merged",
+        "birthday": "merged",
+        "owner": "merged",
+        "email_consent": "merged",
+        "custom:shoe_size": "merged",
+        "custom:nickname": "merged",
+        "external_id": "merged",
+    }
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices=choices)
+    survivor.refresh_from_db()
+    merged.refresh_from_db()
+    assert survivor.name == "張偉 (Zhang Wei)"
+    assert survivor.email == "zhang.wei@example.com"
+    assert survivor.phone == "+8613900139000"
+    assert survivor.birthday == date(1990, 5, 17)
+    assert survivor.owner == sales_user2
+    assert survivor.email_consent is True and survivor.email_consent_at is not None
+    assert survivor.custom_fields == {"shoe_size": "43", "nickname": "Wei"}
+    assert survivor.external_id == "ERP-77" and merged.external_id == ""
+    assert "13900139000" in survivor.search_text and "zhang wei" in survivor.search_text
+
+
+def test_fields_not_chosen_keep_the_survivors_value(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(
+        actor=manager_user, survivor=survivor, merged=merged, field_choices={"birthday": "survivor"}
+    )
+    survivor.refresh_from_db()
+    assert (survivor.name, survivor.phone, survivor.birthday) == ("张伟", "+8613800138000", None)
+    assert survivor.custom_fields == {"shoe_size": "42"}
+
+
+def test_default_choices_fill_empty_fields_from_the_merged_record(pair):
+    survivor, merged = pair["survivor"], pair["merged"]
+    defaults = default_choices(survivor, merged)
+    assert defaults["birthday"] == "merged" and defaults["email_consent"] == "merged"
+    assert defaults["name"] == "survivor" and defaults["custom:shoe_size"] == "survivor"
+    assert defaults["custom:nickname"] == "merged"
+    assert "city" not in differing_fields(survivor, merged)
+
+
+def test_merged_customer_goes_to_the_bin_pointing_at_the_survivor(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    merged.refresh_from_db()
+    assert merged.deleted_at is not None
+    assert merged.merged_into == survivor
+    assert merged.deleted_by == manager_user
+    assert merged.orders_count == 0 and merged.total_spent == 0
+
+
+def test_history_records_the_merge_on_both_customers(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices={"phone": "merged"})
+    loser_event = _history(merged, MERGED_ACTION).get()
+    assert loser_event.actor == manager_user
+    assert loser_event.changes["survivor_id"] == survivor.pk
+    assert loser_event.changes["survivor_before"] == {"phone": "+8613800138000"}
+    assert set(loser_event.changes["moved"]) >= {
+        "customers.orders",
+        "customers.events",
+        "customers.tags",
+        "customers.shares",
+    }
+    survivor_event = _history(survivor, MERGED_IN_ACTION).get()
+    assert survivor_event.changes["merged_id"] == merged.pk
+    assert survivor_event.changes["merged_label"] == "張偉 (Zhang Wei)"
+    assert survivor_event.changes["phone"] == {"old": "+8613800138000", "new": "+8613900139000"}
+    assert survivor_event.changes["moved_counts"]["customers.orders"] == 3
+
+
+def test_merge_is_all_or_nothing_when_a_hook_fails(pair, manager_user, monkeypatch):
+    def broken(survivor, merged):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(registry.merge_hooks, "zz.broken", MergeHook(key="zz.broken", move=broken, undo=None))
+    state = _written_state()
+    with pytest.raises(RuntimeError):
+        customer_merge(
+            actor=manager_user,
+            survivor=pair["survivor"],
+            merged=pair["merged"],
+            field_choices={"name": "merged"},
+        )
+    assert _written_state() == state
+
+
+# --- refused merges --------------------------------------------------------------------------------
+
+
+def test_merging_a_customer_with_itself_is_refused(pair, manager_user):
+    state = _written_state()
+    with pytest.raises(ValidationError, match="itself"):
+        customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["survivor"])
+    assert _written_state() == state
+
+
+@pytest.mark.parametrize("which", ["survivor", "merged"])
+def test_merging_a_deleted_customer_is_refused(pair, manager_user, which):
+    Customer.objects.filter(pk=pair[which].pk).update(deleted_at=timezone.now())
+    state = _written_state()
+    with pytest.raises(ValidationError, match="recycle bin"):
+        customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["merged"])
+    assert _written_state() == state
+
+
+def test_merging_a_customer_the_user_cannot_see_is_refused(pair, sales_user):
+    # sales_user owns the survivor and the merged record is shared with them; a third is not.
+    stranger = CustomerFactory(name="Not mine", owner=None)
+    state = _written_state()
+    with pytest.raises(ValidationError, match="not found"):
+        customer_merge(actor=sales_user, survivor=pair["survivor"], merged=stranger)
+    assert _written_state() == state
+
+
+def test_sales_can_merge_customers_they_can_see(pair, sales_user):
+    customer_merge(actor=sales_user, survivor=pair["survivor"], merged=pair["merged"])
+    assert Customer.objects.get(pk=pair["merged"].pk).merged_into_id == pair["survivor"].pk
+
+
+def test_an_unknown_field_choice_is_refused(pair, manager_user):
+    state = _written_state()
+    with pytest.raises(ValidationError, match="Unknown field"):
+        customer_merge(
+            actor=manager_user,
+            survivor=pair["survivor"],
+            merged=pair["merged"],
+            field_choices={"total_spent": "merged"},
+        )
+    with pytest.raises(ValidationError, match="Unknown field"):
+        customer_merge(
+            actor=manager_user,
+            survivor=pair["survivor"],
+            merged=pair["merged"],
+            field_choices={"name": "both"},
+        )
+    assert _written_state() == state
+
+
+# --- undo ------------------------------------------------------------------------------------------
+
+
+def test_undo_restores_everything(pair, manager_user, sales_user2):
+    survivor, merged = pair["survivor"], pair["merged"]
+    before = {
+        "survivor": Customer.objects.filter(pk=survivor.pk).values().get(),
+        "merged": Customer.objects.filter(pk=merged.pk).values().get(),
+    }
+    customer_merge(
+        actor=manager_user,
+        survivor=survivor,
+        merged=merged,
+        field_choices={
+            "name": "merged",
+            "phone": "merged",
+            "owner": "merged",
+            "email_consent": "merged",
+            "custom:shoe_size": "merged",
+            "custom:nickname": "merged",
+            "external_id": "merged",
+        },
+    )
+
+    result = customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+
+    assert result.kept_fields == []
+    assert set(Order.objects.filter(customer=merged).values_list("pk", flat=True)) == {
+        o.pk for o in pair["merged_orders"]
+    }
+    assert set(Order.objects.filter(customer=survivor).values_list("pk", flat=True)) == {
+        o.pk for o in pair["survivor_orders"]
+    }
+    assert set(BehaviourEvent.objects.filter(customer=merged).values_list("pk", flat=True)) == {
+        e.pk for e in pair["merged_events"]
+    }
+    assert set(survivor.tags.values_list("name", flat=True)) == {"vip", "common"}
+    assert set(merged.tags.values_list("name", flat=True)) == {"wholesale", "common"}
+    assert list(survivor.shared_with.all()) == []
+    after = {
+        "survivor": Customer.objects.filter(pk=survivor.pk).values().get(),
+        "merged": Customer.objects.filter(pk=merged.pk).values().get(),
+    }
+    for key in ("survivor", "merged"):
+        for row in (before[key], after[key]):
+            row.pop("updated_at")
+            # Stored as JSON in the audit log: restored to the millisecond.
+            if row["email_consent_at"]:
+                row["email_consent_at"] = row["email_consent_at"].replace(microsecond=0)
+        assert after[key] == before[key], key
+    assert _history(merged, UNDONE_ACTION).count() == 1
+    undone = _history(survivor, UNDONE_ACTION).get()
+    assert undone.changes["merged_id"] == merged.pk
+    assert undone.changes["name"] == {"old": "張偉 (Zhang Wei)", "new": "张伟"}
+
+
+def test_undo_keeps_a_field_edited_since_the_merge_and_reports_it(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(
+        actor=manager_user,
+        survivor=survivor,
+        merged=merged,
+        field_choices={"name": "merged", "phone": "merged"},
+    )
+    Customer.objects.filter(pk=survivor.pk).update(phone="+8613700137000")  # someone edits afterwards
+    result = customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    survivor.refresh_from_db()
+    assert result.kept_fields == ["phone"]
+    assert result.restored_fields == ["name"]
+    assert survivor.phone == "+8613700137000"
+    assert survivor.name == "张伟"
+
+
+def test_undo_refreshes_the_stats_of_both(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    figures = {c.pk: (c.total_spent, c.orders_count, c.last_order_at) for c in (survivor, merged)}
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    for customer in Customer.objects.filter(pk__in=figures):
+        assert (customer.total_spent, customer.orders_count, customer.last_order_at) == figures[customer.pk]
+
+
+def test_undo_twice_or_of_an_ordinary_deleted_customer_is_refused(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    with pytest.raises(ValidationError, match="not a merged customer"):
+        customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+
+
+def test_undo_waits_for_a_later_merge_of_the_survivor_to_be_undone_first(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    third = CustomerFactory(name="Third")
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    customer_merge(actor=manager_user, survivor=third, merged=Customer.objects.get(pk=survivor.pk))
+    with pytest.raises(ValidationError, match="undo that merge first"):
+        customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=survivor.pk))
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    assert set(Order.objects.filter(customer=merged).values_list("pk", flat=True)) == {
+        o.pk for o in pair["merged_orders"]
+    }
+    assert not Order.objects.filter(customer=third).exists()
+
+
+# --- the registry contract: another app's hook -------------------------------------------------------
+
+
+def test_a_registered_hook_is_called_with_the_right_customers_and_its_info_comes_back(
+    pair, manager_user, monkeypatch
+):
+    calls = []
+
+    def move(survivor, merged):
+        calls.append(("move", survivor.pk, merged.pk))
+        return {"ids": [7, 8], "note": "points"}
+
+    def undo(survivor, merged, info):
+        calls.append(("undo", survivor.pk, merged.pk, info))
+
+    monkeypatch.setitem(
+        registry.merge_hooks, "loyalty.test", MergeHook(key="loyalty.test", move=move, undo=undo)
+    )
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    assert calls == [("move", survivor.pk, merged.pk)]
+    assert _history(merged, MERGED_ACTION).get().changes["moved"]["loyalty.test"] == {
+        "ids": [7, 8],
+        "note": "points",
+    }
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    assert calls[1] == ("undo", survivor.pk, merged.pk, {"ids": [7, 8], "note": "points"})
+
+
+def test_undo_is_refused_when_a_hook_that_moved_rows_is_gone(pair, manager_user, monkeypatch):
+    monkeypatch.setitem(
+        registry.merge_hooks,
+        "gone.app",
+        MergeHook(key="gone.app", move=lambda s, m: {}, undo=lambda s, m, i: None),
+    )
+    customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["merged"])
+    monkeypatch.delitem(registry.merge_hooks, "gone.app")
+    with pytest.raises(ValidationError, match="gone.app"):
+        customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=pair["merged"].pk))
+    assert Customer.objects.get(pk=pair["merged"].pk).merged_into_id == pair["survivor"].pk
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+def test_merge_page_shows_both_records_with_a_choice_per_differing_field(pair, manager_client):
+    survivor, merged = pair["survivor"], pair["merged"]
+    response = manager_client.get(reverse("customers:merge", args=[survivor.pk, merged.pk]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="choice__phone"' in body and 'name="choice__custom:shoe_size"' in body
+    assert 'name="choice__email_consent"' in body
+    assert 'name="choice__city"' not in body  # equal on both
+    assert "+86 138" in body or "138 0013 8000" in body
+
+
+def test_merge_through_the_page_then_undo_from_the_result_page(pair, manager_client):
+    survivor, merged = pair["survivor"], pair["merged"]
+    url = reverse("customers:merge", args=[survivor.pk, merged.pk])
+    response = manager_client.post(url, {"choice__name": "merged", "choice__phone": "survivor"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:merge_result", args=[merged.pk])
+    survivor.refresh_from_db()
+    assert survivor.name == "張偉 (Zhang Wei)" and survivor.phone == "+8613800138000"
+    assert Order.objects.filter(customer=survivor).count() == 5
+
+    result_page = manager_client.get(response["Location"])
+    assert result_page.status_code == 200
+    undo_url = reverse("customers:merge_undo", args=[merged.pk])
+    assert undo_url in result_page.content.decode()
+
+    undone = manager_client.post(undo_url)
+    assert undone.status_code == 302
+    assert undone["Location"] == reverse("customers:detail", args=[merged.pk])
+    assert Order.objects.filter(customer=merged).count() == 3
+    assert Customer.objects.get(pk=merged.pk).deleted_at is None
+
+
+def test_merge_page_reports_a_refused_merge_without_writing(pair, manager_client):
+    Customer.objects.filter(pk=pair["merged"].pk).update(deleted_at=timezone.now())
+    url = reverse("customers:merge", args=[pair["survivor"].pk, pair["merged"].pk])
+    assert manager_client.get(url).status_code == 404  # a binned customer is not offered
+
+
+def test_sales_cannot_merge_customers_they_cannot_see(pair, client_for, sales_user2):
+    mine = CustomerFactory(name="Sales2 own", owner=sales_user2)
+    survivor = pair["survivor"]  # owned by sales_user, not shared with sales_user2
+    client = client_for(sales_user2)
+    state = _written_state()
+    url = reverse("customers:merge", args=[mine.pk, survivor.pk])
+    assert client.get(url).status_code == 404
+    assert client.post(url, {}).status_code == 404
+    assert client.get(reverse("customers:merge", args=[survivor.pk, mine.pk])).status_code == 404
+    assert _written_state() == state
+
+
+def test_sales_cannot_undo_a_merge_they_cannot_see(pair, manager_user, client_for, sales_user2):
+    survivor, merged = pair["survivor"], pair["merged"]
+    Customer.objects.filter(pk=merged.pk).update(owner=None)
+    Customer.objects.get(pk=merged.pk).shared_with.clear()
+    customer_merge(actor=manager_user, survivor=survivor, merged=Customer.objects.get(pk=merged.pk))
+    client = client_for(sales_user2)
+    assert client.get(reverse("customers:merge_result", args=[merged.pk])).status_code == 404
+    assert client.post(reverse("customers:merge_undo", args=[merged.pk])).status_code == 404
+    assert Customer.objects.get(pk=merged.pk).merged_into_id == survivor.pk
+
+
+def test_a_customer_of_another_tenant_cannot_be_merged(tenant, tenant_b, manager_client):
+    local = CustomerFactory(name="Alpha customer")
+    foreign_pk = local.pk + 100_000  # ids are per schema: make sure alpha has no customer with it
+    with schema_context(tenant_b.schema_name):
+        CustomerFactory(pk=foreign_pk, name="Beta customer")
+    connection.set_tenant(tenant)
+    assert not Customer.objects.filter(pk=foreign_pk).exists()
+    url = reverse("customers:merge", args=[local.pk, foreign_pk])
+    response = manager_client.post(url, {})
+    assert response.status_code == 404
+    with schema_context(tenant_b.schema_name):
+        assert Customer.objects.get(pk=foreign_pk).deleted_at is None
+    connection.set_tenant(tenant)
+    assert Customer.objects.get(pk=local.pk).deleted_at is None
+
+
+def test_undo_page_confirms_before_undoing(pair, manager_user, manager_client):
+    customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["merged"])
+    response = manager_client.get(reverse("customers:merge_undo", args=[pair["merged"].pk]))
+    assert response.status_code == 200
+    assert Customer.objects.get(pk=pair["merged"].pk).merged_into_id == pair["survivor"].pk
