@@ -5,3 +5,15 @@ from django.utils.translation import gettext_lazy as _
 class CustomersConfig(AppConfig):
     name = "customers"
     verbose_name = _("Customers")
+
+    def ready(self) -> None:
+        from .registry import registry
+        from .timeline import history_provider, orders_provider, refunds_provider
+
+        registry.add_timeline_provider("customers.orders", orders_provider)
+        registry.add_timeline_provider("customers.refunds", refunds_provider)
+        registry.add_timeline_provider("customers.history", history_provider)
+
+        from .merge import register_builtin_hooks  # orders, events, tags, shares move on a merge
+
+        register_builtin_hooks()

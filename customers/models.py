@@ -160,6 +160,31 @@ class Customer(models.Model):
             models.Index(fields=["-total_spent"], name="customer_total_spent_idx"),
             models.Index(fields=["source"], name="customer_source_idx"),
             models.Index(fields=["city"], name="customer_city_idx"),
+            # Keyset pagination of the live list: (sort value, id) in the list's default directions,
+            # partial on "not in the bin" because every list query has that condition.
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="customer_live_created_idx",
+                condition=models.Q(deleted_at=None),
+            ),
+            models.Index(
+                fields=["name", "id"], name="customer_live_name_idx", condition=models.Q(deleted_at=None)
+            ),
+            models.Index(
+                fields=["-total_spent", "-id"],
+                name="customer_live_spent_idx",
+                condition=models.Q(deleted_at=None),
+            ),
+            models.Index(
+                fields=["-orders_count", "-id"],
+                name="customer_live_orders_idx",
+                condition=models.Q(deleted_at=None),
+            ),
+            models.Index(
+                fields=["-last_order_at", "-id"],
+                name="customer_live_last_order_idx",
+                condition=models.Q(deleted_at=None),
+            ),
             GinIndex(fields=["custom_fields"], name="customer_custom_fields_gin"),
             GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
         ]

@@ -1,13 +1,35 @@
-from django.urls import path
-from django.utils.translation import gettext_lazy as _
+from django.urls import include, path
 
-from crm.views import nothing_here_yet
+from . import views
 
 app_name = "customers"
 urlpatterns = [
-    path(
-        "",
-        nothing_here_yet(_("Customers"), _("Customer records arrive with the customer data release.")),
-        name="list",
-    ),
+    path("", views.customer_list, name="list"),
+    path("new/", views.customer_create, name="create"),
+    path("columns/", views.customer_columns, name="columns"),
+    path("bulk/", views.customer_bulk, name="bulk"),
+    path("check-duplicate/", views.check_duplicate, name="check_duplicate"),
+    path("bin/", views.customer_bin, name="bin"),
+    path("bin/<int:pk>/restore/", views.customer_restore, name="restore"),
+    path("custom-fields/", views.custom_field_list, name="custom_fields"),
+    path("custom-fields/<int:pk>/", views.custom_field_edit, name="custom_field_edit"),
+    path("custom-fields/<int:pk>/toggle/", views.custom_field_toggle, name="custom_field_toggle"),
+    path("orders/<int:pk>/refund/", views.order_refund, name="order_refund"),
+    path("<int:pk>/", views.customer_detail, name="detail"),
+    path("<int:pk>/edit/", views.customer_edit, name="edit"),
+    path("<int:pk>/profile/", views.customer_profile_card, name="profile_card"),
+    path("<int:pk>/delete/", views.customer_delete, name="delete"),
+    path("<int:pk>/share/", views.customer_share, name="share"),
+    path("<int:pk>/timeline/", views.customer_timeline, name="timeline"),
+    path("<int:pk>/orders/", views.customer_orders, name="orders"),
 ]
+
+# --- import/export (customers.imports, customers.exports) ---
+# The import/export helper adds its path(...) / include(...) lines here, e.g.
+# urlpatterns += [path("import/", include(...)), path("export/", ...)]
+# --- end import/export ---
+
+# --- duplicates and merge (customers.views_merge) ---
+# The duplicates/merge helper adds its path(...) lines here.
+urlpatterns += [path("duplicates/", include("customers.urls_merge"))]  # duplicates, merge, merge_undo
+# --- end duplicates and merge ---

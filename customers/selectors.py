@@ -1,0 +1,579 @@
+"""Reads of customer data, always through the user's visibility scope.
+
+The customer list is built for 100,000 customers: filters use indexed columns (the trigram GIN index
+on `search_text`, the JSONB GIN index for custom fields), pages are fetched by keyset (the cursor is the
+sort value plus the id of the last row) instead of OFFSET, and the total is an estimate
+(`pg_class.reltuples`) or an exact count capped at COUNT_CAP, never a full COUNT(*) of a big result.
+"""
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import F, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+
+from crm.accounts.models import User
+from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
+from crm.audit.models import AuditEvent
+
+from .models import Customer, CustomFieldDefinition, Order, Refund, Tag
+from .phone import try_normalise_phone
+from .registry import TimelineEntry, registry
+from .search import normalise_query
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000
+
+
+# --- access helpers --------------------------------------------------------------------------------
+
+
+def customer_get_for_user(*, user: User, customer_id: Any, include_deleted: bool = False) -> Customer:
+    """One customer the user may see; Http404 alike for missing, forbidden and (by default) binned."""
+    qs = Customer.objects.select_related("owner", "deleted_by")
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    try:
+        return visible_to(qs, user).get(pk=int(customer_id))
+    except (Customer.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+def customer_get_in_bin_for_user(*, user: User, customer_id: Any) -> Customer:
+    try:
+        return bin_list(user=user).get(pk=int(customer_id))
+    except (Customer.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+def order_get_for_user(*, user: User, order_id: Any) -> Order:
+    try:
+        return visible_to(
+            Order.objects.select_related("customer").filter(customer__deleted_at__isnull=True), user
+        ).get(pk=int(order_id))
+    except (Order.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+# --- the list --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortOption:
+    key: str
+    label: Any
+    path: str  # ORM path used in ORDER BY and in keyset comparisons
+    nullable: bool = False
+
+
+CORE_SORTS = {
+    "name": SortOption("name", _("Name"), "name"),
+    "created": SortOption("created", _("Created"), "created_at"),
+    "last_order": SortOption("last_order", _("Last purchase"), "last_order_at", nullable=True),
+    "total_spent": SortOption("total_spent", _("Total spent"), "total_spent"),
+    "orders": SortOption("orders", _("Orders"), "orders_count"),
+}
+DEFAULT_SORT = "-created"
+
+
+def sort_options() -> dict[str, SortOption]:
+    """Core sorts plus every registered column that names a sort_field (nullable: it may be missing)."""
+    options = dict(CORE_SORTS)
+    for column in registry.sorted_columns():
+        if column.sort_field and column.key not in options:
+            options[column.key] = SortOption(column.key, column.label, column.sort_field, nullable=True)
+    return options
+
+
+def parse_sort(value: str | None) -> tuple[SortOption, bool]:
+    """'-total_spent' -> (option, descending). Unknown values fall back to newest first."""
+    value = (value or "").strip()
+    descending = value.startswith("-")
+    option = sort_options().get(value.lstrip("-"))
+    if option is None:
+        return CORE_SORTS["created"], True
+    return option, descending
+
+
+def _apply_custom_field_filter(qs: QuerySet, definition: CustomFieldDefinition, value: Any) -> QuerySet:
+    key = definition.key
+    kind = definition.field_type
+    path = f"custom_fields__{key}"
+    if kind == CustomFieldDefinition.FieldType.TEXT:
+        return qs.filter(**{f"{path}__icontains": str(value)})
+    if kind in (CustomFieldDefinition.FieldType.NUMBER, CustomFieldDefinition.FieldType.DATE):
+        low, high = value if isinstance(value, list | tuple) else (value, value)
+        if isinstance(low, date):
+            low = low.isoformat()
+        if isinstance(high, date):
+            high = high.isoformat()
+        if isinstance(low, Decimal):
+            low = float(low)
+        if isinstance(high, Decimal):
+            high = float(high)
+        if low not in (None, ""):
+            qs = qs.filter(**{f"{path}__gte": low})
+        if high not in (None, ""):
+            qs = qs.filter(**{f"{path}__lte": high})
+        return qs
+    if kind == CustomFieldDefinition.FieldType.CHOICE:
+        return qs.filter(custom_fields__contains={key: str(value)})
+    if kind == CustomFieldDefinition.FieldType.MULTI_CHOICE:
+        return qs.filter(custom_fields__contains={key: [str(value)]})
+    if kind == CustomFieldDefinition.FieldType.BOOLEAN:
+        if value:
+            return qs.filter(custom_fields__contains={key: True})
+        return qs.exclude(custom_fields__contains={key: True})
+    return qs
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None or value == "" or value == [] or value == ():
+        return True
+    return isinstance(value, list | tuple) and all(v in (None, "") for v in value)
+
+
+def customer_search(qs: QuerySet[Customer], query: str) -> QuerySet[Customer]:
+    """Substring search on search_text (trigram GIN index), plus an exact E.164 / email match."""
+    needle = normalise_query(query)
+    if not needle:
+        return qs
+    condition = Q(search_text__contains=needle)
+    phone = try_normalise_phone(query)
+    if phone:
+        condition |= Q(phone=phone)
+    if "@" in query:
+        condition |= Q(email=query.strip().lower())
+    return qs.filter(condition)
+
+
+def customer_list(*, user: User, filters: Mapping[str, Any] | None = None) -> QuerySet[Customer]:
+    """The customers `user` may see, not in the bin, narrowed by `filters`.
+
+    `filters` keys (all optional; blank values are ignored):
+      q: search text; owner: a User or "none" (unassigned); tag: a Tag; source: a Source value;
+      city: exact city; email_consent / sms_consent: True or False;
+      custom_fields: {key: value} where value is a str (text contains; choice / multi choice equals),
+        a (min, max) pair (number, date; either may be None) or True/False (yes/no);
+      sort: e.g. "-total_spent" (applied by customer_page, accepted here for convenience);
+      and any key of a filter registered in customers.registry (its `apply` is called).
+    """
+    filters = filters or {}
+    qs = visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
+    if filters.get("q"):
+        qs = customer_search(qs, str(filters["q"]))
+    owner = filters.get("owner")
+    if owner == "none":
+        qs = qs.filter(owner__isnull=True)
+    elif owner:
+        qs = qs.filter(owner=owner)
+    if filters.get("tag"):
+        qs = qs.filter(tags=filters["tag"])
+    if filters.get("source"):
+        qs = qs.filter(source=filters["source"])
+    if filters.get("city"):
+        qs = qs.filter(city__iexact=str(filters["city"]).strip())
+    for consent in ("email_consent", "sms_consent"):
+        if filters.get(consent) is not None and filters.get(consent) != "":
+            qs = qs.filter(**{consent: bool(filters[consent])})
+    custom = {k: v for k, v in (filters.get("custom_fields") or {}).items() if not _is_blank(v)}
+    if custom:
+        definitions = {d.key: d for d in CustomFieldDefinition.objects.filter(key__in=list(custom))}
+        for key, value in custom.items():
+            if key in definitions:
+                qs = _apply_custom_field_filter(qs, definitions[key], value)
+    for item in registry.sorted_filters():
+        value = filters.get(item.key)
+        if not _is_blank(value) and value is not False:
+            qs = item.apply(qs, value, user)
+    return qs
+
+
+def filters_are_empty(filters: Mapping[str, Any]) -> bool:
+    ignored = {"sort", "columns", "cursor", "direction"}
+    for key, value in filters.items():
+        if key in ignored:
+            continue
+        if key == "custom_fields":
+            if any(not _is_blank(v) for v in (value or {}).values()):
+                return False
+        elif not _is_blank(value) and value is not False:
+            return False
+    return True
+
+
+# --- keyset pagination -----------------------------------------------------------------------------
+
+
+def _encode_value(value: Any) -> list:
+    if value is None:
+        return ["n", None]
+    if isinstance(value, datetime):
+        return ["dt", value.isoformat()]
+    if isinstance(value, date):
+        return ["d", value.isoformat()]
+    if isinstance(value, Decimal):
+        return ["dec", str(value)]
+    if isinstance(value, bool):
+        return ["b", value]
+    if isinstance(value, int | float):
+        return ["num", value]
+    return ["s", str(value)]
+
+
+def _decode_value(tagged: list) -> Any:
+    kind, raw = tagged
+    if kind == "n":
+        return None
+    if kind == "dt":
+        return datetime.fromisoformat(raw)
+    if kind == "d":
+        return date.fromisoformat(raw)
+    if kind == "dec":
+        return Decimal(raw)
+    if kind == "b":
+        return bool(raw)
+    if kind == "num":
+        if not isinstance(raw, int | float) or isinstance(raw, bool):
+            raise ValueError("bad number")
+        return raw
+    if kind == "s":
+        return str(raw)
+    raise ValueError("unknown cursor value")
+
+
+def encode_cursor(value: Any, pk: int) -> str:
+    payload = json.dumps([_encode_value(value), int(pk)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[Any, int] | None:
+    """(sort value, id) from a cursor string; None for a missing or malformed one (first page)."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        tagged, pk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        return _decode_value(tagged), int(pk)
+    except (
+        ValueError,
+        TypeError,
+        binascii.Error,
+        InvalidOperation,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ):
+        return None
+
+
+def _segments(option: SortOption) -> list[Q]:
+    """The list in sort order is a concatenation of segments, each ordered by (sort value, id):
+    for a nullable sort, rows with a value come first and rows without one (ordered by id) last.
+    Querying segment by segment keeps every query a plain index range scan (no OR with IS NULL)."""
+    if not option.nullable:
+        return [Q()]
+    return [Q(**{f"{option.path}__isnull": False}), Q(**{f"{option.path}__isnull": True})]
+
+
+def _segment_index(option: SortOption, value: Any) -> int:
+    return 1 if option.nullable and value is None else 0
+
+
+def _position(path: str, value: Any, pk: int, *, descending: bool, in_null_segment: bool) -> Q:
+    """Rows strictly after (value, pk) within one segment ordered by path, id in one direction."""
+    cmp = "lt" if descending else "gt"
+    if in_null_segment:
+        return Q(**{f"pk__{cmp}": pk})
+    # The leading "<=" / ">=" gives PostgreSQL an index range; the rest settles ties on the id.
+    return Q(**{f"{path}__{cmp}e": value}) & (
+        Q(**{f"{path}__{cmp}": value}) | Q(**{path: value, f"pk__{cmp}": pk})
+    )
+
+
+def _segment_order(path: str, *, descending: bool, in_null_segment: bool) -> list[str]:
+    sign = "-" if descending else ""
+    return [f"{sign}pk"] if in_null_segment else [f"{sign}{path}", f"{sign}pk"]
+
+
+@dataclass
+class KeysetPage:
+    rows: list
+    next_cursor: str | None
+    previous_cursor: str | None
+    sort: str
+    is_first: bool
+    page_size: int = PAGE_SIZE
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.previous_cursor is not None
+
+
+def customer_page(
+    qs: QuerySet[Customer],
+    *,
+    sort: str | None = None,
+    cursor: str | None = None,
+    direction: str = "next",
+    page_size: int = PAGE_SIZE,
+    columns: list[str] | None = None,
+) -> KeysetPage:
+    """One page of `qs` by keyset: `cursor` is the last row of the previous page (direction "next") or
+    the first row of the following page (direction "prev"). Rows come with owner and tags loaded, and
+    with what the registered `columns` prepare, in a constant number of queries (one per segment
+    touched, normally one, plus one for the tags)."""
+    option, descending = parse_sort(sort)
+    sort_key = f"{'-' if descending else ''}{option.key}"
+    path = option.path
+    position = decode_cursor(cursor)
+    backwards = direction == "prev" and position is not None
+    for column in registry.sorted_columns():
+        if column.key in (columns or []) or column.key == option.key:
+            qs = column.prepare(qs)
+    qs = qs.select_related("owner").annotate(_sort_value=F(path))
+
+    segments = _segments(option)
+    order = list(range(len(segments)))
+    start = _segment_index(option, position[0]) if position is not None else 0
+    # Walking forward visits segments start, start+1, ...; walking back start, start-1, ... reversed.
+    visit = order[start:] if not backwards else list(reversed(order[: start + 1]))
+    query_descending = descending != backwards
+    wanted = page_size + 1
+    rows: list[Customer] = []
+    for index in visit:
+        in_null = option.nullable and index == 1
+        segment_qs = qs.filter(segments[index])
+        if position is not None and index == start:
+            value, pk = position
+            segment_qs = segment_qs.filter(
+                _position(path, value, pk, descending=query_descending, in_null_segment=in_null)
+            )
+        ordering = _segment_order(path, descending=query_descending, in_null_segment=in_null)
+        rows.extend(segment_qs.order_by(*ordering)[: wanted - len(rows)])
+        if len(rows) >= wanted:
+            break
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+    prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.order_by("name")))
+    if not rows:
+        return KeysetPage([], None, None, sort_key, is_first=position is None, page_size=page_size)
+    first, last = rows[0], rows[-1]
+    if backwards:
+        next_cursor = encode_cursor(last._sort_value, last.pk)
+        previous_cursor = encode_cursor(first._sort_value, first.pk) if has_more else None
+    else:
+        next_cursor = encode_cursor(last._sort_value, last.pk) if has_more else None
+        previous_cursor = encode_cursor(first._sort_value, first.pk) if position is not None else None
+    return KeysetPage(
+        rows, next_cursor, previous_cursor, sort_key, is_first=previous_cursor is None, page_size=page_size
+    )
+
+
+@dataclass(frozen=True)
+class TotalEstimate:
+    value: int
+    exact: bool  # False: an estimate ("about"), or capped ("10,000+")
+    capped: bool = False
+
+
+def customer_table_estimate() -> int:
+    """PostgreSQL's own row estimate for the tenant's customer table (-1 if never analysed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [Customer._meta.db_table]
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else -1
+
+
+def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, Any]) -> TotalEstimate:
+    """A total for the list header in one query: the planner's estimate for a manager's unfiltered
+    list of a large table, else an exact count capped at COUNT_CAP ("10,000+")."""
+    if user_has_role(user, MANAGERS) and filters_are_empty(filters):
+        estimate = customer_table_estimate()
+        if estimate > COUNT_CAP:
+            return TotalEstimate(estimate, exact=False)
+    counted = qs.order_by()[: COUNT_CAP + 1].count()
+    if counted > COUNT_CAP:
+        return TotalEstimate(COUNT_CAP, exact=False, capped=True)
+    return TotalEstimate(counted, exact=True)
+
+
+# --- choices for forms -----------------------------------------------------------------------------
+
+
+def assignable_users() -> QuerySet[User]:
+    return User.objects.filter(is_active=True).order_by("full_name", "email")
+
+
+def tag_list() -> QuerySet[Tag]:
+    return Tag.objects.order_by("name")
+
+
+def custom_field_list(*, active_only: bool = True) -> QuerySet[CustomFieldDefinition]:
+    qs = CustomFieldDefinition.objects.all()
+    return qs.filter(is_active=True) if active_only else qs
+
+
+def custom_field_get(*, definition_id: Any) -> CustomFieldDefinition:
+    try:
+        return CustomFieldDefinition.objects.get(pk=int(definition_id))
+    except (CustomFieldDefinition.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+# --- duplicates while typing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExistingMatch:
+    field: str  # "email" or "phone"
+    customer: Customer | None  # set only when the user may see it
+
+
+def customer_find_existing(
+    *, user: User, email: str = "", phone: str = "", exclude_id: int | None = None
+) -> list[ExistingMatch]:
+    """Customers (in any scope, bin excluded) that already have this email or phone. A customer the
+    user may not see is reported without any detail, so the check reveals only that one exists."""
+    matches: list[ExistingMatch] = []
+    checks = []
+    email = (email or "").strip().lower()
+    if email and "@" in email:
+        checks.append(("email", Q(email=email)))
+    phone_e164 = try_normalise_phone(phone) if phone else ""
+    if phone_e164:
+        checks.append(("phone", Q(phone=phone_e164)))
+    for field_name, condition in checks:
+        qs = Customer.objects.filter(condition, deleted_at__isnull=True)
+        if exclude_id:
+            qs = qs.exclude(pk=exclude_id)
+        visible = visible_to(qs, user).order_by("pk").first()
+        if visible is not None:
+            matches.append(ExistingMatch(field_name, visible))
+        elif qs.exists():
+            matches.append(ExistingMatch(field_name, None))
+    return matches
+
+
+# --- the 360° page ---------------------------------------------------------------------------------
+
+
+def customer_orders(*, customer: Customer, page: Any = 1, per_page: int = 10):
+    """The customer's orders, newest first, with lines and refunds, as a Django Page."""
+    qs = (
+        Order.objects.filter(customer=customer)
+        .prefetch_related("lines", Prefetch("refunds", queryset=Refund.objects.order_by("refunded_at")))
+        .order_by("-placed_at", "-id")
+    )
+    return Paginator(qs, per_page).get_page(page)
+
+
+@dataclass(frozen=True)
+class HistoryChange:
+    field: str
+    label: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    when: datetime
+    actor: str
+    action: str
+    action_label: str
+    changes: list[HistoryChange]
+
+
+def _field_label(name: str, definitions: dict[str, CustomFieldDefinition]) -> str:
+    if name.startswith("custom_fields."):
+        key = name.split(".", 1)[1]
+        definition = definitions.get(key)
+        return str(definition.label) if definition else key
+    if name == "tags":
+        return str(_("Tags"))
+    if name == "shared_with":
+        return str(_("Shared with"))
+    if name == "deleted_at":
+        return str(_("Deleted"))
+    try:
+        return str(Customer._meta.get_field(name).verbose_name)
+    except Exception:  # noqa: BLE001 - an old record may name a field that no longer exists
+        return name
+
+
+def customer_audit_events(*, customer: Customer) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
+
+
+def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEntry]:
+    """The customer's audit records, newest first: who, when, and each field's old and new value."""
+    from .timeline import ACTION_TITLES
+
+    definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+    entries = []
+    for event in customer_audit_events(customer=customer).order_by("-created_at", "-id")[:limit]:
+        changes = []
+        if isinstance(event.changes, dict):
+            for name, change in sorted(event.changes.items()):
+                if isinstance(change, dict) and ("old" in change or "new" in change):
+                    changes.append(
+                        HistoryChange(
+                            name, _field_label(name, definitions), change.get("old"), change.get("new")
+                        )
+                    )
+        label = str(ACTION_TITLES.get(event.action, (event.action,))[0])
+        entries.append(HistoryEntry(event.created_at, event.actor_label, event.action, label, changes))
+    return entries
+
+
+def customer_timeline(
+    *, customer: Customer, user: User, before: datetime | None = None, limit: int = 20
+) -> tuple[list[TimelineEntry], datetime | None]:
+    """Entries from every registered provider, merged newest first. Returns (entries, cursor for the
+    next "load more": the time of the last entry, or None when there is no more)."""
+    collected: list[TimelineEntry] = []
+    for key, provider in registry.timeline_providers.items():
+        try:
+            collected.extend(provider(customer=customer, before=before, limit=limit + 1))
+        except Exception:  # one app's broken provider must not take the customer page down
+            logger.exception("Timeline provider %s failed for customer %s", key, customer.pk)
+    if before is not None:
+        collected = [e for e in collected if e.when < before]
+    collected.sort(key=lambda e: e.when, reverse=True)
+    page = collected[:limit]
+    more = len(collected) > limit
+    return page, (page[-1].when if page and more else None)
+
+
+# --- recycle bin -----------------------------------------------------------------------------------
+
+
+def bin_list(*, user: User) -> QuerySet[Customer]:
+    """Customers in the recycle bin: managers and admins see all; sales see the ones they own."""
+    qs = Customer.objects.filter(deleted_at__isnull=False).select_related("owner", "deleted_by")
+    if not user_has_role(user, MANAGERS):
+        if not user_has_role(user, ("sales",)):
+            return qs.none()
+        qs = qs.filter(owner=user)
+    return qs.order_by("-deleted_at", "-id")
