@@ -377,10 +377,10 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
     """Take `merged` out of the survivor again: rows back, survivor's fields back, out of the bin."""
     locked = _lock(merged.pk, merged.merged_into_id) if merged.merged_into_id else _lock(merged.pk)
     merged = locked.get(merged.pk)
-    if merged is None or merged.merged_into_id is None or merged.deleted_at is None:
-        raise ValidationError(
-            _("This customer is not a merged customer in the recycle bin."), code="not_merged"
-        )
+    # deleted_at may already be cleared (restored from the bin by hand): merged_into still says what
+    # to undo, and the rows are still on the survivor.
+    if merged is None or merged.merged_into_id is None:
+        raise ValidationError(_("This customer is not a merged customer."), code="not_merged")
     survivor = locked.get(merged.merged_into_id)
     if survivor is None:
         raise ValidationError(_("The customer it was merged into no longer exists."), code="no_survivor")

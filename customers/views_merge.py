@@ -41,12 +41,10 @@ HOOK_LABELS = {
 
 
 def _merged_customer_or_404(user, pk) -> Customer:
-    """A customer in the recycle bin because it was merged, visible to the user."""
+    """A customer merged into another (normally in the recycle bin), visible to the user."""
     try:
         return visible_to(
-            Customer.objects.select_related("merged_into", "deleted_by").filter(
-                merged_into__isnull=False, deleted_at__isnull=False
-            ),
+            Customer.objects.select_related("merged_into", "deleted_by").filter(merged_into__isnull=False),
             user,
         ).get(pk=int(pk))
     except (Customer.DoesNotExist, ValueError, TypeError, OverflowError):

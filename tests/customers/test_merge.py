@@ -358,6 +358,19 @@ def test_undo_twice_or_of_an_ordinary_deleted_customer_is_refused(pair, manager_
     customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
     with pytest.raises(ValidationError, match="not a merged customer"):
         customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    Customer.objects.filter(pk=merged.pk).update(deleted_at=timezone.now())  # an ordinary deletion
+    with pytest.raises(ValidationError, match="not a merged customer"):
+        customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+
+
+def test_undo_still_works_after_the_merged_record_was_restored_by_hand(pair, manager_user):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged)
+    Customer.objects.filter(pk=merged.pk).update(deleted_at=None)  # "Restore" instead of "Undo merge"
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    merged.refresh_from_db()
+    assert merged.merged_into_id is None and merged.orders_count == 2
+    assert Order.objects.filter(customer=merged).count() == 3
 
 
 def test_undo_waits_for_a_later_merge_of_the_survivor_to_be_undone_first(pair, manager_user):
