@@ -152,6 +152,8 @@ CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks")
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.
 CELERY_BEAT_SCHEDULE: dict = {
     "fail-stale-jobs": {"task": "crm.jobs.tasks.fail_stale_jobs_all_tenants", "schedule": 60 * 30},
+    # Customers in the recycle bin for more than 30 days are deleted for good (idempotent, so hourly is fine).
+    "customers-purge-bin": {"task": "customers.tasks.purge_bin_dispatch_task", "schedule": 60 * 60},
 }
 
 # --- Accounts ------------------------------------------------------------------------------------
