@@ -543,3 +543,22 @@ def test_custom_field_admin_pages(admin_client):
 def test_settings_page_links_to_custom_fields(admin_client):
     html = page_text(admin_client.get(reverse("accounts:settings")))
     assert reverse("customers:custom_fields") in html
+
+
+# --- Django admin ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model", ["customer", "order", "refund", "behaviourevent", "tag", "customfielddefinition"]
+)
+def test_admin_pages_for_staff(client_for, admin_user, model):
+    User.objects.filter(pk=admin_user.pk).update(is_staff=True, is_superuser=True)
+    admin_user.refresh_from_db()
+    customer = CustomerFactory(name="Admin Visible")
+    OrderLineFactory(order__customer=customer)
+    client = client_for(admin_user)
+    response = client.get(f"/django-admin/customers/{model}/")
+    assert response.status_code == 200
+    if model == "customer":
+        assert "Admin Visible" in page_text(response)
+        assert client.get(f"/django-admin/customers/customer/{customer.pk}/change/").status_code == 200
