@@ -25,13 +25,12 @@ baseline is not news. Alerts are raised for changes after it.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -45,6 +44,7 @@ from .analytics import lifecycle as lifecycle_analytics
 from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
+from .pgcopy import copy_in_arrays, copy_out_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -119,96 +119,76 @@ class Config:
 
 
 # --------------------------------------------------------------------------------------------------
-# COPY helpers (always through a Django cursor: the tenant's search_path is set on it)
+# Keys <-> small integer codes (binary COPY carries numbers only; "" is code 0)
 # --------------------------------------------------------------------------------------------------
-def copy_out(sql: str, params: tuple | list | None = None) -> bytes:
-    """`COPY (<sql>) TO STDOUT` in PostgreSQL's text format; returns the raw bytes."""
-    buffer = io.BytesIO()
-    with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT", params) as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    return buffer.getvalue()
+SEGMENT_KEYS = [""] + [info.key for info in rfm_analytics.SEGMENTS]
+STAGE_KEYS = [""] + list(LifecycleStage.values)
+MODEL_KEYS = ["", "bgnbd_gg", "historical"]
 
 
-def copy_in(table: str, columns: tuple[str, ...], frame: pd.DataFrame) -> None:
-    """COPY `frame` (columns in `columns` order; NaN/NA -> NULL) into `table`.
-
-    Values must not contain tabs, newlines or backslashes (ours are numbers, keys and timestamps).
-    """
-    if frame.empty:
-        return
-    text = frame.loc[:, list(columns)].to_csv(
-        sep="\t", header=False, index=False, na_rep="\\N", lineterminator="\n"
-    )
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        copy.write(text.encode())
+def _codes(values: pd.Series | np.ndarray, keys: list[str]) -> np.ndarray:
+    codes = pd.Categorical(np.asarray(values, dtype=object), categories=keys).codes
+    if (codes < 0).any():
+        unknown = sorted({str(v) for v in np.asarray(values, dtype=object)[codes < 0]})
+        raise ValueError(f"unknown key(s): {', '.join(unknown[:5])}")
+    return codes.astype(np.int16)
 
 
-def _read_tsv(data: bytes, names: list[str], dtype: dict) -> pd.DataFrame:
-    if not data:
-        return pd.DataFrame({name: pd.Series(dtype=dtype.get(name, object)) for name in names})
-    return pd.read_csv(
-        io.BytesIO(data),
-        sep="\t",
-        header=None,
-        names=names,
-        dtype=dtype,
-        na_values=["\\N"],
-        keep_default_na=False,
-        engine="c",
-    )
+def _keys(codes: np.ndarray, keys: list[str]) -> np.ndarray:
+    return np.asarray(keys, dtype=object)[codes]
+
+
+def _to_us(values: pd.Series) -> np.ndarray:
+    """Aware datetimes -> int64 microseconds since the Unix epoch."""
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------------
-# Read
+# Read (binary COPY through a Django cursor: the tenant's search_path applies)
 # --------------------------------------------------------------------------------------------------
 def load_customer_ids() -> np.ndarray:
-    data = copy_out("SELECT id FROM customers_customer WHERE deleted_at IS NULL ORDER BY id")
-    return _read_tsv(data, ["customer_id"], {"customer_id": np.int64})["customer_id"].to_numpy()
+    (ids,) = copy_out_arrays("SELECT id FROM customers_customer WHERE deleted_at IS NULL", None, ["int8"])
+    return np.sort(ids)
 
 
 def load_purchases(*, as_of: datetime, customer_ids: np.ndarray) -> pd.DataFrame:
     """Purchases up to `as_of`: customer_id, placed_at (UTC), amount (total - refunded, float)."""
     statuses = [str(s) for s in Order.PURCHASE_STATUSES]
-    data = copy_out(
-        "SELECT customer_id, (extract(epoch FROM placed_at) * 1000000)::bigint, total - refunded_total "
+    customer, placed_us, amount = copy_out_arrays(
+        "SELECT customer_id, placed_at, (total - refunded_total)::float8 "
         "FROM customers_order WHERE status = ANY(%s) AND placed_at <= %s",
         (statuses, as_of),
+        ["int8", "timestamptz", "float8"],
     )
-    frame = _read_tsv(
-        data,
-        ["customer_id", "epoch", "amount"],
-        {"customer_id": np.int64, "epoch": np.int64, "amount": float},
-    )
-    # Customers in the recycle bin are left out (a semi-join in pandas is cheaper than in SQL here).
-    frame = frame[np.isin(frame["customer_id"].to_numpy(), customer_ids)]
+    # Customers in the recycle bin are left out (a semi-join in numpy is cheaper than in SQL here).
+    keep = np.isin(customer, customer_ids)
     return pd.DataFrame(
         {
-            "customer_id": frame["customer_id"].to_numpy(),
-            "placed_at": pd.to_datetime(frame["epoch"].to_numpy(), unit="us", utc=True),
-            "amount": frame["amount"].to_numpy(),
+            "customer_id": customer[keep],
+            "placed_at": pd.to_datetime(placed_us[keep], unit="us", utc=True),
+            "amount": amount[keep],
         }
     )
 
 
 def load_previous() -> pd.DataFrame:
     """The stored scores: previous segment, stage, stage_since and P(alive), indexed by customer."""
-    data = copy_out(
-        "SELECT customer_id, CASE WHEN rfm_segment = '' THEN '-' ELSE rfm_segment END, lifecycle_stage, "
-        "(extract(epoch FROM stage_since) * 1000000)::bigint, probability_alive FROM " + SCORE_TABLE
+    customer, segment, stage, since_us, alive = copy_out_arrays(
+        "SELECT customer_id, (COALESCE(array_position(%s::text[], rfm_segment), 1) - 1)::int2, "
+        "(COALESCE(array_position(%s::text[], lifecycle_stage), 1) - 1)::int2, stage_since, "
+        "COALESCE(probability_alive, 'NaN')::float8 FROM " + SCORE_TABLE,
+        (SEGMENT_KEYS, STAGE_KEYS),
+        ["int8", "int2", "int2", "timestamptz", "float8"],
     )
-    frame = _read_tsv(
-        data,
-        ["customer_id", "segment", "stage", "stage_since", "probability_alive"],
-        {"customer_id": np.int64, "segment": object, "stage": object, "stage_since": np.int64,
-         "probability_alive": float},
-    )  # fmt: skip
-    frame["segment"] = frame["segment"].replace("-", "")
-    frame["stage_since"] = pd.to_datetime(frame["stage_since"].to_numpy(), unit="us", utc=True)
-    return frame.set_index("customer_id")
+    return pd.DataFrame(
+        {
+            "segment": _keys(segment, SEGMENT_KEYS),
+            "stage": _keys(stage, STAGE_KEYS),
+            "stage_since": pd.to_datetime(since_us, unit="us", utc=True),
+            "probability_alive": alive,
+        },
+        index=pd.Index(customer, name="customer_id"),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,31 +335,38 @@ def detect_alerts(frame: pd.DataFrame, previous: pd.DataFrame, cfg: Config) -> p
     return out
 
 
-def _money(series: pd.Series) -> pd.Series:
-    return series.clip(lower=-MAX_MONEY, upper=MAX_MONEY).round(2)
+def _money(series: pd.Series) -> np.ndarray:
+    return series.clip(lower=-MAX_MONEY, upper=MAX_MONEY).to_numpy(dtype=float, na_value=np.nan)
 
 
-def _score_rows(
-    frame: pd.DataFrame, stages: pd.Series, stage_since: pd.Series, now: datetime
-) -> pd.DataFrame:
-    rows = pd.DataFrame(index=frame.index)
-    rows["customer_id"] = frame.index.to_numpy()
-    rows["recency_days"] = frame["recency_days"]
-    rows["frequency"] = frame["frequency"]
-    rows["monetary"] = _money(frame["monetary"])
-    rows["window_revenue"] = _money(frame["window_revenue"])
-    for column in ("r_score", "f_score", "m_score"):
-        rows[column] = frame[column]
-    rows["rfm_segment"] = frame["rfm_segment"]
-    rows["expected_purchases_90d"] = frame["expected_purchases_90d"]
-    rows["probability_alive"] = frame["probability_alive"]
-    rows["expected_order_value"] = _money(frame["expected_order_value"])
-    rows["predicted_clv"] = _money(frame["predicted_clv"])
-    rows["clv_model"] = frame["clv_model"]
-    rows["lifecycle_stage"] = stages
-    rows["stage_since"] = stage_since.dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-    rows["computed_at"] = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-    return rows
+def _int_or(series: pd.Series, missing: int) -> np.ndarray:
+    return series.astype("Int64").fillna(missing).to_numpy(dtype=np.int64)
+
+
+def _score_columns(frame: pd.DataFrame, stage_since: pd.Series) -> list[tuple[str, str, np.ndarray]]:
+    """The scores as binary COPY columns; NULLs as sentinels (-1 / 0 / NaN) decoded by `write_scores`."""
+    return [
+        ("customer_id", "int8", frame.index.to_numpy(dtype=np.int64)),
+        ("recency_days", "int4", _int_or(frame["recency_days"], -1)),
+        ("frequency", "int4", frame["frequency"].to_numpy(dtype=np.int64)),
+        ("monetary", "float8", _money(frame["monetary"])),
+        ("window_revenue", "float8", _money(frame["window_revenue"])),
+        ("r_score", "int2", _int_or(frame["r_score"], 0)),
+        ("f_score", "int2", _int_or(frame["f_score"], 0)),
+        ("m_score", "int2", _int_or(frame["m_score"], 0)),
+        ("segment", "int2", _codes(frame["rfm_segment"], SEGMENT_KEYS)),
+        (
+            "expected_purchases",
+            "float8",
+            frame["expected_purchases_90d"].to_numpy(dtype=float, na_value=np.nan),
+        ),
+        ("probability_alive", "float8", frame["probability_alive"].to_numpy(dtype=float, na_value=np.nan)),
+        ("expected_order_value", "float8", _money(frame["expected_order_value"])),
+        ("predicted_clv", "float8", _money(frame["predicted_clv"])),
+        ("clv_model", "int2", _codes(frame["clv_model"], MODEL_KEYS)),
+        ("stage", "int2", _codes(frame["lifecycle_stage"], STAGE_KEYS)),
+        ("stage_since", "timestamptz", _to_us(stage_since)),
+    ]
 
 
 def _snapshot_rows(run: RecomputeRun, frame: pd.DataFrame, stages: pd.Series, taken_at: datetime) -> list:
@@ -414,34 +401,68 @@ def _snapshot_rows(run: RecomputeRun, frame: pd.DataFrame, stages: pd.Series, ta
     return snapshots
 
 
-def _insert_via_temp(table: str, columns: tuple[str, ...], frame: pd.DataFrame, *, conflict: str = "") -> int:
-    """COPY into a temp table shaped like `table`, then INSERT ... SELECT the rows whose customer still
-    exists (one could have been purged since the read) with an optional ON CONFLICT clause."""
+def _temp_table(name: str, columns: list[tuple[str, str, np.ndarray]]) -> None:
+    definition = ", ".join(f"{column} {pg_type}" for column, pg_type, _values in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        cursor.execute(f"CREATE TEMP TABLE {name} ({definition}) ON COMMIT DROP")
+    copy_in_arrays(name, columns)
+
+
+# Rows whose customer was purged since the read are skipped instead of failing the run.
+STILL_EXISTS = "EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = t.customer_id)"
+
+
+def write_scores(frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: datetime) -> int:
+    """Upsert every score: binary COPY into a temp table, then one INSERT ... ON CONFLICT DO UPDATE."""
     if frame.empty:
         return 0
-    temp = f"tmp_{table}"
-    column_list = ", ".join(columns)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {temp}")
-        cursor.execute(
-            f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"
-        )
-    copy_in(temp, columns, frame)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {temp} t "
-            "WHERE EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = t.customer_id) " + conflict
-        )
-        inserted = cursor.rowcount
-        cursor.execute(f"DROP TABLE {temp}")
-    return inserted
-
-
-def write_scores(rows: pd.DataFrame) -> int:
+    _temp_table("tmp_scores", _score_columns(frame, stage_since))
+    targets = ", ".join(SCORE_COLUMNS)
     updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in SCORE_COLUMNS[1:])
-    return _insert_via_temp(
-        SCORE_TABLE, SCORE_COLUMNS, rows, conflict=f"ON CONFLICT (customer_id) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SCORE_TABLE} ({targets}) "
+            "SELECT t.customer_id, NULLIF(t.recency_days, -1), t.frequency, round(t.monetary::numeric, 2), "
+            "round(t.window_revenue::numeric, 2), NULLIF(t.r_score, 0), NULLIF(t.f_score, 0), "
+            "NULLIF(t.m_score, 0), (%s::text[])[t.segment + 1], NULLIF(t.expected_purchases, 'NaN'), "
+            "NULLIF(t.probability_alive, 'NaN'), round(NULLIF(t.expected_order_value, 'NaN')::numeric, 2), "
+            "round(NULLIF(t.predicted_clv, 'NaN')::numeric, 2), (%s::text[])[t.clv_model + 1], "
+            "(%s::text[])[t.stage + 1], t.stage_since, %s "
+            f"FROM tmp_scores t WHERE {STILL_EXISTS} "
+            f"ON CONFLICT (customer_id) DO UPDATE SET {updates}",
+            [SEGMENT_KEYS, MODEL_KEYS, STAGE_KEYS, computed_at],
+        )
+        written = cursor.rowcount
+        cursor.execute("DROP TABLE tmp_scores")
+    return written
+
+
+def write_transitions(
+    table: str, columns: tuple[str, str], customer_ids: np.ndarray, old: np.ndarray, new: np.ndarray,
+    keys: list[str], *, at: datetime, run_id: int,
+) -> int:  # fmt: skip
+    """Insert (customer, from, to, at, run) rows: binary COPY of codes, then INSERT ... SELECT."""
+    if len(customer_ids) == 0:
+        return 0
+    _temp_table(
+        "tmp_transitions",
+        [
+            ("customer_id", "int8", customer_ids.astype(np.int64)),
+            ("old", "int2", _codes(old, keys)),
+            ("new", "int2", _codes(new, keys)),
+        ],
     )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (customer_id, {columns[0]}, {columns[1]}, at, run_id) "
+            "SELECT t.customer_id, (%s::text[])[t.old + 1], (%s::text[])[t.new + 1], %s, %s "
+            f"FROM tmp_transitions t WHERE {STILL_EXISTS}",
+            [keys, keys, at, run_id],
+        )
+        written = cursor.rowcount
+        cursor.execute("DROP TABLE tmp_transitions")
+    return written
 
 
 # --------------------------------------------------------------------------------------------------
@@ -552,34 +573,31 @@ def recompute(
             stage_since = stage_since.fillna(pd.Timestamp(as_of))
 
             write_started = time.perf_counter()
-            written = write_scores(_score_rows(frame, stages, stage_since, as_of))
-            stage_rows = pd.DataFrame(
-                {
-                    "customer_id": frame.index[stage_changed],
-                    "from_stage": prev["stage"].fillna("")[stage_changed].to_numpy(),
-                    "to_stage": stages[stage_changed].to_numpy(),
-                    "at": as_of.isoformat(),
-                    "run_id": run.pk,
-                }
-            )
-            stage_changes = _insert_via_temp(
+            written = write_scores(frame, stage_since, computed_at=as_of)
+            # Customers seen for the first time get their stage and segment without a transition: the
+            # baseline is not a change (and a first run on 100,000 customers writes no 200,000 rows).
+            known = frame.index.isin(previous.index)
+            stage_mask = stage_changed & known
+            stage_changes = write_transitions(
                 "segmentation_lifecycletransition",
-                ("customer_id", "from_stage", "to_stage", "at", "run_id"),
-                stage_rows,
+                ("from_stage", "to_stage"),
+                frame.index.to_numpy()[stage_mask],
+                prev["stage"].to_numpy()[stage_mask],
+                stages.to_numpy()[stage_mask],
+                STAGE_KEYS,
+                at=as_of,
+                run_id=run.pk,
             )
-            segment_rows = pd.DataFrame(
-                {
-                    "customer_id": frame.index[segment_changed],
-                    "from_segment": prev["segment"].fillna("")[segment_changed].to_numpy(),
-                    "to_segment": frame["rfm_segment"][segment_changed].to_numpy(),
-                    "at": as_of.isoformat(),
-                    "run_id": run.pk,
-                }
-            )
-            segment_changes = _insert_via_temp(
+            segment_mask = segment_changed & known
+            segment_changes = write_transitions(
                 "segmentation_segmenttransition",
-                ("customer_id", "from_segment", "to_segment", "at", "run_id"),
-                segment_rows,
+                ("from_segment", "to_segment"),
+                frame.index.to_numpy()[segment_mask],
+                prev["segment"].to_numpy()[segment_mask],
+                frame["rfm_segment"].to_numpy()[segment_mask],
+                SEGMENT_KEYS,
+                at=as_of,
+                run_id=run.pk,
             )
             timings["write"] = time.perf_counter() - write_started
 

@@ -1,0 +1,218 @@
+"""Benchmark: the full segmentation recompute on 100,000 customers / 1,000,000 orders.
+
+Run with `make bench` (pytest tests/benchmarks -s). The data is simulated from the BG/NBD and
+Gamma-Gamma processes (segmentation.analytics.simulate) so the CLV fit does real work, and written
+with COPY into a committed throw-away tenant. Timed:
+
+* recompute (first run: every score inserted, every initial stage recorded) and a second, steady-state
+  run (the nightly case: every score updated, few transitions);
+* a bare baseline in the same run: COPY the same purchases out, one pandas groupby, COPY 100,000 rows
+  into a temp table.
+
+Targets: full recompute < 10 s, ratio to the baseline < 3. The headline figure recorded in
+bench-results.json is the slower of the two runs.
+"""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from segmentation.analytics.simulate import simulate_transactions_frame
+from segmentation.models import CustomerScore, RecomputeRun
+from segmentation.pgcopy import copy_in_arrays, copy_out_arrays
+from segmentation.recompute import recompute
+
+from .conftest import record_benchmark
+
+N_CUSTOMERS = 100_000
+N_ORDERS = 1_000_000
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_frame(table: str, frame: pd.DataFrame) -> None:
+    """Text COPY of a generated frame (values hold no tabs, newlines or backslashes)."""
+    text = frame.to_csv(sep="\t", header=False, index=False, lineterminator="\n")
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN") as copy,
+    ):
+        copy.write(text.encode())
+
+
+def generate(n_customers: int = N_CUSTOMERS, n_orders: int = N_ORDERS, seed: int = 7) -> tuple[int, int]:
+    """COPY `n_customers` customers and about `n_orders` orders into the current schema."""
+    rng = np.random.default_rng(seed)
+    observation_days = 730
+    start = (timezone.now() - pd.Timedelta(days=observation_days)).date()
+    transactions = simulate_transactions_frame(
+        n_customers,
+        r=0.9,
+        alpha=28.0,
+        a=0.6,
+        b=5.0,
+        p=6.0,
+        q=4.0,
+        gamma=120.0,
+        start=str(start),
+        acquisition_days=540,
+        observation_days=observation_days,
+        time_unit="D",
+        seed=seed,
+    )
+    if len(transactions) > n_orders:  # trim to the target volume, keeping the order of time
+        keep = np.sort(rng.choice(len(transactions), size=n_orders, replace=False))
+        transactions = transactions.iloc[keep]
+    now = timezone.now()
+    now_text = now.isoformat()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM customers_customer")
+        base_id = cursor.fetchone()[0]
+    ids = base_id + 1 + np.arange(n_customers)
+    cities = np.array(["Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu"])
+    customers = pd.DataFrame(
+        {
+            "id": ids,
+            "kind": "person",
+            "name": [f"Bench {i}" for i in ids],
+            "email": [f"bench{i}@example.com" for i in ids],
+            "phone": "",
+            "country": "CN",
+            "province": "",
+            "city": cities[rng.integers(0, len(cities), n_customers)],
+            "street": "",
+            "postcode": "",
+            "gender": rng.choice(["female", "male", "unknown"], n_customers),
+            "income_band": "",
+            "occupation": "",
+            "source": "store",
+            "email_consent": "f",
+            "sms_consent": "f",
+            "external_id": "",
+            "custom_fields": "{}",
+            "search_text": [f"bench {i}" for i in ids],
+            "total_spent": 0,
+            "orders_count": 0,
+            "created_at": now_text,
+            "updated_at": now_text,
+        }
+    )
+    _copy_frame("customers_customer", customers)
+    seconds = rng.integers(8 * 3600, 22 * 3600, len(transactions))
+    placed = pd.to_datetime(transactions["date"].to_numpy()).tz_localize("UTC") + pd.to_timedelta(
+        seconds, unit="s"
+    )
+    placed = placed.where(placed <= now, now)
+    orders = pd.DataFrame(
+        {
+            "number": [f"B{i:08d}" for i in range(len(transactions))],
+            "customer_id": ids[transactions["customer_id"].to_numpy()],
+            "placed_at": placed.strftime("%Y-%m-%d %H:%M:%S+00"),
+            "status": np.where(rng.random(len(transactions)) < 0.03, "refunded", "paid"),
+            "channel": "store",
+            "currency": "CNY",
+            "total": np.round(transactions["amount"].to_numpy() + 1.0, 2),
+            "refunded_total": 0.0,
+            "external_id": "",
+            "created_at": now_text,
+            "updated_at": now_text,
+        }
+    )
+    orders.loc[orders["status"] == "refunded", "refunded_total"] = orders.loc[
+        orders["status"] == "refunded", "total"
+    ]
+    _copy_frame("customers_order", orders)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), %s)", [int(ids[-1])]
+        )
+        cursor.execute("ANALYZE customers_customer")
+        cursor.execute("ANALYZE customers_order")
+    return n_customers, len(orders)
+
+
+def baseline() -> float:
+    """COPY the same purchases out, one pandas groupby, COPY 100,000 rows into a temp table (with the
+    same binary COPY the recompute uses, so the ratio measures the recompute's own work)."""
+    started = time.perf_counter()
+    customer, placed_us, amount = copy_out_arrays(
+        "SELECT customer_id, placed_at, (total - refunded_total)::float8 "
+        "FROM customers_order WHERE status = ANY(%s) AND placed_at <= %s",
+        (["paid", "partially_refunded"], timezone.now()),
+        ["int8", "timestamptz", "float8"],
+    )
+    frame = pd.DataFrame({"customer_id": customer, "placed_us": placed_us, "amount": amount})
+    grouped = frame.groupby("customer_id").agg(
+        last=("placed_us", "max"), orders=("placed_us", "size"), total=("amount", "sum")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_baseline")
+        cursor.execute(
+            "CREATE TEMP TABLE bench_baseline (customer_id int8, last timestamptz, orders int8, total float8)"
+        )
+    copy_in_arrays(
+        "bench_baseline",
+        [
+            ("customer_id", "int8", grouped.index.to_numpy()),
+            ("last", "timestamptz", grouped["last"].to_numpy()),
+            ("orders", "int8", grouped["orders"].to_numpy()),
+            ("total", "float8", grouped["total"].to_numpy()),
+        ],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_baseline")
+    return time.perf_counter() - started
+
+
+def test_test_database_is_ready(db):
+    """pytest-django only creates the test database when a collected test asks for `db`; the benchmark
+    below must NOT run inside a rolled-back transaction (its tenant is committed), so this one does."""
+    assert connection.settings_dict["NAME"].startswith("test_")
+
+
+def test_recompute_100k(committed_tenant, django_db_blocker):
+    tenant = committed_tenant("bench-seg", "Benchmark Segmentation")
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        started = time.perf_counter()
+        customers, orders = generate()
+        generate_seconds = time.perf_counter() - started
+        print(f"\ngenerated {customers:,} customers / {orders:,} orders in {generate_seconds:.1f} s")
+
+        baseline_seconds = min(baseline() for _ in range(2))
+
+        started = time.perf_counter()
+        first = recompute(trigger=RecomputeRun.Trigger.MANUAL)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        second = recompute(trigger=RecomputeRun.Trigger.NIGHTLY)
+        second_seconds = time.perf_counter() - started
+
+        assert first.status == second.status == RecomputeRun.Status.SUCCEEDED
+        assert CustomerScore.objects.count() == customers
+        seconds = max(first_seconds, second_seconds)
+        ratio = seconds / baseline_seconds
+        print(f"baseline (COPY out + groupby + COPY in): {baseline_seconds:.2f} s")
+        print(f"recompute, first run:  {first_seconds:.2f} s  phases {first.timings}")
+        print(f"recompute, second run: {second_seconds:.2f} s  phases {second.timings}")
+        print(f"CLV model: {first.clv_model} ({first.model_report.get('reason')})")
+        print(f"ratio (slower run / baseline): {ratio:.2f}")
+        record_benchmark(
+            "recompute_100k",
+            seconds=round(seconds, 3),
+            baseline_seconds=round(baseline_seconds, 3),
+            ratio=round(ratio, 2),
+            first_run_seconds=round(first_seconds, 3),
+            second_run_seconds=round(second_seconds, 3),
+            customers=customers,
+            orders=orders,
+            clv_model=first.clv_model,
+            phases_first=first.timings,
+            phases_second=second.timings,
+        )
+        assert seconds < 10, f"recompute took {seconds:.1f} s (target < 10 s)"
+        assert ratio < 3, f"recompute / baseline = {ratio:.2f} (target < 3)"
