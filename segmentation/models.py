@@ -26,6 +26,7 @@ class SegmentationSettings(models.Model):
         AVERAGE = "average", _("Average spend per purchase day")
 
     class ScoringMethod(models.TextChoices):
+        # xgettext:no-python-format
         QUINTILES = "quintiles", _("Quintiles (20% of customers per score)")
         THRESHOLDS = "thresholds", _("Fixed thresholds")
 
