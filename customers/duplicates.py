@@ -159,6 +159,8 @@ class DuplicateScan:
 # --- normalisation ---------------------------------------------------------------------------------
 
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_E164_RE = re.compile(r"\+[1-9]\d{4,14}")
+_DIGITS_RE = re.compile(r"\D")
 _CJK_SPLIT_RE = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
 _NON_WORD_RE = re.compile(r"[\W_]+", re.UNICODE)
 _CITY_SUFFIX_RE = re.compile(r"(市|city)$")
@@ -254,22 +256,30 @@ def _scope_queryset(user) -> QuerySet[Customer]:
 
 
 def _frame(queryset: QuerySet[Customer], region: str) -> pd.DataFrame:
-    rows = queryset.order_by().values_list("id", "email", "phone", "name", "city")
-    frame = pd.DataFrame.from_records(list(rows), columns=["id", "email", "phone", "name", "city"])
-    if frame.empty:
-        return frame
-    frame["email_key"] = frame["email"].fillna("").str.strip().str.lower()
-    phones = frame["phone"].fillna("").str.strip()
-    # Stored numbers are E.164 already (the services parse them); only the others need phonenumbers.
-    others = ~phones.str.fullmatch(r"\+[1-9]\d{4,14}")
-    phones.loc[others] = phones.loc[others].map(lambda value: phone_key(value, region))
-    frame["phone_key"] = phones
-    keys = frame["name"].fillna("").map(name_keys)
-    frame["name_key"] = keys.str[0]
-    frame["name_sorted_key"] = keys.str[1]
-    frame["city_key"] = frame["city"].fillna("").map(city_key)
-    frame["han"] = frame["name"].fillna("").str.contains(_CJK_RE.pattern, regex=True)
-    return frame
+    # Plain list comprehensions over cached key functions: several times faster than pandas' .str
+    # methods on object columns at 100,000 rows.
+    rows = list(queryset.order_by().values_list("id", "email", "phone", "name", "city"))
+    if not rows:
+        return pd.DataFrame(columns=["id"])
+    ids, emails, phones, names, cities = zip(*rows, strict=True)
+    names = [name or "" for name in names]
+    name_pairs = [name_keys(name) for name in names]
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "name": names,
+            "email_key": [(email or "").strip().lower() for email in emails],
+            # Stored numbers are E.164 already (the services parse them); only others need phonenumbers.
+            "phone_key": [
+                phone if phone and _E164_RE.fullmatch(phone) else phone_key(phone or "", region)
+                for phone in phones
+            ],
+            "name_key": [pair[0] for pair in name_pairs],
+            "name_sorted_key": [pair[1] for pair in name_pairs],
+            "city_key": [city_key(city or "") for city in cities],
+            "han": [bool(_CJK_RE.search(name)) for name in names],
+        }
+    )
 
 
 def _usable_groups(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
@@ -302,11 +312,13 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     name (张伟 / 张文 = zhangwei / zhangwen, similarity 0.64). A Chinese name and a Latin spelling are.
     """
     empty = pd.DataFrame({"first_id": [], "second_id": [], "similarity": []})
-    people, _ = _usable_groups(frame[frame["name_key"].str.len() >= 3], ["city_key", "name_key"])
+    long_enough = [len(key) >= 3 for key in frame["name_key"].tolist()]
+    people, _ = _usable_groups(frame[long_enough], ["city_key", "name_key"])
     keys = people.groupby(["city_key", "name_key"], sort=False, as_index=False)["han"].all()
     # Digits are part of the block: "Store 12" and "Store 13" are different customers, however similar.
-    digits = keys["name_key"].str.replace(r"\D", "", regex=True)
-    keys["block"] = keys["name_key"].str[:NAME_BLOCK_PREFIX] + "|" + digits
+    keys["block"] = [
+        f"{key[:NAME_BLOCK_PREFIX]}|{_DIGITS_RE.sub('', key)}" for key in keys["name_key"].tolist()
+    ]
     blocks = keys.groupby(["city_key", "block"], sort=False)
     keys = keys[(blocks["han"].transform("size") > 1) & ~blocks["han"].transform("all")]
     if keys.empty:
@@ -380,18 +392,20 @@ def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) 
     ):
         pairs, skipped = _pairs_on(frame, columns)
         skipped_total += skipped if code != "name_reordered" else 0
-        parts.append(pairs.assign(code=code, score=score, similarity=float("nan")))
+        signal = "name" if code.startswith("name") else code
+        parts.append(pairs.assign(code=code, signal=signal, score=score, similarity=float("nan")))
     similar = _similar_name_pairs(frame)
     if not similar.empty:
         parts.append(
-            similar.assign(code="name_similar", score=(similar["similarity"] * NAME_MAX_SCORE).round())
+            similar.assign(
+                code="name_similar", signal="name", score=(similar["similarity"] * NAME_MAX_SCORE).round()
+            )
         )
     parts = [part for part in parts if not part.empty]
     if not parts:
         return DuplicateScan.empty(len(frame), skipped_total)
     reasons = pd.concat(parts, ignore_index=True)
     # One name reason per pair: the best (equal names also have their words in the same order).
-    reasons["signal"] = reasons["code"].where(~reasons["code"].str.startswith("name"), "name")
     reasons = reasons.sort_values("score", ascending=False, kind="stable")
     reasons = reasons.drop_duplicates(["first_id", "second_id", "signal"], keep="first")
     reasons["bits"] = reasons["code"].map(REASON_BITS)
