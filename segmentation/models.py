@@ -157,12 +157,10 @@ class SegmentationSettings(models.Model):
             try:
                 clean = validate_thresholds(self.score_thresholds or {})
             except ValueError as exc:
-                errors["score_thresholds"] = _("Invalid thresholds: %(error)s") % {"error": exc}
+                errors["scoring_method"] = _("Invalid thresholds: %(error)s") % {"error": exc}
             else:
                 if not clean:
-                    errors["score_thresholds"] = _(
-                        "Fixed thresholds need cut points for at least one measure."
-                    )
+                    errors["scoring_method"] = _("Fixed thresholds need cut points for at least one measure.")
         if errors:
             raise ValidationError(errors)
 

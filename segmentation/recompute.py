@@ -534,14 +534,20 @@ def recompute(
     job_id: int | None = None,
     progress: ProgressCallback | None = None,
     with_holdout: bool = True,
+    as_of: datetime | None = None,
 ) -> RecomputeRun:
-    """Recompute every customer's scores in the current tenant and record the run (see module doc)."""
+    """Recompute every customer's scores in the current tenant and record the run (see module doc).
+
+    `as_of` (default now) evaluates the data as it stood at an earlier instant: only purchases placed
+    up to then count. The demo seeder uses it to build a little history; normal runs leave it out.
+    """
     from .services import alert_create, settings_get
 
     report_progress = progress or (lambda pct, message="": None)
     settings_row = settings_get()
     cfg = Config.from_settings(settings_row)
-    as_of = timezone.now()
+    now = timezone.now()
+    as_of = min(as_of, now) if as_of is not None else now
     run = RecomputeRun.objects.create(
         trigger=trigger, triggered_by=triggered_by, job_id=job_id, as_of=as_of, settings_used=cfg.as_dict()
     )

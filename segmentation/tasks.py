@@ -3,7 +3,6 @@
 import logging
 
 from celery import shared_task
-from django.conf import settings
 from django.db import connection
 from django_tenants.utils import tenant_context
 
@@ -54,16 +53,13 @@ def recompute_task(self, job_id: int | None = None, trigger: str = "manual") -> 
 @shared_task(acks_late=True)
 def recompute_dispatch_task() -> int:
     """Nightly, in the public schema: queue one recompute per active tenant (joining a running one)."""
-    from crm.tenancy.models import Tenant
+    from crm.tenancy.dispatch import active_tenants
 
     from .models import RecomputeRun
     from .services import request_recompute
 
     queued = 0
-    tenants = Tenant.objects.filter(status=Tenant.Status.ACTIVE).exclude(
-        schema_name=settings.PUBLIC_SCHEMA_NAME
-    )
-    for tenant in tenants:
+    for tenant in active_tenants():
         try:
             with tenant_context(tenant):
                 request_recompute(trigger=RecomputeRun.Trigger.NIGHTLY)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -154,6 +155,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "fail-stale-jobs": {"task": "crm.jobs.tasks.fail_stale_jobs_all_tenants", "schedule": 60 * 30},
     # Customers in the recycle bin for more than 30 days are deleted for good (idempotent, so hourly is fine).
     "customers-purge-bin": {"task": "customers.tasks.purge_bin_dispatch_task", "schedule": 60 * 60},
+    # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC
+    # (02:30 in China); a tenant whose recompute is already running is joined, not started twice.
+    "segmentation-recompute-nightly": {
+        "task": "segmentation.tasks.recompute_dispatch_task",
+        "schedule": crontab(hour=18, minute=30),
+    },
 }
 
 # --- Accounts ------------------------------------------------------------------------------------

@@ -1,0 +1,427 @@
+"""Reads of the segmentation app. Everything about customers goes through `visible_to`: managers and
+admins see the whole tenant, sales staff the customers they own or that are shared with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Aggregate, Avg, Count, F, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value
+from django.http import Http404
+
+from crm.accounts.models import User
+from crm.accounts.permissions import get_visible_or_404, visible_to
+from crm.jobs.models import BackgroundJob
+from customers.models import Customer
+
+from .labels import (
+    SEGMENT_ACTIONS,
+    SEGMENT_ORDER,
+    STAGE_DESCRIPTIONS,
+    STAGE_ORDER,
+    segment_label,
+    stage_label,
+)
+from .models import (
+    ChurnAlert,
+    CustomerScore,
+    LifecycleTransition,
+    RecomputeRun,
+    Segment,
+    SegmentSnapshot,
+    SegmentTransition,
+)
+from .rules import rules_to_q
+
+ALERT_BADGE_SECONDS = 60
+
+
+class PercentileCont(Aggregate):
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, percentile: float, **extra):
+        super().__init__(expression, percentile=float(percentile), **extra)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------------------
+def score_list(*, user: User) -> QuerySet[CustomerScore]:
+    """Scores of the customers the user may see (not in the recycle bin)."""
+    return visible_to(CustomerScore.objects.filter(customer__deleted_at__isnull=True), user)
+
+
+def score_for_customer(*, customer: Customer) -> CustomerScore | None:
+    try:
+        return customer.score
+    except CustomerScore.DoesNotExist:
+        return None
+
+
+@dataclass
+class SegmentRow:
+    key: str
+    label: str
+    action: str
+    customers: int
+    share_of_customers: float
+    revenue: Decimal
+    share_of_revenue: float
+    average_clv: Decimal | None
+
+
+def segment_overview(*, user: User) -> tuple[list[SegmentRow], dict[str, Any]]:
+    """Each RFM segment with its customers, share of revenue (in the RFM window) and average CLV; one
+    GROUP BY. The totals include customers without a segment (no purchase in the window)."""
+    rows = {
+        row["rfm_segment"]: row
+        for row in score_list(user=user)
+        .values("rfm_segment")
+        .annotate(customers=Count("pk"), revenue=Sum("window_revenue"), average_clv=Avg("predicted_clv"))
+        .order_by()
+    }
+    total_customers = sum(row["customers"] for row in rows.values())
+    total_revenue = sum((row["revenue"] or Decimal("0") for row in rows.values()), Decimal("0"))
+    result = []
+    for key in SEGMENT_ORDER + [""]:
+        row = rows.get(key, {})
+        customers = row.get("customers", 0)
+        revenue = row.get("revenue") or Decimal("0")
+        result.append(
+            SegmentRow(
+                key=key,
+                label=segment_label(key) if key else "",
+                action=str(SEGMENT_ACTIONS.get(key, "")) if key else "",
+                customers=customers,
+                share_of_customers=customers / total_customers if total_customers else 0.0,
+                revenue=revenue,
+                share_of_revenue=float(revenue / total_revenue) if total_revenue else 0.0,
+                average_clv=row.get("average_clv"),
+            )
+        )
+    return result, {"customers": total_customers, "revenue": total_revenue}
+
+
+def rf_heatmap(*, user: User) -> dict[str, Any]:
+    """Customers per (R score, F score): rows R 5..1, columns F 1..5, with a 0-1 intensity per cell."""
+    counts = {
+        (row["r_score"], row["f_score"]): row["n"]
+        for row in score_list(user=user)
+        .filter(r_score__isnull=False)
+        .values("r_score", "f_score")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    peak = max(counts.values(), default=0)
+    total = sum(counts.values())
+    rows = []
+    for r in range(5, 0, -1):
+        cells = []
+        for f in range(1, 6):
+            n = counts.get((r, f), 0)
+            cells.append(
+                {
+                    "r": r,
+                    "f": f,
+                    "count": n,
+                    "share": n / total if total else 0.0,
+                    "intensity": round(n / peak, 3) if peak else 0.0,
+                }
+            )
+        rows.append({"r": r, "cells": cells})
+    return {"rows": rows, "total": total, "peak": peak}
+
+
+def lifecycle_funnel(*, user: User) -> list[dict[str, Any]]:
+    counts = {
+        row["lifecycle_stage"]: row["n"]
+        for row in score_list(user=user).values("lifecycle_stage").annotate(n=Count("pk")).order_by()
+    }
+    total = sum(counts.values())
+    peak = max(counts.values(), default=0)
+    return [
+        {
+            "key": str(stage),
+            "label": stage_label(stage),
+            "description": STAGE_DESCRIPTIONS[stage],
+            "count": counts.get(stage, 0),
+            "share": counts.get(stage, 0) / total if total else 0.0,
+            "width": round(100 * counts.get(stage, 0) / peak) if peak else 0,
+        }
+        for stage in STAGE_ORDER
+    ]
+
+
+def recent_stage_transitions(*, user: User, limit: int = 25) -> list[LifecycleTransition]:
+    qs = visible_to(LifecycleTransition.objects.filter(customer__deleted_at__isnull=True), user)
+    return list(qs.select_related("customer", "customer__owner").order_by("-at", "-id")[:limit])
+
+
+def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
+    """Histogram of predicted CLV: `bins` equal buckets from 0 to the 99th percentile; the top 1% (and
+    anything above) is gathered in a last "and above" bucket so a few whales do not flatten it."""
+    qs = score_list(user=user).filter(predicted_clv__isnull=False)
+    stats = qs.aggregate(
+        p99=PercentileCont("predicted_clv", 0.99),
+        n=Count("pk"),
+        total=Sum("predicted_clv"),
+        mean=Avg("predicted_clv"),
+    )
+    n = stats["n"] or 0
+    if not n:
+        return {"labels": [], "counts": [], "n": 0, "upper": None, "total": None, "mean": None}
+    upper = max(float(stats["p99"] or 0.0), 1.0)
+    bucket = Func(
+        F("predicted_clv"),
+        Value(0.0),
+        Value(upper),
+        Value(bins),
+        function="width_bucket",
+        output_field=IntegerField(),
+    )
+    counts = dict(
+        qs.annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("bucket", "n")
+    )
+    width = upper / bins
+    labels, values = [], []
+    below = counts.get(0, 0)  # negative CLV cannot happen, but keep it honest if it does
+    for index in range(1, bins + 1):
+        labels.append(f"{(index - 1) * width:,.0f}–{index * width:,.0f}")
+        values.append(counts.get(index, 0) + (below if index == 1 else 0))
+    labels.append(f"≥ {upper:,.0f}")
+    values.append(counts.get(bins + 1, 0))
+    return {
+        "labels": labels,
+        "counts": values,
+        "n": n,
+        "upper": upper,
+        "total": stats["total"],
+        "mean": stats["mean"],
+    }
+
+
+def top_customers_by_clv(*, user: User, limit: int = 20) -> list[CustomerScore]:
+    return list(
+        score_list(user=user)
+        .filter(predicted_clv__isnull=False)
+        .select_related("customer", "customer__owner")
+        .order_by(F("predicted_clv").desc(nulls_last=True), "customer_id")[:limit]
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Runs and jobs
+# --------------------------------------------------------------------------------------------------
+def latest_run(*, succeeded: bool = True) -> RecomputeRun | None:
+    qs = RecomputeRun.objects.all()
+    if succeeded:
+        qs = qs.filter(status=RecomputeRun.Status.SUCCEEDED)
+    return qs.order_by("-started_at", "-id").first()
+
+
+def active_recompute_job() -> BackgroundJob | None:
+    from .services import RECOMPUTE_JOB_KIND
+
+    return (
+        BackgroundJob.objects.filter(kind=RECOMPUTE_JOB_KIND, status__in=BackgroundJob.ACTIVE_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
+
+
+def run_list(*, limit: int = 20) -> list[RecomputeRun]:
+    return list(RecomputeRun.objects.select_related("triggered_by").order_by("-started_at", "-id")[:limit])
+
+
+# --------------------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------------------
+def snapshot_history(*, runs: int = 60) -> dict[str, Any]:
+    """Counts per RFM segment and per stage over the last `runs` successful recomputes (chart data)."""
+    run_ids = list(
+        RecomputeRun.objects.filter(status=RecomputeRun.Status.SUCCEEDED)
+        .order_by("-started_at", "-id")
+        .values_list("pk", flat=True)[:runs]
+    )
+    run_ids.reverse()
+    snapshots = SegmentSnapshot.objects.filter(run_id__in=run_ids).values_list(
+        "run_id", "taken_at", "dimension", "key", "customers"
+    )
+    taken: dict[int, Any] = {}
+    table: dict[tuple[str, str], dict[int, int]] = {}
+    for run_id, taken_at, dimension, key, customers in snapshots:
+        taken[run_id] = taken_at
+        table.setdefault((dimension, key), {})[run_id] = customers
+    ordered = [run_id for run_id in run_ids if run_id in taken]
+
+    def series(dimension: str, keys: list[str], label) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": key,
+                "label": str(label(key)),
+                "data": [table.get((dimension, key), {}).get(r, 0) for r in ordered],
+            }
+            for key in keys
+            if (dimension, key) in table
+        ]
+
+    return {
+        "dates": [taken[r] for r in ordered],
+        "segments": series("rfm", SEGMENT_ORDER, segment_label),
+        "stages": series("stage", [str(s) for s in STAGE_ORDER], stage_label),
+    }
+
+
+def segment_movement() -> dict[str, Any] | None:
+    """Movement between RFM segments from the previous successful run to the latest one.
+
+    `cells[from][to]` counts the customers whose segment changed in the latest run (its
+    SegmentTransition rows); the diagonal is the previous count minus those who left. "" is "no
+    segment" (no purchase in the RFM window).
+    """
+    latest_runs = list(
+        RecomputeRun.objects.filter(status=RecomputeRun.Status.SUCCEEDED).order_by("-started_at", "-id")[:2]
+    )
+    if len(latest_runs) < 2:
+        return None
+    latest, previous = latest_runs
+    keys = SEGMENT_ORDER + [""]
+    moved: dict[tuple[str, str], int] = {
+        (row["from_segment"], row["to_segment"]): row["n"]
+        for row in SegmentTransition.objects.filter(run=latest)
+        .values("from_segment", "to_segment")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    before = dict(
+        SegmentSnapshot.objects.filter(run=previous, dimension="rfm").values_list("key", "customers")
+    )
+    after = dict(SegmentSnapshot.objects.filter(run=latest, dimension="rfm").values_list("key", "customers"))
+    rows = []
+    for source in keys:
+        left = sum(n for (frm, _to), n in moved.items() if frm == source)
+        cells = []
+        for target in keys:
+            if source == target:
+                cells.append({"count": max(before.get(source, 0) - left, 0), "stayed": True})
+            else:
+                cells.append({"count": moved.get((source, target), 0), "stayed": False})
+        rows.append(
+            {"key": source, "label": segment_label(source), "before": before.get(source, 0), "cells": cells}
+        )
+    return {
+        "latest": latest,
+        "previous": previous,
+        "columns": [{"key": k, "label": segment_label(k), "after": after.get(k, 0)} for k in keys],
+        "rows": rows,
+        "moved_total": sum(moved.values()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------------------------------
+def alert_list(*, user: User, status: str | None = ChurnAlert.Status.OPEN) -> QuerySet[ChurnAlert]:
+    """Owners see their own alerts, managers and admins every alert; customers in the bin are hidden."""
+    qs = visible_to(ChurnAlert.objects.filter(customer__deleted_at__isnull=True), user)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.select_related("customer", "owner", "acted_by").order_by("-created_at", "-id")
+
+
+def alert_get_for_user(*, user: User, alert_id: Any) -> ChurnAlert:
+    return get_visible_or_404(
+        ChurnAlert.objects.filter(customer__deleted_at__isnull=True).select_related("customer", "owner"),
+        user,
+        pk=alert_id,
+    )
+
+
+def _alerts_version() -> int:
+    from .services import ALERTS_VERSION_KEY
+
+    version = cache.get(ALERTS_VERSION_KEY)
+    if version is None:
+        cache.add(ALERTS_VERSION_KEY, 1, None)
+        version = cache.get(ALERTS_VERSION_KEY) or 1
+    return int(version)
+
+
+def open_alert_count(*, user: User) -> int:
+    """The navigation badge: open alerts the user sees. Cached per user for a minute and invalidated
+    (version bump) whenever an alert is raised or handled, so it costs no query on most pages."""
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    key = f"segmentation:open-alerts:{user.pk}:{user.role}:{_alerts_version()}"
+    count = cache.get(key)
+    if count is None:
+        count = alert_list(user=user).count()
+        cache.set(key, count, ALERT_BADGE_SECONDS)
+    return int(count)
+
+
+def alert_badge(user) -> str:
+    """Badge text for the navigation ("" hides it)."""
+    count = open_alert_count(user=user)
+    if not count:
+        return ""
+    return "99+" if count > 99 else str(count)
+
+
+def customer_alerts(*, customer: Customer, before=None, limit: int = 20) -> list[ChurnAlert]:
+    qs = ChurnAlert.objects.filter(customer=customer)
+    if before is not None:
+        qs = qs.filter(created_at__lt=before)
+    return list(qs.select_related("acted_by").order_by("-created_at", "-id")[:limit])
+
+
+def customer_stage_transitions(
+    *, customer: Customer, before=None, limit: int = 20
+) -> list[LifecycleTransition]:
+    qs = LifecycleTransition.objects.filter(customer=customer)
+    if before is not None:
+        qs = qs.filter(at__lt=before)
+    return list(qs.order_by("-at", "-id")[:limit])
+
+
+# --------------------------------------------------------------------------------------------------
+# Saved segments
+# --------------------------------------------------------------------------------------------------
+def segment_list(*, user: User) -> QuerySet[Segment]:
+    """Managers and admins see every saved segment; others the shared ones and their own."""
+    qs = Segment.objects.select_related("created_by")
+    if not user.is_manager_or_admin:
+        qs = qs.filter(Q(is_shared=True) | Q(created_by=user))
+    return qs
+
+
+def segment_get_for_user(*, user: User, segment_id: Any) -> Segment:
+    try:
+        return segment_list(user=user).get(pk=int(segment_id))
+    except (Segment.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404
+
+
+def segment_customers(*, user: User, rules: Any) -> QuerySet[Customer]:
+    """The customers matching `rules` that `user` may see (raises RuleError for invalid rules).
+
+    The builder preview and the customer list filtered by a saved segment both use exactly this
+    (the list applies the same `rules_to_q` to its own visible, not-in-the-bin queryset).
+    """
+    base = visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
+    return base.filter(rules_to_q(rules))
+
+
+def segment_labels() -> dict[str, list[tuple[str, str]]]:
+    return {
+        "segments": [(str(key), segment_label(key)) for key in SEGMENT_ORDER],
+        "stages": [(str(stage), stage_label(stage)) for stage in STAGE_ORDER],
+    }

@@ -1,0 +1,349 @@
+"""Pages of the segmentation app. Thin: parse input, call one selector or service, render.
+
+Every page checks the role on the server. Managers and admins see the whole tenant; sales staff see
+the figures of their own (and shared) customers. Settings are for admins; starting a recompute and
+the history are for managers and admins.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
+
+from . import builder, selectors, services
+from .forms import SegmentForm, SettingsForm
+from .labels import ClvModel
+from .models import ChurnAlert
+from .rules import RuleError, count_conditions, validate_rules
+
+
+def _customer_list_url(**params) -> str:
+    return f"{reverse('customers:list')}?{urlencode(params)}"
+
+
+def _status_context(request: HttpRequest) -> dict:
+    return {
+        "latest_run": selectors.latest_run(),
+        "job": selectors.active_recompute_job(),
+        "can_recompute": request.user.is_manager_or_admin,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Overview, heatmap, recompute
+# --------------------------------------------------------------------------------------------------
+@role_required(*ALL_ROLES)
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    rows, totals = selectors.segment_overview(user=request.user)
+    for row in rows:
+        row.url = _customer_list_url(rfm_segment=row.key) if row.key else ""
+    heatmap = selectors.rf_heatmap(user=request.user)
+    context = {
+        "tab": "overview",
+        "rows": rows,
+        "totals": totals,
+        "heatmap": heatmap,
+        **_status_context(request),
+    }
+    return render(request, "segmentation/segment_overview.html", context)
+
+
+@role_required(*MANAGERS)
+@require_POST
+def recompute(request: HttpRequest) -> HttpResponse:
+    """Start a recompute, or join the one already running; htmx gets the progress bar back."""
+    job = services.request_recompute(user=request.user)
+    if request.htmx:
+        return render(
+            request, "segmentation/partials/_recompute_status.html", {"job": job, "can_recompute": True}
+        )
+    messages.info(request, _("The recompute has started; the page updates when it finishes."))
+    return redirect("segmentation:index")
+
+
+# --------------------------------------------------------------------------------------------------
+# CLV and lifecycle
+# --------------------------------------------------------------------------------------------------
+@role_required(*ALL_ROLES)
+@require_GET
+def clv(request: HttpRequest) -> HttpResponse:
+    run = selectors.latest_run()
+    report = run.model_report if run else {}
+    distribution = selectors.clv_distribution(user=request.user)
+    holdout = run.holdout if run else {}
+    context = {
+        "tab": "clv",
+        "run": run,
+        "report": report,
+        "is_historical": bool(run and run.clv_model == ClvModel.HISTORICAL),
+        "distribution": distribution,
+        "chart": {
+            "labels": distribution["labels"],
+            "counts": distribution["counts"],
+            "holdout": holdout.get("by_frequency", []) if isinstance(holdout, dict) else [],
+        },
+        "holdout": holdout,
+        "top": selectors.top_customers_by_clv(user=request.user),
+        **_status_context(request),
+    }
+    return render(request, "segmentation/clv_overview.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def lifecycle(request: HttpRequest) -> HttpResponse:
+    funnel = selectors.lifecycle_funnel(user=request.user)
+    for stage in funnel:
+        stage["url"] = _customer_list_url(lifecycle_stage=stage["key"])
+    context = {
+        "tab": "lifecycle",
+        "funnel": funnel,
+        "transitions": selectors.recent_stage_transitions(user=request.user),
+        **_status_context(request),
+    }
+    return render(request, "segmentation/lifecycle_overview.html", context)
+
+
+# --------------------------------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------------------------------
+ALERT_FILTERS = {
+    "open": ChurnAlert.Status.OPEN,
+    "acknowledged": ChurnAlert.Status.ACKNOWLEDGED,
+    "dismissed": ChurnAlert.Status.DISMISSED,
+    "all": None,
+}
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def alerts(request: HttpRequest) -> HttpResponse:
+    status_key = request.GET.get("status", "open")
+    if status_key not in ALERT_FILTERS:
+        status_key = "open"
+    qs = selectors.alert_list(user=request.user, status=ALERT_FILTERS[status_key])
+    context = {
+        "tab": "alerts",
+        "status": status_key,
+        "alerts": list(qs[:200]),
+        "total": qs.count(),
+        "statuses": [
+            ("open", _("Open")),
+            ("acknowledged", _("Acknowledged")),
+            ("dismissed", _("Dismissed")),
+            ("all", _("All")),
+        ],
+    }
+    return render(request, "segmentation/alert_list.html", context)
+
+
+def _alert_action(request: HttpRequest, alert_id: int, service) -> HttpResponse:
+    alert = selectors.alert_get_for_user(user=request.user, alert_id=alert_id)
+    error = ""
+    try:
+        alert = service(actor=request.user, alert=alert)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    except PermissionDenied:
+        raise
+    if request.htmx:
+        return render(request, "segmentation/partials/_alert_row.html", {"alert": alert, "error": error})
+    if error:
+        messages.error(request, error)
+    return redirect("segmentation:alerts")
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    return _alert_action(request, alert_id, services.alert_acknowledge)
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def alert_dismiss(request: HttpRequest, alert_id: int) -> HttpResponse:
+    return _alert_action(request, alert_id, services.alert_dismiss)
+
+
+# --------------------------------------------------------------------------------------------------
+# Saved segments and the builder
+# --------------------------------------------------------------------------------------------------
+@role_required(*ALL_ROLES)
+@require_GET
+def segment_list(request: HttpRequest) -> HttpResponse:
+    segments = list(selectors.segment_list(user=request.user).order_by("name", "pk"))
+    for segment in segments:
+        segment.can_edit = request.user.is_manager_or_admin or segment.created_by_id == request.user.pk
+        segment.conditions = count_conditions(segment.rules) if isinstance(segment.rules, dict) else 0
+    return render(request, "segmentation/segment_list.html", {"tab": "saved", "segments": segments})
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def segment_open(request: HttpRequest, pk: int) -> HttpResponse:
+    """A saved segment is a customer-list filter: open the list filtered by it."""
+    segment = selectors.segment_get_for_user(user=request.user, segment_id=pk)
+    return redirect(_customer_list_url(segment=segment.pk))
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def segment_count(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = selectors.segment_get_for_user(user=request.user, segment_id=pk)
+    try:
+        count = selectors.segment_customers(user=request.user, rules=segment.rules).count()
+    except RuleError as exc:
+        return render(request, "segmentation/partials/_count.html", {"count": None, "errors": exc.messages})
+    return render(request, "segmentation/partials/_count.html", {"count": count})
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = selectors.segment_get_for_user(user=request.user, segment_id=pk)
+    services.segment_delete(actor=request.user, segment=segment)
+    messages.success(request, _("Segment “%(name)s” deleted.") % {"name": segment.name})
+    return redirect("segmentation:segments")
+
+
+def _builder_page(request, *, rules, form, segment=None, errors=None, status=200) -> HttpResponse:
+    context = {
+        "tab": "builder",
+        "form": form,
+        "segment": segment,
+        "builder": builder.builder_context(rules),
+        "rule_errors": errors or [],
+        "rules_json": json.dumps(rules, ensure_ascii=False),
+    }
+    return render(request, "segmentation/segment_builder.html", context, status=status)
+
+
+@role_required(*ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def builder_new(request: HttpRequest) -> HttpResponse:
+    return _builder_save(request, segment=None)
+
+
+@role_required(*ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def builder_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = selectors.segment_get_for_user(user=request.user, segment_id=pk)
+    if not (request.user.is_manager_or_admin or segment.created_by_id == request.user.pk):
+        raise PermissionDenied
+    return _builder_save(request, segment=segment)
+
+
+def _builder_save(request: HttpRequest, *, segment) -> HttpResponse:
+    if request.method == "GET":
+        initial = (
+            {"name": segment.name, "description": segment.description, "is_shared": segment.is_shared}
+            if segment
+            else None
+        )
+        rules = builder.for_builder(segment.rules if segment else None)
+        return _builder_page(request, rules=rules, form=SegmentForm(initial=initial), segment=segment)
+
+    rules = builder.rules_from_post(request.POST)
+    form = SegmentForm(request.POST)
+    if not form.is_valid():
+        return _builder_page(request, rules=rules, form=form, segment=segment, status=400)
+    data = form.cleaned_data
+    try:
+        if segment is None:
+            segment = services.segment_create(actor=request.user, rules=rules, **data)
+        else:
+            segment = services.segment_update(actor=request.user, segment=segment, rules=rules, **data)
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"rules": exc.messages}
+        for field, field_errors in errors.items():
+            if field in form.fields:
+                for message in field_errors:
+                    form.add_error(field, message)
+        return _builder_page(
+            request, rules=rules, form=form, segment=segment, errors=errors.get("rules", []), status=400
+        )
+    messages.success(request, _("Segment “%(name)s” saved.") % {"name": segment.name})
+    return redirect("segmentation:segments")
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def builder_refresh(request: HttpRequest) -> HttpResponse:
+    """htmx: re-render the conditions after adding/removing one or choosing another field."""
+    rules = builder.apply_action(builder.rules_from_post(request.POST), request.POST.get("action", ""))
+    return render(request, "segmentation/partials/_builder.html", {"builder": builder.builder_context(rules)})
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def builder_preview(request: HttpRequest) -> HttpResponse:
+    """htmx: how many customers (that the user may see) match the rules as they stand."""
+    rules = builder.rules_from_post(request.POST)
+    try:
+        clean = validate_rules(rules)
+    except RuleError as exc:
+        return render(request, "segmentation/partials/_preview.html", {"count": None, "errors": exc.messages})
+    count = selectors.segment_customers(user=request.user, rules=clean).count()
+    return render(
+        request,
+        "segmentation/partials/_preview.html",
+        {"count": count, "errors": [], "conditions": count_conditions(clean)},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings and history
+# --------------------------------------------------------------------------------------------------
+@role_required(*ADMINS)
+@require_http_methods(["GET", "POST"])
+def settings_edit(request: HttpRequest) -> HttpResponse:
+    current = services.settings_get()
+    form = SettingsForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.settings_update(actor=request.user, **form.settings_values())
+        except ValidationError as exc:
+            for field, field_errors in exc.message_dict.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+        else:
+            messages.success(request, _("Settings saved. They apply from the next recompute."))
+            return redirect("segmentation:settings")
+    return render(
+        request,
+        "segmentation/settings_form.html",
+        {"tab": "settings", "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@role_required(*MANAGERS)
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    data = selectors.snapshot_history()
+    chart = {
+        "dates": [timezone.localtime(d).strftime("%Y-%m-%d %H:%M") for d in data["dates"]],
+        "segments": data["segments"],
+        "stages": data["stages"],
+    }
+    context = {
+        "tab": "history",
+        "chart": chart,
+        "has_history": bool(data["dates"]),
+        "movement": selectors.segment_movement(),
+        "runs": selectors.run_list(limit=15),
+        **_status_context(request),
+    }
+    return render(request, "segmentation/history_overview.html", context)
