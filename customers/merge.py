@@ -284,9 +284,11 @@ def customer_merge(
             )
         survivor.save()
 
+    relations_before = _relation_names(survivor)
     moved: dict[str, Any] = {}
     for key, hook in list(registry.merge_hooks.items()):
         moved[key] = hook.move(survivor, merged)
+    relations_after = _relation_names(survivor)
 
     now = timezone.now()
     merged.deleted_at = now
@@ -308,9 +310,16 @@ def customer_merge(
             "survivor_after": survivor_after,
             "merged_before": merged_before,
             "moved": moved,
+            # Rows for the History card, in its {"old", "new"} form.
+            "merged_into": {"old": None, "new": _label_with_id(survivor)},
+            "deleted_at": {"old": None, "new": now.isoformat()},
         },
     )
     survivor_changes = _history_changes(survivor_before, survivor_after)
+    survivor_changes["merged_customer"] = {"old": None, "new": _label_with_id(merged)}
+    for relation in ("tags", "shared_with"):
+        if relations_before[relation] != relations_after[relation]:
+            survivor_changes[relation] = {"old": relations_before[relation], "new": relations_after[relation]}
     survivor_changes.update(
         {
             "merged_id": merged.pk,
@@ -320,6 +329,17 @@ def customer_merge(
     )
     audit_record(actor=actor, action=MERGED_IN_ACTION, target=survivor, changes=survivor_changes)
     return MergeResult(survivor=survivor, merged=merged, moved=moved, changed_fields=changed)
+
+
+def _label_with_id(customer: Customer) -> str:
+    return f"{customer.name} (#{customer.pk})"
+
+
+def _relation_names(customer: Customer) -> dict[str, list[str]]:
+    return {
+        "tags": sorted(customer.tags.values_list("name", flat=True)),
+        "shared_with": sorted(user.get_full_name() for user in customer.shared_with.all()),
+    }
 
 
 def _history_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -413,6 +433,7 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         )
 
     result = UndoResult(survivor=survivor, merged=merged)
+    relations_before = _relation_names(survivor)
     # Hooks in the reverse order of the merge, so a hook may rely on the ones registered before it.
     for key in reversed(list(moved)):
         registry.merge_hooks[key].undo(survivor, merged, moved[key])
@@ -458,11 +479,22 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         actor=actor,
         action=UNDONE_ACTION,
         target=merged,
-        changes={"survivor_id": survivor.pk, "survivor_label": str(survivor), "merge_event_id": event.pk},
+        changes={
+            "survivor_id": survivor.pk,
+            "survivor_label": str(survivor),
+            "merge_event_id": event.pk,
+            "merged_into": {"old": _label_with_id(survivor), "new": None},
+            "deleted_at": {"old": info.get("deleted_at", {}).get("new"), "new": None},
+        },
     )
     survivor_changes = _history_changes(
         {a: after.get(a) for a in restored_attributes}, {a: before[a] for a in restored_attributes}
     )
+    survivor_changes["merged_customer"] = {"old": _label_with_id(merged), "new": None}
+    relations_after = _relation_names(survivor)
+    for relation in ("tags", "shared_with"):
+        if relations_before[relation] != relations_after[relation]:
+            survivor_changes[relation] = {"old": relations_before[relation], "new": relations_after[relation]}
     survivor_changes.update(
         {"merged_id": merged.pk, "merged_label": str(merged), "kept_fields": result.kept_fields}
     )

@@ -200,6 +200,13 @@ def test_history_records_the_merge_on_both_customers(pair, manager_user):
     assert survivor_event.changes["merged_label"] == "張偉 (Zhang Wei)"
     assert survivor_event.changes["phone"] == {"old": "+8613800138000", "new": "+8613900139000"}
     assert survivor_event.changes["moved_counts"]["customers.orders"] == 3
+    # Rows the History card shows: "merged X into this customer", tags gained; "merged into Y".
+    assert survivor_event.changes["merged_customer"] == {
+        "old": None,
+        "new": f"張偉 (Zhang Wei) (#{merged.pk})",
+    }
+    assert survivor_event.changes["tags"] == {"old": ["common", "vip"], "new": ["common", "vip", "wholesale"]}
+    assert loser_event.changes["merged_into"] == {"old": None, "new": f"张伟 (#{survivor.pk})"}
 
 
 def test_merge_is_all_or_nothing_when_a_hook_fails(pair, manager_user, monkeypatch):
@@ -516,3 +523,11 @@ def test_undo_page_confirms_before_undoing(pair, manager_user, manager_client):
     response = manager_client.get(reverse("customers:merge_undo", args=[pair["merged"].pk]))
     assert response.status_code == 200
     assert Customer.objects.get(pk=pair["merged"].pk).merged_into_id == pair["survivor"].pk
+
+
+def test_the_survivors_page_shows_the_merge_in_its_history(pair, manager_user, manager_client):
+    survivor, merged = pair["survivor"], pair["merged"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices={"phone": "merged"})
+    body = manager_client.get(reverse("customers:detail", args=[survivor.pk])).content.decode()
+    assert f"張偉 (Zhang Wei) (#{merged.pk})" in body
+    assert "wholesale" in body
