@@ -286,8 +286,9 @@ def customer_merge(
 
     relations_before = _relation_names(survivor)
     moved: dict[str, Any] = {}
-    for key, hook in list(registry.merge_hooks.items()):
-        moved[key] = hook.move(survivor, merged)
+    hook_order = ordered_hook_keys()
+    for key in hook_order:
+        moved[key] = registry.merge_hooks[key].move(survivor, merged)
     relations_after = _relation_names(survivor)
 
     now = timezone.now()
@@ -310,6 +311,8 @@ def customer_merge(
             "survivor_after": survivor_after,
             "merged_before": merged_before,
             "moved": moved,
+            # jsonb does not keep key order: the order the hooks ran in, for undoing in reverse.
+            "hook_order": hook_order,
             # Rows for the History card, in its {"old", "new"} form.
             "merged_into": {"old": None, "new": _label_with_id(survivor)},
             "deleted_at": {"old": None, "new": now.isoformat()},
@@ -434,8 +437,10 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
 
     result = UndoResult(survivor=survivor, merged=merged)
     relations_before = _relation_names(survivor)
-    # Hooks in the reverse order of the merge, so a hook may rely on the ones registered before it.
-    for key in reversed(list(moved)):
+    # Hooks in the reverse order of the merge, so a hook may rely on the ones that ran before it.
+    order = [key for key in info.get("hook_order", []) if key in moved]
+    order += [key for key in moved if key not in order]
+    for key in reversed(order):
         registry.merge_hooks[key].undo(survivor, merged, moved[key])
 
     before = info.get("survivor_before", {})
@@ -598,6 +603,13 @@ BUILTIN_HOOKS = (
     MergeHook(key="customers.tags", move=move_tags, undo=undo_tags),
     MergeHook(key="customers.shares", move=move_shares, undo=undo_shares),
 )
+
+
+def ordered_hook_keys() -> list[str]:
+    """The customers app's own hooks first (orders are on the survivor before another app's hook
+    looks at them), then the others in the order they registered."""
+    builtin = [hook.key for hook in BUILTIN_HOOKS if hook.key in registry.merge_hooks]
+    return builtin + [key for key in registry.merge_hooks if key not in builtin]
 
 
 def register_builtin_hooks() -> None:

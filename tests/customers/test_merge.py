@@ -410,18 +410,35 @@ def test_a_registered_hook_is_called_with_the_right_customers_and_its_info_comes
     def undo(survivor, merged, info):
         calls.append(("undo", survivor.pk, merged.pk, info))
 
+    def move_after(survivor, merged):
+        calls.append(("move after", Order.objects.filter(customer=survivor).count()))
+        return {}
+
+    def undo_after(survivor, merged, info):
+        calls.append(("undo after", Order.objects.filter(customer=survivor).count()))
+
+    # Registered before the customers app's own hooks would be in a real start-up order; "a.after"
+    # sorts first by key, so neither key order nor registration order decides what runs first.
     monkeypatch.setitem(
         registry.merge_hooks, "loyalty.test", MergeHook(key="loyalty.test", move=move, undo=undo)
     )
+    monkeypatch.setitem(
+        registry.merge_hooks, "a.after", MergeHook(key="a.after", move=move_after, undo=undo_after)
+    )
     survivor, merged = pair["survivor"], pair["merged"]
     customer_merge(actor=manager_user, survivor=survivor, merged=merged)
-    assert calls == [("move", survivor.pk, merged.pk)]
+    # Other apps' hooks run after the customers app's own (the orders are already on the survivor),
+    # in the order they registered; undo runs in exactly the reverse order.
+    assert calls == [("move", survivor.pk, merged.pk), ("move after", 5)]
     assert _history(merged, MERGED_ACTION).get().changes["moved"]["loyalty.test"] == {
         "ids": [7, 8],
         "note": "points",
     }
     customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
-    assert calls[1] == ("undo", survivor.pk, merged.pk, {"ids": [7, 8], "note": "points"})
+    assert calls[2:] == [
+        ("undo after", 5),
+        ("undo", survivor.pk, merged.pk, {"ids": [7, 8], "note": "points"}),
+    ]
 
 
 def test_undo_is_refused_when_a_hook_that_moved_rows_is_gone(pair, manager_user, monkeypatch):
