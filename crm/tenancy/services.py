@@ -1,10 +1,10 @@
 """Tenant lifecycle: create, provision (clone the template schema), suspend, reactivate.
 
 Provisioning does not grow with the number of migrations: the template schema `TENANT_BASE_SCHEMA`
-is kept migrated, and a new tenant's schema is a copy of it (django-tenants' clone_schema, which
-copies the template's rows too, `django_migrations` included). Any migration the copy does not list
-yet is then recorded with one bulk INSERT, instead of `migrate_schemas --fake`, which loads the whole
-migration machinery and walks every app for each new tenant.
+is kept migrated, and a new tenant's schema is a copy of it, rows included (`django_migrations`,
+content types, permissions) -- see `cloning.py` for why the copy is not django-tenants' clone_schema
+function. Any migration the copy does not list yet is then recorded with one INSERT, instead of
+`migrate_schemas --fake`, which loads the whole migration machinery for each new tenant.
 """
 
 import hashlib
@@ -26,6 +26,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from crm.audit.services import audit_record
 
+from . import cloning
 from .models import Domain, Tenant
 
 logger = logging.getLogger(__name__)
@@ -228,18 +229,24 @@ def _ensure_clone_function() -> None:
 
 
 def _clone_template(schema_name: str) -> None:
-    """Copy the template schema (tables, sequences, rows) into a new schema, in one statement.
+    """Copy the template schema (tables, sequences, rows) into a new schema.
 
-    Clones run one at a time (a transaction-level advisory lock): the clone function creates and
-    drops helper types in the public schema, so two at once would trip over each other.
+    The fast path (`cloning.clone_schema_fast`) copies the template with a short DDL script and does
+    not slow down as tenants accumulate. If the template ever holds objects that path does not copy,
+    django-tenants' clone function does the work instead; those clones run one at a time (an
+    advisory lock), because that function creates and drops helper types in the public schema.
     """
     connection.set_schema_to_public()
-    _ensure_clone_function()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLONE_LOCK_KEY])
-        cursor.execute(
-            "SELECT public.clone_schema(%s, %s, 'DATA')", [settings.TENANT_BASE_SCHEMA, schema_name]
-        )
+    base = settings.TENANT_BASE_SCHEMA
+    unsupported = cloning.unsupported_objects(base)
+    if not unsupported:
+        cloning.clone_schema_fast(source=base, target=schema_name)
+    else:
+        logger.info("Cloning %s with django-tenants' function because of: %s", base, ", ".join(unsupported))
+        _ensure_clone_function()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLONE_LOCK_KEY])
+            cursor.execute("SELECT public.clone_schema(%s, %s, 'DATA')", [base, schema_name])
     connection.set_schema_to_public()
 
 

@@ -12,10 +12,13 @@ from django.test import Client
 from crm.accounts import services
 from crm.accounts.models import Invitation, Role, User
 from crm.audit.models import AuditEvent
+from tests.crm.platform_fixtures import english_ui  # noqa: F401
 from tests.factories import UserFactory
 
 USERS = "/accounts/settings/users/"
 NEW_PASSWORD = "Lantern-orbit-4417"
+
+pytestmark = pytest.mark.usefixtures("english_ui")
 
 
 def _invite(client, capture, **data):

@@ -11,8 +11,11 @@ from crm.accounts.models import Role, User
 from crm.audit.services import audit_record
 from crm.tenancy import services as tenancy_services
 from tests.conftest import PASSWORD
+from tests.crm.platform_fixtures import english_ui  # noqa: F401
 
 LOCKOUT_TEXT = "Too many failed sign-in attempts"
+
+pytestmark = pytest.mark.usefixtures("english_ui")
 
 
 def _login(client: Client, email: str, password: str):

@@ -12,8 +12,11 @@ from crm.audit.models import AuditEvent
 from crm.tenancy import selectors
 from crm.tenancy.models import Domain, Tenant
 from tests.conftest import PASSWORD
+from tests.crm.platform_fixtures import english_ui  # noqa: F401
 
 CONSOLE = "/console/"
+
+pytestmark = pytest.mark.usefixtures("english_ui")
 
 
 @pytest.fixture(autouse=True)
@@ -106,12 +109,20 @@ def test_list_counts_come_from_one_query_for_any_number_of_tenants(
 
 
 def test_list_counts_are_cached_for_a_minute(platform_client, django_assert_max_num_queries):
+    def stats_queries(queries) -> int:
+        return sum("UNION ALL" in q["sql"] or "count(*)" in q["sql"] for q in queries)
+
     with django_assert_max_num_queries(50) as first:
         platform_client.get(CONSOLE)
-    with django_assert_max_num_queries(50) as second:
-        response = platform_client.get(CONSOLE)
-    assert any("UNION ALL" in q["sql"] or "count(*)" in q["sql"] for q in first.captured_queries)
-    assert not any("UNION ALL" in q["sql"] or "count(*)" in q["sql"] for q in second.captured_queries)
+    assert stats_queries(first.captured_queries) == 1
+    # Other test runs share this Redis and some flush it; a flush between two requests is rare, so
+    # allow a second try before calling the cache broken.
+    for _attempt in range(3):
+        with django_assert_max_num_queries(50) as second:
+            response = platform_client.get(CONSOLE)
+        if stats_queries(second.captured_queries) == 0:
+            break
+    assert stats_queries(second.captured_queries) == 0
     assert response.context["rows"][0]["stats"].users is not None
 
 

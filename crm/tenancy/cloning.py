@@ -1,0 +1,147 @@
+"""Copy the template schema into a new tenant schema quickly, from a DDL script built from the catalog.
+
+django-tenants' `clone_schema` SQL function rebuilds every table's DDL with catalog queries that scan
+all schemas, so each clone gets slower as tenants accumulate (about 0.4 s with 2 tenants, 2 s and
+more with 50 on the reference machine). The template only holds plain tables, identity columns,
+indexes, constraints and a few rows (migration records, content types, permissions), which
+PostgreSQL can copy directly:
+
+    CREATE TABLE new.t (LIKE template.t INCLUDING ALL EXCLUDING INDEXES)   -- columns, defaults,
+        identity, CHECK constraints, comments, storage
+    primary keys / unique / exclusion constraints and indexes, under their original names
+        (later migrations drop or rename them by name), from pg_get_constraintdef / pg_get_indexdef
+    foreign keys, from pg_get_constraintdef, pointing at the new schema's tables
+    INSERT INTO new.t SELECT * FROM template.t; identity sequences moved past the copied ids
+
+If the template ever holds anything else (views, functions, triggers, sequences outside identity
+columns, ...), `can_clone_fast` says no and the caller falls back to django-tenants' function.
+"""
+
+from django.db import connection
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def unsupported_objects(source: str) -> list[str]:
+    """What in `source` the fast path cannot copy (empty list: it can copy everything)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT 'relation ' || c.relname || ' of kind ' || c.relkind::text
+              FROM pg_class c
+             WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind NOT IN ('r', 'i', 'S')
+            UNION ALL
+            SELECT 'sequence ' || s.relname || ' not owned by an identity column'
+              FROM pg_class s
+             WHERE s.relnamespace = %(schema)s::regnamespace AND s.relkind = 'S'
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype = 'i')
+            UNION ALL
+            SELECT 'default using a sequence on ' || c.relname
+              FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid
+             WHERE c.relnamespace = %(schema)s::regnamespace
+               AND pg_get_expr(ad.adbin, ad.adrelid) ILIKE '%%nextval%%'
+            UNION ALL
+            SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE c.relnamespace = %(schema)s::regnamespace AND NOT t.tgisinternal
+            UNION ALL
+            SELECT 'function ' || p.proname FROM pg_proc p WHERE p.pronamespace = %(schema)s::regnamespace
+            UNION ALL
+            SELECT 'type ' || t.typname FROM pg_type t
+             WHERE t.typnamespace = %(schema)s::regnamespace AND t.typrelid = 0 AND t.typelem = 0
+            UNION ALL
+            SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+             WHERE c.relnamespace = %(schema)s::regnamespace
+            UNION ALL
+            SELECT 'policy ' || p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+             WHERE c.relnamespace = %(schema)s::regnamespace
+            UNION ALL
+            SELECT 'partitioned or inherited table ' || c.relname
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE c.relnamespace = %(schema)s::regnamespace
+            """,
+            {"schema": source},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def build_clone_script(source: str, target: str) -> list[str]:
+    """The statements that copy `source` into the (not yet existing) schema `target`."""
+    src, dst = _quote(source), _quote(target)
+    statements = [f"CREATE SCHEMA {dst}"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r' "
+            "ORDER BY c.relname",
+            [source],
+        )
+        tables = [row[0] for row in cursor.fetchall()]
+        for table in tables:
+            like = f"LIKE {src}.{_quote(table)} INCLUDING ALL EXCLUDING INDEXES"
+            statements.append(f"CREATE TABLE {dst}.{_quote(table)} ({like})")
+        # Constraints: primary keys and unique/exclusion constraints first (foreign keys need them).
+        cursor.execute(
+            """
+            SELECT c.relname, co.conname, co.contype, pg_get_constraintdef(co.oid)
+              FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+             WHERE co.connamespace = %s::regnamespace AND co.contype IN ('p', 'u', 'x', 'f')
+             ORDER BY (co.contype = 'f'), c.relname, co.conname
+            """,
+            [source],
+        )
+        constraints = cursor.fetchall()
+        backing_indexes = set()
+        foreign_keys = []
+        for table, name, kind, definition in constraints:
+            if kind == "f":
+                foreign_keys.append((table, name, definition))
+                continue
+            backing_indexes.add(name)
+            statements.append(f"ALTER TABLE {dst}.{_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}")
+        # Plain indexes (not created by a constraint above), under their own names.
+        cursor.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_class i "
+            "WHERE i.relnamespace = %s::regnamespace AND i.relkind = 'i' ORDER BY i.relname",
+            [source],
+        )
+        for name, definition in cursor.fetchall():
+            if name not in backing_indexes:  # a constraint's index shares its name and came with it
+                statements.append(_retarget(definition, source, target, marker=" ON "))
+        for table, name, definition in foreign_keys:
+            definition = _retarget(definition, source, target, marker="REFERENCES ")
+            statements.append(f"ALTER TABLE {dst}.{_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}")
+        # Rows (migration records, content types, permissions, any seeded data), then sequences.
+        for table in tables:
+            statements.append(f"INSERT INTO {dst}.{_quote(table)} SELECT * FROM {src}.{_quote(table)}")
+        cursor.execute(
+            """
+            SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r' AND a.attidentity <> ''
+               AND a.attnum > 0 AND NOT a.attisdropped
+            """,
+            [source],
+        )
+        for table, column in cursor.fetchall():
+            qualified = f"{dst}.{_quote(table)}"
+            statements.append(
+                f"SELECT setval(pg_get_serial_sequence('{qualified}', '{column}'), "
+                f"COALESCE((SELECT max({_quote(column)}) FROM {qualified}), 0) + 1, false)"
+            )
+    return statements
+
+
+def _retarget(definition: str, source: str, target: str, *, marker: str) -> str:
+    """Point a definition that names `source.` after `marker` at `target.` instead."""
+    for prefix in (f"{source}.", f"{_quote(source)}."):
+        definition = definition.replace(f"{marker}{prefix}", f"{marker}{_quote(target)}.")
+    return definition
+
+
+def clone_schema_fast(*, source: str, target: str) -> None:
+    """Copy `source` into a new schema `target`. Run it inside a transaction: all or nothing."""
+    statements = build_clone_script(source, target)
+    with connection.cursor() as cursor:
+        cursor.execute(";\n".join(statements))
