@@ -23,6 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 from django_tenants.utils import schema_context
 
 from crm.accounts.models import Role, User
@@ -43,7 +44,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _ensure_tenant(slug: str, name: str) -> Tenant:
     tenant = Tenant.objects.filter(slug=slug).first()
     if tenant is None:
-        tenant = tenant_create(name=name, slug=slug, admin_email=ROLE_EMAILS["admin"].format(slug=slug))
+        # English by default so assertions read the English messages; tests of the Chinese
+        # interface switch language explicitly.
+        tenant = tenant_create(
+            name=name, slug=slug, admin_email=ROLE_EMAILS["admin"].format(slug=slug), default_language="en"
+        )
+    elif tenant.default_language != "en":
+        Tenant.objects.filter(pk=tenant.pk).update(default_language="en")
+        tenant.refresh_from_db()
     if tenant.status != Tenant.Status.ACTIVE:
         tenant = tenant_provision(tenant_id=tenant.pk, admin_password=PASSWORD)
     with schema_context(tenant.schema_name):
@@ -79,6 +87,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture(autouse=True)
+def _english_unless_asked():
+    """Each test starts in English: a request in an earlier test may have activated another language
+    in this thread (the locale middleware does not reset it afterwards)."""
+    translation.activate("en")
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
