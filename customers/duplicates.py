@@ -472,6 +472,20 @@ def merge_partner_search(*, user, customer: Customer, query: str, limit: int = 1
     return list(queryset.select_related("owner").order_by("name", "pk")[:limit])
 
 
+def exact_matches(*, user, customer: Customer, limit: int = 5) -> list[Customer]:
+    """Other live customers the user can see with the same stored email or phone (indexed lookups)."""
+    condition = Q()
+    if customer.email:
+        # Stored emails are lower-cased by the services; "in" keeps the email index usable.
+        condition |= Q(email__in={customer.email, customer.email.strip().lower()})
+    if customer.phone:
+        condition |= Q(phone=customer.phone)
+    if not condition:
+        return []
+    queryset = _scope_queryset(user).filter(condition).exclude(pk=customer.pk)
+    return list(queryset.select_related("owner").order_by("pk")[:limit])
+
+
 def pair_is_visible(*, user, first_id: int, second_id: int) -> bool:
     return _scope_queryset(user).filter(Q(pk=first_id) | Q(pk=second_id)).count() == 2
 

@@ -315,3 +315,29 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
 def merge_undo_url(customer: Customer) -> str:
     """For other pages (the recycle bin): where "Undo merge" of a merged customer goes."""
     return reverse("customers:merge_undo", args=[customer.pk])
+
+
+# --- the detail-page panel ---------------------------------------------------------------------------
+
+
+def _duplicates_panel_context(customer: Customer, user) -> dict | None:
+    """Shown on a customer's page only when other customers have the same email or phone (one
+    indexed query); the full finder, with names, is one click away."""
+    matches = duplicates.exact_matches(user=user, customer=customer)
+    if not matches:
+        return None
+    return {"matches": matches}
+
+
+def register_detail_panel() -> None:
+    from .registry import DetailPanel, registry
+
+    registry.add_detail_panel(
+        DetailPanel(
+            key="customers.duplicates",
+            title=gettext_lazy("Possible duplicates"),
+            template="customers/partials/_merge_panel.html",
+            context=_duplicates_panel_context,
+            order=5,
+        )
+    )

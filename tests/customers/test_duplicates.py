@@ -263,3 +263,35 @@ def test_dismiss_from_the_page(tenant, manager_client):
 def test_anonymous_user_is_sent_to_login(tenant, anon_client):
     response = anon_client.get(reverse("customers:duplicates"))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_customer_page_offers_merging_with_customers_sharing_email_or_phone(tenant, manager_client):
+    customer = CustomerFactory(name="Gao Lin", email="gao@example.com", phone="+8613500135000")
+    same_phone = CustomerFactory(name="高林", email="other@example.com", phone="+8613500135000")
+    same_email = CustomerFactory(name="G. Lin", email="gao@example.com", phone="")
+    CustomerFactory(name="Gone", email="gao@example.com", deleted_at=timezone.now())
+    body = manager_client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert 'data-panel="customers.duplicates"' in body
+    for other in (same_phone, same_email):
+        assert reverse("customers:merge", args=[customer.pk, other.pk]) in body
+    assert body.count(reverse("customers:merge", args=[customer.pk, customer.pk + 3])) == 0
+    assert f"{reverse('customers:duplicates')}?customer={customer.pk}" in body
+
+
+def test_customer_page_has_no_duplicates_panel_without_matches(tenant, manager_client):
+    customer = CustomerFactory(name="Unique")
+    body = manager_client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert 'data-panel="customers.duplicates"' not in body
+
+
+def test_duplicates_of_one_customer_and_merge_partner_search(tenant, manager_client):
+    a = CustomerFactory(name="Hu Jun", email="hj@example.com", city="Xi'an")
+    b = CustomerFactory(name="Hu J.", email="hj@example.com", city="Xi'an")
+    CustomerFactory(name="Other pair", email="op@example.com")
+    CustomerFactory(name="Other pair 2", email="op@example.com")
+    partner = CustomerFactory(name="Jun Hu Trading", email="trade@example.com")
+    url = reverse("customers:duplicates")
+    response = manager_client.get(url, {"customer": a.pk, "q": "trading"})
+    assert [(row["first"].pk, row["second"].pk) for row in response.context["rows"]] == [(a.pk, b.pk)]
+    assert [c.pk for c in response.context["partners"]] == [partner.pk]
+    assert reverse("customers:merge", args=[a.pk, partner.pk]) in response.content.decode()
