@@ -139,7 +139,9 @@ class RuleField:
     @property
     def operators(self) -> tuple[str, ...]:
         ops = KIND_OPERATORS[self.kind]
-        if self.kind in ("number", "date", "age", "text") and not self.nullable and self.kind != "text":
+        if self.kind in ("choice", "multi_choice") and self.nullable:
+            ops = ops + ("is_empty", "is_not_empty")  # e.g. a custom choice field nobody filled in
+        if self.kind in ("number", "date", "age") and not self.nullable:
             ops = tuple(op for op in ops if op not in ("is_empty", "is_not_empty"))
         return ops
 
@@ -421,6 +423,8 @@ def _validate_value(spec: RuleField, op: str, raw: Any) -> Any:
 def _position(path: list[int]) -> str:
     if not path:
         return _t("Rules")
+    if len(path) == 1:
+        return _t("Condition %(n)s") % {"n": path[0] + 1}
     parts = [_t("Group %(n)s") % {"n": n + 1} for n in path[:-1]]
     parts.append(_t("condition %(n)s") % {"n": path[-1] + 1})
     return ", ".join(parts)

@@ -27,6 +27,13 @@ def customer_with_orders(days_ago: list[float], amount: str = "100.00", **custom
     return customer
 
 
+def english(user):
+    """Pages follow the user's language (the test tenants default to Chinese); assert on English text."""
+    type(user).objects.filter(pk=user.pk).update(language="en")
+    user.language = "en"
+    return user
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # The nav badge caches counts in Redis, which outlives each test's rolled-back transaction.

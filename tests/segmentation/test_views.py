@@ -1,20 +1,28 @@
 import pytest
+from django.db import connection
 from django.urls import reverse
 
+from crm.accounts.models import User
 from crm.jobs.models import BackgroundJob
-from segmentation.models import ChurnAlert, Segment
+from segmentation.models import ChurnAlert, Segment, SegmentationSettings
 from segmentation.recompute import recompute
 from segmentation.services import RECOMPUTE_JOB_KIND, alert_create, segment_create
 
-from .conftest import customer_with_orders
+from .conftest import customer_with_orders, english
 
 PAGES = ["index", "clv", "lifecycle", "alerts", "segments", "builder"]
 
 
 @pytest.fixture
 def scored(tenant, sales_user, sales_user2):
-    mine = [customer_with_orders([5], owner=sales_user), customer_with_orders([100, 70, 40, 10], owner=sales_user)]
-    theirs = [customer_with_orders([3, 2], owner=sales_user2), customer_with_orders([800, 700], owner=sales_user2)]
+    mine = [
+        customer_with_orders([5], owner=sales_user),
+        customer_with_orders([100, 70, 40, 10], owner=sales_user),
+    ]
+    theirs = [
+        customer_with_orders([3, 2], owner=sales_user2),
+        customer_with_orders([800, 700], owner=sales_user2),
+    ]
     recompute()
     return mine, theirs
 
@@ -37,3 +45,168 @@ def test_history_is_for_managers_and_settings_for_admins(scored, client_for, use
 def test_anonymous_visitors_are_sent_to_sign_in(anon_client):
     response = anon_client.get(reverse("segmentation:index"))
     assert response.status_code == 302 and "/accounts/login" in response["Location"]
+
+
+# --- recompute button ---------------------------------------------------------------------------------
+
+
+def test_sales_cannot_start_a_recompute_and_a_second_click_joins_the_first(tenant, client_for, users):
+    url = reverse("segmentation:recompute")
+    assert client_for(users["sales"]).post(url).status_code == 403
+    first = client_for(users["manager"]).post(url, HTTP_HX_REQUEST="true")
+    assert first.status_code == 200 and 'class="job-progress"' in first.content.decode()
+    second = client_for(users["admin"]).post(url)
+    assert second.status_code == 302
+    jobs = BackgroundJob.objects.filter(kind=RECOMPUTE_JOB_KIND)
+    assert jobs.count() == 1
+    assert f'id="job-{jobs.get().pk}"' in first.content.decode()
+    # the overview shows the running job's progress instead of the button
+    html = client_for(users["manager"]).get(reverse("segmentation:index")).content.decode()
+    assert f'id="job-{jobs.get().pk}"' in html and 'data-testid="recompute-button"' not in html
+
+
+# --- alerts --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alerts(tenant, users):
+    from tests.factories import CustomerFactory
+
+    mine = alert_create(customer=CustomerFactory(owner=users["sales"]), reason="entered_at_risk")
+    theirs = alert_create(customer=CustomerFactory(owner=users["sales2"]), reason="entered_cannot_lose")
+    return mine, theirs
+
+
+def test_sales_see_and_handle_only_their_own_alerts(alerts, client_for, users):
+    mine, theirs = alerts
+    sales = client_for(users["sales"])
+    html = sales.get(reverse("segmentation:alerts")).content.decode()
+    assert f'id="alert-{mine.pk}"' in html and f'id="alert-{theirs.pk}"' not in html
+    assert sales.post(reverse("segmentation:alert_dismiss", args=[theirs.pk])).status_code == 404
+    response = sales.post(reverse("segmentation:alert_dismiss", args=[mine.pk]), HTTP_HX_REQUEST="true")
+    assert 'data-alert-status="dismissed"' in response.content.decode()
+    html = (
+        client_for(users["manager"]).get(reverse("segmentation:alerts"), {"status": "all"}).content.decode()
+    )
+    assert f'id="alert-{mine.pk}"' in html and f'id="alert-{theirs.pk}"' in html
+    html = client_for(users["manager"]).get(reverse("segmentation:alerts")).content.decode()
+    assert f'id="alert-{mine.pk}"' not in html  # handled: no longer open
+
+
+def test_alerts_and_segments_stay_in_their_tenant(alerts, tenant_b, client_for, users):
+    mine, _theirs = alerts
+    segment = segment_create(actor=users["manager"], name="Alpha only", rules=RULES)
+    connection.set_tenant(tenant_b)
+    beta_manager = User.objects.get(email="manager@beta.test")
+    beta = client_for(beta_manager, tenant_b)
+    html = beta.get(reverse("segmentation:alerts"), {"status": "all"}).content.decode()
+    assert 'data-testid="no-alerts"' in html
+    assert beta.post(reverse("segmentation:alert_acknowledge", args=[mine.pk])).status_code == 404
+    assert beta.get(reverse("segmentation:segment_open", args=[segment.pk])).status_code == 404
+    assert "Alpha only" not in beta.get(reverse("segmentation:segments")).content.decode()
+    assert ChurnAlert.objects.count() == 0 and Segment.objects.count() == 0  # beta's own tables
+
+
+# --- saved segments and the builder --------------------------------------------------------------------
+
+RULES = {"op": "and", "rules": [{"field": "city", "op": "eq", "value": "Shanghai"}]}
+
+
+def test_private_segments_are_for_their_author_and_managers(tenant, client_for, users):
+    private = segment_create(actor=users["sales"], name="My list", rules=RULES, is_shared=False)
+    shared = segment_create(actor=users["sales"], name="Team list", rules=RULES)
+    other = client_for(users["sales2"])
+    html = other.get(reverse("segmentation:segments")).content.decode()
+    assert "Team list" in html and "My list" not in html
+    assert other.get(reverse("segmentation:segment_open", args=[private.pk])).status_code == 404
+    assert other.get(reverse("segmentation:builder_edit", args=[shared.pk])).status_code == 403
+    assert other.post(reverse("segmentation:segment_delete", args=[shared.pk])).status_code == 403
+    opened = client_for(users["manager"]).get(reverse("segmentation:segment_open", args=[private.pk]))
+    assert (
+        opened.status_code == 302
+        and opened["Location"] == f"{reverse('customers:list')}?segment={private.pk}"
+    )
+    count = client_for(users["sales"]).get(reverse("segmentation:segment_count", args=[private.pk]))
+    assert 'data-count="0"' in count.content.decode()
+
+
+def test_builder_saves_a_valid_segment_and_explains_a_bad_one(tenant, client_for, users):
+    english(users["sales"])
+    client = client_for(users["sales"])
+    form = {
+        "name": "Big spenders",
+        "description": "",
+        "is_shared": "on",
+        "top_op": "and",
+        "g0_op": "and",
+        "g0_c0_field": "total_spent",
+        "g0_c0_op": "gte",
+        "g0_c0_value": "lots",
+    }
+    response = client.post(reverse("segmentation:builder"), form)
+    assert response.status_code == 400
+    assert "Group 1, condition 1 (Total spent): enter a number." in response.content.decode()
+    assert not Segment.objects.exists()
+    form["g0_c0_value"] = "1000"
+    response = client.post(reverse("segmentation:builder"), form)
+    assert response.status_code == 302
+    segment = Segment.objects.get()
+    assert segment.rules == {
+        "op": "and",
+        "rules": [{"op": "and", "rules": [{"field": "total_spent", "op": "gte", "value": 1000}]}],
+    }
+    edit = client.get(reverse("segmentation:builder_edit", args=[segment.pk])).content.decode()
+    assert 'value="1000"' in edit and 'name="g0_c0_field"' in edit
+
+
+def test_builder_refresh_adds_conditions_and_follows_the_chosen_field(tenant, client_for, users):
+    client = client_for(users["sales"])
+    form = {
+        "top_op": "and",
+        "g0_op": "and",
+        "g0_c0_field": "rfm_segment",
+        "g0_c0_op": "gte",
+        "action": "add_condition:0",
+    }
+    html = client.post(reverse("segmentation:builder_refresh"), form).content.decode()
+    assert 'name="g0_c1_field"' in html
+    assert 'name="g0_c0_value" class="form-select form-select-sm" multiple' in html  # segment -> multi-select
+    assert '<option value="in" selected>' in html
+    preview = client.post(reverse("segmentation:builder_preview"), {"g0_c0_field": "", "g0_op": "and"})
+    assert 'data-testid="rule-errors"' in preview.content.decode()
+
+
+# --- settings and history -----------------------------------------------------------------------------
+
+
+def test_admin_updates_settings_with_clear_errors(tenant, client_for, users):
+    english(users["admin"])
+    client = client_for(users["admin"])
+    data = client.get(reverse("segmentation:settings")).context["form"].initial
+    data = {key: value for key, value in data.items() if value is not None and key != "id"}
+    data.update({"scoring_method": "thresholds", "thresholds_recency": "90, 30", "churn_multiplier": "1"})
+    response = client.post(reverse("segmentation:settings"), data)
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "thresholds_recency" in errors and "churn_multiplier" in errors
+    data.update({"thresholds_recency": "7, 30, 90, 180", "churn_multiplier": "3", "margin": "0.25"})
+    response = client.post(reverse("segmentation:settings"), data)
+    assert response.status_code == 302
+    row = SegmentationSettings.objects.get()
+    assert row.scoring_method == "thresholds" and row.score_thresholds == {
+        "recency": [7.0, 30.0, 90.0, 180.0]
+    }
+    assert str(row.margin) == "0.2500" and row.updated_by == users["admin"]
+
+
+def test_history_shows_snapshots_and_movement_after_two_runs(scored, client_for, users):
+    from customers.models import Order
+
+    mine, _theirs = scored
+    Order.objects.filter(customer=mine[0]).delete()  # the new customer's only purchase is gone
+    recompute()
+    response = client_for(users["manager"]).get(reverse("segmentation:history"))
+    assert response.context["has_history"] and len(response.context["chart"]["dates"]) == 2
+    movement = response.context["movement"]
+    assert movement["moved_total"] >= 1
+    assert 'data-testid="movement-table"' in response.content.decode()
