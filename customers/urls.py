@@ -1,6 +1,8 @@
 from django.urls import include, path
 
 from . import views
+from .exports import urls as exports_urls
+from .imports import urls as imports_urls
 
 app_name = "customers"
 urlpatterns = [
@@ -25,8 +27,10 @@ urlpatterns = [
 ]
 
 # --- import/export (customers.imports, customers.exports) ---
-# The import/export helper adds its path(...) / include(...) lines here, e.g.
-# urlpatterns += [path("import/", include(...)), path("export/", ...)]
+urlpatterns += [
+    path("import/", include(imports_urls.urlpatterns)),
+    path("export/", include(exports_urls.urlpatterns)),
+]
 # --- end import/export ---
 
 # --- duplicates and merge (customers.views_merge) ---

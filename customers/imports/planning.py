@@ -11,6 +11,7 @@ non-empty cells that differ (so importing the same file twice changes nothing th
 "create" makes new customers even when one with the same email or phone exists.
 """
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, Order, OrderLine, Tag
-from customers.search import build_search_text
+from customers.search import build_search_text, has_han, phone_digits
 
 from .columns import CUSTOM_PREFIX, target_label
 from .validation import CleanRow, ImportContext, RowError
@@ -37,11 +38,20 @@ ORDER_COMPARE_FIELDS = ("placed_at", "status", "channel", "currency", "total")
 MONEY = Decimal("0.01")
 
 
+SEARCH_TEXT_FULL = "full"
+SEARCH_TEXT_DEFERRED = "deferred"
+SEARCH_TEXT_NONE = "none"
+
+
 @dataclass
 class ImportOptions:
     policy: str = POLICY_UPDATE
     default_owner_id: int | None = None
     default_source: str = Customer.Source.IMPORT
+    # How search_text is built: "full" (customers.search, with pinyin), "deferred" (without the
+    # pinyin of Chinese names, which a follow-up task adds; a big import would otherwise spend most
+    # of its time in pypinyin) or "none" (a preview, which writes nothing).
+    search_text: str = SEARCH_TEXT_FULL
 
 
 @dataclass(eq=False)
@@ -92,6 +102,11 @@ class ImportPlan:
     counts: dict[str, int] = field(default_factory=dict)
     # Existing customers whose orders change (for refreshing their order figures).
     touched_customer_ids: set[int] = field(default_factory=set)
+    # Customers (NewCustomer or id) whose search_text still lacks the pinyin of a Chinese name.
+    search_text_pending: list = field(default_factory=list)
+
+    def pending_search_ids(self) -> list[int]:
+        return sorted(c if isinstance(c, int) else c.id for c in self.search_text_pending)
 
     @property
     def writes_anything(self) -> bool:
@@ -161,6 +176,21 @@ class CustomerIndex:
             if pk is not None:
                 return pk, "phone"
         return None, ""
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def basic_search_text(*, name: str, email: str = "", phone: str = "", external_id: str = "") -> str:
+    """customers.search.build_search_text without the simplified and pinyin forms of the name: the
+    same text for a name without Chinese characters, and a searchable start for one with them."""
+    parts = [
+        _SPACES.sub(" ", (name or "").strip().lower()),
+        (email or "").lower(),
+        phone_digits(phone),
+        (external_id or "").lower(),
+    ]
+    return " | ".join(p for p in parts if p)
 
 
 def _fetch(sql: str, params) -> list[tuple]:
@@ -516,13 +546,15 @@ class Planner:
         for consent in ("email_consent", "sms_consent"):
             if fields.get(consent):
                 fields[f"{consent}_at"] = self.now
-        fields["search_text"] = build_search_text(
+        new = NewCustomer(row=row, fields=fields, custom=custom, tags=tags)
+        fields["search_text"] = self._search_text(
+            new,
             name=fields.get("name", ""),
             email=fields.get("email", ""),
             phone=fields.get("phone", ""),
             external_id=fields.get("external_id", ""),
         )
-        return NewCustomer(row=row, fields=fields, custom=custom, tags=tags)
+        return new
 
     def _change(self, customer_id: int, row: int, merged, custom, tags, current) -> CustomerChange | None:
         before = current[customer_id]
@@ -554,7 +586,7 @@ class Planner:
         search_text = None
         if any(k in fields for k in SEARCH_FIELDS):
             values = {k: fields.get(k, before.get(k) or "") for k in SEARCH_FIELDS}
-            search_text = build_search_text(**values)
+            search_text = self._search_text(customer_id, **values)
         label = fields.get("name") or before.get("name") or ""
         return CustomerChange(
             id=customer_id,
@@ -566,6 +598,15 @@ class Planner:
             diff=diff,
             search_text=search_text,
         )
+
+    def _search_text(self, customer, *, name: str, email: str, phone: str, external_id: str) -> str:
+        mode = self.options.search_text
+        if mode == SEARCH_TEXT_NONE:
+            return ""
+        if mode == SEARCH_TEXT_DEFERRED and has_han(name):
+            self.plan.search_text_pending.append(customer)
+            return basic_search_text(name=name, email=email, phone=phone, external_id=external_id)
+        return build_search_text(name=name, email=email, phone=phone, external_id=external_id)
 
     # pass 4: orders (every check was made in pass 2)
     def plan_orders(self, groups: dict[str, list[CleanRow]]) -> None:

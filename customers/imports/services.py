@@ -21,7 +21,7 @@ import io
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,12 +37,22 @@ from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.jobs.models import BackgroundJob
 from crm.jobs.services import job_create, job_enqueue, job_fail, job_progress, job_start
-from customers.models import CustomFieldDefinition
+from customers.models import Customer, CustomFieldDefinition
 from customers.phone import region_for_tenant
+from customers.search import build_search_text
 from customers.services import customer_refresh_order_stats
 
 from . import columns, parsing
-from .planning import POLICIES, POLICY_UPDATE, ImportOptions, ImportPlan, Planner
+from .planning import (
+    POLICIES,
+    POLICY_UPDATE,
+    SEARCH_TEXT_DEFERRED,
+    SEARCH_TEXT_FULL,
+    SEARCH_TEXT_NONE,
+    ImportOptions,
+    ImportPlan,
+    Planner,
+)
 from .validation import CustomFieldSpec, ImportContext, RowError, validate_mapping, validate_rows
 from .values import unescape_formula
 from .writing import audit_plan, write_plan
@@ -58,6 +68,7 @@ STAGE_DONE = "done"
 STAGE_FAILED = "failed"
 STAGE_CANCELLED = "cancelled"
 PREVIEW_ERRORS_SHOWN = 500
+SEARCH_TEXT_INLINE_ROWS = 5_000
 SAMPLE_ROWS = 5
 
 
@@ -179,6 +190,10 @@ def import_rows(
 ) -> ImportOutcome:
     """Validate, plan and write, in the caller's transaction. Writes nothing when there are problems
     and `skip_invalid` is False (the outcome then lists them)."""
+    # Small imports get the full search text (with pinyin) at once; big ones get it from a follow-up
+    # task, as pypinyin would take most of the import's time (see planning.ImportOptions).
+    mode = SEARCH_TEXT_FULL if parsed.row_count <= SEARCH_TEXT_INLINE_ROWS else SEARCH_TEXT_DEFERRED
+    options = replace(options, search_text=mode)
     outcome = analyse_file(
         parsed,
         mapping=mapping,
@@ -194,7 +209,9 @@ def import_rows(
         if progress:
             progress(45 + percent * 50 // 100, _t("Writing"))
 
-    outcome.written = write_plan(outcome.plan, actor=actor, job_id=job_id, now=now, progress=write_progress)
+    outcome.written = write_plan(
+        outcome.plan, actor=actor, job_id=job_id, now=now, progress=write_progress, timings=outcome.timings
+    )
     outcome.timings["write"] = time.perf_counter() - started
     started = time.perf_counter()
     touched = set(outcome.plan.touched_customer_ids)
@@ -204,9 +221,56 @@ def import_rows(
         customer_refresh_order_stats(customer_ids=touched)
     outcome.timings["order_stats"] = time.perf_counter() - started
     started = time.perf_counter()
-    outcome.written["audit_events"] = audit_plan(outcome.plan, actor=actor, job_id=job_id)
+    outcome.written["audit_events"] = audit_plan(outcome.plan, actor=actor, job_id=job_id, now=now)
     outcome.timings["audit"] = time.perf_counter() - started
+    pending = outcome.plan.pending_search_ids()
+    outcome.written["search_text_pending"] = len(pending)
+    if pending:
+        runs = id_runs(pending)
+        from .tasks import search_text_refresh_task
+
+        transaction.on_commit(lambda: search_text_refresh_task.delay(runs))
     return outcome
+
+
+def id_runs(ids: list[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs of consecutive ids (a short message for many new customers)."""
+    runs: list[list[int]] = []
+    for pk in sorted(ids):
+        if runs and pk == runs[-1][1] + 1:
+            runs[-1][1] = pk
+        else:
+            runs.append([pk, pk])
+    return runs
+
+
+def search_text_refresh(*, runs: list[list[int]], batch_size: int = 2000) -> int:
+    """Rebuild search_text (customers.search.build_search_text, with pinyin) for the customers in the
+    id runs; writes only rows whose text differs, so a re-run changes nothing. Returns rows written."""
+    ids = [pk for first, last in runs for pk in range(int(first), int(last) + 1)]
+    table = Customer._meta.db_table
+    written = 0
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        changed_ids: list[int] = []
+        texts: list[str] = []
+        for pk, name, email, phone, external_id, current in Customer._base_manager.filter(
+            id__in=chunk
+        ).values_list("id", "name", "email", "phone", "external_id", "search_text"):
+            text = build_search_text(name=name, email=email, phone=phone, external_id=external_id)
+            if text != current:
+                changed_ids.append(pk)
+                texts.append(text)
+        if changed_ids:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} AS c SET search_text = v.text "  # noqa: S608
+                    "FROM unnest(%s::bigint[], %s::text[]) AS v(id, text) "
+                    "WHERE c.id = v.id AND c.search_text IS DISTINCT FROM v.text",
+                    [changed_ids, texts],
+                )
+                written += cursor.rowcount
+    return written
 
 
 # --- progress from inside the import transaction ----------------------------------------------------
@@ -449,7 +513,8 @@ def import_validate(*, job_id: int) -> None:
 
     try:
         parsed = _read_job_file(job)
-        outcome = analyse_file(parsed, mapping=params["mapping"], options=_options(params), progress=progress)
+        options = replace(_options(params), search_text=SEARCH_TEXT_NONE)  # the preview writes nothing
+        outcome = analyse_file(parsed, mapping=params["mapping"], options=options, progress=progress)
     except parsing.ImportFileError as error:
         _finish(
             job_id, stage=STAGE_FAILED, status=BackgroundJob.Status.FAILED, result={}, message=error.message

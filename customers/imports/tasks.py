@@ -31,3 +31,11 @@ def import_run_task(job_id: int) -> dict | None:
     from .services import import_run
 
     return import_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, max_retries=2, default_retry_delay=10)
+def search_text_refresh_task(runs: list[list[int]]) -> int:
+    """After a big import: add the pinyin forms of Chinese names to search_text (idempotent)."""
+    from .services import search_text_refresh
+
+    return search_text_refresh(runs=runs)

@@ -7,8 +7,11 @@ the staging tables are dropped at commit, and a failure leaves nothing behind.
 """
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -26,6 +29,15 @@ def _no_progress(percent: int, message: str = "") -> None:
     return None
 
 
+@contextmanager
+def _timed(timings: dict[str, float], key: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+
+
 def _columns(model: type[Model], *, with_id: bool = True) -> list[tuple[str, Any]]:
     """(column, field) for every concrete column of the model."""
     return [(f.column, f) for f in model._meta.concrete_fields if with_id or not f.primary_key]
@@ -38,10 +50,39 @@ def _default(field, now: datetime) -> Any:
     return field.get_default()
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict):  # jsonb columns; lists stay lists (text[] columns)
-        return json.dumps(value, ensure_ascii=False)
-    return value
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_escape(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _array_literal(values: list) -> str:
+    items = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(items) + "}"
+
+
+def copy_text(value: Any) -> str:
+    """A value in PostgreSQL's COPY text format (what the column's input function reads)."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, str):
+        return _copy_escape(value)
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):  # jsonb
+        return _copy_escape(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, list | tuple):  # text[]
+        return _copy_escape(_array_literal(list(value)))
+    return _copy_escape(str(value))
 
 
 def _staging_table(cursor, name: str, source_table: str, columns: Sequence[str], extra: str = "") -> None:
@@ -54,12 +95,21 @@ def _staging_table(cursor, name: str, source_table: str, columns: Sequence[str],
         cursor.execute(f'ALTER TABLE "{name}" {extra}')
 
 
-def _copy(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+def copy_rows(
+    cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, block: int = 5000
+) -> int:
+    """COPY rows into `table` (text format, encoded here: several times faster than write_row)."""
     count = 0
     with cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+        lines: list[str] = []
         for row in rows:
-            copy.write_row([_cell(v) for v in row])
+            lines.append("\t".join([copy_text(v) for v in row]))
             count += 1
+            if len(lines) >= block:
+                copy.write("\n".join(lines) + "\n")
+                lines = []
+        if lines:
+            copy.write("\n".join(lines) + "\n")
     return count
 
 
@@ -78,7 +128,7 @@ def _insert_new(cursor, model: type[Model], stage: str, rows: list[dict[str, Any
     names = [c for c, _f in columns]
     _staging_table(cursor, stage, model._meta.db_table, names)
     defaults = {c: _default(f, now) for c, f in columns}
-    _copy(cursor, stage, names, ([row.get(c, defaults[c]) for c in names] for row in rows))
+    copy_rows(cursor, stage, names, ([row.get(c, defaults[c]) for c in names] for row in rows))
     cursor.execute(
         f'INSERT INTO {model._meta.db_table} ({", ".join(names)}) SELECT {", ".join(names)} FROM "{stage}"'  # noqa: S608
     )
@@ -103,7 +153,7 @@ def _update_changed(
     used = sorted({column for _pk, values in changes for column in values})
     names = ["id", *used]
     _staging_table(cursor, stage, table, names, "ADD COLUMN _changed text[]")
-    _copy(
+    copy_rows(
         cursor,
         stage,
         [*names, "_changed"],
@@ -169,9 +219,17 @@ def _insert_tag_links(cursor, pairs: list[tuple[int, int]]) -> None:
 
 
 def write_plan(
-    plan: ImportPlan, *, actor, job_id: int | None, now: datetime, progress: Progress = _no_progress
+    plan: ImportPlan,
+    *,
+    actor,
+    job_id: int | None,
+    now: datetime,
+    progress: Progress = _no_progress,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, int]:
-    """Write everything the plan says, in the caller's transaction. Returns what was written."""
+    """Write everything the plan says, in the caller's transaction. Returns what was written;
+    `timings` (if given) receives the seconds each step took."""
+    timings = timings if timings is not None else {}
     written = {
         "customers_created": 0,
         "customers_updated": 0,
@@ -194,7 +252,8 @@ def write_plan(
             for new, pk in zip(plan.new_customers, ids, strict=True):
                 new.id = pk
                 rows.append({**new.fields, "id": pk, "custom_fields": new.custom, "created_by_id": actor_id})
-            _insert_new(cursor, Customer, "_import_new_customers", rows, now)
+            with _timed(timings, "write_customers_new"):
+                _insert_new(cursor, Customer, "_import_new_customers", rows, now)
             written["customers_created"] = len(rows)
         progress(35, "customers")
 
@@ -207,15 +266,17 @@ def write_plan(
                 if change.search_text is not None:
                     values["search_text"] = change.search_text
                 changes.append((change.id, values))
-            _update_changed(
-                cursor, Customer, "_import_changed_customers", changes, now, json_merge=("custom_fields",)
-            )
+            with _timed(timings, "write_customers_changed"):
+                _update_changed(
+                    cursor, Customer, "_import_changed_customers", changes, now, json_merge=("custom_fields",)
+                )
             written["customers_updated"] = len(changes)
         progress(50, "customers")
 
         links = [(c.id, tag_ids[t.lower()]) for c in plan.new_customers for t in c.tags]
         links += [(c.id, tag_ids[t.lower()]) for c in plan.customer_changes for t in c.tags_add]
-        _insert_tag_links(cursor, links)
+        with _timed(timings, "write_tags"):
+            _insert_tag_links(cursor, links)
 
         line_rows: list[dict[str, Any]] = []
         if plan.new_orders:
@@ -270,64 +331,57 @@ def _insert_new_lines(cursor, rows: list[dict[str, Any]], now: datetime) -> None
     names = [c for c, _f in columns]
     _staging_table(cursor, "_import_new_lines", OrderLine._meta.db_table, names)
     defaults = {c: _default(f, now) for c, f in columns}
-    _copy(cursor, "_import_new_lines", names, ([row.get(c, defaults[c]) for c in names] for row in rows))
+    copy_rows(cursor, "_import_new_lines", names, ([row.get(c, defaults[c]) for c in names] for row in rows))
     cursor.execute(
         f"INSERT INTO {OrderLine._meta.db_table} ({', '.join(names)}) "  # noqa: S608
         f'SELECT {", ".join(names)} FROM "_import_new_lines"'
     )
 
 
-def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, batch_size: int = 5000) -> int:
-    """One audit row per created or changed customer, written with bulk_create."""
+def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, now: datetime) -> int:
+    """One audit row per created or changed customer (the same rows audit_record writes), in one COPY.
+
+    Django's bulk_create took about 40 s for 100,000 rows here (psycopg escapes every JSON value for
+    the UNNEST insert); COPY writes them in about a second.
+    """
     has_actor = actor is not None and getattr(actor, "pk", None)
-    label = actor.get_full_name() if has_actor else ""
-    target_type = Customer._meta.label_lower
+    base = {
+        "actor_id": actor.pk if has_actor else None,
+        "actor_label": actor.get_full_name() if has_actor else "",
+        "target_type": Customer._meta.label_lower,
+        "created_at": now,
+    }
+    job = {"import_job": {"old": None, "new": job_id}}
 
     def events():
         for new in plan.new_customers:
-            changes = {
-                key: {"old": None, "new": _json_value(value)}
-                for key, value in new.fields.items()
-                if key not in ("search_text", "owner_id")
-                and not key.endswith("_at")
-                and value not in ("", None, False)
+            # The values are on the record itself; the history says where they came from.
+            yield {
+                **base,
+                "action": "customer.imported",
+                "target_id": str(new.id),
+                "target_label": str(new.fields.get("name", ""))[:300],
+                "changes": {**job, "import_row": {"old": None, "new": new.row}},
             }
-            changes.update({f"custom_fields.{k}": {"old": None, "new": v} for k, v in new.custom.items()})
-            if new.tags:
-                changes["tags"] = {"old": None, "new": sorted(new.tags)}
-            changes["import_job"] = {"old": None, "new": job_id}
-            yield AuditEvent(
-                actor_id=actor.pk if has_actor else None,
-                actor_label=label,
-                action="customer.imported",
-                target_type=target_type,
-                target_id=str(new.id),
-                target_label=str(new.fields.get("name", ""))[:300],
-                changes=changes,
-            )
         for change in plan.customer_changes:
-            yield AuditEvent(
-                actor_id=actor.pk if has_actor else None,
-                actor_label=label,
-                action="customer.updated_by_import",
-                target_type=target_type,
-                target_id=str(change.id),
-                target_label=change.label[:300],
-                changes={**change.diff, "import_job": {"old": None, "new": job_id}},
-            )
+            yield {
+                **base,
+                "action": "customer.updated_by_import",
+                "target_id": str(change.id),
+                "target_label": change.label[:300],
+                "changes": {**change.diff, **job},
+            }
 
-    count = 0
-    batch: list[AuditEvent] = []
-    for event in events():
-        batch.append(event)
-        if len(batch) >= batch_size:
-            AuditEvent.objects.bulk_create(batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        AuditEvent.objects.bulk_create(batch)
-        count += len(batch)
-    return count
+    columns = _columns(AuditEvent, with_id=False)
+    names = [c for c, _f in columns]
+    defaults = {c: _default(f, now) for c, f in columns}
+    with connection.cursor() as cursor:
+        return copy_rows(
+            cursor,
+            AuditEvent._meta.db_table,
+            names,
+            ([event.get(c, defaults[c]) for c in names] for event in events()),
+        )
 
 
 def _json_value(value: Any) -> Any:
