@@ -217,7 +217,7 @@ def test_duplicates_page_lists_pairs_with_score_and_reasons(tenant, manager_clie
     response = manager_client.get(reverse("customers:duplicates"))
     assert response.status_code == 200
     body = response.content.decode()
-    assert "張偉" in body and "张伟" in body and "90" in body
+    assert "張偉" in body and "张伟" in body and 'data-score="90"' in body
     assert (
         reverse("customers:merge", args=[a.pk, b.pk]) in body
         or reverse("customers:merge", args=[b.pk, a.pk]) in body
