@@ -2,6 +2,7 @@
 
 from datetime import date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -426,3 +427,44 @@ def test_cancel_and_reupload_writes_nothing(tenant, manager_user):
         services.import_confirm(actor=manager_user, job=job, skip_invalid=True)
     assert Customer.objects.count() == 0
     assert CustomFieldDefinition.objects.count() == 0
+
+
+def test_big_imports_add_the_pinyin_search_text_in_a_follow_up(
+    tenant, manager_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery.app.task import Task
+
+    from customers.search import build_search_text
+
+    sent = []
+
+    def record(task, args=None, kwargs=None, **options):
+        sent.append((task.name, args))
+        return SimpleNamespace(id="")
+
+    monkeypatch.setattr(Task, "apply_async", record)  # nothing reaches a broker
+    monkeypatch.setattr(services, "SEARCH_TEXT_INLINE_ROWS", 0)  # treat this file as a big one
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_import(manager_user, GOOD)
+    assert written(job)["customers_created"] == 2
+    wang = Customer.objects.get(external_id="M-1")
+    anna = Customer.objects.get(external_id="M-2")
+    assert "wangxiaoming" not in wang.search_text and "王小明" in wang.search_text
+    assert anna.search_text == build_search_text(
+        name=anna.name, email=anna.email, phone=anna.phone, external_id=anna.external_id
+    ), "names without Chinese characters get their full text at once"
+    # the follow-up task is sent once the import commits, with the ids of the customers to redo
+    assert ("customers.imports.tasks.search_text_refresh_task", ([[wang.pk, wang.pk]],)) in sent
+
+    runs = services.id_runs([wang.pk])
+    assert services.search_text_refresh(runs=runs) == 1
+    wang.refresh_from_db()
+    assert wang.search_text == build_search_text(
+        name=wang.name, email=wang.email, phone=wang.phone, external_id=wang.external_id
+    )
+    assert services.search_text_refresh(runs=runs) == 0, "a re-run changes nothing"
+
+
+def test_id_runs():
+    assert services.id_runs([5, 1, 2, 3, 9, 10]) == [[1, 3], [5, 5], [9, 10]]
+    assert services.id_runs([]) == []
