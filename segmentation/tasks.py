@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from django.db import connection
+from django.utils import translation
 from django_tenants.utils import tenant_context
 
 logger = logging.getLogger(__name__)
@@ -26,28 +27,38 @@ def recompute_task(self, job_id: int | None = None, trigger: str = "manual") -> 
         if job is None:
             return {"skipped": "job already finished"}
     progress = job_progress_callback(job_id) if job_id is not None else None
+
+    def scores_written(run) -> None:
+        if job_id is not None:
+            job_succeed(job_id=job_id, result=_result(run))
+
+    # Progress messages are stored text: write them in the tenant's language.
+    language = getattr(getattr(connection, "tenant", None), "default_language", None) or "en"
     try:
-        run = recompute(
-            trigger=trigger,
-            triggered_by=job.created_by if job is not None else None,
-            job_id=job_id,
-            progress=progress,
-        )
+        with translation.override(language):
+            run = recompute(
+                trigger=trigger,
+                triggered_by=job.created_by if job is not None else None,
+                job_id=job_id,
+                progress=progress,
+                on_scores_written=scores_written,
+            )
     except Exception as exc:
         logger.exception("segmentation recompute failed in %s", connection.schema_name)
         if job_id is not None:
             job_fail(job_id=job_id, message=f"Recompute failed: {exc}")
         raise
-    result = {
+    return _result(run)
+
+
+def _result(run) -> dict:
+    return {
         "run_id": run.pk,
         "customers": run.customers_count,
         "stage_changes": run.stage_changes,
         "alerts": run.alerts_created,
         "clv_model": run.clv_model,
     }
-    if job_id is not None:
-        job_succeed(job_id=job_id, result=result, message="")
-    return result
 
 
 @shared_task(acks_late=True)
