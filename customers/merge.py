@@ -365,9 +365,12 @@ def _history_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
 
 
 def moved_count(info: Any) -> int | None:
-    if isinstance(info, dict) and isinstance(info.get("ids"), list):
-        return len(info["ids"])
-    return None
+    """How many rows a hook reports it moved: the length of its id lists ({"ids": [...]} or several
+    lists such as {"stages": [...], "alerts": [...]}); None when it reports no lists."""
+    if not isinstance(info, dict):
+        return None
+    lists = [value for value in info.values() if isinstance(value, list)]
+    return sum(len(value) for value in lists) if lists else None
 
 
 def _refresh_stats(customer_ids: list[int]) -> None:

@@ -258,10 +258,15 @@ def merge_result(request: HttpRequest, pk: int) -> HttpResponse:
     merged = _merged_customer_or_404(request.user, pk)
     event = merge.merge_event_for(merged)
     info = event.changes if event else {}
+    moved_info = info.get("moved") or {}
+    order = [key for key in info.get("hook_order") or [] if key in moved_info]
+    order += [key for key in moved_info if key not in order]
     moved = [
-        {"key": key, "label": HOOK_LABELS.get(key, key), "count": merge.moved_count(value)}
-        for key, value in (info.get("moved") or {}).items()
+        {"key": key, "label": HOOK_LABELS.get(key, key), "count": merge.moved_count(moved_info[key])}
+        for key in order
     ]
+    # Only what actually moved (a hook that reports no counts is listed when it reports anything).
+    moved = [item for item in moved if item["count"] or (item["count"] is None and moved_info[item["key"]])]
     definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
     changed = [_label(name, definitions) for name in merge.choice_names_of(info.get("survivor_before") or {})]
     return render(

@@ -491,6 +491,9 @@ def test_merge_through_the_page_then_undo_from_the_result_page(pair, manager_cli
     assert result_page.status_code == 200
     undo_url = reverse("customers:merge_undo", args=[merged.pk])
     assert undo_url in result_page.content.decode()
+    moved = {item["key"]: item["count"] for item in result_page.context["moved"]}
+    assert moved["customers.orders"] == 3 and moved["customers.events"] == 3
+    assert list(moved)[:4] == ["customers.orders", "customers.events", "customers.tags", "customers.shares"]
 
     undone = manager_client.post(undo_url)
     assert undone.status_code == 302
