@@ -290,3 +290,21 @@ def test_binary_copy_round_trip(tenant):
     with pytest.raises(ValueError, match="NULL"):
         copy_out_arrays("SELECT NULL::int8", None, ["int8"])
     assert copy_out_arrays("SELECT 1::int8 WHERE false", None, ["int8"])[0].size == 0
+
+
+def test_demo_seeder_builds_history_and_saved_segments(tenant, users):
+    import io
+    import random
+
+    from segmentation.demo import seed
+    from segmentation.models import RecomputeRun
+
+    customer_with_orders([100, 60, 40, 20], owner=users["sales"])
+    customer_with_orders([5], owner=users["sales"])
+    out = io.StringIO()
+    result = seed(users=list(users.values()), customers=2, rng=random.Random(1), stdout=out)
+    runs = list(RecomputeRun.objects.order_by("started_at"))
+    assert [r.trigger for r in runs] == ["demo", "demo"] and runs[0].as_of < runs[1].as_of
+    assert result["segments"] == 3 and Segment.objects.count() == 3
+    assert "2 customers scored" in out.getvalue()
+    assert seed(users=list(users.values()), customers=2, rng=random.Random(1), stdout=out)["segments"] == 0

@@ -210,3 +210,37 @@ def test_history_shows_snapshots_and_movement_after_two_runs(scored, client_for,
     movement = response.context["movement"]
     assert movement["moved_total"] >= 1
     assert 'data-testid="movement-table"' in response.content.decode()
+
+
+# --- query counts ----------------------------------------------------------------------------------
+
+
+def _queries(client, url, **params) -> int:
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, params).status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize("page", ["alerts", "lifecycle", "clv", "segments", "index"])
+def test_page_query_counts_do_not_grow_with_rows(tenant, client_for, users, page):
+    from tests.factories import CustomerFactory
+
+    client = client_for(users["manager"])
+    url = reverse(f"segmentation:{page}")
+
+    def add(n):
+        for _ in range(n):
+            customer = customer_with_orders([40, 10], owner=users["sales"])
+            alert_create(customer=customer, reason="entered_at_risk")
+            segment_create(actor=users["sales"], name=f"S{customer.pk}", rules=RULES)
+        CustomerFactory()
+        recompute()
+
+    add(1)
+    few = _queries(client, url, status="all")
+    add(15)
+    assert _queries(client, url, status="all") == few
