@@ -154,10 +154,19 @@ def parse_csv(data: bytes) -> ParsedFile:
     text, encoding = decode_csv_bytes(data)
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text[:4096]))
+    skipped_lines = 0
+    first_line = text[:20].split("\n", 1)[0].strip()
+    if first_line.lower().startswith("sep=") and len(first_line) == 5:
+        # Excel's "sep=;" hint line names the delimiter; row numbers still count it.
+        delimiter = first_line[4]
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        skipped_lines = 1
+    else:
+        delimiter = _sniff_delimiter(text[:4096])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
     def records() -> Iterator[tuple[int, list[str]]]:
-        row_number = 0
+        row_number = skipped_lines
         try:
             for cells in reader:
                 row_number += 1

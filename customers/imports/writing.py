@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Model
+from psycopg.types.json import Jsonb
 
 from crm.audit.models import AuditEvent
 from customers.models import Customer, Order, OrderLine, Tag
@@ -123,15 +124,26 @@ def _allocate_ids(cursor, table: str, count: int) -> list[int]:
 
 
 def _insert_new(cursor, model: type[Model], stage: str, rows: list[dict[str, Any]], now: datetime) -> None:
-    """COPY full rows (given values over column defaults) into a staging table, then INSERT ... SELECT."""
-    columns = _columns(model)
-    names = [c for c, _f in columns]
-    _staging_table(cursor, stage, model._meta.db_table, names)
+    """COPY the columns the rows set into a staging table, then INSERT ... SELECT them with every other
+    column at its model default (sent once as a parameter, not once per row)."""
+    given = {key for row in rows for key in row}
+    # An id not given is left to the table's identity default.
+    columns = [(c, f) for c, f in _columns(model) if not f.primary_key or c in given]
+    varying = [c for c, _f in columns if c in given]
+    constant = [(c, f) for c, f in columns if c not in given]
     defaults = {c: _default(f, now) for c, f in columns}
-    copy_rows(cursor, stage, names, ([row.get(c, defaults[c]) for c in names] for row in rows))
+    _staging_table(cursor, stage, model._meta.db_table, varying)
+    copy_rows(cursor, stage, varying, ([row.get(c, defaults[c]) for c in varying] for row in rows))
+    select = varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant]
     cursor.execute(
-        f'INSERT INTO {model._meta.db_table} ({", ".join(names)}) SELECT {", ".join(names)} FROM "{stage}"'  # noqa: S608
+        f"INSERT INTO {model._meta.db_table} ({', '.join(varying + [c for c, _f in constant])}) "  # noqa: S608
+        f'SELECT {", ".join(select)} FROM "{stage}"',
+        [_param(defaults[c]) for c, _f in constant],
     )
+
+
+def _param(value: Any) -> Any:
+    return Jsonb(value) if isinstance(value, dict | list) else value
 
 
 def _update_changed(
@@ -327,15 +339,7 @@ def write_plan(
 
 
 def _insert_new_lines(cursor, rows: list[dict[str, Any]], now: datetime) -> None:
-    columns = _columns(OrderLine, with_id=False)
-    names = [c for c, _f in columns]
-    _staging_table(cursor, "_import_new_lines", OrderLine._meta.db_table, names)
-    defaults = {c: _default(f, now) for c, f in columns}
-    copy_rows(cursor, "_import_new_lines", names, ([row.get(c, defaults[c]) for c in names] for row in rows))
-    cursor.execute(
-        f"INSERT INTO {OrderLine._meta.db_table} ({', '.join(names)}) "  # noqa: S608
-        f'SELECT {", ".join(names)} FROM "_import_new_lines"'
-    )
+    _insert_new(cursor, OrderLine, "_import_new_lines", rows, now)
 
 
 def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, now: datetime) -> int:

@@ -111,6 +111,12 @@ def test_a_huge_cell_is_kept_for_validation_to_report():
     assert len(parsed.rows[0][1][0]) == 10_000
 
 
+def test_an_excel_sep_hint_line_sets_the_delimiter_and_counts_as_a_row():
+    parsed = parsing.parse_upload(io.BytesIO(b"sep=;\r\nname;city\r\nAnn;Paris, France\r\n"), "a.csv")
+    assert parsed.headers == ["name", "city"]
+    assert parsed.rows == [(3, ["Ann", "Paris, France"])]
+
+
 def test_semicolon_separated_files_are_read():
     parsed = parsing.parse_upload(io.BytesIO(b"name;email\nAnn;ann@example.com\n"), "a.csv")
     assert parsed.rows[0][1] == ["Ann", "ann@example.com"]
