@@ -17,6 +17,8 @@ If the template ever holds anything else (views, functions, triggers, sequences 
 columns, ...), `can_clone_fast` says no and the caller falls back to django-tenants' function.
 """
 
+import secrets
+
 from django.db import connection
 
 
@@ -145,3 +147,96 @@ def clone_schema_fast(*, source: str, target: str) -> None:
     statements = build_clone_script(source, target)
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements))
+
+
+# --- Spare schemas ------------------------------------------------------------------------------
+# Copying the template still creates a few hundred tables, indexes and sequences, which takes a
+# second or more on a busy machine. So a ready copy -- a "spare" -- is kept in advance, and
+# provisioning only renames it (ALTER SCHEMA ... RENAME, a catalog update). After each provisioning
+# the worker prepares the next spare. A spare is named after the template's migration state, so a
+# deploy that changes migrations makes old spares unusable (they are dropped, and cloning resumes).
+# The leading underscore keeps spare names apart from tenant schemas, which start with a letter or
+# digit.
+
+SPARE_PREFIX = "_spare_"
+
+
+def template_version(source: str) -> str:
+    """A short fingerprint of `source`: its recorded migrations and the shape of its objects (relations
+    and their columns, constraints, triggers, functions), so any change to the template, by a
+    migration or by hand, retires the spares made from it."""
+    schema = _quote(source)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
+                SELECT 'm:' || app || '.' || name AS item FROM {schema}.django_migrations
+                UNION ALL
+                SELECT 'r:' || c.relname || ':' || c.relkind::text || ':'
+                       || coalesce(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), '')
+                  FROM pg_class c
+                  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 WHERE c.relnamespace = %(schema)s::regnamespace
+                UNION ALL
+                SELECT 'c:' || conname || ':' || contype::text FROM pg_constraint
+                 WHERE connamespace = %(schema)s::regnamespace
+                UNION ALL
+                SELECT 't:' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                 WHERE c.relnamespace = %(schema)s::regnamespace
+                UNION ALL
+                SELECT 'f:' || proname FROM pg_proc WHERE pronamespace = %(schema)s::regnamespace
+            ) AS shape
+            """,
+            {"schema": source},
+        )
+        return cursor.fetchone()[0][:10]
+
+
+def _spares() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY nspname", [SPARE_PREFIX]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def spare_take(*, source: str, target: str) -> bool:
+    """Rename a ready spare of `source` to `target`; False when there is none. Call inside a
+    transaction: the rename commits with the rest of the provisioning, or not at all."""
+    prefix = f"{SPARE_PREFIX}{template_version(source)}_"
+    with connection.cursor() as cursor:
+        for name in _spares():
+            if not name.startswith(prefix):
+                continue
+            # Two workers never take the same spare: the lock is held until this transaction ends.
+            cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [name])
+            if not cursor.fetchone()[0]:
+                continue
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name])
+            if cursor.fetchone() is None:  # taken and committed by another worker a moment ago
+                continue
+            cursor.execute(f"ALTER SCHEMA {_quote(name)} RENAME TO {_quote(target)}")
+            return True
+    return False
+
+
+def spares_prepare(*, source: str, count: int = 1) -> int:
+    """Keep `count` spares of the current template ready and drop outdated ones; returns how many
+    were created. Each spare is built and committed in its own transaction."""
+    from django.db import transaction
+
+    # A template the fast copy cannot handle gets no spares: provisioning clones it the slow way.
+    prefix = f"{SPARE_PREFIX}{template_version(source)}_" if not unsupported_objects(source) else None
+    current = [name for name in _spares() if prefix and name.startswith(prefix)]
+    with connection.cursor() as cursor:
+        for name in _spares():
+            if name not in current:
+                cursor.execute(f"DROP SCHEMA IF EXISTS {_quote(name)} CASCADE")
+    if prefix is None:
+        return 0
+    created = 0
+    for _number in range(max(0, count - len(current))):
+        with transaction.atomic():
+            clone_schema_fast(source=source, target=f"{prefix}{secrets.token_hex(4)}")
+        created += 1
+    return created

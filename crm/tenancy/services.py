@@ -250,6 +250,22 @@ def _clone_template(schema_name: str) -> None:
     connection.set_schema_to_public()
 
 
+def tenant_spares_prepare(*, count: int = 1) -> int:
+    """Keep a ready copy of the template so the next provisioning only renames it (see cloning.py).
+
+    Runs after a provisioning, in the worker, once the new tenant is already active; a failure here
+    is logged and never affects a tenant."""
+    try:
+        connection.set_schema_to_public()
+        ensure_template_schema()
+        return cloning.spares_prepare(source=settings.TENANT_BASE_SCHEMA, count=count)
+    except Exception:
+        logger.exception("Could not prepare a spare tenant schema.")
+        return 0
+    finally:
+        connection.set_schema_to_public()
+
+
 def record_missing_migrations(*, schema_name: str) -> int:
     """Mark as applied, in the tenant's `django_migrations`, every migration on disk it does not list.
 
@@ -333,7 +349,9 @@ def _provision_locked(*, tenant: Tenant, admin_password: str | None) -> Tenant:
     # One transaction for the schema, its migration records and the first admin: a crash at any
     # line leaves no half-built schema behind, and a re-run starts from a clean slate.
     with transaction.atomic():
-        if not schema_exists(tenant.schema_name):
+        if not schema_exists(tenant.schema_name) and not cloning.spare_take(
+            source=settings.TENANT_BASE_SCHEMA, target=tenant.schema_name
+        ):
             _clone_template(tenant.schema_name)
         record_missing_migrations(schema_name=tenant.schema_name)
         if tenant.admin_email:

@@ -121,3 +121,70 @@ def test_provisioning_falls_back_to_django_tenants_clone_when_the_template_has_a
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM viewy.v_users")
         assert cursor.fetchone()[0] == 1
+
+
+def _spare_names() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '_spare_') ORDER BY 1")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def no_spares(public):
+    with connection.cursor() as cursor:
+        for name in _spare_names():
+            cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def test_a_spare_is_prepared_once_and_named_after_the_template_version(no_spares):
+    version = cloning.template_version(TEMPLATE)
+    assert cloning.spares_prepare(source=TEMPLATE) == 1
+    assert cloning.spares_prepare(source=TEMPLATE) == 0
+    [spare] = _spare_names()
+    assert spare.startswith(f"_spare_{version}_")
+    assert _shape(spare) == _shape(TEMPLATE)
+
+
+def test_provisioning_renames_a_ready_spare_instead_of_copying(
+    no_spares, platform_admin, django_assert_max_num_queries
+):
+    services.tenant_spares_prepare()
+    [spare] = _spare_names()
+    spare_oid = _schema_oid(spare)
+    tenant = services.tenant_create(
+        actor=platform_admin, name="Sparrow", slug="sparrow", admin_email="a@sparrow.test"
+    )
+    services.tenant_provision(tenant_id=tenant.pk, admin_password="pass-1234-abcd")
+    assert _spare_names() == []
+    assert _schema_oid("sparrow") == spare_oid  # the same schema, renamed
+    with schema_context("sparrow"):
+        assert User.objects.get().email == "a@sparrow.test"
+    # Without a spare, provisioning copies the template as before.
+    other = services.tenant_create(
+        actor=platform_admin, name="Finch", slug="finch", admin_email="a@finch.test"
+    )
+    services.tenant_provision(tenant_id=other.pk, admin_password="pass-1234-abcd")
+    assert _shape("finch") == _shape(TEMPLATE)
+
+
+def _schema_oid(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [name])
+        return cursor.fetchone()[0]
+
+
+def test_spares_of_an_older_template_are_never_used_and_get_dropped(no_spares):
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE SCHEMA "_spare_0000000000_old1"')
+    assert cloning.spare_take(source=TEMPLATE, target="never_made") is False
+    assert cloning.spares_prepare(source=TEMPLATE) == 1
+    assert "_spare_0000000000_old1" not in _spare_names() and len(_spare_names()) == 1
+
+
+def test_no_spares_for_a_template_the_fast_copy_cannot_handle(no_spares):
+    version = cloning.template_version(TEMPLATE)
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "_spare_{version}_made"')
+        cursor.execute(f'CREATE VIEW "{TEMPLATE}".v_any AS SELECT 1 AS one')
+    assert cloning.spares_prepare(source=TEMPLATE) == 0
+    assert _spare_names() == []
