@@ -266,3 +266,27 @@ def test_stats_selector_without_cache_counts_live_customers_only(db, tenant_a):
     connection.set_schema_to_public()
     stats = selectors.tenant_stats(tenants=[tenant_a], fresh=True)[tenant_a.pk]
     assert stats.customers == 0 and stats.users >= 4
+
+
+def test_counts_reflect_live_customers_active_users_and_latest_activity(platform_client, tenant_a, tenant_b):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from crm.accounts.models import User
+    from tests.factories import CustomerFactory
+
+    with schema_context("alpha"):
+        CustomerFactory.create_batch(3)
+        CustomerFactory(deleted_at=timezone.now())  # in the recycle bin: not counted
+        User.objects.filter(email="sales2@alpha.test").update(is_active=False)
+        expected_users = User.objects.filter(is_active=True).count()
+        User.objects.filter(email="manager@alpha.test").update(last_login=timezone.now())
+    connection.set_schema_to_public()
+    stats = selectors.tenant_stats(tenants=[tenant_a, tenant_b], fresh=True)
+    assert (stats[tenant_a.pk].customers, stats[tenant_a.pk].users) == (3, expected_users)
+    assert stats[tenant_b.pk].customers == 0
+    assert stats[tenant_a.pk].last_activity > timezone.now() - timedelta(minutes=1)
+    html = platform_client.get(f"{CONSOLE}{tenant_a.pk}/").content.decode()
+    assert 'data-testid="customers-count">3<' in html
