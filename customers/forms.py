@@ -217,6 +217,31 @@ class CustomerFilterForm(forms.Form):
             self.fields[item.key] = field
             self.registered_filter_names.append(item.key)
 
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.HiddenInput):
+                continue
+            css = (
+                "form-select form-select-sm"
+                if isinstance(widget, forms.Select)
+                else "form-control form-control-sm"
+            )
+            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
+
+    def basic_fields(self) -> list:
+        names = (["owner"] if user_has_role(self.user, MANAGERS) else []) + ["tag", "source"]
+        return [self[name] for name in names]
+
+    def advanced_fields(self) -> list:
+        names = [
+            "city",
+            "email_consent",
+            "sms_consent",
+            *self.custom_filter_names,
+            *self.registered_filter_names,
+        ]
+        return [self[name] for name in names]
+
     def _add_custom_filter(self, definition: CustomFieldDefinition) -> None:
         name = cf.form_field_name(definition.key)
         label = definition.label

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 
@@ -185,6 +186,8 @@ class Customer(models.Model):
                 name="customer_live_last_order_idx",
                 condition=models.Q(deleted_at=None),
             ),
+            # The list's city filter is case-insensitive (city__iexact -> UPPER(city) = UPPER(%s)).
+            models.Index(Upper("city"), name="customer_city_upper_idx", condition=models.Q(deleted_at=None)),
             GinIndex(fields=["custom_fields"], name="customer_custom_fields_gin"),
             GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
         ]

@@ -8,8 +8,11 @@
 """
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from crm.templatetags.crm_format import localdt, money, number
 from customers import custom_fields as cf
 from customers.phone import format_phone
 
@@ -59,3 +62,42 @@ def get_item(mapping, key):
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+def _cell(customer, column) -> str:
+    key = column["key"]
+    if key == "email":
+        return format_html('<td class="small">{}</td>', customer.email)
+    if key == "phone":
+        return format_html('<td class="small text-nowrap">{}</td>', format_phone(customer.phone))
+    if key == "city":
+        return format_html('<td class="small">{}</td>', customer.city)
+    if key == "owner":
+        if customer.owner_id:
+            return format_html('<td class="small">{}</td>', customer.owner.get_full_name())
+        return mark_safe('<td class="small"><span class="text-body-secondary">—</span></td>')  # noqa: S308
+    if key == "tags":
+        badges = format_html_join(
+            "",
+            '<span class="badge text-bg-{} me-1">{}</span>',
+            ((tag.color or "secondary", tag.name) for tag in customer.tags.all()),
+        )
+        return format_html("<td>{}</td>", badges)
+    if key == "source":
+        return format_html('<td class="small">{}</td>', customer.get_source_display())
+    if key == "orders":
+        return format_html('<td class="text-end">{}</td>', number(customer.orders_count))
+    if key == "total_spent":
+        return format_html('<td class="text-end text-nowrap">{}</td>', money(customer.total_spent))
+    if key == "last_order":
+        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.last_order_at, "Y-m-d"))
+    if key == "created":
+        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.created_at, "Y-m-d"))
+    return format_html('<td class="small">{}</td>', column_value(customer, column))
+
+
+@register.simple_tag
+def customer_cells(customer, columns):
+    """The optional cells of one list row, built in Python: a template if/elif chain per cell costs
+    more than the database does for the whole page. Every value is escaped by format_html."""
+    return mark_safe("".join(_cell(customer, column) for column in columns))  # noqa: S308 - parts escaped
