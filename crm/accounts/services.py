@@ -10,7 +10,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -216,7 +216,13 @@ def invitation_create(*, actor: User, email: str, full_name: str = "", role: str
         last_sent_at=timezone.now(),
     )
     invitation.full_clean()
-    invitation.save()
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError:  # another admin invited the same address a moment ago
+        raise ValidationError(
+            {"email": _("This address has already been invited. Resend that invitation instead.")}
+        )
     audit_record(
         actor=actor, action="invitation.created", target=invitation, changes={"email": email, "role": role}
     )
