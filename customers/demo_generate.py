@@ -585,7 +585,7 @@ def generate_orders(
     n_customers = len(customers)
     tier_of_customer = _weighted(rng, TIER_WEIGHTS, n_customers)
     companies = customers["company"].to_numpy()
-    tier_of_customer[companies] = np.maximum(tier_of_customer[companies], 3)
+    tier_of_customer[companies] = np.maximum(tier_of_customer[companies], 2)
     lines_per_order = 1 + np.minimum(rng.poisson(0.7, n_orders), 4)
     line_order = np.repeat(np.arange(n_orders), lines_per_order)
     n_lines = len(line_order)
@@ -601,7 +601,7 @@ def generate_orders(
         mask = line_tier == t
         product[mask] = by_tier[t][rng.integers(0, len(by_tier[t]), mask.sum())]
     quantity = np.array([1, 2, 3])[_weighted(rng, [75, 18, 7], n_lines)]
-    quantity = np.where(companies[customer[line_order]], quantity * rng.integers(2, 8, n_lines), quantity)
+    quantity = np.where(companies[customer[line_order]], quantity * rng.integers(1, 4, n_lines), quantity)
     price = np.array([p[3] for p in CATALOGUE])[product]
     line_dates = placed_at[line_order]
     promo = ((line_dates.month == 11) & (line_dates.day <= 11)) | (

@@ -7,11 +7,11 @@ TimelineEntry objects OLDER than `before` (all when None), newest first, in one 
 """
 
 from django.urls import reverse
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.audit.models import AuditEvent
+from crm.templatetags.crm_format import money
 
 from .models import Customer, Order, Refund
 from .registry import TimelineEntry
@@ -30,7 +30,7 @@ ACTION_TITLES = {
 
 
 def _money(amount, currency: str) -> str:
-    return f"{currency} {number_format(amount, decimal_pos=2, use_l10n=True, force_grouping=True)}"
+    return money(amount, currency)
 
 
 def orders_provider(*, customer: Customer, before=None, limit: int = 20):

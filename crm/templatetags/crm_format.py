@@ -11,9 +11,9 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.db import connection
-from django.utils import timezone
+from django.utils import numberformat, timezone
 from django.utils.dateformat import format as date_format
-from django.utils.formats import number_format
+from django.utils.formats import get_format
 
 from crm.tenancy.models import CURRENCY_SYMBOLS
 
@@ -38,8 +38,20 @@ def money(value, currency: str = ""):
     currency = (currency or _tenant_currency()).upper()
     symbol = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
     places = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
-    text = number_format(abs(amount), decimal_pos=places, use_l10n=True, force_grouping=True)
-    return f"{'-' if amount < 0 else ''}{symbol}{text}"
+    return f"{'-' if amount < 0 else ''}{symbol}{_grouped(abs(amount), places)}"
+
+
+def _grouped(value, places: int) -> str:
+    # Thousands in groups of three with a comma in every language: Django's zh-Hans format has no
+    # thousands separator, but ¥1,340,978.00 is how amounts are written in Chinese business use too.
+    return numberformat.format(
+        value,
+        get_format("DECIMAL_SEPARATOR"),
+        decimal_pos=places,
+        grouping=3,
+        thousand_sep=",",
+        force_grouping=True,
+    )
 
 
 @register.filter
@@ -48,8 +60,8 @@ def number(value, places: int = 0):
     if value is None or value == "":
         return ""
     try:
-        return number_format(value, decimal_pos=int(places), use_l10n=True, force_grouping=True)
-    except (ValueError, TypeError):
+        return _grouped(value, int(places))
+    except (ValueError, TypeError, InvalidOperation):
         return value
 
 
