@@ -353,6 +353,33 @@ def validate_mapping(mapping: list[str], headers: list[str], context: ImportCont
     return problems
 
 
+SLOT_CUSTOMER, SLOT_CUSTOM, SLOT_ORDER, SLOT_LINE, SLOT_TAGS, SLOT_ID = (
+    "customer",
+    "custom",
+    "order",
+    "line",
+    "tags",
+    "id",
+)
+
+
+def _slot(key: str) -> tuple[str, str]:
+    """Where a target's clean value goes in a CleanRow: (slot, name)."""
+    if key.startswith(CUSTOM_PREFIX):
+        return SLOT_CUSTOM, key[len(CUSTOM_PREFIX) :]
+    if key == "tags":
+        return SLOT_TAGS, key
+    if key == "id":
+        return SLOT_ID, key
+    if key == "owner":
+        return SLOT_CUSTOMER, "owner_id"
+    if key in ORDER_KEYS:
+        return SLOT_ORDER, key
+    if key in LINE_KEYS:
+        return SLOT_LINE, key
+    return SLOT_CUSTOMER, key
+
+
 ORDER_FIELDS = ("order_number", "placed_at", "status", "channel", "currency", "total")
 LINE_FIELDS = ("sku", "product_name", "category", "quantity", "unit_price")
 
@@ -366,14 +393,14 @@ def validate_rows(
     """Check every cell of every row. Returns (clean rows without errors, every error)."""
     cleaners = build_cleaners(context)
     handlers = [
-        (index, parsed.headers[index] if index < len(parsed.headers) else key, key, cleaners[key])
+        (index, parsed.headers[index] if index < len(parsed.headers) else key, *_slot(key), cleaners[key])
         for index, key in enumerate(mapping)
         if key
     ]
     mapped = set(mapping)
     has_orders = "order_number" in mapped
     has_lines = bool(mapped & LINE_KEYS)
-    header_of = {key: header for _index, header, key, _clean in handlers}
+    header_of = {key: parsed.headers[i] for i, key in enumerate(mapping) if key and i < len(parsed.headers)}
     clean_rows: list[CleanRow] = []
     errors: list[RowError] = []
     undecodable = parsed.undecodable_rows
@@ -388,7 +415,7 @@ def validate_rows(
         row_errors: list[RowError] = []
         order: dict[str, Any] = {}
         line: dict[str, Any] = {}
-        for index, header, key, clean in handlers:
+        for index, header, slot, name, clean in handlers:
             text = cells[index]
             if not text:
                 continue
@@ -397,26 +424,25 @@ def validate_rows(
                     RowError(row_number, header, _("This cell is not valid UTF-8 text (wrong encoding)."))
                 )
                 continue
-            text = unescape(text)
+            if text[0] == "'":
+                text = unescape(text)
             try:
                 value = clean(text)
             except CellError as exc:
                 row_errors.append(RowError(row_number, header, exc.message))
                 continue
-            if key.startswith(CUSTOM_PREFIX):
-                row.custom[key[len(CUSTOM_PREFIX) :]] = value
-            elif key == "tags":
+            if slot is SLOT_CUSTOMER:
+                row.customer[name] = value
+            elif slot is SLOT_CUSTOM:
+                row.custom[name] = value
+            elif slot is SLOT_ORDER:
+                order[name] = value
+            elif slot is SLOT_LINE:
+                line[name] = value
+            elif slot is SLOT_TAGS:
                 row.tags = value
-            elif key == "id":
+            else:  # SLOT_ID
                 row.crm_id = value
-            elif key == "owner":
-                row.customer["owner_id"] = value
-            elif key in ORDER_KEYS:
-                order[key] = value
-            elif key in LINE_KEYS:
-                line[key] = value
-            else:
-                row.customer[key] = value
         if has_orders and (order or line):
             if "order_number" not in order:
                 row_errors.append(
