@@ -572,3 +572,89 @@ def test_admin_pages_for_staff(client_for, admin_user, model):
     if model == "customer":
         assert "Admin Visible" in page_text(response)
         assert client.get(f"/django-admin/customers/customer/{customer.pk}/change/").status_code == 200
+
+
+# --- bad input never gives a 500 -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"name": "x" * 10_000, "kind": "alien", "gender": "?", "source": "moon"},
+        {"name": "Ok", "kind": "person", "gender": "unknown", "source": "store", "birthday": "2024-13-45"},
+        {
+            "name": "Ok",
+            "kind": "person",
+            "gender": "unknown",
+            "source": "store",
+            "owner": "999999",
+            "tags": ["x"],
+        },
+        {
+            "name": "Ok",
+            "kind": "person",
+            "gender": "unknown",
+            "source": "store",
+            "cf_height": "abc",
+            "cf_since": "no",
+        },
+        {
+            "name": "Ok",
+            "kind": "person",
+            "gender": "unknown",
+            "source": "store",
+            "country": "CHINA",
+            "phone": "+" * 50,
+        },
+        {
+            "name": "Ok",
+            "kind": "person",
+            "gender": "unknown",
+            "source": "store",
+            "new_tags": ",".join(["t" * 80] * 3),
+        },
+    ],
+)
+def test_create_and_edit_with_bad_input_answer_with_messages(admin_client, admin_user, data):
+    CustomFieldDefinitionFactory(key="height", field_type="number")
+    CustomFieldDefinitionFactory(key="since", field_type="date")
+    response = admin_client.post(reverse("customers:create"), data)
+    assert response.status_code == 200 and 'id="customer-form"' in page_text(response)
+    customer = customer_create(actor=admin_user, name="Target")
+    edit = reverse("customers:edit", args=[customer.pk])
+    assert admin_client.post(edit, data).status_code == 200
+    assert admin_client.post(edit, data, HTTP_HX_REQUEST="true").status_code == 200
+    customer.refresh_from_db()
+    assert customer.name == "Target"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("customers:custom_fields", {"key": "k" * 500, "label": "", "field_type": "x", "position": "-1"}),
+        ("customers:bulk", {"action": "assign", "owner": "abc", "ids": ["1", "x", "-5"]}),
+        ("customers:bulk", {"action": "tag_add", "tag": "t" * 500, "ids": ["1"]}),
+        ("customers:columns", {"columns": ["<script>"], "next": "https://evil.example/"}),
+    ],
+)
+def test_other_posts_with_bad_input(admin_client, name, data):
+    response = admin_client.post(reverse(name), data)
+    assert response.status_code in (200, 302)
+    if name == "customers:columns":
+        assert response["Location"] == LIST  # never redirects off-site
+
+
+def test_refund_and_share_with_bad_input(manager_client, sales_user):
+    customer = CustomerFactory(owner=sales_user)
+    order = OrderFactory(customer=customer)
+    for amount in ("abc", "-5", "1e99", ""):
+        response = manager_client.post(reverse("customers:order_refund", args=[order.pk]), {"amount": amount})
+        assert response.status_code == 302
+    assert (
+        manager_client.post(
+            reverse("customers:share", args=[customer.pk]), {"users": ["x", "99999"]}
+        ).status_code
+        == 302
+    )
+    order.refresh_from_db()
+    assert order.refunded_total == 0
