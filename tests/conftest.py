@@ -69,8 +69,23 @@ def _ensure_tenant(slug: str, name: str) -> Tenant:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(
+    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+):
+    """Create the test database ALWAYS (not only when some collected test asks for `db`, as
+    pytest-django's own fixture does): tests that commit data through `committed_tenant`, a worker or
+    a browser must never fall through to the database named in DATABASE_URL. Then build the platform,
+    the template schema and the two session tenants."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, aliases={"default"}, keepdb=keepdb
+        )
+        assert connection.settings_dict["NAME"].startswith("test_"), (
+            "refusing to run tests outside a test database"
+        )
         connection.set_schema_to_public()
         ensure_public_tenant()
         ensure_template_schema()
@@ -80,13 +95,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
             User.objects.create_superuser(email=PLATFORM_ADMIN_EMAIL, password=PASSWORD, full_name="Operator")
         connection.set_schema_to_public()
     yield
-    # Worker and server processes started by fixtures may still be disconnecting; make sure the test
-    # database can be dropped.
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    with django_db_blocker.unblock():
+        # Worker and server processes started by fixtures may still be disconnecting.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        if not django_db_keepdb:
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture(autouse=True)
