@@ -47,10 +47,12 @@ class ParsedFile:
     encoding: str = ""  # for CSV: "utf-8", "utf-8-sig" or "gb18030"
     # Row numbers containing bytes that were not valid in the file's encoding.
     undecodable_rows: set[int] = field(default_factory=set)
+    # For a partly read workbook: the number of rows the sheet says it has.
+    estimated_rows: int | None = None
 
     @property
     def row_count(self) -> int:
-        return len(self.rows)
+        return self.estimated_rows if self.estimated_rows is not None else len(self.rows)
 
 
 def detect_format(filename: str, head: bytes) -> str:
@@ -119,7 +121,10 @@ def _normalise_row(cells: list[str], width: int) -> list[str]:
     return [c.strip() for c in cells[:width]]
 
 
-def _collect(records: Iterator[tuple[int, list[str]]]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _collect(
+    records: Iterator[tuple[int, list[str]]], limit: int | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and non-blank data rows; with `limit`, stop after that many data rows."""
     headers: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     for row_number, cells in records:
@@ -138,6 +143,8 @@ def _collect(records: Iterator[tuple[int, list[str]]]) -> tuple[list[str], list[
         if not any(c.strip() for c in cells):
             continue
         rows.append((row_number, _normalise_row(cells, len(headers))))
+        if limit is not None and len(rows) >= limit:
+            break
         if len(rows) > MAX_DATA_ROWS:
             raise ImportFileError(
                 _("The file has more than %(max)s data rows. Split it into smaller files.")
@@ -211,7 +218,9 @@ def xlsx_cell_text(value) -> str:
     return str(value)
 
 
-def parse_xlsx(stream: BinaryIO) -> ParsedFile:
+def parse_xlsx(stream: BinaryIO, *, limit: int | None = None) -> ParsedFile:
+    """The first sheet of a workbook. With `limit` (a quick look at an upload), only that many data
+    rows are read and `estimated_rows` comes from the sheet's stated size."""
     from openpyxl import load_workbook
 
     try:
@@ -229,14 +238,27 @@ def parse_xlsx(stream: BinaryIO) -> ParsedFile:
             for row_number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
                 yield row_number, [xlsx_cell_text(v) for v in values[: MAX_COLUMNS + 1]]
 
-        headers, rows = _collect(records())
+        headers, rows = _collect(records(), limit)
+        stated_rows = sheet.max_row if limit is not None else None
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+        raise ImportFileError(
+            _("The file is not a valid Excel (.xlsx) workbook (%(error)s).") % {"error": exc}
+        )
     finally:
         workbook.close()
-    return ParsedFile(headers=headers, rows=rows, file_format="xlsx")
+    parsed = ParsedFile(headers=headers, rows=rows, file_format="xlsx")
+    if stated_rows and len(rows) >= (limit or 0):
+        parsed.estimated_rows = max(len(rows), stated_rows - 1)
+    return parsed
 
 
-def parse_upload(stream: BinaryIO, filename: str) -> ParsedFile:
-    """Read a whole uploaded file (CSV or XLSX). Raises ImportFileError for anything unreadable."""
+def parse_upload(stream: BinaryIO, filename: str, *, preview_rows: int | None = None) -> ParsedFile:
+    """Read an uploaded file (CSV or XLSX). Raises ImportFileError for anything unreadable.
+
+    With `preview_rows`, an XLSX workbook is only opened and its first rows read (reading 200,000
+    rows of XLSX takes long; the background check reads them all). A CSV file is always read whole:
+    that is quick, and its encoding can only be judged on all of it.
+    """
     stream.seek(0)
     data = stream.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
@@ -248,5 +270,5 @@ def parse_upload(stream: BinaryIO, filename: str) -> ParsedFile:
         raise ImportFileError(_("The file is empty."))
     file_format = detect_format(filename, data[:8])
     if file_format == "xlsx":
-        return parse_xlsx(io.BytesIO(data))
+        return parse_xlsx(io.BytesIO(data), limit=preview_rows)
     return parse_csv(data)

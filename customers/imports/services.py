@@ -371,7 +371,7 @@ def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
             params={"size": parsing.MAX_UPLOAD_BYTES // (1024 * 1024)},
         )
     try:
-        parsed = parsing.parse_upload(uploaded_file, uploaded_file.name)
+        parsed = parsing.parse_upload(uploaded_file, uploaded_file.name, preview_rows=SAMPLE_ROWS)
     except parsing.ImportFileError as error:
         raise ValidationError(error.message)
     context, _labels = import_context()
@@ -388,6 +388,7 @@ def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
             "file_format": parsed.file_format,
             "encoding": parsed.encoding,
             "row_count": parsed.row_count,
+            "row_count_estimated": parsed.estimated_rows is not None,
             "headers": parsed.headers,
             "sample": [cells for _number, cells in parsed.rows[:SAMPLE_ROWS]],
             "mapping": mapping,

@@ -223,3 +223,12 @@ def test_value_cleaners():
     with pytest.raises(CellError, match="not a valid email"):
         values.clean_email("not-an-email")
     assert values.clean_email("Ann@Exämple.com") == "ann@exämple.com"  # IDN domains pass Django's check
+
+
+def test_a_quick_look_at_a_workbook_reads_only_its_first_rows():
+    data = xlsx_bytes([["Name"], *[[f"Customer {i}"] for i in range(50)]])
+    peek = parsing.parse_upload(io.BytesIO(data), "big.xlsx", preview_rows=5)
+    assert [cells[0] for _n, cells in peek.rows] == [f"Customer {i}" for i in range(5)]
+    assert peek.row_count == 50 and peek.estimated_rows == 50
+    full = parsing.parse_upload(io.BytesIO(data), "big.xlsx")
+    assert full.row_count == 50 and full.estimated_rows is None
