@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
@@ -250,6 +250,13 @@ def _clean_tags(text: str) -> list[str]:
     return tags
 
 
+def _clean_birthday(text: str):
+    value = values.clean_date(text)
+    if value > timezone.localdate():
+        raise CellError(_("A birthday cannot be in the future."))
+    return value
+
+
 def _owner_cleaner(owners: dict[str, int]) -> Callable[[str], int]:
     def clean(text: str) -> int:
         user_id = owners.get(text.strip().lower())
@@ -292,7 +299,7 @@ def build_cleaners(context: ImportContext) -> dict[str, Callable[[str], Any]]:
         "city": text(Customer, "city"),
         "street": text(Customer, "street"),
         "postcode": text(Customer, "postcode"),
-        "birthday": values.clean_date,
+        "birthday": _clean_birthday,
         "gender": _choice_cleaner(choices["gender"]),
         "income_band": _choice_cleaner(choices["income_band"]),
         "occupation": text(Customer, "occupation"),

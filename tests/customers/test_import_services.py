@@ -468,3 +468,8 @@ def test_big_imports_add_the_pinyin_search_text_in_a_follow_up(
 def test_id_runs():
     assert services.id_runs([5, 1, 2, 3, 9, 10]) == [[1, 3], [5, 5], [9, 10]]
     assert services.id_runs([]) == []
+
+
+def test_a_birthday_in_the_future_is_refused(tenant, manager_user):
+    job = check(manager_user, "name,birthday\nAnn,2999-01-01\nBob,2000-01-01\n")
+    assert job.result["preview"]["errors"] == [[2, "birthday", "A birthday cannot be in the future."]]
