@@ -336,8 +336,15 @@ def detect_alerts(frame: pd.DataFrame, previous: pd.DataFrame, cfg: Config) -> p
     return out
 
 
-def _money(series: pd.Series) -> np.ndarray:
-    return series.clip(lower=-MAX_MONEY, upper=MAX_MONEY).to_numpy(dtype=float, na_value=np.nan)
+NULL_CENTS = np.iinfo(np.int64).min  # "no value" in the binary COPY of money columns
+
+
+def _cents(series: pd.Series) -> np.ndarray:
+    """Money as whole cents (int8): PostgreSQL turns `cents::numeric / 100` into numeric(14,2) far
+    faster than it converts a float8 (a third of the UPDATE's time went to float -> numeric)."""
+    values = series.clip(lower=-MAX_MONEY, upper=MAX_MONEY).to_numpy(dtype=float, na_value=np.nan)
+    cents = np.round(values * 100.0)
+    return np.where(np.isnan(cents), NULL_CENTS, np.nan_to_num(cents)).astype(np.int64)
 
 
 def _int_or(series: pd.Series, missing: int) -> np.ndarray:
@@ -350,8 +357,8 @@ def _score_columns(frame: pd.DataFrame, stage_since: pd.Series) -> list[tuple[st
         ("customer_id", "int8", frame.index.to_numpy(dtype=np.int64)),
         ("recency_days", "int4", _int_or(frame["recency_days"], -1)),
         ("frequency", "int4", frame["frequency"].to_numpy(dtype=np.int64)),
-        ("monetary", "float8", _money(frame["monetary"])),
-        ("window_revenue", "float8", _money(frame["window_revenue"])),
+        ("monetary", "int8", _cents(frame["monetary"])),
+        ("window_revenue", "int8", _cents(frame["window_revenue"])),
         ("r_score", "int2", _int_or(frame["r_score"], 0)),
         ("f_score", "int2", _int_or(frame["f_score"], 0)),
         ("m_score", "int2", _int_or(frame["m_score"], 0)),
@@ -362,8 +369,8 @@ def _score_columns(frame: pd.DataFrame, stage_since: pd.Series) -> list[tuple[st
             frame["expected_purchases_90d"].to_numpy(dtype=float, na_value=np.nan),
         ),
         ("probability_alive", "float8", frame["probability_alive"].to_numpy(dtype=float, na_value=np.nan)),
-        ("expected_order_value", "float8", _money(frame["expected_order_value"])),
-        ("predicted_clv", "float8", _money(frame["predicted_clv"])),
+        ("expected_order_value", "int8", _cents(frame["expected_order_value"])),
+        ("predicted_clv", "int8", _cents(frame["predicted_clv"])),
         ("clv_model", "int2", _codes(frame["clv_model"], MODEL_KEYS)),
         ("stage", "int2", _codes(frame["lifecycle_stage"], STAGE_KEYS)),
         ("stage_since", "timestamptz", _to_us(stage_since)),
@@ -423,14 +430,20 @@ def write_scores(frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: da
     _temp_table("tmp_scores", _score_columns(frame, stage_since))
     targets = ", ".join(SCORE_COLUMNS)
     decoded = (
-        "SELECT t.customer_id, NULLIF(t.recency_days, -1), t.frequency, round(t.monetary::numeric, 2), "
-        "round(t.window_revenue::numeric, 2), NULLIF(t.r_score, 0), NULLIF(t.f_score, 0), "
-        "NULLIF(t.m_score, 0), (%s::text[])[t.segment + 1], NULLIF(t.expected_purchases, 'NaN'), "
-        "NULLIF(t.probability_alive, 'NaN'), round(NULLIF(t.expected_order_value, 'NaN')::numeric, 2), "
-        "round(NULLIF(t.predicted_clv, 'NaN')::numeric, 2), (%s::text[])[t.clv_model + 1], "
-        "(%s::text[])[t.stage + 1], t.stage_since, %s::timestamptz FROM tmp_scores t"
+        "SELECT t.customer_id, NULLIF(t.recency_days, -1), t.frequency, t.monetary::numeric / 100, "
+        "t.window_revenue::numeric / 100, NULLIF(t.r_score, 0), NULLIF(t.f_score, 0), "
+        "NULLIF(t.m_score, 0), (%(segments)s::text[])[t.segment + 1], NULLIF(t.expected_purchases, 'NaN'), "
+        "NULLIF(t.probability_alive, 'NaN'), NULLIF(t.expected_order_value, %(null)s)::numeric / 100, "
+        "NULLIF(t.predicted_clv, %(null)s)::numeric / 100, (%(models)s::text[])[t.clv_model + 1], "
+        "(%(stages)s::text[])[t.stage + 1], t.stage_since, %(now)s::timestamptz FROM tmp_scores t"
     )
-    params = [SEGMENT_KEYS, MODEL_KEYS, STAGE_KEYS, computed_at]
+    params = {
+        "segments": SEGMENT_KEYS,
+        "models": MODEL_KEYS,
+        "stages": STAGE_KEYS,
+        "now": computed_at,
+        "null": int(NULL_CENTS),
+    }
     updates = ", ".join(f"{column} = n.{column}" for column in SCORE_COLUMNS[1:])
     with connection.cursor() as cursor:
         cursor.execute(
