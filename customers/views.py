@@ -457,12 +457,25 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def customer_bin(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.bin_list(user=request.user), 50).get_page(request.GET.get("page"))
-    rows = [{"customer": c, "purge_at": services.purge_date(c)} for c in page.object_list]
+    rows = [
+        {"customer": c, "purge_at": services.purge_date(c), "undo_merge_url": _undo_merge_url(c)}
+        for c in page.object_list
+    ]
     return render(
         request,
         "customers/customer_bin.html",
         {"page_obj": page, "rows": rows, "retention_days": services.BIN_RETENTION_DAYS},
     )
+
+
+def _undo_merge_url(customer) -> str | None:
+    """A customer binned by a merge comes back through "undo merge" (which moves its rows back too)."""
+    if not customer.merged_into_id:
+        return None
+    try:
+        return reverse("customers:merge_undo", args=[customer.pk])
+    except NoReverseMatch:
+        return None
 
 
 @role_required()

@@ -658,3 +658,11 @@ def test_refund_and_share_with_bad_input(manager_client, sales_user):
     )
     order.refresh_from_db()
     assert order.refunded_total == 0
+
+
+def test_bin_offers_undo_merge_for_merged_customers(manager_client):
+    survivor = CustomerFactory(name="Survivor")
+    merged = CustomerFactory(name="Merged away", merged_into=survivor, deleted_at=timezone.now())
+    html = page_text(manager_client.get(reverse("customers:bin")))
+    assert reverse("customers:merge_undo", args=[merged.pk]) in html
+    assert reverse("customers:restore", args=[merged.pk]) not in html
