@@ -51,7 +51,7 @@ def test_anonymous_users_are_sent_to_the_login_page(tenant, anon_client):
 
 def test_the_upload_page_states_the_limits(tenant, manager_client):
     page = manager_client.get(reverse("customers:import_start")).content.decode()
-    assert "20 MB" in page and "200,000" in page and "GB18030" in page
+    assert "at most 20 MB and 200,000 rows. The first row" in page and "GB18030" in page
 
 
 def test_the_whole_flow_through_the_pages(tenant, manager_client, manager_user):
@@ -63,6 +63,7 @@ def test_the_whole_flow_through_the_pages(tenant, manager_client, manager_user):
     page = manager_client.get(response["Location"]).content.decode()
     assert 'value="name" selected' in page and 'value="phone" selected' in page
     assert "王小明" in page  # sample values help the user check the mapping
+    assert "customers.csv: 2 rows." in page
 
     form = {f"col_{i}": key for i, key in enumerate(job.params["mapping"])}
     form["policy"] = "update"
