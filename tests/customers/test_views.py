@@ -666,3 +666,19 @@ def test_bin_offers_undo_merge_for_merged_customers(manager_client):
     html = page_text(manager_client.get(reverse("customers:bin")))
     assert reverse("customers:merge_undo", args=[merged.pk]) in html
     assert reverse("customers:restore", args=[merged.pk]) not in html
+
+
+def test_detail_query_count_does_not_grow_with_orders(admin_client, admin_user):
+    customer = customer_create(actor=admin_user, name="Few orders")
+    OrderLineFactory(order__customer=customer)
+    url = detail_url(customer)
+    admin_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    for _ in range(30):
+        OrderLineFactory(order__customer=customer)
+        OrderLineFactory(order=Order.objects.filter(customer=customer).last())
+    with CaptureQueriesContext(connection) as many:
+        html = page_text(admin_client.get(url))
+    assert 'id="timeline-more"' in html  # more than one page of timeline
+    assert len(many) == len(few), "\n".join(q["sql"][:120] for q in many.captured_queries)
