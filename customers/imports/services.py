@@ -718,6 +718,8 @@ def _import_result(outcome: ImportOutcome) -> dict[str, Any]:
                 "lines_created",
             )
         },
+        # customers whose search text gets the pinyin of their name from the follow-up task
+        "search_text_pending": outcome.written.get("search_text_pending", 0),
         "unchanged": {
             "customers": outcome.plan.counts.get("customers_unchanged", 0),
             "orders": outcome.plan.counts.get("orders_unchanged", 0),
