@@ -552,6 +552,19 @@ def _holdout(purchases: pd.DataFrame, *, as_of: datetime) -> dict:
     }
 
 
+def _tidy_scores_table() -> None:
+    """Every run rewrites every score row: vacuum the dead versions away and refresh the planner's
+    statistics now rather than waiting for autovacuum (which may be off or slow to get there).
+    VACUUM cannot run inside a transaction, so this is skipped when the caller holds one (tests)."""
+    if connection.in_atomic_block:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM (ANALYZE) {SCORE_TABLE}")
+    except Exception:  # housekeeping only: the scores are already committed
+        logger.exception("could not vacuum %s", SCORE_TABLE)
+
+
 def recompute(
     *,
     trigger: str = RecomputeRun.Trigger.MANUAL,
@@ -684,6 +697,7 @@ def recompute(
         )
         raise
 
+    _tidy_scores_table()
     if with_holdout:
         # A model diagnostic for the CLV page, computed after the scores are visible (and never
         # allowed to fail the run that wrote them).
