@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -589,6 +590,15 @@ def recompute(
     cfg = Config.from_settings(settings_row)
     now = timezone.now()
     as_of = min(as_of, now) if as_of is not None else now
+    # A run left "running" by a lost worker (its message is redelivered, or it is simply old) is over.
+    stale = Q(started_at__lt=now - timedelta(hours=6)) | (
+        Q(job_id=job_id) if job_id is not None else Q(pk=None)
+    )
+    RecomputeRun.objects.filter(stale, status=RecomputeRun.Status.RUNNING).update(
+        status=RecomputeRun.Status.FAILED,
+        error="Interrupted: the worker stopped before it finished.",
+        finished_at=now,
+    )
     run = RecomputeRun.objects.create(
         trigger=trigger, triggered_by=triggered_by, job_id=job_id, as_of=as_of, settings_used=cfg.as_dict()
     )

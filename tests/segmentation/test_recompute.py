@@ -154,3 +154,16 @@ def test_monetary_mode_is_applied(tenant, mode):
     score = CustomerScore.objects.get(customer=customer)
     assert str(score.monetary) == ("150.00" if mode == "total" else "50.00")
     assert str(score.window_revenue) == "150.00"
+
+
+def test_a_run_left_running_by_a_lost_worker_is_closed_by_the_redelivery(tenant):
+    from crm.jobs.models import BackgroundJob
+
+    job = BackgroundJob.objects.create(kind="segmentation.recompute", status="running")
+    lost = RecomputeRun.objects.create(as_of=timezone.now(), job=job)
+    other = RecomputeRun.objects.create(as_of=timezone.now())  # someone else's, still going
+    run = recompute(job_id=job.pk)
+    lost.refresh_from_db()
+    other.refresh_from_db()
+    assert lost.status == "failed" and "Interrupted" in lost.error
+    assert other.status == "running" and run.status == "succeeded"
