@@ -438,7 +438,7 @@ def generate_customers(
             parts.append(f'"member_card": {"true" if cf_roll[i, 3] < 0.35 else "false"}')
         custom.append("{" + ", ".join(parts) + "}")
 
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "kind": np.where(company, "company", "person"),
             "name": names_arr,
@@ -468,6 +468,8 @@ def generate_customers(
             "company": company,
         }
     )
+    # Customers in sign-up order, so ids grow with time as they would in a real shop.
+    return frame.sort_values("created_at", kind="stable").reset_index(drop=True)
 
 
 def _split_compound(surname: str, pinyin: str) -> list[str]:
@@ -569,6 +571,10 @@ def generate_orders(
     start = (pd.Timestamp(now) - pd.Timedelta(days=WINDOW_DAYS)).date()
     created_days = (epoch_seconds(customers["created_at"]) - now.timestamp()) / 86400 + WINDOW_DAYS
     customer, day = simulate_purchases(rng, created_days, start=start)
+    # Orders in time order, so their ids and numbers grow with time as in a real shop (and the
+    # unique index on the number is filled by appending).
+    chronological = np.argsort(day, kind="stable")
+    customer, day = customer[chronological], day[chronological]
     n_orders = len(customer)
     seconds = np.where(
         rng.random(n_orders) < 0.6, rng.normal(20.5, 1.8, n_orders), rng.normal(12.5, 2.0, n_orders)
