@@ -100,17 +100,24 @@ def copy_rows(
     cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, block: int = 5000
 ) -> int:
     """COPY rows into `table` (text format, encoded here: several times faster than write_row)."""
+    return copy_lines(
+        cursor, table, columns, ("\t".join([copy_text(v) for v in row]) for row in rows), block=block
+    )
+
+
+def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str], *, block: int = 5000) -> int:
+    """COPY already encoded lines (tab-separated COPY text, no line end) into `table`."""
     count = 0
     with cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-        lines: list[str] = []
-        for row in rows:
-            lines.append("\t".join([copy_text(v) for v in row]))
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
             count += 1
-            if len(lines) >= block:
-                copy.write("\n".join(lines) + "\n")
-                lines = []
-        if lines:
-            copy.write("\n".join(lines) + "\n")
+            if len(buffer) >= block:
+                copy.write("\n".join(buffer) + "\n")
+                buffer = []
+        if buffer:
+            copy.write("\n".join(buffer) + "\n")
     return count
 
 
@@ -346,46 +353,45 @@ def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, now: datetime) ->
     """One audit row per created or changed customer (the same rows audit_record writes), in one COPY.
 
     Django's bulk_create took about 40 s for 100,000 rows here (psycopg escapes every JSON value for
-    the UNNEST insert); COPY writes them in about a second.
+    the UNNEST insert); COPY writes them in about a second. The columns that are the same on every
+    row are encoded once.
     """
     has_actor = actor is not None and getattr(actor, "pk", None)
-    base = {
-        "actor_id": actor.pk if has_actor else None,
-        "actor_label": actor.get_full_name() if has_actor else "",
-        "target_type": Customer._meta.label_lower,
-        "created_at": now,
-    }
-    job = {"import_job": {"old": None, "new": job_id}}
-
-    def events():
-        for new in plan.new_customers:
-            # The values are on the record itself; the history says where they came from.
-            yield {
-                **base,
-                "action": "customer.imported",
-                "target_id": str(new.id),
-                "target_label": str(new.fields.get("name", ""))[:300],
-                "changes": {**job, "import_row": {"old": None, "new": new.row}},
-            }
-        for change in plan.customer_changes:
-            yield {
-                **base,
-                "action": "customer.updated_by_import",
-                "target_id": str(change.id),
-                "target_label": change.label[:300],
-                "changes": {**change.diff, **job},
-            }
-
     columns = _columns(AuditEvent, with_id=False)
     names = [c for c, _f in columns]
-    defaults = {c: _default(f, now) for c, f in columns}
+    constant = {c: _default(f, now) for c, f in columns}
+    constant.update(
+        actor_id=actor.pk if has_actor else None,
+        actor_label=actor.get_full_name() if has_actor else "",
+        target_type=Customer._meta.label_lower,
+        created_at=now,
+    )
+    template = [copy_text(constant[c]) for c in names]
+    at_action, at_id, at_label, at_changes = (
+        names.index(c) for c in ("action", "target_id", "target_label", "changes")
+    )
+    created_changes = (
+        f'{{"import_job": {{"old": null, "new": {json.dumps(job_id)}}}, "import_row": {{"old": null, "new": '
+    )
+
+    def lines():
+        row = list(template)
+        row[at_action] = "customer.imported"
+        for new in plan.new_customers:
+            # The values are on the record itself; the history says where they came from.
+            row[at_id] = str(new.id)
+            row[at_label] = _copy_escape(str(new.fields.get("name", ""))[:300])
+            row[at_changes] = f"{created_changes}{new.row}}}}}"
+            yield "\t".join(row)
+        row[at_action] = "customer.updated_by_import"
+        for change in plan.customer_changes:
+            row[at_id] = str(change.id)
+            row[at_label] = _copy_escape(change.label[:300])
+            row[at_changes] = copy_text({**change.diff, "import_job": {"old": None, "new": job_id}})
+            yield "\t".join(row)
+
     with connection.cursor() as cursor:
-        return copy_rows(
-            cursor,
-            AuditEvent._meta.db_table,
-            names,
-            ([event.get(c, defaults[c]) for c in names] for event in events()),
-        )
+        return copy_lines(cursor, AuditEvent._meta.db_table, names, lines())
 
 
 def _json_value(value: Any) -> Any:

@@ -95,6 +95,12 @@ def test_a_clean_file_is_previewed_then_imported(tenant, manager_user):
         AuditEvent.objects.filter(target_type="customers.customer").values_list("action", flat=True)
     ) == {"customer.imported"}
     assert customer_audit_count() == 2
+    imported = AuditEvent.objects.get(action="customer.imported", target_id=str(wang.pk))
+    assert imported.changes == {
+        "import_job": {"old": None, "new": job.pk},
+        "import_row": {"old": None, "new": 2},
+    }
+    assert imported.actor == manager_user and imported.target_label == "王小明"
     summary = AuditEvent.objects.get(action="customers.imported")
     assert summary.changes["customers_created"] == 2
 
