@@ -583,7 +583,7 @@ def recompute(
     `on_scores_written(run)` is called once the scores are committed, before the (slower) holdout
     check of the model, so a progress bar can finish as soon as the new figures are visible.
     """
-    from .services import alert_create, settings_get
+    from .services import alert_create_many, settings_get
 
     report_progress = progress or (lambda pct, message="": None)
     settings_row = settings_get()
@@ -666,20 +666,13 @@ def recompute(
             alerts = detect_alerts(frame, previous, cfg)
             alerts_created = 0
             if len(alerts):
-                open_pairs = set(
-                    ChurnAlert.objects.filter(
-                        status=ChurnAlert.Status.OPEN, customer_id__in=list(alerts.index)
-                    ).values_list("customer_id", "reason")
-                )
                 customers = Customer.objects.only("id", "name", "owner_id").in_bulk(list(alerts.index))
-                for customer_id, alert in alerts.iterrows():
-                    customer = customers.get(customer_id)
-                    if customer is None or (customer_id, alert["reason"]) in open_pairs:
-                        continue
-                    row = frame.loc[customer_id]
-                    details = _alert_details(row, alert, cfg)
-                    if alert_create(customer=customer, reason=alert["reason"], details=details, run=run):
-                        alerts_created += 1
+                items = [
+                    (customers[customer_id], reason, details)
+                    for customer_id, reason, details in _alert_items(frame, alerts, cfg)
+                    if customer_id in customers
+                ]
+                alerts_created = len(alert_create_many(items=items, run=run))
             timings["alerts"] = time.perf_counter() - alerts_started
 
             run.status = RecomputeRun.Status.SUCCEEDED
@@ -723,23 +716,34 @@ def recompute(
     return run
 
 
-def _alert_details(row: pd.Series, alert: pd.Series, cfg: Config) -> dict:
-    def number(value, digits=4):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return None
-        return round(value, digits) if math.isfinite(value) else None
+def _number(value, digits: int = 4) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(value, digits) if math.isfinite(value) else None
 
-    return {
-        "reasons": list(alert["reasons"]),
-        "segment": row["rfm_segment"],
-        "previous_segment": alert["old_segment"] or "",
-        "stage": row["lifecycle_stage"],
-        "previous_stage": alert["old_stage"] or "",
-        "probability_alive": number(row["probability_alive"]),
-        "previous_probability_alive": number(alert["old_alive"]),
-        "alive_threshold": cfg.alert_alive_threshold,
-        "predicted_clv": number(row["predicted_clv"], 2),
-        "recency_days": None if pd.isna(row["recency_days"]) else int(row["recency_days"]),
-    }
+
+def _alert_items(frame: pd.DataFrame, alerts: pd.DataFrame, cfg: Config) -> list[tuple[int, str, dict]]:
+    """(customer id, main reason, details) per alert; one pass over plain tuples, no per-row .loc."""
+    rows = frame.loc[
+        alerts.index, ["rfm_segment", "lifecycle_stage", "probability_alive", "predicted_clv", "recency_days"]
+    ]
+    items = []
+    for (customer_id, segment, stage, alive, clv, recency), alert in zip(
+        rows.itertuples(name=None), alerts.itertuples(index=False), strict=True
+    ):
+        details = {
+            "reasons": list(alert.reasons),
+            "segment": segment,
+            "previous_segment": alert.old_segment or "",
+            "stage": stage,
+            "previous_stage": alert.old_stage or "",
+            "probability_alive": _number(alive),
+            "previous_probability_alive": _number(alert.old_alive),
+            "alive_threshold": cfg.alert_alive_threshold,
+            "predicted_clv": _number(clv, 2),
+            "recency_days": None if pd.isna(recency) else int(recency),
+        }
+        items.append((int(customer_id), alert.reason, details))
+    return items

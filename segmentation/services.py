@@ -185,22 +185,59 @@ def alert_create(
     """Raise one churn alert for the customer's current owner.
 
     Returns None (and creates nothing) when an open alert for the same customer and reason exists: a
-    recompute that finds the same state never raises a second alert. The interactions app can turn
-    each new alert into a follow-up for its owner.
+    recompute that finds the same state never raises a second alert.
     """
-    if ChurnAlert.objects.filter(customer=customer, reason=reason, status=ChurnAlert.Status.OPEN).exists():
-        return None
-    alert = ChurnAlert(
-        customer=customer, owner_id=customer.owner_id, reason=reason, details=details or {}, run=run
+    created = alert_create_many(items=[(customer, reason, details or {})], run=run)
+    return created[0] if created else None
+
+
+def alert_create_many(
+    *, items: list[tuple[Any, str, dict]], run: RecomputeRun | None = None
+) -> list[ChurnAlert]:
+    """Raise alerts for [(customer, reason, details)] in bulk: one query for the open alerts that
+    already exist (those are skipped), one INSERT per 1,000 new ones. Every alert, single or from a
+    recompute, is created here, so this is where the interactions app turns each new alert into a
+    follow-up for its owner."""
+    if not items:
+        return []
+    valid_reasons = set(ChurnAlert.Reason.values)
+    for _customer, reason, _details in items:
+        if reason not in valid_reasons:
+            raise ValidationError({"reason": [_t("Unknown alert reason “%(reason)s”.") % {"reason": reason}]})
+    customer_ids = {customer.pk for customer, _reason, _details in items}
+    existing = set(
+        ChurnAlert.objects.filter(customer_id__in=customer_ids, status=ChurnAlert.Status.OPEN).values_list(
+            "customer_id", "reason"
+        )
     )
-    alert.full_clean(exclude=["customer", "owner", "run"], validate_constraints=False)
+    alerts, seen = [], set()
+    for customer, reason, details in items:
+        key = (customer.pk, reason)
+        if key in existing or key in seen:
+            continue
+        seen.add(key)
+        alerts.append(
+            ChurnAlert(
+                customer=customer, owner_id=customer.owner_id, reason=reason, details=details or {}, run=run
+            )
+        )
+    if not alerts:
+        return []
     try:
         with transaction.atomic():
-            alert.save()
-    except IntegrityError:  # raced with another writer: the open alert exists, which is what we want
-        return None
+            created = ChurnAlert.objects.bulk_create(alerts, batch_size=1000)
+    except IntegrityError:
+        # Raced with another writer that opened one of these alerts meanwhile: create the rest.
+        created = []
+        for alert in alerts:
+            try:
+                with transaction.atomic():
+                    alert.save()
+                created.append(alert)
+            except IntegrityError:
+                continue
     transaction.on_commit(_bump_alerts_version)
-    return alert
+    return created
 
 
 def _alert_act(*, actor: User, alert: ChurnAlert, status: str) -> ChurnAlert:

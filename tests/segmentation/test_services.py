@@ -308,3 +308,26 @@ def test_demo_seeder_builds_history_and_saved_segments(tenant, users):
     assert result["segments"] == 3 and Segment.objects.count() == 3
     assert "2 customers scored" in out.getvalue()
     assert seed(users=list(users.values()), customers=2, rng=random.Random(1), stdout=out)["segments"] == 0
+
+
+def test_alert_create_many_skips_open_ones_and_duplicates_and_checks_reasons(tenant, sales_user):
+    from segmentation.services import alert_create_many
+
+    first, second = CustomerFactory(owner=sales_user), CustomerFactory()
+    alert_create(customer=first, reason="entered_at_risk")
+    created = alert_create_many(
+        items=[
+            (first, "entered_at_risk", {}),  # already open
+            (first, "entered_cannot_lose", {"n": 1}),
+            (second, "entered_cannot_lose", {}),
+            (second, "entered_cannot_lose", {}),  # twice in one batch
+        ]
+    )
+    assert [(a.customer_id, a.reason) for a in created] == [
+        (first.pk, "entered_cannot_lose"),
+        (second.pk, "entered_cannot_lose"),
+    ]
+    assert all(a.pk for a in created) and created[0].owner == sales_user and created[1].owner is None
+    assert ChurnAlert.objects.count() == 3
+    with pytest.raises(ValidationError):
+        alert_create_many(items=[(first, "felt_like_it", {})])
