@@ -80,8 +80,9 @@ class TimelineEntry:
     actor: str = ""
 
 
-# A timeline provider returns the customer's entries newer than `before` (or all when None), at most
-# `limit` of them, newest first, in one or two queries.
+# A timeline provider is called as provider(customer=..., before=..., limit=...) and returns the
+# customer's entries OLDER than `before` (the newest ones when None), at most `limit` of them, newest
+# first, in one or two queries; "load more" passes the time of the last entry shown as `before`.
 TimelineProvider = Callable[..., Iterable[TimelineEntry]]
 
 

@@ -516,6 +516,8 @@ def _field_label(name: str, definitions: dict[str, CustomFieldDefinition]) -> st
         return str(_("Shared with"))
     if name == "deleted_at":
         return str(_("Deleted"))
+    if name == "merged_customer":
+        return str(_("Merged customer"))
     try:
         return str(Customer._meta.get_field(name).verbose_name)
     except Exception:  # noqa: BLE001 - an old record may name a field that no longer exists

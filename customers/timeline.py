@@ -26,6 +26,8 @@ ACTION_TITLES = {
     "customer.restored": (gettext_lazy("Restored from the recycle bin"), "arrow-counterclockwise"),
     "customer.merged": (gettext_lazy("Merged"), "intersect"),
     "customer.merge_undone": (gettext_lazy("Merge undone"), "arrow-counterclockwise"),
+    "customer.merged_in": (gettext_lazy("Another customer merged into this one"), "intersect"),
+    "customer.duplicate_dismissed": (gettext_lazy("Marked as not a duplicate"), "x-circle"),
 }
 
 
