@@ -507,6 +507,7 @@ class Planner:
         matched_ids = [i.existing_id for i in identities if i.existing_id is not None]
         fields = {key for row in self.rows for key in row.customer}
         current = load_current_customers(matched_ids, fields) if self.options.policy == POLICY_UPDATE else {}
+        claimed: dict[str, _Identity] = {}
         for identity in identities:
             rows = [r for r in identity.rows if r.row not in plan.invalid_rows]
             if not rows:
@@ -524,6 +525,19 @@ class Planner:
             if "email" in merged:
                 merged["email"] = merged["email"].lower()
             first = rows[0].row
+            external_id = merged.get("external_id")
+            if external_id and (identity.existing_id is None or self.options.policy == POLICY_UPDATE):
+                # Two customers of this file must not end up with the same external id.
+                holder = claimed.setdefault(external_id, identity)
+                if holder is not identity:
+                    self.error(
+                        first,
+                        "external_id",
+                        _("Row %(row)d gives this external id to another customer.")
+                        % {"row": holder.rows[0].row},
+                    )
+                    plan.invalid_rows.update(r.row for r in rows)
+                    continue
             if identity.existing_id is None:
                 identity.new = self._new_customer(first, merged, custom, list(tags))
                 plan.new_customers.append(identity.new)

@@ -479,3 +479,15 @@ def test_id_runs():
 def test_a_birthday_in_the_future_is_refused(tenant, manager_user):
     job = check(manager_user, "name,birthday\nAnn,2999-01-01\nBob,2000-01-01\n")
     assert job.result["preview"]["errors"] == [[2, "birthday", "A birthday cannot be in the future."]]
+
+
+def test_two_customers_cannot_be_given_the_same_external_id(tenant, manager_user):
+    CustomerFactory(name="Ann", email="ann@example.com", external_id="")
+    CustomerFactory(name="Bob", email="bob@example.com", phone="+8613900139000", external_id="")
+    job = check(manager_user, "email,external id\nann@example.com,X-1\nbob@example.com,X-1\n")
+    assert job.result["preview"]["errors"] == [
+        [3, "external id", "Row 2 gives this external id to another customer."]
+    ]
+    services.import_confirm(actor=manager_user, job=job, skip_invalid=True)
+    services.import_run(job_id=job.pk)
+    assert dict(Customer.objects.values_list("name", "external_id")) == {"Ann": "X-1", "Bob": ""}
