@@ -13,7 +13,7 @@ where it stands, so the page at /customers/import/<job id>/ survives a reload:
 The import task is idempotent: it takes a transaction-scoped advisory lock on the job and does
 nothing unless the job is still waiting to be imported, and it marks the job finished in the same
 transaction that writes the rows. A crash rolls back everything; a redelivered message either finds
-the job finished (no-op) or imports from scratch.
+the job finished (no-op) or imports from scratch. Imports of one tenant write one after another.
 """
 
 import csv
@@ -611,11 +611,12 @@ def import_cancel(*, actor: User, job: BackgroundJob) -> BackgroundJob:
     return job
 
 
-def _lock_job(job_id: int) -> None:
+def _lock_imports() -> None:
+    """One import writes at a time per tenant (held until the transaction ends): a second delivery of
+    the same job waits here and then finds it finished, and two files naming the same new customer
+    cannot both create it."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{JOB_KIND}:{connection.schema_name}:{job_id}"]
-        )
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{JOB_KIND}:{connection.schema_name}"])
 
 
 def import_run(*, job_id: int) -> dict[str, Any] | None:
@@ -626,7 +627,7 @@ def import_run(*, job_id: int) -> dict[str, Any] | None:
     side_progress = SideProgress(job_id)
     try:
         with transaction.atomic():
-            _lock_job(job_id)
+            _lock_imports()
             # Re-read under the lock: a second delivery of the message waits above, then stops here.
             job = BackgroundJob.objects.get(pk=job_id)
             params = _params(job)
