@@ -15,13 +15,15 @@ SIZE_MB = parsing.MAX_UPLOAD_BYTES // (1024 * 1024)
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label=_("File"),
-        help_text=_(
-            "CSV (UTF-8, UTF-8 with BOM or GB18030) or Excel .xlsx; at most %(size)d MB and %(rows)s rows."
-        )
-        % {"size": SIZE_MB, "rows": f"{parsing.MAX_DATA_ROWS:,}"},
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(ALLOWED_SUFFIXES)}),
+        label=_("File"), widget=forms.ClearableFileInput(attrs={"accept": ",".join(ALLOWED_SUFFIXES)})
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Built per request, so the text is in the user's language.
+        self.fields["file"].help_text = _(
+            "CSV (UTF-8, UTF-8 with BOM or GB18030) or Excel .xlsx; at most %(size)d MB and %(rows)s rows."
+        ) % {"size": SIZE_MB, "rows": f"{parsing.MAX_DATA_ROWS:,}"}
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

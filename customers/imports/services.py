@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
@@ -435,7 +436,13 @@ def import_set_mapping(
         raise ValidationError(problems)
     if default_owner_id is not None and default_owner_id not in set(context.owners.values()):
         raise ValidationError(_("Choose an active user as owner."))
-    params.update(mapping=mapping, policy=policy, default_owner_id=default_owner_id, stage=STAGE_VALIDATING)
+    params.update(
+        mapping=mapping,
+        policy=policy,
+        default_owner_id=default_owner_id,
+        stage=STAGE_VALIDATING,
+        language=translation.get_language(),  # the checks' messages are written in it
+    )
     params.pop("skip_invalid", None)
     BackgroundJob.objects.filter(pk=job.pk).update(
         params=params,
@@ -526,6 +533,21 @@ def _finish(
     )
 
 
+def _in_job_language(function):
+    """Run a task body in the language of the user who started the job (its messages are stored)."""
+
+    @wraps(function)
+    def wrapped(*, job_id: int):
+        language = (
+            BackgroundJob.objects.filter(pk=job_id).values_list("params__language", flat=True).first() or None
+        )
+        with translation.override(language):
+            return function(job_id=job_id)
+
+    return wrapped
+
+
+@_in_job_language
 def import_validate(*, job_id: int) -> None:
     """Task body: check every row and plan the import; store the preview. Writes no customer data."""
     job = job_start(job_id=job_id)
@@ -619,6 +641,7 @@ def _lock_imports() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{JOB_KIND}:{connection.schema_name}"])
 
 
+@_in_job_language
 def import_run(*, job_id: int) -> dict[str, Any] | None:
     """Task body: import the job's file. Returns the result, or None when there was nothing to do."""
     job = job_start(job_id=job_id)
