@@ -498,11 +498,15 @@ def test_the_preview_speaks_the_language_of_the_user_who_started_it(tenant, mana
 
     with translation.override("zh-hans"):
         job = upload(manager_user, "name,email\nAnn,not-an-email\n")
-        services.import_set_mapping(actor=manager_user, job=job, mapping=job.params["mapping"], policy="update")
+        services.import_set_mapping(
+            actor=manager_user, job=job, mapping=job.params["mapping"], policy="update"
+        )
     assert job.params["language"] == "zh-hans"
     with translation.override("en"):
         services.import_validate(job_id=job.pk)  # the worker runs without a language of its own
     job.refresh_from_db()
     with translation.override("zh-hans"):
-        expected = translation.gettext("“%(value)s” is not a valid email address.") % {"value": "not-an-email"}
+        expected = translation.gettext("“%(value)s” is not a valid email address.") % {
+            "value": "not-an-email"
+        }
     assert job.result["preview"]["errors"][0][2] == expected
