@@ -115,16 +115,23 @@ def _english_unless_asked():
     translation.deactivate()
 
 
-@pytest.fixture(autouse=True)
-def _clear_this_runs_cache():
-    """Remove the cache keys this test run wrote (only its own prefix: Redis may be shared)."""
-    yield
+def clear_run_cache() -> None:
+    """Remove the cache keys this test run wrote. Never `cache.clear()`: that flushes the whole
+    Redis database, which other runs, workers and a developer's `make run` share."""
     from django.core.cache import cache
 
     client = cache._cache.get_client(write=True)
     keys = list(client.scan_iter(match=f"*{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _clear_this_runs_cache():
+    """Each test starts and ends with none of this run's cached values."""
+    clear_run_cache()
+    yield
+    clear_run_cache()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from tests.factories import CustomerFactory, OrderFactory
@@ -32,10 +30,3 @@ def english(user):
     type(user).objects.filter(pk=user.pk).update(language="en")
     user.language = "en"
     return user
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    # The nav badge caches counts in Redis, which outlives each test's rolled-back transaction.
-    cache.clear()
-    yield

@@ -5,7 +5,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -16,6 +15,7 @@ from customers.views import COLUMNS_SESSION_KEY
 from segmentation.models import ChurnAlert, CustomerScore, LifecycleTransition
 from segmentation.recompute import recompute
 from segmentation.services import alert_create, segment_create
+from tests.conftest import clear_run_cache
 from tests.factories import CustomerFactory
 
 from .conftest import customer_with_orders, english
@@ -93,7 +93,7 @@ def test_the_list_page_filters_by_segment_in_the_query_string(scored_customers, 
 
 
 def _list_queries(client) -> int:
-    cache.clear()  # the navigation badge is cached: start each measurement alike
+    clear_run_cache()  # the navigation badge is cached: start each measurement alike
     with CaptureQueriesContext(connection) as queries:
         response = client.get(reverse("customers:list"), {"sort": "-predicted_clv"})
     assert response.status_code == 200

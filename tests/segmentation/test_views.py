@@ -7,6 +7,7 @@ from crm.jobs.models import BackgroundJob
 from segmentation.models import ChurnAlert, Segment, SegmentationSettings
 from segmentation.recompute import recompute
 from segmentation.services import RECOMPUTE_JOB_KIND, alert_create, segment_create
+from tests.conftest import clear_run_cache
 
 from .conftest import customer_with_orders, english
 
@@ -216,10 +217,9 @@ def test_history_shows_snapshots_and_movement_after_two_runs(scored, client_for,
 
 
 def _queries(client, url, **params) -> int:
-    from django.core.cache import cache
     from django.test.utils import CaptureQueriesContext
 
-    cache.clear()
+    clear_run_cache()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url, params).status_code == 200
     return len(queries)
