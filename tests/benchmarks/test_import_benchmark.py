@@ -8,11 +8,19 @@ tags, audit rows and order figures, in one transaction. Run with `make bench`.
 import random
 import time
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from crm.audit.models import AuditEvent
 from customers.imports import services
 from customers.models import Customer
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    """Uploaded and generated job files go to a temporary folder, not the shared test media."""
+    settings.MEDIA_ROOT = tmp_path
+
 
 ROWS = 100_000
 TARGET_SECONDS = 30

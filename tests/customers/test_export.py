@@ -28,6 +28,13 @@ from tests.factories import (
     TagFactory,
 )
 
+
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    """Uploaded and generated job files go to a temporary folder, not the shared test media."""
+    settings.MEDIA_ROOT = tmp_path
+
+
 FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTabbed", "\rReturn"]
 
 

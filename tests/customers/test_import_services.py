@@ -18,6 +18,12 @@ from customers.models import Customer, CustomFieldDefinition, Order, OrderLine, 
 from tests.factories import CustomerFactory, CustomFieldDefinitionFactory, TagFactory
 
 
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    """Uploaded and generated job files go to a temporary folder, not the shared test media."""
+    settings.MEDIA_ROOT = tmp_path
+
+
 def customer_audit_count() -> int:
     return AuditEvent.objects.filter(target_type="customers.customer").count()
 

@@ -14,6 +14,12 @@ from tests.customers.test_import_services import GOOD, MALFORMED, upload
 
 
 @pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    """Uploaded and generated job files go to a temporary folder, not the shared test media."""
+    settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture(autouse=True)
 def english_pages(tenant):
     """Tenant alpha defaults to Chinese; these tests read the English texts."""
     from crm.accounts.models import User
