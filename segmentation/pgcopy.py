@@ -48,7 +48,9 @@ def copy_out_arrays(sql: str, params: tuple | list | None, types: list[str]) -> 
     chunks = []
     with (
         connection.cursor() as cursor,
-        cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy,
+        # The raw psycopg cursor: Django's debug cursor wrapper (DEBUG=True) takes no COPY parameters.
+        # The wrapper has already set the tenant's search_path on this connection.
+        cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy,
     ):
         for chunk in copy:
             chunks.append(bytes(chunk))
