@@ -32,6 +32,10 @@ class Command(BaseCommand):
                     user = User.objects.create_user(
                         email=email, password=DEMO_PASSWORD, full_name=name, role=role
                     )
+                elif not user.full_name:
+                    # The first admin made by provision_tenant has no name yet.
+                    User.objects.filter(pk=user.pk).update(full_name=name)
+                    user.full_name = name
                 users[email] = user
             for path in SEEDERS:
                 started = time.perf_counter()
