@@ -196,8 +196,31 @@ def load_previous() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # Compute
 # --------------------------------------------------------------------------------------------------
+def warm_start_parameters() -> tuple[list[float] | None, list[float] | None]:
+    """The BG/NBD and Gamma-Gamma parameters of the last successful run: yesterday's fit is a far
+    better starting point for today's optimisation than a generic one (about a quarter of the time)."""
+    report = (
+        RecomputeRun.objects.filter(status=RecomputeRun.Status.SUCCEEDED)
+        .order_by("-finished_at")
+        .values_list("model_report", flat=True)
+        .first()
+    ) or {}
+
+    def params(section: str, names: tuple[str, ...]) -> list[float] | None:
+        values = [(report.get(section) or {}).get(name) for name in names]
+        ok = all(isinstance(v, int | float) and np.isfinite(v) and v > 0 for v in values)
+        return [float(v) for v in values] if ok else None
+
+    return params("bgnbd", ("r", "alpha", "a", "b")), params("gamma_gamma", ("p", "q", "gamma"))
+
+
 def compute_values(
-    purchases: pd.DataFrame, customer_ids: np.ndarray, cfg: Config, *, as_of: datetime
+    purchases: pd.DataFrame,
+    customer_ids: np.ndarray,
+    cfg: Config,
+    *,
+    as_of: datetime,
+    warm_start: tuple[list[float] | None, list[float] | None] = (None, None),
 ) -> tuple[pd.DataFrame, clv_analytics.ModelReport, dict[str, float]]:
     """RFM + CLV for every customer (index = all customer ids). Returns (frame, CLV report, timings)."""
     timings: dict[str, float] = {}
@@ -223,6 +246,8 @@ def compute_values(
         discount_rate_annual=cfg.discount_rate,
         margin=cfg.margin,
         time_unit=TIME_UNIT,
+        initial_bgnbd=warm_start[0],
+        initial_gamma_gamma=warm_start[1],
     )
     timings["clv"] = time.perf_counter() - started
 
@@ -611,7 +636,9 @@ def recompute(
         timings["read"] = time.perf_counter() - started
 
         report_progress(25, _("Scoring RFM and fitting the CLV model"))
-        frame, report, compute_timings = compute_values(purchases, customer_ids, cfg, as_of=as_of)
+        frame, report, compute_timings = compute_values(
+            purchases, customer_ids, cfg, as_of=as_of, warm_start=warm_start_parameters()
+        )
         timings.update(compute_timings)
 
         report_progress(60, _("Writing scores"))

@@ -879,6 +879,8 @@ def predict_clv(
     time_unit: TimeUnit = "W",
     min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
     penalizer: float = 0.0,
+    initial_bgnbd: Sequence[float] | None = None,
+    initial_gamma_gamma: Sequence[float] | None = None,
 ) -> tuple[pd.DataFrame, ModelReport]:
     """Fit BG/NBD + Gamma-Gamma on an RFM summary and predict per-customer value, or fall back.
 
@@ -953,8 +955,10 @@ def predict_clv(
             f"only {n_gg} repeat customers have positive spend (at least {min_repeat_customers} needed)"
         )
     else:
-        bg = fit_bgnbd(x, tx, TT, penalizer=penalizer)
-        gg = fit_gamma_gamma(x, m, penalizer=penalizer)
+        # A warm start (yesterday's parameters, r/alpha/a/b and p/q/gamma) cuts the optimiser's
+        # iterations; the fits still fall back to their own starts if it does not converge.
+        bg = fit_bgnbd(x, tx, TT, penalizer=penalizer, initial=initial_bgnbd)
+        gg = fit_gamma_gamma(x, m, penalizer=penalizer, initial=initial_gamma_gamma)
         report.bgnbd, report.gamma_gamma = bg, gg
         if not bg.converged:
             reasons.append(f"the BG/NBD fit did not converge ({bg.message})")

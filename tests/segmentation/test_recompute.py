@@ -167,3 +167,21 @@ def test_a_run_left_running_by_a_lost_worker_is_closed_by_the_redelivery(tenant)
     other.refresh_from_db()
     assert lost.status == "failed" and "Interrupted" in lost.error
     assert other.status == "running" and run.status == "succeeded"
+
+
+def test_the_next_run_starts_its_fit_from_the_last_successful_parameters(tenant):
+    from segmentation.recompute import warm_start_parameters
+
+    assert warm_start_parameters() == (None, None)
+    run = RecomputeRun.objects.create(
+        status=RecomputeRun.Status.SUCCEEDED,
+        as_of=timezone.now(),
+        finished_at=timezone.now(),
+        model_report={
+            "bgnbd": {"r": 0.3, "alpha": 4.0, "a": 0.7, "b": 2.1},
+            "gamma_gamma": {"p": 6.0, "q": 3.5, "gamma": None},  # an unusable section is not used
+        },
+    )
+    assert warm_start_parameters() == ([0.3, 4.0, 0.7, 2.1], None)
+    RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeRun.Status.FAILED)
+    assert warm_start_parameters() == (None, None)

@@ -635,3 +635,24 @@ def test_predict_clv_falls_back_when_spend_has_infinite_mean() -> None:
     repeat = summary["frequency"] > 0
     np.testing.assert_allclose(predictions.loc[repeat, "expected_order_value"], spend[repeat.to_numpy()])
     assert predictions.loc[~repeat, "expected_order_value"].nunique() == 1
+
+
+def test_predict_clv_from_a_warm_start_reaches_the_same_fit():
+    sample = simulate_bgnbd(20_000, 0.25, 4.0, 0.8, 2.5, T=np.full(20_000, 60.0), seed=11)
+    spend = simulate_gamma_gamma(sample.frequency, 6.0, 4.0, 15.0, seed=12)
+    summary = pd.DataFrame(
+        {"frequency": sample.frequency, "recency": sample.recency, "T": sample.T, "monetary_value": spend}
+    )
+    kwargs = {"horizon_days": 365, "discount_rate_annual": 0.1, "margin": 0.3}
+    cold, cold_report = predict_clv(summary, **kwargs)
+    bg, gg = cold_report.bgnbd, cold_report.gamma_gamma
+    warm, warm_report = predict_clv(
+        summary,
+        **kwargs,
+        initial_bgnbd=[bg.r * 1.3, bg.alpha * 0.8, bg.a * 1.2, bg.b * 0.9],
+        initial_gamma_gamma=[gg.p * 1.1, gg.q * 0.9, gg.gamma * 1.2],
+    )
+    assert not warm_report.fallback
+    assert warm_report.bgnbd.log_likelihood == pytest.approx(bg.log_likelihood, abs=1e-3)
+    assert warm_report.gamma_gamma.log_likelihood == pytest.approx(gg.log_likelihood, abs=1e-3)
+    np.testing.assert_allclose(warm["clv"].to_numpy(), cold["clv"].to_numpy(), rtol=1e-3)
