@@ -250,11 +250,16 @@ def _clean_tags(text: str) -> list[str]:
     return tags
 
 
-def _clean_birthday(text: str):
-    value = values.clean_date(text)
-    if value > timezone.localdate():
-        raise CellError(_("A birthday cannot be in the future."))
-    return value
+def _birthday_cleaner() -> Callable[[str], Any]:
+    today = timezone.localdate()
+
+    def clean(text: str):
+        value = values.clean_date(text)
+        if value > today:
+            raise CellError(_("A birthday cannot be in the future."))
+        return value
+
+    return clean
 
 
 def _owner_cleaner(owners: dict[str, int]) -> Callable[[str], int]:
@@ -299,7 +304,7 @@ def build_cleaners(context: ImportContext) -> dict[str, Callable[[str], Any]]:
         "city": text(Customer, "city"),
         "street": text(Customer, "street"),
         "postcode": text(Customer, "postcode"),
-        "birthday": _clean_birthday,
+        "birthday": _birthday_cleaner(),
         "gender": _choice_cleaner(choices["gender"]),
         "income_band": _choice_cleaner(choices["income_band"]),
         "occupation": text(Customer, "occupation"),

@@ -324,12 +324,14 @@ def write_plan(
             replaced = [o.existing_id for o in plan.order_changes if o.replace_lines]
             if replaced:
                 cursor.execute(
-                    f"DELETE FROM {OrderLine._meta.db_table} WHERE order_id = ANY(%s)",
+                    f"DELETE FROM {OrderLine._meta.db_table} USING unnest(%s::bigint[]) AS ids(id) "
+                    "WHERE order_id = ids.id",
                     [replaced],  # noqa: S608
                 )
                 # orders whose only change is their lines count as updated too
                 cursor.execute(
-                    f"UPDATE {Order._meta.db_table} SET updated_at = %s WHERE id = ANY(%s)",  # noqa: S608
+                    f"UPDATE {Order._meta.db_table} AS o SET updated_at = %s "  # noqa: S608
+                    "FROM unnest(%s::bigint[]) AS ids(id) WHERE o.id = ids.id",
                     [now, replaced],
                 )
                 for order in plan.order_changes:
