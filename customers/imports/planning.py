@@ -258,8 +258,8 @@ def load_orders(numbers: list[str]) -> dict[str, dict[str, Any]]:
     if by_id:
         for order_id, sku, product_name, category, quantity, unit_price in _fetch(
             "SELECT order_id, sku, product_name, category, quantity, unit_price "
-            f"FROM unnest(%s::bigint[]) AS ids(id) JOIN {OrderLine._meta.db_table} ON order_id = ids.id "  # noqa: S608
-            "ORDER BY order_id, id",
+            f"FROM unnest(%s::bigint[]) AS ids(wanted) JOIN {OrderLine._meta.db_table} "  # noqa: S608
+            "ON order_id = ids.wanted ORDER BY order_id, id",
             [list(by_id)],
         ):
             by_id[order_id]["lines"].append((sku, product_name, category, quantity, unit_price))
