@@ -40,7 +40,7 @@ from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.jobs.models import BackgroundJob
 from crm.jobs.services import job_create, job_enqueue, job_fail, job_progress, job_start
-from customers.models import Customer, CustomFieldDefinition
+from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
 from customers.services import customer_refresh_order_stats
@@ -232,6 +232,9 @@ def import_rows(
     )
     outcome.timings["write"] = time.perf_counter() - started
     started = time.perf_counter()
+    _analyze_after_bulk_writes(outcome.written)
+    outcome.timings["analyze"] = time.perf_counter() - started
+    started = time.perf_counter()
     touched = set(outcome.plan.touched_customer_ids)
     touched |= {o.customer_id for o in outcome.plan.new_orders}
     touched |= {o.customer_id for o in outcome.plan.order_changes}
@@ -256,6 +259,29 @@ def import_rows(
 
         transaction.on_commit(lambda: search_text_refresh_task.delay(runs))
     return outcome
+
+
+ANALYZE_AFTER_ROWS = 5_000
+
+
+def _analyze_after_bulk_writes(written: dict[str, int]) -> None:
+    """Refresh the planner's statistics of tables this transaction has just filled.
+
+    Autovacuum cannot see uncommitted rows, so after a big import the planner still believes the
+    tables are as small as before and picks nested loops for the queries that follow (refreshing
+    order figures took 100 s instead of 1 s for 50,000 new orders). ANALYZE inside the transaction
+    counts our own new rows.
+    """
+    tables = []
+    if written.get("customers_created", 0) >= ANALYZE_AFTER_ROWS:
+        tables.append(Customer._meta.db_table)
+    if written.get("orders_created", 0) >= ANALYZE_AFTER_ROWS:
+        tables.append(Order._meta.db_table)
+    if written.get("lines_created", 0) >= ANALYZE_AFTER_ROWS:
+        tables.append(OrderLine._meta.db_table)
+    if tables:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {', '.join(tables)}")
 
 
 def id_runs(ids: list[int]) -> list[list[int]]:

@@ -116,6 +116,37 @@ def test_reimporting_100k_unchanged_rows_writes_nothing(tenant, manager_user, re
     record_benchmark("import_100k_reimport_unchanged", seconds=round(seconds, 2), rows=ROWS)
 
 
+def _orders_csv(orders: int, customers: int, seed: int = 3) -> bytes:
+    """One row per order line (1-2 lines per order), customers named by phone and name."""
+    rng = random.Random(seed)
+    lines = ["订单号,下单时间,手机号,姓名,商品名称,SKU,数量,单价"]
+    for number in range(orders):
+        customer = rng.randrange(customers)
+        placed = f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} {rng.randrange(8, 22):02d}:00"
+        for line in range(rng.choice((1, 2))):
+            lines.append(
+                f"SO-{number:07d},{placed},138{customer:08d},客户{customer},茶叶{line},T-{line},"
+                f"{rng.randrange(1, 4)},{rng.randrange(10, 300)}"
+            )
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_import_50k_orders_with_lines(tenant, manager_user, record_benchmark):
+    result, seconds = _import(manager_user, _orders_csv(50_000, 20_000))
+    written = result["written"]
+    assert written["orders_created"] == 50_000
+    assert written["lines_created"] > 50_000
+    assert Customer.objects.filter(orders_count__gt=0).count() == written["customers_created"]
+    lines = written["lines_created"]
+    print(f"\nimport of 50,000 orders ({lines:,} lines): {seconds:.1f} s; {result['seconds']}")
+    record_benchmark(
+        "import_50k_orders",
+        seconds=round(seconds, 2),
+        lines=written["lines_created"],
+        phases=result["seconds"],
+    )
+
+
 def test_search_text_follow_up_after_a_big_import(tenant, manager_user, record_benchmark):
     """The pinyin of Chinese names, added by a follow-up task after a big import (not part of the
     import's 30 s; measured so its cost is known)."""
