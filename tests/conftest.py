@@ -70,7 +70,12 @@ def _ensure_tenant(slug: str, name: str) -> Tenant:
 
 @pytest.fixture(scope="session")
 def django_db_setup(
-    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,  # applies the per-xdist-worker database name suffix
 ):
     """Create the test database ALWAYS (not only when some collected test asks for `db`, as
     pytest-django's own fixture does): tests that commit data through `committed_tenant`, a worker or
