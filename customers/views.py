@@ -19,7 +19,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -88,14 +88,6 @@ def chosen_columns(request: HttpRequest) -> list[dict]:
     return [by_key[key] for key in saved if key in by_key]
 
 
-def _export_url() -> str | None:
-    """The export helper's URL if that feature is installed; the list hides the button otherwise."""
-    try:
-        return reverse("customers:export")
-    except NoReverseMatch:
-        return None
-
-
 def _next_sort(current: str, key: str) -> str:
     """Clicking a header: flip the direction of the current sort, else start with the natural one."""
     if current == f"-{key}":
@@ -159,7 +151,6 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "is_manager": user_has_role(user, MANAGERS),
         "owners": owners,
         "tags": tags,
-        "export_url": _export_url(),
         "bulk_actions": BulkActionForm.action_choices(user),
     }
     if request.htmx and request.htmx.target == "customer-results":
@@ -472,10 +463,7 @@ def _undo_merge_url(customer) -> str | None:
     """A customer binned by a merge comes back through "undo merge" (which moves its rows back too)."""
     if not customer.merged_into_id:
         return None
-    try:
-        return reverse("customers:merge_undo", args=[customer.pk])
-    except NoReverseMatch:
-        return None
+    return reverse("customers:merge_undo", args=[customer.pk])
 
 
 @role_required()
