@@ -5,6 +5,7 @@ The environments (`dev`, `test`, `production`) import this module and override w
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from celery.schedules import crontab
@@ -120,6 +121,8 @@ WSGI_APPLICATION = "crm.wsgi.application"
 # --- Database, cache, broker ---------------------------------------------------------------------
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/crm")}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+# A unix-socket directory travels percent-encoded in the URL (postgres://user@%2Fpath%2Fto%2Fdir/db).
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -40,3 +40,22 @@ def test_env_example_names_every_required_setting():
     text = (REPO / ".env.example").read_text()
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "BASE_DOMAIN", "EMAIL_URL", "DEBUG"):
         assert name in text
+
+
+def test_a_unix_socket_database_url_reaches_django_unquoted():
+    """`make run`'s embedded PostgreSQL listens on a socket directory, passed percent-encoded."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings.dev",
+        "DATABASE_URL": "postgres://postgres@%2Fsrv%2Fdata%2Fpg/crm",
+    }
+    code = "from django.conf import settings; print(settings.DATABASES['default']['HOST'])"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/srv/data/pg"
