@@ -330,7 +330,7 @@ def generate_customers(
 
     phones = _mobile_numbers(rng, n)
     overseas = np.flatnonzero(countries != "CN")
-    for country in set(countries[overseas]):
+    for country in sorted(set(countries[overseas])):  # sorted: the same seed gives the same data
         rows = overseas[countries[overseas] == country]
         # Validity depends on the leading digits: validate candidate numbers until 40 good ones are found,
         # then give each customer a good number's first digits with a fresh random tail.
@@ -348,6 +348,8 @@ def generate_customers(
         tails = rng.integers(0, 10**4, len(rows))
         phones[rows] = [f"{h}{t:04d}" for h, t in zip(heads, tails, strict=True)]
     phones = np.where(rng.random(n) < 0.93, phones, "")
+    # Random tails can repeat; a phone belongs to one customer (duplicates are planted on purpose later).
+    phones[pd.Series(phones).duplicated().to_numpy() & (phones != "")] = ""
 
     # A quarter joined in the year before the window; the rest over the two years, more of them lately.
     created_days = np.where(
