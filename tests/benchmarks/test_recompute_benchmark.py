@@ -191,12 +191,6 @@ def baseline() -> float:
     return time.perf_counter() - started
 
 
-def test_test_database_is_ready(db):
-    """pytest-django only creates the test database when a collected test asks for `db`; the benchmark
-    below must NOT run inside a rolled-back transaction (its tenant is committed), so this one does."""
-    assert connection.settings_dict["NAME"].startswith("test_")
-
-
 def test_recompute_100k(committed_tenant, django_db_blocker):
     tenant = committed_tenant("bench-seg", "Benchmark Segmentation")
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):

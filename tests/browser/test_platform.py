@@ -21,13 +21,6 @@ pytestmark = pytest.mark.browser
 NEW_PASSWORD = "Harbour-lights-8826"
 
 
-def test_database_is_ready(db):
-    # Makes pytest-django set the test database up when this file runs on its own: it does so only
-    # when a collected test uses `db`, and the browser tests below work on committed data instead.
-    connection.set_schema_to_public()
-    assert Tenant.objects.filter(schema_name="public").exists()
-
-
 @pytest.fixture
 def console_tenant_slug(django_db_blocker):
     """The slug for a company the test creates through the console; dropped afterwards."""
