@@ -9,7 +9,6 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.db import connection
-from django_tenants.utils import tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +31,6 @@ def purge_bin_task() -> int:
 @shared_task(acks_late=True)
 def purge_bin_dispatch_task() -> int:
     """From beat, in the public schema: queue purge_bin_task for every active tenant."""
-    from crm.tenancy.models import Tenant
+    from crm.tenancy.dispatch import enqueue_for_active_tenants
 
-    queued = 0
-    tenants = Tenant.objects.filter(status=Tenant.Status.ACTIVE).exclude(
-        schema_name=settings.PUBLIC_SCHEMA_NAME
-    )
-    for tenant in tenants:
-        try:
-            with tenant_context(tenant):
-                purge_bin_task.delay()
-            queued += 1
-        except Exception:  # one broken tenant must not stop the others
-            logger.exception("could not queue the bin purge of tenant %s", tenant.schema_name)
-    return queued
+    return enqueue_for_active_tenants(purge_bin_task)

@@ -6,10 +6,14 @@ tenant-schemas-celery stamps the message with that schema. Tenants still provisi
 suspended) are skipped.
 """
 
+import logging
+
 from celery import Task
 from django_tenants.utils import tenant_context
 
 from .models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 def active_tenants():
@@ -17,10 +21,14 @@ def active_tenants():
 
 
 def enqueue_for_active_tenants(task: Task, **kwargs) -> int:
-    """Send `task` once per active tenant; returns how many were sent."""
+    """Send `task` once per active tenant; returns how many were sent. One tenant that fails does
+    not stop the others."""
     sent = 0
     for tenant in active_tenants():
-        with tenant_context(tenant):
-            task.apply_async(kwargs=kwargs)
-        sent += 1
+        try:
+            with tenant_context(tenant):
+                task.apply_async(kwargs=kwargs)
+            sent += 1
+        except Exception:
+            logger.exception("could not queue %s for tenant %s", task.name, tenant.schema_name)
     return sent
