@@ -4,14 +4,15 @@ Shape (every phase is timed into `RecomputeRun.timings`):
 
 1. read     COPY the purchases (paid / partially refunded orders, net of refunds) and the ids of the
             customers not in the recycle bin out of PostgreSQL through a Django cursor (so the tenant's
-            search_path applies) and parse them with pandas' C reader;
+            search_path applies) in PostgreSQL's binary format, decoded by numpy (`pgcopy`);
 2. rfm      `analytics.rfm`: windowed measures, 1-5 scores (quintiles or fixed thresholds), segments;
 3. clv      `analytics.clv.summary_from_transactions` + `predict_clv` (BG/NBD + Gamma-Gamma, or the
             labelled historical fallback when the fit is unusable);
 4. write    in ONE transaction under a per-tenant advisory lock: read the previous scores, assign
-            lifecycle stages (`analytics.lifecycle`, which needs the previous stage), upsert every
-            CustomerScore (COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE), COPY the stage
-            and segment transitions, write the snapshot rows and raise the churn alerts;
+            lifecycle stages (`analytics.lifecycle`, which needs the previous stage), COPY the new
+            scores into a fresh copy of the score table, COPY the stage and segment transitions,
+            write the snapshot rows, raise the churn alerts, and last swap the copy in
+            (`ScoreWrite`, `tableswap`; an update in place when the table is too busy to swap);
 5. holdout  calibration/holdout check of the BG/NBD for the CLV page (after the scores are committed).
 
 Idempotent: transitions and alerts come from comparing the new state with the stored one, so a re-run
@@ -47,6 +48,7 @@ from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
 from .pgcopy import copy_in_arrays, copy_out_arrays
+from .tableswap import SwapLockTimeout, TableSwap
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ SCORE_COLUMNS = (
 MAX_MONEY = 10**12 - 1  # DecimalField(max_digits=14, decimal_places=2)
 TIME_UNIT = "W"
 HOLDOUT_MIN_HISTORY_DAYS = 120
+# How long the score swap waits for the readers of the score and customer tables before it gives up
+# and updates the scores in place (see `ScoreWrite`).
+SWAP_LOCK_TIMEOUT_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -447,15 +452,35 @@ def _temp_table(name: str, columns: list[tuple[str, str, np.ndarray]]) -> None:
 STILL_EXISTS = "EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = t.customer_id)"
 
 
-def write_scores(frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: datetime) -> int:
-    """Write every score: binary COPY into a temp table, then one UPDATE ... FROM for the customers
-    scored before and one INSERT for the new ones (cheaper than INSERT ... ON CONFLICT, which tries an
-    insertion per row first). Runs under the tenant's recompute lock, so nobody else writes scores."""
-    if frame.empty:
-        return 0
-    _temp_table("tmp_scores", _score_columns(frame, stage_since))
-    targets = ", ".join(SCORE_COLUMNS)
-    decoded = (
+class ScoreWrite:
+    """Every customer's new score, written in two steps inside the caller's transaction.
+
+    `stage()` COPYs the scores (binary) into a temp table and fills a fresh copy of the score table
+    from it (plus the last score of customers left out of this run: those in the recycle bin keep
+    it); `finish()` swaps the copy in (`tableswap.TableSwap`: indexes built once over the finished
+    data instead of 100,000 row versions and five index entries each). The swap locks the score and
+    customer tables until the commit, so `finish()` comes last, just before it. When the locks are
+    not granted in time (a long query is reading), the copy is dropped and the rows are updated in
+    place instead (one UPDATE ... FROM plus one INSERT for customers scored for the first time).
+    Runs under the tenant's recompute lock, so nobody else writes scores meanwhile.
+    """
+
+    def __init__(self, frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: datetime):
+        self.frame = frame
+        self.stage_since = stage_since
+        self.params = {
+            "segments": SEGMENT_KEYS,
+            "models": MODEL_KEYS,
+            "stages": STAGE_KEYS,
+            "now": computed_at,
+            "null": int(NULL_CENTS),
+        }
+        self.swap = TableSwap(SCORE_TABLE, lock_timeout_ms=SWAP_LOCK_TIMEOUT_MS)
+        self.written = 0
+        self.method = ""  # "swap" or "update", once finished
+
+    # The temp table's sentinels decoded into the score table's columns (see `_score_columns`).
+    DECODED = (
         "SELECT t.customer_id, NULLIF(t.recency_days, -1), t.frequency, t.monetary::numeric / 100, "
         "t.window_revenue::numeric / 100, NULLIF(t.r_score, 0), NULLIF(t.f_score, 0), "
         "NULLIF(t.m_score, 0), (%(segments)s::text[])[t.segment + 1], NULLIF(t.expected_purchases, 'NaN'), "
@@ -463,30 +488,58 @@ def write_scores(frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: da
         "NULLIF(t.predicted_clv, %(null)s)::numeric / 100, (%(models)s::text[])[t.clv_model + 1], "
         "(%(stages)s::text[])[t.stage + 1], t.stage_since, %(now)s::timestamptz FROM tmp_scores t"
     )
-    params = {
-        "segments": SEGMENT_KEYS,
-        "models": MODEL_KEYS,
-        "stages": STAGE_KEYS,
-        "now": computed_at,
-        "null": int(NULL_CENTS),
-    }
-    updates = ", ".join(f"{column} = n.{column}" for column in SCORE_COLUMNS[1:])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {SCORE_TABLE} s SET {updates} FROM ({decoded}) AS n({targets}) "
-            "WHERE s.customer_id = n.customer_id",
-            params,
-        )
-        written = cursor.rowcount
-        cursor.execute(
-            f"INSERT INTO {SCORE_TABLE} ({targets}) {decoded} WHERE {STILL_EXISTS} "
-            f"AND NOT EXISTS (SELECT 1 FROM {SCORE_TABLE} s WHERE s.customer_id = t.customer_id) "
-            "ON CONFLICT (customer_id) DO NOTHING",
-            params,
-        )
-        written += cursor.rowcount
-        cursor.execute("DROP TABLE tmp_scores")
-    return written
+
+    def stage(self) -> None:
+        if self.frame.empty:
+            return
+        _temp_table("tmp_scores", _score_columns(self.frame, self.stage_since))
+        targets = ", ".join(SCORE_COLUMNS)
+        self.swap.create()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # (customers purged since the read are dropped by the swap, under its locks)
+                f"INSERT INTO {self.swap.next_table} ({targets}) {self.DECODED}",
+                self.params,
+            )
+            self.written = cursor.rowcount
+            cursor.execute(
+                f"INSERT INTO {self.swap.next_table} ({targets}) SELECT {targets} FROM {SCORE_TABLE} s "
+                "WHERE NOT EXISTS (SELECT 1 FROM tmp_scores t WHERE t.customer_id = s.customer_id)"
+            )
+
+    def finish(self) -> int:
+        """Swap the new scores in (or update in place, see the class doc); returns the rows written."""
+        if self.frame.empty:
+            return 0
+        try:
+            self.swap.commit_swap()
+            self.method = "swap"
+        except SwapLockTimeout as exc:
+            logger.warning("score table busy (%s): updating the scores in place", exc)
+            self.swap.discard()
+            self.written = self._update_in_place()
+            self.method = "update"
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE tmp_scores")
+        return self.written
+
+    def _update_in_place(self) -> int:
+        targets = ", ".join(SCORE_COLUMNS)
+        updates = ", ".join(f"{column} = n.{column}" for column in SCORE_COLUMNS[1:])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {SCORE_TABLE} s SET {updates} FROM ({self.DECODED}) AS n({targets}) "
+                "WHERE s.customer_id = n.customer_id",
+                self.params,
+            )
+            written = cursor.rowcount
+            cursor.execute(
+                f"INSERT INTO {SCORE_TABLE} ({targets}) {self.DECODED} WHERE {STILL_EXISTS} "
+                f"AND NOT EXISTS (SELECT 1 FROM {SCORE_TABLE} s WHERE s.customer_id = t.customer_id) "
+                "ON CONFLICT (customer_id) DO NOTHING",
+                self.params,
+            )
+            return written + cursor.rowcount
 
 
 def write_transitions(
@@ -578,15 +631,15 @@ def _holdout(purchases: pd.DataFrame, *, as_of: datetime) -> dict:
     }
 
 
-def _tidy_scores_table() -> None:
-    """Every run rewrites every score row: vacuum the dead versions away and refresh the planner's
-    statistics now rather than waiting for autovacuum (which may be off or slow to get there).
-    VACUUM cannot run inside a transaction, so this is skipped when the caller holds one (tests)."""
-    if connection.in_atomic_block:
+def _tidy_scores_table(method: str) -> None:
+    """Refresh the planner's statistics of the new score table now rather than waiting for
+    autovacuum; after an update in place, also vacuum away the 100,000 dead row versions. VACUUM
+    cannot run inside a transaction, so it is skipped when the caller holds one (tests)."""
+    if method == "update" and connection.in_atomic_block:
         return
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"VACUUM (ANALYZE) {SCORE_TABLE}")
+            cursor.execute(f"{'VACUUM (ANALYZE)' if method == 'update' else 'ANALYZE'} {SCORE_TABLE}")
     except Exception:  # housekeeping only: the scores are already committed
         logger.exception("could not vacuum %s", SCORE_TABLE)
 
@@ -657,7 +710,8 @@ def recompute(
             stage_since = stage_since.fillna(pd.Timestamp(as_of))
 
             write_started = time.perf_counter()
-            written = write_scores(frame, stage_since, computed_at=as_of)
+            scores = ScoreWrite(frame, stage_since, computed_at=as_of)
+            scores.stage()
             # Customers seen for the first time get their stage and segment without a transition: the
             # baseline is not a change (and a first run on 100,000 customers writes no 200,000 rows).
             known = frame.index.isin(previous.index)
@@ -711,7 +765,11 @@ def recompute(
             run.alerts_created = alerts_created
             run.clv_model = report.model_used if len(frame) and report.n_customers else ""
             run.model_report = report.to_dict()
-            logger.info("recompute %s: %s scores written", connection.schema_name, written)
+            # Last: swapping the scores in locks the score and customer tables until the commit.
+            swap_started = time.perf_counter()
+            written = scores.finish()
+            timings[f"write_{scores.method or 'none'}"] = time.perf_counter() - swap_started
+            logger.info("recompute %s: %s scores (%s)", connection.schema_name, written, scores.method)
             run.timings = {key: round(value, 4) for key, value in timings.items()}
             run.finished_at = timezone.now()
             run.save()  # the run's record commits with the scores it describes
@@ -727,7 +785,7 @@ def recompute(
         )
         raise
 
-    _tidy_scores_table()
+    _tidy_scores_table(scores.method)
     if with_holdout:
         # A model diagnostic for the CLV page, computed after the scores are visible (and never
         # allowed to fail the run that wrote them).

@@ -1,0 +1,221 @@
+"""Replace every row of a table by building a fresh copy and swapping it in, in one transaction.
+
+Rewriting all rows of a table with an UPDATE costs a new row version plus an entry in every index
+per row, and leaves as many dead versions for VACUUM. When a job recomputes the whole table anyway
+(the nightly scores), it is several times cheaper to fill an empty copy without indexes, build the
+indexes once over the finished data, and swap the copy in:
+
+    with transaction.atomic():
+        swap = TableSwap("segmentation_customerscore")
+        swap.create()                       # empty copy: columns, defaults, NOT NULL and CHECKs
+        cursor.execute(f"INSERT INTO {swap.next_table} ... ")
+        swap.commit_swap()                  # indexes, keys, then lock, drop the old one and rename
+
+Everything the catalogue holds for the table is rebuilt with the same names: indexes (from
+`pg_get_indexdef`), primary/unique keys and foreign keys (from `pg_get_constraintdef`), so Django's
+migrations find the names they expect. Tables that other tables reference with a foreign key are
+refused (dropping the old table would drop those keys). Grants are not copied: the application's
+database user owns its tables.
+
+Locks. Building the copy locks nothing that users wait for. The swap takes ACCESS EXCLUSIVE on the
+old table and (to add the copy's foreign keys and drop the old table's) on the tables it references;
+they are held only until the caller commits, so the swap should be the caller's last statement. They
+are requested with a `lock_timeout`: behind a long-running query the swap gives up with
+`SwapLockTimeout` (the transaction is rolled back to before the swap) instead of queueing every
+other user behind it, and the caller falls back to updating the rows in place.
+
+Rows whose referenced row was deleted while the copy was being built are removed (under the locks)
+before the foreign keys are added, so the swap never fails on a race with a delete.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import OperationalError, connection, transaction
+
+NEXT_SUFFIX = "__next"
+INDEX_DEF = re.compile(
+    r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .+)$"
+)
+
+
+class SwapLockTimeout(Exception):
+    """The swap's locks could not be had within the lock timeout; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class _Index:
+    name: str
+    definition: str  # "UNIQUE " or "", then "USING btree (...)"
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    name: str
+    kind: str  # p, u, f, x
+    definition: str
+    referenced: str | None  # the referenced table of a foreign key
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _temporary_name(name: str) -> str:
+    return f"nx_{name}"[:63]
+
+
+class TableSwap:
+    """Build `<table>__next` and swap it in place of `<table>` (see the module docstring)."""
+
+    def __init__(self, table: str, *, lock_timeout_ms: int = 3000):
+        self.table = table
+        self.next_table = f"{table}{NEXT_SUFFIX}"
+        self.lock_timeout_ms = int(lock_timeout_ms)
+
+    # ---- catalogue -------------------------------------------------------------------------------
+    def _indexes(self, cursor) -> list[_Index]:
+        """Indexes that do not back a constraint (those come back with their constraint)."""
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+            "AND k.conrelid = i.indrelid) ORDER BY c.relname",
+            [self.table],
+        )
+        indexes = []
+        for name, definition in cursor.fetchall():
+            match = INDEX_DEF.match(definition)
+            if match is None:
+                raise ValueError(f"cannot rebuild index {name}: {definition}")
+            indexes.append(_Index(name, f"{match['unique'] or ''}INDEX %s ON %s {match['rest']}"))
+        return indexes
+
+    def _constraints(self, cursor) -> list[_Constraint]:
+        """Keys to rebuild: primary, unique, exclusion and foreign keys (LIKE copies the CHECKs)."""
+        cursor.execute(
+            "SELECT conname, contype, pg_get_constraintdef(oid), "
+            "CASE WHEN contype = 'f' THEN confrelid::regclass::text END "
+            "FROM pg_constraint WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x', 'f') "
+            "ORDER BY contype = 'f', conname",
+            [self.table],
+        )
+        return [_Constraint(*row) for row in cursor.fetchall()]
+
+    def _check_unreferenced(self, cursor) -> None:
+        cursor.execute(
+            "SELECT conname, conrelid::regclass::text FROM pg_constraint "
+            "WHERE confrelid = %s::regclass AND contype = 'f'",
+            [self.table],
+        )
+        referencing = cursor.fetchall()
+        if referencing:
+            names = ", ".join(f"{table}.{name}" for name, table in referencing)
+            raise ValueError(f"{self.table} is referenced by foreign keys ({names}): cannot swap it")
+
+    def _check_no_sequences(self, cursor) -> None:
+        """A serial or identity column's sequence belongs to the old table and would go with it."""
+        cursor.execute(
+            "SELECT a.attname FROM pg_attribute a LEFT JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = %s::regclass "
+            "AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%%')",
+            [self.table],
+        )
+        columns = [name for (name,) in cursor.fetchall()]
+        if columns:
+            names = ", ".join(columns)
+            raise ValueError(f"{self.table} has sequence-backed columns ({names}): cannot swap it")
+
+    # ---- steps -----------------------------------------------------------------------------------
+    def create(self) -> None:
+        """Create the empty copy (columns, defaults, NOT NULL, CHECK constraints, storage)."""
+        with connection.cursor() as cursor:
+            self._check_unreferenced(cursor)
+            self._check_no_sequences(cursor)
+            cursor.execute(f"DROP TABLE IF EXISTS {_quote(self.next_table)}")
+            cursor.execute(
+                f"CREATE TABLE {_quote(self.next_table)} (LIKE {_quote(self.table)} "
+                "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)"
+            )
+
+    def commit_swap(self) -> None:
+        """Build the copy's indexes and keys, then replace the old table by it.
+
+        Raises `SwapLockTimeout` when the locks are not granted within the timeout (or the wait ends
+        in a deadlock): the old table is then untouched and the filled copy is still there, for the
+        caller to `discard()` before writing another way."""
+        if not connection.in_atomic_block:
+            raise RuntimeError("TableSwap.commit_swap must run inside transaction.atomic()")
+        with connection.cursor() as cursor:
+            indexes = self._indexes(cursor)
+            constraints = self._constraints(cursor)
+            keys = [c for c in constraints if c.kind != "f"]
+            foreign = [c for c in constraints if c.kind == "f"]
+            # Indexes and keys first, without any lock other users wait for.
+            for constraint in keys:
+                cursor.execute(
+                    f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
+                    f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
+                )
+            for index in indexes:
+                cursor.execute(
+                    "CREATE "
+                    + index.definition % (_quote(_temporary_name(index.name)), _quote(self.next_table))
+                )
+            try:
+                with transaction.atomic():  # a savepoint: a lock timeout undoes the swap only
+                    cursor.execute("SHOW lock_timeout")
+                    (previous_timeout,) = cursor.fetchone()
+                    cursor.execute("SET LOCAL lock_timeout = %s", [f"{self.lock_timeout_ms}ms"])
+                    # The old table first, then the tables it references (dropping its foreign keys
+                    # needs them): the order in which Django deletes a row and what refers to it.
+                    cursor.execute(f"LOCK TABLE {_quote(self.table)} IN ACCESS EXCLUSIVE MODE")
+                    for table in sorted({c.referenced for c in foreign if c.referenced != self.table}):
+                        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                    cursor.execute("SET LOCAL lock_timeout = %s", [previous_timeout])
+                    for constraint in foreign:
+                        self._drop_orphans(cursor, constraint)
+                        cursor.execute(
+                            f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
+                            f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
+                        )
+                    cursor.execute(f"DROP TABLE {_quote(self.table)}")
+                    cursor.execute(f"ALTER TABLE {_quote(self.next_table)} RENAME TO {_quote(self.table)}")
+                    for constraint in keys + foreign:
+                        cursor.execute(
+                            f"ALTER TABLE {_quote(self.table)} RENAME CONSTRAINT "
+                            f"{_quote(_temporary_name(constraint.name))} TO {_quote(constraint.name)}"
+                        )
+                    for index in indexes:
+                        temporary = _quote(_temporary_name(index.name))
+                        cursor.execute(f"ALTER INDEX {temporary} RENAME TO {_quote(index.name)}")
+            except OperationalError as exc:
+                # lock_not_available, deadlock_detected
+                if getattr(exc.__cause__, "sqlstate", None) in ("55P03", "40P01"):
+                    raise SwapLockTimeout(str(exc)) from exc
+                raise
+
+    def _drop_orphans(self, cursor, constraint: _Constraint) -> None:
+        """Delete the copy's rows whose referenced row is gone (deleted while the copy was built)."""
+        match = re.match(
+            r"^FOREIGN KEY \((?P<columns>[^)]+)\) REFERENCES (?P<table>[^(]+)\((?P<referenced>[^)]+)\)",
+            constraint.definition,
+        )
+        if match is None:
+            raise ValueError(f"cannot read foreign key {constraint.name}: {constraint.definition}")
+        columns = [c.strip() for c in match["columns"].split(",")]
+        referenced = [c.strip() for c in match["referenced"].split(",")]
+        joined = " AND ".join(f"r.{ref} = n.{col}" for col, ref in zip(columns, referenced, strict=True))
+        not_null = " AND ".join(f"n.{col} IS NOT NULL" for col in columns)
+        cursor.execute(
+            f"DELETE FROM {_quote(self.next_table)} n WHERE {not_null} "
+            f"AND NOT EXISTS (SELECT 1 FROM {match['table'].strip()} r WHERE {joined})"
+        )
+
+    def discard(self) -> None:
+        """Drop the copy (after `SwapLockTimeout`, before falling back to another way of writing)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {_quote(self.next_table)}")
