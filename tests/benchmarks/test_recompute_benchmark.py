@@ -14,8 +14,9 @@ separately):
 Wall time on this shared 2-core machine swings with the other processes, so CPU seconds (this
 process + its PostgreSQL backend) are recorded too.
 
-Targets from the issue: full recompute < 10 s (asserted), ratio to the baseline < 3 (recorded; see
-the assertion below for why it is not met and what guards against regressions instead).
+Targets from the issue, both asserted: full recompute < 10 s, and its ratio to the baseline < 3
+(wall time, best nightly run over best baseline; the CPU ratio is asserted too, as it does not swing
+with the neighbours' load).
 """
 
 import os
@@ -258,9 +259,9 @@ def test_recompute_100k(committed_tenant, django_db_blocker):
         )
         assert seconds < 10, f"nightly recompute took {seconds:.1f} s (target < 10 s)"
         assert first_seconds < 15, f"first recompute took {first_seconds:.1f} s"
-        # The issue's ratio target (< 3) is NOT met: 3.3-4 in CPU seconds and in wall time here.
-        # Beyond the baseline's read, a recompute fits two maximum-likelihood models on 100,000
-        # customers (~1.6 CPU s inside analytics.clv.predict_clv) and rewrites 100,000 score rows
-        # whose indexed columns (CLV, P(alive)) change every night, so all five indexes are
-        # maintained (~0.35 CPU s per secondary index). This guard catches regressions instead.
-        assert cpu_ratio < 5, f"recompute / baseline CPU = {cpu_ratio:.2f}"
+        # Where the time goes beyond the baseline's read: two maximum-likelihood fits on 100,000
+        # customers (warm-started from the last run), the CLV sum over monthly steps, and writing
+        # 100,000 score rows into a fresh table whose five indexes are built once (segmentation.
+        # tableswap) instead of updating every row and its index entries in place.
+        assert ratio < 3, f"recompute / baseline = {ratio:.2f} (target < 3)"
+        assert cpu_ratio < 3, f"recompute / baseline CPU = {cpu_ratio:.2f} (target < 3)"

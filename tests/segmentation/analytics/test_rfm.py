@@ -329,3 +329,33 @@ def test_segments_metadata_are_plain_strings() -> None:
         assert isinstance(info.action, str) and len(info.action) > 20
     assert SEGMENTS[0].key == rfm.SEGMENT_CHAMPIONS
     assert SEGMENTS[-1].key == rfm.SEGMENT_LOST
+
+
+@pytest.mark.parametrize("kind", ["int", "huge int", "str"])
+def test_customer_days_matches_a_plain_pandas_groupby(kind):
+    rng = np.random.default_rng(3)
+    n = 5_000
+    raw = rng.integers(0, 300, n)
+    customers = {
+        "int": raw + 1_000,
+        "huge int": np.where(raw % 2 == 0, raw, raw + 2**61),  # too wide to pack: factorised instead
+        "str": np.array([f"c{i}" for i in raw], dtype=object),
+    }[kind]
+    days = rng.integers(19_000, 19_400, n)
+    values = rng.gamma(2.0, 50.0, n).round(2)
+    per_day = rfm.customer_days(customers, days, values)
+
+    frame = pd.DataFrame({"c": customers, "d": days, "v": values})
+    daily = frame.groupby(["c", "d"], sort=True)["v"].sum().reset_index()
+    grouped = daily.groupby("c", sort=True)
+    assert list(per_day.customers) == list(grouped.size().index)
+    assert np.array_equal(per_day.first_day, grouped["d"].min().to_numpy())
+    assert np.array_equal(per_day.last_day, grouped["d"].max().to_numpy())
+    assert np.array_equal(per_day.day_count, grouped.size().to_numpy())
+    assert np.allclose(per_day.total, grouped["v"].sum().to_numpy(), rtol=1e-12)
+    assert np.allclose(per_day.first_day_total, grouped["v"].first().to_numpy(), rtol=1e-12)
+
+
+def test_customer_days_of_nothing_is_empty():
+    per_day = rfm.customer_days(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([]))
+    assert all(len(part) == 0 for part in per_day)
