@@ -8,9 +8,18 @@ from .selectors import job_get_for_user
 
 @role_required()
 def job_status(request, job_id: int):
-    """The job's progress bar; htmx polls this fragment every second until the job ends."""
+    """The job's progress bar; htmx polls this fragment every second until the job ends.
+
+    With `?then=reload` (the bar was included with `reload_when_done=True`), the poll that sees the
+    job succeed tells htmx to reload the whole page, so the page shows what the job produced."""
     job = job_get_for_user(user=request.user, job_id=job_id)
-    return render(request, "jobs/partials/_job_progress.html", {"job": job})
+    reload_when_done = request.GET.get("then") == "reload"
+    response = render(
+        request, "jobs/partials/_job_progress.html", {"job": job, "reload_when_done": reload_when_done}
+    )
+    if reload_when_done and job.status == job.Status.SUCCEEDED:
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @role_required()
