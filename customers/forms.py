@@ -214,6 +214,8 @@ class CustomerFilterForm(forms.Form):
                 continue
             field.required = False
             field.label = field.label or item.label
+            if hasattr(field, "limit_to"):  # a field whose choices depend on the viewer
+                field.limit_to(user)
             self.fields[item.key] = field
             self.registered_filter_names.append(item.key)
 

@@ -27,9 +27,10 @@ from django.utils.functional import Promise
 class ListFilter:
     """A filter on the customer list.
 
-    `form_field()` builds the form field shown in the filter bar (named `key`); `apply(qs, value,
-    user)` narrows the queryset for a cleaned, non-empty value. It must stay index-friendly: use
-    joins or EXISTS subqueries on indexed columns, never Python loops.
+    `form_field()` builds the form field shown in the filter bar (named `key`; a field with a
+    `limit_to(user)` method is given the viewing user, e.g. to offer only what they may use);
+    `apply(qs, value, user)` narrows the queryset for a cleaned, non-empty value. It must stay
+    index-friendly: use joins or EXISTS subqueries on indexed columns, never Python loops.
     """
 
     key: str

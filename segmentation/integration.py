@@ -36,19 +36,29 @@ def _score(customer) -> CustomerScore | None:
 # Filters
 # --------------------------------------------------------------------------------------------------
 class SavedSegmentField(forms.ChoiceField):
-    """Lists the shared segments; accepts any segment id (the list checks the user may use it, so a
-    private segment opened from the segments page filters too)."""
+    """Offers the saved segments the viewer may use (`limit_to`: shared ones and their own; managers
+    and admins all), or the shared ones when no viewer is known. Accepts any segment id: applying
+    the filter checks the user may use it (`_apply_saved_segment`)."""
 
     def __init__(self, **kwargs):
-        super().__init__(choices=self._choices, **kwargs)
+        super().__init__(choices=self._shared_choices, **kwargs)
 
     @staticmethod
-    def _choices():
+    def _shared_choices():
         from .models import Segment
 
+        return SavedSegmentField._with_empty(Segment.objects.filter(is_shared=True))
+
+    @staticmethod
+    def _with_empty(segments):
         return [("", _t("Any saved segment"))] + [
-            (str(pk), name) for pk, name in Segment.objects.filter(is_shared=True).values_list("pk", "name")
+            (str(pk), name) for pk, name in segments.order_by("name").values_list("pk", "name")
         ]
+
+    def limit_to(self, user) -> None:
+        from .selectors import segment_list
+
+        self.choices = lambda: self._with_empty(segment_list(user=user))
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -86,6 +96,8 @@ def _money_field(label):
     )
 
 
+SCORE_CHOICES = [(str(n), str(n)) for n in range(1, 6)]
+
 FILTERS = [
     ListFilter(
         key="rfm_segment",
@@ -107,6 +119,20 @@ FILTERS = [
         form_field=lambda: SavedSegmentField(label=_("Saved segment"), required=False),
         apply=_apply_saved_segment,
         order=62,
+    ),
+    ListFilter(
+        key="r_score",
+        label=_("R score"),
+        form_field=_choice_field(_("R score"), SCORE_CHOICES, _("Any R score")),
+        apply=lambda qs, value, user: qs.filter(score__r_score=value),
+        order=66,
+    ),
+    ListFilter(
+        key="f_score",
+        label=_("F score"),
+        form_field=_choice_field(_("F score"), SCORE_CHOICES, _("Any F score")),
+        apply=lambda qs, value, user: qs.filter(score__f_score=value),
+        order=67,
     ),
     ListFilter(
         key="clv_min",

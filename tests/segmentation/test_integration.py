@@ -210,3 +210,34 @@ def test_timeline_providers_respect_before_and_limit(tenant):
         len(entries) == 1 and entries[0].when == now - timedelta(days=2) and entries[0].kind == "stage_change"
     )
     assert ChurnAlert.objects.count() == 0
+
+
+def test_a_heatmap_cell_opens_the_list_of_its_customers(scored_customers, manager_user, manager_client):
+    champion, slipping, _prospect = scored_customers
+    assert ids(customer_list(user=manager_user, filters={"r_score": "1", "f_score": "4"})) == {slipping.pk}
+    assert ids(customer_list(user=manager_user, filters={"r_score": "5"})) == {champion.pk}
+    english(manager_user)
+    page = manager_client.get(reverse("segmentation:index")).content.decode()
+    link = re.search(r'href="([^"]+)" data-testid="heatmap-cell-14"', page)
+    assert link and 'data-testid="heatmap-cell-11"' not in page  # empty cells are not links
+    listed = manager_client.get(link.group(1).replace("&amp;", "&")).content.decode()
+    assert set(map(int, re.findall(r'data-customer="(\d+)"', listed))) == {slipping.pk}
+
+
+def test_the_saved_segment_filter_offers_what_the_viewer_may_use(
+    tenant, sales_user, sales_user2, manager_user, client_for
+):
+    rules = {"op": "and", "rules": [{"field": "city", "op": "eq", "value": "Shanghai"}]}
+    shared = segment_create(actor=manager_user, name="Everyone's", is_shared=True, rules=rules)
+    mine = segment_create(actor=sales_user, name="Mine only", is_shared=False, rules=rules)
+    theirs = segment_create(actor=sales_user2, name="Theirs only", is_shared=False, rules=rules)
+
+    def offered(user) -> set[int]:
+        page = client_for(user).get(reverse("customers:list")).content.decode()
+        select = re.search(r'<select name="segment"[^>]*>(.*?)</select>', page, re.S)
+        assert select, "the saved-segment filter is in the filter bar"
+        return {int(v) for v in re.findall(r'<option value="(\d+)"', select.group(1))}
+
+    assert offered(sales_user) == {shared.pk, mine.pk}
+    assert offered(sales_user2) == {shared.pk, theirs.pk}
+    assert offered(manager_user) == {shared.pk, mine.pk, theirs.pk}
