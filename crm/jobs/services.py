@@ -1,14 +1,19 @@
 """Create, advance and finish background jobs. Progress writes commit immediately (their own
 autocommit statement), so a user polling the job sees them while the job's own transaction runs."""
 
+import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import BackgroundJob
+
+logger = logging.getLogger(__name__)
 
 
 def job_create(*, kind: str, created_by=None, params: dict | None = None, input_file=None) -> BackgroundJob:
@@ -83,3 +88,37 @@ def job_fail(*, job_id: int, message: str) -> None:
         finished_at=timezone.now(),
         updated_at=F("updated_at"),
     )
+
+
+def job_files_delete_expired(*, now: datetime | None = None, retention_days: int | None = None) -> int:
+    """Delete the files of jobs that ended more than `retention_days` (default
+    `settings.JOB_FILE_RETENTION_DAYS`) ago: uploaded import files, error reports and exports hold
+    customers' personal data and must not pile up forever. The job row stays, as history, with
+    `result["files_deleted_at"]` so the pages can say why there is nothing to download.
+
+    Runs in the current tenant's schema (its files live under its own folder). Idempotent: a file
+    already gone is skipped, and a crash between deleting files and clearing the row is finished by
+    the next run. Returns the number of jobs whose files were deleted."""
+    days = settings.JOB_FILE_RETENTION_DAYS if retention_days is None else int(retention_days)
+    at = now or timezone.now()
+    cutoff = at - timedelta(days=days)
+    expired = (
+        BackgroundJob.objects.exclude(status__in=BackgroundJob.ACTIVE_STATUSES)
+        .filter(Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, updated_at__lt=cutoff))
+        .exclude(input_file="", output_file="")
+        .order_by("pk")
+    )
+    deleted = 0
+    for job in expired.iterator(chunk_size=200):
+        for field in (job.input_file, job.output_file):
+            if field:
+                field.storage.delete(field.name)  # a missing file is not an error
+        BackgroundJob.objects.filter(pk=job.pk).update(
+            input_file="",
+            output_file="",
+            result={**(job.result or {}), "files_deleted_at": at.isoformat(), "files_retention_days": days},
+        )
+        deleted += 1
+    if deleted:
+        logger.info("deleted the files of %s job(s) older than %s days", deleted, days)
+    return deleted

@@ -28,3 +28,17 @@ def fail_stale_jobs(max_age_hours: int = 6) -> int:
 def fail_stale_jobs_all_tenants() -> int:
     """Beat entry (public schema): one fail_stale_jobs per active tenant."""
     return enqueue_for_active_tenants(fail_stale_jobs)
+
+
+@shared_task(acks_late=True)
+def delete_expired_job_files() -> int:
+    """Delete the files of jobs past the retention period in the tenant schema it was sent from."""
+    from .services import job_files_delete_expired
+
+    return job_files_delete_expired()
+
+
+@shared_task(acks_late=True)
+def delete_expired_job_files_all_tenants() -> int:
+    """Beat entry (public schema): one delete_expired_job_files per active tenant."""
+    return enqueue_for_active_tenants(delete_expired_job_files)

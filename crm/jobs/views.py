@@ -25,6 +25,9 @@ def job_status(request, job_id: int):
 @role_required()
 def job_download(request, job_id: int):
     job = job_get_for_user(user=request.user, job_id=job_id)
+    if not job.output_file and (job.result or {}).get("files_deleted_at"):
+        # past the retention period (crm.jobs.services.job_files_delete_expired): say so
+        return render(request, "jobs/file_deleted.html", {"job": job}, status=410)
     if not job.output_file:
         raise Http404
     return FileResponse(

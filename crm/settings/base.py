@@ -153,9 +153,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules outside the `<app>/tasks.py` that autodiscovery finds.
 CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks")
+# Files of finished jobs (import uploads and error reports, exports) are kept this many days.
+JOB_FILE_RETENTION_DAYS = env.int("JOB_FILE_RETENTION_DAYS", default=30)
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.
 CELERY_BEAT_SCHEDULE: dict = {
     "fail-stale-jobs": {"task": "crm.jobs.tasks.fail_stale_jobs_all_tenants", "schedule": 60 * 30},
+    # Import uploads, error reports and exports are deleted JOB_FILE_RETENTION_DAYS after the job ended.
+    "delete-expired-job-files": {
+        "task": "crm.jobs.tasks.delete_expired_job_files_all_tenants",
+        "schedule": crontab(hour=19, minute=15),
+    },
     # Customers in the recycle bin for more than 30 days are deleted for good (idempotent, so hourly is fine).
     "customers-purge-bin": {"task": "customers.tasks.purge_bin_dispatch_task", "schedule": 60 * 60},
     # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC

@@ -80,3 +80,37 @@ def test_stored_files_are_kept_under_the_tenant_folder(tenant_a, tenant_b):
     assert f"/{tenant_a.schema_name}/" in path_a and f"/{tenant_b.schema_name}/" in path_b
     with tenant_context(tenant_a):
         default_storage.delete(name)
+
+
+def test_the_job_file_clean_up_runs_in_every_tenant_through_a_real_worker(
+    celery_worker, committed_tenant, django_db_blocker
+):
+    from crm.jobs.tasks import delete_expired_job_files_all_tenants
+
+    tenant_a, tenant_b = committed_tenant(), committed_tenant()
+    with django_db_blocker.unblock():
+        jobs = {}
+        for tenant in (tenant_a, tenant_b):
+            with schema_context(tenant.schema_name):
+                job = BackgroundJob.objects.create(
+                    kind="customers.export", status=BackgroundJob.Status.SUCCEEDED
+                )
+                job.output_file.save("old.csv", ContentFile(b"x"), save=False)
+                job.finished_at = timezone.now() - timedelta(days=400)
+                job.save()
+                jobs[tenant.schema_name] = (job.pk, job.output_file.path)
+        connection.set_schema_to_public()
+        assert delete_expired_job_files_all_tenants.delay().get(timeout=30) >= 2
+
+        def cleared(tenant) -> bool:
+            with schema_context(tenant.schema_name):
+                return not BackgroundJob.objects.get(pk=jobs[tenant.schema_name][0]).output_file
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (cleared(tenant_a) and cleared(tenant_b)):
+            time.sleep(0.3)
+        assert cleared(tenant_a) and cleared(tenant_b)
+        from pathlib import Path
+
+        assert not any(Path(path).exists() for _pk, path in jobs.values())
+        connection.set_schema_to_public()
