@@ -61,7 +61,11 @@ NAME_BLOCK_PREFIX = 2
 MAX_GROUP_SIZE = 30
 # The page lists the best pairs; nobody reviews more than this many in one go.
 MAX_PAIRS = 20_000
-CACHE_SECONDS = 600
+CACHE_SECONDS = 3600  # per data version: any change to the customers makes a new key
+LATEST_CACHE_SECONDS = 7 * 24 * 3600  # the last finished scan, shown while a new one runs
+# Up to this many customers in scope, the page scans at once; above, in a background job.
+INLINE_SCAN_LIMIT = 20_000
+SCAN_JOB_KIND = "customers.duplicates"
 DISMISS_ACTION = "customer.duplicate_dismissed"
 
 REASON_LABELS = {
@@ -432,18 +436,39 @@ def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) 
     )
 
 
-def _cache_key(user, queryset: QuerySet[Customer]) -> str:
-    """Changes whenever a live customer is added, removed or saved, or a pair is dismissed."""
+def _version(user, queryset: QuerySet[Customer]) -> tuple[str, int]:
+    """(cache key, customers in scope). The key changes whenever a live customer is added, removed
+    or saved, or a pair is dismissed."""
     stats = queryset.order_by().aggregate(count=Count("id"), updated=Max("updated_at"), top=Max("id"))
     dismissed = AuditEvent.objects.filter(action=DISMISS_ACTION).aggregate(last=Max("id"))["last"]
-    scope = "all" if user.role in MANAGERS else f"user{user.pk}"
     version = f"{stats['count']}:{stats['updated']}:{stats['top']}:{dismissed}"
     digest = hashlib.sha1(version.encode()).hexdigest()[:16]
-    return f"customers:duplicates:{connection.schema_name}:{scope}:{digest}"
+    return f"{_scope_key(user)}:{digest}", int(stats["count"])
+
+
+def _scope_key(user) -> str:
+    scope = "all" if user.role in MANAGERS else f"user{user.pk}"
+    return f"customers:duplicates:{connection.schema_name}:{scope}"
+
+
+def _latest_key(user) -> str:
+    """The last scan finished for the user's scope, whatever data it was computed on."""
+    return f"{_scope_key(user)}:latest"
+
+
+def _cache_key(user, queryset: QuerySet[Customer]) -> str:
+    return _version(user, queryset)[0]
+
+
+def _remember(user, key: str, scan: DuplicateScan) -> None:
+    cache.set(key, scan, CACHE_SECONDS)
+    cache.set(_latest_key(user), scan, LATEST_CACHE_SECONDS)
 
 
 def duplicate_candidates(*, user, use_cache: bool = True) -> DuplicateScan:
-    """The duplicate pairs `user` may see (both customers visible to them), best first."""
+    """The duplicate pairs `user` may see (both customers visible to them), best first. Computed
+    here when not cached (see `duplicate_scan_for_page` for pages, which compute big scans in the
+    background)."""
     queryset = _scope_queryset(user)
     if not use_cache:
         return find_duplicates(queryset)
@@ -451,8 +476,82 @@ def duplicate_candidates(*, user, use_cache: bool = True) -> DuplicateScan:
     scan = cache.get(key)
     if scan is None:
         scan = find_duplicates(queryset)
-        cache.set(key, scan, CACHE_SECONDS)
+        _remember(user, key, scan)
     return scan
+
+
+@dataclass(frozen=True)
+class PageScan:
+    """What the duplicates page shows: the scan (None before the first one has finished), whether
+    it predates the latest changes, and the background job computing the current one, if any."""
+
+    scan: DuplicateScan | None
+    stale: bool
+    job: object | None  # crm.jobs.models.BackgroundJob
+    customers: int
+
+
+def duplicate_scan_for_page(*, user) -> PageScan:
+    """The scan for the duplicates page without keeping the user waiting: current scans come from
+    the cache; a scope of up to `INLINE_SCAN_LIMIT` customers is scanned at once (well under a
+    second); a bigger one is scanned by a background job (one per scope at a time) while the page
+    shows the last finished scan, marked as such, and the job's progress."""
+    queryset = _scope_queryset(user)
+    key, customers = _version(user, queryset)
+    scan = cache.get(key)
+    if scan is not None:
+        return PageScan(scan, stale=False, job=None, customers=customers)
+    if customers <= INLINE_SCAN_LIMIT:
+        scan = find_duplicates(queryset)
+        _remember(user, key, scan)
+        return PageScan(scan, stale=False, job=None, customers=customers)
+    return PageScan(cache.get(_latest_key(user)), stale=True, job=_scan_job(user, key), customers=customers)
+
+
+def _scan_job(user, key: str):
+    """The running scan of the user's scope, or a new one queued for `key`."""
+    from crm.jobs.models import BackgroundJob
+    from crm.jobs.services import job_create, job_enqueue
+
+    from .tasks import duplicate_scan_task
+
+    scope = _scope_key(user)
+    running = (
+        BackgroundJob.objects.filter(
+            kind=SCAN_JOB_KIND, status__in=BackgroundJob.ACTIVE_STATUSES, params__scope=scope
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if running is not None:
+        return running
+    job = job_create(kind=SCAN_JOB_KIND, created_by=user, params={"scope": scope, "key": key})
+    job_enqueue(job=job, task=duplicate_scan_task, user_id=user.pk, key=key)
+    return job
+
+
+def duplicate_scan_run(*, job_id: int, user_id: int, key: str) -> int:
+    """The background scan (customers.tasks.duplicate_scan_task): scan the user's scope as it is
+    now and cache it. Idempotent: a redelivered message of a finished job does nothing."""
+    from crm.accounts.models import User
+    from crm.jobs.services import job_fail, job_progress, job_start, job_succeed
+
+    if job_start(job_id=job_id) is None:
+        return 0
+    try:
+        user = User.objects.get(pk=user_id)
+        job_progress(job_id=job_id, progress=10, message=str(_("Comparing customers")))
+        queryset = _scope_queryset(user)
+        current_key, _customers = _version(user, queryset)
+        scan = find_duplicates(queryset)
+        _remember(user, current_key, scan)
+        if current_key != key:  # data changed since the request: the page asks for this one
+            cache.set(key, scan, CACHE_SECONDS)
+    except Exception as exc:
+        job_fail(job_id=job_id, message=str(_("The duplicate search failed: %(error)s")) % {"error": exc})
+        raise
+    job_succeed(job_id=job_id, result={"pairs": scan.total, "customers": scan.customers_scanned})
+    return scan.total
 
 
 def duplicates_of(*, user, customer: Customer) -> list[DuplicatePair]:

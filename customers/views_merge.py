@@ -158,11 +158,13 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     if request.GET.get("customer"):
         focus = customer_get_for_user(user=request.user, customer_id=request.GET["customer"])
-    scan = duplicates.duplicate_candidates(user=request.user)
+    found = duplicates.duplicate_scan_for_page(user=request.user)
+    scan = found.scan or duplicates.DuplicateScan.empty(found.customers)
     pairs = scan.involving(focus.pk) if focus else scan
     page = Paginator(pairs, PAGE_SIZE).get_page(request.GET.get("page"))
     ids = {pk for pair in page.object_list for pk in (pair.first_id, pair.second_id)}
-    customers = Customer.objects.select_related("owner").in_bulk(ids)
+    # (a scan shown while a newer one runs may name customers moved to the bin since: left out)
+    customers = Customer.objects.filter(deleted_at__isnull=True).select_related("owner").in_bulk(ids)
     rows = [
         {"pair": pair, "first": customers[pair.first_id], "second": customers[pair.second_id]}
         for pair in page.object_list
@@ -178,6 +180,7 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
             "page_obj": page,
             "rows": rows,
             "scan": scan,
+            "found": found,
             "focus": focus,
             "query": query,
             "partners": partners,

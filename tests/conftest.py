@@ -296,6 +296,8 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "CONN_MAX_AGE": "0",
         # Tasks the worker enqueues itself (dispatchers) stay on this session's queue.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # The worker reads and writes this run's cache keys (and they are cleaned up with them).
+        "TEST_CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
     }
     celery_bin = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
     with open(log, "w") as log_file:

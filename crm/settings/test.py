@@ -16,7 +16,12 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 # Each test run uses its own Redis database and key prefix so runs never see each other's keys.
 # (the process id keeps parallel runs and their worker processes apart; tests/conftest.py removes this
 # run's keys after each test so cached values never leak from one test into another).
-CACHES["default"]["KEY_PREFIX"] = f"{env('CACHE_KEY_PREFIX', default='crm-test')}-{os.getpid()}"  # noqa: F405
+# One prefix per test run (its keys are removed between tests); a Celery worker that a test run starts
+# is given the run's prefix in TEST_CACHE_KEY_PREFIX, so both see the same cache.
+CACHES["default"]["KEY_PREFIX"] = env(  # noqa: F405
+    "TEST_CACHE_KEY_PREFIX",
+    default=f"{env('CACHE_KEY_PREFIX', default='crm-test')}-{os.getpid()}",  # noqa: F405
+)
 BASE_DOMAIN = "testserver.local"
 ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [f"http://*.{BASE_DOMAIN}"]
