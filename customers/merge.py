@@ -285,6 +285,9 @@ def customer_merge(
         survivor.save()
 
     relations_before = _relation_names(survivor)
+    # The survivor's owner before the merge (when it took the merged record's): `move_shares` keeps
+    # them seeing the customer.
+    survivor._owner_before_merge = survivor_before.get("owner_id")
     moved: dict[str, Any] = {}
     hook_order = ordered_hook_keys()
     for key in hook_order:
@@ -583,12 +586,16 @@ def undo_tags(survivor: Customer, merged: Customer, info: dict) -> None:
 
 
 def move_shares(survivor: Customer, merged: Customer) -> dict:
-    """Everyone who could see the merged customer keeps seeing its orders and history on the survivor:
-    its shares, and its owner when that is not the survivor's owner."""
+    """Everyone who could see either record keeps seeing the merged customer: the merged record's
+    shares and its owner when that is not the survivor's owner, and the survivor's former owner when
+    the merge took the merged record's owner."""
     have = set(survivor.shared_with.values_list("pk", flat=True))
     wanted = set(merged.shared_with.values_list("pk", flat=True))
     if merged.owner_id and merged.owner_id != survivor.owner_id:
         wanted.add(merged.owner_id)
+    former_owner = getattr(survivor, "_owner_before_merge", None)
+    if former_owner:
+        wanted.add(former_owner)
     added = sorted(wanted - have - {survivor.owner_id})
     if added:
         survivor.shared_with.add(*added)

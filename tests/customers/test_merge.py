@@ -579,3 +579,22 @@ def test_the_survivors_page_shows_the_merge_in_its_history(pair, manager_user, m
     body = manager_client.get(reverse("customers:detail", args=[survivor.pk])).content.decode()
     assert f"張偉 (Zhang Wei) (#{merged.pk})" in body
     assert "wholesale" in body
+
+
+def test_taking_the_merged_records_owner_keeps_the_former_owner_in_the_loop(
+    tenant, manager_user, sales_user, sales_user2
+):
+    from crm.accounts.permissions import visible_to
+
+    survivor = CustomerFactory(name="Li Na", email="li.na@example.com", owner=sales_user)
+    merged = CustomerFactory(name="Li Na", email="lina@work.example", owner=sales_user2)
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices={"owner": "merged"})
+    survivor.refresh_from_db()
+    assert survivor.owner == sales_user2
+    # The former owner still sees the customer they looked after (shared with them) ...
+    assert visible_to(Customer.objects.filter(pk=survivor.pk), sales_user).exists()
+    assert set(survivor.shared_with.all()) == {sales_user}
+    # ... and undoing the merge gives the customer back to them alone.
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    survivor.refresh_from_db()
+    assert survivor.owner == sales_user and not survivor.shared_with.exists()
