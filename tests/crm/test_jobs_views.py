@@ -17,6 +17,7 @@ def test_a_running_job_keeps_polling_and_carries_the_reload_wish(tenant, manager
     body = response.content.decode()
     assert response.status_code == 200 and "HX-Refresh" not in response.headers
     assert f"{reverse('jobs:status', args=[job.pk])}?then=reload" in body and "40%" in body
+    assert "{#" not in body and "Include with" not in body  # the template's own comment stays hidden
     plain = poll(manager_client, job).content.decode()
     assert "then=reload" not in plain and 'hx-trigger="every 1s"' in plain
 
