@@ -142,3 +142,17 @@ def test_chinese_interface_is_served_when_chosen(client_for, sales_user):
     assert "客户" in page
     sales_user.refresh_from_db()
     assert sales_user.language == "zh-hans"
+
+
+def test_translation_functions_are_only_imported_under_names_makemessages_extracts():
+    """xgettext finds `_`, the gettext names themselves and `_t` (crm's makemessages adds it); a
+    string marked with any other alias would silently never be translated."""
+    alias = re.compile(r"\b(n?gettext(?:_lazy|_noop)?|pgettext(?:_lazy)?)\s+as\s+(\w+)")
+    offenders = []
+    for path in REPO.rglob("*.py"):
+        if any(part in IGNORED or part in {"tests", ".venv"} for part in path.relative_to(REPO).parts):
+            continue
+        for function, name in alias.findall(path.read_text(encoding="utf-8")):
+            if name not in {"_", "_t"}:
+                offenders.append(f"{path.relative_to(REPO)}: {function} as {name}")
+    assert offenders == []
