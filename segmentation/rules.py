@@ -427,7 +427,8 @@ def _position(path: list[int]) -> str:
         return _t("Condition %(n)s") % {"n": path[0] + 1}
     parts = [_t("Group %(n)s") % {"n": n + 1} for n in path[:-1]]
     parts.append(_t("condition %(n)s") % {"n": path[-1] + 1})
-    return ", ".join(parts)
+    # Translators: joins "Group 1" and "condition 2" in a rule error's location.
+    return _t(", ").join(parts)
 
 
 def validate_rules(rules: Any, *, fields: dict[str, RuleField] | None = None) -> dict:
