@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Aggregate, Avg, Count, F, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models import Aggregate, Avg, Count, F, FloatField, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.urls import reverse
 
 from crm.accounts.models import User
 from crm.accounts.permissions import get_visible_or_404, visible_to
@@ -163,7 +165,10 @@ def recent_stage_transitions(*, user: User, limit: int = 25) -> list[LifecycleTr
 
 def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
     """Histogram of predicted CLV: `bins` equal buckets from 0 to the 99th percentile; the top 1% (and
-    anything above) is gathered in a last "and above" bucket so a few whales do not flatten it."""
+    anything above) is gathered in a last "and above" bucket so a few whales do not flatten it.
+
+    Bucket edges are whole cents, so each bucket's `links` entry (the customer list filtered by
+    "Predicted CLV from" / "up to") lists exactly the customers the bar counts."""
     qs = score_list(user=user).filter(predicted_clv__isnull=False)
     stats = qs.aggregate(
         p99=PercentileCont("predicted_clv", 0.99),
@@ -173,15 +178,14 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
     )
     n = stats["n"] or 0
     if not n:
-        return {"labels": [], "counts": [], "n": 0, "upper": None, "total": None, "mean": None}
-    upper = max(float(stats["p99"] or 0.0), 1.0)
-    bucket = Func(
-        F("predicted_clv"),
-        Value(0.0),
-        Value(upper),
-        Value(bins),
-        function="width_bucket",
-        output_field=IntegerField(),
+        return {"labels": [], "counts": [], "links": [], "n": 0, "upper": None, "total": None, "mean": None}
+    cent = Decimal("0.01")
+    upper = max(Decimal(str(stats["p99"] or 0)), Decimal("1")).quantize(cent)
+    edges = [(upper * i / bins).quantize(cent) for i in range(bins + 1)]
+    # width_bucket(x, edges) = i when edges[i-1] <= x < edges[i]; 0 below edges[0]; bins + 1 from upper.
+    bucket = RawSQL(
+        'width_bucket("segmentation_customerscore"."predicted_clv", %s::numeric[])',
+        ([str(e) for e in edges],),
     )
     counts = dict(
         qs.annotate(bucket=bucket)
@@ -190,19 +194,24 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
         .order_by()
         .values_list("bucket", "n")
     )
-    width = upper / bins
-    labels, values = [], []
+    base = reverse("customers:list")
+    labels, values, links = [], [], []
     below = counts.get(0, 0)  # negative CLV cannot happen, but keep it honest if it does
     for index in range(1, bins + 1):
-        labels.append(f"{(index - 1) * width:,.0f}–{index * width:,.0f}")
+        low, high = edges[index - 1], edges[index]
+        labels.append(f"{low:,.0f}–{high:,.0f}")
         values.append(counts.get(index, 0) + (below if index == 1 else 0))
+        low_filter = f"clv_min={low}&" if index > 1 else ""
+        links.append(f"{base}?{low_filter}clv_max={high - cent}")
     labels.append(f"≥ {upper:,.0f}")
     values.append(counts.get(bins + 1, 0))
+    links.append(f"{base}?clv_min={upper}")
     return {
         "labels": labels,
         "counts": values,
+        "links": links,
         "n": n,
-        "upper": upper,
+        "upper": float(upper),
         "total": stats["total"],
         "mean": stats["mean"],
     }

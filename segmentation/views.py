@@ -92,6 +92,7 @@ def clv(request: HttpRequest) -> HttpResponse:
         "chart": {
             "labels": distribution["labels"],
             "counts": distribution["counts"],
+            "links": distribution["links"],
             "holdout": holdout.get("by_frequency", []) if isinstance(holdout, dict) else [],
         },
         "holdout": holdout,
