@@ -77,10 +77,10 @@ SCORE_COLUMNS = (
 MAX_MONEY = 10**12 - 1  # DecimalField(max_digits=14, decimal_places=2)
 TIME_UNIT = "W"
 HOLDOUT_MIN_HISTORY_DAYS = 120
-# How long the score swap waits for the readers of the score and customer tables before it gives up
-# and updates the scores in place (see `ScoreWrite`). Short: while it waits, new readers of those
-# tables queue behind it, so this bounds how long a page can stall on a recompute.
-SWAP_LOCK_TIMEOUT_MS = 1000
+# How long the score swap keeps trying for a moment when nobody reads the score and customer tables
+# before it updates the scores in place instead (see `ScoreWrite`, `tableswap`). It asks with NOWAIT,
+# so readers never queue behind it meanwhile.
+SWAP_LOCK_TIMEOUT_MS = 3000
 
 
 @dataclass(frozen=True)

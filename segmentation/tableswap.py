@@ -17,12 +17,14 @@ migrations find the names they expect. Tables that other tables reference with a
 refused (dropping the old table would drop those keys). Grants are not copied: the application's
 database user owns its tables.
 
-Locks. Building the copy locks nothing that users wait for. The swap takes ACCESS EXCLUSIVE on the
-old table and (to add the copy's foreign keys and drop the old table's) on the tables it references;
-they are held only until the caller commits, so the swap should be the caller's last statement. They
-are requested with a `lock_timeout`: behind a long-running query the swap gives up with
-`SwapLockTimeout` (the transaction is rolled back to before the swap) instead of queueing every
-other user behind it, and the caller falls back to updating the rows in place.
+Locks. Building the copy locks nothing that users wait for. The swap needs ACCESS EXCLUSIVE on the
+old table and (to add the copy's foreign keys and drop the old table's) on the tables it references,
+held until the caller commits, so the swap should be the caller's last statement. It asks for them in
+short attempts (at most `ATTEMPT_MS`, and under a quarter of the server's deadlock_timeout), retried
+until `lock_timeout_ms`: readers queue behind an attempt for no longer than that, and an attempt
+gives up before any deadlock with a reader could be detected, so no user's query is ever cancelled
+for it. When no attempt succeeds in time it raises `SwapLockTimeout` (nothing changed) and the
+caller falls back to updating the rows in place.
 
 Rows whose referenced row was deleted while the copy was being built are removed (under the locks)
 before the foreign keys are added, so the swap never fails on a race with a delete.
@@ -31,11 +33,14 @@ before the foreign keys are added, so the swap never fails on a race with a dele
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from django.db import OperationalError, connection, transaction
 
 NEXT_SUFFIX = "__next"
+ATTEMPT_MS = 200  # longest wait for the locks in one attempt (and never over deadlock_timeout / 4)
+LOCK_RETRY_SECONDS = 0.02
 INDEX_DEF = re.compile(
     r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .+)$"
 )
@@ -57,6 +62,15 @@ class _Constraint:
     kind: str  # p, u, f, x
     definition: str
     referenced: str | None  # the referenced table of a foreign key
+
+
+def _milliseconds(setting: str) -> int:
+    """A PostgreSQL time setting as shown ("1s", "200ms", "1min", "0") in milliseconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*(ms|s|min|h|d)?\s*", setting)
+    if match is None:
+        return 1000
+    factor = {"ms": 1, None: 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}[match[2]]
+    return int(match[1]) * factor
 
 
 def _quote(name: str) -> str:
@@ -144,8 +158,8 @@ class TableSwap:
     def commit_swap(self) -> None:
         """Build the copy's indexes and keys, then replace the old table by it.
 
-        Raises `SwapLockTimeout` when the locks are not granted within the timeout (or the wait ends
-        in a deadlock): the old table is then untouched and the filled copy is still there, for the
+        Raises `SwapLockTimeout` when no moment to take the locks came within the timeout: the old
+        table is then untouched and the filled copy is still there, for the
         caller to `discard()` before writing another way."""
         if not connection.in_atomic_block:
             raise RuntimeError("TableSwap.commit_swap must run inside transaction.atomic()")
@@ -165,38 +179,52 @@ class TableSwap:
                     "CREATE "
                     + index.definition % (_quote(_temporary_name(index.name)), _quote(self.next_table))
                 )
-            try:
-                with transaction.atomic():  # a savepoint: a lock timeout undoes the swap only
-                    cursor.execute("SHOW lock_timeout")
-                    (previous_timeout,) = cursor.fetchone()
-                    cursor.execute("SET LOCAL lock_timeout = %s", [f"{self.lock_timeout_ms}ms"])
-                    # The old table first, then the tables it references (dropping its foreign keys
-                    # needs them): the order in which Django deletes a row and what refers to it.
-                    cursor.execute(f"LOCK TABLE {_quote(self.table)} IN ACCESS EXCLUSIVE MODE")
-                    for table in sorted({c.referenced for c in foreign if c.referenced != self.table}):
-                        cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-                    cursor.execute("SET LOCAL lock_timeout = %s", [previous_timeout])
-                    for constraint in foreign:
-                        self._drop_orphans(cursor, constraint)
-                        cursor.execute(
-                            f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
-                            f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
-                        )
-                    cursor.execute(f"DROP TABLE {_quote(self.table)}")
-                    cursor.execute(f"ALTER TABLE {_quote(self.next_table)} RENAME TO {_quote(self.table)}")
-                    for constraint in keys + foreign:
-                        cursor.execute(
-                            f"ALTER TABLE {_quote(self.table)} RENAME CONSTRAINT "
-                            f"{_quote(_temporary_name(constraint.name))} TO {_quote(constraint.name)}"
-                        )
-                    for index in indexes:
-                        temporary = _quote(_temporary_name(index.name))
-                        cursor.execute(f"ALTER INDEX {temporary} RENAME TO {_quote(index.name)}")
-            except OperationalError as exc:
-                # lock_not_available, deadlock_detected
-                if getattr(exc.__cause__, "sqlstate", None) in ("55P03", "40P01"):
-                    raise SwapLockTimeout(str(exc)) from exc
-                raise
+            # Both locks in one request, each attempt waiting only briefly, retried until the timeout.
+            # Readers take the two tables in either order (a list page joins scores to customers, a
+            # score page customers to scores), so a swap that waited long while holding one lock could
+            # deadlock with them and get a user's query cancelled; an attempt shorter than a quarter
+            # of deadlock_timeout gives up long before anyone checks for a deadlock, and readers
+            # queue behind it for no longer than that.
+            referenced = sorted({c.referenced for c in foreign if c.referenced != self.table})
+            tables = ", ".join([_quote(self.table), *referenced])
+            cursor.execute("SELECT current_setting('lock_timeout'), current_setting('deadlock_timeout')")
+            previous_timeout, deadlock_timeout = cursor.fetchone()
+            attempt_ms = max(1, min(ATTEMPT_MS, _milliseconds(deadlock_timeout) // 4))
+            deadline = time.monotonic() + self.lock_timeout_ms / 1000
+            while True:
+                try:
+                    with transaction.atomic():  # a savepoint: a refused lock undoes this attempt only
+                        cursor.execute(f"SET LOCAL lock_timeout = {attempt_ms}")
+                        cursor.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+                        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous_timeout])
+                        self._swap_locked(cursor, keys, foreign, indexes)
+                    return
+                except OperationalError as exc:
+                    # lock_not_available, deadlock_detected
+                    if getattr(exc.__cause__, "sqlstate", None) not in ("55P03", "40P01"):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise SwapLockTimeout(str(exc)) from exc
+                    time.sleep(LOCK_RETRY_SECONDS)
+
+    def _swap_locked(self, cursor, keys, foreign, indexes) -> None:
+        """With both tables locked: drop orphans, add the foreign keys, replace the table, rename."""
+        for constraint in foreign:
+            self._drop_orphans(cursor, constraint)
+            cursor.execute(
+                f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
+                f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
+            )
+        cursor.execute(f"DROP TABLE {_quote(self.table)}")
+        cursor.execute(f"ALTER TABLE {_quote(self.next_table)} RENAME TO {_quote(self.table)}")
+        for constraint in keys + foreign:
+            cursor.execute(
+                f"ALTER TABLE {_quote(self.table)} RENAME CONSTRAINT "
+                f"{_quote(_temporary_name(constraint.name))} TO {_quote(constraint.name)}"
+            )
+        for index in indexes:
+            temporary = _quote(_temporary_name(index.name))
+            cursor.execute(f"ALTER INDEX {temporary} RENAME TO {_quote(index.name)}")
 
     def _drop_orphans(self, cursor, constraint: _Constraint) -> None:
         """Delete the copy's rows whose referenced row is gone (deleted while the copy was built)."""

@@ -132,3 +132,19 @@ def test_the_lock_timeout_is_reported_as_such(tenant):
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [swap.next_table])
         assert cursor.fetchone()[0] is None
+
+
+def test_a_reader_of_the_customers_gets_its_answer_while_the_swap_gives_up(tenant, monkeypatch):
+    """A long read of the customer table (which the swap must lock too) is neither cancelled nor
+    kept waiting long: the swap's short attempts give up and the scores are updated in place."""
+    some_customers()
+    monkeypatch.setattr(recompute_module, "SWAP_LOCK_TIMEOUT_MS", 300)
+    with psycopg.connect(_test_database_url(), autocommit=False) as reader:
+        reader.execute(f'SET search_path TO "{tenant.schema_name}", public')
+        reader.execute("SELECT count(*) FROM customers_customer").fetchone()
+        run = recompute(with_holdout=False)
+        # the reader's transaction goes on, and can read the scores (the committed table) too
+        assert reader.execute(f"SELECT count(*) FROM {SCORE_TABLE}").fetchone()[0] >= 0
+        reader.rollback()
+    assert "write_update" in run.timings
+    assert CustomerScore.objects.count() == 3
