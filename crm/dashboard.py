@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.accounts.models import User
@@ -68,6 +69,14 @@ def customer_figures(*, user: User) -> dict:
         new_this_month=Count("id", filter=Q(created_at__gte=month_start)),
     )
     row["repeat_rate"] = round(row["repeat_buyers"] / row["buyers"] * 100, 1) if row["buyers"] else None
+    # The customer list behind each figure (the same conditions through the list's filters).
+    base = reverse("customers:list")
+    row["links"] = {
+        "total": base,
+        "buyers": f"{base}?orders_min=1",
+        "repeat_buyers": f"{base}?orders_min=2",
+        "new_this_month": f"{base}?created_from={month_start.date().isoformat()}",
+    }
     return row
 
 

@@ -183,6 +183,10 @@ class CustomerFilterForm(forms.Form):
     city = forms.CharField(required=False, max_length=100, label=_("City"))
     email_consent = forms.ChoiceField(required=False, choices=YES_NO_ANY, label=_("Email consent"))
     sms_consent = forms.ChoiceField(required=False, choices=YES_NO_ANY, label=_("SMS consent"))
+    orders_min = forms.IntegerField(required=False, min_value=0, label=_("At least this many orders"))
+    created_from = forms.DateField(
+        required=False, label=_("Created on or after"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     sort = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User, definitions=None, owners=None, tags=None, **kwargs):
@@ -239,6 +243,8 @@ class CustomerFilterForm(forms.Form):
             "city",
             "email_consent",
             "sms_consent",
+            "orders_min",
+            "created_from",
             *self.custom_filter_names,
             *self.registered_filter_names,
         ]
@@ -279,6 +285,8 @@ class CustomerFilterForm(forms.Form):
             "tag": data.get("tag"),
             "source": data.get("source") or "",
             "city": (data.get("city") or "").strip(),
+            "orders_min": data.get("orders_min"),
+            "created_from": data.get("created_from"),
             "sort": data.get("sort") or "",
         }
         owner = data.get("owner") or ""
@@ -309,6 +317,8 @@ class CustomerFilterForm(forms.Form):
             "city",
             "email_consent",
             "sms_consent",
+            "orders_min",
+            "created_from",
         ]
         return any(data.get(name) not in (None, "", [], False) for name in names)
 

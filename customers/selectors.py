@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,6 +20,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import F, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
@@ -165,6 +166,8 @@ def customer_list(*, user: User, filters: Mapping[str, Any] | None = None) -> Qu
     `filters` keys (all optional; blank values are ignored):
       q: search text; owner: a User or "none" (unassigned); tag: a Tag; source: a Source value;
       city: exact city; email_consent / sms_consent: True or False;
+      orders_min: at least this many purchases (the customer's order count);
+      created_from: a date; customers created on or after its start in the current time zone;
       custom_fields: {key: value} where value is a str (text contains; choice / multi choice equals),
         a (min, max) pair (number, date; either may be None) or True/False (yes/no);
       sort: e.g. "-total_spent" (applied by customer_page, accepted here for convenience);
@@ -188,6 +191,11 @@ def customer_list(*, user: User, filters: Mapping[str, Any] | None = None) -> Qu
     for consent in ("email_consent", "sms_consent"):
         if filters.get(consent) is not None and filters.get(consent) != "":
             qs = qs.filter(**{consent: bool(filters[consent])})
+    if not _is_blank(filters.get("orders_min")):
+        qs = qs.filter(orders_count__gte=int(filters["orders_min"]))
+    if not _is_blank(filters.get("created_from")):
+        start = datetime.combine(filters["created_from"], time.min)
+        qs = qs.filter(created_at__gte=timezone.make_aware(start))
     custom = {k: v for k, v in (filters.get("custom_fields") or {}).items() if not _is_blank(v)}
     if custom:
         definitions = {d.key: d for d in CustomFieldDefinition.objects.filter(key__in=list(custom))}

@@ -60,3 +60,37 @@ def test_dashboard_page_shows_the_figures(client_for, manager_user, sales_user, 
     assert 'data-figure="revenue">¥530.00<' in page
     assert 'data-figure="repeat-rate">50.0%<' in page  # 1 repeat buyer of 2 buyers
     assert "monthly-data" in page
+
+
+def test_each_customer_figure_opens_the_list_of_exactly_those_customers(
+    tenant, client_for, manager_user, sales_user, sales_user2
+):
+    import re
+    from urllib.parse import urlsplit
+
+    from django.http import QueryDict
+    from django.urls import reverse
+
+    from customers.forms import CustomerFilterForm
+    from customers.selectors import customer_list
+    from customers.services import customer_refresh_order_stats
+
+    old = CustomerFactory(owner=sales_user)
+    type(old).objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=70))
+    buyers = [CustomerFactory(owner=owner) for owner in (sales_user, sales_user, sales_user2)]
+    for index, customer in enumerate(buyers):
+        for _ in range(index + 1):  # 1, 2 and 3 orders
+            OrderFactory(customer=customer, total=Decimal("10.00"))
+    customer_refresh_order_stats(customer_ids=[c.pk for c in buyers])
+
+    for user in (manager_user, sales_user):
+        figures = customer_figures(user=user)
+        page = client_for(user).get(reverse("home")).content.decode()
+        for key in ("total", "buyers", "repeat_buyers", "new_this_month"):
+            link = figures["links"][key]
+            assert f'href="{link}"' in page
+            form = CustomerFilterForm(QueryDict(urlsplit(link).query), user=user)
+            assert form.is_valid(), form.errors
+            assert customer_list(user=user, filters=form.filters()).count() == figures[key], (user, key)
+        listed = client_for(user).get(figures["links"]["repeat_buyers"]).content.decode()
+        assert len(re.findall(r'data-customer="(\d+)"', listed)) == figures["repeat_buyers"]
