@@ -158,9 +158,9 @@ class TableSwap:
     def commit_swap(self) -> None:
         """Build the copy's indexes and keys, then replace the old table by it.
 
-        Raises `SwapLockTimeout` when no moment to take the locks came within the timeout: the old
-        table is then untouched and the filled copy is still there, for the
-        caller to `discard()` before writing another way."""
+        Raises `SwapLockTimeout` when no attempt to take the locks succeeded within the timeout: the
+        old table is then untouched and the filled copy is still there, for the caller to `discard()`
+        before writing another way."""
         if not connection.in_atomic_block:
             raise RuntimeError("TableSwap.commit_swap must run inside transaction.atomic()")
         with connection.cursor() as cursor:
