@@ -486,9 +486,13 @@ class PageScan:
     it predates the latest changes, and the background job computing the current one, if any."""
 
     scan: DuplicateScan | None
-    stale: bool
     job: object | None  # crm.jobs.models.BackgroundJob
     customers: int
+
+    @property
+    def stale(self) -> bool:
+        """A scan is only shown while a newer one runs when the data changed since it was made."""
+        return self.job is not None
 
 
 def duplicate_scan_for_page(*, user) -> PageScan:
@@ -500,33 +504,28 @@ def duplicate_scan_for_page(*, user) -> PageScan:
     key, customers = _version(user, queryset)
     scan = cache.get(key)
     if scan is not None:
-        return PageScan(scan, stale=False, job=None, customers=customers)
+        return PageScan(scan, job=None, customers=customers)
     if customers <= INLINE_SCAN_LIMIT:
         scan = find_duplicates(queryset)
         _remember(user, key, scan)
-        return PageScan(scan, stale=False, job=None, customers=customers)
-    return PageScan(cache.get(_latest_key(user)), stale=True, job=_scan_job(user, key), customers=customers)
+        return PageScan(scan, job=None, customers=customers)
+    return PageScan(cache.get(_latest_key(user)), job=_scan_job(user, key), customers=customers)
 
 
 def _scan_job(user, key: str):
     """The running scan of the user's scope, or a new one queued for `key`."""
-    from crm.jobs.models import BackgroundJob
-    from crm.jobs.services import job_create, job_enqueue
+    from crm.jobs.services import job_enqueue, job_get_or_create_active
 
     from .tasks import duplicate_scan_task
 
-    scope = _scope_key(user)
-    running = (
-        BackgroundJob.objects.filter(
-            kind=SCAN_JOB_KIND, status__in=BackgroundJob.ACTIVE_STATUSES, params__scope=scope
-        )
-        .order_by("-pk")
-        .first()
+    job, created = job_get_or_create_active(
+        kind=SCAN_JOB_KIND,
+        created_by=user,
+        params={"scope": _scope_key(user), "key": key},
+        same_params=("scope",),
     )
-    if running is not None:
-        return running
-    job = job_create(kind=SCAN_JOB_KIND, created_by=user, params={"scope": scope, "key": key})
-    job_enqueue(job=job, task=duplicate_scan_task, user_id=user.pk, key=key)
+    if created:
+        job_enqueue(job=job, task=duplicate_scan_task, user_id=user.pk, key=key)
     return job
 
 

@@ -77,9 +77,8 @@ SCORE_COLUMNS = (
 MAX_MONEY = 10**12 - 1  # DecimalField(max_digits=14, decimal_places=2)
 TIME_UNIT = "W"
 HOLDOUT_MIN_HISTORY_DAYS = 120
-# How long the score swap keeps trying for a moment when nobody reads the score and customer tables
-# before it updates the scores in place instead (see `ScoreWrite`, `tableswap`). It asks with NOWAIT,
-# so readers never queue behind it meanwhile.
+# How long the score swap keeps trying, in short attempts, to lock the score and customer tables
+# before it updates the scores in place instead (see `ScoreWrite`, `tableswap`).
 SWAP_LOCK_TIMEOUT_MS = 3000
 
 

@@ -170,10 +170,7 @@ class TableSwap:
             foreign = [c for c in constraints if c.kind == "f"]
             # Indexes and keys first, without any lock other users wait for.
             for constraint in keys:
-                cursor.execute(
-                    f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
-                    f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
-                )
+                self._add_constraint(cursor, constraint)
             for index in indexes:
                 cursor.execute(
                     "CREATE "
@@ -211,10 +208,7 @@ class TableSwap:
         """With both tables locked: drop orphans, add the foreign keys, replace the table, rename."""
         for constraint in foreign:
             self._drop_orphans(cursor, constraint)
-            cursor.execute(
-                f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
-                f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
-            )
+            self._add_constraint(cursor, constraint)
         cursor.execute(f"DROP TABLE {_quote(self.table)}")
         cursor.execute(f"ALTER TABLE {_quote(self.next_table)} RENAME TO {_quote(self.table)}")
         for constraint in keys + foreign:
@@ -225,6 +219,13 @@ class TableSwap:
         for index in indexes:
             temporary = _quote(_temporary_name(index.name))
             cursor.execute(f"ALTER INDEX {temporary} RENAME TO {_quote(index.name)}")
+
+    def _add_constraint(self, cursor, constraint: _Constraint) -> None:
+        """The old table's constraint on the copy, under a temporary name (renamed after the swap)."""
+        cursor.execute(
+            f"ALTER TABLE {_quote(self.next_table)} ADD CONSTRAINT "
+            f"{_quote(_temporary_name(constraint.name))} {constraint.definition}"
+        )
 
     def _drop_orphans(self, cursor, constraint: _Constraint) -> None:
         """Delete the copy's rows whose referenced row is gone (deleted while the copy was built)."""

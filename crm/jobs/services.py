@@ -26,14 +26,18 @@ def job_create(*, kind: str, created_by=None, params: dict | None = None, input_
 
 
 def job_get_or_create_active(
-    *, kind: str, created_by=None, params: dict | None = None
+    *, kind: str, created_by=None, params: dict | None = None, same_params: tuple[str, ...] = ()
 ) -> tuple[BackgroundJob, bool]:
-    """Join a job of this kind that is already waiting or running instead of starting a second one."""
+    """Join a job of this kind that is already waiting or running instead of starting a second one.
+
+    `same_params` names the params a job must share to be joined (e.g. `("scope",)`: one running job
+    per scope rather than per kind)."""
+    match = {f"params__{name}": (params or {}).get(name) for name in same_params}
     with transaction.atomic():
         # One job of a kind at a time: lock the existing active row (if any) while deciding.
         existing = (
             BackgroundJob.objects.select_for_update()
-            .filter(kind=kind, status__in=BackgroundJob.ACTIVE_STATUSES)
+            .filter(kind=kind, status__in=BackgroundJob.ACTIVE_STATUSES, **match)
             .order_by("created_at")
             .first()
         )
