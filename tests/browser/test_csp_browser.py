@@ -92,6 +92,15 @@ def test_the_main_pages_run_under_the_policy(page, committed_tenant, login, tena
     page.wait_for_load_state("networkidle")
     assert not page.url.endswith(f"/customers/{target.pk}/")
 
+    # The segment builder recounts its preview after a structural change (was hx-on, now app.js): a
+    # click on "add group" re-renders the conditions, then the preview is asked again.
+    page.goto(tenant_url(tenant, "/segments/builder/"))
+    page.wait_for_load_state("networkidle")
+    groups = page.locator("fieldset[data-group]").count()
+    with page.expect_request(lambda request: request.url.endswith("/segments/builder/preview/")):
+        page.click('[data-testid="add-group"]')
+    assert page.locator("fieldset[data-group]").count() == groups + 1
+
     # The language switch submits on change.
     page.goto(tenant_url(tenant, "/customers/"))
     page.select_option("#language-switch select", "zh-hans")
