@@ -14,8 +14,8 @@ class CustomersConfig(AppConfig):
         registry.add_timeline_provider("customers.refunds", refunds_provider)
         registry.add_timeline_provider("customers.history", history_provider)
 
-        from .merge import register_builtin_hooks  # orders, events, tags, shares move on a merge
-        from .views_merge import register_detail_panel  # "Possible duplicates" on the 360° page
+        from .dedupe.hooks import register_builtin_hooks  # orders, events, tags, shares move on a merge
+        from .dedupe.views import register_detail_panel  # "Possible duplicates" on the 360° page
 
         register_builtin_hooks()
         register_detail_panel()

@@ -27,6 +27,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
 from crm.audit.models import AuditEvent
 
+from .labels import action_title, field_label
 from .models import Customer, CustomFieldDefinition, Order, Refund, Tag
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
@@ -513,33 +514,12 @@ class HistoryEntry:
     changes: list[HistoryChange]
 
 
-def _field_label(name: str, definitions: dict[str, CustomFieldDefinition]) -> str:
-    if name.startswith("custom_fields."):
-        key = name.split(".", 1)[1]
-        definition = definitions.get(key)
-        return str(definition.label) if definition else key
-    if name == "tags":
-        return str(_("Tags"))
-    if name == "shared_with":
-        return str(_("Shared with"))
-    if name == "deleted_at":
-        return str(_("Deleted"))
-    if name == "merged_customer":
-        return str(_("Merged customer"))
-    try:
-        return str(Customer._meta.get_field(name).verbose_name)
-    except Exception:  # noqa: BLE001 - an old record may name a field that no longer exists
-        return name
-
-
 def customer_audit_events(*, customer: Customer) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
 
 
 def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEntry]:
     """The customer's audit records, newest first: who, when, and each field's old and new value."""
-    from .timeline import ACTION_TITLES
-
     definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
     entries = []
     for event in customer_audit_events(customer=customer).order_by("-created_at", "-id")[:limit]:
@@ -549,10 +529,10 @@ def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEnt
                 if isinstance(change, dict) and ("old" in change or "new" in change):
                     changes.append(
                         HistoryChange(
-                            name, _field_label(name, definitions), change.get("old"), change.get("new")
+                            name, field_label(name, definitions), change.get("old"), change.get("new")
                         )
                     )
-        label = str(ACTION_TITLES.get(event.action, (event.action,))[0])
+        label = action_title(event.action)[0]
         entries.append(HistoryEntry(event.created_at, event.actor_label, event.action, label, changes))
     return entries
 

@@ -34,12 +34,3 @@ def purge_bin_dispatch_task() -> int:
     from crm.tenancy.dispatch import enqueue_for_active_tenants
 
     return enqueue_for_active_tenants(purge_bin_task)
-
-
-@shared_task(acks_late=True)
-def duplicate_scan_task(*, job_id: int, user_id: int, key: str) -> int:
-    """Scan a user's scope for duplicate customers and cache the result (big tenants; see
-    customers.duplicates.duplicate_scan_for_page)."""
-    from .duplicates import duplicate_scan_run
-
-    return duplicate_scan_run(job_id=job_id, user_id=user_id, key=key)

@@ -152,7 +152,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Task modules outside the `<app>/tasks.py` that autodiscovery finds.
-CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks")
+CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks", "customers.dedupe.tasks")
 # Files of finished jobs (import uploads and error reports, exports) are kept this many days.
 JOB_FILE_RETENTION_DAYS = env.int("JOB_FILE_RETENTION_DAYS", default=30)
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.

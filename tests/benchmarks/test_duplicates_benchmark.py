@@ -16,8 +16,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from customers.duplicates import city_key, find_duplicates, name_keys
-from customers.merge import customer_merge, customer_merge_undo
+from customers.dedupe.keys import city_key, name_keys
+from customers.dedupe.scan import find_duplicates
+from customers.dedupe.services import customer_merge, customer_merge_undo
 from customers.models import BehaviourEvent, Customer, Order
 
 from .conftest import record_benchmark

@@ -8,18 +8,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.audit.models import AuditEvent
-from customers.duplicates import (
+from customers.dedupe.keys import city_key, name_key
+from customers.dedupe.scan import (
     EMAIL_SCORE,
     MAX_GROUP_SIZE,
     NAME_EXACT_SCORE,
     NAME_REORDERED_SCORE,
     PHONE_SCORE,
-    city_key,
-    duplicate_candidates,
-    duplicate_dismiss,
     find_duplicates,
-    name_key,
 )
+from customers.dedupe.selectors import duplicate_candidates
+from customers.dedupe.services import duplicate_dismiss
 from customers.models import Customer
 from tests.factories import CustomerFactory
 
