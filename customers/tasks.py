@@ -29,7 +29,7 @@ def purge_bin_task() -> int:
 
 
 @shared_task(acks_late=True)
-def purge_bin_dispatch_task() -> int:
+def purge_bin_all_tenants() -> int:
     """From beat, in the public schema: queue purge_bin_task for every active tenant."""
     from crm.tenancy.dispatch import enqueue_for_active_tenants
 

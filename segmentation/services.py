@@ -274,13 +274,13 @@ def alert_dismiss(*, actor: User, alert: ChurnAlert) -> ChurnAlert:
 # --------------------------------------------------------------------------------------------------
 # Recompute
 # --------------------------------------------------------------------------------------------------
-def request_recompute(
+def recompute_request(
     *, user: User | None = None, trigger: str = RecomputeRun.Trigger.MANUAL
 ) -> BackgroundJob:
     """Queue a recompute of the current tenant, or join the one already waiting or running.
 
     Used by the segments page (manager/admin), the nightly dispatcher and the customer import
-    (`request_recompute(user=importer, trigger="import")` after an import finishes). The task is sent
+    (`recompute_request(user=importer, trigger="import")` after an import finishes). The task is sent
     when the surrounding transaction commits.
     """
     from .tasks import recompute_task

@@ -1,12 +1,7 @@
 """Celery tasks: thin wrappers around `segmentation.recompute` and `segmentation.services`."""
 
-import logging
-
 from celery import shared_task
 from django.utils.translation import gettext_lazy as _
-from django_tenants.utils import tenant_context
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, max_retries=0)
@@ -50,19 +45,13 @@ def _result(run) -> dict:
 
 
 @shared_task(acks_late=True)
-def recompute_dispatch_task() -> int:
+def recompute_all_tenants() -> int:
     """Nightly, in the public schema: queue one recompute per active tenant (joining a running one)."""
-    from crm.tenancy.dispatch import active_tenants
+    from crm.tenancy.dispatch import run_in_active_tenants
 
     from .models import RecomputeRun
-    from .services import request_recompute
+    from .services import recompute_request
 
-    queued = 0
-    for tenant in active_tenants():
-        try:
-            with tenant_context(tenant):
-                request_recompute(trigger=RecomputeRun.Trigger.NIGHTLY)
-            queued += 1
-        except Exception:  # one broken tenant must not stop the others
-            logger.exception("could not queue the recompute of tenant %s", tenant.schema_name)
-    return queued
+    return run_in_active_tenants(
+        lambda: recompute_request(trigger=RecomputeRun.Trigger.NIGHTLY), what="the nightly recompute"
+    )

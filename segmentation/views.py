@@ -64,7 +64,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_POST
 def recompute(request: HttpRequest) -> HttpResponse:
     """Start a recompute, or join the one already running; htmx gets the progress bar back."""
-    job = services.request_recompute(user=request.user)
+    job = services.recompute_request(user=request.user)
     if request.htmx:
         return render(
             request, "segmentation/partials/_recompute_status.html", {"job": job, "can_recompute": True}

@@ -7,7 +7,6 @@ below (start, progress, succeed, fail, save output). Progress writes commit imme
 autocommit statement), so a user polling the job sees them while the job's own transaction runs."""
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,10 +126,6 @@ def job_progress(*, job_id: int, progress: int, message: str = "") -> None:
     BackgroundJob.objects.filter(pk=job_id).update(
         progress=max(0, min(100, int(progress))), message=message[:500], updated_at=timezone.now()
     )
-
-
-def job_progress_callback(job_id: int) -> Callable[[int, str], None]:
-    return lambda progress, message="": job_progress(job_id=job_id, progress=progress, message=message)
 
 
 def job_succeed(

@@ -1,7 +1,7 @@
 """Duplicate customers and merging them (疑似重复客户与合并), shaped like `imports/` and `exports/`:
 
 - `keys.py`: normalisation keys (email, phone, name, city) — pure functions, no database;
-- `scan.py`: finding candidate pairs for a whole scope in bulk (`find_duplicates`, `DuplicateScan`);
+- `scan.py`: finding candidate pairs for a whole scope in bulk (`duplicate_scan`, `DuplicateScan`);
 - `cache.py`: cache keys and versions of a finished scan, per tenant and visibility scope;
 - `jobs.py`: the background scan of a big scope (`duplicate_scan_run`, started by `tasks.py`);
 - `selectors.py`: reads (the scan a page shows, a customer's exact matches, merge records);

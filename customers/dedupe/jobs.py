@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 
 from .cache import CACHE_SECONDS, _remember, _scope_key, _version
-from .scan import find_duplicates, scope_queryset
+from .scan import duplicate_scan, scope_queryset
 
 SCAN_JOB_KIND = "customers.duplicates"
 
@@ -30,23 +30,21 @@ def _scan_job(user, key: str):
 
 def duplicate_scan_run(*, job_id: int, user_id: int, key: str) -> int:
     """The background scan (customers.dedupe.tasks.duplicate_scan_task): scan the user's scope as it is
-    now and cache it. Idempotent: a redelivered message of a finished job does nothing."""
+    now and cache it; returns the number of pairs. Idempotent: a redelivered message of a finished
+    job does nothing (returns 0)."""
     from crm.accounts.models import User
-    from crm.jobs.services import job_fail, job_progress, job_start, job_succeed
+    from crm.jobs.runner import JobRun, run_job
 
-    if job_start(job_id=job_id) is None:
-        return 0
-    try:
+    def body(run: JobRun) -> int:
         user = User.objects.get(pk=user_id)
-        job_progress(job_id=job_id, progress=10, message=str(_("Comparing customers")))
+        run.progress(10, _("Comparing customers"))
         queryset = scope_queryset(user)
         current_key, _customers = _version(user, queryset)
-        scan = find_duplicates(queryset)
+        scan = duplicate_scan(queryset)
         _remember(user, current_key, scan)
         if current_key != key:  # data changed since the request: the page asks for this one
             cache.set(key, scan, CACHE_SECONDS)
-    except Exception as exc:
-        job_fail(job_id=job_id, message=str(_("The duplicate search failed: %(error)s")) % {"error": exc})
-        raise
-    job_succeed(job_id=job_id, result={"pairs": scan.total, "customers": scan.customers_scanned})
-    return scan.total
+        run.succeed(result={"pairs": scan.total, "customers": scan.customers_scanned})
+        return scan.total
+
+    return run_job(job_id, body, failure_message=_("The duplicate search failed. Please try again.")) or 0

@@ -279,7 +279,7 @@ def _dismissed_pairs() -> set[tuple[int, int]]:
     return dismissed
 
 
-def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) -> DuplicateScan:
+def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -> DuplicateScan:
     """Candidate pairs among `queryset` (already limited to live, visible customers), best first."""
     frame = _frame(queryset, region or default_phone_region())
     if frame.empty:

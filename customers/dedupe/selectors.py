@@ -13,7 +13,7 @@ from crm.audit.models import AuditEvent
 from ..models import Customer
 from .cache import _cache_key, _latest_key, _remember, _version
 from .jobs import _scan_job
-from .scan import DuplicatePair, DuplicateScan, find_duplicates, scope_queryset
+from .scan import DuplicatePair, DuplicateScan, duplicate_scan, scope_queryset
 
 # Up to this many customers in scope, the page scans at once; above, in a background job.
 INLINE_SCAN_LIMIT = 20_000
@@ -26,11 +26,11 @@ def duplicate_candidates(*, user, use_cache: bool = True) -> DuplicateScan:
     background)."""
     queryset = scope_queryset(user)
     if not use_cache:
-        return find_duplicates(queryset)
+        return duplicate_scan(queryset)
     key = _cache_key(user, queryset)
     scan = cache.get(key)
     if scan is None:
-        scan = find_duplicates(queryset)
+        scan = duplicate_scan(queryset)
         _remember(user, key, scan)
     return scan
 
@@ -61,13 +61,13 @@ def duplicate_scan_for_page(*, user) -> PageScan:
     if scan is not None:
         return PageScan(scan, job=None, customers=customers)
     if customers <= INLINE_SCAN_LIMIT:
-        scan = find_duplicates(queryset)
+        scan = duplicate_scan(queryset)
         _remember(user, key, scan)
         return PageScan(scan, job=None, customers=customers)
     return PageScan(cache.get(_latest_key(user)), job=_scan_job(user, key), customers=customers)
 
 
-def duplicates_of(*, user, customer: Customer) -> list[DuplicatePair]:
+def duplicate_list_for_customer(*, user, customer: Customer) -> list[DuplicatePair]:
     """Candidate pairs that involve `customer` (for the "Find duplicates" link on its page)."""
     scan = duplicate_candidates(user=user)
     return [pair for pair in scan.pairs if customer.pk in (pair.first_id, pair.second_id)]

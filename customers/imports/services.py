@@ -656,7 +656,7 @@ def _request_segment_recompute(actor, outcome: ImportOutcome) -> None:
     if not outcome.plan.writes_anything:
         return
     try:
-        from segmentation.services import request_recompute
+        from segmentation.services import recompute_request
     except ImportError:  # segmentation offers no recompute entry point in this build
         return
-    request_recompute(user=actor if getattr(actor, "pk", None) else None, trigger="import")
+    recompute_request(user=actor if getattr(actor, "pk", None) else None, trigger="import")

@@ -15,7 +15,7 @@ from customers.dedupe.scan import (
     NAME_EXACT_SCORE,
     NAME_REORDERED_SCORE,
     PHONE_SCORE,
-    find_duplicates,
+    duplicate_scan,
 )
 from customers.dedupe.selectors import duplicate_candidates
 from customers.dedupe.services import duplicate_dismiss
@@ -199,7 +199,7 @@ def test_finding_among_20000_customers_completes(tenant, manager_user):
         )
     Customer.objects.bulk_create(rows, batch_size=5000)
     started = time.perf_counter()
-    scan = find_duplicates(Customer.objects.filter(deleted_at__isnull=True))
+    scan = duplicate_scan(Customer.objects.filter(deleted_at__isnull=True))
     elapsed = time.perf_counter() - started
     print(f"\nduplicates among 20,000 customers: {len(scan.pairs)} pairs in {elapsed:.2f} s")
     assert scan.customers_scanned == 20_000
