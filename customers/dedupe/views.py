@@ -8,7 +8,6 @@ customer outside the user's scope answers 404, exactly like a missing one.
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, role_required, user_has_role, visible_to
+from crm.errors import SERVICE_ERRORS, show_service_error
 
 from ..labels import field_title
 from ..models import BehaviourEvent, Customer, CustomFieldDefinition, Order
@@ -217,8 +217,8 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
             result = services.customer_merge(
                 actor=request.user, survivor=survivor, merged=merged, field_choices=form.field_choices()
             )
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
         else:
             messages.success(
                 request,
@@ -287,8 +287,8 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         try:
             result = services.customer_merge_undo(actor=request.user, merged=merged)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
             return redirect("customers:merge_result", pk=merged.pk)
         definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
         messages.success(
