@@ -44,6 +44,7 @@ from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
 from customers.services import customer_refresh_order_stats
+from customers.signals import REASON_IMPORT, customers_changed_on_commit
 
 from . import columns, parsing
 from .planning import (
@@ -715,7 +716,8 @@ def import_run(*, job_id: int) -> dict[str, Any] | None:
                     },
                     label=params.get("filename", ""),
                 )
-                _request_segment_recompute(actor, outcome)
+                if outcome.plan.writes_anything:  # segmentation, for one, recomputes its scores
+                    customers_changed_on_commit(reason=REASON_IMPORT, actor=actor)
                 _finish(
                     job_id,
                     stage=STAGE_DONE,
@@ -789,13 +791,3 @@ def _done_message(result: dict[str, Any]) -> str:
         "updated": written["customers_updated"],
         "orders": written["orders_created"] + written["orders_updated"],
     }
-
-
-def _request_segment_recompute(actor, outcome: ImportOutcome) -> None:
-    if not outcome.plan.writes_anything:
-        return
-    try:
-        from segmentation.services import request_recompute
-    except ImportError:  # segmentation offers no recompute entry point in this build
-        return
-    request_recompute(user=actor if getattr(actor, "pk", None) else None, trigger="import")
