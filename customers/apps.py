@@ -19,3 +19,13 @@ class CustomersConfig(AppConfig):
 
         register_builtin_hooks()
         register_detail_panel()
+
+        from crm.navigation import NavItem
+        from crm.navigation import register as register_nav
+        from crm.tenancy.selectors import register_tenant_count
+
+        from .models import Customer
+
+        register_nav(NavItem("customers", _("Customers"), "customers:list", "people", order=20))
+        # The platform console's tenants list counts live customers in each tenant's schema.
+        register_tenant_count("customers", model=Customer, where="deleted_at IS NULL")

@@ -26,9 +26,7 @@ from .models import (
     SegmentTransition,
 )
 from .rules import count_conditions, validate_rules
-
-RECOMPUTE_JOB_KIND = "segmentation.recompute"
-ALERTS_VERSION_KEY = "segmentation:alerts-version"
+from .selectors import ALERTS_VERSION_KEY, RECOMPUTE_JOB_KIND
 
 SETTINGS_FIELDS = (
     "rfm_window_days",
@@ -291,13 +289,6 @@ def recompute_request(
     if created:
         job_enqueue(job=job, task=recompute_task, trigger=str(trigger))
     return job
-
-
-def recompute_now(*, user: User | None = None, trigger: str = RecomputeRun.Trigger.MANUAL) -> RecomputeRun:
-    """Run the recompute synchronously in this process (demo seeding, management commands, tests)."""
-    from .recompute import recompute
-
-    return recompute(trigger=trigger, triggered_by=user)
 
 
 # --------------------------------------------------------------------------------------------------

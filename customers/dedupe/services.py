@@ -40,6 +40,7 @@ from crm.audit.services import audit_record
 from ..models import Customer
 from ..registry import registry
 from ..search import build_search_text
+from ..signals import REASON_MERGE, REASON_MERGE_UNDONE, customers_changed_on_commit
 from .fields import (
     CUSTOM_PREFIX,
     FIELD_ATTRIBUTES,
@@ -226,6 +227,7 @@ def customer_merge(
         }
     )
     audit_record(actor=actor, action=MERGED_IN_ACTION, target=survivor, changes=survivor_changes)
+    customers_changed_on_commit(reason=REASON_MERGE, customer_ids=[survivor.pk, merged.pk], actor=actor)
     return MergeResult(survivor=survivor, merged=merged, moved=moved, changed_fields=changed)
 
 
@@ -377,6 +379,9 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         {"merged_id": merged.pk, "merged_label": str(merged), "kept_fields": result.kept_fields}
     )
     audit_record(actor=actor, action=UNDONE_ACTION, target=survivor, changes=survivor_changes)
+    customers_changed_on_commit(
+        reason=REASON_MERGE_UNDONE, customer_ids=[survivor.pk, merged.pk], actor=actor
+    )
     return result
 
 

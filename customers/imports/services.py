@@ -43,6 +43,7 @@ from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
 from customers.services import customer_refresh_order_stats
+from customers.signals import REASON_IMPORT, customers_changed_on_commit
 
 from . import columns, parsing
 from .planning import (
@@ -596,7 +597,8 @@ def _import(run: JobRun) -> dict[str, Any] | None:
                     },
                     label=params.get("filename", ""),
                 )
-                _request_segment_recompute(actor, outcome)
+                if outcome.plan.writes_anything:  # segmentation, for one, recomputes its scores
+                    customers_changed_on_commit(reason=REASON_IMPORT, actor=actor)
                 # Finished in the transaction that wrote the rows: a crash can leave neither alone.
                 run.succeed(result=result, message=_done_message(result), params={"stage": STAGE_DONE})
     except parsing.ImportFileError as error:
@@ -650,13 +652,3 @@ def _done_message(result: dict[str, Any]) -> str:
         "updated": written["customers_updated"],
         "orders": written["orders_created"] + written["orders_updated"],
     }
-
-
-def _request_segment_recompute(actor, outcome: ImportOutcome) -> None:
-    if not outcome.plan.writes_anything:
-        return
-    try:
-        from segmentation.services import recompute_request
-    except ImportError:  # segmentation offers no recompute entry point in this build
-        return
-    recompute_request(user=actor if getattr(actor, "pk", None) else None, trigger="import")
