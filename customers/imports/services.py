@@ -233,7 +233,7 @@ def import_rows(
     outcome.timings["write"] = time.perf_counter() - started
     started = time.perf_counter()
     _analyse_after_bulk_writes(outcome.written)
-    outcome.timings["analyze"] = time.perf_counter() - started
+    outcome.timings["analyse"] = time.perf_counter() - started
     started = time.perf_counter()
     touched = set(outcome.plan.touched_customer_ids)
     touched |= {o.customer_id for o in outcome.plan.new_orders}
