@@ -64,6 +64,9 @@ class JobRecord(Protocol):
 
     def fail(self, *, message: str, params: dict[str, Any] | None) -> None: ...
 
+    # The body returned without succeed/fail: succeed, unless something else finished the job meanwhile.
+    def succeed_unless_finished(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -151,9 +154,8 @@ class BackgroundJobRecord:
     def succeed(self, *, result: dict[str, Any], message: str, params: dict[str, Any] | None) -> None:
         services.job_succeed(job_id=self.job_id, result=result, message=message, params=params)
 
-    def finish_unless_done(self) -> None:
-        """The body returned without finishing: succeed, unless something else finished the job
-        meanwhile (a second delivery that waited on the first's lock)."""
+    def succeed_unless_finished(self) -> None:
+        # e.g. a second delivery that waited on the first one's lock and found the job finished
         services.job_succeed(job_id=self.job_id, only_if_running=True)
 
     def fail(self, *, message: str, params: dict[str, Any] | None) -> None:
@@ -246,11 +248,7 @@ def run_record(
                 record.fail(message=message, params=None)
                 raise
             if not run.finished:
-                finish = getattr(record, "finish_unless_done", None)
-                if finish is not None:
-                    finish()
-                else:
-                    record.succeed(result={}, message="", params=None)
+                record.succeed_unless_finished()
             return value
     finally:
         record.close()
