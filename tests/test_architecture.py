@@ -16,7 +16,8 @@ Read from the source with `ast` (nothing is imported, no extra dependency). Ever
    separately, with one accepted pattern: a module may import the `tasks` module of its own package
    inside a function (a service queueing its own Celery task, which calls the service back; the
    worker imports tasks modules on its own).
-4. segmentation.analytics is plain numpy/pandas maths: it imports neither Django nor the project
+4. Reads never depend on writes: no `selectors` module imports a `services` module.
+5. segmentation.analytics is plain numpy/pandas maths: it imports neither Django nor the project
    outside itself.
 
 The checks run first against a small planted tree (so each can be seen failing), then the project.
@@ -186,6 +187,14 @@ def function_local_cycles(edges: list[Edge]) -> list[str]:
     return _describe(_cycles(kept), kept)
 
 
+def selectors_importing_services(edges: list[Edge]) -> list[str]:
+    return [
+        str(edge)
+        for edge in edges
+        if edge.source.rpartition(".")[2] == "selectors" and edge.target.rpartition(".")[2] == "services"
+    ]
+
+
 def impurities(raw: list[tuple[str, str, int]]) -> list[str]:
     return [
         f"{module} imports {name} (line {line})"
@@ -221,6 +230,7 @@ def test_the_checks_catch_planted_faults(tmp_path):
             "customers/services.py": "from . import selectors\nfrom .models import Customer\n",
             "customers/selectors.py": "import importlib\nimportlib.import_module('customers.services')\n",
             "customers/tasks.py": "def run():\n    from .services import x\n",
+            "customers/jobs.py": "def later():\n    from segmentation import services\n",
             "customers/exports.py": "def enqueue():\n    from .tasks import run\n",
             "customers/timeline.py": "def f():\n    from .labels import x\n",
             "customers/labels.py": "def g():\n    from customers.timeline import f\n",
@@ -235,11 +245,15 @@ def test_the_checks_catch_planted_faults(tmp_path):
     )
     edges, raw = _edges(root)
     assert [v.split(":")[0] for v in floor_violations(edges)] == [
-        "crm.navigation -> segmentation.selectors (line 2, in a function)"
+        "crm.navigation -> segmentation.selectors (line 2, in a function)",
+        "customers.jobs -> segmentation (line 2, in a function)",
     ]
     assert module_level_cycles(edges) == [
         "customers.selectors <-> customers.services: customers.selectors -> customers.services (line 2, "
         "module level); customers.services -> customers.selectors (line 1, module level)"
+    ]
+    assert selectors_importing_services(edges) == [
+        "customers.selectors -> customers.services (line 2, module level)"
     ]
     local = function_local_cycles(edges)
     assert len(local) == 2 and local[0].startswith("customers.labels <-> customers.timeline:")
@@ -275,6 +289,11 @@ def test_no_cycle_among_module_level_imports():
 def test_no_cycle_through_function_local_imports_except_a_service_queueing_its_own_task():
     edges, _raw = _edges(ROOT)
     assert function_local_cycles(edges) == []
+
+
+def test_selectors_never_import_services():
+    edges, _raw = _edges(ROOT)
+    assert selectors_importing_services(edges) == []
 
 
 def test_analytics_stays_free_of_django_and_the_project():
