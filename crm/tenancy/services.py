@@ -314,7 +314,8 @@ def _error_line(exc: BaseException) -> str:
 
 class ProvisioningRecord:
     """A tenant's provisioning as a job for crm.jobs.runner: its state is the Tenant row in the public
-    schema (status, provisioning_progress, provisioning_message), not a BackgroundJob."""
+    schema (status, provisioning_progress, provisioning_message), not a BackgroundJob (the body reads
+    the tenant as `run.record.tenant`)."""
 
     def __init__(self, tenant_id: int):
         self.tenant_id = tenant_id
