@@ -1,6 +1,13 @@
-"""The Celery application. Tasks carry the tenant schema in a message header (tenant-schemas-celery)."""
+"""The Celery application. Tasks carry the tenant schema in a message header (tenant-schemas-celery).
+
+Task modules are found by autodiscovery: `<app>/tasks.py` of every installed app and
+`<app>/<package>/tasks.py` of its sub-packages (`customers/imports/tasks.py`, `customers/dedupe/
+tasks.py`), so a new app or package is not listed anywhere by hand.
+"""
 
 import os
+import pkgutil
+from pathlib import Path
 
 from tenant_schemas_celery.app import CeleryApp
 
@@ -8,4 +15,22 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
 
 app = CeleryApp("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+
+
+def task_packages() -> list[str]:
+    """Installed apps, and the direct sub-packages of this project's apps that have a tasks module."""
+    from django.apps import apps
+    from django.conf import settings
+
+    packages: list[str] = []
+    for config in apps.get_app_configs():
+        packages.append(config.name)
+        if not Path(config.path).resolve().is_relative_to(settings.BASE_DIR / config.name.split(".")[0]):
+            continue  # a third-party app: its own tasks.py only
+        for module in pkgutil.iter_modules([config.path]):
+            if module.ispkg and os.path.exists(os.path.join(config.path, module.name, "tasks.py")):
+                packages.append(f"{config.name}.{module.name}")
+    return list(dict.fromkeys(packages))
+
+
+app.autodiscover_tasks(task_packages)

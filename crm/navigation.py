@@ -1,4 +1,13 @@
-"""The top navigation, filtered by role. Apps add their entries here, in one place."""
+"""The top navigation, filtered by role. `crm` keeps only the registry: every app adds its own entry
+in its AppConfig.ready(), so the ground floor never imports the apps above it:
+
+    from crm.navigation import NavItem, register
+
+    register(NavItem("loyalty", _("Loyalty"), "loyalty:index", "award", order=50))
+
+Entries show in `order` (then key); `roles` limits who sees one; `badge(user)` returns a short text
+("" hides it), e.g. the number of open churn alerts. An entry whose URL does not resolve is left out.
+"""
 
 import logging
 from collections.abc import Callable
@@ -6,9 +15,8 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import Promise
-from django.utils.translation import gettext_lazy as _
 
-from crm.accounts.permissions import ADMINS, ALL_ROLES, user_has_role
+from crm.accounts.permissions import ALL_ROLES, user_has_role
 
 logger = logging.getLogger(__name__)
 
@@ -22,27 +30,24 @@ class NavItem:
     roles: tuple[str, ...] = ALL_ROLES
     # Optional badge text for the user ("" hides it), e.g. the number of open churn alerts.
     badge: Callable[..., str] | None = None
+    order: int = 100
 
 
-def _open_alerts_badge(user) -> str:
-    from segmentation.selectors import alert_badge  # imported late: navigation loads before the apps
-
-    return alert_badge(user)
+_items: dict[str, NavItem] = {}
 
 
-TENANT_NAV = (
-    NavItem("dashboard", _("Dashboard"), "home", "speedometer2"),
-    NavItem("customers", _("Customers"), "customers:list", "people"),
-    NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots"),
-    NavItem("segments", _("Segments"), "segmentation:index", "pie-chart", badge=_open_alerts_badge),
-    NavItem("loyalty", _("Loyalty"), "loyalty:index", "award"),
-    NavItem("settings", _("Settings"), "accounts:settings", "gear", ADMINS),
-)
+def register(item: NavItem) -> None:
+    """Add (or replace, by key) an entry of the tenant navigation."""
+    _items[item.key] = item
+
+
+def registered() -> list[NavItem]:
+    return sorted(_items.values(), key=lambda item: (item.order, item.key))
 
 
 def nav_for(user) -> list[dict]:
     items = []
-    for item in TENANT_NAV:
+    for item in registered():
         if not user_has_role(user, item.roles):
             continue
         try:

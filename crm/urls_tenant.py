@@ -6,7 +6,7 @@ from django.urls import include, path
 from crm import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("dashboards.urls")),  # the start page, "home"
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("accounts/", include("crm.accounts.urls")),
     path("jobs/", include("crm.jobs.urls")),

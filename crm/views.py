@@ -1,4 +1,4 @@
-"""Shared pages: the tenant home page, language switching and the friendly error pages."""
+"""Shared pages: language switching and the friendly error pages (the start page is in dashboards)."""
 
 from django.conf import settings
 from django.shortcuts import render
@@ -9,13 +9,6 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from crm.accounts.permissions import role_required
-
-
-@role_required()
-def home(request):
-    from crm.dashboard import dashboard_context
-
-    return render(request, "crm/home.html", dashboard_context(user=request.user))
 
 
 @require_POST

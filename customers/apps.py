@@ -14,8 +14,18 @@ class CustomersConfig(AppConfig):
         registry.add_timeline_provider("customers.refunds", refunds_provider)
         registry.add_timeline_provider("customers.history", history_provider)
 
-        from .merge import register_builtin_hooks  # orders, events, tags, shares move on a merge
-        from .views_merge import register_detail_panel  # "Possible duplicates" on the 360° page
+        from .dedupe.hooks import register_builtin_hooks  # orders, events, tags, shares move on a merge
+        from .dedupe.views import register_detail_panel  # "Possible duplicates" on the 360° page
 
         register_builtin_hooks()
         register_detail_panel()
+
+        from crm.navigation import NavItem
+        from crm.navigation import register as register_nav
+        from crm.tenancy.selectors import register_tenant_count
+
+        from .models import Customer
+
+        register_nav(NavItem("customers", _("Customers"), "customers:list", "people", order=20))
+        # The platform console's tenants list counts live customers in each tenant's schema.
+        register_tenant_count("customers", model=Customer, where="deleted_at IS NULL")

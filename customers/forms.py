@@ -1,5 +1,5 @@
 """Forms parse input; the services validate and write. Service ValidationErrors are put back on the
-form's fields with `add_service_errors`."""
+form's fields with `crm.errors.show_service_error`."""
 
 from typing import Any
 
@@ -20,17 +20,6 @@ from .selectors import assignable_users, custom_field_list, sort_options, tag_li
 
 YES_NO_ANY = [("", _("Any")), ("yes", _("Yes")), ("no", _("No"))]
 YES_NO_BLANK = [("", "—"), ("true", _("Yes")), ("false", _("No"))]
-
-
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: at the field when the form has it, else on top."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            target = field if field in form.fields else None
-            for item in errors:
-                form.add_error(target, item)
-    else:
-        form.add_error(None, error)
 
 
 def _user_choice_label(user: User) -> str:

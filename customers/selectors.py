@@ -12,14 +12,17 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import F, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, prefetch_related_objects
+from django.db.models.functions import TruncMonth
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -27,6 +30,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
 from crm.audit.models import AuditEvent
 
+from .labels import action_title, field_label
 from .models import Customer, CustomFieldDefinition, Order, Refund, Tag
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
@@ -513,33 +517,12 @@ class HistoryEntry:
     changes: list[HistoryChange]
 
 
-def _field_label(name: str, definitions: dict[str, CustomFieldDefinition]) -> str:
-    if name.startswith("custom_fields."):
-        key = name.split(".", 1)[1]
-        definition = definitions.get(key)
-        return str(definition.label) if definition else key
-    if name == "tags":
-        return str(_("Tags"))
-    if name == "shared_with":
-        return str(_("Shared with"))
-    if name == "deleted_at":
-        return str(_("Deleted"))
-    if name == "merged_customer":
-        return str(_("Merged customer"))
-    try:
-        return str(Customer._meta.get_field(name).verbose_name)
-    except Exception:  # noqa: BLE001 - an old record may name a field that no longer exists
-        return name
-
-
 def customer_audit_events(*, customer: Customer) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
 
 
 def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEntry]:
     """The customer's audit records, newest first: who, when, and each field's old and new value."""
-    from .timeline import ACTION_TITLES
-
     definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
     entries = []
     for event in customer_audit_events(customer=customer).order_by("-created_at", "-id")[:limit]:
@@ -549,10 +532,10 @@ def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEnt
                 if isinstance(change, dict) and ("old" in change or "new" in change):
                     changes.append(
                         HistoryChange(
-                            name, _field_label(name, definitions), change.get("old"), change.get("new")
+                            name, field_label(name, definitions), change.get("old"), change.get("new")
                         )
                     )
-        label = str(ACTION_TITLES.get(event.action, (event.action,))[0])
+        label = action_title(event.action)[0]
         entries.append(HistoryEntry(event.created_at, event.actor_label, event.action, label, changes))
     return entries
 
@@ -587,3 +570,93 @@ def bin_list(*, user: User) -> QuerySet[Customer]:
             return qs.none()
         qs = qs.filter(owner=user)
     return qs.order_by("-deleted_at", "-id")
+
+
+# --- figures for the start page (dashboards) ------------------------------------------------------
+# Period figures aggregate orders with the `placed_at` / `(customer, placed_at)` indexes; per-customer
+# figures read the stored order figures on Customer, so the page stays quick at a million orders. The
+# monthly series is cached for five minutes per tenant and user scope (cache keys are tenant-scoped
+# by the cache's key function).
+
+PURCHASE_STATUSES = [str(s) for s in Order.PURCHASE_STATUSES]
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    revenue: Decimal
+    orders: int
+    customers: int
+
+    @property
+    def average_order_value(self) -> Decimal | None:
+        return (self.revenue / self.orders).quantize(Decimal("0.01")) if self.orders else None
+
+
+def _orders_for(user: User) -> QuerySet[Order]:
+    return visible_to(Order.objects.filter(customer__deleted_at__isnull=True), user)
+
+
+def period_figures(*, user: User, start: datetime, end: datetime) -> PeriodFigures:
+    row = (
+        _orders_for(user)
+        .filter(placed_at__gte=start, placed_at__lt=end, status__in=PURCHASE_STATUSES)
+        .aggregate(
+            total=Sum("total"),
+            refunded=Sum("refunded_total"),
+            orders=Count("id"),
+            customers=Count("customer_id", distinct=True),
+        )
+    )
+    revenue = (row["total"] or Decimal("0")) - (row["refunded"] or Decimal("0"))
+    return PeriodFigures(revenue=revenue, orders=row["orders"], customers=row["customers"])
+
+
+def customer_figures(*, user: User) -> dict:
+    customers = visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
+    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = customers.aggregate(
+        total=Count("id"),
+        buyers=Count("id", filter=Q(orders_count__gte=1)),
+        repeat_buyers=Count("id", filter=Q(orders_count__gte=2)),
+        new_this_month=Count("id", filter=Q(created_at__gte=month_start)),
+    )
+    row["repeat_rate"] = round(row["repeat_buyers"] / row["buyers"] * 100, 1) if row["buyers"] else None
+    # The customer list behind each figure (the same conditions through the list's filters).
+    base = reverse("customers:list")
+    row["links"] = {
+        "total": base,
+        "buyers": f"{base}?orders_min=1",
+        "repeat_buyers": f"{base}?orders_min=2",
+        "new_this_month": f"{base}?created_from={month_start.date().isoformat()}",
+    }
+    return row
+
+
+def monthly_revenue(*, user: User, months: int = 12) -> list[dict]:
+    scope = "all" if user.sees_all_customers else f"user-{user.pk}"
+    key = f"dashboard:monthly-revenue:{scope}:{months}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    now = timezone.localtime()
+    start = (
+        now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=31 * (months - 1))
+    ).replace(day=1)
+    rows = (
+        _orders_for(user)
+        .filter(placed_at__gte=start, status__in=PURCHASE_STATUSES)
+        .annotate(month=TruncMonth("placed_at"))
+        .values("month")
+        .annotate(total=Sum("total"), refunded=Sum("refunded_total"), orders=Count("id"))
+        .order_by("month")
+    )
+    series = [
+        {
+            "month": row["month"].strftime("%Y-%m"),
+            "revenue": float((row["total"] or 0) - (row["refunded"] or 0)),
+            "orders": row["orders"],
+        }
+        for row in rows
+    ]
+    cache.set(key, series, 300)
+    return series

@@ -30,6 +30,13 @@ from . import custom_fields as cf
 from .models import Customer, CustomFieldDefinition, Order, OrderLine, Refund, Tag
 from .phone import normalise_phone
 from .search import build_search_text
+from .signals import (
+    REASON_DELETED,
+    REASON_ORDERS,
+    REASON_PURGED,
+    REASON_RESTORED,
+    customers_changed_on_commit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -431,6 +438,7 @@ def customer_delete(*, actor: User, customer: Customer) -> Customer:
             target=customer,
             changes={"deleted_at": {"old": None, "new": customer.deleted_at.isoformat()}},
         )
+        customers_changed_on_commit(reason=REASON_DELETED, customer_ids=[customer.pk], actor=actor)
     return customer
 
 
@@ -448,6 +456,9 @@ def customers_bulk_delete(*, actor: User, customer_ids: Sequence[int]) -> int:
         action="customer.deleted",
         rows=[(c, {"deleted_at": {"old": None, "new": now.isoformat()}}) for c in customers],
     )
+    if customers:
+        ids = [c.pk for c in customers]
+        customers_changed_on_commit(reason=REASON_DELETED, customer_ids=ids, actor=actor)
     return len(customers)
 
 
@@ -468,6 +479,7 @@ def customer_restore(*, actor: User, customer: Customer) -> Customer:
             target=customer,
             changes={"deleted_at": {"old": deleted_at.isoformat() if deleted_at else None, "new": None}},
         )
+        customers_changed_on_commit(reason=REASON_RESTORED, customer_ids=[customer.pk], actor=actor)
     return customer
 
 
@@ -513,6 +525,7 @@ def customers_purge_expired(*, now: datetime | None = None, batch_size: int = 20
                     for pk, name in batch
                 ]
             )
+            customers_changed_on_commit(reason=REASON_PURGED, customer_ids=ids)
             purged += len(batch)
         if len(batch) < batch_size:
             break
@@ -637,6 +650,7 @@ def order_create(
     )
     if refresh_stats:
         customer_refresh_order_stats(customer_ids=[customer.pk])
+    customers_changed_on_commit(reason=REASON_ORDERS, customer_ids=[customer.pk], actor=actor)
     return order
 
 
@@ -697,6 +711,7 @@ def order_refund(
         },
     )
     customer_refresh_order_stats(customer_ids=[locked.customer_id])
+    customers_changed_on_commit(reason=REASON_ORDERS, customer_ids=[locked.customer_id], actor=actor)
     order.refresh_from_db()
     return refund
 

@@ -29,17 +29,8 @@ def purge_bin_task() -> int:
 
 
 @shared_task(acks_late=True)
-def purge_bin_dispatch_task() -> int:
+def purge_bin_all_tenants() -> int:
     """From beat, in the public schema: queue purge_bin_task for every active tenant."""
     from crm.tenancy.dispatch import enqueue_for_active_tenants
 
     return enqueue_for_active_tenants(purge_bin_task)
-
-
-@shared_task(acks_late=True)
-def duplicate_scan_task(*, job_id: int, user_id: int, key: str) -> int:
-    """Scan a user's scope for duplicate customers and cache the result (big tenants; see
-    customers.duplicates.duplicate_scan_for_page)."""
-    from .duplicates import duplicate_scan_run
-
-    return duplicate_scan_run(job_id=job_id, user_id=user_id, key=key)

@@ -8,27 +8,13 @@ TimelineEntry objects OLDER than `before` (all when None), newest first, in one 
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from crm.audit.models import AuditEvent
 from crm.templatetags.crm_format import money
 
+from .labels import action_title, custom_field_definitions, field_label
 from .models import Customer, Order, Refund
 from .registry import TimelineEntry
-
-ACTION_TITLES = {
-    "customer.created": (gettext_lazy("Customer created"), "person-plus"),
-    "customer.updated": (gettext_lazy("Edited"), "pencil"),
-    "customer.tagged": (gettext_lazy("Tag added"), "tag"),
-    "customer.untagged": (gettext_lazy("Tag removed"), "tag"),
-    "customer.shared": (gettext_lazy("Sharing changed"), "share"),
-    "customer.deleted": (gettext_lazy("Moved to the recycle bin"), "trash"),
-    "customer.restored": (gettext_lazy("Restored from the recycle bin"), "arrow-counterclockwise"),
-    "customer.merged": (gettext_lazy("Merged"), "intersect"),
-    "customer.merge_undone": (gettext_lazy("Merge undone"), "arrow-counterclockwise"),
-    "customer.merged_in": (gettext_lazy("Another customer merged into this one"), "intersect"),
-    "customer.duplicate_dismissed": (gettext_lazy("Marked as not a duplicate"), "x-circle"),
-}
 
 
 def _money(amount, currency: str) -> str:
@@ -81,24 +67,20 @@ def _short(value) -> str:
 
 
 def history_provider(*, customer: Customer, before=None, limit: int = 20):
-    from .selectors import _field_label  # labels for field names, shared with the History card
-
     qs = AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
     if before is not None:
         qs = qs.filter(created_at__lt=before)
     definitions = None
     for event in qs.order_by("-created_at", "-id")[:limit]:
-        title, icon = ACTION_TITLES.get(event.action, (event.action, "clock-history"))
+        title, icon = action_title(event.action)
         detail = ""
         if event.action in ("customer.updated", "customer.tagged", "customer.untagged", "customer.shared"):
             if definitions is None:
-                from .models import CustomFieldDefinition
-
-                definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+                definitions = custom_field_definitions()
             parts = []
             for name, change in sorted((event.changes or {}).items()):
                 if isinstance(change, dict):
-                    label = _field_label(name, definitions)
+                    label = field_label(name, definitions)
                     parts.append(f"{label}: {_short(change.get('old'))} → {_short(change.get('new'))}")
             detail = "; ".join(parts[:6]) + ("; …" if len(parts) > 6 else "")
         yield TimelineEntry(

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from . import views
+from .dedupe import urls as dedupe_urls
 from .exports import urls as exports_urls
 from .imports import urls as imports_urls
 
@@ -33,7 +34,6 @@ urlpatterns += [
 ]
 # --- end import/export ---
 
-# --- duplicates and merge (customers.views_merge) ---
-# The duplicates/merge helper adds its path(...) lines here.
-urlpatterns += [path("duplicates/", include("customers.urls_merge"))]  # duplicates, merge, merge_undo
+# --- duplicates and merge (customers.dedupe) ---
+urlpatterns += [path("duplicates/", include(dedupe_urls.urlpatterns))]  # duplicates, merge, merge_undo
 # --- end duplicates and merge ---

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.accounts.permissions import ADMINS, MANAGERS, role_required, user_has_role
+from crm.errors import SERVICE_ERRORS, show_service_error
 
 from . import selectors, services
 from .forms import (
@@ -35,7 +36,6 @@ from .forms import (
     CustomFieldDefinitionForm,
     RefundForm,
     ShareForm,
-    add_service_errors,
 )
 from .registry import registry
 
@@ -204,10 +204,8 @@ def customer_bulk(request: HttpRequest) -> HttpResponse:
         elif action == "delete":
             count = services.customers_bulk_delete(actor=request.user, customer_ids=ids)
             messages.success(request, _("%(count)d customers moved to the recycle bin.") % {"count": count})
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    except PermissionDenied as error:
-        messages.error(request, str(error) or _("You are not allowed to do that."))
+    except (*SERVICE_ERRORS, PermissionDenied) as error:  # a bulk action may include others' customers
+        show_service_error(request, error)
     return redirect(back)
 
 
@@ -231,8 +229,8 @@ def customer_create(request: HttpRequest) -> HttpResponse:
         try:
             data = form.service_data()
             customer = services.customer_create(actor=request.user, tags=_resolve_tags(form), **data)
-        except ValidationError as error:
-            add_service_errors(form, error)
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
         else:
             messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
             return redirect("customers:detail", pk=customer.pk)
@@ -251,8 +249,8 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
             data = form.service_data()
             data["tags"] = _resolve_tags(form)
             customer = services.customer_update(actor=request.user, customer=customer, data=data)
-        except ValidationError as error:
-            add_service_errors(form, error)
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
         else:
             if inline:
                 customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)
@@ -402,8 +400,8 @@ def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
                 amount=form.cleaned_data["amount"],
                 reason=form.cleaned_data["reason"],
             )
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
         else:
             messages.success(request, _("Refund recorded for order %(number)s.") % {"number": order.number})
     else:
@@ -433,8 +431,8 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)
     try:
         services.customer_delete(actor=request.user, customer=customer)
-    except PermissionDenied:
-        messages.error(request, _("Only the owner, managers and admins can delete this customer."))
+    except PermissionDenied as error:  # not the owner: refused with the service's reason
+        show_service_error(request, error)
         return redirect("customers:detail", pk=customer.pk)
     messages.success(
         request,
@@ -472,8 +470,8 @@ def customer_restore(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_in_bin_for_user(user=request.user, customer_id=pk)
     try:
         services.customer_restore(actor=request.user, customer=customer)
-    except PermissionDenied:
-        messages.error(request, _("Only the owner, managers and admins can restore this customer."))
+    except PermissionDenied as error:
+        show_service_error(request, error)
         return redirect("customers:bin")
     messages.success(request, _("%(name)s restored.") % {"name": customer.name})
     return redirect("customers:detail", pk=customer.pk)
@@ -489,8 +487,8 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             definition = services.custom_field_create(actor=request.user, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
         else:
             messages.success(request, _("Custom field “%(label)s” added.") % {"label": definition.label})
             return redirect("customers:custom_fields")
@@ -507,8 +505,8 @@ def custom_field_edit(request: HttpRequest, pk: int) -> HttpResponse:
         data = {k: v for k, v in form.cleaned_data.items() if k not in ("key", "field_type")}
         try:
             services.custom_field_update(actor=request.user, definition=definition, data=data)
-        except ValidationError as error:
-            add_service_errors(form, error)
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
         else:
             messages.success(request, _("Custom field saved."))
             return redirect("customers:custom_fields")

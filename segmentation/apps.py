@@ -7,7 +7,22 @@ class SegmentationConfig(AppConfig):
     verbose_name = _("Segmentation")
 
     def ready(self) -> None:
+        from crm.navigation import NavItem
+        from crm.navigation import register as register_nav
+        from customers.signals import customers_changed
+
         # Filters, columns, the "Value" panel, timeline entries and the merge hook on customer pages.
-        from .integration import register
+        from .integration import open_alerts_badge, recompute_when_customers_change, register
 
         register()
+        register_nav(
+            NavItem(
+                key="segments",
+                label=_("Segments"),
+                url_name="segmentation:index",
+                icon="pie-chart",
+                badge=open_alerts_badge,
+                order=40,
+            )
+        )
+        customers_changed.connect(recompute_when_customers_change, dispatch_uid="segmentation.recompute")

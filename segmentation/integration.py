@@ -279,3 +279,26 @@ def register() -> None:
     registry.add_timeline_provider("segmentation.stages", stage_changes_provider)
     registry.add_timeline_provider("segmentation.alerts", alerts_provider)
     registry.add_merge_hook(MergeHook(key="segmentation", move=merge_move, undo=merge_undo))
+
+
+# --------------------------------------------------------------------------------------------------
+# Navigation badge and following customer changes (connected in SegmentationConfig.ready())
+# --------------------------------------------------------------------------------------------------
+def open_alerts_badge(user) -> str:
+    from .selectors import alert_badge
+
+    return alert_badge(user)
+
+
+# Changes after which the scores are recomputed at once; the others (a single order, a merge, the
+# bin) wait for the nightly recompute, as the merge hook above explains.
+RECOMPUTE_ON = {"import"}
+
+
+def recompute_when_customers_change(sender, *, reason: str, actor=None, **kwargs) -> None:
+    """customers.signals.customers_changed receiver: queue a recompute (or join the waiting one)."""
+    if reason not in RECOMPUTE_ON:
+        return
+    from .services import recompute_request
+
+    recompute_request(user=actor, trigger=reason)

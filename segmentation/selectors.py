@@ -38,6 +38,8 @@ from .models import (
 from .rules import rules_to_q
 
 ALERT_BADGE_SECONDS = 60
+RECOMPUTE_JOB_KIND = "segmentation.recompute"
+ALERTS_VERSION_KEY = "segmentation:alerts-version"  # bumped by the alert services: new badge counts
 
 
 class PercentileCont(Aggregate):
@@ -237,8 +239,6 @@ def latest_run(*, succeeded: bool = True) -> RecomputeRun | None:
 
 
 def active_recompute_job() -> BackgroundJob | None:
-    from .services import RECOMPUTE_JOB_KIND
-
     return (
         BackgroundJob.objects.filter(kind=RECOMPUTE_JOB_KIND, status__in=BackgroundJob.ACTIVE_STATUSES)
         .order_by("created_at")
@@ -355,8 +355,6 @@ def alert_get_for_user(*, user: User, alert_id: Any) -> ChurnAlert:
 
 
 def _alerts_version() -> int:
-    from .services import ALERTS_VERSION_KEY
-
     version = cache.get(ALERTS_VERSION_KEY)
     if version is None:
         cache.add(ALERTS_VERSION_KEY, 1, None)

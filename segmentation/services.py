@@ -26,9 +26,7 @@ from .models import (
     SegmentTransition,
 )
 from .rules import count_conditions, validate_rules
-
-RECOMPUTE_JOB_KIND = "segmentation.recompute"
-ALERTS_VERSION_KEY = "segmentation:alerts-version"
+from .selectors import ALERTS_VERSION_KEY, RECOMPUTE_JOB_KIND
 
 SETTINGS_FIELDS = (
     "rfm_window_days",
@@ -274,13 +272,13 @@ def alert_dismiss(*, actor: User, alert: ChurnAlert) -> ChurnAlert:
 # --------------------------------------------------------------------------------------------------
 # Recompute
 # --------------------------------------------------------------------------------------------------
-def request_recompute(
+def recompute_request(
     *, user: User | None = None, trigger: str = RecomputeRun.Trigger.MANUAL
 ) -> BackgroundJob:
     """Queue a recompute of the current tenant, or join the one already waiting or running.
 
     Used by the segments page (manager/admin), the nightly dispatcher and the customer import
-    (`request_recompute(user=importer, trigger="import")` after an import finishes). The task is sent
+    (`recompute_request(user=importer, trigger="import")` after an import finishes). The task is sent
     when the surrounding transaction commits.
     """
     from .tasks import recompute_task
@@ -291,13 +289,6 @@ def request_recompute(
     if created:
         job_enqueue(job=job, task=recompute_task, trigger=str(trigger))
     return job
-
-
-def recompute_now(*, user: User | None = None, trigger: str = RecomputeRun.Trigger.MANUAL) -> RecomputeRun:
-    """Run the recompute synchronously in this process (demo seeding, management commands, tests)."""
-    from .recompute import recompute
-
-    return recompute(trigger=trigger, triggered_by=user)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
+from crm.errors import SERVICE_ERRORS, service_error_messages, service_error_text, show_service_error
 
 from . import builder, selectors, services
 from .forms import SegmentForm, SettingsForm
@@ -64,7 +65,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_POST
 def recompute(request: HttpRequest) -> HttpResponse:
     """Start a recompute, or join the one already running; htmx gets the progress bar back."""
-    job = services.request_recompute(user=request.user)
+    job = services.recompute_request(user=request.user)
     if request.htmx:
         return render(
             request, "segmentation/partials/_recompute_status.html", {"job": job, "can_recompute": True}
@@ -155,10 +156,8 @@ def _alert_action(request: HttpRequest, alert_id: int, service) -> HttpResponse:
     error = ""
     try:
         alert = service(actor=request.user, alert=alert)
-    except ValidationError as exc:
-        error = " ".join(exc.messages)
-    except PermissionDenied:
-        raise
+    except SERVICE_ERRORS as exc:
+        error = service_error_text(exc)
     if request.htmx:
         return render(request, "segmentation/partials/_alert_row.html", {"alert": alert, "error": error})
     if error:
@@ -266,15 +265,13 @@ def _builder_save(request: HttpRequest, *, segment) -> HttpResponse:
             segment = services.segment_create(actor=request.user, rules=rules, **data)
         else:
             segment = services.segment_update(actor=request.user, segment=segment, rules=rules, **data)
-    except ValidationError as exc:
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {"rules": exc.messages}
-        for field, field_errors in errors.items():
-            if field in form.fields:
-                for message in field_errors:
-                    form.add_error(field, message)
-        return _builder_page(
-            request, rules=rules, form=form, segment=segment, errors=errors.get("rules", []), status=400
-        )
+    except SERVICE_ERRORS as exc:
+        # Problems with the rules are listed in the builder, beside the conditions; the rest on the form.
+        by_field = service_error_messages(exc)
+        rule_errors = [*by_field.pop("rules", []), *by_field.pop(None, [])]
+        if by_field:
+            show_service_error(form, ValidationError(by_field))
+        return _builder_page(request, rules=rules, form=form, segment=segment, errors=rule_errors, status=400)
     messages.success(request, _("Segment “%(name)s” saved.") % {"name": segment.name})
     return redirect("segmentation:segments")
 
@@ -315,10 +312,8 @@ def settings_edit(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.settings_update(actor=request.user, **form.settings_values())
-        except ValidationError as exc:
-            for field, field_errors in exc.message_dict.items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
         else:
             messages.success(request, _("Settings saved. They apply from the next recompute."))
             return redirect("segmentation:settings")

@@ -8,4 +8,9 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts")
 
     def ready(self) -> None:
+        from crm.navigation import NavItem, register
+
         from . import signals  # noqa: F401
+        from .permissions import ADMINS
+
+        register(NavItem("settings", _("Settings"), "accounts:settings", "gear", ADMINS, order=90))

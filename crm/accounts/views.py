@@ -1,13 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import ValidationError
 from django.db import connection
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+
+from crm.errors import SERVICE_ERRORS, show_service_error
 
 from . import selectors, services
 from .forms import (
@@ -20,20 +21,6 @@ from .forms import (
 )
 from .permissions import ADMINS, role_required
 from .services import user_update_profile
-
-
-def _errors_to_messages(request, exc: ValidationError) -> None:
-    for message in exc.messages:
-        messages.error(request, message)
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: field errors at their field, the rest on top."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 class LoginView(auth_views.LoginView):
@@ -141,8 +128,8 @@ def user_invite(request):
             invitation = services.invitation_create(
                 actor=request.user, tenant=request.tenant, **form.cleaned_data
             )
-        except ValidationError as exc:
-            _apply_errors(form, exc)
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
         else:
             messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
             return redirect("accounts:user_list")
@@ -176,8 +163,8 @@ def user_change_role(request, user_id: int):
         return redirect("accounts:user_detail", user_id=member.pk)
     try:
         services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"])
-    except ValidationError as exc:
-        _errors_to_messages(request, exc)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
     else:
         messages.success(
             request,
@@ -192,8 +179,8 @@ def user_deactivate(request, user_id: int):
     member = selectors.user_get(user_id=user_id)
     try:
         services.user_deactivate(actor=request.user, user=member)
-    except ValidationError as exc:
-        _errors_to_messages(request, exc)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
     else:
         messages.success(request, _("%(name)s has been deactivated and signed out.") % {"name": member})
     return redirect("accounts:user_detail", user_id=member.pk)
@@ -214,8 +201,8 @@ def invitation_resend(request, invitation_id: int):
     invitation = selectors.invitation_get(invitation_id=invitation_id)
     try:
         services.invitation_resend(actor=request.user, invitation=invitation, tenant=request.tenant)
-    except ValidationError as exc:
-        _errors_to_messages(request, exc)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
     else:
         messages.success(request, _("Invitation sent again to %(email)s.") % {"email": invitation.email})
     return redirect("accounts:user_list")
@@ -227,8 +214,8 @@ def invitation_revoke(request, invitation_id: int):
     invitation = selectors.invitation_get(invitation_id=invitation_id)
     try:
         services.invitation_revoke(actor=request.user, invitation=invitation)
-    except ValidationError as exc:
-        _errors_to_messages(request, exc)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
     else:
         messages.success(
             request, _("The invitation to %(email)s has been revoked.") % {"email": invitation.email}
@@ -252,8 +239,8 @@ def invitation_accept(request, token: str):
             )
         except services.InvitationTokenError as exc:
             return render(request, "accounts/invitation_invalid.html", {"reason": exc.reason}, status=400)
-        except ValidationError as exc:
-            _apply_errors(form, exc)
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
         else:
             auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, _("Welcome, %(name)s! Your account is ready.") % {"name": user})

@@ -1,12 +1,18 @@
-"""Create, advance and finish background jobs. Progress writes commit immediately (their own
+"""Create, advance and finish background jobs: the only module that writes `BackgroundJob` rows.
+
+Apps create and queue jobs with `job_create` / `job_get_or_create_active` + `job_enqueue` (and
+`job_requeue`, `job_cancel`, `job_wait_for_user` for a job that talks with its user in steps, like the
+import); a task body runs through `crm.jobs.runner.run_job`, which calls the lifecycle functions
+below (start, progress, succeed, fail, save output). Progress writes commit immediately (their own
 autocommit statement), so a user polling the job sees them while the job's own transaction runs."""
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -16,12 +22,16 @@ from .models import BackgroundJob
 logger = logging.getLogger(__name__)
 
 
-def job_create(*, kind: str, created_by=None, params: dict | None = None, input_file=None) -> BackgroundJob:
+def job_create(
+    *, kind: str, created_by=None, params: dict | None = None, input_file=None, input_name: str = ""
+) -> BackgroundJob:
+    """A new waiting job; `input_file` (an upload) is stored under `input_name` (default its own)."""
     job = BackgroundJob(kind=kind, created_by=created_by, params=params or {})
-    if input_file is not None:
-        job.input_file = input_file
     job.full_clean(exclude=["input_file", "output_file"])
     job.save()
+    if input_file is not None:
+        job.input_file.save(input_name or input_file.name, input_file, save=False)
+        BackgroundJob.objects.filter(pk=job.pk).update(input_file=job.input_file.name)
     return job
 
 
@@ -56,11 +66,59 @@ def job_enqueue(*, job: BackgroundJob, task, **task_kwargs) -> None:
     transaction.on_commit(send)
 
 
-def job_start(*, job_id: int) -> BackgroundJob | None:
-    """Mark a job running; returns None if it already finished (a redelivered message is a no-op)."""
-    updated = BackgroundJob.objects.filter(pk=job_id, status__in=BackgroundJob.ACTIVE_STATUSES).update(
-        status=BackgroundJob.Status.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
+def job_wait_for_user(*, job: BackgroundJob, params: dict[str, Any] | None = None) -> BackgroundJob:
+    """A step done in the request (e.g. an upload stored): the job now waits for its user, not for a
+    worker, so it is not active and the stale-job sweeper leaves it alone."""
+    fields: dict[str, Any] = {"status": BackgroundJob.Status.SUCCEEDED, "progress": 100}
+    if params is not None:
+        fields["params"] = params
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        **fields, finished_at=timezone.now(), updated_at=timezone.now()
     )
+    job.refresh_from_db()
+    return job
+
+
+def job_requeue(*, job: BackgroundJob, params: dict[str, Any], clear_result: bool) -> BackgroundJob:
+    """Send a job that waited for its user back to the queue for its next step (then `job_enqueue`).
+    `clear_result` also forgets the result and output file of the previous step."""
+    fields: dict[str, Any] = {}
+    if clear_result:
+        _delete_output_file(job)
+        fields.update(result={}, output_file="")
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        **fields,
+        params=params,
+        status=BackgroundJob.Status.PENDING,
+        progress=0,
+        message="",
+        started_at=None,
+        finished_at=None,
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def job_cancel(*, job: BackgroundJob, params: dict[str, Any] | None = None) -> BackgroundJob:
+    fields: dict[str, Any] = {} if params is None else {"params": params}
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        **fields, status=BackgroundJob.Status.CANCELLED, finished_at=timezone.now(), updated_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+# --- the lifecycle of a running job: called by crm.jobs.runner ------------------------------------
+
+
+def job_start(*, job_id: int, params_match: dict[str, Any] | None = None) -> BackgroundJob | None:
+    """Mark a job running; returns None if it already finished (a redelivered message is a no-op) or,
+    with `params_match`, if its params no longer say so (e.g. an import that moved to another stage)."""
+    match = {f"params__{key}": value for key, value in (params_match or {}).items()}
+    updated = BackgroundJob.objects.filter(
+        pk=job_id, status__in=BackgroundJob.ACTIVE_STATUSES, **match
+    ).update(status=BackgroundJob.Status.RUNNING, started_at=timezone.now(), updated_at=timezone.now())
     return BackgroundJob.objects.get(pk=job_id) if updated else None
 
 
@@ -70,28 +128,64 @@ def job_progress(*, job_id: int, progress: int, message: str = "") -> None:
     )
 
 
-def job_progress_callback(job_id: int) -> Callable[[int, str], None]:
-    return lambda progress, message="": job_progress(job_id=job_id, progress=progress, message=message)
-
-
-def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "") -> None:
-    BackgroundJob.objects.filter(pk=job_id).update(
-        status=BackgroundJob.Status.SUCCEEDED,
+def job_succeed(
+    *,
+    job_id: int,
+    result: dict[str, Any] | None = None,
+    message: str = "",
+    params: dict[str, Any] | None = None,
+    only_if_running: bool = False,
+) -> bool:
+    """Finish a job. `params` (merged into the job's) records where a multi-step job now stands;
+    `only_if_running` leaves alone a job something else has finished meanwhile."""
+    return _finish(
+        job_id,
+        BackgroundJob.Status.SUCCEEDED,
+        params=params,
+        only_if_running=only_if_running,
         progress=100,
         result=result or {},
-        message=message[:500],
-        finished_at=timezone.now(),
+        message=str(message)[:500],
         updated_at=timezone.now(),
     )
 
 
-def job_fail(*, job_id: int, message: str) -> None:
-    BackgroundJob.objects.filter(pk=job_id).update(
-        status=BackgroundJob.Status.FAILED,
-        message=message[:500],
-        finished_at=timezone.now(),
+def job_fail(*, job_id: int, message: str, params: dict[str, Any] | None = None) -> bool:
+    return _finish(
+        job_id,
+        BackgroundJob.Status.FAILED,
+        params=params,
+        only_if_running=False,
+        message=str(message)[:500],
         updated_at=F("updated_at"),
     )
+
+
+def _finish(job_id: int, status: str, *, params, only_if_running: bool, **fields) -> bool:
+    jobs = BackgroundJob.objects.filter(pk=job_id)
+    if only_if_running:
+        jobs = jobs.filter(status=BackgroundJob.Status.RUNNING)
+    if params:
+        current = jobs.values_list("params", flat=True).first()
+        if current is None:
+            return False
+        fields["params"] = {**current, **params}
+    return bool(jobs.update(status=status, finished_at=timezone.now(), **fields))
+
+
+def job_save_output(*, job_id: int, name: str, content: bytes | File) -> str:
+    """Store the file a job produced (an export, an error report) as the job's output, replacing (and
+    deleting) an earlier one; returns the stored name. `content` is bytes or a Django File."""
+    job = BackgroundJob.objects.get(pk=job_id)
+    _delete_output_file(job)
+    job.output_file.save(name, ContentFile(content) if isinstance(content, bytes) else content, save=False)
+    BackgroundJob.objects.filter(pk=job_id).update(output_file=job.output_file.name)
+    return job.output_file.name
+
+
+def _delete_output_file(job: BackgroundJob) -> None:
+    if job.output_file:
+        job.output_file.storage.delete(job.output_file.name)  # a missing file is not an error
 
 
 def job_files_delete_expired(*, now: datetime | None = None, retention_days: int | None = None) -> int:

@@ -10,7 +10,7 @@ from .models import BackgroundJob
 
 
 @shared_task(acks_late=True)
-def fail_stale_jobs(max_age_hours: int = 6) -> int:
+def fail_stale_jobs_task(max_age_hours: int = 6) -> int:
     """Mark jobs that have been waiting or running far too long as failed, so no progress bar spins
     forever after a lost worker. Runs in the tenant schema it was sent from; idempotent."""
     cutoff = timezone.now() - timedelta(hours=max_age_hours)
@@ -26,12 +26,12 @@ def fail_stale_jobs(max_age_hours: int = 6) -> int:
 
 @shared_task(acks_late=True)
 def fail_stale_jobs_all_tenants() -> int:
-    """Beat entry (public schema): one fail_stale_jobs per active tenant."""
-    return enqueue_for_active_tenants(fail_stale_jobs)
+    """Beat entry (public schema): one fail_stale_jobs_task per active tenant."""
+    return enqueue_for_active_tenants(fail_stale_jobs_task)
 
 
 @shared_task(acks_late=True)
-def delete_expired_job_files() -> int:
+def delete_expired_job_files_task() -> int:
     """Delete the files of jobs past the retention period in the tenant schema it was sent from."""
     from .services import job_files_delete_expired
 
@@ -40,5 +40,5 @@ def delete_expired_job_files() -> int:
 
 @shared_task(acks_late=True)
 def delete_expired_job_files_all_tenants() -> int:
-    """Beat entry (public schema): one delete_expired_job_files per active tenant."""
-    return enqueue_for_active_tenants(delete_expired_job_files)
+    """Beat entry (public schema): one delete_expired_job_files_task per active tenant."""
+    return enqueue_for_active_tenants(delete_expired_job_files_task)

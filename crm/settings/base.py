@@ -77,6 +77,7 @@ TENANT_APPS = [
     "interactions",
     "segmentation",
     "loyalty",
+    "dashboards",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -169,8 +170,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Task modules outside the `<app>/tasks.py` that autodiscovery finds.
-CELERY_IMPORTS = ("customers.imports.tasks", "customers.exports.tasks")
+# Task modules are found by autodiscovery, sub-packages included (crm/celery.py).
 # Files of finished jobs (import uploads and error reports, exports) are kept this many days.
 JOB_FILE_RETENTION_DAYS = env.int("JOB_FILE_RETENTION_DAYS", default=30)
 # Periodic work runs in the public schema as a dispatcher that enqueues one task per ready tenant.
@@ -182,11 +182,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=19, minute=15),
     },
     # Customers in the recycle bin for more than 30 days are deleted for good (idempotent, so hourly is fine).
-    "customers-purge-bin": {"task": "customers.tasks.purge_bin_dispatch_task", "schedule": 60 * 60},
+    "customers-purge-bin": {"task": "customers.tasks.purge_bin_all_tenants", "schedule": 60 * 60},
     # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC
     # (02:30 in China); a tenant whose recompute is already running is joined, not started twice.
     "segmentation-recompute-nightly": {
-        "task": "segmentation.tasks.recompute_dispatch_task",
+        "task": "segmentation.tasks.recompute_all_tenants",
         "schedule": crontab(hour=18, minute=30),
     },
 }

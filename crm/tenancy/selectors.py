@@ -32,6 +32,27 @@ class TenantStats:
 EMPTY_STATS = TenantStats()
 
 
+@dataclass(frozen=True)
+class TenantCount:
+    """Where a figure of the tenants list is counted in each tenant's schema: rows of `model`'s table
+    matching `where` (a fixed SQL condition on that table, e.g. "deleted_at IS NULL")."""
+
+    model: type
+    where: str = "TRUE"
+
+
+# The figures the tenants list shows besides users and last activity; the app owning each table
+# registers it in its AppConfig.ready() (customers: "customers"), so the platform imports no app.
+COUNT_KEYS = ("customers",)
+_tenant_counts: dict[str, TenantCount] = {}
+
+
+def register_tenant_count(key: str, *, model: type, where: str = "TRUE") -> None:
+    if key not in COUNT_KEYS:
+        raise ValueError(f"unknown tenant count {key!r}; the tenants list shows {COUNT_KEYS}")
+    _tenant_counts[key] = TenantCount(model=model, where=where)
+
+
 def tenant_list(*, search: str = "", status: str = "") -> QuerySet[Tenant]:
     tenants = Tenant.objects.exclude(schema_name="public")
     search = (search or "").strip()
@@ -70,13 +91,11 @@ def _stats_cache_key(schema_name: str) -> str:
 def _stat_tables() -> dict[str, str]:
     from crm.accounts.models import User
     from crm.audit.models import AuditEvent
-    from customers.models import Customer
 
-    return {
-        "users": User._meta.db_table,
-        "customers": Customer._meta.db_table,
-        "audit": AuditEvent._meta.db_table,
-    }
+    tables = {"users": User._meta.db_table, "audit": AuditEvent._meta.db_table}
+    for key, count in _tenant_counts.items():
+        tables[key] = count.model._meta.db_table
+    return tables
 
 
 def _schemas_with_tables(schema_names: list[str], tables: list[str]) -> set[str]:
@@ -103,10 +122,16 @@ def _compute_stats(schema_names: list[str]) -> dict[str, TenantStats]:
     branches, params = [], []
     for schema in ready:
         s = quote(schema)
+        counts = ", ".join(
+            f"(SELECT count(*) FROM {s}.{quote(tables[key])} WHERE {_tenant_counts[key].where})"
+            if key in _tenant_counts
+            else "NULL::bigint"
+            for key in COUNT_KEYS
+        )
         branches.append(
             f"""SELECT %s::text,
                 (SELECT count(*) FROM {s}.{quote(tables["users"])} WHERE is_active),
-                (SELECT count(*) FROM {s}.{quote(tables["customers"])} WHERE deleted_at IS NULL),
+                {counts},
                 GREATEST((SELECT max(last_login) FROM {s}.{quote(tables["users"])}),
                          (SELECT max(created_at) FROM {s}.{quote(tables["audit"])}))"""
         )

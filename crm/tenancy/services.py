@@ -25,6 +25,7 @@ from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
 from crm.audit.services import audit_record
+from crm.jobs.runner import JobRun, run_record
 
 from . import cloning
 from .models import Domain, Tenant
@@ -193,12 +194,6 @@ def tenant_retry_provisioning(*, actor, tenant: Tenant) -> Tenant:
     return tenant
 
 
-def _set_progress(tenant: Tenant, percent: int, message: str) -> None:
-    Tenant.objects.filter(pk=tenant.pk).update(
-        provisioning_progress=percent, provisioning_message=message, updated_at=timezone.now()
-    )
-
-
 def _clone_function_digest() -> str:
     from django_tenants.clone import CLONE_SCHEMA_FUNCTION
 
@@ -298,33 +293,88 @@ def _lock_key(tenant_id: int) -> tuple[int, int]:
 def tenant_provision(*, tenant_id: int, admin_password: str | None = None) -> Tenant:
     """Build the tenant's schema and first admin; idempotent, so a re-run after a crash finishes the job.
 
-    Without a password the first admin is emailed a link to choose one. A second worker handed the
-    same tenant at the same time leaves it to the first (a PostgreSQL advisory lock per tenant).
+    Runs as a job (crm.jobs.runner) whose state is the Tenant row (`ProvisioningRecord`). Without a
+    password the first admin is emailed a link to choose one. A second worker handed the same
+    tenant at the same time leaves it to the first (a PostgreSQL advisory lock per tenant). A
+    failure marks the tenant "failed" with the error's first line (the console's operators read it)
+    and is raised again.
     """
+    run_record(
+        ProvisioningRecord(tenant_id),
+        lambda run: _provision(run, admin_password=admin_password),
+        failure_message=_error_line,
+    )
     connection.set_schema_to_public()
-    tenant = Tenant.objects.get(pk=tenant_id)
-    if tenant.status in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
-        return tenant
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_key(tenant.pk))
-        if not cursor.fetchone()[0]:
-            logger.info("Tenant %s is being provisioned by another worker.", tenant.slug)
-            return tenant
-    try:
-        return _provision_locked(tenant=tenant, admin_password=admin_password)
-    except Exception as exc:
-        logger.exception("Provisioning tenant %s failed.", tenant.slug)
+    return Tenant.objects.get(pk=tenant_id)
+
+
+def _error_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+
+
+class ProvisioningRecord:
+    """A tenant's provisioning as a job for crm.jobs.runner: its state is the Tenant row in the public
+    schema (status, provisioning_progress, provisioning_message), not a BackgroundJob (the body reads
+    the tenant as `run.record.tenant`)."""
+
+    def __init__(self, tenant_id: int):
+        self.tenant_id = tenant_id
+        self.tenant: Tenant | None = None
+        self.locked = False
+        self.label = f"provisioning of tenant {tenant_id}"
+
+    def start(self) -> bool:
+        """False when the tenant is already built (a redelivered message) or another worker holds it."""
         connection.set_schema_to_public()
-        message = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
-        Tenant.objects.filter(pk=tenant.pk).update(
+        self.tenant = Tenant.objects.get(pk=self.tenant_id)
+        self.label = f"provisioning of tenant {self.tenant.slug}"
+        if self.tenant.status in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_key(self.tenant_id))
+            self.locked = cursor.fetchone()[0]
+        if not self.locked:
+            logger.info("Tenant %s is being provisioned by another worker.", self.tenant.slug)
+            return False
+        self.tenant.refresh_from_db()
+        return self.tenant.status not in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
+
+    def language(self) -> None:
+        return None  # progress messages are stored untranslated (see MSG_*)
+
+    def progress(self, percent: int, message: str) -> None:
+        Tenant.objects.filter(pk=self.tenant_id).update(
+            provisioning_progress=percent, provisioning_message=message, updated_at=timezone.now()
+        )
+
+    def succeed(self, *, result: dict, message: str, params: dict | None) -> None:
+        Tenant.objects.filter(pk=self.tenant_id).update(
+            status=Tenant.Status.ACTIVE,
+            provisioning_progress=100,
+            provisioning_message=message or MSG_READY,
+            updated_at=timezone.now(),
+        )
+
+    def succeed_unless_finished(self) -> None:
+        Tenant.objects.filter(pk=self.tenant_id, status=Tenant.Status.PROVISIONING).update(
+            status=Tenant.Status.ACTIVE,
+            provisioning_progress=100,
+            provisioning_message=MSG_READY,
+            updated_at=timezone.now(),
+        )
+
+    def fail(self, *, message: str, params: dict | None) -> None:
+        connection.set_schema_to_public()
+        Tenant.objects.filter(pk=self.tenant_id).update(
             status=Tenant.Status.FAILED, provisioning_message=message, updated_at=timezone.now()
         )
         audit_record(
-            actor=None, action="tenant.provisioning_failed", target=tenant, changes={"error": message}
+            actor=None, action="tenant.provisioning_failed", target=self.tenant, changes={"error": message}
         )
-        raise
-    finally:
-        _release_lock(tenant.pk)
+
+    def close(self) -> None:
+        if self.locked:
+            _release_lock(self.tenant_id)
 
 
 def _release_lock(tenant_id: int) -> None:
@@ -336,15 +386,13 @@ def _release_lock(tenant_id: int) -> None:
         logger.warning("Could not release the provisioning lock of tenant %s.", tenant_id, exc_info=True)
 
 
-def _provision_locked(*, tenant: Tenant, admin_password: str | None) -> Tenant:
+def _provision(run: JobRun, *, admin_password: str | None) -> None:
     from crm.accounts.models import Role, User
 
-    tenant.refresh_from_db()
-    if tenant.status in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
-        return tenant
-    _set_progress(tenant, 10, MSG_TEMPLATE)
+    tenant = run.record.tenant
+    run.progress(10, MSG_TEMPLATE)
     ensure_template_schema()
-    _set_progress(tenant, 30, MSG_SCHEMA)
+    run.progress(30, MSG_SCHEMA)
     invite_needed = False
     # One transaction for the schema, its migration records and the first admin: a crash at any
     # line leaves no half-built schema behind, and a re-run starts from a clean slate.
@@ -364,17 +412,11 @@ def _provision_locked(*, tenant: Tenant, admin_password: str | None) -> Tenant:
                         language=tenant.default_language,
                     )
                     invite_needed = admin_password is None
-    Tenant.objects.filter(pk=tenant.pk).update(
-        status=Tenant.Status.ACTIVE,
-        provisioning_progress=100,
-        provisioning_message=MSG_READY,
-        updated_at=timezone.now(),
-    )
+    run.succeed(message=MSG_READY)
     tenant.refresh_from_db()
     audit_record(actor=None, action="tenant.provisioned", target=tenant)
     if invite_needed:
         _send_welcome(tenant=tenant)
-    return tenant
 
 
 def _send_welcome(*, tenant: Tenant) -> None:

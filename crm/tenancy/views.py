@@ -1,13 +1,13 @@
 """The platform console, on the public site, for platform admins (public-schema superusers)."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from crm.accounts.permissions import platform_admin_required
+from crm.errors import SERVICE_ERRORS, show_service_error
 
 from . import selectors, services
 from .forms import TenantCreateForm, TenantFilterForm
@@ -44,12 +44,8 @@ def tenant_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             tenant = services.tenant_open(actor=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc.messages)
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
         else:
             messages.success(request, _("%(name)s is being set up.") % {"name": tenant.name})
             return redirect("tenancy:detail", tenant_id=tenant.pk)
@@ -83,9 +79,8 @@ def _run_action(request, action, success_message: str, tenant_id: int):
     tenant = selectors.tenant_get(tenant_id=tenant_id)
     try:
         action(actor=request.user, tenant=tenant)
-    except ValidationError as exc:
-        for message in exc.messages:
-            messages.error(request, message)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
     else:
         selectors.tenant_stats_forget(tenant=tenant)
         messages.success(request, success_message % {"name": tenant.name})

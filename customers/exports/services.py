@@ -15,12 +15,15 @@ from django.db.models import F, QuerySet
 from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
+from crm.errors import ApplicationError
 from crm.jobs.models import BackgroundJob
-from crm.jobs.services import job_create, job_enqueue, job_fail, job_progress, job_start, job_succeed
+from crm.jobs.runner import JobRun, run_job
+from crm.jobs.services import job_create, job_enqueue
 from customers.forms import CustomerFilterForm
 from customers.imports.columns import BUILTIN_BY_KEY
 from customers.models import BehaviourEvent, Customer, CustomFieldDefinition, Order, OrderLine, Refund, Tag
@@ -226,53 +229,44 @@ def export_start(*, actor: User, query: QueryDict, file_format: str) -> Backgrou
     return job
 
 
-def _write_job_file(job_id: int, name: str, path: str) -> None:
-    job = BackgroundJob.objects.get(pk=job_id)
-    with open(path, "rb") as handle:
-        job.output_file.save(name, File(handle), save=False)
-    BackgroundJob.objects.filter(pk=job_id).update(output_file=job.output_file.name)
-
-
 def export_run(*, job_id: int) -> None:
     """Task body: write the export file of a job. A finished job is left alone."""
-    job = job_start(job_id=job_id)
-    if job is None:
-        return
-    user = job.created_by
+    run_job(job_id, _export, failure_message=_("The export failed. Please try again."))
+
+
+def _export(run: JobRun) -> None:
+    user = run.job.created_by
     if user is None or not user.is_active:
-        job_fail(job_id=job_id, message=_t("The user who asked for this export is no longer active."))
-        return
-    params = job.params or {}
-    with translation.override(params.get("language") or None):
-        query = QueryDict(params.get("query", ""))
-        definitions = export_definitions()
-        qs = export_queryset(user=user, query=query)
-        total = max(1, export_count(user=user, query=query, limit=10**9))
+        raise ApplicationError(_t("The user who asked for this export is no longer active."))
+    params = run.params
+    query = QueryDict(params.get("query", ""))
+    definitions = export_definitions()
+    qs = export_queryset(user=user, query=query)
+    total = max(1, export_count(user=user, query=query, limit=10**9))
 
-        def progress(done: int) -> None:
-            job_progress(job_id=job_id, progress=min(95, done * 95 // total), message=_t("Writing rows"))
+    def progress(done: int) -> None:
+        run.progress(min(95, done * 95 // total), _t("Writing rows"))
 
-        file_format = params.get("format", "csv")
-        written = [0]
+    file_format = params.get("format", "csv")
+    written = [0]
 
-        def counted(rows):
-            for row in rows:
-                written[0] += 1
-                yield row
+    def counted(rows):
+        for row in rows:
+            written[0] += 1
+            yield row
 
-        rows = counted(customer_rows(qs, definitions, progress=progress))
-        with tempfile.NamedTemporaryFile(suffix=f".{file_format}") as tmp:
-            if file_format == "xlsx":
-                write_xlsx(tmp.name, export_header(definitions), rows, title=_t("Customers"))
-            else:
-                with open(tmp.name, "w", encoding="utf-8", newline="") as out:
-                    for piece in csv_lines(export_header(definitions), rows):
-                        out.write(piece)
-            count = written[0]
-            _write_job_file(job_id, export_filename(file_format), tmp.name)
-        job_succeed(
-            job_id=job_id, result={"rows": count}, message=_t("%(count)d customers") % {"count": count}
-        )
+    rows = counted(customer_rows(qs, definitions, progress=progress))
+    with tempfile.NamedTemporaryFile(suffix=f".{file_format}") as tmp:
+        if file_format == "xlsx":
+            write_xlsx(tmp.name, export_header(definitions), rows, title=_t("Customers"))
+        else:
+            with open(tmp.name, "w", encoding="utf-8", newline="") as out:
+                for piece in csv_lines(export_header(definitions), rows):
+                    out.write(piece)
+        count = written[0]
+        with open(tmp.name, "rb") as handle:
+            run.save_output(export_filename(file_format), File(handle))
+    run.succeed(result={"rows": count}, message=_t("%(count)d customers") % {"count": count})
 
 
 # --- all tenant data ----------------------------------------------------------------------------------
@@ -346,38 +340,38 @@ def export_all_start(*, actor: User) -> BackgroundJob:
 def export_all_run(*, job_id: int) -> None:
     """Task body: a zip of customers.csv (every customer, the recycle bin included) and one CSV per
     table of customer data, each UTF-8 with BOM and formula-escaped."""
-    job = job_start(job_id=job_id)
-    if job is None:
-        return
-    params = job.params or {}
-    with translation.override(params.get("language") or None):
-        definitions = list(CustomFieldDefinition.objects.order_by("position", "label"))
-        total = max(1, Customer._base_manager.count())
-        tables = _table_exports()
-        steps = len(tables) + 1
+    run_job(job_id, _export_all, failure_message=_("The export failed. Please try again."))
 
-        def progress(done: int) -> None:
-            job_progress(job_id=job_id, progress=min(60, done * 60 // total), message=_t("Customers"))
 
-        with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
-            with zipfile.ZipFile(tmp.name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                with archive.open("customers.csv", "w") as entry:
-                    text = io.TextIOWrapper(entry, encoding="utf-8", newline="")
-                    for piece in csv_lines(
-                        export_header(definitions, with_deleted=True),
-                        customer_rows(
-                            Customer._base_manager.all(), definitions, with_deleted=True, progress=progress
-                        ),
-                    ):
-                        text.write(piece)
-                    text.flush()
-                    text.detach()
-                with connection.cursor() as cursor:
-                    for step, (name, sql) in enumerate(tables, start=2):
-                        job_progress(job_id=job_id, progress=60 + 35 * step // steps, message=name)
-                        with archive.open(name, "w") as entry:
-                            _copy_csv(cursor, sql, entry)
-            _write_job_file(
-                job_id, f"{connection.schema_name}-data-{timezone.localtime():%Y%m%d-%H%M}.zip", tmp.name
+def _export_all(run: JobRun) -> None:
+    definitions = list(CustomFieldDefinition.objects.order_by("position", "label"))
+    total = max(1, Customer._base_manager.count())
+    tables = _table_exports()
+    steps = len(tables) + 1
+
+    def progress(done: int) -> None:
+        run.progress(min(60, done * 60 // total), _t("Customers"))
+
+    with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
+        with zipfile.ZipFile(tmp.name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("customers.csv", "w") as entry:
+                text = io.TextIOWrapper(entry, encoding="utf-8", newline="")
+                for piece in csv_lines(
+                    export_header(definitions, with_deleted=True),
+                    customer_rows(
+                        Customer._base_manager.all(), definitions, with_deleted=True, progress=progress
+                    ),
+                ):
+                    text.write(piece)
+                text.flush()
+                text.detach()
+            with connection.cursor() as cursor:
+                for step, (name, sql) in enumerate(tables, start=2):
+                    run.progress(60 + 35 * step // steps, name)
+                    with archive.open(name, "w") as entry:
+                        _copy_csv(cursor, sql, entry)
+        with open(tmp.name, "rb") as handle:
+            run.save_output(
+                f"{connection.schema_name}-data-{timezone.localtime():%Y%m%d-%H%M}.zip", File(handle)
             )
-        job_succeed(job_id=job_id, result={"customers": total}, message=_t("Ready to download"))
+    run.succeed(result={"customers": total}, message=_t("Ready to download"))

@@ -24,12 +24,10 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
@@ -39,11 +37,13 @@ from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.jobs.models import BackgroundJob
-from crm.jobs.services import job_create, job_enqueue, job_fail, job_progress, job_start
+from crm.jobs.runner import JobRun, run_job
+from crm.jobs.services import job_cancel, job_create, job_enqueue, job_requeue, job_wait_for_user
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
 from customers.services import customer_refresh_order_stats
+from customers.signals import REASON_IMPORT, customers_changed_on_commit
 
 from . import columns, parsing
 from .planning import (
@@ -158,7 +158,7 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def analyse_file(
+def import_analyse(
     parsed: parsing.ParsedFile,
     *,
     mapping: list[str],
@@ -212,7 +212,7 @@ def import_rows(
     # task, as pypinyin would take most of the import's time (see planning.ImportOptions).
     mode = SEARCH_TEXT_FULL if parsed.row_count <= SEARCH_TEXT_INLINE_ROWS else SEARCH_TEXT_DEFERRED
     options = replace(options, search_text=mode)
-    outcome = analyse_file(
+    outcome = import_analyse(
         parsed,
         mapping=mapping,
         options=options,
@@ -232,8 +232,8 @@ def import_rows(
     )
     outcome.timings["write"] = time.perf_counter() - started
     started = time.perf_counter()
-    _analyze_after_bulk_writes(outcome.written)
-    outcome.timings["analyze"] = time.perf_counter() - started
+    _analyse_after_bulk_writes(outcome.written)
+    outcome.timings["analyse"] = time.perf_counter() - started
     started = time.perf_counter()
     touched = set(outcome.plan.touched_customer_ids)
     touched |= {o.customer_id for o in outcome.plan.new_orders}
@@ -264,7 +264,7 @@ def import_rows(
 ANALYZE_AFTER_ROWS = 5_000
 
 
-def _analyze_after_bulk_writes(written: dict[str, int]) -> None:
+def _analyse_after_bulk_writes(written: dict[str, int]) -> None:
     """Refresh the planner's statistics of tables this transaction has just filled.
 
     Autovacuum cannot see uncommitted rows, so after a big import the planner still believes the
@@ -324,59 +324,6 @@ def search_text_refresh(*, runs: list[list[int]], batch_size: int = 2000) -> int
     return written
 
 
-# --- progress from inside the import transaction ----------------------------------------------------
-
-
-class SideProgress:
-    """Writes job progress through a second, autocommit connection.
-
-    The import runs in one transaction; progress written on the same connection would be invisible
-    to the user polling it until the end. Nothing else in that transaction touches the job row before
-    the final status update, so the two connections never wait for each other. If the side
-    connection cannot be opened, progress is simply not shown.
-    """
-
-    def __init__(self, job_id: int):
-        self.job_id = job_id
-        self.last = -1
-        self.conn = None
-        try:
-            import psycopg
-
-            params = {
-                k: v
-                for k, v in connection.get_connection_params().items()
-                if k not in ("cursor_factory", "context", "prepare_threshold")
-            }
-            self.conn = psycopg.connect(**params, autocommit=True)
-            self.conn.execute("SELECT set_config('search_path', %s, false)", [connection.schema_name])
-            # Never wait for a lock on the job row (a caller holding it would wait for us in turn).
-            self.conn.execute("SET lock_timeout = '1s'")
-        except Exception:  # noqa: BLE001 - progress is a nicety, never a reason to fail the import
-            logger.warning("Import progress connection could not be opened", exc_info=True)
-            self.conn = None
-
-    def __call__(self, percent: int, message: str = "") -> None:
-        percent = max(0, min(99, int(percent)))
-        if self.conn is None or percent == self.last:
-            return
-        self.last = percent
-        try:
-            self.conn.execute(
-                f"UPDATE {BackgroundJob._meta.db_table} SET progress = %s, message = %s, updated_at = now() "  # noqa: S608
-                "WHERE id = %s",
-                [percent, message[:500], self.job_id],
-            )
-        except Exception:  # noqa: BLE001
-            logger.warning("Import progress could not be written", exc_info=True)
-            self.close()
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
 # --- job steps --------------------------------------------------------------------------------------
 
 
@@ -409,6 +356,8 @@ def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
     job = job_create(
         kind=JOB_KIND,
         created_by=actor,
+        input_file=uploaded_file,
+        input_name=filename,
         params={
             "stage": STAGE_MAPPING,
             "filename": filename,
@@ -423,16 +372,8 @@ def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
             "default_owner_id": None,
         },
     )
-    job.input_file.save(filename, uploaded_file, save=False)
-    # The upload step is done; the job waits for the user, not for a worker (so it is not "active"
-    # and the stale-job sweeper leaves it alone).
-    BackgroundJob.objects.filter(pk=job.pk).update(
-        input_file=job.input_file.name,
-        status=BackgroundJob.Status.SUCCEEDED,
-        progress=100,
-        finished_at=timezone.now(),
-    )
-    job.refresh_from_db()
+    # The upload step is done; the job waits for the user to map the columns.
+    job = job_wait_for_user(job=job)
     audit_record(
         actor=actor,
         action="customers.import_uploaded",
@@ -470,18 +411,7 @@ def import_set_mapping(
         language=translation.get_language(),  # the checks' messages are written in it
     )
     params.pop("skip_invalid", None)
-    BackgroundJob.objects.filter(pk=job.pk).update(
-        params=params,
-        status=BackgroundJob.Status.PENDING,
-        progress=0,
-        message="",
-        result={},
-        output_file="",
-        started_at=None,
-        finished_at=None,
-        updated_at=timezone.now(),
-    )
-    job.refresh_from_db()
+    job = job_requeue(job=job, params=params, clear_result=True)
     from .tasks import import_validate_task
 
     job_enqueue(job=job, task=import_validate_task)
@@ -532,83 +462,44 @@ def _summary(outcome: ImportOutcome) -> dict[str, Any]:
     }
 
 
-def _save_error_file(job_id: int, outcome: ImportOutcome, filename: str) -> str:
-    job = BackgroundJob.objects.get(pk=job_id)
+def _save_error_file(run: JobRun, outcome: ImportOutcome, filename: str) -> str:
     stem = filename.rsplit(".", 1)[0][:80] or "import"
-    job.output_file.save(
-        f"{stem}-errors.csv", ContentFile(error_csv_bytes(outcome.parsed, outcome.errors)), save=False
-    )
-    BackgroundJob.objects.filter(pk=job_id).update(output_file=job.output_file.name)
-    return job.output_file.name
+    return run.save_output(f"{stem}-errors.csv", error_csv_bytes(outcome.parsed, outcome.errors))
 
 
-def _finish(
-    job_id: int, *, stage: str, status: str, result: dict, message: str = "", progress: int = 100
-) -> None:
-    job = BackgroundJob.objects.get(pk=job_id)
-    params = _params(job)
-    params["stage"] = stage
-    BackgroundJob.objects.filter(pk=job_id).update(
-        params=params,
-        status=status,
-        progress=progress,
-        result=result,
-        message=str(message)[:500],
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
-
-
-def _in_job_language(function):
-    """Run a task body in the language of the user who started the job (its messages are stored)."""
-
-    @wraps(function)
-    def wrapped(*, job_id: int):
-        language = (
-            BackgroundJob.objects.filter(pk=job_id).values_list("params__language", flat=True).first() or None
-        )
-        with translation.override(language):
-            return function(job_id=job_id)
-
-    return wrapped
-
-
-@_in_job_language
 def import_validate(*, job_id: int) -> None:
-    """Task body: check every row and plan the import; store the preview. Writes no customer data."""
-    job = job_start(job_id=job_id)
-    if job is None or _params(job).get("stage") != STAGE_VALIDATING:
-        return  # finished already (a redelivered message) or moved on
-    params = _params(job)
+    """Task body: check every row and plan the import; store the preview. Writes no customer data.
+    A job no longer waiting to be checked (a redelivered message, or moved on) is left alone."""
+    run_job(
+        job_id,
+        _validate,
+        start_if={"stage": STAGE_VALIDATING},
+        failure_message=_("The file could not be checked. Please upload it again."),
+    )
+
+
+def _validate(run: JobRun) -> None:
+    params = run.params
 
     def progress(percent: int, message: str = "") -> None:
-        job_progress(job_id=job_id, progress=min(95, percent), message=message)
+        run.progress(min(95, percent), message)
 
     try:
         options = replace(_options(params), search_text=SEARCH_TEXT_NONE)  # the preview writes nothing
         with _no_cyclic_gc():
-            parsed = _read_job_file(job)
-            outcome = analyse_file(parsed, mapping=params["mapping"], options=options, progress=progress)
+            parsed = _read_job_file(run.job)
+            outcome = import_analyse(parsed, mapping=params["mapping"], options=options, progress=progress)
     except parsing.ImportFileError as error:
-        _finish(
-            job_id, stage=STAGE_FAILED, status=BackgroundJob.Status.FAILED, result={}, message=error.message
-        )
+        run.fail(error.message, params={"stage": STAGE_FAILED})
         return
     if outcome.errors:
-        _save_error_file(job_id, outcome, params.get("filename", "import"))
-    summary = _summary(outcome)
+        _save_error_file(run, outcome, params.get("filename", "import"))
     message = (
         _t("%(count)d problems found") % {"count": len(outcome.errors)}
         if outcome.errors
         else _t("No problems found")
     )
-    _finish(
-        job_id,
-        stage=STAGE_PREVIEW,
-        status=BackgroundJob.Status.SUCCEEDED,
-        result={"preview": summary},
-        message=message,
-    )
+    run.succeed(result={"preview": _summary(outcome)}, message=message, params={"stage": STAGE_PREVIEW})
 
 
 def import_confirm(*, actor: User, job: BackgroundJob, skip_invalid: bool) -> BackgroundJob:
@@ -626,16 +517,7 @@ def import_confirm(*, actor: User, job: BackgroundJob, skip_invalid: bool) -> Ba
     if preview.get("valid_rows", 0) == 0:
         raise ValidationError(_("No row can be imported. Fix the file and upload it again."))
     params.update(stage=STAGE_IMPORTING, skip_invalid=bool(skip_invalid))
-    BackgroundJob.objects.filter(pk=job.pk).update(
-        params=params,
-        status=BackgroundJob.Status.PENDING,
-        progress=0,
-        message="",
-        started_at=None,
-        finished_at=None,
-        updated_at=timezone.now(),
-    )
-    job.refresh_from_db()
+    job = job_requeue(job=job, params=params, clear_result=False)
     from .tasks import import_run_task
 
     job_enqueue(job=job, task=import_run_task)
@@ -649,14 +531,7 @@ def import_cancel(*, actor: User, job: BackgroundJob) -> BackgroundJob:
     if params.get("stage") not in (STAGE_MAPPING, STAGE_PREVIEW, STAGE_VALIDATING):
         raise ValidationError(_("This import can no longer be cancelled."))
     params["stage"] = STAGE_CANCELLED
-    BackgroundJob.objects.filter(pk=job.pk).update(
-        params=params,
-        status=BackgroundJob.Status.CANCELLED,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
-    job.refresh_from_db()
-    return job
+    return job_cancel(job=job, params=params)
 
 
 def _lock_imports() -> None:
@@ -667,23 +542,30 @@ def _lock_imports() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{JOB_KIND}:{connection.schema_name}"])
 
 
-@_in_job_language
 def import_run(*, job_id: int) -> dict[str, Any] | None:
-    """Task body: import the job's file. Returns the result, or None when there was nothing to do."""
-    job = job_start(job_id=job_id)
-    if job is None or _params(job).get("stage") != STAGE_IMPORTING:
-        return None
-    side_progress = SideProgress(job_id)
+    """Task body: import the job's file. Returns the result, or None when there was nothing to do.
+
+    Progress is written through a second connection: the import runs in one transaction."""
+    return run_job(
+        job_id,
+        _import,
+        start_if={"stage": STAGE_IMPORTING},
+        separate_progress_connection=True,
+        failure_message=_("The import failed and nothing was written. Please try again."),
+    )
+
+
+def _import(run: JobRun) -> dict[str, Any] | None:
     try:
         with transaction.atomic():
             _lock_imports()
             # Re-read under the lock: a second delivery of the message waits above, then stops here.
-            job = BackgroundJob.objects.get(pk=job_id)
+            job = BackgroundJob.objects.get(pk=run.job_id)
             params = _params(job)
             if not job.is_active or params.get("stage") != STAGE_IMPORTING:
                 return None
             actor = job.created_by
-            side_progress(1, _t("Reading the file"))
+            run.progress(1, _t("Reading the file"))
             started = time.perf_counter()
             with _no_cyclic_gc():
                 parsed = _read_job_file(job)
@@ -694,8 +576,8 @@ def import_run(*, job_id: int) -> dict[str, Any] | None:
                     mapping=params["mapping"],
                     options=_options(params),
                     skip_invalid=bool(params.get("skip_invalid")),
-                    job_id=job_id,
-                    progress=side_progress,
+                    job_id=run.job_id,
+                    progress=run.progress,
                 )
             outcome.timings["read"] = read_seconds
             if outcome.errors and not params.get("skip_invalid"):
@@ -715,42 +597,23 @@ def import_run(*, job_id: int) -> dict[str, Any] | None:
                     },
                     label=params.get("filename", ""),
                 )
-                _request_segment_recompute(actor, outcome)
-                _finish(
-                    job_id,
-                    stage=STAGE_DONE,
-                    status=BackgroundJob.Status.SUCCEEDED,
-                    result=result,
-                    message=_done_message(result),
-                )
+                if outcome.plan.writes_anything:  # segmentation, for one, recomputes its scores
+                    customers_changed_on_commit(reason=REASON_IMPORT, actor=actor)
+                # Finished in the transaction that wrote the rows: a crash can leave neither alone.
+                run.succeed(result=result, message=_done_message(result), params={"stage": STAGE_DONE})
     except parsing.ImportFileError as error:
-        _finish(
-            job_id,
-            stage=STAGE_FAILED,
-            status=BackgroundJob.Status.FAILED,
-            result={},
-            message=error.message,
-            progress=0,
-        )
+        run.fail(error.message, params={"stage": STAGE_FAILED})
         return None
-    except Exception:
-        logger.exception("Customer import %s failed", job_id)
-        job_fail(job_id=job_id, message=_t("The import failed and nothing was written. Please try again."))
-        raise
-    finally:
-        side_progress.close()
     if failed is not None:
         # The data changed since the preview and rows no longer pass: nothing was written.
-        _save_error_file(job_id, failed, params.get("filename", "import"))
-        _finish(
-            job_id,
-            stage=STAGE_PREVIEW,
-            status=BackgroundJob.Status.SUCCEEDED,
+        _save_error_file(run, failed, params.get("filename", "import"))
+        run.succeed(
             result={"preview": _summary(failed)},
             message=_t("Problems were found when importing; nothing was written."),
+            params={"stage": STAGE_PREVIEW},
         )
         return None
-    return BackgroundJob.objects.get(pk=job_id).result
+    return result
 
 
 def _import_result(outcome: ImportOutcome) -> dict[str, Any]:
@@ -789,13 +652,3 @@ def _done_message(result: dict[str, Any]) -> str:
         "updated": written["customers_updated"],
         "orders": written["orders_created"] + written["orders_updated"],
     }
-
-
-def _request_segment_recompute(actor, outcome: ImportOutcome) -> None:
-    if not outcome.plan.writes_anything:
-        return
-    try:
-        from segmentation.services import request_recompute
-    except ImportError:  # segmentation offers no recompute entry point in this build
-        return
-    request_recompute(user=actor if getattr(actor, "pk", None) else None, trigger="import")

@@ -1,28 +1,16 @@
 """Celery tasks of the import: thin wrappers that take a job id (the tenant comes from the message
-header, see tenant-schemas-celery). Both are idempotent; see customers.imports.services."""
-
-import logging
+header, see tenant-schemas-celery). Both are idempotent; see customers.imports.services, whose
+job bodies run through crm.jobs.runner."""
 
 from celery import shared_task
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, max_retries=0)
 def import_validate_task(job_id: int) -> None:
     """Check every row of the job's file and store the preview (writes no customer data)."""
-    from django.utils.translation import gettext as _
-
-    from crm.jobs.services import job_fail
-
     from .services import import_validate
 
-    try:
-        import_validate(job_id=job_id)
-    except Exception:
-        logger.exception("Import check %s failed", job_id)
-        job_fail(job_id=job_id, message=_("The file could not be checked. Please upload it again."))
-        raise
+    import_validate(job_id=job_id)
 
 
 @shared_task(acks_late=True, max_retries=0)

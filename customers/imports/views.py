@@ -8,13 +8,13 @@ import csv
 import io
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.accounts.permissions import MANAGERS, role_required
+from crm.errors import SERVICE_ERRORS, show_service_error
 from crm.jobs.models import BackgroundJob
 from crm.jobs.selectors import job_get_for_user, job_list_for_user
 
@@ -33,10 +33,6 @@ def _import_job(request, job_id: int) -> BackgroundJob:
     return job
 
 
-def _errors_text(error: ValidationError) -> str:
-    return " ".join(error.messages)
-
-
 @role_required(*MANAGERS)
 @require_http_methods(["GET", "POST"])
 def import_start(request):
@@ -44,8 +40,8 @@ def import_start(request):
     if request.method == "POST" and form.is_valid():
         try:
             job = services.import_upload(actor=request.user, uploaded_file=form.cleaned_data["file"])
-        except ValidationError as error:
-            form.add_error("file", _errors_text(error))
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error, field="file")
         else:
             return redirect("customers:import_mapping", job_id=job.pk)
     recent = job_list_for_user(user=request.user, kind_prefix=services.JOB_KIND)[:10]
@@ -108,9 +104,8 @@ def import_mapping(request, job_id: int):
                 policy=form.cleaned_data["policy"],
                 default_owner_id=owner.pk if owner else None,
             )
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
         else:
             return redirect("customers:import_preview", job_id=job.pk)
     return render(request, "customers/import_mapping.html", {"job": job, "form": form, "params": params})
@@ -173,8 +168,8 @@ def import_confirm(request, job_id: int):
         services.import_confirm(
             actor=request.user, job=job, skip_invalid=form.cleaned_data.get("skip_invalid", False)
         )
-    except ValidationError as error:
-        messages.error(request, _errors_text(error))
+    except SERVICE_ERRORS as error:
+        show_service_error(request, error)
     return redirect("customers:import_preview", job_id=job.pk)
 
 
@@ -184,8 +179,8 @@ def import_cancel(request, job_id: int):
     job = _import_job(request, job_id)
     try:
         services.import_cancel(actor=request.user, job=job)
-    except ValidationError as error:
-        messages.error(request, _errors_text(error))
+    except SERVICE_ERRORS as error:
+        show_service_error(request, error)
         return redirect("customers:import_preview", job_id=job.pk)
     messages.info(request, _("Nothing was imported. Fix the file and upload it again."))
     return redirect("customers:import_start")

@@ -16,8 +16,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from customers.duplicates import city_key, find_duplicates, name_keys
-from customers.merge import customer_merge, customer_merge_undo
+from customers.dedupe.keys import city_key, name_keys
+from customers.dedupe.scan import duplicate_scan
+from customers.dedupe.services import customer_merge, customer_merge_undo
 from customers.models import BehaviourEvent, Customer, Order
 
 from .conftest import record_benchmark
@@ -70,10 +71,10 @@ def test_duplicates_and_merge_benchmark(tenant, manager_user):
     name_keys.cache_clear()
     city_key.cache_clear()
     started = time.perf_counter()
-    scan = find_duplicates(Customer.objects.filter(deleted_at__isnull=True))
+    scan = duplicate_scan(Customer.objects.filter(deleted_at__isnull=True))
     cold = time.perf_counter() - started
     started = time.perf_counter()
-    find_duplicates(Customer.objects.filter(deleted_at__isnull=True))
+    duplicate_scan(Customer.objects.filter(deleted_at__isnull=True))
     warm = time.perf_counter() - started
 
     survivor = Customer.objects.create(name="Survivor", city="北京")

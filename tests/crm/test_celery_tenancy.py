@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 
 from crm.jobs.models import BackgroundJob
-from crm.jobs.tasks import fail_stale_jobs, fail_stale_jobs_all_tenants
+from crm.jobs.tasks import fail_stale_jobs_all_tenants, fail_stale_jobs_task
 
 pytestmark = pytest.mark.celery_worker
 
@@ -34,7 +34,7 @@ def test_worker_runs_a_task_in_the_sending_tenant_only(celery_worker, committed_
     with django_db_blocker.unblock():
         job_a, job_b = _stale_job(tenant_a), _stale_job(tenant_b)
         with tenant_context(tenant_a):
-            result = fail_stale_jobs.delay(max_age_hours=6)
+            result = fail_stale_jobs_task.delay(max_age_hours=6)
         assert result.get(timeout=30) == 1
         assert _status(tenant_a, job_a) == BackgroundJob.Status.FAILED
         assert _status(tenant_b, job_b) == BackgroundJob.Status.RUNNING

@@ -18,7 +18,7 @@ from customers.services import (
     customers_purge_expired,
     purge_date,
 )
-from customers.tasks import purge_bin_dispatch_task, purge_bin_task
+from customers.tasks import purge_bin_all_tenants, purge_bin_task
 from tests.factories import BehaviourEventFactory, CustomerFactory, OrderLineFactory, RefundFactory
 
 
@@ -91,7 +91,7 @@ def test_beat_dispatcher_purges_every_active_tenant_through_a_worker(
             with schema_context(tenant.schema_name):
                 ids[tenant.schema_name] = (make_binned(31).pk, make_binned(3).pk)
         connection.set_schema_to_public()
-        sent = purge_bin_dispatch_task.delay().get(timeout=30)
+        sent = purge_bin_all_tenants.delay().get(timeout=30)
         assert sent >= 2
 
         def remaining(tenant) -> set[int]:

@@ -8,18 +8,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.audit.models import AuditEvent
-from customers.duplicates import (
+from customers.dedupe.keys import city_key, name_key
+from customers.dedupe.scan import (
     EMAIL_SCORE,
     MAX_GROUP_SIZE,
     NAME_EXACT_SCORE,
     NAME_REORDERED_SCORE,
     PHONE_SCORE,
-    city_key,
-    duplicate_candidates,
-    duplicate_dismiss,
-    find_duplicates,
-    name_key,
+    duplicate_scan,
 )
+from customers.dedupe.selectors import duplicate_candidates
+from customers.dedupe.services import duplicate_dismiss
 from customers.models import Customer
 from tests.factories import CustomerFactory
 
@@ -200,7 +199,7 @@ def test_finding_among_20000_customers_completes(tenant, manager_user):
         )
     Customer.objects.bulk_create(rows, batch_size=5000)
     started = time.perf_counter()
-    scan = find_duplicates(Customer.objects.filter(deleted_at__isnull=True))
+    scan = duplicate_scan(Customer.objects.filter(deleted_at__isnull=True))
     elapsed = time.perf_counter() - started
     print(f"\nduplicates among 20,000 customers: {len(scan.pairs)} pairs in {elapsed:.2f} s")
     assert scan.customers_scanned == 20_000

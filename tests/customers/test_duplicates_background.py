@@ -10,15 +10,16 @@ from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
 from crm.jobs.models import BackgroundJob
-from customers import duplicates
-from customers.duplicates import SCAN_JOB_KIND, duplicate_scan_for_page, duplicate_scan_run
+from customers.dedupe import selectors as dedupe_selectors
+from customers.dedupe.jobs import SCAN_JOB_KIND, duplicate_scan_run
+from customers.dedupe.selectors import duplicate_scan_for_page
 from tests.factories import CustomerFactory
 
 
 def test_a_big_scope_is_scanned_in_the_background_and_the_last_list_stays(
     tenant, manager_client, manager_user, monkeypatch
 ):
-    monkeypatch.setattr(duplicates, "INLINE_SCAN_LIMIT", 0)
+    monkeypatch.setattr(dedupe_selectors, "INLINE_SCAN_LIMIT", 0)
     first = CustomerFactory(email="same@example.com")
     second = CustomerFactory(email="same@example.com")
     url = reverse("customers:duplicates")
@@ -59,7 +60,7 @@ def test_small_scopes_are_still_scanned_at_once(tenant, manager_client):
 def test_the_background_scan_runs_on_a_real_worker(
     celery_worker, committed_tenant, django_db_blocker, monkeypatch
 ):
-    monkeypatch.setattr(duplicates, "INLINE_SCAN_LIMIT", 0)
+    monkeypatch.setattr(dedupe_selectors, "INLINE_SCAN_LIMIT", 0)
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         first = CustomerFactory(email="twin@example.com")

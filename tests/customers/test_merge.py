@@ -12,14 +12,13 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from crm.audit.models import AuditEvent
-from customers.merge import (
+from customers.dedupe.fields import default_choices, differing_fields
+from customers.dedupe.services import (
     MERGED_ACTION,
     MERGED_IN_ACTION,
     UNDONE_ACTION,
     customer_merge,
     customer_merge_undo,
-    default_choices,
-    differing_fields,
 )
 from customers.models import BehaviourEvent, Customer, Order
 from customers.registry import MergeHook, registry

@@ -22,14 +22,14 @@ from segmentation.services import (
     alert_dismiss,
     merge_move,
     merge_undo,
-    request_recompute,
+    recompute_request,
     segment_create,
     segment_delete,
     segment_update,
     settings_get,
     settings_update,
 )
-from segmentation.tasks import recompute_dispatch_task
+from segmentation.tasks import recompute_all_tenants
 from tests.factories import CustomerFactory
 
 from .conftest import customer_with_orders
@@ -203,18 +203,18 @@ def test_segment_create_update_delete_with_validation_and_audit(
 
 
 def test_a_second_request_joins_the_waiting_recompute(tenant, manager_user, admin_user):
-    first = request_recompute(user=manager_user)
-    second = request_recompute(user=admin_user, trigger="import")
+    first = recompute_request(user=manager_user)
+    second = recompute_request(user=admin_user, trigger="import")
     assert first.pk == second.pk and first.kind == RECOMPUTE_JOB_KIND
     assert BackgroundJob.objects.filter(kind=RECOMPUTE_JOB_KIND).count() == 1
     BackgroundJob.objects.filter(pk=first.pk).update(status=BackgroundJob.Status.SUCCEEDED)
-    assert request_recompute(user=manager_user).pk != first.pk
+    assert recompute_request(user=manager_user).pk != first.pk
 
 
 def test_the_nightly_dispatcher_queues_one_job_per_active_tenant_and_joins(tenant):
     connection.set_schema_to_public()
-    assert recompute_dispatch_task.apply().get() >= 2
-    recompute_dispatch_task.apply().get()  # a second night while the first still waits: joined
+    assert recompute_all_tenants.apply().get() >= 2
+    recompute_all_tenants.apply().get()  # a second night while the first still waits: joined
     for slug in ("alpha", "beta"):
         with schema_context(Tenant.objects.get(slug=slug).schema_name):
             jobs = BackgroundJob.objects.filter(kind=RECOMPUTE_JOB_KIND)

@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from crm.jobs.models import BackgroundJob
 from segmentation.models import CustomerScore, RecomputeRun
-from segmentation.services import RECOMPUTE_JOB_KIND, request_recompute
+from segmentation.services import RECOMPUTE_JOB_KIND, recompute_request
 from tests.factories import CustomerFactory
 
 from .conftest import customer_with_orders
@@ -36,8 +36,8 @@ def test_a_recompute_runs_in_the_requesting_tenant_only(celery_worker, committed
         with schema_context(with_orders.schema_name):
             buyers = [customer_with_orders([30, 10]), customer_with_orders([5])]
             CustomerFactory()
-            job = request_recompute(trigger="manual")  # autocommit: the task is sent at once
-            again = request_recompute(trigger="import")
+            job = recompute_request(trigger="manual")  # autocommit: the task is sent at once
+            again = recompute_request(trigger="import")
             assert again.pk == job.pk or again.status != BackgroundJob.Status.PENDING
         with schema_context(without_orders.schema_name):
             CustomerFactory.create_batch(2)

@@ -18,66 +18,46 @@ The merged customer goes to the recycle bin with `merged_into` pointing at the s
 survivor's fields return to their old values where they still hold the merged-in value (an edit made
 since the merge is kept and reported), and the merged customer leaves the bin.
 
-The customers app's own hooks (orders, behaviour events, tags, shares) are registered at the bottom
-of this module, which `CustomersConfig.ready()` imports. Another app adds one hook the same way:
+The customers app's own hooks (orders, behaviour events, tags, shares) are registered by
+`customers.dedupe.hooks`, which `CustomersConfig.ready()` calls. Another app adds one hook the same way:
 
     registry.add_merge_hook(MergeHook(key="loyalty.points", move=move_points, undo=undo_points))
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
-from django.db.models import Model
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from crm.accounts.permissions import visible_to
-from crm.audit.models import AuditEvent
 from crm.audit.services import audit_record
 
-from .models import BehaviourEvent, Customer, CustomFieldDefinition, Order
-from .registry import MergeHook, registry
-from .search import build_search_text
+from ..models import Customer
+from ..registry import registry
+from ..search import build_search_text
+from ..signals import REASON_MERGE, REASON_MERGE_UNDONE, customers_changed_on_commit
+from .fields import (
+    CUSTOM_PREFIX,
+    FIELD_ATTRIBUTES,
+    Choice,
+    _attribute_value,
+    _choice_attributes,
+    _json_value,
+    _set_attribute,
+    choice_names_of,
+    differing_fields,
+)
+from .hooks import ordered_hook_keys
+from .scan import DISMISS_ACTION
+from .selectors import MERGED_ACTION, merge_event_for, moved_count
 
-MERGED_ACTION = "customer.merged"  # on the merged (losing) customer; holds the undo information
 MERGED_IN_ACTION = "customer.merged_in"  # on the survivor: "merged X into this customer"
 UNDONE_ACTION = "customer.merge_undone"  # on both, when a merge is undone
-
-Choice = Literal["survivor", "merged"]
-CUSTOM_PREFIX = "custom:"
-
-# Fields a user chooses between, in the order the merge page shows them. A consent is chosen
-# together with the time it was given. Order figures are not chosen: they are recomputed.
-CHOOSABLE_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("kind", ("kind",)),
-    ("name", ("name",)),
-    ("email", ("email",)),
-    ("phone", ("phone",)),
-    ("country", ("country",)),
-    ("province", ("province",)),
-    ("city", ("city",)),
-    ("street", ("street",)),
-    ("postcode", ("postcode",)),
-    ("birthday", ("birthday",)),
-    ("gender", ("gender",)),
-    ("income_band", ("income_band",)),
-    ("occupation", ("occupation",)),
-    ("source", ("source",)),
-    ("owner", ("owner_id",)),
-    ("external_id", ("external_id",)),
-    ("email_consent", ("email_consent", "email_consent_at")),
-    ("sms_consent", ("sms_consent", "sms_consent_at")),
-)
-FIELD_ATTRIBUTES = dict(CHOOSABLE_FIELDS)
 SEARCH_FIELDS = {"name", "email", "phone", "external_id"}
 
 
@@ -96,93 +76,6 @@ class UndoResult:
     restored_fields: list[str] = field(default_factory=list)
     kept_fields: list[str] = field(default_factory=list)  # edited since the merge: left as they are
     notes: list[str] = field(default_factory=list)
-
-
-# --- values ----------------------------------------------------------------------------------------
-
-
-def _json_value(value: Any) -> Any:
-    """A JSON-safe form of a field value (dates as ISO text, Decimal as text)."""
-    if isinstance(value, (datetime, date, Decimal)):
-        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-    if isinstance(value, Model):
-        return value.pk
-    return value
-
-
-def _attribute_value(customer: Customer, attribute: str) -> Any:
-    if attribute.startswith(CUSTOM_PREFIX):
-        return (customer.custom_fields or {}).get(attribute[len(CUSTOM_PREFIX) :])
-    return getattr(customer, attribute)
-
-
-def _set_attribute(customer: Customer, attribute: str, value: Any) -> None:
-    """Set a field from a Python or JSON value (restoring from the audit log hands us JSON)."""
-    if attribute.startswith(CUSTOM_PREFIX):
-        key = attribute[len(CUSTOM_PREFIX) :]
-        values = dict(customer.custom_fields or {})
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-        customer.custom_fields = values
-        return
-    model_field = Customer._meta.get_field(
-        attribute.removesuffix("_id") if attribute == "owner_id" else attribute
-    )
-    if value is not None and model_field.get_internal_type() in ("DateField", "DateTimeField"):
-        value = model_field.to_python(value)
-    setattr(customer, attribute, value)
-
-
-def _choice_attributes(name: str) -> tuple[str, ...]:
-    if name.startswith(CUSTOM_PREFIX):
-        return (name,)
-    return FIELD_ATTRIBUTES[name]
-
-
-def custom_field_keys(survivor: Customer, merged: Customer) -> list[str]:
-    """Custom field keys either customer has a value for, definitions' order first."""
-    keys = set(survivor.custom_fields or {}) | set(merged.custom_fields or {})
-    ordered = [key for key in CustomFieldDefinition.objects.values_list("key", flat=True) if key in keys]
-    return ordered + sorted(keys - set(ordered))
-
-
-def differing_fields(survivor: Customer, merged: Customer) -> list[str]:
-    """Choice names (model fields, consents, "custom:<key>") whose values differ between the two."""
-    names = [name for name, _attributes in CHOOSABLE_FIELDS] + [
-        CUSTOM_PREFIX + key for key in custom_field_keys(survivor, merged)
-    ]
-    return [
-        name
-        for name in names
-        if any(
-            _json_value(_attribute_value(survivor, a)) != _json_value(_attribute_value(merged, a))
-            for a in _choice_attributes(name)
-        )
-    ]
-
-
-def _is_empty(value: Any) -> bool:
-    return value in (None, "", [], {}, False) or value == Customer.Gender.UNKNOWN
-
-
-def default_choices(survivor: Customer, merged: Customer) -> dict[str, Choice]:
-    """The survivor's value, unless it is empty and the merged customer has one; a consent given on
-    either record is kept (the later one when both gave it)."""
-    choices: dict[str, Choice] = {}
-    for name in differing_fields(survivor, merged):
-        first = _choice_attributes(name)[0]
-        mine, theirs = _attribute_value(survivor, first), _attribute_value(merged, first)
-        if name in ("email_consent", "sms_consent"):
-            when_mine, when_theirs = getattr(survivor, f"{name}_at"), getattr(merged, f"{name}_at")
-            take_theirs = theirs and (
-                not mine or (when_theirs and (not when_mine or when_theirs > when_mine))
-            )
-            choices[name] = "merged" if take_theirs else "survivor"
-        else:
-            choices[name] = "merged" if _is_empty(mine) and not _is_empty(theirs) else "survivor"
-    return choices
 
 
 # --- guards ----------------------------------------------------------------------------------------
@@ -334,6 +227,7 @@ def customer_merge(
         }
     )
     audit_record(actor=actor, action=MERGED_IN_ACTION, target=survivor, changes=survivor_changes)
+    customers_changed_on_commit(reason=REASON_MERGE, customer_ids=[survivor.pk, merged.pk], actor=actor)
     return MergeResult(survivor=survivor, merged=merged, moved=moved, changed_fields=changed)
 
 
@@ -367,38 +261,13 @@ def _history_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
     return changes
 
 
-def moved_count(info: Any) -> int | None:
-    """How many rows a hook reports it moved: the length of its id lists ({"ids": [...]} or several
-    lists such as {"stages": [...], "alerts": [...]}); None when it reports no lists."""
-    if not isinstance(info, dict):
-        return None
-    lists = [value for value in info.values() if isinstance(value, list)]
-    return sum(len(value) for value in lists) if lists else None
-
-
 def _refresh_stats(customer_ids: list[int]) -> None:
-    from .services import customer_refresh_order_stats
+    from ..services import customer_refresh_order_stats
 
     customer_refresh_order_stats(customer_ids=customer_ids)
 
 
 # --- undo ------------------------------------------------------------------------------------------
-
-
-def merge_event_for(merged: Customer) -> AuditEvent | None:
-    """The audit event holding the undo information of `merged`'s current merge."""
-    if merged.merged_into_id is None:
-        return None
-    return (
-        AuditEvent.objects.filter(
-            action=MERGED_ACTION,
-            target_type=Customer._meta.label_lower,
-            target_id=str(merged.pk),
-            changes__survivor_id=merged.merged_into_id,
-        )
-        .order_by("-created_at", "-id")
-        .first()
-    )
 
 
 @transaction.atomic
@@ -510,125 +379,29 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         {"merged_id": merged.pk, "merged_label": str(merged), "kept_fields": result.kept_fields}
     )
     audit_record(actor=actor, action=UNDONE_ACTION, target=survivor, changes=survivor_changes)
+    customers_changed_on_commit(
+        reason=REASON_MERGE_UNDONE, customer_ids=[survivor.pk, merged.pk], actor=actor
+    )
     return result
 
 
-def choice_names_of(attributes: dict[str, Any]) -> list[str]:
-    """Choice names for stored attributes ("email_consent_at" belongs to "email_consent")."""
-    names: list[str] = []
-    by_attribute = {a: name for name, attrs in CHOOSABLE_FIELDS for a in attrs}
-    for attribute in attributes:
-        name = attribute if attribute.startswith(CUSTOM_PREFIX) else by_attribute.get(attribute)
-        if name and name not in names:
-            names.append(name)
-    return names
+# --- dismissing a pair -----------------------------------------------------------------------------
 
 
-# --- the customers app's own merge hooks ------------------------------------------------------------
+@transaction.atomic
+def duplicate_dismiss(*, actor, first: Customer, second: Customer) -> None:
+    """Record that two customers are not the same person, on both their histories; the pair is then
+    no longer offered. (Kept in the audit log: an append-only fact needs no table of its own.)"""
+    from crm.audit.services import audit_record
 
-
-def _move_foreign_key(model: type[Model], survivor: Customer, merged: Customer) -> dict:
-    """UPDATE ... SET customer_id = survivor WHERE customer_id = merged RETURNING id: one statement,
-    however many rows (a customer may have tens of thousands of behaviour events)."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET customer_id = %s WHERE customer_id = %s RETURNING id",  # noqa: S608
-            [survivor.pk, merged.pk],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
-    return {"ids": ids}
-
-
-def _undo_foreign_key(model: type[Model], survivor: Customer, merged: Customer, info: dict) -> None:
-    ids = info.get("ids") or []
-    if not ids:
+    if first.pk == second.pk:
         return
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # A join with the id list (not "id = ANY(array)", which scans the array for every row).
-            f"UPDATE {table} AS t SET customer_id = %s FROM unnest(%s::bigint[]) AS moved(id)"  # noqa: S608
-            " WHERE t.id = moved.id AND t.customer_id = %s",
-            [merged.pk, ids, survivor.pk],
-        )
-
-
-def move_orders(survivor: Customer, merged: Customer) -> dict:
-    return _move_foreign_key(Order, survivor, merged)
-
-
-def undo_orders(survivor: Customer, merged: Customer, info: dict) -> None:
-    _undo_foreign_key(Order, survivor, merged, info)
-
-
-def move_events(survivor: Customer, merged: Customer) -> dict:
-    return _move_foreign_key(BehaviourEvent, survivor, merged)
-
-
-def undo_events(survivor: Customer, merged: Customer, info: dict) -> None:
-    _undo_foreign_key(BehaviourEvent, survivor, merged, info)
-
-
-def move_tags(survivor: Customer, merged: Customer) -> dict:
-    """The survivor gets the merged customer's tags it lacks (the merged record keeps its own, so an
-    undo only has to take the added ones off the survivor)."""
-    have = set(survivor.tags.values_list("pk", flat=True))
-    added = sorted(set(merged.tags.values_list("pk", flat=True)) - have)
-    if added:
-        survivor.tags.add(*added)
-    return {"ids": added}
-
-
-def undo_tags(survivor: Customer, merged: Customer, info: dict) -> None:
-    if info.get("ids"):
-        survivor.tags.remove(*info["ids"])
-
-
-def move_shares(survivor: Customer, merged: Customer) -> dict:
-    """Everyone who could see either record keeps seeing the merged customer: the merged record's
-    shares and its owner when that is not the survivor's owner, and the survivor's former owner when
-    the merge took the merged record's owner."""
-    have = set(survivor.shared_with.values_list("pk", flat=True))
-    wanted = set(merged.shared_with.values_list("pk", flat=True))
-    if merged.owner_id and merged.owner_id != survivor.owner_id:
-        wanted.add(merged.owner_id)
-    former_owner = getattr(survivor, "_owner_before_merge", None)
-    if former_owner:
-        wanted.add(former_owner)
-    added = sorted(wanted - have - {survivor.owner_id})
-    if added:
-        survivor.shared_with.add(*added)
-    return {"ids": added}
-
-
-def undo_shares(survivor: Customer, merged: Customer, info: dict) -> None:
-    if info.get("ids"):
-        survivor.shared_with.remove(*info["ids"])
-
-
-BUILTIN_HOOKS = (
-    MergeHook(key="customers.orders", move=move_orders, undo=undo_orders),
-    MergeHook(key="customers.events", move=move_events, undo=undo_events),
-    MergeHook(key="customers.tags", move=move_tags, undo=undo_tags),
-    MergeHook(key="customers.shares", move=move_shares, undo=undo_shares),
-)
-
-
-def ordered_hook_keys() -> list[str]:
-    """The customers app's own hooks first (orders are on the survivor before another app's hook
-    looks at them), then the others in the order they registered."""
-    builtin = [hook.key for hook in BUILTIN_HOOKS if hook.key in registry.merge_hooks]
-    return builtin + [key for key in registry.merge_hooks if key not in builtin]
-
-
-def register_builtin_hooks() -> None:
-    for hook in BUILTIN_HOOKS:
-        registry.add_merge_hook(hook)
-
-
-FIELD_LABELS = {
-    "email_consent": gettext_lazy("Email consent"),
-    "sms_consent": gettext_lazy("SMS consent"),
-    "owner": gettext_lazy("Owner"),
-}
+    audit_record(
+        actor=actor,
+        action=DISMISS_ACTION,
+        target=first,
+        changes={"other_id": second.pk, "other": str(second)},
+    )
+    audit_record(
+        actor=actor, action=DISMISS_ACTION, target=second, changes={"other_id": first.pk, "other": str(first)}
+    )

@@ -3,7 +3,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from crm.dashboard import change_percent, customer_figures, dashboard_context, period_figures
+from customers.selectors import customer_figures, period_figures
+from dashboards.selectors import change_percent, dashboard_context
 from tests.factories import CustomerFactory, OrderFactory
 
 

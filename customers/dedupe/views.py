@@ -8,7 +8,6 @@ customer outside the user's scope answers 404, exactly like a missing one.
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,11 +19,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, role_required, user_has_role, visible_to
+from crm.errors import SERVICE_ERRORS, show_service_error
 
-from . import duplicates, merge
-from .models import BehaviourEvent, Customer, CustomFieldDefinition, Order
-from .phone import format_phone
-from .selectors import customer_get_for_user
+from ..labels import field_title
+from ..models import BehaviourEvent, Customer, CustomFieldDefinition, Order
+from ..phone import format_phone
+from ..registry import registry
+from ..selectors import customer_get_for_user
+from . import fields, selectors, services
+from .scan import DuplicateScan
 
 PAGE_SIZE = 25
 CHOICE_LABELS = (("survivor", gettext_lazy("Keep")), ("merged", gettext_lazy("Take")))
@@ -53,8 +56,8 @@ def _merged_customer_or_404(user, pk) -> Customer:
 
 def _display(customer: Customer, attribute: str, definitions: dict, users: dict) -> str:
     """A value as the merge page shows it."""
-    if attribute.startswith(merge.CUSTOM_PREFIX):
-        value = (customer.custom_fields or {}).get(attribute[len(merge.CUSTOM_PREFIX) :])
+    if attribute.startswith(fields.CUSTOM_PREFIX):
+        value = (customer.custom_fields or {}).get(attribute[len(fields.CUSTOM_PREFIX) :])
         if isinstance(value, bool):
             return _("Yes") if value else _("No")
         if isinstance(value, list):
@@ -83,29 +86,19 @@ def _display(customer: Customer, attribute: str, definitions: dict, users: dict)
     return str(value)
 
 
-def _label(name: str, definitions: dict) -> str:
-    if name.startswith(merge.CUSTOM_PREFIX):
-        key = name[len(merge.CUSTOM_PREFIX) :]
-        definition = definitions.get(key)
-        return definition.label if definition else key
-    if name in merge.FIELD_LABELS:
-        return str(merge.FIELD_LABELS[name])
-    return str(Customer._meta.get_field(name).verbose_name).capitalize()
-
-
 def _comparison_rows(survivor: Customer, merged: Customer, choices: dict) -> list[dict]:
     definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
     users = User.objects.in_bulk([pk for pk in (survivor.owner_id, merged.owner_id) if pk])
-    differing = set(merge.differing_fields(survivor, merged))
-    names = [name for name, _attributes in merge.CHOOSABLE_FIELDS] + [
-        merge.CUSTOM_PREFIX + key for key in merge.custom_field_keys(survivor, merged)
+    differing = set(fields.differing_fields(survivor, merged))
+    names = [name for name, _attributes in fields.CHOOSABLE_FIELDS] + [
+        fields.CUSTOM_PREFIX + key for key in fields.custom_field_keys(survivor, merged)
     ]
     rows = []
     for name in names:
         rows.append(
             {
                 "name": name,
-                "label": _label(name, definitions),
+                "label": field_title(name, definitions),
                 "survivor": _display(survivor, name, definitions, users),
                 "merged": _display(merged, name, definitions, users),
                 "differs": name in differing,
@@ -158,8 +151,8 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     if request.GET.get("customer"):
         focus = customer_get_for_user(user=request.user, customer_id=request.GET["customer"])
-    found = duplicates.duplicate_scan_for_page(user=request.user)
-    scan = found.scan or duplicates.DuplicateScan.empty(found.customers)
+    found = selectors.duplicate_scan_for_page(user=request.user)
+    scan = found.scan or DuplicateScan.empty(found.customers)
     pairs = scan.involving(focus.pk) if focus else scan
     page = Paginator(pairs, PAGE_SIZE).get_page(request.GET.get("page"))
     ids = {pk for pair in page.object_list for pk in (pair.first_id, pair.second_id)}
@@ -171,7 +164,7 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
         if pair.first_id in customers and pair.second_id in customers
     ]
     if focus is not None and query:
-        partners = duplicates.merge_partner_search(user=request.user, customer=focus, query=query)
+        partners = selectors.merge_partner_search(user=request.user, customer=focus, query=query)
     querystring = f"customer={focus.pk}" if focus else ""
     return render(
         request,
@@ -195,7 +188,7 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
 def duplicate_dismiss(request: HttpRequest, first: int, second: int) -> HttpResponse:
     one = customer_get_for_user(user=request.user, customer_id=first)
     other = customer_get_for_user(user=request.user, customer_id=second)
-    duplicates.duplicate_dismiss(actor=request.user, first=one, second=other)
+    services.duplicate_dismiss(actor=request.user, first=one, second=other)
     messages.success(
         request,
         _("%(first)s and %(second)s will no longer be offered as duplicates.")
@@ -216,16 +209,16 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
     if survivor.pk == merged.pk:
         messages.error(request, _("A customer cannot be merged with itself."))
         return redirect("customers:detail", pk=survivor.pk)
-    defaults = merge.default_choices(survivor, merged)
-    names = merge.differing_fields(survivor, merged)
+    defaults = fields.default_choices(survivor, merged)
+    names = fields.differing_fields(survivor, merged)
     form = MergeForm(request.POST or None, names=names, initial_choices=defaults)
     if request.method == "POST" and form.is_valid():
         try:
-            result = merge.customer_merge(
+            result = services.customer_merge(
                 actor=request.user, survivor=survivor, merged=merged, field_choices=form.field_choices()
             )
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
         else:
             messages.success(
                 request,
@@ -249,7 +242,7 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
             "merged_counts": _counts(merged),
             "survivor_tags": list(survivor.tags.all()),
             "merged_tags": list(merged.tags.all()),
-            "hooks": list(merge.registry.merge_hooks),
+            "hooks": list(registry.merge_hooks),
         },
     )
 
@@ -259,19 +252,21 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
 def merge_result(request: HttpRequest, pk: int) -> HttpResponse:
     """What a merge did, with "Undo merge"."""
     merged = _merged_customer_or_404(request.user, pk)
-    event = merge.merge_event_for(merged)
+    event = selectors.merge_event_for(merged)
     info = event.changes if event else {}
     moved_info = info.get("moved") or {}
     order = [key for key in info.get("hook_order") or [] if key in moved_info]
     order += [key for key in moved_info if key not in order]
     moved = [
-        {"key": key, "label": HOOK_LABELS.get(key, key), "count": merge.moved_count(moved_info[key])}
+        {"key": key, "label": HOOK_LABELS.get(key, key), "count": selectors.moved_count(moved_info[key])}
         for key in order
     ]
     # Only what actually moved (a hook that reports no counts is listed when it reports anything).
     moved = [item for item in moved if item["count"] or (item["count"] is None and moved_info[item["key"]])]
     definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
-    changed = [_label(name, definitions) for name in merge.choice_names_of(info.get("survivor_before") or {})]
+    changed = [
+        field_title(name, definitions) for name in fields.choice_names_of(info.get("survivor_before") or {})
+    ]
     return render(
         request,
         "customers/merge_result.html",
@@ -291,9 +286,9 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
     merged = _merged_customer_or_404(request.user, pk)
     if request.method == "POST":
         try:
-            result = merge.customer_merge_undo(actor=request.user, merged=merged)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+            result = services.customer_merge_undo(actor=request.user, merged=merged)
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
             return redirect("customers:merge_result", pk=merged.pk)
         definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
         messages.success(
@@ -307,7 +302,7 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
                 _("Edited since the merge and therefore kept on %(survivor)s: %(fields)s.")
                 % {
                     "survivor": result.survivor.name,
-                    "fields": ", ".join(_label(name, definitions) for name in result.kept_fields),
+                    "fields": ", ".join(field_title(name, definitions) for name in result.kept_fields),
                 },
             )
         for note in result.notes:
@@ -316,7 +311,7 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "customers/merge_undo_confirm.html",
-        {"merged": merged, "survivor": merged.merged_into, "event": merge.merge_event_for(merged)},
+        {"merged": merged, "survivor": merged.merged_into, "event": selectors.merge_event_for(merged)},
     )
 
 
@@ -331,14 +326,14 @@ def merge_undo_url(customer: Customer) -> str:
 def _duplicates_panel_context(customer: Customer, user) -> dict | None:
     """Shown on a customer's page only when other customers have the same email or phone (one
     indexed query); the full finder, with names, is one click away."""
-    matches = duplicates.exact_matches(user=user, customer=customer)
+    matches = selectors.exact_matches(user=user, customer=customer)
     if not matches:
         return None
     return {"matches": matches}
 
 
 def register_detail_panel() -> None:
-    from .registry import DetailPanel, registry
+    from ..registry import DetailPanel
 
     registry.add_detail_panel(
         DetailPanel(

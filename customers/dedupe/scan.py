@@ -26,24 +26,19 @@ see both of (`visible_to`).
 
 from __future__ import annotations
 
-import hashlib
 import io
-import re
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pandas as pd
-import phonenumbers
-from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from crm.accounts.permissions import MANAGERS, visible_to
+from crm.accounts.permissions import visible_to
 from crm.audit.models import AuditEvent
 
-from .models import Customer
+from ..models import Customer
+from .keys import _CJK_RE, _DIGITS_RE, _E164_RE, city_key, default_phone_region, name_keys, phone_key
 
 EMAIL_SCORE = 100
 PHONE_SCORE = 95
@@ -61,11 +56,6 @@ NAME_BLOCK_PREFIX = 2
 MAX_GROUP_SIZE = 30
 # The page lists the best pairs; nobody reviews more than this many in one go.
 MAX_PAIRS = 20_000
-CACHE_SECONDS = 3600  # per data version: any change to the customers makes a new key
-LATEST_CACHE_SECONDS = 7 * 24 * 3600  # the last finished scan, shown while a new one runs
-# Up to this many customers in scope, the page scans at once; above, in a background job.
-INLINE_SCAN_LIMIT = 20_000
-SCAN_JOB_KIND = "customers.duplicates"
 DISMISS_ACTION = "customer.duplicate_dismissed"
 
 REASON_LABELS = {
@@ -160,102 +150,10 @@ class DuplicateScan:
         )
 
 
-# --- normalisation ---------------------------------------------------------------------------------
-
-_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_E164_RE = re.compile(r"\+[1-9]\d{4,14}")
-_DIGITS_RE = re.compile(r"\D")
-_CJK_SPLIT_RE = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
-_NON_WORD_RE = re.compile(r"[\W_]+", re.UNICODE)
-_CITY_SUFFIX_RE = re.compile(r"(市|city)$")
-
-
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-@lru_cache(maxsize=20_000)
-def _han_syllable(char: str) -> str:
-    """Pinyin (no tones) of one Chinese character, after traditional → simplified conversion."""
-    from pypinyin import lazy_pinyin
-
-    simplified = _t2s().convert(char)
-    return "".join(lazy_pinyin(simplified)).lower()
-
-
-def _fold_latin(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
-def name_tokens(name: str) -> list[str]:
-    """The name as lower-case words: each Chinese character becomes its pinyin syllable."""
-    tokens: list[str] = []
-    for chunk in _CJK_SPLIT_RE.split(name):
-        if not chunk:
-            continue
-        if _CJK_RE.fullmatch(chunk):
-            tokens.append(_han_syllable(chunk))
-        else:
-            tokens.extend(word for word in _NON_WORD_RE.split(_fold_latin(chunk)) if word)
-    return tokens
-
-
-@lru_cache(maxsize=200_000)
-def name_keys(name: str) -> tuple[str, str]:
-    """(key, key of the words sorted): 張偉, 张伟, "Zhang Wei", "zhangwei" → ("zhangwei", "weizhang")."""
-    tokens = name_tokens(name or "")
-    return "".join(tokens), "".join(sorted(tokens))
-
-
-def name_key(name: str) -> str:
-    return name_keys(name)[0]
-
-
-@lru_cache(maxsize=20_000)
-def city_key(city: str) -> str:
-    """北京, 北京市, "Beijing", "beijing city" → "beijing"; 成都 → "chengdu" (read as a phrase, where
-    a character-by-character reading would say "chengdou")."""
-    from pypinyin import lazy_pinyin
-
-    folded = _t2s().convert((city or "").strip()).casefold()
-    folded = _CITY_SUFFIX_RE.sub("", folded.replace(" ", "")).strip()
-    return _NON_WORD_RE.sub("", _fold_latin("".join(lazy_pinyin(folded))))
-
-
-def email_key(email: str) -> str:
-    return (email or "").strip().lower()
-
-
-def phone_key(phone: str, region: str = "CN") -> str:
-    """E.164 when the number parses, else its digits (so formatting never hides a match)."""
-    raw = (phone or "").strip()
-    if not raw:
-        return ""
-    try:
-        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region)
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    digits = re.sub(r"\D", "", raw)
-    return digits if len(digits) >= 5 else ""
-
-
-def default_phone_region() -> str:
-    """The region a number without a country code belongs to (the tenant's)."""
-    from .phone import current_region
-
-    return current_region()
-
-
 # --- finding --------------------------------------------------------------------------------------
 
 
-def _scope_queryset(user) -> QuerySet[Customer]:
+def scope_queryset(user) -> QuerySet[Customer]:
     return visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
 
 
@@ -381,7 +279,7 @@ def _dismissed_pairs() -> set[tuple[int, int]]:
     return dismissed
 
 
-def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) -> DuplicateScan:
+def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -> DuplicateScan:
     """Candidate pairs among `queryset` (already limited to live, visible customers), best first."""
     frame = _frame(queryset, region or default_phone_region())
     if frame.empty:
@@ -433,178 +331,4 @@ def find_duplicates(queryset: QuerySet[Customer], *, region: str | None = None) 
         customers_scanned=len(frame),
         skipped_groups=skipped_total,
         total=len(pairs),
-    )
-
-
-def _version(user, queryset: QuerySet[Customer]) -> tuple[str, int]:
-    """(cache key, customers in scope). The key changes whenever a live customer is added, removed
-    or saved, or a pair is dismissed."""
-    stats = queryset.order_by().aggregate(count=Count("id"), updated=Max("updated_at"), top=Max("id"))
-    dismissed = AuditEvent.objects.filter(action=DISMISS_ACTION).aggregate(last=Max("id"))["last"]
-    version = f"{stats['count']}:{stats['updated']}:{stats['top']}:{dismissed}"
-    digest = hashlib.sha1(version.encode()).hexdigest()[:16]
-    return f"{_scope_key(user)}:{digest}", int(stats["count"])
-
-
-def _scope_key(user) -> str:
-    scope = "all" if user.role in MANAGERS else f"user{user.pk}"
-    return f"customers:duplicates:{connection.schema_name}:{scope}"
-
-
-def _latest_key(user) -> str:
-    """The last scan finished for the user's scope, whatever data it was computed on."""
-    return f"{_scope_key(user)}:latest"
-
-
-def _cache_key(user, queryset: QuerySet[Customer]) -> str:
-    return _version(user, queryset)[0]
-
-
-def _remember(user, key: str, scan: DuplicateScan) -> None:
-    cache.set(key, scan, CACHE_SECONDS)
-    cache.set(_latest_key(user), scan, LATEST_CACHE_SECONDS)
-
-
-def duplicate_candidates(*, user, use_cache: bool = True) -> DuplicateScan:
-    """The duplicate pairs `user` may see (both customers visible to them), best first. Computed
-    here when not cached (see `duplicate_scan_for_page` for pages, which compute big scans in the
-    background)."""
-    queryset = _scope_queryset(user)
-    if not use_cache:
-        return find_duplicates(queryset)
-    key = _cache_key(user, queryset)
-    scan = cache.get(key)
-    if scan is None:
-        scan = find_duplicates(queryset)
-        _remember(user, key, scan)
-    return scan
-
-
-@dataclass(frozen=True)
-class PageScan:
-    """What the duplicates page shows: the scan (None before the first one has finished), whether
-    it predates the latest changes, and the background job computing the current one, if any."""
-
-    scan: DuplicateScan | None
-    job: object | None  # crm.jobs.models.BackgroundJob
-    customers: int
-
-    @property
-    def stale(self) -> bool:
-        """A scan is only shown while a newer one runs when the data changed since it was made."""
-        return self.job is not None
-
-
-def duplicate_scan_for_page(*, user) -> PageScan:
-    """The scan for the duplicates page without keeping the user waiting: current scans come from
-    the cache; a scope of up to `INLINE_SCAN_LIMIT` customers is scanned at once (well under a
-    second); a bigger one is scanned by a background job (one per scope at a time) while the page
-    shows the last finished scan, marked as such, and the job's progress."""
-    queryset = _scope_queryset(user)
-    key, customers = _version(user, queryset)
-    scan = cache.get(key)
-    if scan is not None:
-        return PageScan(scan, job=None, customers=customers)
-    if customers <= INLINE_SCAN_LIMIT:
-        scan = find_duplicates(queryset)
-        _remember(user, key, scan)
-        return PageScan(scan, job=None, customers=customers)
-    return PageScan(cache.get(_latest_key(user)), job=_scan_job(user, key), customers=customers)
-
-
-def _scan_job(user, key: str):
-    """The running scan of the user's scope, or a new one queued for `key`."""
-    from crm.jobs.services import job_enqueue, job_get_or_create_active
-
-    from .tasks import duplicate_scan_task
-
-    job, created = job_get_or_create_active(
-        kind=SCAN_JOB_KIND,
-        created_by=user,
-        params={"scope": _scope_key(user), "key": key},
-        same_params=("scope",),
-    )
-    if created:
-        job_enqueue(job=job, task=duplicate_scan_task, user_id=user.pk, key=key)
-    return job
-
-
-def duplicate_scan_run(*, job_id: int, user_id: int, key: str) -> int:
-    """The background scan (customers.tasks.duplicate_scan_task): scan the user's scope as it is
-    now and cache it. Idempotent: a redelivered message of a finished job does nothing."""
-    from crm.accounts.models import User
-    from crm.jobs.services import job_fail, job_progress, job_start, job_succeed
-
-    if job_start(job_id=job_id) is None:
-        return 0
-    try:
-        user = User.objects.get(pk=user_id)
-        job_progress(job_id=job_id, progress=10, message=str(_("Comparing customers")))
-        queryset = _scope_queryset(user)
-        current_key, _customers = _version(user, queryset)
-        scan = find_duplicates(queryset)
-        _remember(user, current_key, scan)
-        if current_key != key:  # data changed since the request: the page asks for this one
-            cache.set(key, scan, CACHE_SECONDS)
-    except Exception as exc:
-        job_fail(job_id=job_id, message=str(_("The duplicate search failed: %(error)s")) % {"error": exc})
-        raise
-    job_succeed(job_id=job_id, result={"pairs": scan.total, "customers": scan.customers_scanned})
-    return scan.total
-
-
-def duplicates_of(*, user, customer: Customer) -> list[DuplicatePair]:
-    """Candidate pairs that involve `customer` (for the "Find duplicates" link on its page)."""
-    scan = duplicate_candidates(user=user)
-    return [pair for pair in scan.pairs if customer.pk in (pair.first_id, pair.second_id)]
-
-
-def merge_partner_search(*, user, customer: Customer, query: str, limit: int = 10) -> list[Customer]:
-    """Other live customers the user can see that match a search, to merge `customer` with."""
-    from .search import normalise_query
-
-    needle = normalise_query(query)
-    if not needle:
-        return []
-    queryset = _scope_queryset(user).exclude(pk=customer.pk).filter(search_text__contains=needle)
-    return list(queryset.select_related("owner").order_by("name", "pk")[:limit])
-
-
-def exact_matches(*, user, customer: Customer, limit: int = 5) -> list[Customer]:
-    """Other live customers the user can see with the same stored email or phone (indexed lookups)."""
-    condition = Q()
-    if customer.email:
-        # Stored emails are lower-cased by the services; "in" keeps the email index usable.
-        condition |= Q(email__in={customer.email, customer.email.strip().lower()})
-    if customer.phone:
-        condition |= Q(phone=customer.phone)
-    if not condition:
-        return []
-    queryset = _scope_queryset(user).filter(condition).exclude(pk=customer.pk)
-    return list(queryset.select_related("owner").order_by("pk")[:limit])
-
-
-def pair_is_visible(*, user, first_id: int, second_id: int) -> bool:
-    return _scope_queryset(user).filter(Q(pk=first_id) | Q(pk=second_id)).count() == 2
-
-
-# --- writes ---------------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def duplicate_dismiss(*, actor, first: Customer, second: Customer) -> None:
-    """Record that two customers are not the same person, on both their histories; the pair is then
-    no longer offered. (Kept in the audit log: an append-only fact needs no table of its own.)"""
-    from crm.audit.services import audit_record
-
-    if first.pk == second.pk:
-        return
-    audit_record(
-        actor=actor,
-        action=DISMISS_ACTION,
-        target=first,
-        changes={"other_id": second.pk, "other": str(second)},
-    )
-    audit_record(
-        actor=actor, action=DISMISS_ACTION, target=second, changes={"other_id": first.pk, "other": str(first)}
     )

@@ -1,0 +1,71 @@
+"""What a customer's fields and history actions are called on every page, decided here once: the
+History card and timeline of the 360° page, and the merge pages (which start a label with a capital).
+
+Field names come in the forms the audit log and the merge page use: a model field ("email",
+"owner"), a relation or event name ("tags", "shared_with", "deleted_at", "merged_customer"), or a
+custom field as "custom_fields.<key>" (history) or "custom:<key>" (merge choices).
+"""
+
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from .models import Customer, CustomFieldDefinition
+
+CUSTOM_FIELD_PREFIXES = ("custom_fields.", "custom:")
+
+# Names that are not model fields (or whose model field's name would read wrongly).
+EXTRA_FIELD_LABELS = {
+    "tags": _("Tags"),
+    "shared_with": _("Shared with"),
+    "deleted_at": _("Deleted"),
+    "merged_customer": _("Merged customer"),
+}
+
+# audit action → (title, Bootstrap icon) in the History card and the timeline.
+ACTION_TITLES = {
+    "customer.created": (_("Customer created"), "person-plus"),
+    "customer.updated": (_("Edited"), "pencil"),
+    "customer.tagged": (_("Tag added"), "tag"),
+    "customer.untagged": (_("Tag removed"), "tag"),
+    "customer.shared": (_("Sharing changed"), "share"),
+    "customer.deleted": (_("Moved to the recycle bin"), "trash"),
+    "customer.restored": (_("Restored from the recycle bin"), "arrow-counterclockwise"),
+    "customer.merged": (_("Merged"), "intersect"),
+    "customer.merge_undone": (_("Merge undone"), "arrow-counterclockwise"),
+    "customer.merged_in": (_("Another customer merged into this one"), "intersect"),
+    "customer.duplicate_dismissed": (_("Marked as not a duplicate"), "x-circle"),
+}
+
+
+def custom_field_definitions() -> dict[str, CustomFieldDefinition]:
+    """{key: definition} for `field_label` (one query; pass it in when labelling many names)."""
+    return {definition.key: definition for definition in CustomFieldDefinition.objects.all()}
+
+
+def field_label(name: str, definitions: dict[str, CustomFieldDefinition] | None = None) -> str:
+    """The label of a field name, as the History card shows it (the model's verbose name)."""
+    for prefix in CUSTOM_FIELD_PREFIXES:
+        if name.startswith(prefix):
+            key = name[len(prefix) :]
+            if definitions is None:
+                definitions = custom_field_definitions()
+            definition = definitions.get(key)
+            return str(definition.label) if definition else key
+    if name in EXTRA_FIELD_LABELS:
+        return str(EXTRA_FIELD_LABELS[name])
+    try:
+        return str(Customer._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:  # an old record may name a field that no longer exists
+        return name
+
+
+def field_title(name: str, definitions: dict[str, CustomFieldDefinition] | None = None) -> str:
+    """The same label starting with a capital, for a column or a list of fields."""
+    return capfirst(field_label(name, definitions))
+
+
+def action_title(action: str) -> tuple[str, str]:
+    """(title, icon) of an audit action; an unknown action shows as itself."""
+    title, icon = ACTION_TITLES.get(action, (action, "clock-history"))
+    return str(title), icon

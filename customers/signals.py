@@ -1,0 +1,48 @@
+"""`customers_changed`: sent when customer data changed in a way other apps may want to follow
+(segmentation recomputes its scores after an import; loyalty or dashboards may refresh theirs), so
+customers never calls the apps above it. Sent once the surrounding transaction commits, never for a
+change that was rolled back.
+
+    customers_changed.connect(receiver, dispatch_uid="myapp.customers_changed")  # in AppConfig.ready()
+
+    def receiver(sender, *, reason: str, customer_ids: list[int] | None, actor, **kwargs): ...
+
+`reason` is one of the REASON_* values below; `customer_ids` names the customers concerned (None:
+too many to list, e.g. an import); `actor` is the user who made the change (None for a background
+purge). A receiver's error is logged and does not undo or fail the change.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+REASON_IMPORT = "import"  # an import of customers and/or orders finished and wrote something
+REASON_ORDERS = "orders"  # an order was recorded or refunded
+REASON_MERGE = "merge"  # two customers were merged (ids: survivor, merged)
+REASON_MERGE_UNDONE = "merge_undone"  # a merge was undone (ids: survivor, merged)
+REASON_DELETED = "deleted"  # customers moved to the recycle bin
+REASON_RESTORED = "restored"  # customers restored from the recycle bin
+REASON_PURGED = "purged"  # customers deleted for good from the recycle bin
+
+customers_changed = Signal()
+
+
+def customers_changed_on_commit(
+    *, reason: str, customer_ids: Iterable[int] | None = None, actor=None, sender=None
+) -> None:
+    """Send `customers_changed` when the current transaction commits (at once outside one)."""
+    ids = None if customer_ids is None else sorted({int(pk) for pk in customer_ids})
+    actor = actor if getattr(actor, "pk", None) else None
+
+    def send() -> None:
+        for receiver, result in customers_changed.send_robust(
+            sender=sender or "customers", reason=reason, customer_ids=ids, actor=actor
+        ):
+            if isinstance(result, Exception):
+                logger.error("customers_changed receiver %r failed (%s)", receiver, reason, exc_info=result)
+
+    transaction.on_commit(send)

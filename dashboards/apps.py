@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DashboardsConfig(AppConfig):
+    name = "dashboards"
+    verbose_name = _("Dashboards")
+
+    def ready(self) -> None:
+        from crm.navigation import NavItem, register
+
+        register(NavItem("dashboard", _("Dashboard"), "home", "speedometer2", order=10))
