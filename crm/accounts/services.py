@@ -276,8 +276,7 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     _require_pending(invitation)
     invitation.revoked_at = timezone.now()
-    invitation.token_hash = ""
-    invitation.save(update_fields=["revoked_at", "token_hash"])
+    invitation.save(update_fields=["revoked_at"])
     audit_record(actor=actor, action="invitation.revoked", target=invitation)
     return invitation
 
@@ -339,8 +338,7 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
     user.full_clean()
     user.save()
     invitation.accepted_at = timezone.now()
-    invitation.token_hash = ""
-    invitation.save(update_fields=["accepted_at", "token_hash"])
+    invitation.save(update_fields=["accepted_at"])
     audit_record(actor=user, action="invitation.accepted", target=invitation)
     audit_record(
         actor=user,

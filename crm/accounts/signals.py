@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
@@ -35,6 +36,9 @@ def remember_user_session(sender, request, user, **kwargs):
     UserSession.objects.filter(user=user).exclude(
         session_key__in=Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
     ).delete()
+    from .middleware import SessionActivityMiddleware
+
+    session[SessionActivityMiddleware.SESSION_KEY] = time.time()
     UserSession.objects.update_or_create(
         session_key=session.session_key,
         defaults={
