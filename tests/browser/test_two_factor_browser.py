@@ -30,7 +30,8 @@ def _allow_code_reuse(tenant, email: str, django_db_blocker) -> None:
 
 WIDER_THAN_VIEWPORT = """(width) => Array.from(document.querySelectorAll('body *'))
     .filter((el) => el.getBoundingClientRect().right > width + 0.5)
-    .slice(0, 5).map((el) => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))"""
+    .slice(0, 5)
+    .map((el) => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))"""
 
 
 def _fits(page, width: int) -> None:

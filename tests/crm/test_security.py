@@ -264,3 +264,17 @@ def test_password_reset_link_uses_the_configured_site_not_the_requesters_host_po
     link = next(line for line in body.splitlines() if "/accounts/password-reset/" in line)
     assert link.startswith("https://alpha.testserver.local:8443/accounts/password-reset/"), link
     assert "6666" not in body
+
+
+def test_failures_reported_in_any_spelling_are_counted_under_one_address(tenant, manager_user):
+    """Whatever reports a failure (the form, the code step), axes keys it by the normalised address."""
+    from axes.models import AccessAttempt
+    from django.contrib.auth.signals import user_login_failed
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/accounts/login/", HTTP_HOST="alpha.testserver.local")
+    for spelling in _variants(manager_user.email):
+        user_login_failed.send(sender=__name__, credentials={"username": spelling}, request=request)
+    attempts = AccessAttempt.objects.all()
+    assert {attempt.username for attempt in attempts} == {manager_user.email}
+    assert sum(attempt.failures_since_start for attempt in attempts) == len(VARIANTS)

@@ -292,3 +292,15 @@ def test_platform_admins_always_need_two_factor(public_client, platform_admin):
     assert response["Location"] == CODE and "_auth_user_id" not in again.session
     response = again.post(CODE, {"code": code_for(device)})
     assert response.status_code == 302 and response["Location"] == "/console/"
+
+
+def test_the_django_admin_sign_in_form_is_not_a_way_around_two_factor(manager_user):
+    enrol(manager_user)
+    User.objects.filter(pk=manager_user.pk).update(is_staff=True)
+    client = tenant_client()
+    response = client.get("/django-admin/login/?next=/django-admin/")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+    response = client.post(
+        "/django-admin/login/?next=/django-admin/", {"username": manager_user.email, "password": PASSWORD}
+    )
+    assert not signed_in(client)
