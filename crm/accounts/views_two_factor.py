@@ -162,11 +162,13 @@ def two_factor_setup(request):
         else:
             device.refresh_from_db()
             return _finish_sign_in(request, user=user, data=data, device=device, recovery_codes=codes)
-    return render(
+    response = render(
         request,
         "accounts/two_factor_enrol.html",
         {"form": form, "at_sign_in": True, **_enrolment_context(device)},
     )
+    response["Cache-Control"] = "no-store"  # the page shows the secret key
+    return response
 
 
 def two_factor_recovery_codes(request):
@@ -226,11 +228,13 @@ def two_factor_enable(request):
             request.session[RECOVERY_CODES_KEY] = {"codes": codes, "next": reverse("accounts:two_factor")}
             messages.success(request, _("Two-factor sign-in is on."))
             return redirect("accounts:two_factor_recovery_codes")
-    return render(
+    response = render(
         request,
         "accounts/two_factor_enrol.html",
         {"form": form, "at_sign_in": False, **_enrolment_context(device)},
     )
+    response["Cache-Control"] = "no-store"  # the page shows the secret key
+    return response
 
 
 @role_required()

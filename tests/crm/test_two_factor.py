@@ -65,6 +65,7 @@ def test_enrol_from_the_profile_shows_a_local_qr_code_and_the_key_then_recovery_
     page = sales_client.get(TWO_FACTOR)
     assert page.status_code == 200 and 'data-testid="two-factor-enable"' in page.content.decode()
     page = sales_client.get(TWO_FACTOR + "enable/")
+    assert page["Cache-Control"] == "no-store"  # it shows the secret key
     html = page.content.decode()
     assert "<svg" in html and "<path" in html  # drawn here, no image from another site
     assert "http" not in re.search(r"<svg.*?</svg>", html, re.S).group(0).replace("http://www.w3.org", "")
