@@ -141,7 +141,10 @@ def two_factor_setup(request):
     user, data = _pending(request)
     if user is None:
         return _restart(request)
-    if not data.get("enrol"):
+    if not data.get("enrol") or services.two_factor_enabled(user=user):
+        # Set up meanwhile (from another session): this sign-in asks for a code like any other.
+        data["enrol"] = False
+        request.session[PENDING_KEY] = data
         return redirect("accounts:two_factor_verify")
     form = TwoFactorCodeForm(request.POST or None)
     device = services.two_factor_start_enrolment(user=user)
