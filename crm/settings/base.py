@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -16,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me")
+# No default: production refuses a missing or weak key (see production.py); `make run` generates one
+# and keeps it in .data/secret_key; the test settings set their own.
+SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 
 # Tenants live at <slug>.<BASE_DOMAIN>; the bare BASE_DOMAIN is the public (platform) site.
@@ -24,9 +27,16 @@ BASE_DOMAIN = env("BASE_DOMAIN", default="localhost")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[BASE_DOMAIN, f".{BASE_DOMAIN}"])
 SITE_SCHEME = env("SITE_SCHEME", default="http")
 SITE_PORT = env("SITE_PORT", default="")
+
+
+def trusted_origins(scheme: str, domain: str, port: str) -> list[str]:
+    """The public site and every tenant's site, exactly: scheme, host and (when not the default) port."""
+    suffix = f":{port}" if port else ""
+    return [f"{scheme}://{domain}{suffix}", f"{scheme}://*.{domain}{suffix}"]
+
+
 CSRF_TRUSTED_ORIGINS = env.list(
-    "CSRF_TRUSTED_ORIGINS",
-    default=[f"{SITE_SCHEME}://*.{BASE_DOMAIN}{':' + SITE_PORT if SITE_PORT else ''}"],
+    "CSRF_TRUSTED_ORIGINS", default=trusted_origins(SITE_SCHEME, BASE_DOMAIN, SITE_PORT)
 )
 
 # --- Applications -------------------------------------------------------------------------------
@@ -55,6 +65,7 @@ SHARED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -89,8 +100,12 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_NOT_FOUND_TENANT_VIEW = "crm.views.tenant_not_found"
 
 MIDDLEWARE = [
-    "crm.tenancy.middleware.TenantMiddleware",
+    # The security headers come first so that every response has them, including the pages the tenant
+    # middleware answers by itself (unknown, suspended or not yet ready company) and static files.
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "crm.middleware.PermissionsPolicyMiddleware",
+    "crm.tenancy.middleware.TenantMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -130,7 +145,10 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://postgres@
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # A unix-socket directory travels percent-encoded in the URL (postgres://user@%2Fpath%2Fto%2Fdir/db).
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Persistent connections pay off only with a fixed pool of long-lived threads (gunicorn in
+# production.py). The development server starts a thread per request and each kept its own
+# connection (45-53 idle ones per instance), so elsewhere every request closes its connection.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -220,6 +238,43 @@ AXES_LOCKOUT_CALLABLE = "crm.accounts.views.lockout"
 AXES_VERBOSE = False
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
 
+# --- Security headers ----------------------------------------------------------------------------
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images from our own static files
+# only, so a text that escaped escaping cannot run script. No inline script, handler or style=""
+# attribute (tests/crm/test_unsafe_html.py); an inline <script> would need
+# nonce="{{ request.csp_nonce }}". Bootstrap's CSS draws form controls with data: SVG images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Features no page uses: an empty allow-list refuses them to the page and to any frame.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
+
 # --- Internationalisation ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
@@ -228,6 +283,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 LANGUAGE_COOKIE_NAME = "crm_language"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
 
 # --- Static and media ----------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -1,7 +1,24 @@
-"""Local development: `make run` sets DATABASE_URL / REDIS_URL before Django starts."""
+"""Local development (`make run`, which sets DATABASE_URL / REDIS_URL before Django starts).
+
+- SECRET_KEY: from the environment, else generated once into .data/secret_key (0600, git-ignored) and
+  reused, so a development instance never signs with a key published in the repository.
+- DEBUG is off unless asked for (DEBUG=true): a 404 shows the friendly page, not Django's list of
+  every URL pattern, and errors show the 500 page (their tracebacks go to the console). WhiteNoise
+  serves the static files straight from the source folders, as the test settings do.
+"""
+
+from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import BASE_DIR, SECRET_KEY, env
+from .keyfile import ensure_key_file, require_strong_secret_key
 
-DEBUG = env.bool("DEBUG", default=True)
+if SECRET_KEY:
+    require_strong_secret_key(SECRET_KEY)
+else:
+    SECRET_KEY = ensure_key_file(Path(env("SECRET_KEY_FILE", default=str(BASE_DIR / ".data" / "secret_key"))))
+
+DEBUG = env.bool("DEBUG", default=False)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

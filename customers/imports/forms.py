@@ -1,6 +1,7 @@
 """Forms of the import pages: upload, column mapping (with options), confirmation."""
 
 from django import forms
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
@@ -94,7 +95,8 @@ class MappingForm(forms.Form):
                 label=header or _("Column %(number)d") % {"number": index + 1},
                 choices=choices,
                 required=False,
-                help_text=", ".join(e[:40] for e in examples),
+                # Cells of the uploaded file: escaped, as field templates print help text with |safe.
+                help_text=escape(", ".join(e[:40] for e in examples)),
                 widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
             )
             self.column_names.append(name)

@@ -7,6 +7,8 @@
   `http://alpha.testserver.local:PORT/` reach the live server.
 - Data must be committed for the server process to see it: use the `committed_tenant` fixture.
 - On failure a screenshot is saved under test-artifacts/.
+- Every page fails its test when the browser reports a Content-Security-Policy violation (a blocked
+  inline script, handler, style or foreign resource) on its console.
 """
 
 import os
@@ -157,6 +159,14 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     context.set_default_timeout(15_000)
     page = context.new_page()
+    violations: list[str] = []
+
+    def on_console(message):
+        text = message.text
+        if "Content Security Policy" in text or "Content-Security-Policy" in text:
+            violations.append(f"{page.url}: {text}")
+
+    page.on("console", on_console)
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
@@ -167,6 +177,9 @@ def page(browser, request):
         except Exception as exc:  # the page may already be gone; the test failure matters more
             print(f"screenshot failed: {exc}")
     context.close()
+    assert not violations, "Content-Security-Policy violations in the browser console:\n" + "\n".join(
+        violations
+    )
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
+from playwright.sync_api import expect
 
 from crm.accounts.models import User
 from customers.models import Customer
@@ -42,7 +43,8 @@ def test_search_open_edit_in_place_and_duplicate_warning(
     page.fill("#id_q", "wangxiao")
     page.wait_for_url(re.compile(r".*q=wangxiao.*"))
     page.locator("#customer-table tbody tr").first.wait_for()
-    page.wait_for_function("document.querySelectorAll('#customer-table tbody tr').length === 1")
+    # (waits through locators: wait_for_function evaluates strings, which the page's CSP forbids)
+    expect(page.locator("#customer-table tbody tr")).to_have_count(1)
     assert "王小明" in page.locator("#customer-table").inner_text()
     assert "王秘密" not in page.content()
 
@@ -63,7 +65,7 @@ def test_search_open_edit_in_place_and_duplicate_warning(
     page.click("#profile-card button[type=submit]")
     page.locator("#edit-in-place").wait_for()
     assert "杭州" in page.locator("#profile-card").inner_text()
-    page.wait_for_function("document.querySelector('#timeline').innerText.includes('杭州')")
+    expect(page.locator("#timeline")).to_contain_text("杭州")
 
     page.reload()
     page.click("button[data-bs-target='#tab-history']")

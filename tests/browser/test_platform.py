@@ -13,6 +13,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
+from playwright.sync_api import expect
 
 from crm.accounts.models import User
 from crm.accounts.services import set_password_link
@@ -104,12 +105,12 @@ def test_switching_the_language_to_simplified_chinese(page, committed_tenant, lo
     switch = page.locator("#language-switch select")
 
     switch.select_option("en")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.locator("[data-nav=customers]").inner_text().strip() == "Customers"
 
     switch = page.locator("#language-switch select")
     switch.select_option("zh-hans")
-    page.wait_for_function("document.documentElement.lang === 'zh-hans'")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     assert page.locator("html").get_attribute("lang") == "zh-hans"
     assert page.locator("[data-nav=customers]").inner_text().strip() == "客户"
     # The choice is kept on the user's profile: a fresh visit stays in Chinese.

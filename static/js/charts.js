@@ -1,0 +1,73 @@
+/* The charts of the dashboard and the segmentation pages. Their data comes from a json_script
+   element, their translated labels from data attributes of the canvas (no inline script: the
+   Content-Security-Policy runs scripts from our static files only). */
+(function () {
+  "use strict";
+
+  function json(id) {
+    var element = document.getElementById(id);
+    return element ? JSON.parse(element.textContent) : null;
+  }
+
+  // Dashboard: revenue by month.
+  var monthly = document.getElementById("monthly-revenue");
+  var rows = json("monthly-data");
+  if (monthly && rows) {
+    new Chart(monthly, {
+      type: "bar",
+      data: {
+        labels: rows.map(function (r) { return r.month; }),
+        datasets: [{label: monthly.dataset.label, data: rows.map(function (r) { return r.revenue; })}]
+      },
+      options: {plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true}}}
+    });
+  }
+
+  // CLV: the distribution (a bar opens the customer list of its CLV range) and the holdout check.
+  var clv = json("clv-chart-data");
+  var histogram = document.getElementById("clv-histogram");
+  if (clv && histogram) {
+    new Chart(histogram, {
+      type: "bar",
+      data: {labels: clv.labels, datasets: [{label: histogram.dataset.label, data: clv.counts}]},
+      options: {
+        plugins: {legend: {display: false}},
+        scales: {y: {beginAtZero: true}},
+        onClick: function (event, bars) { if (bars.length) window.location.href = clv.links[bars[0].index]; },
+        onHover: function (event, bars) { event.native.target.style.cursor = bars.length ? "pointer" : "default"; }
+      }
+    });
+  }
+  var holdout = document.getElementById("holdout-chart");
+  if (clv && holdout && clv.holdout.length) {
+    new Chart(holdout, {
+      type: "line",
+      data: {
+        labels: clv.holdout.map(function (r) { return r.frequency; }),
+        datasets: [
+          {label: holdout.dataset.labelActual, data: clv.holdout.map(function (r) { return r.actual; })},
+          {label: holdout.dataset.labelPredicted, data: clv.holdout.map(function (r) { return r.predicted; }),
+           borderDash: [6, 4]}
+        ]
+      },
+      options: {scales: {x: {title: {display: true, text: holdout.dataset.titleX}},
+                         y: {beginAtZero: true, title: {display: true, text: holdout.dataset.titleY}}}}
+    });
+  }
+
+  // Recompute history: customers per segment and per stage over time.
+  var history = json("history-data");
+  function drawHistory(id, series) {
+    var canvas = document.getElementById(id);
+    if (!canvas) return;
+    new Chart(canvas, {
+      type: "line",
+      data: {labels: history.dates, datasets: series.map(function (s) { return {label: s.label, data: s.data, tension: 0.2}; })},
+      options: {scales: {y: {beginAtZero: true}}, plugins: {legend: {position: "bottom", labels: {boxWidth: 12}}}}
+    });
+  }
+  if (history) {
+    drawHistory("segment-history", history.segments);
+    drawHistory("stage-history", history.stages);
+  }
+})();
