@@ -13,6 +13,12 @@ class EmailAuthenticationForm(AuthenticationForm):
         "inactive": _("This account has been deactivated."),
     }
 
+    def clean_username(self):
+        # The same normalised address that the lockout counts (crm.accounts.lockout).
+        from .lockout import normalise_login
+
+        return normalise_login(self.cleaned_data.get("username"))
+
 
 class ProfileForm(forms.Form):
     full_name = forms.CharField(label=_("Name"), max_length=150, required=False)
@@ -101,3 +107,28 @@ class InvitationAcceptForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned
+
+
+class TwoFactorCodeForm(forms.Form):
+    """A 6-digit authenticator code or an 8-character recovery code."""
+
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=32,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autofocus": True,
+                "autocapitalize": "off",
+                "spellcheck": "false",
+            }
+        ),
+    )
+
+
+class SecuritySettingsForm(forms.Form):
+    require_two_factor_for_admins = forms.BooleanField(
+        label=_("Require two-factor sign-in for admins"),
+        required=False,
+        help_text=_("Admins without it are asked to set it up the next time they sign in."),
+    )

@@ -1,3 +1,4 @@
+import time
 import zoneinfo
 
 from django.conf import settings
@@ -33,4 +34,28 @@ class UserPreferencesMiddleware:
             timezone.activate(zoneinfo.ZoneInfo(zone_name)) if zone_name else timezone.deactivate()
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             timezone.deactivate()
+        return self.get_response(request)
+
+
+class SessionActivityMiddleware:
+    """Keeps the user's session row's "last seen" current, writing at most once per five minutes."""
+
+    INTERVAL_SECONDS = 300
+    SESSION_KEY = "_crm_seen"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        session = getattr(request, "session", None)
+        if user is not None and session is not None and user.is_authenticated and session.session_key:
+            now = time.time()
+            if now - session.get(self.SESSION_KEY, 0) > self.INTERVAL_SECONDS:
+                from .models import UserSession
+
+                UserSession.objects.filter(session_key=session.session_key, user=user).update(
+                    last_seen_at=timezone.now()
+                )
+                session[self.SESSION_KEY] = now
         return self.get_response(request)

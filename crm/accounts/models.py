@@ -86,7 +86,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class Invitation(models.Model):
-    """An invitation to join a tenant; the emailed link carries a signed token naming this row."""
+    """An invitation to join a tenant.
+
+    The emailed link carries a random secret; only its SHA-256 is kept here (`token_hash`), with the
+    link's own expiry (`expires_at`). A link is good only while both match this row, so the secret key
+    alone cannot forge one; resending draws a new secret, which retires the old link.
+    """
 
     email = models.EmailField(_("email"))
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.SALES)
@@ -97,6 +102,8 @@ class Invitation(models.Model):
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_sent_at = models.DateTimeField(_("last sent"), null=True, blank=True)
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    expires_at = models.DateTimeField(_("link expires"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,7 +130,8 @@ class Invitation(models.Model):
 
 
 class UserSession(models.Model):
-    """Which sessions belong to which user, so deactivating a user can end them at once.
+    """Which sessions belong to which user, so deactivating a user can end them at once, and the user
+    can see and end their own sessions (browser, address, last seen) from their profile.
 
     Written on login, removed on logout; rows whose session has expired are pruned at the user's
     next login. Sessions are looked up by key in `django_session`, never decoded.
@@ -131,6 +139,9 @@ class UserSession(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     session_key = models.CharField(max_length=40, unique=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -139,3 +150,20 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.session_key[:6]}"
+
+
+class AccountSettings(models.Model):
+    """Sign-in rules of this tenant (one row, pk 1), set by its admins on Settings -> Security."""
+
+    require_two_factor_for_admins = models.BooleanField(
+        _("require two-factor sign-in for admins"), default=False
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("account settings")
+        verbose_name_plural = _("account settings")
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="account_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "account settings"

@@ -83,3 +83,60 @@ def audit_with_display_changes(events) -> list[AuditEvent]:
         event.display_changes = rows
         result.append(event)
     return result
+
+
+def user_session_list(*, user: User, current_session_key: str | None) -> list:
+    """The user's sessions that are still alive, newest activity first, the current one marked."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from .models import UserSession
+
+    alive = Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
+    rows = list(
+        UserSession.objects.filter(user=user, session_key__in=alive).order_by("-last_seen_at", "-created_at")
+    )
+    for row in rows:
+        row.is_current = row.session_key == current_session_key
+        row.browser = describe_user_agent(row.user_agent)
+    rows.sort(key=lambda row: not row.is_current)
+    return rows
+
+
+def describe_user_agent(user_agent: str) -> str:
+    """A short "browser on system" label from a User-Agent string (no parsing library, a few patterns)."""
+    text = user_agent or ""
+    browser = next(
+        (
+            name
+            for token, name in (
+                ("Edg/", "Edge"),
+                ("OPR/", "Opera"),
+                ("MicroMessenger", "WeChat"),
+                ("Firefox/", "Firefox"),
+                ("HeadlessChrome", "Chrome (headless)"),
+                ("Chrome/", "Chrome"),
+                ("Safari/", "Safari"),
+            )
+            if token in text
+        ),
+        "",
+    )
+    system = next(
+        (
+            name
+            for token, name in (
+                ("iPhone", "iPhone"),
+                ("iPad", "iPad"),
+                ("Android", "Android"),
+                ("Windows", "Windows"),
+                ("Mac OS X", "macOS"),
+                ("Linux", "Linux"),
+            )
+            if token in text
+        ),
+        "",
+    )
+    if browser and system:
+        return f"{browser} · {system}"
+    return browser or system or text[:60]

@@ -1,9 +1,16 @@
 """Writes to accounts: every change goes through one of these functions and leaves an audit record.
 
-Invitations carry a signed token (`django.core.signing`, salt "crm.invite") naming the invitation
-and the schema it belongs to, valid for `settings.INVITE_MAX_AGE`. A token is checked in the
-schema of the site it is opened at, so a link from one company's workspace does nothing in another's.
+Invitations carry a signed token (`django.core.signing`, salt "crm.invite") naming the invitation,
+the schema it belongs to and a random secret drawn when the link is sent. Only the secret's SHA-256
+and the link's expiry (`settings.INVITE_MAX_AGE` from sending) are stored on the row, and both are
+checked there: knowing the secret key is not enough to forge a link, and a resent, accepted or
+revoked invitation's old link is dead. A token is checked in the schema of the site it is opened at,
+so a link from one company's workspace does nothing in another's.
 """
+
+import hashlib
+import hmac
+import secrets
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -169,8 +176,22 @@ def user_reactivate(*, actor: User, user: User) -> User:
 # --- Invitations ---------------------------------------------------------------------------------
 
 
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def invitation_make_token(*, invitation: Invitation, schema_name: str | None = None) -> str:
-    payload = {"i": invitation.pk, "s": schema_name or connection.schema_name}
+    """Draw a new secret for `invitation` (retiring any earlier link), start its expiry, return the token.
+
+    The row is updated in place; call it inside the transaction that sends the link.
+    """
+    secret = secrets.token_urlsafe(32)
+    invitation.token_hash = _secret_hash(secret)
+    invitation.expires_at = timezone.now() + settings.INVITE_MAX_AGE
+    Invitation.objects.filter(pk=invitation.pk).update(
+        token_hash=invitation.token_hash, expires_at=invitation.expires_at
+    )
+    payload = {"i": invitation.pk, "s": schema_name or connection.schema_name, "v": secret}
     return signing.dumps(payload, salt=INVITE_SALT, compress=True)
 
 
@@ -260,35 +281,52 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     return invitation
 
 
-def invitation_check_token(*, token: str) -> Invitation:
-    """The pending invitation a token names, in the current schema; raises InvitationTokenError."""
+MAX_INVITATION_TOKEN_LENGTH = 500
+
+
+def invitation_check_token(*, token: str, for_update: bool = False) -> Invitation:
+    """The pending invitation a token names, in the current schema; raises InvitationTokenError.
+
+    The signature only says the token is well formed; what makes it valid is the secret it carries
+    matching the one stored on the row (compared in constant time) and the row's own expiry.
+    """
+    if not isinstance(token, str) or len(token) > MAX_INVITATION_TOKEN_LENGTH:
+        raise InvitationTokenError(InvitationTokenError.INVALID)
     try:
-        payload = signing.loads(token, salt=INVITE_SALT, max_age=settings.INVITE_MAX_AGE)
-    except signing.SignatureExpired:
-        raise InvitationTokenError(InvitationTokenError.EXPIRED)
+        payload = signing.loads(token, salt=INVITE_SALT)
     except signing.BadSignature:
         raise InvitationTokenError(InvitationTokenError.INVALID)
-    if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("i"), int)
+        or not isinstance(payload.get("v"), str)
+    ):
         raise InvitationTokenError(InvitationTokenError.INVALID)
     if payload.get("s") != connection.schema_name:
         raise InvitationTokenError(InvitationTokenError.OTHER_TENANT)
-    invitation = Invitation.objects.filter(pk=payload["i"]).first()
-    if invitation is None:
+    invitations = Invitation.objects.select_for_update() if for_update else Invitation.objects
+    invitation = invitations.filter(pk=payload["i"]).first()
+    if invitation is None or not invitation.token_hash:
+        raise InvitationTokenError(InvitationTokenError.INVALID)
+    if not hmac.compare_digest(invitation.token_hash, _secret_hash(payload["v"])):
         raise InvitationTokenError(InvitationTokenError.INVALID)
     if invitation.accepted_at is not None:
         raise InvitationTokenError(InvitationTokenError.USED)
     if invitation.revoked_at is not None:
         raise InvitationTokenError(InvitationTokenError.REVOKED)
+    if invitation.expires_at is None or invitation.expires_at <= timezone.now():
+        raise InvitationTokenError(InvitationTokenError.EXPIRED)
     return invitation
 
 
 @transaction.atomic
 def invitation_accept(*, token: str, full_name: str, password: str) -> User:
-    """Create the invited user with the chosen name and password and mark the invitation accepted."""
-    invitation = invitation_check_token(token=token)
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if not invitation.is_pending:
-        raise InvitationTokenError(InvitationTokenError.USED)
+    """Create the invited user with the chosen name and password and mark the invitation accepted.
+
+    The row is locked while the token is checked, so of two accepts at the same moment the second
+    waits, then finds the invitation accepted and is refused.
+    """
+    invitation = invitation_check_token(token=token, for_update=True)
     if User.objects.filter(email__iexact=invitation.email).exists():
         raise ValidationError(_("Someone with this email already has an account here. Sign in instead."))
     user = User(email=invitation.email, full_name=(full_name or "").strip(), role=invitation.role)
@@ -309,3 +347,199 @@ def invitation_accept(*, token: str, full_name: str, password: str) -> User:
         changes={"role": user.role, "invited_by": invitation.invited_by_id},
     )
     return user
+
+
+# --- Two-factor sign-in (django-otp: one TOTP device, one static device of recovery codes) ---------
+
+TOTP_DEVICE_NAME = "authenticator"
+RECOVERY_DEVICE_NAME = "recovery"
+MAX_CODE_LENGTH = 32
+
+
+def account_settings_get():
+    from .models import AccountSettings
+
+    return AccountSettings.objects.filter(pk=1).first() or AccountSettings(pk=1)
+
+
+@transaction.atomic
+def account_settings_update(*, actor: User, require_two_factor_for_admins: bool):
+    from .models import AccountSettings
+
+    current, _created = AccountSettings.objects.select_for_update().get_or_create(pk=1)
+    old = current.require_two_factor_for_admins
+    if old != require_two_factor_for_admins:
+        current.require_two_factor_for_admins = require_two_factor_for_admins
+        current.save(update_fields=["require_two_factor_for_admins", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="settings.two_factor_requirement_changed",
+            target=current,
+            label=_("Sign-in security"),
+            changes={"require_two_factor_for_admins": {"old": old, "new": require_two_factor_for_admins}},
+        )
+    return current
+
+
+def two_factor_required(*, user: User) -> bool:
+    """Must this user have two-factor sign-in? Platform admins always; a tenant's admins if it says so."""
+    if connection.schema_name == "public":
+        return bool(user.is_superuser)
+    return bool(user.is_admin and account_settings_get().require_two_factor_for_admins)
+
+
+def two_factor_enabled(*, user: User) -> bool:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def two_factor_start_enrolment(*, user: User):
+    """The unconfirmed authenticator device of `user` (created once); confirmed by a first good code."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if two_factor_enabled(user=user):
+        raise ValidationError(_("Two-factor sign-in is already on for this account."))
+    device = TOTPDevice.objects.filter(user=user, confirmed=False, name=TOTP_DEVICE_NAME).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, confirmed=False, name=TOTP_DEVICE_NAME)
+    return device
+
+
+def _clean_code(code) -> str:
+    code = str(code or "")
+    if len(code) > MAX_CODE_LENGTH:
+        return ""
+    return "".join(code.split()).replace("-", "").lower()
+
+
+def _new_recovery_codes(*, user: User) -> list[str]:
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name=RECOVERY_DEVICE_NAME, confirmed=True)
+    codes = [StaticToken.random_token() for _i in range(settings.TWO_FACTOR_RECOVERY_CODES)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+@transaction.atomic
+def two_factor_confirm_enrolment(*, actor: User, user: User, code: str) -> list[str]:
+    """Confirm the pending authenticator with a current code; returns the new recovery codes (shown once)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = (
+        TOTPDevice.objects.select_for_update()
+        .filter(user=user, confirmed=False, name=TOTP_DEVICE_NAME)
+        .first()
+    )
+    if device is None:
+        raise ValidationError(_("Start the set-up again: no authenticator is waiting to be confirmed."))
+    code = _clean_code(code)
+    if not code.isdigit() or not device.verify_token(code):
+        raise ValidationError({"code": _("That code is not right. Enter the current 6-digit code.")})
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    codes = _new_recovery_codes(user=user)
+    audit_record(actor=actor, action="user.two_factor_enabled", target=user)
+    return codes
+
+
+def two_factor_verify(*, user: User, code: str):
+    """The device that accepts `code` (a TOTP code or an unused recovery code), else None.
+
+    Devices are locked while checked, so one code cannot be used twice at the same moment; each
+    device's own throttling (django-otp) slows repeated guesses. A recovery code is used up and the
+    use is audited.
+    """
+    from django_otp import devices_for_user
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    code = _clean_code(code)
+    if not code:
+        return None
+    with transaction.atomic():
+        for device in devices_for_user(user, confirmed=True, for_verify=True):
+            # An authenticator code is 6 digits; a recovery code is 8 letters and digits.
+            if isinstance(device, StaticDevice) == (code.isdigit() and len(code) <= 6):
+                continue
+            if device.verify_token(code):
+                if isinstance(device, StaticDevice):
+                    audit_record(
+                        actor=user,
+                        action="user.two_factor_recovery_code_used",
+                        target=user,
+                        changes={"recovery_codes_left": device.token_set.count()},
+                    )
+                return device
+    return None
+
+
+@transaction.atomic
+def two_factor_disable(*, actor: User, user: User, code: str) -> None:
+    """Turn two-factor sign-in off; needs a current code, and is refused where it is required."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if two_factor_required(user=user):
+        raise ValidationError(_("Two-factor sign-in is required for your account and cannot be turned off."))
+    if not two_factor_enabled(user=user):
+        return
+    if two_factor_verify(user=user, code=code) is None:
+        raise ValidationError({"code": _("That code is not right. Enter a current code or a recovery code.")})
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    audit_record(actor=actor, action="user.two_factor_disabled", target=user)
+
+
+@transaction.atomic
+def two_factor_new_recovery_codes(*, actor: User, user: User, code: str) -> list[str]:
+    """Replace the recovery codes (the old ones stop working); needs a current code."""
+    if not two_factor_enabled(user=user):
+        raise ValidationError(_("Turn on two-factor sign-in first."))
+    if two_factor_verify(user=user, code=code) is None:
+        raise ValidationError({"code": _("That code is not right. Enter a current code or a recovery code.")})
+    codes = _new_recovery_codes(user=user)
+    audit_record(actor=actor, action="user.two_factor_recovery_codes_renewed", target=user)
+    return codes
+
+
+def two_factor_recovery_codes_left(*, user: User) -> int:
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    return StaticToken.objects.filter(device__user=user).count()
+
+
+# --- The user's own sessions ----------------------------------------------------------------------
+
+
+def user_session_end(*, user: User, session_id: int) -> bool:
+    """End one of `user`'s sessions (by UserSession id); another user's session is left alone."""
+    row = UserSession.objects.filter(user=user, pk=session_id).first()
+    if row is None:
+        return False
+    with transaction.atomic():
+        Session.objects.filter(session_key=row.session_key).delete()
+        row.delete()
+    return True
+
+
+@transaction.atomic
+def user_end_other_sessions(*, user: User, keep_session_key: str | None) -> int:
+    """End every session of `user` but the current one; returns how many were ended."""
+    rows = UserSession.objects.filter(user=user).exclude(session_key=keep_session_key or "")
+    keys = list(rows.values_list("session_key", flat=True))
+    deleted, _details = Session.objects.filter(session_key__in=keys).delete()
+    rows.delete()
+    audit_record(
+        actor=user, action="user.other_sessions_ended", target=user, changes={"sessions_ended": deleted}
+    )
+    return deleted
+
+
+def end_all_sessions_in_schema() -> int:
+    """End every session stored in the current schema (a suspended tenant signs everyone out)."""
+    deleted, _details = Session.objects.all().delete()
+    UserSession.objects.all().delete()
+    return deleted

@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
@@ -35,7 +36,31 @@ def remember_user_session(sender, request, user, **kwargs):
     UserSession.objects.filter(user=user).exclude(
         session_key__in=Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
     ).delete()
-    UserSession.objects.update_or_create(session_key=session.session_key, defaults={"user": user})
+    from .middleware import SessionActivityMiddleware
+
+    session[SessionActivityMiddleware.SESSION_KEY] = time.time()
+    UserSession.objects.update_or_create(
+        session_key=session.session_key,
+        defaults={
+            "user": user,
+            "user_agent": (request.headers.get("User-Agent") or "")[:300],
+            "ip_address": client_ip(request),
+            "last_seen_at": timezone.now(),
+        },
+    )
+
+
+def client_ip(request) -> str | None:
+    """The address as django-axes sees it (honouring AXES_IPWARE_PROXY_COUNT), if it is a valid IP."""
+    import ipaddress
+
+    from axes.helpers import get_client_ip_address
+
+    try:
+        value = get_client_ip_address(request)
+        return str(ipaddress.ip_address(value)) if value else None
+    except (ValueError, TypeError):
+        return None
 
 
 @receiver(user_logged_out)

@@ -34,6 +34,15 @@ class LoginView(auth_views.LoginView):
             return reverse("tenancy:list")
         return super().get_default_redirect_url()
 
+    def form_valid(self, form):
+        """A right password signs in only those without two-factor; the others go on to the code step."""
+        from .views_two_factor import start_pending_sign_in
+
+        user = form.get_user()
+        if services.two_factor_enabled(user=user) or services.two_factor_required(user=user):
+            return start_pending_sign_in(self.request, user=user, next_url=self.get_success_url())
+        return super().form_valid(form)
+
 
 def lockout(request, credentials=None, *args, **kwargs):
     """Shown by django-axes once an account has failed too often from one address."""
@@ -71,10 +80,33 @@ def profile(request):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """The e-mailed link is built from the configured site address (SITE_SCHEME, the tenant's domain,
+    SITE_PORT), never from the Host header the requester sent."""
+
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):
+        from urllib.parse import urlsplit
+
+        from django.conf import settings
+        from django.http import HttpResponseRedirect
+
+        site = urlsplit(self.request.tenant.url("/"))
+        form.save(
+            domain_override=site.netloc,
+            use_https=settings.SITE_SCHEME == "https",
+            token_generator=self.token_generator,
+            from_email=self.from_email,
+            email_template_name=self.email_template_name,
+            subject_template_name=self.subject_template_name,
+            request=self.request,
+            html_email_template_name=self.html_email_template_name,
+            extra_email_context={**(self.extra_email_context or {}), "site_name": self.request.tenant.name},
+        )
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

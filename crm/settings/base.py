@@ -59,6 +59,9 @@ SHARED_APPS = [
     "django.contrib.admin",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
@@ -70,6 +73,9 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "crm.accounts",
     "crm.audit",
     "crm.jobs",
@@ -107,6 +113,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "crm.accounts.middleware.SessionActivityMiddleware",
     "crm.accounts.middleware.UserPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -210,6 +217,12 @@ SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 INVITE_MAX_AGE = timedelta(days=7)
+# Two-factor sign-in (django-otp): the issuer shown in authenticator apps; how long the step between
+# the password and the code may take; how many wrong codes end that step (they also count for axes).
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Repeat CRM")
+TWO_FACTOR_PENDING_SECONDS = 10 * 60
+TWO_FACTOR_MAX_CODE_FAILURES = 5
+TWO_FACTOR_RECOVERY_CODES = 10
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24
 
 # Login throttling: five failures for one account from one address lock that pair for 15 minutes.
@@ -217,6 +230,9 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
+# Sign-in matches e-mail addresses case-insensitively and trimmed, so failures are counted under the
+# same normalised address: "MANAGER@x " and "manager@x" share one counter.
+AXES_USERNAME_CALLABLE = "crm.accounts.lockout.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "crm.accounts.views.lockout"
 AXES_VERBOSE = False

@@ -440,10 +440,16 @@ def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
     if tenant.status != Tenant.Status.ACTIVE and tenant.status != Tenant.Status.SUSPENDED:
         raise ValidationError(_("Only an active company can be suspended."))
     if tenant.status != Tenant.Status.SUSPENDED:
+        from crm.accounts.services import end_all_sessions_in_schema
+
         tenant.status = Tenant.Status.SUSPENDED
         tenant.suspended_at = timezone.now()
         tenant.save(update_fields=["status", "suspended_at", "updated_at"])
-        audit_record(actor=actor, action="tenant.suspended", target=tenant)
+        # Its users' sessions live in its schema: end them all now, so nobody is still signed in when
+        # the company is reactivated.
+        with schema_context(tenant.schema_name):
+            ended = end_all_sessions_in_schema()
+        audit_record(actor=actor, action="tenant.suspended", target=tenant, changes={"sessions_ended": ended})
     return tenant
 
 

@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 
 from crm.accounts.models import User
 from customers.services import customer_create
-from segmentation.services import recompute_now, segment_create
+from segmentation.recompute import recompute
+from segmentation.services import segment_create
 from tests.segmentation.conftest import customer_with_orders
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery_worker]
@@ -25,7 +26,7 @@ def test_the_main_pages_run_under_the_policy(page, committed_tenant, login, tena
             customer_with_orders(days, city="上海")
         admin = User.objects.get(email=f"admin@{tenant.slug}.test")
         User.objects.filter(pk=admin.pk).update(language="en")
-        recompute_now(user=admin)
+        recompute()
         segment_create(
             actor=admin,
             name="Shanghai",

@@ -62,6 +62,19 @@ EXPECTATIONS: dict[str, dict[str, int]] = {
     "accounts:invitation_resend": ADMINS_ONLY_POST,
     "accounts:invitation_revoke": ADMINS_ONLY_POST,
     "accounts:audit_log": ADMINS_ONLY,
+    "accounts:security_settings": ADMINS_ONLY,
+    # two-factor sign-in: the code and set-up steps need a password step first (else back to sign-in);
+    # recovery codes are shown once, right after they are made (else back to the two-factor page)
+    "accounts:two_factor_verify": expect(302, 302, 302, 302),
+    "accounts:two_factor_setup": expect(302, 302, 302, 302),
+    "accounts:two_factor_recovery_codes": expect(302, 302, 302, 302),
+    "accounts:two_factor": EVERYONE,
+    "accounts:two_factor_enable": EVERYONE,
+    "accounts:two_factor_disable": EVERYONE_POST,
+    "accounts:two_factor_renew_codes": EVERYONE_POST,
+    "accounts:sessions": EVERYONE,
+    "accounts:session_end": EVERYONE_POST,
+    "accounts:sessions_end_others": EVERYONE_POST,
     # jobs (generic ids: nobody's job exists, so signed-in roles get 404)
     "jobs:status": EVERYONE,
     "jobs:download": EVERYONE,

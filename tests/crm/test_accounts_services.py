@@ -1,12 +1,16 @@
 """Accounts services: invitations with signed tokens, roles, activation, sessions."""
 
-import time
+import hashlib
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core import mail, signing
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from crm.accounts import services
@@ -45,13 +49,88 @@ def test_invitation_is_recorded_audited_and_emailed_with_a_working_link(invite, 
     assert services.invitation_check_token(token=_token_from(message)).pk == invitation.pk
 
 
-def test_token_payload_names_the_invitation_and_schema_with_the_invite_salt(invite):
+def test_token_names_the_invitation_schema_and_a_secret_whose_hash_is_on_the_row(invite):
     invitation = invite()
     token = services.invitation_make_token(invitation=invitation)
     payload = signing.loads(token, salt="crm.invite")
-    assert payload == {"i": invitation.pk, "s": "alpha"}
+    assert set(payload) == {"i", "s", "v"} and payload["i"] == invitation.pk and payload["s"] == "alpha"
+    assert len(payload["v"]) >= 40  # secrets.token_urlsafe(32)
+    invitation.refresh_from_db()
+    assert invitation.token_hash == hashlib.sha256(payload["v"].encode()).hexdigest()
+    assert payload["v"] not in invitation.token_hash
+    assert invitation.expires_at - timezone.now() > settings.INVITE_MAX_AGE - timedelta(minutes=1)
     with pytest.raises(signing.BadSignature):
         signing.loads(token, salt="another.salt")
+
+
+def test_a_token_forged_with_the_secret_key_is_refused(invite):
+    """Anyone who knows SECRET_KEY can sign a payload; without the row's random secret it is worthless."""
+    invitation = invite()
+    assert settings.SECRET_KEY  # the forger has it
+    forged_old_shape = signing.dumps({"i": invitation.pk, "s": "alpha"}, salt="crm.invite", compress=True)
+    forged_guess = signing.dumps(
+        {"i": invitation.pk, "s": "alpha", "v": "guessed-secret"}, salt="crm.invite", compress=True
+    )
+    for forged in (forged_old_shape, forged_guess):
+        with pytest.raises(InvitationTokenError) as caught:
+            services.invitation_accept(token=forged, full_name="Mallory", password=NEW_PASSWORD)
+        assert caught.value.reason == InvitationTokenError.INVALID
+    assert not User.objects.filter(email=invitation.email).exists()
+    assert Invitation.objects.get(pk=invitation.pk).is_pending
+
+
+def test_expiry_is_read_from_the_row_not_from_the_token(invite):
+    invitation = invite()
+    token = services.invitation_make_token(invitation=invitation)  # a freshly signed token
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(InvitationTokenError) as caught:
+        services.invitation_accept(token=token, full_name="Late", password=NEW_PASSWORD)
+    assert caught.value.reason == InvitationTokenError.EXPIRED
+    assert not User.objects.filter(email=invitation.email).exists()
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() + timedelta(hours=1))
+    assert services.invitation_check_token(token=token).pk == invitation.pk
+
+
+def test_an_accepted_or_revoked_invitation_can_never_be_used_again(invite):
+    accepted = invite(email="once@alpha.test")
+    token = services.invitation_make_token(invitation=accepted)
+    services.invitation_accept(token=token, full_name="Once", password=NEW_PASSWORD)
+    # Even with its expiry pushed out again, the accepted link stays dead.
+    Invitation.objects.filter(pk=accepted.pk).update(expires_at=timezone.now() + timedelta(days=30))
+    with pytest.raises(InvitationTokenError) as used:
+        services.invitation_accept(token=token, full_name="Twice", password=NEW_PASSWORD)
+    assert used.value.reason == InvitationTokenError.USED
+
+    revoked = invite(email="revoked@alpha.test")
+    token = services.invitation_make_token(invitation=revoked)
+    services.invitation_revoke(actor=revoked.invited_by, invitation=revoked)
+    with pytest.raises(InvitationTokenError) as caught:
+        services.invitation_accept(token=token, full_name="Late", password=NEW_PASSWORD)
+    assert caught.value.reason == InvitationTokenError.REVOKED
+    assert not User.objects.filter(email="revoked@alpha.test").exists()
+
+
+def test_accepting_locks_the_invitation_row_so_a_second_accept_waits_and_is_refused(invite):
+    invitation = invite()
+    token = services.invitation_make_token(invitation=invitation)
+    with CaptureQueriesContext(connection) as queries:
+        services.invitation_accept(token=token, full_name="Nina", password=NEW_PASSWORD)
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "accounts_invitation"' in q["sql"]]
+    assert reads and all("FOR UPDATE" in sql for sql in reads), reads
+
+
+def test_a_resent_invitation_retires_the_old_link(
+    invite, admin_user, tenant, django_capture_on_commit_callbacks
+):
+    invitation = invite()
+    old = _token_from(mail.outbox[-1])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invitation_resend(actor=admin_user, invitation=invitation, tenant=tenant)
+    new = _token_from(mail.outbox[-1])
+    with pytest.raises(InvitationTokenError) as caught:
+        services.invitation_check_token(token=old)
+    assert caught.value.reason == InvitationTokenError.INVALID
+    assert services.invitation_check_token(token=new).pk == invitation.pk
 
 
 def test_inviting_an_existing_user_or_a_pending_address_is_refused(invite, admin_user, sales_user):
@@ -91,25 +170,26 @@ def test_a_weak_password_is_refused_and_nothing_is_written(invite):
     assert invitation.is_pending
 
 
-def test_expired_tampered_revoked_and_foreign_tokens_are_refused(invite, monkeypatch, tenant_b):
+def test_expired_tampered_revoked_and_foreign_tokens_are_refused(invite, tenant_b):
     invitation = invite()
-    real_time = time.time
-    monkeypatch.setattr(signing.time, "time", lambda: real_time() - timedelta(days=8).total_seconds())
-    expired = services.invitation_make_token(invitation=invitation)
-    monkeypatch.setattr(signing.time, "time", real_time)
-    token = services.invitation_make_token(invitation=invitation)
     foreign = services.invitation_make_token(invitation=invitation, schema_name=tenant_b.schema_name)
+    token = services.invitation_make_token(invitation=invitation)
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    with pytest.raises(InvitationTokenError) as expired:
+        services.invitation_accept(token=token, full_name="x", password=NEW_PASSWORD)
+    assert expired.value.reason == InvitationTokenError.EXPIRED
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() + timedelta(days=1))
 
     cases = {
-        expired: InvitationTokenError.EXPIRED,
         token[:-2] + ("AA" if not token.endswith("AA") else "BB"): InvitationTokenError.INVALID,
         "not-a-token": InvitationTokenError.INVALID,
+        "x" * 5000: InvitationTokenError.INVALID,
         foreign: InvitationTokenError.OTHER_TENANT,
     }
     for bad, reason in cases.items():
         with pytest.raises(InvitationTokenError) as caught:
             services.invitation_accept(token=bad, full_name="x", password=NEW_PASSWORD)
-        assert caught.value.reason == reason, bad
+        assert caught.value.reason == reason, bad[:40]
     services.invitation_revoke(actor=invitation.invited_by, invitation=invitation)
     with pytest.raises(InvitationTokenError) as revoked:
         services.invitation_check_token(token=token)

@@ -140,7 +140,9 @@ def test_suspended_tenant_shows_the_suspended_page_and_refuses_sign_in(tenant_a,
     tenancy_services.tenant_reactivate(actor=platform_admin, tenant=tenant_a)
     with schema_context("alpha"):
         assert User.objects.count() == users_before
-    assert signed_in.get("/").status_code == 200
+    # Suspension ended every session at once: the old cookie no longer signs anyone in.
+    response = signed_in.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert _login(fresh, "admin@alpha.test", PASSWORD).status_code == 302
 
 
@@ -157,3 +159,122 @@ def test_a_deactivated_users_open_session_stops_working_at_once(tenant, admin_us
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert _login(client, sales_user.email, PASSWORD).status_code == 200 and not _signed_in(client)
+
+
+# --- Lockout counts the normalised address (issue 8, item 3) -----------------------------------------
+
+VARIANTS = ("{email}", "{upper}", " {email} ", "{upper}  ", "{title}")
+
+
+def _variants(email: str) -> list[str]:
+    local, domain = email.split("@")
+    return [
+        template.format(email=email, upper=email.upper(), title=f"{local.title()}@{domain.title()}")
+        for template in VARIANTS
+    ]
+
+
+def _fail_five_times_with_mixed_spellings(client: Client, email: str) -> None:
+    for attempt, spelling in enumerate(_variants(email)):
+        response = _login(client, spelling, "wrong-password-1")
+        assert not _signed_in(client), attempt
+    assert response.status_code == 429 or LOCKOUT_TEXT in response.content.decode()
+
+
+def test_tenant_lockout_holds_for_every_spelling_of_the_address(tenant, manager_user):
+    client = Client(HTTP_HOST="alpha.testserver.local")
+    _fail_five_times_with_mixed_spellings(client, manager_user.email)
+    for spelling in _variants(manager_user.email) + ["\tMANAGER@ALPHA.TEST\n"]:
+        response = _login(Client(HTTP_HOST="alpha.testserver.local"), spelling, PASSWORD)
+        assert response.status_code == 429, repr(spelling)
+        assert LOCKOUT_TEXT in response.content.decode()
+
+
+def test_tenant_lockout_after_five_failures_of_one_spelling_refuses_the_others(tenant, manager_user):
+    client = Client(HTTP_HOST="alpha.testserver.local")
+    for _attempt in range(settings.AXES_FAILURE_LIMIT):
+        _login(client, manager_user.email, "wrong-password-1")
+    for spelling in _variants(manager_user.email):
+        fresh = Client(HTTP_HOST="alpha.testserver.local")
+        response = _login(fresh, spelling, PASSWORD)
+        assert response.status_code == 429 and not _signed_in(fresh), repr(spelling)
+
+
+def test_console_lockout_holds_for_every_spelling_of_a_superusers_address(platform_admin):
+    email = platform_admin.email
+    assert platform_admin.is_superuser
+    public = Client(HTTP_HOST=settings.BASE_DOMAIN)
+    connection.set_schema_to_public()
+    _fail_five_times_with_mixed_spellings(public, email)
+    for spelling in _variants(email):
+        fresh = Client(HTTP_HOST=settings.BASE_DOMAIN)
+        response = _login(fresh, spelling, PASSWORD)
+        assert response.status_code == 429 and not _signed_in(fresh), repr(spelling)
+        # Not even as far as the two-factor step.
+        assert "_crm_two_factor_pending" not in fresh.session
+
+
+def test_a_right_password_in_another_spelling_signs_in_before_any_lockout(tenant, manager_user):
+    client = Client(HTTP_HOST="alpha.testserver.local")
+    response = _login(client, f"  {manager_user.email.upper()} ", PASSWORD)
+    assert response.status_code == 302 and _signed_in(client)
+
+
+# --- Suspension ends sessions; the password-reset link ignores the requester's Host port -------------
+
+
+def test_suspending_a_tenant_deletes_all_its_sessions_at_once(tenant_a, platform_admin):
+    from django.contrib.sessions.models import Session
+
+    from crm.accounts.models import UserSession
+
+    clients = []
+    for key in ("admin", "manager", "sales"):
+        client = Client(HTTP_HOST="alpha.testserver.local")
+        assert _login(client, f"{key}@alpha.test", PASSWORD).status_code == 302
+        clients.append(client)
+    with schema_context("alpha"):
+        assert Session.objects.count() >= 3 and UserSession.objects.count() >= 3
+    connection.set_schema_to_public()
+    tenancy_services.tenant_suspend(actor=platform_admin, tenant=tenant_a)
+    with schema_context("alpha"):
+        assert Session.objects.count() == 0 and UserSession.objects.count() == 0
+    connection.set_schema_to_public()
+    tenancy_services.tenant_reactivate(actor=platform_admin, tenant=tenant_a)
+    for client in clients:
+        assert client.get("/").status_code == 302
+
+
+def test_suspending_one_tenant_leaves_another_tenants_sessions(tenant_a, tenant_b, platform_admin):
+    beta = Client(HTTP_HOST="beta.testserver.local")
+    assert _login(beta, "sales@beta.test", PASSWORD).status_code == 302
+    connection.set_schema_to_public()
+    tenancy_services.tenant_suspend(actor=platform_admin, tenant=tenant_a)
+    assert beta.get("/").status_code == 200
+
+
+def test_password_reset_link_uses_the_configured_site_not_the_requesters_host_port(tenant, settings):
+    from django.core import mail
+
+    settings.SITE_SCHEME, settings.SITE_PORT = "https", "8443"
+    client = Client(HTTP_HOST="alpha.testserver.local:6666")
+    response = client.post("/accounts/password-reset/", {"email": "sales@alpha.test"})
+    assert response.status_code == 302
+    body = mail.outbox[-1].body
+    link = next(line for line in body.splitlines() if "/accounts/password-reset/" in line)
+    assert link.startswith("https://alpha.testserver.local:8443/accounts/password-reset/"), link
+    assert "6666" not in body
+
+
+def test_failures_reported_in_any_spelling_are_counted_under_one_address(tenant, manager_user):
+    """Whatever reports a failure (the form, the code step), axes keys it by the normalised address."""
+    from axes.models import AccessAttempt
+    from django.contrib.auth.signals import user_login_failed
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/accounts/login/", HTTP_HOST="alpha.testserver.local")
+    for spelling in _variants(manager_user.email):
+        user_login_failed.send(sender=__name__, credentials={"username": spelling}, request=request)
+    attempts = AccessAttempt.objects.all()
+    assert {attempt.username for attempt in attempts} == {manager_user.email}
+    assert sum(attempt.failures_since_start for attempt in attempts) == len(VARIANTS)

@@ -74,8 +74,9 @@ def test_platform_admin_signs_in_and_lands_on_the_console(public_client):
     response = public_client.post(
         "/accounts/login/", {"username": "operator@platform.test", "password": PASSWORD}
     )
-    assert response.status_code == 302 and response["Location"] == CONSOLE
-    assert public_client.get("/").status_code == 302
+    # Platform admins always need two-factor: the password leads to its set-up (tests/crm/test_two_factor.py).
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/two-factor-setup/"
+    assert "_auth_user_id" not in public_client.session
 
 
 def test_list_shows_each_tenant_with_its_counts(platform_client, tenant_a):
