@@ -21,6 +21,7 @@ from .forms import (
 )
 from .permissions import ADMINS, role_required
 from .services import user_update_profile
+from .views_lockout import lockout  # noqa: F401  (AXES_LOCKOUT_CALLABLE names it here)
 
 
 class LoginView(auth_views.LoginView):
@@ -42,20 +43,6 @@ class LoginView(auth_views.LoginView):
         if services.two_factor_enabled(user=user) or services.two_factor_required(user=user):
             return start_pending_sign_in(self.request, user=user, next_url=self.get_success_url())
         return super().form_valid(form)
-
-
-def lockout(request, credentials=None, *args, **kwargs):
-    """Shown by django-axes once an account has failed too often from one address."""
-    message = _(
-        "Too many failed sign-in attempts for this account from your network. "
-        "Please wait 15 minutes and try again, or reset your password."
-    )
-    return render(
-        request,
-        "accounts/login.html",
-        {"form": EmailAuthenticationForm(request), "lockout_message": message},
-        status=429,
-    )
 
 
 @role_required(*ADMINS)

@@ -100,7 +100,7 @@ def _finish_sign_in(request, *, user, data, device, recovery_codes=None):
 
 def two_factor_verify(request):
     """Sign-in, second step: a code from the authenticator app or a recovery code."""
-    from .views import lockout
+    from .views_lockout import lockout
 
     user, data = _pending(request)
     if user is None:
@@ -149,7 +149,7 @@ def two_factor_setup(request):
     form = TwoFactorCodeForm(request.POST or None)
     device = services.two_factor_start_enrolment(user=user)
     if request.method == "POST" and form.is_valid():
-        from .views import lockout
+        from .views_lockout import lockout
 
         if _locked(request, user):
             return lockout(request)
