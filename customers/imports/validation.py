@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from crm.numbers import parse_id
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 
 from . import values
@@ -273,9 +274,10 @@ def _owner_cleaner(owners: dict[str, int]) -> Callable[[str], int]:
 
 
 def _crm_id(text: str) -> int:
-    if not text.strip().isdigit():
+    pk = parse_id(text) if len(text) <= 40 else None  # bounded; "²".isdigit() is True, int("²") fails
+    if pk is None:
         raise CellError(_("“%(value)s” is not a CRM id.") % {"value": text[:40]})
-    return int(text.strip())
+    return pk
 
 
 def build_cleaners(context: ImportContext) -> dict[str, Callable[[str], Any]]:
