@@ -418,6 +418,8 @@ def validate_rows(
     clean_rows: list[CleanRow] = []
     errors: list[RowError] = []
     undecodable = parsed.undecodable_rows
+    width_errors = parsed.width_errors
+    expected_width = len(parsed.headers)
     unescape = values.unescape_formula
     total = len(parsed.rows)
     step = max(1, total // 50)
@@ -427,6 +429,16 @@ def validate_rows(
             progress(position, total)
         row = CleanRow(row=row_number)
         row_errors: list[RowError] = []
+        if width_errors and row_number in width_errors:
+            # A short row would be padded and a long one cut: the values may sit in the wrong columns.
+            row_errors.append(
+                RowError(
+                    row_number,
+                    "",
+                    _("Expected %(expected)s columns, found %(found)s.")
+                    % {"expected": expected_width, "found": width_errors[row_number]},
+                )
+            )
         order: dict[str, Any] = {}
         line: dict[str, Any] = {}
         for index, header, slot, name, clean in handlers:
