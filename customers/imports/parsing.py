@@ -427,21 +427,29 @@ def parse_xlsx(stream: BinaryIO, *, limit: int | None = None, limits: Limits | N
         stated_columns = sheet.max_column or 0
         width = min(stated_columns, limits.columns + 1) if stated_columns > 0 else limits.columns + 1
         cell_chars = limits.cell_chars
+        as_text = xlsx_cell_text
 
-        def text(value, row_number: int) -> str:
-            if isinstance(value, str):
-                if len(value) > cell_chars:
+        def records() -> Iterator[tuple[int, list[str]]]:
+            header_width = 0  # known after the first non-blank row
+            for row_number, values in enumerate(sheet.iter_rows(max_col=width, values_only=True), start=1):
+                # Whole-tuple checks run in C: a blank row, or the empty cells after the header's
+                # width, cost next to nothing even when the sheet pads every row to 201 cells.
+                if values.count(None) == len(values):
+                    yield row_number, []
+                    continue
+                if header_width and len(values) > header_width:
+                    rest = values[header_width:]
+                    if rest.count(None) == len(rest):
+                        values = values[:header_width]
+                cells = [v if type(v) is str else as_text(v) for v in values]
+                if max(map(len, cells)) > cell_chars:
                     raise ImportFileError(
                         _("Row %(row)s has a cell longer than %(max)s characters.")
                         % {"row": f"{row_number:,}", "max": f"{cell_chars:,}"}
                     )
-                return value
-            return xlsx_cell_text(value)
-
-        def records() -> Iterator[tuple[int, list[str]]]:
-            rows = sheet.iter_rows(max_col=width, values_only=True)
-            for row_number, values in enumerate(rows, start=1):
-                yield row_number, [text(v, row_number) for v in values]
+                if not header_width:
+                    header_width = max((i + 1 for i, c in enumerate(cells) if c.strip()), default=0)
+                yield row_number, cells
 
         headers, rows, width_errors = _collect(records(), limits, limit)
         stated_rows = sheet.max_row if limit is not None else None
