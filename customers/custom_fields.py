@@ -8,16 +8,20 @@ boolean -> true/false. An empty value is not stored at all.
 import math
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from crm.numbers import NumberError, parse_decimal
+
 from .models import CustomFieldDefinition
 
 FieldType = CustomFieldDefinition.FieldType
 TEXT_MAX_LENGTH = 1000
+# Numbers are stored below 10^15 (exact as JSON floats), with a few decimals.
+NUMBER_MAX_DIGITS = 21
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 TRUE_WORDS = {"true", "yes", "y", "1", "on", "是", "对", "真"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", "否", "不", "假"}
@@ -79,11 +83,11 @@ def clean_value(definition: CustomFieldDefinition, raw: Any) -> Any:
 def _clean_number(raw: Any) -> int | float:
     if isinstance(raw, bool):
         raise ValidationError(_("Enter a number."), code="invalid_number")
-    try:
-        number = Decimal(str(raw).strip().replace(",", "").replace(" ", ""))
-    except (InvalidOperation, ValueError):
-        raise ValidationError(_("Enter a number."), code="invalid_number")
-    if not number.is_finite() or abs(number) >= Decimal("1e15"):
+    try:  # bounded before conversion: "1e400000" or a 10,000-digit number is refused at once
+        number = parse_decimal(raw, max_digits=NUMBER_MAX_DIGITS)
+    except NumberError as exc:
+        raise ValidationError(exc.message, code="invalid_number")
+    if abs(number) >= Decimal("1e15"):
         raise ValidationError(_("Enter a number."), code="invalid_number")
     if number == number.to_integral_value():
         return int(number)

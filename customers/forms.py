@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
+from crm.numbers import BoundedDecimalField, BoundedIntegerField, parse_id
 
 from . import custom_fields as cf
 from .models import Customer, CustomFieldDefinition, Tag
@@ -47,7 +48,7 @@ def custom_form_field(definition: CustomFieldDefinition) -> forms.Field:
     }
     kind = definition.field_type
     if kind == cf.FieldType.NUMBER:
-        return forms.DecimalField(max_digits=20, decimal_places=6, **common)
+        return BoundedDecimalField(max_digits=21, decimal_places=6, **common)
     if kind == cf.FieldType.DATE:
         return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
     if kind == cf.FieldType.CHOICE:
@@ -179,7 +180,7 @@ class CustomerFilterForm(forms.Form):
     city = forms.CharField(required=False, max_length=100, label=_("City"))
     email_consent = forms.ChoiceField(required=False, choices=YES_NO_ANY, label=_("Email consent"))
     sms_consent = forms.ChoiceField(required=False, choices=YES_NO_ANY, label=_("SMS consent"))
-    orders_min = forms.IntegerField(required=False, min_value=0, label=_("At least this many orders"))
+    orders_min = BoundedIntegerField(required=False, min_value=0, label=_("At least this many orders"))
     created_from = forms.DateField(
         required=False, label=_("Created on or after"), widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -251,12 +252,17 @@ class CustomerFilterForm(forms.Form):
         label = definition.label
         kind = definition.field_type
         if kind in (cf.FieldType.NUMBER, cf.FieldType.DATE):
-            field_class = forms.DecimalField if kind == cf.FieldType.NUMBER else forms.DateField
-            extra = {} if kind == cf.FieldType.NUMBER else {"widget": forms.DateInput(attrs={"type": "date"})}
+            field_class = BoundedDecimalField if kind == cf.FieldType.NUMBER else forms.DateField
+            number = {"max_digits": 21, "decimal_places": 6}
+            extra = (
+                number if kind == cf.FieldType.NUMBER else {"widget": forms.DateInput(attrs={"type": "date"})}
+            )
             self.fields[f"{name}_min"] = field_class(
                 required=False, label=_("%(label)s from") % {"label": label}, **extra
             )
-            extra = {} if kind == cf.FieldType.NUMBER else {"widget": forms.DateInput(attrs={"type": "date"})}
+            extra = (
+                number if kind == cf.FieldType.NUMBER else {"widget": forms.DateInput(attrs={"type": "date"})}
+            )
             self.fields[f"{name}_max"] = field_class(
                 required=False, label=_("%(label)s to") % {"label": label}, **extra
             )
@@ -354,7 +360,7 @@ class BulkActionForm(forms.Form):
 
     def selected_ids(self) -> list[int]:
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else self.data.get("ids", [])
-        return [int(value) for value in raw if str(value).isdigit()][:500]
+        return [pk for pk in map(parse_id, raw[:500]) if pk is not None]
 
     def clean(self):
         data = super().clean()
@@ -383,7 +389,7 @@ class ShareForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0, label=_("Amount"))
+    amount = BoundedDecimalField(max_digits=12, decimal_places=2, min_value=0, label=_("Amount"))
     reason = forms.CharField(max_length=300, required=False, label=_("Reason"))
 
 
@@ -403,7 +409,7 @@ class CustomFieldDefinitionForm(forms.Form):
         help_text=_("For choice fields: one per line."),
     )
     help_text = forms.CharField(max_length=200, required=False, label=_("Help text"))
-    position = forms.IntegerField(min_value=0, max_value=32767, initial=0, label=_("Position"))
+    position = BoundedIntegerField(min_value=0, max_value=32767, initial=0, label=_("Position"))
 
     def __init__(self, *args, definition: CustomFieldDefinition | None = None, **kwargs):
         if definition is not None and "initial" not in kwargs:

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
 from crm.audit.models import AuditEvent
+from crm.numbers import parse_decimal, parse_id
 
 from .labels import action_title, field_label
 from .models import Customer, CustomFieldDefinition, Order, Refund, Tag
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
+# A cursor is a short base64 JSON pair; anything longer is not one of ours.
+MAX_CURSOR_LENGTH = 1000
 
 
 # --- access helpers --------------------------------------------------------------------------------
@@ -254,12 +257,12 @@ def _decode_value(tagged: list) -> Any:
     if kind == "d":
         return date.fromisoformat(raw)
     if kind == "dec":
-        return Decimal(raw)
+        return parse_decimal(raw, max_digits=30, thousands=False)
     if kind == "b":
         return bool(raw)
     if kind == "num":
-        if not isinstance(raw, int | float) or isinstance(raw, bool):
-            raise ValueError("bad number")
+        if not isinstance(raw, int | float) or isinstance(raw, bool) or not abs(raw) < 1e16:
+            raise ValueError("bad number")  # also NaN and Infinity, which json.loads accepts
         return raw
     if kind == "s":
         return str(raw)
@@ -273,12 +276,15 @@ def encode_cursor(value: Any, pk: int) -> str:
 
 def decode_cursor(cursor: str | None) -> tuple[Any, int] | None:
     """(sort value, id) from a cursor string; None for a missing or malformed one (first page)."""
-    if not cursor:
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         tagged, pk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        return _decode_value(tagged), int(pk)
+        pk = parse_id(pk)
+        if pk is None:
+            raise ValueError("bad id")
+        return _decode_value(tagged), pk
     except (
         ValueError,
         TypeError,

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm.accounts.permissions import ADMINS, MANAGERS, role_required, user_has_role
 from crm.errors import SERVICE_ERRORS, show_service_error
+from crm.numbers import parse_id
 
 from . import selectors, services
 from .forms import (
@@ -283,7 +284,7 @@ def check_duplicate(request: HttpRequest) -> HttpResponse:
         user=request.user,
         email=request.GET.get("email", "")[:254],
         phone=request.GET.get("phone", "")[:40],
-        exclude_id=int(exclude) if exclude.isdigit() else None,
+        exclude_id=parse_id(exclude),
     )
     return render(request, "customers/partials/_duplicate_warning.html", {"matches": matches})
 

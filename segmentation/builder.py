@@ -19,10 +19,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from crm.numbers import NumberError, parse_int
+
 from .rules import LIST_OPERATORS, NO_VALUE_OPERATORS, OPERATOR_LABELS, RuleField, available_fields
 
-GROUP_RE = re.compile(r"^g(\d+)_op$")
-CONDITION_RE = re.compile(r"^g(\d+)_c(\d+)_field$")
+# At most three digits: the numbers in posted field names are bounded before int() (see crm.numbers).
+GROUP_RE = re.compile(r"^g(\d{1,3})_op$", re.ASCII)
+CONDITION_RE = re.compile(r"^g(\d{1,3})_c(\d{1,3})_field$", re.ASCII)
 MAX_GROUPS = 10
 MAX_CONDITIONS_PER_GROUP = 20
 
@@ -75,26 +78,33 @@ def rules_from_post(data) -> dict:
     return {"op": _op(data.get("top_op", "and")), "rules": groups}
 
 
+def _index(text: str) -> int | None:
+    try:
+        return parse_int(text, minimum=0, maximum=MAX_GROUPS * MAX_CONDITIONS_PER_GROUP, thousands=False)
+    except NumberError:
+        return None
+
+
 def apply_action(rules: dict, action: str) -> dict:
     """Add or remove a group or condition ("add_group", "remove_group:1", "add_condition:0",
     "remove_condition:0:2"); unknown actions change nothing."""
     groups = rules.setdefault("rules", [])
-    parts = (action or "").split(":")
+    parts = [_index(part) if n else part for n, part in enumerate((action or "")[:40].split(":"))]
     try:
         if parts[0] == "add_group" and len(groups) < MAX_GROUPS:
             groups.append({"op": "and", "rules": [empty_condition()]})
         elif parts[0] == "remove_group":
-            del groups[int(parts[1])]
+            del groups[parts[1]]
         elif parts[0] == "add_condition":
-            group = groups[int(parts[1])]
+            group = groups[parts[1]]
             if len(group["rules"]) < MAX_CONDITIONS_PER_GROUP:
                 group["rules"].append(empty_condition())
         elif parts[0] == "remove_condition":
-            group = groups[int(parts[1])]
-            del group["rules"][int(parts[2])]
+            group = groups[parts[1]]
+            del group["rules"][parts[2]]
             if not group["rules"]:
-                del groups[int(parts[1])]
-    except (IndexError, ValueError, KeyError):
+                del groups[parts[1]]
+    except (IndexError, TypeError, KeyError):
         pass
     if not groups:
         groups.append({"op": "and", "rules": [empty_condition()]})

@@ -1,8 +1,8 @@
-from decimal import Decimal
-
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+
+from crm.numbers import NumberError, parse_decimal
 
 from .models import Segment, SegmentationSettings
 
@@ -68,6 +68,7 @@ class SettingsForm(forms.ModelForm):
             values = current.get(metric)
             self.fields[f"thresholds_{metric}"] = forms.CharField(
                 label=label,
+                max_length=200,
                 required=False,
                 help_text=help_text,
                 initial=", ".join(_plain(v) for v in values) if values else "",
@@ -82,9 +83,11 @@ class SettingsForm(forms.ModelForm):
                 continue
             try:
                 values = [
-                    float(Decimal(part.strip())) for part in raw.replace("，", ",").split(",") if part.strip()
+                    float(parse_decimal(part, max_digits=18, decimal_places=6, thousands=False))
+                    for part in raw.replace("，", ",").split(",")[:10]
+                    if part.strip()
                 ]
-            except ArithmeticError:
+            except NumberError:
                 self.add_error(f"thresholds_{metric}", _("Enter four numbers separated by commas."))
                 continue
             if len(values) != 4 or any(b <= a for a, b in zip(values, values[1:], strict=False)):

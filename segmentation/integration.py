@@ -19,6 +19,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
+from crm.numbers import BoundedDecimalField, parse_id
 from customers.registry import DetailPanel, ListColumn, ListFilter, MergeHook, TimelineEntry, registry
 
 from .labels import ClvModel, LifecycleStage, RfmSegment, segment_label, stage_label
@@ -63,10 +64,10 @@ class SavedSegmentField(forms.ChoiceField):
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
+        number = parse_id(value)
+        if number is None:
             raise forms.ValidationError(_("Choose a saved segment."), code="invalid_choice")
+        return number
 
     def validate(self, value):
         if value is None and self.required:
@@ -91,7 +92,7 @@ def _choice_field(label, choices, empty_label):
 
 
 def _money_field(label):
-    return lambda: forms.DecimalField(
+    return lambda: BoundedDecimalField(
         label=label, min_value=0, max_digits=14, decimal_places=2, required=False
     )
 
@@ -151,7 +152,7 @@ FILTERS = [
     ListFilter(
         key="alive_below",
         label=_("P(alive) below"),
-        form_field=lambda: forms.DecimalField(
+        form_field=lambda: BoundedDecimalField(
             label=_("P(alive) below"),
             min_value=0,
             max_value=1,

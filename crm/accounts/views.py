@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from crm.errors import SERVICE_ERRORS, show_service_error
+from crm.numbers import parse_id
 
 from . import selectors, services
 from .forms import (
@@ -269,10 +270,7 @@ def invitation_accept(request, token: str):
 
 @role_required(*ADMINS)
 def audit_log(request):
-    try:
-        before_id = int(request.GET.get("before", "") or 0) or None
-    except ValueError:
-        before_id = None
+    before_id = parse_id(request.GET.get("before", ""))
     action = (request.GET.get("action", "") or "").strip()[:60]
     events = selectors.audit_event_list(before_id=before_id, action=action)
     has_more = len(events) > selectors.AUDIT_PAGE_SIZE

@@ -1,6 +1,7 @@
 """Forms of the import pages: upload, column mapping (with options), confirmation."""
 
 from django import forms
+from django.conf import settings
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
@@ -24,7 +25,7 @@ class UploadForm(forms.Form):
         # Built per request, so the text is in the user's language.
         self.fields["file"].help_text = _(
             "CSV (UTF-8, UTF-8 with BOM or GB18030) or Excel .xlsx; at most %(size)d MB and %(rows)s rows."
-        ) % {"size": SIZE_MB, "rows": f"{parsing.MAX_DATA_ROWS:,}"}
+        ) % {"size": SIZE_MB, "rows": f"{settings.IMPORT_MAX_ROWS:,}"}
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

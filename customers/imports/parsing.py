@@ -4,30 +4,67 @@ No Django models here: the functions take bytes or a binary file and return plai
 quick to test. Every problem a user can cause raises `ImportFileError` with a message for them.
 
 Row numbers are the ones a spreadsheet shows: the header is row 1, the first data row is row 2.
+
+Bounds (settings `IMPORT_MAX_*`) are enforced while the file is read, before anything is parsed in
+full, in the web request and in the worker alike (both come through `parse_upload`): for XLSX the
+expanded size of the zip's parts and their compression ratio (from the zip's directory, then again
+while each part is decompressed, as a directory can lie), then rows (blank ones too), columns and
+cell length; for CSV the line length, cell length, rows and columns. A small upload that would
+expand to gigabytes, or a sheet of two million blank rows, is refused with a message naming the
+limit.
 """
 
 import codecs
 import csv
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import BinaryIO
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_DATA_ROWS = 200_000
-MAX_COLUMNS = 200
-# Larger than any field accepts, so an over-long cell is reported by validation (with its row and
-# column) rather than breaking the parser; beyond this the file is refused as a whole.
-MAX_CELL_CHARS = 1_000_000
 # Marks a cell whose bytes were not valid text in the file's encoding (see `decode_csv_bytes`).
 UNDECODABLE = "\ufffd"
+# Zip parts smaller than this are not held to the compression ratio (tiny XML compresses oddly).
+RATIO_EXEMPT_BYTES = 1024 * 1024
+_CHUNK = 1024 * 1024
 
-csv.field_size_limit(MAX_CELL_CHARS)
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one read, from settings (`IMPORT_MAX_*`). Cells longer than any field
+    accepts are reported by validation with their row and column; beyond `cell_chars` the file is
+    refused as a whole."""
+
+    rows: int
+    blank_rows: int
+    columns: int
+    cell_chars: int
+    line_chars: int
+    uncompressed_bytes: int
+    compression_ratio: int
+
+    @classmethod
+    def from_settings(cls) -> "Limits":
+        return cls(
+            rows=settings.IMPORT_MAX_ROWS,
+            blank_rows=settings.IMPORT_MAX_BLANK_ROWS,
+            columns=settings.IMPORT_MAX_COLUMNS,
+            cell_chars=settings.IMPORT_MAX_CELL_CHARS,
+            line_chars=settings.IMPORT_MAX_LINE_CHARS,
+            uncompressed_bytes=settings.IMPORT_MAX_UNCOMPRESSED_BYTES,
+            compression_ratio=settings.IMPORT_MAX_COMPRESSION_RATIO,
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):,.0f}"
 
 
 class ImportFileError(Exception):
@@ -49,6 +86,9 @@ class ParsedFile:
     undecodable_rows: set[int] = field(default_factory=set)
     # For a partly read workbook: the number of rows the sheet says it has.
     estimated_rows: int | None = None
+    # Row number -> number of columns found, for rows whose width differs from the header's
+    # (reported by validation as row errors; the row's cells are padded/cut to the header).
+    width_errors: dict[int, int] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -121,46 +161,87 @@ def _normalise_row(cells: list[str], width: int) -> list[str]:
     return [c.strip() for c in cells[:width]]
 
 
+def _found_width(cells: list[str], width: int) -> int | None:
+    """The number of columns of a row whose width differs from the header's, else None. Empty cells
+    after the last header column do not count (spreadsheets pad rows with them)."""
+    if len(cells) < width:
+        return len(cells)
+    if len(cells) > width:
+        for index in range(len(cells) - 1, width - 1, -1):
+            if cells[index].strip():
+                return index + 1
+    return None
+
+
 def _collect(
-    records: Iterator[tuple[int, list[str]]], limit: int | None = None
-) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and non-blank data rows; with `limit`, stop after that many data rows."""
+    records: Iterator[tuple[int, list[str]]], limits: Limits, limit: int | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]], dict[int, int]]:
+    """Header, non-blank data rows and the rows of the wrong width; with `limit`, stop after that
+    many data rows. Blank rows count against `limits.blank_rows`, so a sheet of millions of empty
+    rows is refused after a bounded amount of work."""
     headers: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
+    width_errors: dict[int, int] = {}
+    blank = 0
     for row_number, cells in records:
+        if len(cells) > limits.columns and any(c.strip() for c in cells[limits.columns :]):
+            raise ImportFileError(
+                _("Row %(row)s has more than %(max)s columns; at most %(max)s are supported.")
+                % {"row": f"{row_number:,}", "max": limits.columns}
+            )
+        if not any(c.strip() for c in cells):
+            blank += 1
+            if blank > limits.blank_rows:
+                raise ImportFileError(
+                    _(
+                        "The file has more than %(max)s blank rows (up to row %(row)s). Delete the "
+                        "blank rows and upload it again."
+                    )
+                    % {"max": f"{limits.blank_rows:,}", "row": f"{row_number:,}"}
+                )
+            continue
         if headers is None:
-            if not any(c.strip() for c in cells):
-                continue
             headers = [c.strip() for c in cells]
             while headers and not headers[-1]:
                 headers.pop()
-            if len(headers) > MAX_COLUMNS:
-                raise ImportFileError(
-                    _("The file has %(count)d columns; at most %(max)d are supported.")
-                    % {"count": len(headers), "max": MAX_COLUMNS}
-                )
             continue
-        if not any(c.strip() for c in cells):
-            continue
+        found = _found_width(cells, len(headers))
+        if found is not None:
+            width_errors[row_number] = found
         rows.append((row_number, _normalise_row(cells, len(headers))))
         if limit is not None and len(rows) >= limit:
             break
-        if len(rows) > MAX_DATA_ROWS:
+        if len(rows) > limits.rows:
             raise ImportFileError(
                 _("The file has more than %(max)s data rows. Split it into smaller files.")
-                % {"max": f"{MAX_DATA_ROWS:,}"}
+                % {"max": f"{limits.rows:,}"}
             )
     if headers is None:
         raise ImportFileError(_("The file is empty."))
     if not rows:
         raise ImportFileError(_("The file has a header row but no data rows."))
-    return headers, rows
+    return headers, rows, width_errors
 
 
-def parse_csv(data: bytes) -> ParsedFile:
+def _longest_line(text: str) -> int:
+    longest, start = 0, 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0:
+            return max(longest, len(text) - start)
+        longest = max(longest, end - start)
+        start = end + 1
+
+
+def parse_csv(data: bytes, limits: Limits | None = None) -> ParsedFile:
+    limits = limits or Limits.from_settings()
     text, encoding = decode_csv_bytes(data)
     if text.startswith("\ufeff"):
         text = text[1:]
+    if _longest_line(text) > limits.line_chars:
+        raise ImportFileError(
+            _("A line of the file is longer than %(max)s characters.") % {"max": f"{limits.line_chars:,}"}
+        )
     skipped_lines = 0
     first_line = text[:20].split("\n", 1)[0].strip()
     if first_line.lower().startswith("sep=") and len(first_line) == 5:
@@ -170,6 +251,8 @@ def parse_csv(data: bytes) -> ParsedFile:
         skipped_lines = 1
     else:
         delimiter = _sniff_delimiter(text[:4096])
+    # The csv module's cell limit is process-wide; set it for this read.
+    csv.field_size_limit(limits.cell_chars)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
     def records() -> Iterator[tuple[int, list[str]]]:
@@ -179,18 +262,28 @@ def parse_csv(data: bytes) -> ParsedFile:
                 row_number += 1
                 yield row_number, cells
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise ImportFileError(
+                    _("Row %(row)s has a cell longer than %(max)s characters.")
+                    % {"row": f"{row_number + 1:,}", "max": f"{limits.cell_chars:,}"}
+                )
             raise ImportFileError(
                 _("Row %(row)d could not be read as CSV (%(error)s).") % {"row": row_number + 1, "error": exc}
             )
 
-    headers, rows = _collect(records())
+    headers, rows, width_errors = _collect(records(), limits)
     undecodable = (
         {number for number, cells in rows if any(UNDECODABLE in c for c in cells)}
         if UNDECODABLE in text
         else set()
     )
     return ParsedFile(
-        headers=headers, rows=rows, file_format="csv", encoding=encoding, undecodable_rows=undecodable
+        headers=headers,
+        rows=rows,
+        file_format="csv",
+        encoding=encoding,
+        undecodable_rows=undecodable,
+        width_errors=width_errors,
     )
 
 
@@ -218,14 +311,110 @@ def xlsx_cell_text(value) -> str:
     return str(value)
 
 
-def parse_xlsx(stream: BinaryIO, *, limit: int | None = None) -> ParsedFile:
+class _BoundedPart(io.RawIOBase):
+    """A zip part being decompressed, counted against the archive's budget as it is read."""
+
+    def __init__(self, handle, archive: "_BoundedZipFile", compressed_size: int):
+        self._handle = handle
+        self._archive = archive
+        self._read = 0
+        ratio = archive.limits.compression_ratio
+        self._part_limit = max(RATIO_EXEMPT_BYTES, compressed_size * ratio)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        data = self._handle.read(min(size, _CHUNK))
+        self._read += len(data)
+        if self._read > self._part_limit:
+            raise ImportFileError(self._archive.ratio_message())
+        self._archive.spend(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+class _BoundedZipFile(zipfile.ZipFile):
+    """A zip whose parts may expand to `limits.uncompressed_bytes` all told, each large part at most
+    `limits.compression_ratio` times its compressed size: checked first on the directory, then while
+    reading (every read openpyxl makes goes through `open`)."""
+
+    def __init__(self, file, limits: Limits):
+        super().__init__(file)
+        self.limits = limits
+        self._spent = 0
+        stated = 0
+        for info in self.infolist():
+            stated += info.file_size
+            if (
+                info.file_size > RATIO_EXEMPT_BYTES
+                and info.file_size > info.compress_size * limits.compression_ratio
+            ):
+                raise ImportFileError(self.ratio_message())
+        if stated > limits.uncompressed_bytes:
+            raise ImportFileError(self.size_message())
+
+    def ratio_message(self) -> str:
+        return _(
+            "The workbook is compressed more than %(max)s times, which real spreadsheets are not. Save it "
+            "again in Excel, or as CSV, and upload it again."
+        ) % {"max": self.limits.compression_ratio}
+
+    def size_message(self) -> str:
+        return _("The workbook expands to more than %(size)s MB. Split it into smaller files.") % {
+            "size": _megabytes(self.limits.uncompressed_bytes)
+        }
+
+    def spend(self, size: int) -> None:
+        self._spent += size
+        if self._spent > self.limits.uncompressed_bytes:
+            raise ImportFileError(self.size_message())
+
+    def open(self, name, mode="r", pwd=None, *, force_zip64=False):
+        handle = super().open(name, mode, pwd, force_zip64=force_zip64)
+        if mode != "r":
+            return handle
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        return _BoundedPart(handle, self, info.compress_size)
+
+
+def _open_workbook(data: bytes, limits: Limits):
+    """openpyxl's `load_workbook(read_only=True, data_only=True)`, reading through a bounded zip.
+
+    `load_workbook` opens the zip itself; its `ExcelReader` is the documented step underneath
+    (openpyxl 3.1), so the archive is swapped for the bounded one before anything is read.
+    """
+    from openpyxl.reader.excel import ExcelReader
+
+    reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
+    reader.archive.close()
+    reader.archive = _BoundedZipFile(io.BytesIO(data), limits)
+    reader.valid_files = reader.archive.namelist()
+    reader.read()
+    return reader.wb
+
+
+def parse_xlsx(stream: BinaryIO, *, limit: int | None = None, limits: Limits | None = None) -> ParsedFile:
     """The first sheet of a workbook. With `limit` (a quick look at an upload), only that many data
     rows are read and `estimated_rows` comes from the sheet's stated size."""
-    from openpyxl import load_workbook
-
+    limits = limits or Limits.from_settings()
+    data = stream.read()
     try:
-        workbook = load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+        workbook = _open_workbook(data, limits)
+    except (zipfile.BadZipFile, zlib.error, KeyError, OSError, ValueError, TypeError, EOFError) as exc:
         raise ImportFileError(
             _("The file is not a valid Excel (.xlsx) workbook (%(error)s).") % {"error": exc}
         )
@@ -233,27 +422,52 @@ def parse_xlsx(stream: BinaryIO, *, limit: int | None = None) -> ParsedFile:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
             raise ImportFileError(_("The workbook has no sheets."))
+        # The stated dimension can claim 16,384 columns; rows are built no wider than one column past
+        # the limit (enough to see a row that is too wide).
+        stated_columns = sheet.max_column or 0
+        width = min(stated_columns, limits.columns + 1) if stated_columns > 0 else limits.columns + 1
+        cell_chars = limits.cell_chars
+        as_text = xlsx_cell_text
 
         def records() -> Iterator[tuple[int, list[str]]]:
-            for row_number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                yield row_number, [xlsx_cell_text(v) for v in values[: MAX_COLUMNS + 1]]
+            header_width = 0  # known after the first non-blank row
+            for row_number, values in enumerate(sheet.iter_rows(max_col=width, values_only=True), start=1):
+                # Whole-tuple checks run in C: a blank row, or the empty cells after the header's
+                # width, cost next to nothing even when the sheet pads every row to 201 cells.
+                if values.count(None) == len(values):
+                    yield row_number, []
+                    continue
+                if header_width and len(values) > header_width:
+                    rest = values[header_width:]
+                    if rest.count(None) == len(rest):
+                        values = values[:header_width]
+                cells = [v if type(v) is str else as_text(v) for v in values]
+                if max(map(len, cells)) > cell_chars:
+                    raise ImportFileError(
+                        _("Row %(row)s has a cell longer than %(max)s characters.")
+                        % {"row": f"{row_number:,}", "max": f"{cell_chars:,}"}
+                    )
+                if not header_width:
+                    header_width = max((i + 1 for i, c in enumerate(cells) if c.strip()), default=0)
+                yield row_number, cells
 
-        headers, rows = _collect(records(), limit)
+        headers, rows, width_errors = _collect(records(), limits, limit)
         stated_rows = sheet.max_row if limit is not None else None
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+    except (zipfile.BadZipFile, zlib.error, KeyError, OSError, ValueError, TypeError, EOFError) as exc:
         raise ImportFileError(
             _("The file is not a valid Excel (.xlsx) workbook (%(error)s).") % {"error": exc}
         )
     finally:
         workbook.close()
-    parsed = ParsedFile(headers=headers, rows=rows, file_format="xlsx")
+    parsed = ParsedFile(headers=headers, rows=rows, file_format="xlsx", width_errors=width_errors)
     if stated_rows and len(rows) >= (limit or 0):
-        parsed.estimated_rows = max(len(rows), stated_rows - 1)
+        parsed.estimated_rows = min(max(len(rows), stated_rows - 1), limits.rows)
     return parsed
 
 
 def parse_upload(stream: BinaryIO, filename: str, *, preview_rows: int | None = None) -> ParsedFile:
-    """Read an uploaded file (CSV or XLSX). Raises ImportFileError for anything unreadable.
+    """Read an uploaded file (CSV or XLSX). Raises ImportFileError for anything unreadable or
+    beyond the limits (see the module's docstring).
 
     With `preview_rows`, an XLSX workbook is only opened and its first rows read (reading 200,000
     rows of XLSX takes long; the background check reads them all). A CSV file is always read whole:
@@ -268,7 +482,8 @@ def parse_upload(stream: BinaryIO, filename: str, *, preview_rows: int | None = 
         )
     if not data.strip():
         raise ImportFileError(_("The file is empty."))
+    limits = Limits.from_settings()
     file_format = detect_format(filename, data[:8])
     if file_format == "xlsx":
-        return parse_xlsx(io.BytesIO(data), limit=preview_rows)
-    return parse_csv(data)
+        return parse_xlsx(io.BytesIO(data), limit=preview_rows, limits=limits)
+    return parse_csv(data, limits)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from crm.numbers import parse_id
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 
 from . import values
@@ -273,9 +274,10 @@ def _owner_cleaner(owners: dict[str, int]) -> Callable[[str], int]:
 
 
 def _crm_id(text: str) -> int:
-    if not text.strip().isdigit():
+    pk = parse_id(text) if len(text) <= 40 else None  # bounded; "²".isdigit() is True, int("²") fails
+    if pk is None:
         raise CellError(_("“%(value)s” is not a CRM id.") % {"value": text[:40]})
-    return int(text.strip())
+    return pk
 
 
 def build_cleaners(context: ImportContext) -> dict[str, Callable[[str], Any]]:
@@ -416,6 +418,8 @@ def validate_rows(
     clean_rows: list[CleanRow] = []
     errors: list[RowError] = []
     undecodable = parsed.undecodable_rows
+    width_errors = parsed.width_errors
+    expected_width = len(parsed.headers)
     unescape = values.unescape_formula
     total = len(parsed.rows)
     step = max(1, total // 50)
@@ -425,6 +429,16 @@ def validate_rows(
             progress(position, total)
         row = CleanRow(row=row_number)
         row_errors: list[RowError] = []
+        if width_errors and row_number in width_errors:
+            # A short row would be padded and a long one cut: the values may sit in the wrong columns.
+            row_errors.append(
+                RowError(
+                    row_number,
+                    "",
+                    _("Expected %(expected)s columns, found %(found)s.")
+                    % {"expected": expected_width, "found": width_errors[row_number]},
+                )
+            )
         order: dict[str, Any] = {}
         line: dict[str, Any] = {}
         for index, header, slot, name, clean in handlers:

@@ -7,12 +7,14 @@ parsers while giving exactly the same answers.
 
 import re
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.utils.translation import gettext as _
+
+from crm.numbers import NumberError, parse_decimal
 
 
 class CellError(Exception):
@@ -163,27 +165,37 @@ def clean_datetime(text: str, zone: ZoneInfo) -> datetime:
     return aware.astimezone(ZoneInfo("UTC"))
 
 
+# A number cell with its currency and separators; longer text is not a number.
+NUMBER_MAX_CHARS = 60
+# Custom number fields: below 10^15 with a few decimals (customers.custom_fields).
+NUMBER_MAX_DIGITS = 21
 _MONEY_NOISE = re.compile(r"[\s,¥￥$€£]|RMB|CNY|元", re.IGNORECASE)
+
+
+def _bounded_number(text: str, *, max_digits: int, decimal_places: int | None) -> Decimal:
+    """The number in a cell, bounded before conversion (crm.numbers): no exponents, NaN or
+    10,000-digit numbers, which would cost seconds of CPU each."""
+    if len(text) > NUMBER_MAX_CHARS:
+        raise CellError(_("Too long for a number: at most %(max)s characters.") % {"max": NUMBER_MAX_CHARS})
+    try:
+        return parse_decimal(
+            _MONEY_NOISE.sub("", text),
+            max_digits=max_digits,
+            decimal_places=decimal_places,
+            max_length=NUMBER_MAX_CHARS,
+            thousands=False,  # the noise (spaces, commas, currency) is gone already
+        )
+    except NumberError as exc:
+        if exc.code == "invalid":
+            raise CellError(_("“%(value)s” is not a number.") % {"value": text[:40]})
+        raise CellError(exc.message)
 
 
 def clean_decimal(
     text: str, *, max_digits: int, decimal_places: int, minimum: Decimal | None = None, positive: bool = False
 ) -> Decimal:
-    cleaned = _MONEY_NOISE.sub("", text)
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise CellError(_("“%(value)s” is not a number.") % {"value": text[:40]})
-    if not value.is_finite():
-        raise CellError(_("“%(value)s” is not a number.") % {"value": text[:40]})
-    quantum = Decimal(1).scaleb(-decimal_places)
-    if value != value.quantize(quantum, rounding="ROUND_HALF_UP"):
-        raise CellError(_("At most %(places)d decimal places.") % {"places": decimal_places})
-    value = value.quantize(quantum)
-    if len(value.as_tuple().digits) > max_digits and abs(value) >= Decimal(10) ** (
-        max_digits - decimal_places
-    ):
-        raise CellError(_("The number is too large."))
+    value = _bounded_number(text, max_digits=max_digits, decimal_places=decimal_places)
+    value = value.quantize(Decimal(1).scaleb(-decimal_places))
     if positive and value <= 0:
         raise CellError(_("Must be greater than zero."))
     if minimum is not None and value < minimum:
@@ -193,12 +205,8 @@ def clean_decimal(
 
 def clean_number(text: str) -> int | float:
     """A custom "number" field: stored in JSON as an int when whole, else a float."""
-    cleaned = _MONEY_NOISE.sub("", text)
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise CellError(_("“%(value)s” is not a number.") % {"value": text[:40]})
-    if not value.is_finite() or abs(value) >= Decimal("1e15"):
+    value = _bounded_number(text, max_digits=NUMBER_MAX_DIGITS, decimal_places=None)
+    if abs(value) >= Decimal("1e15"):
         raise CellError(_("“%(value)s” is not a number.") % {"value": text[:40]})
     return int(value) if value == value.to_integral_value() else float(value)
 

@@ -7,6 +7,7 @@ progress fragment, which reloads the page once the task has finished.
 import csv
 import io
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -52,7 +53,7 @@ def import_start(request):
             "form": form,
             "recent": recent,
             "max_mb": parsing.MAX_UPLOAD_BYTES // (1024 * 1024),
-            "max_rows": parsing.MAX_DATA_ROWS,
+            "max_rows": settings.IMPORT_MAX_ROWS,
         },
     )
 

@@ -95,12 +95,12 @@ def test_empty_files_are_refused(data, message):
         parsing.parse_upload(io.BytesIO(data), "a.csv")
 
 
-def test_size_and_row_limits(monkeypatch):
+def test_size_and_row_limits(monkeypatch, settings):
     monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(parsing.ImportFileError, match="larger than"):
         parsing.parse_upload(io.BytesIO(b"name\n" + b"x\n" * 100), "a.csv")
     monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 10_000)
-    monkeypatch.setattr(parsing, "MAX_DATA_ROWS", 3)
+    settings.IMPORT_MAX_ROWS = 3
     with pytest.raises(parsing.ImportFileError, match="more than 3 data rows"):
         parsing.parse_upload(io.BytesIO(b"name\na\nb\nc\nd\n"), "a.csv")
 

@@ -516,3 +516,47 @@ def test_the_preview_speaks_the_language_of_the_user_who_started_it(tenant, mana
             "value": "not-an-email"
         }
     assert job.result["preview"]["errors"][0][2] == expected
+
+
+def test_rows_with_the_wrong_number_of_columns_are_row_errors_and_nothing_is_written(tenant, manager_user):
+    customers_before = Customer.objects.count()
+    content = (
+        "name,email,city\n"
+        "Good Person,good@example.com,Shanghai\n"  # row 2: fine
+        "Short Row,short@example.com\n"  # row 3: one column missing (would be padded)
+        "Long Row,long@example.com,Beijing,extra\n"  # row 4: one column too many (would be cut)
+        "Padded Row,padded@example.com,Paris,,\n"  # row 5: trailing empty cells are fine
+    )
+    job = check(manager_user, content)
+    preview = job.result["preview"]
+    problems = {(row, column): message for row, column, message in preview["errors"]}
+    assert problems == {(3, ""): "Expected 3 columns, found 2.", (4, ""): "Expected 3 columns, found 4."}
+    assert preview["valid_rows"] == 2 and preview["invalid_rows"] == 2
+    with pytest.raises(ValidationError):
+        services.import_confirm(actor=manager_user, job=job, skip_invalid=False)
+    assert Customer.objects.count() == customers_before
+
+
+@pytest.mark.parametrize("value", ["1e400000", "1e10000000", "9" * 10_000, "nan", "inf", "1_000"])
+def test_abusive_numbers_in_cells_are_row_errors(tenant, manager_user, value):
+    import time
+
+    CustomFieldDefinitionFactory(key="visits", label="Visits", field_type="number")
+    content = (
+        "name,email,order_number,placed_at,total,visits\n"
+        "Ann,ann@example.com,A-1,2024-01-02 10:00,12.50,3\n"
+        f"Bob,bob@example.com,B-1,2024-01-02 10:00,{value},{value}\n"
+    )
+    started = time.perf_counter()
+    job = check(manager_user, content)
+    assert time.perf_counter() - started < 10
+    problems = {(row, column) for row, column, _message in job.result["preview"]["errors"]}
+    assert problems == {(3, "total"), (3, "visits")}, job.result["preview"]["errors"]
+    assert not Customer.objects.filter(name="Bob").exists()
+
+
+def test_minus_zero_and_spaces_in_number_cells(tenant, manager_user):
+    CustomFieldDefinitionFactory(key="visits", label="Visits", field_type="number")
+    job = run_import(manager_user, "name,email,visits\nAnn,ann@example.com, -0 \n")
+    assert job.params["stage"] == "done", job.message
+    assert Customer.objects.get(name="Ann").custom_fields == {"visits": 0}

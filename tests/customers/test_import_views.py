@@ -147,6 +147,10 @@ def test_a_file_with_a_huge_cell_and_a_missing_file_field_do_not_break(tenant, m
     assert response.status_code == 200
     content = "name,city\nAnn," + "x" * 200_000 + "\n"
     response = manager_client.post(reverse("customers:import_start"), {"file": csv_file(content)})
+    assert response.status_code == 200  # beyond IMPORT_MAX_CELL_CHARS: the file is refused, clearly
+    assert "Row 2 has a cell longer than 32,767 characters." in response.content.decode()
+    content = "name,city\nAnn," + "x" * 20_000 + "\n"
+    response = manager_client.post(reverse("customers:import_start"), {"file": csv_file(content)})
     assert response.status_code == 302  # accepted; the check reports the cell
     job = BackgroundJob.objects.get(kind="customers.import")
     form = {"col_0": "name", "col_1": "city", "policy": "update"}
@@ -191,3 +195,15 @@ def test_the_template_download_lists_every_importable_column(tenant, manager_cli
     text = response.content.decode("utf-8-sig")
     parsed = parsing.parse_csv(("\ufeff" + text + "x\n").encode("utf-8"))
     assert "Name" in parsed.headers and "Order number" in parsed.headers
+
+
+def test_a_zip_bomb_upload_gets_a_message_not_an_error_page(tenant, manager_client):
+    from tests.customers.test_import_bombs import shared_strings_bomb
+
+    response = manager_client.post(
+        reverse("customers:import_start"),
+        {"file": SimpleUploadedFile("bomb.xlsx", shared_strings_bomb(40 * 1024 * 1024))},
+    )
+    assert response.status_code == 200
+    assert "compressed more than 100 times" in response.content.decode()
+    assert not BackgroundJob.objects.filter(kind="customers.import").exists()

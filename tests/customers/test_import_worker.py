@@ -84,3 +84,36 @@ def test_the_worker_knows_the_import_and_export_tasks():
         "customers.exports.tasks.export_all_task",
     ):
         assert name in app.tasks, name
+
+
+def test_the_worker_refuses_a_sheet_of_blank_rows_that_the_quick_look_did_not_reach(
+    celery_worker, committed_tenant, django_db_blocker
+):
+    """The upload's quick look reads five rows; the rest (a gap of 150,000 blank rows, a few KB on
+    disk) is only read by the worker, which refuses it at the default limit and writes nothing."""
+    from tests.customers.test_import_bombs import inline_row, rewrite_xlsx, sheet_xml, xlsx_bytes
+
+    rows = inline_row(1, "name", "email")
+    rows += b"".join(inline_row(n, f"Customer {n}", f"c{n}@example.com") for n in range(2, 10))
+    rows += inline_row(150_010, "Late", "late@example.com")
+    data = rewrite_xlsx(xlsx_bytes([["x"]]), {"xl/worksheets/sheet1.xml": sheet_xml(rows, b"A1:B150010")})
+    assert len(data) < 20_000
+    tenant = committed_tenant()
+    with django_db_blocker.unblock():
+        with tenant_context(tenant):
+            manager = User.objects.get(email=f"manager@{tenant.slug}.test")
+            job = services.import_upload(actor=manager, uploaded_file=SimpleUploadedFile("blank.xlsx", data))
+            services.import_set_mapping(
+                actor=manager, job=job, mapping=job.params["mapping"], policy="update"
+            )
+            deadline = time.monotonic() + 60
+            while True:
+                job = BackgroundJob.objects.get(pk=job.pk)
+                if job.status == BackgroundJob.Status.FAILED:
+                    break
+                assert job.params.get("stage") != "preview", "the worker accepted the blank rows"
+                assert time.monotonic() < deadline, job.params
+                time.sleep(0.3)
+            assert "more than 100,000 blank rows" in job.message
+            assert Customer.objects.count() == 0
+        connection.set_schema_to_public()

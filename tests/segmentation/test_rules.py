@@ -257,3 +257,40 @@ def test_builder_reads_the_posted_form_and_applies_actions(tenant):
     condition = context["groups"][0]["conditions"][0]
     assert condition["widget"] == "multi"
     assert ("lost", "Lost", True) in condition["choices"]
+
+
+ABUSIVE_NUMBERS = ["1e400000", "1e10000000", "9" * 10_000, "nan", "inf", "-Infinity", "1_000"]
+
+
+@pytest.mark.parametrize("text", ABUSIVE_NUMBERS)
+@pytest.mark.parametrize("field", ["orders_count", "total_spent", "predicted_clv", "age", "r_score"])
+def test_abusive_numbers_are_refused_quickly_with_a_message(tenant, text, field):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(RuleError) as caught:
+        validate_rules(rule(field, "gte", text))
+    with pytest.raises(RuleError):
+        validate_rules(rule(field, "between", [text, "5"]))
+    assert time.perf_counter() - started < 0.5
+    (message,) = caught.value.messages
+    assert message.startswith("Condition 1 (")
+    assert any(hint in message for hint in ("enter a number", "too long", "too large"))
+
+
+def test_rule_numbers_minus_zero_and_spaces(tenant):
+    assert validate_rules(rule("orders_count", "gte", " -0 "))["rules"][0]["value"] == 0
+    assert validate_rules(rule("total_spent", "gte", " 1,000.5 "))["rules"][0]["value"] == 1000.5
+    assert validate_rules(rule("last_order_at", "within_last_days", " 30 "))["rules"][0]["value"] == 30
+    with pytest.raises(RuleError, match="between 0 and 36500"):
+        validate_rules(rule("last_order_at", "within_last_days", "1e400000"))
+
+
+def test_builder_field_names_and_actions_are_bounded(tenant):
+    posted = QueryDict(mutable=True)
+    posted.update({"g0_op": "and", "g0_c0_field": "city", "g0_c0_op": "eq", "g0_c0_value": "x"})
+    posted[f"g{'9' * 5000}_op"] = "and"
+    posted[f"g0_c{'9' * 5000}_field"] = "city"
+    rules = builder.rules_from_post(posted)
+    assert len(rules["rules"]) == 1 and len(rules["rules"][0]["rules"]) == 1
+    assert builder.apply_action(rules, "remove_group:" + "9" * 5000) == rules

@@ -295,3 +295,25 @@ def test_role_matrix_covers_every_segmentation_url(tenant, client_for, anon_clie
         url = reverse(f"segmentation:{name}", kwargs=kwargs.get(name))
         got = tuple(client.get(url).status_code for client in clients)
         assert got == expected, (name, got)
+
+
+@pytest.mark.parametrize("value", ["1e400000", "1e10000000", "9" * 10_000, "nan"])
+def test_builder_preview_answers_a_huge_number_with_an_error_not_a_500(tenant, client_for, users, value):
+    import time
+
+    english(users["sales"])
+    client = client_for(users["sales"])
+    form = {
+        "top_op": "and",
+        "g0_op": "and",
+        "g0_c0_field": "orders_count",
+        "g0_c0_op": "gte",
+        "g0_c0_value": value,
+    }
+    started = time.perf_counter()
+    response = client.post(reverse("segmentation:builder_preview"), form)
+    assert time.perf_counter() - started < 2
+    assert response.status_code in (200, 400)
+    body = response.content.decode()
+    assert "Group 1, condition 1 (Order count):" in body
+    assert "enter a number" in body or "too long" in body
