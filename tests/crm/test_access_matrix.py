@@ -2,6 +2,7 @@
 tests/crm/access_matrix.py, requested against real objects (one request per cell, each in a savepoint
 that is rolled back, so a POST in one cell never changes what the next cell sees)."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -54,6 +55,22 @@ def url_names(urlconf: str) -> list[str]:
         if name not in names:
             names.append(name)
     return sorted(names)
+
+
+def _selected(urlconf: str, names: list[str]) -> list[str]:
+    """`make mutants` runs only the rows a planted fault can affect: ACCESS_MATRIX_FILTER lists
+    namespaces, URL names, view function names or view modules (empty: every row)."""
+    tokens = {t for t in os.environ.get("ACCESS_MATRIX_FILTER", "").split(",") if t}
+    if not tokens:
+        return names
+    views = {name: pattern.callback for name, pattern in _walk(get_resolver(urlconf).url_patterns) if name}
+    keep = []
+    for name in names:
+        view = getattr(views[name], "view_class", views[name])
+        keys = {name, name.split(":")[0], view.__name__, view.__module__}
+        if keys & tokens:
+            keep.append(name)
+    return keep
 
 
 TENANT_URLS = url_names(TENANT_URLCONF)
@@ -317,7 +334,7 @@ def _check(response, expected, actor) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("name", TENANT_URLS)
+@pytest.mark.parametrize("name", _selected(TENANT_URLCONF, TENANT_URLS))
 def test_tenant_access_matrix(name, world, tenant, tenant_b, users):
     row = matrix.TENANT.get(name)
     assert row is not None, f"{name!r} has no row in tests/crm/access_matrix.py"
@@ -370,7 +387,7 @@ PUBLIC_POST_DATA = {
 }
 
 
-@pytest.mark.parametrize("name", PUBLIC_URLS)
+@pytest.mark.parametrize("name", _selected(PUBLIC_URLCONF, PUBLIC_URLS))
 def test_public_access_matrix(name, tenant_b, tenant_a, platform_admin, settings):
     row = matrix.PUBLIC.get(name)
     assert row is not None, f"{name!r} has no row in tests/crm/access_matrix.py"
