@@ -176,14 +176,19 @@ def test_mapping_errors_are_shown_on_the_form(tenant, manager_client, manager_us
     assert response.status_code == 200
 
 
-def test_jobs_of_other_kinds_and_other_tenants_are_not_found(tenant, tenant_b, manager_client):
+def test_jobs_of_other_kinds_and_other_tenants_are_not_found(tenant, tenant_b, manager_client, manager_user):
     other = job_create(kind="customers.export")
     assert manager_client.get(reverse("customers:import_preview", args=[other.pk])).status_code == 404
     assert manager_client.get(reverse("customers:import_preview", args=[999999])).status_code == 404
+    # Both tenants have an import job with the same id: alpha's page shows alpha's, never beta's file.
+    local = upload(manager_user, GOOD)
     with schema_context(tenant_b.schema_name):
-        foreign = job_create(kind="customers.import", params={"stage": "preview"})
-    BackgroundJob.objects.filter(pk=foreign.pk).delete()  # ids are per schema: make sure alpha has none
-    assert manager_client.get(reverse("customers:import_preview", args=[foreign.pk])).status_code == 404
+        foreign = job_create(
+            kind="customers.import", params={"stage": "mapping", "filename": "beta-secret.csv"}
+        )
+        BackgroundJob.objects.filter(pk=foreign.pk).update(id=local.pk)
+    page = manager_client.get(reverse("customers:import_mapping", args=[local.pk])).content.decode()
+    assert "customers.csv" in page and "beta-secret.csv" not in page
 
 
 def test_the_template_download_lists_every_importable_column(tenant, manager_client):
