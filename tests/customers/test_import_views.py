@@ -161,7 +161,13 @@ def test_xlsx_uploads_work_through_the_page(tenant, manager_client):
     response = manager_client.post(
         reverse("customers:import_start"), {"file": SimpleUploadedFile("c.xlsx", data)}
     )
-    assert response.status_code == 302
+    job = BackgroundJob.objects.get(kind="customers.import")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "customers:import_mapping", args=[job.pk]
+    )
+    assert job.params["headers"] == ["Name", "Email"] and job.params["mapping"] == ["name", "email"]
+    page = manager_client.get(response["Location"]).content.decode()
+    assert "ann@example.com" in page  # the sample values come from the workbook
 
 
 def test_mapping_errors_are_shown_on_the_form(tenant, manager_client, manager_user):
