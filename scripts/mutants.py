@@ -235,15 +235,12 @@ class _Finder(ast.NodeVisitor):
                     self._drop(decorator),
                 )
             elif name == "transaction.atomic":
-                self.stack.append(node.name)
                 self._add(
                     decorator,
                     "atomic",
                     f"@transaction.atomic removed from {node.name}",
                     self._drop(decorator),
                 )
-                self.stack.pop()
-        self.stack.append(node.name)
         self.generic_visit(node)
         self.stack.pop()
 
@@ -373,6 +370,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", default="", help="only mutants in files whose path contains this")
     parser.add_argument("--kind", choices=["scope", "role", "atomic", "tenant"], help="only this kind")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--database-suffix", default="_mutants", help="appended to the database name")
+    parser.add_argument("--verbose", action="store_true", help="show the test output of survivors")
     args = parser.parse_args(argv)
 
     mutants = [
@@ -389,9 +388,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the copy when stopped
     env, servers = service_environment()
     base_url = env["DATABASE_URL"].rstrip("/")
-    env["DATABASE_URL"] = base_url + "_mutants"  # pytest-django prefixes "test_"; created once, reused
+    env["DATABASE_URL"] = (
+        base_url + args.database_suffix
+    )  # pytest-django prefixes "test_"; created once, reused
     env["DJANGO_SETTINGS_MODULE"] = "crm.settings.test"
     env.pop("PYTEST_ADDOPTS", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant and its original may share size and mtime
     workdir = Path(tempfile.mkdtemp(prefix="crm-mutants-"))
     started = time.monotonic()
     killed, survivors, equivalent = [], [], []
@@ -434,6 +436,8 @@ def main(argv: list[str]) -> int:
             elapsed = time.monotonic() - started
             print(f"[{number}/{len(mutants)} {elapsed:5.0f}s] {status:8} {mutant.where} ", end="")
             print(f"{mutant.kind}: {mutant.description}", flush=True)
+            if result.returncode == 0 and args.verbose:
+                print(" ".join(command + tests), result.stdout[-3000:])
             if result.returncode == 0:
                 reason = EQUIVALENT.get((mutant.path, mutant.function, mutant.description))
                 (equivalent if reason else survivors).append((mutant, reason))
