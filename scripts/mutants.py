@@ -368,6 +368,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--only", default="", help="only mutants in files whose path contains this")
+    parser.add_argument("--exclude", default=None, help="no mutants in files whose path contains this")
     parser.add_argument("--kind", choices=["scope", "role", "atomic", "tenant"], help="only this kind")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
     parser.add_argument("--database-suffix", default="_mutants", help="appended to the database name")
@@ -375,13 +376,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     mutants = [
-        m for m in find_mutants(ROOT) if args.only in m.path and (not args.kind or m.kind == args.kind)
+        m
+        for m in find_mutants(ROOT)
+        if args.only in m.path
+        and (args.exclude is None or args.exclude not in m.path)
+        and (not args.kind or m.kind == args.kind)
     ]
     if args.list:
         for m in mutants:
-            print(
-                f"{m.where:40} {m.kind:7} {m.description}  [{matrix_filter(m)}] {' '.join(tests_for(m.path))}"
-            )
+            tests = " ".join(tests_for_mutant(m))
+            print(f"{m.where:38} {m.kind:6} {m.description} [{matrix_filter(m)}] {tests}")
         print(f"{len(mutants)} mutants")
         return 0
 
