@@ -118,6 +118,7 @@ MATRIX_FILTER: dict[str, str] = {
     "crm/jobs": "jobs,export_job,import_preview,import_status,import_mapping,import_confirm,import_cancel",
     "crm/tenancy": "tenancy",
     "crm/dashboard.py": "home",
+    "dashboards": "home",
     "customers": "customers",
     "segmentation": "segmentation",
 }
