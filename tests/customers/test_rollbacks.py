@@ -146,3 +146,30 @@ def test_an_undo_whose_hook_fails_changes_nothing(pair, monkeypatch, client_for,
         manager.post(reverse("customers:merge_undo", args=[merged.pk]))
     assert _state() == before
     assert Customer.objects.get(pk=merged.pk).merged_into_id == survivor.pk
+
+
+# --- demo data ---------------------------------------------------------------------------------------
+
+
+def test_demo_seeding_that_fails_part_way_writes_nothing(tenant, users):
+    """The orders are loaded after the customers: refusing them leaves no customers behind."""
+    import io
+    import random
+
+    import psycopg
+
+    from customers import demo
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_orders() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'orders refused by the test trigger'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_orders BEFORE INSERT ON customers_order "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_orders()"
+        )
+    before = _state()
+    with pytest.raises((DatabaseError, psycopg.Error)):  # COPY runs on psycopg's own cursor
+        demo.seed(users=list(users.values()), customers=20, rng=random.Random(1), stdout=io.StringIO())
+    assert _state() == before
