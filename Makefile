@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench messages venv clean-data
+.PHONY: run test lint audit format bench messages venv clean-data mutants
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP) lint audit
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" $(ARGS)
+
+# Plant faults (dropped scoping, role checks, rollbacks, tenant scoping) one at a time in a copy of
+# the tree and list the ones the tests do not catch (scripts/mutants.py; ARGS="--list" to preview).
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py $(ARGS)
 
 messages: $(STAMP)
 	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=static/vendor --ignore=tests --no-obsolete

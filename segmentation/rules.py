@@ -549,7 +549,8 @@ def _compile_condition(spec: RuleField, op: str, value: Any) -> Q:
         return Q(**{lookup: True})
     if op == "is_false":
         if is_custom:
-            return ~Q(**{lookup: True})
+            # Not answered counts as "no"; NOT (value = true) alone is NULL, not true, for a missing key.
+            return ~Q(**{lookup: True}) | ~Q(custom_fields__has_key=spec.extra["custom_key"])
         return Q(**{lookup: False})
     if kind == "multi_choice":  # a JSON list in custom_fields: containment uses the GIN index
         key = spec.extra["custom_key"]

@@ -30,3 +30,6 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # Serve static files straight from the source folders (no collectstatic in tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Celery results of this run live under the run's cache prefix, so the suite removes them with the
+# run's cache keys (tests/conftest.py clear_run_cache) instead of leaving them in Redis.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{CACHES['default']['KEY_PREFIX']}:celery:"}  # noqa: F405

@@ -72,6 +72,8 @@ def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir,
         "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "SITE_PORT": str(port),
+        # The server reads and writes this run's cache keys, removed with them after each test.
+        "TEST_CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
     }
     with open(log, "w") as log_file:
         process = subprocess.Popen(

@@ -69,9 +69,25 @@ def test_downloading_a_deleted_file_explains_instead_of_failing(tenant, manager_
     assert 'data-testid="job-files-deleted"' in bar and "Download" not in bar
 
 
-def test_the_clean_up_is_scheduled_every_day():
-    entry = settings.CELERY_BEAT_SCHEDULE["delete-expired-job-files"]
-    assert entry["task"] == "crm.jobs.tasks.delete_expired_job_files_all_tenants"
+def test_every_beat_entry_names_a_registered_task_and_the_clean_up_runs_once_a_day():
+    from datetime import UTC, datetime, timedelta
+
+    from crm.celery import app
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, f"beat entry {name} names no registered task: {entry['task']}"
+    schedule = settings.CELERY_BEAT_SCHEDULE["delete-expired-job-files"]["schedule"]
+    # Walk two days minute by minute from a run: it is due again exactly once a day.
+    start = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    schedule.nowfun = lambda: now
+    last, runs = start, []
+    for minute in range(1, 2 * 24 * 60 + 1):
+        now = start + timedelta(minutes=minute)
+        if schedule.is_due(last).is_due:
+            runs.append(now)
+            last = now
+    assert len(runs) == 2 and runs[1] - runs[0] == timedelta(days=1)
 
 
 def _exists(path: str) -> bool:

@@ -173,12 +173,6 @@ def test_bulk_mode_restores_every_index_and_foreign_key(tenant, users, monkeypat
     assert summary["customers"] == 50
 
 
-def test_seeder_is_first_in_the_demo_pipeline():
-    from crm.demo import SEEDERS
-
-    assert SEEDERS[0] == "customers.demo.seed"
-
-
 @pytest.mark.parametrize("n", [0])
 def test_seed_of_nothing(tenant, users, n):
     assert run_seed(users, n=n)[0] == {"customers": 0}

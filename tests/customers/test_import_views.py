@@ -165,7 +165,13 @@ def test_xlsx_uploads_work_through_the_page(tenant, manager_client):
     response = manager_client.post(
         reverse("customers:import_start"), {"file": SimpleUploadedFile("c.xlsx", data)}
     )
-    assert response.status_code == 302
+    job = BackgroundJob.objects.get(kind="customers.import")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "customers:import_mapping", args=[job.pk]
+    )
+    assert job.params["headers"] == ["Name", "Email"] and job.params["mapping"] == ["name", "email"]
+    page = manager_client.get(response["Location"]).content.decode()
+    assert "ann@example.com" in page  # the sample values come from the workbook
 
 
 def test_mapping_errors_are_shown_on_the_form(tenant, manager_client, manager_user):
@@ -180,14 +186,19 @@ def test_mapping_errors_are_shown_on_the_form(tenant, manager_client, manager_us
     assert response.status_code == 200
 
 
-def test_jobs_of_other_kinds_and_other_tenants_are_not_found(tenant, tenant_b, manager_client):
+def test_jobs_of_other_kinds_and_other_tenants_are_not_found(tenant, tenant_b, manager_client, manager_user):
     other = job_create(kind="customers.export")
     assert manager_client.get(reverse("customers:import_preview", args=[other.pk])).status_code == 404
     assert manager_client.get(reverse("customers:import_preview", args=[999999])).status_code == 404
+    # Both tenants have an import job with the same id: alpha's page shows alpha's, never beta's file.
+    local = upload(manager_user, GOOD)
     with schema_context(tenant_b.schema_name):
-        foreign = job_create(kind="customers.import", params={"stage": "preview"})
-    BackgroundJob.objects.filter(pk=foreign.pk).delete()  # ids are per schema: make sure alpha has none
-    assert manager_client.get(reverse("customers:import_preview", args=[foreign.pk])).status_code == 404
+        foreign = job_create(
+            kind="customers.import", params={"stage": "mapping", "filename": "beta-secret.csv"}
+        )
+        BackgroundJob.objects.filter(pk=foreign.pk).update(id=local.pk)
+    page = manager_client.get(reverse("customers:import_mapping", args=[local.pk])).content.decode()
+    assert "customers.csv" in page and "beta-secret.csv" not in page
 
 
 def test_the_template_download_lists_every_importable_column(tenant, manager_client):

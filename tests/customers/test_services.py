@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from crm.audit.models import AuditEvent
-from customers.models import Customer, CustomFieldDefinition, Order, Refund
+from customers.models import Customer, Order, Refund
 from customers.phone import normalise_phone, region_for_tenant
 from customers.services import (
     custom_field_create,
@@ -525,5 +525,16 @@ def test_birthday_is_stored(tenant, admin_user):
     assert customer.birthday == date(1990, 5, 17) and customer.country == "CN"
 
 
-def test_custom_field_definition_model_keys(tenant):
-    assert CustomFieldDefinition.FieldType.MULTI_CHOICE == "multi_choice"
+def test_a_multi_choice_custom_field_keeps_a_list_of_its_choices_only(tenant, admin_user):
+    definition = custom_field_create(
+        actor=admin_user, key="hobbies", label="Hobbies", field_type="multi_choice", choices=["tea", "golf"]
+    )
+    assert definition.choices == ["tea", "golf"]
+    customer = CustomerFactory()
+    customer_update(actor=admin_user, customer=customer, data={"custom_fields": {"hobbies": ["tea", "golf"]}})
+    customer.refresh_from_db()
+    assert customer.custom_fields["hobbies"] == ["tea", "golf"]
+    with pytest.raises(ValidationError):
+        customer_update(actor=admin_user, customer=customer, data={"custom_fields": {"hobbies": ["chess"]}})
+    customer.refresh_from_db()
+    assert customer.custom_fields["hobbies"] == ["tea", "golf"]

@@ -1,0 +1,202 @@
+"""The access matrix: for every URL of the tenant and public sites, the status each actor gets on GET
+and on POST. `tests/crm/test_access_matrix.py` requests every cell once against real objects (built by
+its `world` fixture) and compares with these tables; a URL pattern without a row fails the test with
+its name.
+
+Tenant-site actors (the columns of a row, in this order):
+- anonymous         -- no session
+- own               -- the sales user "sales", on an object of their own (their customer, order, job,
+                       private segment, alert...)
+- other             -- the same sales user, on the object of another user (customers of "sales2", the
+                       manager's full-data export job, sales2's private segment, sales2's alert...)
+- manager, admin    -- on the *other* object
+- foreign           -- the admin of tenant "beta", presenting beta's session cookie to alpha's site.
+                       Sessions live in each tenant's schema, so this is an anonymous visitor: it gets
+                       the anonymous column unless a row says otherwise.
+
+Public-site actors: anonymous, operator (platform admin), tenant admin (alpha's admin presenting
+alpha's session cookie to the public site).
+
+Statuses: an int is the HTTP status; LOGIN is "302 to the sign-in page" (the test checks where to).
+POST cells are sent with the real form data of `post=` where one is given (see POST_DATA in the test
+module), so a 302 there means the action succeeded.
+
+Adding a URL: add one line to TENANT or PUBLIC, e.g.
+    "accounts:two_factor": row(EVERYONE, NO_POST),
+and, when it takes ids, an object kind in KWARGS of the test module.
+"""
+
+from typing import NamedTuple
+
+LOGIN = "login"
+
+ANON, OWN, OTHER, MANAGER, ADMIN, FOREIGN = "anonymous", "own", "other", "manager", "admin", "foreign"
+TENANT_ACTORS = (ANON, OWN, OTHER, MANAGER, ADMIN, FOREIGN)
+OPERATOR, TENANT_ADMIN = "operator", "tenant_admin"
+PUBLIC_ACTORS = (ANON, OPERATOR, TENANT_ADMIN)
+
+Cells = tuple  # one status per actor, in the actor order above (foreign may be left out)
+
+
+class Row(NamedTuple):
+    get: dict
+    post: dict
+
+
+def _cells(values: Cells, actors: tuple[str, ...]) -> dict:
+    if actors == TENANT_ACTORS and len(values) == len(actors) - 1:
+        values = (*values, values[0])  # another tenant's session counts for nothing here
+    assert len(values) == len(actors), f"give one status per actor {actors}: {values}"
+    return dict(zip(actors, values, strict=True))
+
+
+def row(get: Cells, post: Cells) -> Row:
+    return Row(_cells(get, TENANT_ACTORS), _cells(post, TENANT_ACTORS))
+
+
+def public_row(get: Cells, post: Cells) -> Row:
+    return Row(_cells(get, PUBLIC_ACTORS), _cells(post, PUBLIC_ACTORS))
+
+
+def signed_in(status, other=None) -> Cells:
+    """Every signed-in role gets `status` (the sales user on another's object gets `other`)."""
+    return (LOGIN, status, status if other is None else other, status, status)
+
+
+def everyone(status) -> Cells:
+    return (status,) * 5
+
+
+EVERYONE = signed_in(200)
+OWNED = signed_in(200, other=404)  # another rep's object answers like a missing one
+OWNED_DONE = signed_in(302, other=404)  # a POST action on an object: done, or 404 for another's
+MANAGERS = (LOGIN, 403, 403, 200, 200)
+MANAGERS_DONE = (LOGIN, 403, 403, 302, 302)
+MANAGERS_405 = (LOGIN, 403, 403, 405, 405)  # the role is checked before the method
+ADMINS = (LOGIN, 403, 403, 403, 200)
+ADMINS_DONE = (LOGIN, 403, 403, 403, 302)
+ADMINS_405 = (LOGIN, 403, 403, 403, 405)
+NO_POST = signed_in(405)
+NO_GET = signed_in(405)
+
+
+TENANT: dict[str, Row] = {
+    # crm
+    "home": row(EVERYONE, EVERYONE),
+    "set_language": row(everyone(405), everyone(302)),
+    # accounts
+    "accounts:login": row((200, 302, 302, 302, 302), everyone(302)),  # signed-in users are sent on
+    "accounts:logout": row(everyone(405), everyone(302)),
+    "accounts:profile": row(EVERYONE, signed_in(302)),
+    "accounts:password_reset": row(everyone(200), everyone(302)),
+    "accounts:password_reset_done": row(everyone(200), everyone(405)),
+    "accounts:password_reset_confirm": row(everyone(302), everyone(302)),  # valid link -> set-password
+    "accounts:password_reset_complete": row(everyone(200), everyone(405)),
+    "accounts:invitation_accept": row(everyone(200), everyone(302)),  # a valid invitation link
+    "accounts:settings": row(ADMINS, ADMINS),
+    "accounts:user_list": row(ADMINS, ADMINS),
+    "accounts:user_invite": row(ADMINS, ADMINS_DONE),
+    "accounts:user_detail": row(ADMINS, ADMINS),
+    "accounts:user_change_role": row(ADMINS_405, ADMINS_DONE),
+    "accounts:user_deactivate": row(ADMINS_405, ADMINS_DONE),
+    "accounts:user_reactivate": row(ADMINS_405, ADMINS_DONE),
+    "accounts:invitation_resend": row(ADMINS_405, ADMINS_DONE),
+    "accounts:invitation_revoke": row(ADMINS_405, ADMINS_DONE),
+    "accounts:audit_log": row(ADMINS, ADMINS),
+    "accounts:security_settings": row(ADMINS, ADMINS_DONE),
+    # the two-factor sign-in steps without a password step first: back to the sign-in page
+    "accounts:two_factor_verify": row(everyone(302), everyone(302)),
+    "accounts:two_factor_setup": row(everyone(302), everyone(302)),
+    "accounts:two_factor_recovery_codes": row(everyone(302), everyone(302)),
+    "accounts:two_factor": row(EVERYONE, EVERYONE),
+    "accounts:two_factor_enable": row(EVERYONE, EVERYONE),  # an empty code: the form again
+    "accounts:two_factor_disable": row(NO_GET, signed_in(302)),
+    "accounts:two_factor_renew_codes": row(NO_GET, signed_in(302)),
+    "accounts:sessions": row(EVERYONE, EVERYONE),
+    "accounts:session_end": row(NO_GET, signed_in(302)),  # another user's session is left alone, as a missing one
+    "accounts:sessions_end_others": row(NO_GET, signed_in(302)),
+    # jobs: the sales user's own export vs the manager's full-data export (with its file)
+    "jobs:status": row(OWNED, OWNED),
+    "jobs:download": row(OWNED, OWNED),
+    # customers
+    "customers:list": row(EVERYONE, NO_POST),
+    "customers:create": row(EVERYONE, signed_in(302)),
+    "customers:columns": row(NO_GET, signed_in(302)),
+    "customers:bulk": row(NO_GET, signed_in(302)),  # what it did to whom: test_access_effects.py
+    "customers:check_duplicate": row(EVERYONE, NO_POST),
+    "customers:bin": row(EVERYONE, NO_POST),
+    "customers:restore": row(NO_GET, OWNED_DONE),
+    "customers:custom_fields": row(ADMINS, ADMINS_DONE),
+    "customers:custom_field_edit": row(ADMINS, ADMINS_DONE),
+    "customers:custom_field_toggle": row(ADMINS_405, ADMINS_DONE),
+    "customers:order_refund": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:detail": row(OWNED, NO_POST),
+    "customers:edit": row(OWNED, OWNED_DONE),
+    "customers:profile_card": row(OWNED, NO_POST),
+    "customers:delete": row(NO_GET, OWNED_DONE),
+    "customers:share": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:timeline": row(OWNED, NO_POST),
+    "customers:orders": row(OWNED, NO_POST),
+    "customers:import_start": row(MANAGERS, MANAGERS_DONE),
+    "customers:import_template": row(MANAGERS, MANAGERS),
+    "customers:import_preview": row(MANAGERS_DONE, MANAGERS_DONE),  # columns not mapped yet -> mapping
+    "customers:import_mapping": row(MANAGERS, MANAGERS_DONE),
+    "customers:import_status": row(MANAGERS, MANAGERS),
+    "customers:import_confirm": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:import_cancel": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:export": row(EVERYONE, EVERYONE),  # POST streams the file
+    "customers:export_all": row(MANAGERS, MANAGERS_DONE),
+    "customers:export_job": row(OWNED, OWNED),
+    "customers:duplicates": row(EVERYONE, NO_POST),
+    "customers:duplicate_dismiss": row(NO_GET, OWNED_DONE),
+    "customers:merge": row(OWNED, OWNED_DONE),
+    "customers:merge_result": row(OWNED, NO_POST),
+    "customers:merge_undo": row(OWNED, OWNED_DONE),
+    # segmentation
+    "segmentation:index": row(EVERYONE, NO_POST),
+    "segmentation:recompute": row(MANAGERS_405, MANAGERS_DONE),
+    "segmentation:clv": row(EVERYONE, NO_POST),
+    "segmentation:lifecycle": row(EVERYONE, NO_POST),
+    "segmentation:alerts": row(EVERYONE, NO_POST),
+    "segmentation:alert_acknowledge": row(NO_GET, OWNED_DONE),
+    "segmentation:alert_dismiss": row(NO_GET, OWNED_DONE),
+    "segmentation:segments": row(EVERYONE, NO_POST),
+    "segmentation:segment_open": row(OWNED_DONE, NO_POST),  # opens the filtered customer list
+    "segmentation:segment_count": row(OWNED, NO_POST),
+    "segmentation:segment_delete": row(NO_GET, OWNED_DONE),
+    "segmentation:builder": row(EVERYONE, signed_in(302)),
+    "segmentation:builder_edit": row(OWNED, OWNED_DONE),
+    "segmentation:builder_refresh": row(NO_GET, EVERYONE),
+    "segmentation:builder_preview": row(NO_GET, EVERYONE),
+    "segmentation:settings": row(ADMINS, ADMINS_DONE),
+    "segmentation:history": row(MANAGERS, MANAGERS_405),
+    # apps still to come: an honest "nothing here yet" page for every role
+    "interactions:index": row(EVERYONE, EVERYONE),
+    "loyalty:index": row(EVERYONE, EVERYONE),
+}
+
+# Public site: (anonymous, operator, tenant admin)
+OPERATOR_ONLY = (LOGIN, 200, LOGIN)
+OPERATOR_DONE = (LOGIN, 302, LOGIN)
+OPERATOR_405 = (LOGIN, 405, LOGIN)
+
+PUBLIC: dict[str, Row] = {
+    "public_home": public_row((200, 302, 200), (200, 302, 200)),  # the operator is sent to the console
+    "set_language": public_row((405, 405, 405), (302, 302, 302)),
+    "accounts:login": public_row((200, 302, 200), (302, 302, 302)),
+    "accounts:logout": public_row((405, 405, 405), (302, 302, 302)),
+    # the console's two-factor steps without a password step first: back to the sign-in page
+    "accounts:two_factor_verify": public_row((302, 302, 302), (302, 302, 302)),
+    "accounts:two_factor_setup": public_row((302, 302, 302), (302, 302, 302)),
+    "accounts:two_factor_recovery_codes": public_row((302, 302, 302), (302, 302, 302)),
+    "tenancy:list": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
+    "tenancy:create": public_row(OPERATOR_ONLY, OPERATOR_DONE),
+    "tenancy:detail": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
+    "tenancy:progress": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
+    "tenancy:suspend": public_row(OPERATOR_405, OPERATOR_DONE),
+    "tenancy:reactivate": public_row(OPERATOR_405, OPERATOR_DONE),
+    "tenancy:retry": public_row(OPERATOR_405, OPERATOR_DONE),
+}
+
+# Django's own admin site is not part of the product's role model (it needs is_staff).
+SKIPPED_NAMESPACES = ("admin",)

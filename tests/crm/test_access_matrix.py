@@ -1,0 +1,431 @@
+"""Every URL of the tenant and public sites x GET and POST x every actor -> the status in
+tests/crm/access_matrix.py, requested against real objects (one request per cell, each in a savepoint
+that is rolled back, so a POST in one cell never changes what the next cell sees)."""
+
+import os
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.tokens import default_token_generator
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import Invitation, UserSession
+from crm.accounts.services import invitation_make_token
+from crm.jobs.models import BackgroundJob
+from crm.jobs.services import job_create
+from crm.tenancy.models import Tenant
+from customers.models import Customer, CustomFieldDefinition
+from segmentation.models import ChurnAlert, Segment
+from tests.conftest import PASSWORD, PLATFORM_ADMIN_EMAIL, ROLE_EMAILS, tenant_host
+from tests.crm import access_matrix as matrix
+from tests.crm.access_matrix import ANON, FOREIGN, LOGIN, OPERATOR, OWN, TENANT_ADMIN
+from tests.factories import CustomerFactory, OrderFactory
+
+TENANT_URLCONF = "crm.urls_tenant"
+PUBLIC_URLCONF = "crm.urls_public"
+# A browser's POST always carries the CSRF token; an empty POST would leave `Form(request.POST or None)`
+# unbound.
+BROWSER_POST = {"csrfmiddlewaretoken": "x"}
+GOOD_CSV = "name,email\nMatrix Import,matrix-import@example.com\n"
+
+
+def _walk(patterns, namespace=None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = entry.namespace
+            full = f"{namespace}:{inner}" if namespace and inner else (inner or namespace)
+            yield from _walk(entry.url_patterns, full)
+        elif isinstance(entry, URLPattern) and (namespace or "") not in matrix.SKIPPED_NAMESPACES:
+            name = entry.name and (f"{namespace}:{entry.name}" if namespace else entry.name)
+            yield name, entry
+
+
+def url_names(urlconf: str) -> list[str]:
+    names = []
+    for name, pattern in _walk(get_resolver(urlconf).url_patterns):
+        assert name, f"{urlconf}: the URL pattern {pattern.pattern} has no name, so no matrix row can name it"
+        if name not in names:
+            names.append(name)
+    return sorted(names)
+
+
+def _selected(urlconf: str, names: list[str]) -> list[str]:
+    """`make mutants` runs only the rows a planted fault can affect: ACCESS_MATRIX_FILTER lists
+    namespaces, URL names, view function names or view modules (empty: every row)."""
+    tokens = {t for t in os.environ.get("ACCESS_MATRIX_FILTER", "").split(",") if t}
+    if not tokens:
+        return names
+    views = {name: pattern.callback for name, pattern in _walk(get_resolver(urlconf).url_patterns) if name}
+    keep = []
+    for name in names:
+        view = getattr(views[name], "view_class", views[name])
+        keys = {name, name.split(":")[0], view.__name__, view.__module__}
+        if keys & tokens:
+            keep.append(name)
+    return keep
+
+
+TENANT_URLS = url_names(TENANT_URLCONF)
+PUBLIC_URLS = url_names(PUBLIC_URLCONF)
+
+
+@pytest.mark.parametrize(
+    ("urlconf", "names", "table"),
+    [(TENANT_URLCONF, TENANT_URLS, matrix.TENANT), (PUBLIC_URLCONF, PUBLIC_URLS, matrix.PUBLIC)],
+)
+def test_every_url_pattern_has_a_row_and_every_row_a_pattern(urlconf, names, table):
+    missing = sorted(set(names) - set(table))
+    assert not missing, (
+        f"{urlconf}: no row in tests/crm/access_matrix.py for {missing}. Add one line per URL with the "
+        "status each actor gets on GET and on POST."
+    )
+    stale = sorted(set(table) - set(names))
+    assert not stale, f"tests/crm/access_matrix.py has rows for URLs that no longer exist: {stale}"
+
+
+# --- the objects every row is checked against ----------------------------------------------------
+
+
+@pytest.fixture
+def world(tenant, users, settings, tmp_path):
+    """Objects of each kind: one the sales user owns ("own") and one of another user ("other")."""
+    settings.MEDIA_ROOT = tmp_path
+    sales, sales2, manager, admin = users["sales"], users["sales2"], users["manager"], users["admin"]
+    w = SimpleNamespace(users=users)
+
+    def pair(owner, tag):
+        return (
+            CustomerFactory(owner=owner, name=f"{tag} Pair", email=f"{tag}@pair.test"),
+            CustomerFactory(owner=owner, name=f"{tag} Pair", email=f"{tag}@pair.test", phone=""),
+        )
+
+    w.customer = {True: CustomerFactory(owner=sales), False: CustomerFactory(owner=sales2)}
+    w.order = {True: OrderFactory(customer=w.customer[True]), False: OrderFactory(customer=w.customer[False])}
+    w.pair = {True: pair(sales, "own"), False: pair(sales2, "other")}
+    binned = {True: CustomerFactory(owner=sales), False: CustomerFactory(owner=sales2)}
+    Customer.objects.filter(pk__in=[c.pk for c in binned.values()]).update(
+        deleted_by=admin, deleted_at=timezone.now()
+    )
+    w.binned = binned
+    # Merged customers: merged through the page by the admin (the merge keeps each one's owner).
+    merged = {True: pair(sales, "ownmerged"), False: pair(sales2, "othermerged")}
+    admin_client = _client(admin, tenant)
+    for survivor, gone in merged.values():
+        response = admin_client.post(reverse("customers:merge", args=[survivor.pk, gone.pk]), BROWSER_POST)
+        assert response.status_code == 302, (
+            response.context["form"].errors,
+            response.content.decode()[-3000:],
+        )
+    w.merged = {mine: gone for mine, (_survivor, gone) in merged.items()}
+
+    def export_job(user, kind):
+        job = job_create(kind=kind, created_by=user)
+        job.output_file.save("matrix-export.csv", ContentFile(b"name\nsecret\n"), save=False)
+        BackgroundJob.objects.filter(pk=job.pk).update(
+            output_file=job.output_file.name, status=BackgroundJob.Status.SUCCEEDED, progress=100
+        )
+        return job
+
+    # the sales user's own export, and the manager's export of all the tenant's data
+    w.job = {True: export_job(sales, "customers.export"), False: export_job(manager, "customers.export_all")}
+    from customers.imports import services as import_services
+
+    w.import_job = import_services.import_upload(
+        actor=manager, uploaded_file=SimpleUploadedFile("c.csv", GOOD_CSV.encode())
+    )
+    w.segment = {
+        True: Segment.objects.create(name="Mine", rules=_RULES, is_shared=False, created_by=sales),
+        False: Segment.objects.create(name="Theirs", rules=_RULES, is_shared=False, created_by=sales2),
+    }
+    w.alert = {
+        mine: ChurnAlert.objects.create(
+            customer=w.customer[mine], owner=w.customer[mine].owner, reason="entered_at_risk"
+        )
+        for mine in (True, False)
+    }
+    w.custom_field = CustomFieldDefinition.objects.create(
+        key="matrix_field", label="Matrix", field_type="text"
+    )
+    w.invitation = Invitation.objects.create(
+        email="matrix-invitee@alpha.test", role="sales", invited_by=admin
+    )
+    w.invitation_token = invitation_make_token(invitation=w.invitation, schema_name=tenant.schema_name)
+    # a session of the sales user's (not the one the test client uses) and one of sales2's
+    w.user_session = {
+        mine: UserSession.objects.create(
+            user=sales if mine else sales2, session_key=f"matrix-{int(mine)}" + "x" * 30
+        )
+        for mine in (True, False)
+    }
+    return w
+
+
+_RULES = {"op": "and", "rules": [{"op": "and", "rules": [{"field": "total_spent", "op": "gte", "value": 0}]}]}
+
+
+# URL kwargs per object kind: `mine` is True for the "own" actor, False for everyone else.
+KWARGS = {
+    "accounts:password_reset_confirm": lambda w, mine: _reset_link(w),
+    "accounts:invitation_accept": lambda w, mine: {"token": w.invitation_token},
+    "accounts:user_detail": lambda w, mine: {"user_id": w.users["sales2"].pk},
+    "accounts:user_change_role": lambda w, mine: {"user_id": w.users["sales2"].pk},
+    "accounts:user_deactivate": lambda w, mine: {"user_id": w.users["sales2"].pk},
+    "accounts:user_reactivate": lambda w, mine: {"user_id": w.users["sales2"].pk},
+    "accounts:invitation_resend": lambda w, mine: {"invitation_id": w.invitation.pk},
+    "accounts:invitation_revoke": lambda w, mine: {"invitation_id": w.invitation.pk},
+    "accounts:session_end": lambda w, mine: {"session_id": w.user_session[mine].pk},
+    "jobs:status": lambda w, mine: {"job_id": w.job[mine].pk},
+    "jobs:download": lambda w, mine: {"job_id": w.job[mine].pk},
+    "customers:export_job": lambda w, mine: {"job_id": w.job[mine].pk},
+    "customers:restore": lambda w, mine: {"pk": w.binned[mine].pk},
+    "customers:custom_field_edit": lambda w, mine: {"pk": w.custom_field.pk},
+    "customers:custom_field_toggle": lambda w, mine: {"pk": w.custom_field.pk},
+    "customers:order_refund": lambda w, mine: {"pk": w.order[mine].pk},
+    **{
+        f"customers:{name}": (lambda w, mine: {"pk": w.customer[mine].pk})
+        for name in ("detail", "edit", "profile_card", "delete", "share", "timeline", "orders")
+    },
+    **{
+        f"customers:{name}": (lambda w, mine: {"job_id": w.import_job.pk})
+        for name in ("import_preview", "import_mapping", "import_status", "import_confirm", "import_cancel")
+    },
+    "customers:duplicate_dismiss": lambda w, mine: {
+        "first": w.pair[mine][0].pk,
+        "second": w.pair[mine][1].pk,
+    },
+    "customers:merge": lambda w, mine: {"survivor_pk": w.pair[mine][0].pk, "merged_pk": w.pair[mine][1].pk},
+    "customers:merge_result": lambda w, mine: {"pk": w.merged[mine].pk},
+    "customers:merge_undo": lambda w, mine: {"pk": w.merged[mine].pk},
+    "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
+    "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
+    **{
+        f"segmentation:{name}": (lambda w, mine: {"pk": w.segment[mine].pk})
+        for name in ("segment_open", "segment_count", "segment_delete", "builder_edit")
+    },
+}
+
+
+def _segment_form(name):
+    return {
+        "name": name,
+        "description": "",
+        "top_op": "and",
+        "g0_op": "and",
+        "g0_c0_field": "total_spent",
+        "g0_c0_op": "gte",
+        "g0_c0_value": "10",
+    }
+
+
+def _customer_form(name, email):
+    return {"name": name, "kind": "person", "email": email, "gender": "female", "source": "store"}
+
+
+def _reset_link(w):
+    """A valid reset link, made just before the request (signing in changes the token)."""
+    from crm.accounts.models import User
+
+    sales = User.objects.get(pk=w.users["sales"].pk)
+    return {
+        "uidb64": urlsafe_base64_encode(force_bytes(sales.pk)),
+        "token": default_token_generator.make_token(sales),
+    }
+
+
+def _settings_form(w):
+    from segmentation.forms import SettingsForm
+    from segmentation.services import settings_get
+
+    form = SettingsForm(instance=settings_get())
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None:
+            continue
+        data[name] = "on" if value is True else ("" if value is False else value)
+    return {k: v for k, v in data.items() if v != ""}
+
+
+# Real form data for a POST that is expected to succeed (an empty POST otherwise).
+POST_DATA = {
+    "set_language": lambda w, mine: {"language": "en", "next": "/"},
+    "accounts:login": lambda w, mine: {
+        "username": ROLE_EMAILS["sales"].format(slug="alpha"),
+        "password": PASSWORD,
+    },
+    "accounts:profile": lambda w, mine: {
+        "full_name": "Renamed",
+        "language": "en",
+        "time_zone": "Asia/Shanghai",
+    },
+    "accounts:password_reset": lambda w, mine: {"email": ROLE_EMAILS["sales"].format(slug="alpha")},
+    "accounts:password_reset_confirm": lambda w, mine: {
+        "new_password1": "x-Long-pass-2026",
+        "new_password2": "x-Long-pass-2026",
+    },
+    "accounts:invitation_accept": lambda w, mine: {
+        "full_name": "Nina",
+        "password1": "x-Long-pass-2026",
+        "password2": "x-Long-pass-2026",
+    },
+    "accounts:user_invite": lambda w, mine: {"email": "new-member@alpha.test", "role": "sales"},
+    "accounts:user_change_role": lambda w, mine: {"role": "manager"},
+    "customers:create": lambda w, mine: _customer_form("Made By Matrix", "made@matrix.test"),
+    "customers:edit": lambda w, mine: _customer_form("Edited", w.customer[mine].email),
+    "customers:columns": lambda w, mine: {"columns": ["email", "city"]},
+    "customers:bulk": lambda w, mine: {"action": "tag_add", "tag": "matrix", "ids": [w.customer[mine].pk]},
+    "customers:custom_fields": lambda w, mine: {
+        "key": "matrix_new",
+        "label": "Matrix new",
+        "field_type": "text",
+        "position": 1,
+    },
+    "customers:custom_field_edit": lambda w, mine: {
+        "key": "matrix_field",
+        "label": "Renamed",
+        "field_type": "text",
+        "position": 2,
+    },
+    "customers:order_refund": lambda w, mine: {"amount": "1.00", "reason": "matrix"},
+    "customers:share": lambda w, mine: {"users": [w.users["sales"].pk]},
+    "customers:import_start": lambda w, mine: {
+        "file": SimpleUploadedFile("m.csv", GOOD_CSV.encode(), "text/csv")
+    },
+    "customers:import_mapping": lambda w, mine: {
+        **{f"col_{i}": key for i, key in enumerate(w.import_job.params["mapping"])},
+        "policy": "update",
+    },
+    "customers:export": lambda w, mine: {"format": "csv"},
+    "segmentation:builder": lambda w, mine: _segment_form("Matrix made"),
+    "segmentation:builder_edit": lambda w, mine: _segment_form("Matrix edited"),
+    "segmentation:builder_refresh": lambda w, mine: {**_segment_form("x"), "action": "add_condition:0"},
+    "segmentation:builder_preview": lambda w, mine: _segment_form("x"),
+    "segmentation:settings": lambda w, mine: _settings_form(w),
+}
+
+
+def _client(user, tenant) -> Client:
+    client = Client(HTTP_HOST=tenant_host(tenant))
+    if user is not None:
+        with schema_context(tenant.schema_name):
+            client.force_login(user)
+    return client
+
+
+def _request(client, method, url, data):
+    """One request in a savepoint that is rolled back: a POST never changes what the next cell sees."""
+    with transaction.atomic():
+        response = client.post(url, data) if method == "post" else client.get(url)
+        transaction.set_rollback(True)
+    return response
+
+
+def _check(response, expected, actor) -> str | None:
+    actual = response.status_code
+    if expected == LOGIN:
+        location = response.get("Location", "")
+        if actual != 302 or not location.startswith("/accounts/login/"):
+            return f"{actor}: expected a redirect to the sign-in page, got {actual} {location}"
+        return None
+    if actual != expected:
+        form = (getattr(response, "context", None) or {}).get("form")
+        errors = f" {form.errors.as_json()}" if form is not None and form.is_bound else ""
+        return f"{actor}: expected {expected}, got {actual}{errors}"
+    return None
+
+
+@pytest.mark.parametrize("name", _selected(TENANT_URLCONF, TENANT_URLS))
+def test_tenant_access_matrix(name, world, tenant, tenant_b, users):
+    row = matrix.TENANT.get(name)
+    assert row is not None, f"{name!r} has no row in tests/crm/access_matrix.py"
+    with schema_context(tenant_b.schema_name):
+        from crm.accounts.models import User
+
+        foreign_admin = User.objects.get(email=ROLE_EMAILS["admin"].format(slug=tenant_b.slug))
+        foreign = Client(HTTP_HOST=tenant_host(tenant_b))
+        foreign.force_login(foreign_admin)
+        foreign.defaults["HTTP_HOST"] = tenant_host(tenant)  # beta's session cookie, alpha's site
+    connection.set_tenant(tenant)
+    clients = {
+        ANON: Client(HTTP_HOST=tenant_host(tenant)),
+        OWN: _client(users["sales"], tenant),
+        "other": _client(users["sales"], tenant),
+        "manager": _client(users["manager"], tenant),
+        "admin": _client(users["admin"], tenant),
+        FOREIGN: foreign,
+    }
+    problems = []
+    for method in ("get", "post"):
+        for actor, expected in getattr(row, method).items():
+            mine = actor == OWN
+            kwargs = KWARGS[name](world, mine) if name in KWARGS else None
+            url = reverse(name, kwargs=kwargs, urlconf=TENANT_URLCONF)
+            data = POST_DATA[name](world, mine) if method == "post" and name in POST_DATA else BROWSER_POST
+            problem = _check(_request(clients[actor], method, url, data), expected, actor)
+            if problem:
+                problems.append(f"{method.upper()} {url} {problem}")
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+# --- public site -----------------------------------------------------------------------------------
+
+PUBLIC_KWARGS = {
+    f"tenancy:{name}": (lambda w: {"tenant_id": w.tenant.pk})
+    for name in ("detail", "progress", "suspend", "reactivate", "retry")
+}
+PUBLIC_POST_DATA = {
+    "set_language": lambda w: {"language": "en", "next": "/"},
+    "accounts:login": lambda w: {"username": PLATFORM_ADMIN_EMAIL, "password": PASSWORD},
+    "tenancy:create": lambda w: {
+        "name": "Matrix Co",
+        "slug": "matrixco",
+        "time_zone": "Asia/Shanghai",
+        "currency": "CNY",
+        "default_language": "en",
+        "admin_email": "boss@matrixco.test",
+    },
+}
+
+
+@pytest.mark.parametrize("name", _selected(PUBLIC_URLCONF, PUBLIC_URLS))
+def test_public_access_matrix(name, tenant_b, tenant_a, platform_admin, settings):
+    row = matrix.PUBLIC.get(name)
+    assert row is not None, f"{name!r} has no row in tests/crm/access_matrix.py"
+    w = SimpleNamespace(tenant=tenant_b)
+    tenant_admin = _client(
+        _tenant_user(tenant_a, "admin"),
+        tenant_a,
+    )
+    tenant_admin.defaults["HTTP_HOST"] = settings.BASE_DOMAIN  # alpha's session cookie, the public site
+    connection.set_schema_to_public()
+    operator = Client(HTTP_HOST=settings.BASE_DOMAIN)
+    operator.force_login(platform_admin)
+    clients = {ANON: Client(HTTP_HOST=settings.BASE_DOMAIN), OPERATOR: operator, TENANT_ADMIN: tenant_admin}
+    problems = []
+    for method in ("get", "post"):
+        for actor, expected in getattr(row, method).items():
+            kwargs = PUBLIC_KWARGS[name](w) if name in PUBLIC_KWARGS else None
+            url = reverse(name, kwargs=kwargs, urlconf=PUBLIC_URLCONF)
+            data = (
+                PUBLIC_POST_DATA[name](w) if method == "post" and name in PUBLIC_POST_DATA else BROWSER_POST
+            )
+            connection.set_schema_to_public()
+            problem = _check(_request(clients[actor], method, url, data), expected, actor)
+            if problem:
+                problems.append(f"{method.upper()} {url} {problem}")
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+def _tenant_user(tenant: Tenant, key: str):
+    from crm.accounts.models import User
+
+    with schema_context(tenant.schema_name):
+        return User.objects.get(email=ROLE_EMAILS[key].format(slug=tenant.slug))
