@@ -266,7 +266,7 @@ def test_bad_custom_field_values_get_messages_per_field(tenant, admin_user, fiel
         )
     fields_errors = error_fields(excinfo)
     assert "1000 characters" in fields_errors["cf_wechat"][0]
-    assert fields_errors["cf_height"] == ["Enter a number."]
+    assert fields_errors["cf_height"] == ["“tall” is not a number."]
     assert "valid date" in fields_errors["cf_since"][0]
     assert "S, M, L" in fields_errors["cf_size"][0]
     assert "wine" in fields_errors["cf_likes"][0]
