@@ -113,7 +113,8 @@ TENANT: dict[str, Row] = {
     "accounts:two_factor_disable": row(NO_GET, signed_in(302)),
     "accounts:two_factor_renew_codes": row(NO_GET, signed_in(302)),
     "accounts:sessions": row(EVERYONE, EVERYONE),
-    "accounts:session_end": row(NO_GET, signed_in(302)),  # another user's session is left alone, as a missing one
+    # another user's session is left alone, as a missing one would be
+    "accounts:session_end": row(NO_GET, signed_in(302)),
     "accounts:sessions_end_others": row(NO_GET, signed_in(302)),
     # jobs: the sales user's own export vs the manager's full-data export (with its file)
     "jobs:status": row(OWNED, OWNED),
