@@ -13,6 +13,7 @@ tenant "alpha" (fixture `tenant`). Tests that need a Celery worker to see their 
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,21 @@ ROLE_EMAILS = {
 }
 PLATFORM_ADMIN_EMAIL = "operator@platform.test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until_listening(process, port: int, log, *, what: str, seconds: int = 60) -> None:
+    """Wait until a server process we started accepts connections on `port`; fail with its log if it
+    exits or does not start in time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The {what} exited early:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"The {what} did not start in {seconds} s:\n{log.read_text()}")
 
 
 def _ensure_tenant(slug: str, name: str) -> Tenant:

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import PASSWORD, REPO_ROOT, _test_database_url
+from tests.conftest import PASSWORD, REPO_ROOT, _test_database_url, wait_until_listening
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
 # itself between browser steps are still synchronous and safe.
@@ -84,17 +83,7 @@ def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"The live server exited early:\n{log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"The live server did not start in 60 s:\n{log.read_text()}")
+        wait_until_listening(process, port, log, what="live server")
         yield f"http://{{host}}:{port}"
     finally:
         process.terminate()

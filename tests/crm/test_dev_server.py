@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import REPO_ROOT, _test_database_url
+from tests.conftest import REPO_ROOT, _test_database_url, wait_until_listening
 
 
 def _free_port() -> int:
@@ -52,17 +52,7 @@ def dev_server(django_db_setup, django_db_blocker, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"The development server exited early:\n{log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"The development server did not start in 60 s:\n{log.read_text()}")
+        wait_until_listening(process, port, log, what="development server")
         yield {"port": port, "application_name": application_name, "log": log}
     finally:
         process.terminate()
