@@ -48,6 +48,7 @@ from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
 from .pgcopy import copy_in_arrays, copy_out_arrays
+from .signals import recompute_finished_on_commit
 from .tableswap import SwapLockTimeout, TableSwap
 
 logger = logging.getLogger(__name__)
@@ -781,6 +782,7 @@ def recompute(
             run.timings = {key: round(value, 4) for key, value in timings.items()}
             run.finished_at = timezone.now()
             run.save()  # the run's record commits with the scores it describes
+            recompute_finished_on_commit(run_id=run.pk)
         timings["write_phase_total"] = time.perf_counter() - started
         run.timings = {key: round(value, 4) for key, value in timings.items()}
         RecomputeRun.objects.filter(pk=run.pk).update(timings=run.timings)

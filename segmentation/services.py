@@ -27,6 +27,7 @@ from .models import (
 )
 from .rules import count_conditions, validate_rules
 from .selectors import ALERTS_VERSION_KEY, RECOMPUTE_JOB_KIND
+from .signals import churn_alerts_raised_on_commit
 
 SETTINGS_FIELDS = (
     "rfm_window_days",
@@ -235,6 +236,9 @@ def alert_create_many(
             except IntegrityError:
                 continue
     transaction.on_commit(_bump_alerts_version)
+    churn_alerts_raised_on_commit(
+        alert_ids=[alert.pk for alert in created], customer_ids=[alert.customer_id for alert in created]
+    )
     return created
 
 

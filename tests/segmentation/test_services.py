@@ -331,3 +331,32 @@ def test_alert_create_many_skips_open_ones_and_duplicates_and_checks_reasons(ten
     assert ChurnAlert.objects.count() == 3
     with pytest.raises(ValidationError):
         alert_create_many(items=[(first, "felt_like_it", {})])
+
+
+def test_new_alerts_are_announced_once_they_commit_and_repeats_are_not(
+    tenant, sales_user, django_capture_on_commit_callbacks
+):
+    from segmentation.services import alert_create_many
+    from segmentation.signals import churn_alerts_raised
+
+    received = []
+
+    def receiver(sender, *, alert_ids, customer_ids, **kwargs):
+        received.append((alert_ids, customer_ids))
+
+    churn_alerts_raised.connect(receiver, dispatch_uid="test.churn_alerts_raised")
+    try:
+        first, second = CustomerFactory(owner=sales_user), CustomerFactory()
+        with django_capture_on_commit_callbacks(execute=False) as pending:
+            created = alert_create_many(
+                items=[(first, "entered_at_risk", {}), (second, "entered_cannot_lose", {})]
+            )
+        assert received == []  # nothing before the commit
+        for callback in pending:
+            callback()
+        assert received == [(sorted(a.pk for a in created), sorted([first.pk, second.pk]))]
+        with django_capture_on_commit_callbacks(execute=True):
+            assert alert_create_many(items=[(first, "entered_at_risk", {})]) == []
+        assert len(received) == 1  # an alert that is already open is not announced again
+    finally:
+        churn_alerts_raised.disconnect(dispatch_uid="test.churn_alerts_raised")
