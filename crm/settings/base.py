@@ -310,6 +310,15 @@ IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=2_000_000)  # o
 IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default=300 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 
+# --- Interaction attachments (interactions.services): refused above this size or with another type
+INTERACTION_ATTACHMENT_MAX_BYTES = env.int("INTERACTION_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+INTERACTION_ATTACHMENT_EXTENSIONS = env.list(
+    "INTERACTION_ATTACHMENT_EXTENSIONS",
+    default=["pdf", "png", "jpg", "jpeg", "gif", "webp", "txt", "csv", "docx", "xlsx", "mp3", "m4a", "amr"],
+)
+# How far ahead of now an interaction may be dated (clock drift, a call logged a moment early).
+INTERACTION_FUTURE_LIMIT_MINUTES = env.int("INTERACTION_FUTURE_LIMIT_MINUTES", default=10)
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
