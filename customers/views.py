@@ -153,6 +153,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "owners": owners,
         "tags": tags,
         "bulk_actions": BulkActionForm.action_choices(user),
+        "row_actions": registry.row_actions_for(user),
     }
     if request.htmx and request.htmx.target == "customer-results":
         return render(request, "customers/partials/_list_results.html", context)

@@ -171,8 +171,19 @@ TENANT: dict[str, Row] = {
     "segmentation:builder_preview": row(NO_GET, EVERYONE),
     "segmentation:settings": row(ADMINS, ADMINS_DONE),
     "segmentation:history": row(MANAGERS, MANAGERS_405),
+    # interactions: "own" is the sales user's interaction with their customer (they are its author)
+    "interactions:index": row(EVERYONE, NO_POST),
+    "interactions:log": row(OWNED, OWNED_DONE),
+    "interactions:detail": row(OWNED, NO_POST),
+    "interactions:edit": row(OWNED, OWNED_DONE),
+    "interactions:delete": row(NO_GET, OWNED_DONE),
+    "interactions:restore": row(NO_GET, OWNED_DONE),
+    "interactions:attachment": row(OWNED, NO_POST),
+    "interactions:export": row(NO_GET, signed_in(302)),
+    "interactions:export_job": row(OWNED, NO_POST),
+    "interactions:outcomes": row(ADMINS, ADMINS_DONE),
+    "interactions:outcome_change": row(ADMINS_405, ADMINS_DONE),
     # apps still to come: an honest "nothing here yet" page for every role
-    "interactions:index": row(EVERYONE, EVERYONE),
     "loyalty:index": row(EVERYONE, EVERYONE),
 }
 

@@ -23,6 +23,7 @@ from crm.jobs.models import BackgroundJob
 from crm.jobs.services import job_create
 from crm.tenancy.models import Tenant
 from customers.models import Customer, CustomFieldDefinition
+from interactions.models import InteractionOutcome
 from segmentation.models import ChurnAlert, Segment
 from tests.conftest import PASSWORD, PLATFORM_ADMIN_EMAIL, ROLE_EMAILS, tenant_host
 from tests.crm import access_matrix as matrix
@@ -165,7 +166,51 @@ def world(tenant, users, settings, tmp_path):
         )
         for mine in (True, False)
     }
+    # interactions: each user's interaction with their own customer (with an attachment), one in the bin
+    from interactions import services as interaction_services
+
+    def interaction(user, customer, **extra):
+        return interaction_services.interaction_log(
+            actor=user,
+            customer=customer,
+            channel="phone",
+            direction="out",
+            occurred_at=timezone.now(),
+            subject="Matrix call",
+            **extra,
+        )
+
+    w.interaction = {
+        mine: interaction(
+            sales if mine else sales2,
+            w.customer[mine],
+            attachments=[SimpleUploadedFile("note.txt", b"matrix", "text/plain")],
+        )
+        for mine in (True, False)
+    }
+    w.binned_interaction = {
+        mine: interaction_services.interaction_delete(
+            actor=admin, interaction=interaction(sales if mine else sales2, w.customer[mine])
+        )
+        for mine in (True, False)
+    }
+    w.attachment = {mine: w.interaction[mine].attachments.get() for mine in (True, False)}
+    w.interaction_job = {
+        True: export_job(sales, "interactions.export"),
+        False: export_job(manager, "interactions.export"),
+    }
+    w.outcome = InteractionOutcome.objects.get(key="no_answer")
     return w
+
+
+def _interaction_form(w, mine):
+    return {
+        "channel": "wechat",
+        "direction": "in",
+        "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "subject": "Matrix",
+        "outcome": w.outcome.pk,
+    }
 
 
 _RULES = {"op": "and", "rules": [{"op": "and", "rules": [{"field": "total_spent", "op": "gte", "value": 0}]}]}
@@ -204,6 +249,15 @@ KWARGS = {
     "customers:merge": lambda w, mine: {"survivor_pk": w.pair[mine][0].pk, "merged_pk": w.pair[mine][1].pk},
     "customers:merge_result": lambda w, mine: {"pk": w.merged[mine].pk},
     "customers:merge_undo": lambda w, mine: {"pk": w.merged[mine].pk},
+    "interactions:log": lambda w, mine: {"customer_id": w.customer[mine].pk},
+    **{
+        f"interactions:{name}": (lambda w, mine: {"pk": w.interaction[mine].pk})
+        for name in ("detail", "edit", "delete")
+    },
+    "interactions:restore": lambda w, mine: {"pk": w.binned_interaction[mine].pk},
+    "interactions:attachment": lambda w, mine: {"pk": w.attachment[mine].pk},
+    "interactions:export_job": lambda w, mine: {"job_id": w.interaction_job[mine].pk},
+    "interactions:outcome_change": lambda w, mine: {"pk": w.outcome.pk},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
     "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
     **{
@@ -304,6 +358,11 @@ POST_DATA = {
         "policy": "update",
     },
     "customers:export": lambda w, mine: {"format": "csv"},
+    "interactions:log": _interaction_form,
+    "interactions:edit": _interaction_form,
+    "interactions:export": lambda w, mine: {"format": "csv"},
+    "interactions:outcomes": lambda w, mine: {"name": "Matrix outcome"},
+    "interactions:outcome_change": lambda w, mine: {"action": "deactivate"},
     "segmentation:builder": lambda w, mine: _segment_form("Matrix made"),
     "segmentation:builder_edit": lambda w, mine: _segment_form("Matrix edited"),
     "segmentation:builder_refresh": lambda w, mine: {**_segment_form("x"), "action": "add_condition:0"},
