@@ -68,7 +68,9 @@ def outcome_list(*, active_only: bool = True) -> QuerySet[InteractionOutcome]:
 
 def customer_orders_for_choice(*, customer: Customer, limit: int = 50) -> QuerySet[Order]:
     """The customer's latest orders, offered as the interaction's optional order."""
-    return Order.objects.filter(customer=customer).order_by("-placed_at", "-id")[:limit]
+    latest = Order.objects.filter(customer=customer).order_by("-placed_at", "-id").values("pk")[:limit]
+    # Not sliced itself, so a form can still look a choice up in it.
+    return Order.objects.filter(pk__in=latest).order_by("-placed_at", "-id")
 
 
 # --- the interactions page -------------------------------------------------------------------------
