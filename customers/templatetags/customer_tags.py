@@ -140,4 +140,6 @@ def row_actions_cell(customer, actions):
                     action.icon,
                 )
             )
-    return format_html('<td class="text-end text-nowrap">{}</td>', mark_safe(" ".join(links)))  # noqa: S308 - parts escaped
+    return format_html(
+        '<td class="text-end text-nowrap">{}</td>', format_html_join(" ", "{}", ((link,) for link in links))
+    )
