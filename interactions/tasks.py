@@ -10,3 +10,11 @@ def export_task(job_id: int) -> None:
     from .exports import export_run
 
     export_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, max_retries=0)
+def import_task(job_id: int) -> None:
+    """Check every row of an interactions import and write them all, or none (see interactions.imports)."""
+    from .imports import import_run
+
+    import_run(job_id=job_id)

@@ -13,6 +13,8 @@ urlpatterns = [
     path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
     path("export/", views.interaction_export, name="export"),
     path("export/jobs/<int:job_id>/", views.interaction_export_job, name="export_job"),
+    path("import/", views.interaction_import, name="import"),
+    path("import/<int:job_id>/", views.interaction_import_job, name="import_job"),
     path("settings/outcomes/", views.outcome_list, name="outcomes"),
     path("settings/outcomes/<int:pk>/", views.outcome_change, name="outcome_change"),
 ]

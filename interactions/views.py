@@ -19,13 +19,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm.accounts.permissions import ADMINS, role_required
+from crm.accounts.permissions import ADMINS, MANAGERS, role_required, user_has_role
 from crm.errors import SERVICE_ERRORS, show_service_error
 from crm.jobs.selectors import job_get_for_user, job_list_for_user
 from customers.selectors import customer_get_for_user
 
-from . import exports, selectors, services
-from .forms import InteractionFilterForm, InteractionForm, OutcomeForm
+from . import exports, imports, selectors, services
+from .forms import ImportMappingForm, ImportUploadForm, InteractionFilterForm, InteractionForm, OutcomeForm
 from .labels import CHANNEL_ICONS
 
 
@@ -74,6 +74,7 @@ def interaction_index(request: HttpRequest) -> HttpResponse:
         "next_query": _querystring(base_query, cursor=page.next_cursor, direction="next"),
         "prev_query": _querystring(base_query, cursor=page.previous_cursor, direction="prev"),
         "export_formats": exports.FORMATS,
+        "can_import": user_has_role(user, MANAGERS),
     }
     if request.htmx and request.htmx.target == "interaction-results":
         return render(request, "interactions/partials/_results.html", context)
@@ -302,3 +303,50 @@ def outcome_change(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, _("Outcomes saved."))
     return redirect("interactions:outcomes")
+
+
+# --- import ----------------------------------------------------------------------------------------
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def interaction_import(request: HttpRequest) -> HttpResponse:
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = imports.import_upload(actor=request.user, uploaded_file=form.cleaned_data["file"])
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error, field="file")
+        else:
+            return redirect("interactions:import_job", job_id=job.pk)
+    recent = job_list_for_user(user=request.user, kind_prefix=imports.JOB_KIND)[:5]
+    return render(request, "interactions/import_start.html", {"form": form, "recent": recent})
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def interaction_import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = job_get_for_user(user=request.user, job_id=job_id)
+    if job.kind != imports.JOB_KIND:
+        raise Http404
+    params = job.params
+    form = None
+    if params.get("stage") == imports.STAGE_MAPPING:
+        form = ImportMappingForm(
+            request.POST or None,
+            headers=params.get("headers", []),
+            mapping=params.get("mapping", []),
+            samples=params.get("sample", []),
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                imports.import_start(actor=request.user, job=job, mapping=form.mapping())
+            except SERVICE_ERRORS as error:
+                show_service_error(form, error)
+            else:
+                return redirect("interactions:import_job", job_id=job.pk)
+    elif request.method == "POST":
+        return redirect("interactions:import_job", job_id=job.pk)
+    return render(
+        request, "interactions/import_job.html", {"job": job, "form": form, "stage": params.get("stage")}
+    )

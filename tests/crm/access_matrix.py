@@ -181,6 +181,8 @@ TENANT: dict[str, Row] = {
     "interactions:attachment": row(OWNED, NO_POST),
     "interactions:export": row(NO_GET, signed_in(302)),
     "interactions:export_job": row(OWNED, NO_POST),
+    "interactions:import": row(MANAGERS, MANAGERS_DONE),
+    "interactions:import_job": row(MANAGERS, MANAGERS_DONE),  # the mapping step -> checking in the background
     "interactions:outcomes": row(ADMINS, ADMINS_DONE),
     "interactions:outcome_change": row(ADMINS_405, ADMINS_DONE),
     # apps still to come: an honest "nothing here yet" page for every role

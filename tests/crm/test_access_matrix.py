@@ -36,6 +36,7 @@ PUBLIC_URLCONF = "crm.urls_public"
 # unbound.
 BROWSER_POST = {"csrfmiddlewaretoken": "x"}
 GOOD_CSV = "name,email\nMatrix Import,matrix-import@example.com\n"
+INTERACTIONS_CSV = "email,date,channel\nmatrix-import@example.com,2025-01-02,phone\n"
 
 
 def _walk(patterns, namespace=None):
@@ -200,6 +201,11 @@ def world(tenant, users, settings, tmp_path):
         False: export_job(manager, "interactions.export"),
     }
     w.outcome = InteractionOutcome.objects.get(key="no_answer")
+    from interactions import imports as interaction_imports
+
+    w.interaction_import = interaction_imports.import_upload(
+        actor=manager, uploaded_file=SimpleUploadedFile("i.csv", INTERACTIONS_CSV.encode())
+    )
     return w
 
 
@@ -258,6 +264,7 @@ KWARGS = {
     "interactions:attachment": lambda w, mine: {"pk": w.attachment[mine].pk},
     "interactions:export_job": lambda w, mine: {"job_id": w.interaction_job[mine].pk},
     "interactions:outcome_change": lambda w, mine: {"pk": w.outcome.pk},
+    "interactions:import_job": lambda w, mine: {"job_id": w.interaction_import.pk},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
     "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
     **{
@@ -362,6 +369,14 @@ POST_DATA = {
     "interactions:edit": _interaction_form,
     "interactions:export": lambda w, mine: {"format": "csv"},
     "interactions:outcomes": lambda w, mine: {"name": "Matrix outcome"},
+    "interactions:import": lambda w, mine: {
+        "file": SimpleUploadedFile("i.csv", INTERACTIONS_CSV.encode(), "text/csv")
+    },
+    "interactions:import_job": lambda w, mine: {
+        "col_0": "customer_email",
+        "col_1": "occurred_at",
+        "col_2": "channel",
+    },
     "interactions:outcome_change": lambda w, mine: {"action": "deactivate"},
     "segmentation:builder": lambda w, mine: _segment_form("Matrix made"),
     "segmentation:builder_edit": lambda w, mine: _segment_form("Matrix edited"),
