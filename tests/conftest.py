@@ -407,12 +407,15 @@ def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path):
 
 
 class SmtpSink:
-    """What an aiosmtpd server received: `messages` (email.message.Message), in arrival order."""
+    """What an aiosmtpd server received: `messages` (email.message.Message), in arrival order.
+    `delay` (seconds) holds each "250 OK" back after the message is stored, like a slow server: a
+    sender killed in that window has delivered a message it never saw accepted."""
 
     def __init__(self) -> None:
         import threading
 
         self.messages: list = []
+        self.delay = 0.0
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
@@ -422,6 +425,10 @@ class SmtpSink:
         message = message_from_bytes(envelope.original_content or envelope.content, policy=default)
         with self._lock:
             self.messages.append(message)
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         return "250 Message accepted for delivery"
 
     def wait_for(self, count: int, seconds: float = 60) -> list:

@@ -101,7 +101,11 @@ def queue_email_delivery() -> None:
     from .tasks import notification_emails_task
 
     if cache.add(EMAILS_QUEUED_KEY, 1, 120):
-        notification_emails_task.delay()
+        try:
+            notification_emails_task.delay()
+        except Exception:
+            cache.delete(EMAILS_QUEUED_KEY)  # beat's dispatcher sends the mail within a minute
+            raise
 
 
 @transaction.atomic
@@ -151,9 +155,11 @@ def notify_many(*, kind: str, items: Iterable[NotificationSpec], email: bool = T
         ]
         if deliveries:
             EmailDelivery.objects.bulk_create(deliveries, batch_size=INSERT_CHUNK)
-            transaction.on_commit(queue_email_delivery)
+            # robust: the notifications are committed; a broker that is down must not turn that into an
+            # error for the caller (the minute dispatcher sends the mail then).
+            transaction.on_commit(queue_email_delivery, robust=True)
     recipients = {uid for _, uid in created}
-    transaction.on_commit(lambda: bump_unread(recipients))
+    transaction.on_commit(lambda: bump_unread(recipients), robust=True)
     return [nid for nid, _ in created]
 
 

@@ -76,7 +76,9 @@ def notification_read_all(request):
 
 @role_required()
 def preferences(request):
-    form = PreferencesForm(request.POST or None, rows=selectors.preference_rows(user=request.user))
+    # every box cleared is an empty POST, and still a submitted form
+    data = request.POST if request.method == "POST" else None
+    form = PreferencesForm(data, rows=selectors.preference_rows(user=request.user))
     if request.method == "POST" and form.is_valid():
         try:
             services.preferences_update(actor=request.user, user=request.user, choices=form.choices())
