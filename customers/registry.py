@@ -7,7 +7,8 @@ registers what it contributes in its AppConfig.ready():
 - list filters and columns for the customer list (e.g. RFM segment, lifecycle stage, CLV, tier);
 - panels for the customer detail page (e.g. "Value" with RFM scores and CLV);
 - timeline entries (orders, interactions, points, stage changes, alerts, edits);
-- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo.
+- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo;
+- bulk actions on the customers selected in the list (e.g. "assign a follow-up").
 
 Every callable receives plain arguments and returns plain data, so the registrations are easy to
 test on their own.
@@ -101,6 +102,21 @@ class MergeHook:
     undo: Callable[[Any, Any, dict], None]
 
 
+@dataclass(frozen=True)
+class BulkAction:
+    """A button in the customer list's bulk bar. It posts the selected ids (`ids`, plus `next`, the
+    list's URL) to `url_name`, which belongs to the registering app: that view checks the role again,
+    asks for what it needs (a due date...) and acts on the customers the user can see. `roles` limits
+    who is offered the button."""
+
+    key: str
+    label: str | Promise
+    url_name: str
+    icon: str = "lightning"
+    roles: tuple[str, ...] = ("admin", "manager", "sales")
+    order: int = 100
+
+
 @dataclass
 class CustomerRegistry:
     list_filters: dict[str, ListFilter] = field(default_factory=dict)
@@ -108,6 +124,7 @@ class CustomerRegistry:
     detail_panels: dict[str, DetailPanel] = field(default_factory=dict)
     timeline_providers: dict[str, TimelineProvider] = field(default_factory=dict)
     merge_hooks: dict[str, MergeHook] = field(default_factory=dict)
+    bulk_actions: dict[str, BulkAction] = field(default_factory=dict)
 
     def add_list_filter(self, item: ListFilter) -> None:
         self.list_filters[item.key] = item
@@ -123,6 +140,12 @@ class CustomerRegistry:
 
     def add_merge_hook(self, item: MergeHook) -> None:
         self.merge_hooks[item.key] = item
+
+    def add_bulk_action(self, item: BulkAction) -> None:
+        self.bulk_actions[item.key] = item
+
+    def sorted_bulk_actions(self) -> list[BulkAction]:
+        return sorted(self.bulk_actions.values(), key=lambda a: (a.order, a.key))
 
     def sorted_filters(self) -> list[ListFilter]:
         return sorted(self.list_filters.values(), key=lambda f: (f.order, f.key))

@@ -81,6 +81,7 @@ TENANT_APPS = [
     "crm.jobs",
     "customers",
     "interactions",
+    "interactions.followups",
     "segmentation",
     "loyalty",
     "dashboards",
