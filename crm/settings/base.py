@@ -82,6 +82,7 @@ TENANT_APPS = [
     "crm.notifications",
     "customers",
     "interactions",
+    "interactions.followups",
     "segmentation",
     "loyalty",
     "dashboards",

@@ -170,6 +170,17 @@ TENANT: dict[str, Row] = {
     "segmentation:alert_dismiss": row(NO_GET, OWNED_DONE),
     "segmentation:segments": row(EVERYONE, NO_POST),
     "segmentation:segment_open": row(OWNED_DONE, NO_POST),  # opens the filtered customer list
+    # follow-ups (interactions.followups): "own" is the sales user's follow-up, "other" sales2's
+    "followups:my_day": row(EVERYONE, NO_POST),
+    "followups:complete": row(NO_GET, OWNED_DONE),
+    "followups:cancel": row(NO_GET, OWNED_DONE),
+    "followups:snooze": row(NO_GET, OWNED_DONE),
+    "followups:reschedule": row(NO_GET, OWNED_DONE),
+    "followups:reassign": row(MANAGERS_405, MANAGERS_DONE),
+    "followups:create": row(NO_GET, OWNED_DONE),  # on the customer: own, or 404 for another's
+    "followups:bulk_new": row(NO_GET, signed_in(302)),  # only customers the user sees get one
+    "followups:rules": row(ADMINS, ADMINS_DONE),
+    "followups:rule_edit": row(ADMINS, ADMINS_DONE),
     "segmentation:segment_count": row(OWNED, NO_POST),
     "segmentation:segment_delete": row(NO_GET, OWNED_DONE),
     "segmentation:builder": row(EVERYONE, signed_in(302)),

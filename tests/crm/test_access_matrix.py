@@ -3,6 +3,7 @@ tests/crm/access_matrix.py, requested against real objects (one request per cell
 that is rolled back, so a POST in one cell never changes what the next cell sees)."""
 
 import os
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -24,6 +25,7 @@ from crm.jobs.services import job_create
 from crm.notifications.services import notify
 from crm.tenancy.models import Tenant
 from customers.models import Customer, CustomFieldDefinition
+from interactions.followups.models import FollowUp, FollowUpRule
 from interactions.models import InteractionOutcome
 from segmentation.models import ChurnAlert, Segment
 from tests.conftest import PASSWORD, PLATFORM_ADMIN_EMAIL, ROLE_EMAILS, tenant_host
@@ -154,6 +156,18 @@ def world(tenant, users, settings, tmp_path):
         )
         for mine in (True, False)
     }
+    w.followup = {
+        mine: FollowUp.objects.create(
+            customer=w.customer[mine],
+            assignee=sales if mine else sales2,
+            due_at=timezone.now() + timedelta(hours=2),
+            title="Call back",
+        )
+        for mine in (True, False)
+    }
+    w.followup_rule = FollowUpRule.objects.create(
+        name="Matrix rule", trigger="customer_created", delay_days=1, title="Welcome call"
+    )
     w.custom_field = CustomFieldDefinition.objects.create(
         key="matrix_field", label="Matrix", field_type="text"
     )
@@ -278,6 +292,12 @@ KWARGS = {
     "interactions:export_job": lambda w, mine: {"job_id": w.interaction_job[mine].pk},
     "interactions:outcome_change": lambda w, mine: {"pk": w.outcome.pk},
     "interactions:import_job": lambda w, mine: {"job_id": w.interaction_import.pk},
+    **{
+        f"followups:{name}": (lambda w, mine: {"pk": w.followup[mine].pk})
+        for name in ("complete", "cancel", "snooze", "reschedule", "reassign")
+    },
+    "followups:create": lambda w, mine: {"customer_id": w.customer[mine].pk},
+    "followups:rule_edit": lambda w, mine: {"pk": w.followup_rule.pk},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
     "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
     **{
@@ -396,7 +416,33 @@ POST_DATA = {
     "segmentation:builder_refresh": lambda w, mine: {**_segment_form("x"), "action": "add_condition:0"},
     "segmentation:builder_preview": lambda w, mine: _segment_form("x"),
     "segmentation:settings": lambda w, mine: _settings_form(w),
+    "followups:snooze": lambda w, mine: {"hours": "24"},
+    "followups:reschedule": lambda w, mine: {"due_at": _tomorrow_input()},
+    "followups:reassign": lambda w, mine: {"assignee": w.users["sales"].pk},
+    "followups:create": lambda w, mine: {"title": "Matrix call", "due_at": _tomorrow_input()},
+    "followups:bulk_new": lambda w, mine: {
+        "ids": [w.customer[mine].pk],
+        "confirm": "1",
+        "title": "Matrix bulk",
+        "due_at": _tomorrow_input(),
+    },
+    "followups:rules": lambda w, mine: _rule_form("Matrix new rule"),
+    "followups:rule_edit": lambda w, mine: _rule_form("Matrix renamed rule"),
 }
+
+
+def _tomorrow_input() -> str:
+    return (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+
+
+def _rule_form(name):
+    return {
+        "name": name,
+        "trigger": "customer_created",
+        "delay_days": "2",
+        "title": "Welcome",
+        "is_active": "on",
+    }
 
 
 def _client(user, tenant) -> Client:
