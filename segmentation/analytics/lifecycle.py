@@ -89,6 +89,7 @@ __all__ = [
     "STAGE_PROSPECT",
     "STAGE_REACTIVATED",
     "STAGE_REPEAT",
+    "DEFAULT_AT_RISK_QUIET_PROBABILITY",
     "StageInfo",
     "assign_lifecycle_stage",
     "lifecycle_features",
@@ -123,6 +124,8 @@ STAGES: tuple[StageInfo, ...] = (
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("frequency", "first_purchase", "last_purchase")
 _LAPSED = (STAGE_CHURNED, STAGE_AT_RISK)
+#: With a sound BG/NBD fit: at risk from this probability of no purchase in the next 90 days on.
+DEFAULT_AT_RISK_QUIET_PROBABILITY = 0.6
 _LOYAL_SEGMENTS = (SEGMENT_CHAMPIONS, SEGMENT_LOYAL)
 
 
@@ -211,7 +214,7 @@ def assign_lifecycle_stage(
     loyal_min_frequency: int = 5,
     default_interval_days: float = 30.0,
     interval_prior_weight: float = 2.0,
-    at_risk_quiet_probability: float = 0.6,
+    at_risk_quiet_probability: float = DEFAULT_AT_RISK_QUIET_PROBABILITY,
 ) -> pd.Series:
     """Lifecycle stage key per customer, by the ordered rules of the module docstring.
 

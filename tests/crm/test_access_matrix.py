@@ -309,6 +309,7 @@ POST_DATA = {
     "segmentation:builder_refresh": lambda w, mine: {**_segment_form("x"), "action": "add_condition:0"},
     "segmentation:builder_preview": lambda w, mine: _segment_form("x"),
     "segmentation:settings": lambda w, mine: _settings_form(w),
+    "segmentation:alerts_bulk": lambda w, mine: {"action": "acknowledge", "alert": [w.alert[mine].pk]},
 }
 
 
