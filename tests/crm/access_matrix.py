@@ -166,6 +166,8 @@ TENANT: dict[str, Row] = {
     "segmentation:clv": row(EVERYONE, NO_POST),
     "segmentation:lifecycle": row(EVERYONE, NO_POST),
     "segmentation:alerts": row(EVERYONE, NO_POST),
+    # the ticked ids are filtered through the user's scope: another's alert is silently left alone
+    "segmentation:alerts_bulk": row(NO_GET, signed_in(302)),
     "segmentation:alert_acknowledge": row(NO_GET, OWNED_DONE),
     "segmentation:alert_dismiss": row(NO_GET, OWNED_DONE),
     "segmentation:segments": row(EVERYONE, NO_POST),

@@ -428,6 +428,7 @@ POST_DATA = {
     },
     "followups:rules": lambda w, mine: _rule_form("Matrix new rule"),
     "followups:rule_edit": lambda w, mine: _rule_form("Matrix renamed rule"),
+    "segmentation:alerts_bulk": lambda w, mine: {"action": "acknowledge", "alert": [w.alert[mine].pk]},
 }
 
 
