@@ -38,7 +38,7 @@ class Programme(models.Model):
         SPEND = "spend", _("Spend in the last 12 months")
         POINTS = "points", _("Points earned in the last 12 months")
 
-    name = models.CharField(_("programme name"), max_length=100, default="")
+    name = models.CharField(_("programme name"), max_length=100, default="", blank=True)
     is_active = models.BooleanField(_("programme running"), default=True)
     auto_enrol = models.BooleanField(
         _("enrol customers automatically on their first paid order"), default=True

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -36,13 +36,13 @@ from customers.models import Customer, Order, OrderLine
 
 from . import rules
 from .models import Member, PointsEntry, Programme, Tier, TierChange
+from .selectors import qualifying_values
 
 logger = logging.getLogger(__name__)
 
 MAX_POINTS = 10_000_000  # one redemption or adjustment
 EARN_BATCH = 20_000  # orders per earning transaction
 EXPIRY_BATCH = 5_000  # members per expiry transaction
-QUALIFYING_DAYS = 365
 # Serialises earning sweeps within a tenant (the lock is per database, the tables per schema: the
 # key mixes in the schema name).
 _EARN_LOCK = "loyalty.earn"
@@ -895,44 +895,6 @@ def points_expiring(*, member: Member, today: date | None = None, days: int = 30
 # --------------------------------------------------------------------------------------------------
 # Tiers
 # --------------------------------------------------------------------------------------------------
-def _qualifying_sql(programme: Programme, member_filter: str) -> str:
-    if programme.tier_basis == Programme.TierBasis.POINTS:
-        return f"""
-            SELECT m.id, COALESCE(SUM(e.points), 0)
-            FROM {_table(Member)} AS m
-            LEFT JOIN {_table(PointsEntry)} AS e ON e.member_id = m.id
-                 AND e.kind IN ('earn', 'bonus', 'reverse') AND e.occurred_at >= %s
-            WHERE {member_filter}
-            GROUP BY m.id
-        """  # noqa: S608
-    return f"""
-        SELECT m.id, COALESCE(SUM(o.total - o.refunded_total), 0)
-        FROM {_table(Member)} AS m
-        LEFT JOIN {_table(Order)} AS o ON o.customer_id = m.customer_id
-             AND o.status IN ('paid', 'partially_refunded') AND o.placed_at >= %s
-        WHERE {member_filter}
-        GROUP BY m.id
-    """  # noqa: S608
-
-
-def qualifying_values(
-    member_ids: Sequence[int] | None = None, *, today: date | None = None
-) -> dict[int, Decimal]:
-    """Rolling 12-month spend (net of refunds) or points earned, per member."""
-    programme = programme_get()
-    today = today or timezone.localdate()
-    since = timezone.make_aware(
-        datetime.combine(today - timedelta(days=QUALIFYING_DAYS), datetime.min.time())
-    )
-    member_filter, params = "TRUE", [since]
-    if member_ids is not None:
-        member_filter = "m.id = ANY(%s)"
-        params.append(list(member_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(_qualifying_sql(programme, member_filter), params)
-        return {pk: Decimal(value) for pk, value in cursor.fetchall()}
-
-
 def _write_tier_changes(
     changes: list[tuple[int, int | None, int | None, str, Decimal | None]], today: date
 ) -> None:
@@ -1128,3 +1090,50 @@ def merge_undo(survivor: Customer, merged: Customer, info: dict) -> None:
         balance=kept.balance, tier_id=info.get("survivor_tier", kept.tier_id)
     )
     Member.objects.filter(pk=gone.pk).update(balance=gone.balance, status=info["status"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Expiry reminders
+# --------------------------------------------------------------------------------------------------
+REMINDER_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ExpiryReminder:
+    member_id: int
+    customer_id: int
+    points: int
+    expires_on: date
+
+
+def points_expiry_reminders_due(*, today: date | None = None) -> list[ExpiryReminder]:
+    """Members with points whose expiry day is exactly REMINDER_DAYS away: each lot is announced on
+    one day only, so the nightly run tells a member once per expiry day."""
+    today = today or timezone.localdate()
+    day = today + timedelta(days=REMINDER_DAYS)
+    rows = (
+        PointsEntry.objects.filter(remaining__gt=0, expires_on=day, member__status=Member.Status.ACTIVE)
+        .values_list("member_id", "member__customer_id")
+        .order_by("member_id")
+        .annotate(points=models.Sum("remaining"))
+    )
+    return [ExpiryReminder(member_id, customer_id, points, day) for member_id, customer_id, points in rows]
+
+
+def points_expiry_reminders(*, today: date | None = None) -> int:
+    """Tell members 30 days ahead that points will expire. The notification pipeline
+    (crm/notifications) is not on main yet: until it is, the reminders are computed and logged here,
+    and `notify_points_expiring` is the one place to connect it."""
+    reminders = points_expiry_reminders_due(today=today)
+    for reminder in reminders:
+        notify_points_expiring(reminder)
+    return len(reminders)
+
+
+def notify_points_expiring(reminder: ExpiryReminder) -> None:
+    logger.info(
+        "loyalty: %s points of member %s expire on %s (notification pipeline not connected yet)",
+        reminder.points,
+        reminder.member_id,
+        reminder.expires_on,
+    )

@@ -171,9 +171,17 @@ TENANT: dict[str, Row] = {
     "segmentation:builder_preview": row(NO_GET, EVERYONE),
     "segmentation:settings": row(ADMINS, ADMINS_DONE),
     "segmentation:history": row(MANAGERS, MANAGERS_405),
+    # loyalty: members are the customers' (sales: their own); settings and tiers are the admins'
+    "loyalty:index": row(EVERYONE, NO_POST),
+    "loyalty:members": row(EVERYONE, NO_POST),
+    "loyalty:member": row(OWNED, NO_POST),
+    "loyalty:member_adjust": row(NO_GET, OWNED_DONE),
+    "loyalty:enrol": row(NO_GET, OWNED_DONE),
+    "loyalty:settings": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
     # apps still to come: an honest "nothing here yet" page for every role
     "interactions:index": row(EVERYONE, EVERYONE),
-    "loyalty:index": row(EVERYONE, EVERYONE),
 }
 
 # Public site: (anonymous, operator, tenant admin)
