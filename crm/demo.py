@@ -19,4 +19,5 @@ SEEDERS: list[str] = [
     "segmentation.demo.seed",
     "interactions.demo.seed",
     "interactions.followups.demo.seed",
+    "loyalty.demo.seed",
 ]

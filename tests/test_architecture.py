@@ -39,7 +39,7 @@ FLOORS = {
     "loyalty": 2,
     "dashboards": 3,
 }
-PURE = ("segmentation.analytics",)  # may import neither Django nor other project modules
+PURE = ("segmentation.analytics", "loyalty.rules")  # may import neither Django nor other project modules
 
 
 @dataclass(frozen=True)

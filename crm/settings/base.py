@@ -208,6 +208,17 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "crm.notifications.tasks.notification_digest_all_tenants",
         "schedule": crontab(minute="*/15"),
     },
+    # Loyalty: points past their expiry day, then the tier evaluation (downgrades after the grace
+    # period), per tenant at 17:00 UTC (01:00 in China); idempotent, so a rerun expires nothing twice.
+    "loyalty-nightly": {
+        "task": "loyalty.tasks.points_nightly_all_tenants",
+        "schedule": crontab(hour=17, minute=0),
+    },
+    # Every balance recomputed from its ledger; differences are logged as errors.
+    "loyalty-check-balances": {
+        "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
+        "schedule": crontab(hour=20, minute=0),
+    },
 }
 
 # --- Accounts ------------------------------------------------------------------------------------

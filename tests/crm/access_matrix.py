@@ -205,8 +205,15 @@ TENANT: dict[str, Row] = {
     "interactions:import_job": row(MANAGERS, MANAGERS_DONE),  # the mapping step -> checking in the background
     "interactions:outcomes": row(ADMINS, ADMINS_DONE),
     "interactions:outcome_change": row(ADMINS_405, ADMINS_DONE),
-    # apps still to come: an honest "nothing here yet" page for every role
-    "loyalty:index": row(EVERYONE, EVERYONE),
+    # loyalty: members are the customers' (sales: their own); settings and tiers are the admins'
+    "loyalty:index": row(EVERYONE, NO_POST),
+    "loyalty:members": row(EVERYONE, NO_POST),
+    "loyalty:member": row(OWNED, NO_POST),
+    "loyalty:member_adjust": row(NO_GET, OWNED_DONE),
+    "loyalty:enrol": row(NO_GET, OWNED_DONE),
+    "loyalty:settings": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
 }
 
 # Public site: (anonymous, operator, tenant admin)

@@ -27,6 +27,8 @@ from crm.tenancy.models import Tenant
 from customers.models import Customer, CustomFieldDefinition
 from interactions.followups.models import FollowUp, FollowUpRule
 from interactions.models import InteractionOutcome
+from loyalty.models import Tier
+from loyalty.services import member_enrol
 from segmentation.models import ChurnAlert, Segment
 from tests.conftest import PASSWORD, PLATFORM_ADMIN_EMAIL, ROLE_EMAILS, tenant_host
 from tests.crm import access_matrix as matrix
@@ -168,6 +170,9 @@ def world(tenant, users, settings, tmp_path):
     w.followup_rule = FollowUpRule.objects.create(
         name="Matrix rule", trigger="customer_created", delay_days=1, title="Welcome call"
     )
+    w.tier = Tier.objects.create(name="Matrix tier", rank=0, threshold=0)
+    w.member = {mine: member_enrol(actor=None, customer=w.customer[mine]) for mine in (True, False)}
+    w.not_member = {True: CustomerFactory(owner=sales), False: CustomerFactory(owner=sales2)}
     w.custom_field = CustomFieldDefinition.objects.create(
         key="matrix_field", label="Matrix", field_type="text"
     )
@@ -299,6 +304,10 @@ KWARGS = {
     "followups:create": lambda w, mine: {"customer_id": w.customer[mine].pk},
     "followups:rule_edit": lambda w, mine: {"pk": w.followup_rule.pk},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
+    "loyalty:member": lambda w, mine: {"member_id": w.member[mine].pk},
+    "loyalty:member_adjust": lambda w, mine: {"member_id": w.member[mine].pk},
+    "loyalty:enrol": lambda w, mine: {"customer_id": w.not_member[mine].pk},
+    "loyalty:tier_edit": lambda w, mine: {"tier_id": w.tier.pk},
     "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
     **{
         f"segmentation:{name}": (lambda w, mine: {"pk": w.segment[mine].pk})
@@ -429,6 +438,20 @@ POST_DATA = {
     "followups:rules": lambda w, mine: _rule_form("Matrix new rule"),
     "followups:rule_edit": lambda w, mine: _rule_form("Matrix renamed rule"),
     "segmentation:alerts_bulk": lambda w, mine: {"action": "acknowledge", "alert": [w.alert[mine].pk]},
+    "loyalty:member_adjust": lambda w, mine: {"points": "10", "reason": "matrix"},
+    "loyalty:settings": lambda w, mine: _programme_form(),
+    "loyalty:tier_new": lambda w, mine: {
+        "name": "Matrix new",
+        "rank": "7",
+        "threshold": "10",
+        "multiplier": "1",
+    },
+    "loyalty:tier_edit": lambda w, mine: {
+        "name": "Renamed",
+        "rank": "0",
+        "threshold": "0",
+        "multiplier": "1.5",
+    },
 }
 
 
@@ -444,6 +467,20 @@ def _rule_form(name):
         "title": "Welcome",
         "is_active": "on",
     }
+
+
+def _programme_form():
+    from loyalty.forms import ProgrammeForm
+    from loyalty.services import programme_get
+
+    form = ProgrammeForm(instance=programme_get())
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False or value == []:
+            continue
+        data[name] = "on" if value is True else value
+    return data
 
 
 def _client(user, tenant) -> Client:
