@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/", include("crm.jobs.urls")),
     path("customers/", include("customers.urls")),
     path("interactions/", include("interactions.urls")),
+    path("service/", include("interactions.service.urls")),
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),
     path("django-admin/", admin.site.urls),

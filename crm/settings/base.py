@@ -81,6 +81,7 @@ TENANT_APPS = [
     "crm.jobs",
     "customers",
     "interactions",
+    "interactions.service",
     "segmentation",
     "loyalty",
     "dashboards",
@@ -196,6 +197,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "segmentation.tasks.recompute_all_tenants",
         "schedule": crontab(hour=18, minute=30),
     },
+    # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
+    "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }
 
 # --- Accounts ------------------------------------------------------------------------------------
