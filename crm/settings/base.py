@@ -83,6 +83,7 @@ TENANT_APPS = [
     "customers",
     "interactions",
     "interactions.followups",
+    "interactions.service",
     "segmentation",
     "loyalty",
     "dashboards",
@@ -219,6 +220,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
         "schedule": crontab(hour=20, minute=0),
     },
+    # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
+    "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }
 
 # --- Accounts ------------------------------------------------------------------------------------

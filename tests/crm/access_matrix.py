@@ -214,6 +214,29 @@ TENANT: dict[str, Row] = {
     "loyalty:settings": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
+    # service tickets (interactions.service); the contact form is public on the tenant's site
+    "service:queue": row(EVERYONE, NO_POST),
+    "service:bulk_assign": row(NO_GET, signed_in(302)),  # another's ticket: in scope or nothing changes
+    "service:export": row(EVERYONE, NO_POST),
+    "service:ticket_create": row(EVERYONE, signed_in(302)),
+    "service:ticket": row(OWNED, NO_POST),
+    "service:ticket_clocks": row(OWNED, NO_POST),
+    "service:ticket_reply": row(NO_GET, OWNED_DONE),
+    "service:ticket_note": row(NO_GET, OWNED_DONE),
+    "service:ticket_status": row(NO_GET, OWNED_DONE),
+    "service:ticket_assign": row(NO_GET, OWNED_DONE),
+    "service:ticket_update": row(NO_GET, OWNED_DONE),
+    "service:ticket_delete": row(MANAGERS_405, MANAGERS_DONE),
+    "service:attachment": row(OWNED, NO_POST),
+    "service:figures": row(EVERYONE, NO_POST),
+    "service:settings": row(ADMINS, ADMINS_DONE),
+    "service:category_edit": row(ADMINS, ADMINS_DONE),
+    "service:team_edit": row(ADMINS, ADMINS_DONE),
+    "service:policy_edit": row(ADMINS, ADMINS_DONE),
+    "service:policy_delete": row(ADMINS_405, ADMINS_DONE),
+    "service:holiday_delete": row(ADMINS_405, ADMINS_DONE),
+    "service:contact": row(everyone(200), everyone(302)),  # a valid request opens a ticket
+    "service:contact_thanks": row(everyone(200), everyone(405)),
 }
 
 # Public site: (anonymous, operator, tenant admin)

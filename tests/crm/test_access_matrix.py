@@ -2,6 +2,7 @@
 tests/crm/access_matrix.py, requested against real objects (one request per cell, each in a savepoint
 that is rolled back, so a POST in one cell never changes what the next cell sees)."""
 
+import itertools
 import os
 from datetime import timedelta
 from types import SimpleNamespace
@@ -236,6 +237,7 @@ def world(tenant, users, settings, tmp_path):
         )
         for mine in (True, False)
     }
+    _service_world(w, sales, sales2)
     return w
 
 
@@ -246,6 +248,46 @@ def _interaction_form(w, mine):
         "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
         "subject": "Matrix",
         "outcome": w.outcome.pk,
+    }
+
+
+def _service_world(w, sales, sales2):
+    from datetime import date
+
+    from interactions.service import services as service
+    from interactions.service.models import Holiday, SlaPolicy, Team, TicketAttachment, TicketCategory
+
+    w.ticket = {
+        mine: service.ticket_open(
+            actor=owner,
+            customer=w.customer[mine],
+            subject=f"Matrix {mine}",
+            email=f"matrix{int(mine)}@t.test",
+        )
+        for mine, owner in ((True, sales), (False, sales2))
+    }
+    w.ticket_attachment = {}
+    for mine, ticket in w.ticket.items():
+        attachment = TicketAttachment(
+            ticket=ticket, original_name="a.txt", content_type="text/plain", size=2, uploaded_by=sales
+        )
+        attachment.file.save("a.txt", ContentFile(b"hi"), save=True)
+        w.ticket_attachment[mine] = attachment
+    w.category = TicketCategory.objects.create(name="Matrix category")
+    w.team = Team.objects.create(name="Matrix team")
+    w.policy = SlaPolicy.objects.create(priority="low", first_response_minutes=60, resolution_minutes=120)
+    w.holiday = Holiday.objects.create(day=date(2026, 5, 20), name="Matrix day")
+
+
+_contact_count = itertools.count()
+
+
+def _contact_form(w, mine):
+    return {
+        "name": "Matrix Visitor",
+        "email": f"visitor{next(_contact_count)}@matrix.test",
+        "subject": "Hello",
+        "message": "Please call me",
     }
 
 
@@ -303,6 +345,17 @@ KWARGS = {
     },
     "followups:create": lambda w, mine: {"customer_id": w.customer[mine].pk},
     "followups:rule_edit": lambda w, mine: {"pk": w.followup_rule.pk},
+    **{
+        f"service:{name}": (lambda w, mine: {"pk": w.ticket[mine].pk})
+        for name in ("ticket", "ticket_clocks", "ticket_reply", "ticket_note", "ticket_status")
+        + ("ticket_assign", "ticket_update", "ticket_delete")
+    },
+    "service:attachment": lambda w, mine: {"pk": w.ticket_attachment[mine].pk},
+    "service:category_edit": lambda w, mine: {"pk": w.category.pk},
+    "service:team_edit": lambda w, mine: {"pk": w.team.pk},
+    "service:policy_edit": lambda w, mine: {"pk": w.policy.pk},
+    "service:policy_delete": lambda w, mine: {"pk": w.policy.pk},
+    "service:holiday_delete": lambda w, mine: {"pk": w.holiday.pk},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
     "loyalty:member": lambda w, mine: {"member_id": w.member[mine].pk},
     "loyalty:member_adjust": lambda w, mine: {"member_id": w.member[mine].pk},
@@ -452,6 +505,27 @@ POST_DATA = {
         "threshold": "0",
         "multiplier": "1.5",
     },
+    "service:bulk_assign": lambda w, mine: {"ids": [w.ticket[mine].pk], "assignee": w.users["sales"].pk},
+    "service:ticket_create": lambda w, mine: {
+        "subject": "Matrix ticket",
+        "email": "matrix-new@t.test",
+        "channel": "phone",
+        "priority": "normal",
+    },
+    "service:ticket_reply": lambda w, mine: {"reply-body": "Thanks for waiting"},
+    "service:ticket_note": lambda w, mine: {"note-body": "Internal"},
+    "service:ticket_status": lambda w, mine: {"status": "waiting"},
+    "service:ticket_assign": lambda w, mine: {"assignee": w.users["sales"].pk},
+    "service:ticket_update": lambda w, mine: {"priority": "high"},
+    "service:settings": lambda w, mine: {"section": "category", "category-name": "Matrix new category"},
+    "service:category_edit": lambda w, mine: {"name": "Renamed category", "position": 1, "is_active": "on"},
+    "service:team_edit": lambda w, mine: {"name": "Renamed team"},
+    "service:policy_edit": lambda w, mine: {
+        "priority": "low",
+        "first_response_minutes": 30,
+        "resolution_minutes": 90,
+    },
+    "service:contact": _contact_form,
 }
 
 
