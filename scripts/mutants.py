@@ -188,10 +188,12 @@ class Mutant:
     def where(self) -> str:
         return f"{self.path}:{self.line}"
 
+    occurrence: int = 0  # among mutants of the same file, function and description
+
     @property
     def key(self) -> str:
         # stable across edits elsewhere in the file (no line number)
-        return f"{self.path}|{self.function}|{self.description}"
+        return f"{self.path}|{self.function}|{self.description}|{self.occurrence}"
 
     @property
     def text(self) -> str:
@@ -345,6 +347,10 @@ def find_mutants(root: Path) -> list[Mutant]:
         mutants.append(
             Mutant(relative, line, "tenant", description, "<module>", source, source.replace(old, new, 1))
         )
+    seen: dict[tuple[str, str, str], int] = {}
+    for mutant in mutants:
+        same = (mutant.path, mutant.function, mutant.description)
+        mutant.occurrence = seen[same] = seen.get(same, -1) + 1
     return mutants
 
 
@@ -422,18 +428,184 @@ def _first_failure(output: str) -> str | None:
     return match.group(1) if match else None
 
 
+# --- a fork server per slot ------------------------------------------------------------------------
+# Most of pytest's start is importing libraries (scipy, pandas, numpy, pypinyin, celery, django...)
+# that no mutant changes. Each slot keeps one process that has imported them (and nothing of the
+# project, nor the settings) and forks a child per mutant, which imports the project from the
+# slot's tree, so it sees the mutated file, and runs pytest there.
+
+PROJECT_PACKAGES = {*SOURCE_DIRS, "tests", "scripts", "manage"}
+# Django and its apps read settings when imported; pytest's plugins must be imported by pytest.
+NOT_PREIMPORTED = ("django", "pytest", "_pytest", "xdist", "pluggy", "factory", "faker.contrib")
+DISCOVER = """
+import json, sys, django
+django.setup()
+import crm.urls_tenant, crm.urls_public, factory, faker
+print(json.dumps([
+    name for name, module in list(sys.modules.items())
+    if name.split(".")[0] not in json.loads(sys.argv[1])
+    and not str(getattr(module, "__file__", "") or "").startswith(sys.argv[2])
+]))
+"""
+
+
+def preimport_list(env: dict[str, str]) -> list[str]:
+    """The modules a test run imports that are not the project's (in import order)."""
+    result = subprocess.run(
+        [sys.executable, "-c", DISCOVER, json.dumps(sorted(PROJECT_PACKAGES)), str(ROOT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = json.loads(result.stdout.strip().splitlines()[-1])
+    return [n for n in names if not n.startswith(NOT_PREIMPORTED) and n != "__main__"]
+
+
+def zygote_main(tree: str) -> int:
+    """Runs in the slot's tree: import the libraries, then fork one pytest per request on stdin."""
+    import contextlib
+    import importlib
+
+    sys.path[0] = tree  # the tree copy, not this script's folder
+    sys.dont_write_bytecode = True
+    for name in json.loads(sys.stdin.readline()):
+        # a module that needs the settings fails here and is imported by the child
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    leaked = sorted(n for n in sys.modules if n.split(".")[0] in PROJECT_PACKAGES)
+    print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the child: one pytest run
+            code = 3
+            try:
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDONLY)
+                log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(null, 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.environ.clear()
+                os.environ.update(request["env"])
+                import pytest
+
+                code = pytest.main(request["args"])
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(int(code))
+        print(json.dumps({"pid": pid}), flush=True)
+        _pid, status = os.waitpid(pid, 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
+    return 0
+
+
+class Zygote:
+    def __init__(self, tree: Path, env: dict[str, str], modules: list[str]):
+        # one BLAS thread: a process that forks must not have threads
+        zygote_env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        zygote_env.pop("DJANGO_SETTINGS_MODULE", None)  # the settings are the project's: not here
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--zygote", str(tree)],
+            cwd=tree,
+            env=zygote_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self._buffer = b""
+        self._send(modules)
+        ready = self._receive(None)
+        if not ready.get("ready"):
+            raise SystemExit(f"the fork server imported project modules: {ready.get('leaked')}")
+        self.child: int | None = None
+
+    def _send(self, value) -> None:
+        self.process.stdin.write((json.dumps(value) + "\n").encode())
+
+    def _receive(self, deadline: float | None) -> dict:
+        import contextlib
+        import select
+
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _w, _x = select.select([fd], [], [], wait)
+            if readable:
+                data = os.read(fd, 65536)
+                if not data:
+                    raise RuntimeError("the fork server stopped")
+                self._buffer += data
+            elif self.child is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.child, signal.SIGKILL)  # over time: end it, then read its code
+                self.child, deadline = None, None
+        line, _newline, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def run(self, args: list[str], env: dict[str, str], log: Path, timeout: int) -> tuple[int, bool]:
+        """pytest's exit code, and whether it was ended for taking too long."""
+        self._send({"args": args, "env": env, "log": str(log)})
+        self.child = self._receive(None)["pid"]
+        started = time.monotonic()
+        code = self._receive(started + timeout)["code"]
+        timed_out = self.child is None
+        self.child = None
+        return code, timed_out
+
+    def stop(self) -> None:
+        import contextlib
+
+        if self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.child, signal.SIGKILL)
+        self.process.kill()
+
+
 class Slot:
     """One tree copy and one test database; runs one mutant at a time."""
 
     def __init__(self, number: int, workdir: Path, env: dict[str, str], suffix: str):
         self.number, self.tree = number, workdir / str(number)
+        self.log = workdir / f"{number}.log"
         self.env = {**env, "DATABASE_URL": env["DATABASE_URL"].rstrip("/") + f"{suffix}{number}"}
         self.schemas: list[str] | None = None  # what the database held after the previous run
         self.process: subprocess.Popen | None = None
+        self.zygote: Zygote | None = None
+
+    def start_zygote(self, modules: list[str]) -> None:
+        self.zygote = Zygote(self.tree, self.env, modules)
 
     def stop(self) -> None:
+        if self.zygote is not None:
+            self.zygote.stop()
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
+
+    def _pytest(self, args: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, bool]:
+        if self.zygote is not None:
+            code, timed_out = self.zygote.run(args, env, self.log, timeout)
+            return code, self.log.read_text(errors="replace"), timed_out
+        # its own process group: a timeout ends pytest and whatever it started (worker, server)
+        self.process = process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=self.tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return process.returncode, output, True
+        return process.returncode, output, False
 
     def run(self, mutant: Mutant, killer: str | None, timeout: int) -> tuple[str, str, str | None]:
         target = self.tree / mutant.path
@@ -443,7 +615,7 @@ class Slot:
             if killer and (self.tree / killer.split("::")[0]).exists():
                 tests = [killer, *tests]
             fresh = self.schemas is None or _schemas(self.env["DATABASE_URL"]) != self.schemas
-            command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header"]
+            command = ["-x", "-q", "-p", "no:cacheprovider", "--no-header"]
             # --create-db alone would also drop the database at the end
             command += ["--reuse-db", "--create-db"] if fresh else ["--reuse-db"]
             if mutant.kind == "atomic" and mutant.function != "<module>":
@@ -452,35 +624,22 @@ class Slot:
                 function = mutant.function.split(".")[-1]
                 command += ["-k", f"{function} or not test_audit_fault"]
             run_env = {**self.env, "ACCESS_MATRIX_FILTER": matrix_filter(mutant)}
-            # its own process group: a timeout ends pytest and whatever it started (worker, server)
-            self.process = process = subprocess.Popen(
-                [*command, *tests],
-                cwd=self.tree,
-                env=run_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-            try:
-                output, _ = process.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                output, _ = process.communicate()
+            code, output, timed_out = self._pytest([*command, *tests], run_env, timeout)
+            if timed_out:
                 self.schemas = None  # a run cut off may have left anything behind
                 return f"killed (timeout {timeout} s)", output, None
         finally:
             target.write_text(mutant.original)
         self.schemas = _schemas(self.env["DATABASE_URL"])
-        if process.returncode == 0:
+        if code == 0:
             return "SURVIVED", " ".join(command + tests) + "\n" + output, None
-        if process.returncode == 1:
+        if code == 1:
             killer = _first_failure(output)
             if killer and "test_a_filter_selects_rows" in killer:
                 return "UNTESTED (no matrix row selected: fix matrix_filter)", output, None
             return "killed", output, killer
         # 2 interrupted/collection error, 3 internal error, 4 usage, 5 nothing collected
-        return f"killed (pytest exit {process.returncode})", output, _first_failure(output)
+        return f"killed (pytest exit {code})", output, _first_failure(output)
 
 
 def main(argv: list[str]) -> int:
@@ -499,6 +658,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds one mutant's tests may take")
     parser.add_argument("--no-killers", action="store_true", help="ignore the remembered killing tests")
+    parser.add_argument("--no-fork", action="store_true", help="start pytest afresh for every mutant")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     parser.add_argument("--database-suffix", default="_mutants", help="appended to the database name")
     parser.add_argument("--verbose", action="store_true", help="show the test output of survivors")
@@ -584,6 +744,10 @@ def main(argv: list[str]) -> int:
             copy_tree(slot.tree)
             slots.append(slot)
             free.put(slot)
+        if not args.no_fork:
+            modules = preimport_list(env)
+            for slot in slots:
+                slot.start_zygote(modules)
         pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
         try:
             list(pool.map(run_one, enumerate(mutants, 1)))
@@ -591,6 +755,8 @@ def main(argv: list[str]) -> int:
             stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        for slot in slots:
+            slot.stop()
         stop_servers(servers)
         DATA.mkdir(exist_ok=True)
         KILLERS.write_text(json.dumps(dict(sorted(killers.items())), indent=1, ensure_ascii=False))
@@ -610,4 +776,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote"]:
+        sys.exit(zygote_main(sys.argv[2]))
     sys.exit(main(sys.argv[1:]))
