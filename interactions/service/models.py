@@ -278,12 +278,15 @@ class Ticket(models.Model):
             models.Index(
                 fields=["first_response_warn_at"],
                 name="ticket_fr_warn_idx",
-                condition=models.Q(deleted_at=None, first_response_at=None, status__in=["new", "open"]),
+                # status spelt as OR rather than IN: PostgreSQL prints IN's array cast differently once
+                # re-parsed, and a tenant cloned from the template must have the very same definition
+                condition=models.Q(deleted_at=None, first_response_at=None)
+                & (models.Q(status="new") | models.Q(status="open")),
             ),
             models.Index(
                 fields=["resolution_warn_at"],
                 name="ticket_res_warn_idx",
-                condition=models.Q(deleted_at=None, status__in=["new", "open"]),
+                condition=models.Q(deleted_at=None) & (models.Q(status="new") | models.Q(status="open")),
             ),
         ]
         constraints = [
