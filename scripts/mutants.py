@@ -110,6 +110,11 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/segmentation",
     ],
     "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards/test_dashboard.py"],
+    "crm/notifications": [*ACCESS, "tests/notifications"],
+    "interactions/followups": [*ACCESS, "tests/followups"],
+    "interactions/service": [*ACCESS, "tests/interactions/service"],
+    "interactions": [*ACCESS, "tests/interactions"],
+    "loyalty": [*ACCESS, "tests/loyalty"],
 }
 
 # The access matrix is filtered to the URLs a mutant can affect (ACCESS_MATRIX_FILTER: namespaces,
@@ -122,6 +127,11 @@ MATRIX_FILTER: dict[str, str] = {
     "dashboards": "home",
     "customers": "customers",
     "segmentation": "segmentation",
+    "crm/notifications": "notifications",
+    "interactions/followups": "followups",
+    "interactions/service": "service",
+    "interactions": "interactions,followups,service",
+    "loyalty": "loyalty",
 }
 VIEW_FILES = "views"  # views.py, views_two_factor.py, ...
 
@@ -171,6 +181,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # retry go on after a refused lock, ...): run them before the fault tests.
 ATOMIC_TESTS: dict[str, list[str]] = {
     "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
+    # the newer apps keep their all-or-nothing tests with their other tests
+    "crm/notifications": ["tests/notifications"],
+    "interactions/followups": ["tests/followups"],
+    "interactions/service": ["tests/interactions/service"],
+    "interactions": ["tests/interactions"],
+    "loyalty": ["tests/loyalty"],
 }
 
 
@@ -365,19 +381,21 @@ FAULT_TESTS = [
 
 def tests_for_mutant(mutant: Mutant) -> list[str]:
     if mutant.kind == "atomic":
-        return [*ATOMIC_TESTS.get(mutant.path, []), *FAULT_TESTS]
+        return [*_longest_prefix(ATOMIC_TESTS, mutant.path, []), *FAULT_TESTS]
     return tests_for(mutant.path)
 
 
-def tests_for(path: str) -> list[str]:
+def _longest_prefix(table: dict, path: str, default):
     best = max(
-        (prefix for prefix in TEST_MAP if path == prefix or path.startswith(prefix.rstrip("/") + "/")),
+        (prefix for prefix in table if path == prefix or path.startswith(prefix.rstrip("/") + "/")),
         key=len,
         default=None,
     )
-    if best is None:
-        return [*ACCESS]
-    return TEST_MAP[best]
+    return default if best is None else table[best]
+
+
+def tests_for(path: str) -> list[str]:
+    return _longest_prefix(TEST_MAP, path, [*ACCESS])
 
 
 def matrix_filter(mutant: Mutant) -> str:
