@@ -7,7 +7,8 @@ registers what it contributes in its AppConfig.ready():
 - list filters and columns for the customer list (e.g. RFM segment, lifecycle stage, CLV, tier);
 - panels for the customer detail page (e.g. "Value" with RFM scores and CLV);
 - timeline entries (orders, interactions, points, stage changes, alerts, edits);
-- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo.
+- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo;
+- a personal-data provider: what the app holds about a person, exported and erased on request.
 
 Every callable receives plain arguments and returns plain data, so the registrations are easy to
 test on their own.
@@ -101,6 +102,25 @@ class MergeHook:
     undo: Callable[[Any, Any, dict], None]
 
 
+@dataclass(frozen=True)
+class PersonalDataProvider:
+    """What an app holds about one person, for personal-data requests (PIPL / GDPR;
+    `customers.privacy.services`).
+
+    `export(customer)` returns JSON-safe data (a dict or a list of dicts) with everything the app
+    keeps about the customer; `erase(customer, actor)` removes the person's identity from the app's
+    rows inside the erasure transaction (anonymise or delete; keep what the books need, e.g. order
+    amounts) and returns a JSON-safe summary of what it did (counts, never the erased values). It
+    runs before the customer record itself is anonymised, so the customer's fields are still there.
+    """
+
+    key: str
+    label: str | Promise
+    export: Callable[[Any], Any]
+    erase: Callable[[Any, Any], dict]
+    order: int = 100
+
+
 @dataclass
 class CustomerRegistry:
     list_filters: dict[str, ListFilter] = field(default_factory=dict)
@@ -108,6 +128,7 @@ class CustomerRegistry:
     detail_panels: dict[str, DetailPanel] = field(default_factory=dict)
     timeline_providers: dict[str, TimelineProvider] = field(default_factory=dict)
     merge_hooks: dict[str, MergeHook] = field(default_factory=dict)
+    personal_data: dict[str, PersonalDataProvider] = field(default_factory=dict)
 
     def add_list_filter(self, item: ListFilter) -> None:
         self.list_filters[item.key] = item
@@ -123,6 +144,12 @@ class CustomerRegistry:
 
     def add_merge_hook(self, item: MergeHook) -> None:
         self.merge_hooks[item.key] = item
+
+    def add_personal_data(self, item: PersonalDataProvider) -> None:
+        self.personal_data[item.key] = item
+
+    def sorted_personal_data(self) -> list[PersonalDataProvider]:
+        return sorted(self.personal_data.values(), key=lambda p: (p.order, p.key))
 
     def sorted_filters(self) -> list[ListFilter]:
         return sorted(self.list_filters.values(), key=lambda f: (f.order, f.key))

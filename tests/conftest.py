@@ -310,8 +310,11 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
-        # Tasks the worker enqueues itself (dispatchers) stay on this session's queue.
+        # Tasks the worker enqueues itself (dispatchers) stay on this session's queues: the default
+        # one and "<queue>-<workload>" for the routed workloads (imports, recompute, reminders).
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "TASK_QUEUE_PREFIX": f"{queue}-",
+        "WORKER_WORKLOADS": ",".join(settings.TASK_WORKLOADS),
         # The worker reads and writes this run's cache keys (and they are cleaned up with them).
         "TEST_CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
     }
@@ -325,7 +328,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
                 "worker",
                 "--pool=solo",
                 "-Q",
-                queue,
+                ",".join([queue, *(f"{queue}-{w}" for w in settings.TASK_WORKLOADS if w != "default")]),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -338,8 +341,9 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    previous_queue = celery_app.conf.task_default_queue
+    previous_queue, previous_prefix = celery_app.conf.task_default_queue, settings.TASK_QUEUE_PREFIX
     celery_app.conf.task_default_queue = queue
+    settings.TASK_QUEUE_PREFIX = f"{queue}-"  # crm.celery.route_task reads it when a task is sent
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -353,6 +357,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         yield {"queue": queue, "log": log, "process": process}
     finally:
         celery_app.conf.task_default_queue = previous_queue
+        settings.TASK_QUEUE_PREFIX = previous_prefix
         process.terminate()
         try:
             process.wait(timeout=15)
