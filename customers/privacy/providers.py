@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db.models import Model
 from django.utils.translation import gettext_lazy as _
 
+from crm.audit.models import AuditEvent
 from customers.models import BehaviourEvent, Customer, Order, OrderLine, Refund
 from customers.registry import PersonalDataProvider, registry
 
@@ -37,10 +38,27 @@ def _row(obj, fields) -> dict:
     return {field: _json(getattr(obj, field)) for field in fields}
 
 
+IDENTITY_FIELDS = ("name", "email", "phone", "street", "external_id", "postcode", "occupation")
+
+
+def _earlier_values(customer: Customer) -> list[str]:
+    """Values the person had before (an old e-mail, a former address), from the customer's history."""
+    values: list[str] = []
+    events = AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
+    for changes in events.values_list("changes", flat=True):
+        for field, change in (changes or {}).items():
+            if field in IDENTITY_FIELDS or field.startswith("custom_fields"):
+                olds = change.values() if isinstance(change, dict) else [change]
+                values += [value for value in olds if isinstance(value, str)]
+    return values
+
+
 def personal_values(customer: Customer) -> list[str]:
-    """The strings that identify the person: searched for and replaced in logs and job records."""
-    values = [customer.name, customer.email, customer.phone, customer.street, customer.external_id]
+    """The strings that identify the person, now and before: searched for and replaced in the audit
+    log and job records."""
+    values = [getattr(customer, field) for field in IDENTITY_FIELDS]
     values += [str(v) for v in (customer.custom_fields or {}).values() if isinstance(v, str)]
+    values += _earlier_values(customer)
     if customer.phone.startswith("+86"):
         values.append(customer.phone[3:])  # also as typed without the country code
     return [value for value in dict.fromkeys(v.strip() for v in values if v) if len(value) >= 3]

@@ -22,6 +22,12 @@ def _tenant_b():
     return Tenant.objects.get(slug="beta")
 
 
+@pytest.fixture
+def platform_client(platform_client):
+    platform_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the public site defaults to Chinese
+    return platform_client
+
+
 def test_the_delete_page_asks_for_the_slug_and_a_wrong_one_changes_nothing(platform_client, tenant_b):
     url = f"/console/{tenant_b.pk}/delete/"
     page = platform_client.get(url)
