@@ -5,6 +5,7 @@ Task modules are found by autodiscovery: `<app>/tasks.py` of every installed app
 tasks.py`), so a new app or package is not listed anywhere by hand.
 """
 
+import fnmatch
 import os
 import pkgutil
 from pathlib import Path
@@ -34,3 +35,28 @@ def task_packages() -> list[str]:
 
 
 app.autodiscover_tasks(task_packages)
+
+
+def queue_name(workload: str) -> str:
+    """The queue of a workload (settings.TASK_WORKLOADS), read at call time."""
+    from django.conf import settings
+
+    if workload == "default":
+        return app.conf.task_default_queue
+    return f"{settings.TASK_QUEUE_PREFIX}{workload}"
+
+
+def workload_for(task_name: str) -> str:
+    """The workload a task is routed to by settings.TASK_ROUTES_BY_NAME (first matching pattern)."""
+    from django.conf import settings
+
+    for pattern, workload in settings.TASK_ROUTES_BY_NAME.items():
+        if fnmatch.fnmatchcase(task_name, pattern):
+            return workload
+    return "default"
+
+
+def route_task(name, args, kwargs, options, task=None, **kw):
+    """Celery's router (CELERY_TASK_ROUTES): an explicit queue= given when sending still wins."""
+    workload = workload_for(name)
+    return None if workload == "default" else {"queue": queue_name(workload)}

@@ -20,6 +20,10 @@ class CustomersConfig(AppConfig):
         register_builtin_hooks()
         register_detail_panel()
 
+        from .privacy.providers import register as register_personal_data  # PIPL / GDPR requests
+
+        register_personal_data()
+
         from crm.navigation import NavItem
         from crm.navigation import register as register_nav
         from crm.tenancy.selectors import register_tenant_count

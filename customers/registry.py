@@ -9,7 +9,8 @@ registers what it contributes in its AppConfig.ready():
 - timeline entries (orders, interactions, points, stage changes, alerts, edits);
 - a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo;
 - row actions: small buttons on each row of the customer list (e.g. "Log interaction").
-- bulk actions on the customers selected in the list (e.g. "assign a follow-up").
+- bulk actions on the customers selected in the list (e.g. "assign a follow-up");
+- a personal-data provider: what the app holds about a person, exported and erased on request.
 
 Every callable receives plain arguments and returns plain data, so the registrations are easy to
 test on their own.
@@ -136,6 +137,25 @@ class BulkAction:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class PersonalDataProvider:
+    """What an app holds about one person, for personal-data requests (PIPL / GDPR;
+    `customers.privacy.services`).
+
+    `export(customer)` returns JSON-safe data (a dict or a list of dicts) with everything the app
+    keeps about the customer; `erase(customer, actor)` removes the person's identity from the app's
+    rows inside the erasure transaction (anonymise or delete; keep what the books need, e.g. order
+    amounts) and returns a JSON-safe summary of what it did (counts, never the erased values). It
+    runs before the customer record itself is anonymised, so the customer's fields are still there.
+    """
+
+    key: str
+    label: str | Promise
+    export: Callable[[Any], Any]
+    erase: Callable[[Any, Any], dict]
+    order: int = 100
+
+
 @dataclass
 class CustomerRegistry:
     list_filters: dict[str, ListFilter] = field(default_factory=dict)
@@ -145,6 +165,7 @@ class CustomerRegistry:
     merge_hooks: dict[str, MergeHook] = field(default_factory=dict)
     row_actions: dict[str, RowAction] = field(default_factory=dict)
     bulk_actions: dict[str, BulkAction] = field(default_factory=dict)
+    personal_data: dict[str, PersonalDataProvider] = field(default_factory=dict)
 
     def add_list_filter(self, item: ListFilter) -> None:
         self.list_filters[item.key] = item
@@ -175,6 +196,12 @@ class CustomerRegistry:
 
     def sorted_bulk_actions(self) -> list[BulkAction]:
         return sorted(self.bulk_actions.values(), key=lambda a: (a.order, a.key))
+
+    def add_personal_data(self, item: PersonalDataProvider) -> None:
+        self.personal_data[item.key] = item
+
+    def sorted_personal_data(self) -> list[PersonalDataProvider]:
+        return sorted(self.personal_data.values(), key=lambda p: (p.order, p.key))
 
     def sorted_filters(self) -> list[ListFilter]:
         return sorted(self.list_filters.values(), key=lambda f: (f.order, f.key))

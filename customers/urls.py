@@ -4,6 +4,7 @@ from . import views
 from .dedupe import urls as dedupe_urls
 from .exports import urls as exports_urls
 from .imports import urls as imports_urls
+from .privacy import urls as privacy_urls
 
 app_name = "customers"
 urlpatterns = [
@@ -37,3 +38,7 @@ urlpatterns += [
 # --- duplicates and merge (customers.dedupe) ---
 urlpatterns += [path("duplicates/", include(dedupe_urls.urlpatterns))]  # duplicates, merge, merge_undo
 # --- end duplicates and merge ---
+
+# --- personal-data requests (customers.privacy) ---
+urlpatterns += [path("", include(privacy_urls.urlpatterns))]  # privacy, privacy_export, privacy_erase
+# --- end personal-data requests ---

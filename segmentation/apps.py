@@ -15,6 +15,10 @@ class SegmentationConfig(AppConfig):
         from .integration import open_alerts_badge, recompute_when_customers_change, register
 
         register()
+        # Personal-data export and erasure (PIPL / GDPR requests).
+        from .privacy import register as register_personal_data
+
+        register_personal_data()
         register_nav(
             NavItem(
                 key="segments",

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,25 @@ def _test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
+def worker_queues(queue: str) -> list[str]:
+    """A test worker's queues: `queue` and its copy of every routed workload's queue."""
+    return [queue, *(f"{queue}-{workload}" for workload in settings.TASK_WORKLOADS if workload != "default")]
+
+
+@contextmanager
+def tasks_sent_to(queue: str):
+    """Tasks sent by this process go to `queue` and its workload copies (see worker_queues)."""
+    from crm.celery import app as celery_app
+
+    previous = celery_app.conf.task_default_queue, settings.TASK_QUEUE_PREFIX
+    celery_app.conf.task_default_queue = queue
+    settings.TASK_QUEUE_PREFIX = f"{queue}-"  # crm.celery.route_task reads it when a task is sent
+    try:
+        yield
+    finally:
+        celery_app.conf.task_default_queue, settings.TASK_QUEUE_PREFIX = previous
+
+
 def start_celery_worker(queue: str, log: Path, *, extra_env: dict | None = None) -> subprocess.Popen:
     """Start a real `celery worker` process on `queue` against the test database and this run's Redis
     prefix; returns once it is ready (fails with its log otherwise). The caller stops it."""
@@ -304,8 +324,11 @@ def start_celery_worker(queue: str, log: Path, *, extra_env: dict | None = None)
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "DATABASE_URL": _test_database_url(),
         "CONN_MAX_AGE": "0",
-        # Tasks the worker enqueues itself (dispatchers) stay on this queue.
+        # Tasks the worker enqueues itself (dispatchers) stay on this queue, and the routed workloads
+        # (imports, recompute, reminders: crm.celery.route_task) on "<queue>-<workload>".
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "TASK_QUEUE_PREFIX": f"{queue}-",
+        "WORKER_WORKLOADS": ",".join(settings.TASK_WORKLOADS),
         # The worker reads and writes this run's cache keys (and they are cleaned up with them).
         "TEST_CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         **(extra_env or {}),
@@ -320,7 +343,7 @@ def start_celery_worker(queue: str, log: Path, *, extra_env: dict | None = None)
                 "worker",
                 "--pool=solo",
                 "-Q",
-                queue,
+                ",".join(worker_queues(queue)),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -357,18 +380,15 @@ def stop_celery_worker(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on a queue of its own, using the test database and Redis."""
-    from crm.celery import app as celery_app
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with django_db_blocker.unblock():
         process = start_celery_worker(queue, log)
-    previous_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
     try:
-        yield {"queue": queue, "log": log, "process": process}
+        with tasks_sent_to(queue):
+            yield {"queue": queue, "log": log, "process": process}
     finally:
-        celery_app.conf.task_default_queue = previous_queue
         stop_celery_worker(process)
 
 
@@ -388,19 +408,18 @@ def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path):
         started.append(process)
         return process
 
-    previous_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
     start.queue, start.log = queue, log
     try:
-        yield start
+        with tasks_sent_to(queue):
+            yield start
     finally:
-        celery_app.conf.task_default_queue = previous_queue
         for process in started:
             if process.poll() is None:
                 stop_celery_worker(process)
-        # Messages left on this test's queue (e.g. by a killed worker) are dropped with it.
+        # Messages left on this test's queues (e.g. by a killed worker) are dropped with them.
         with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
+            for name in worker_queues(queue):
+                conn.default_channel.queue_delete(name)
 
 
 # --- A real SMTP server, for tests where sending mail is the point ----------------------------------

@@ -220,3 +220,26 @@ def job_files_delete_expired(*, now: datetime | None = None, retention_days: int
     if deleted:
         logger.info("deleted the files of %s job(s) older than %s days", deleted, days)
     return deleted
+
+
+def job_redact(*, values: list[str]) -> int:
+    """Personal-data erasure: replace the given strings (a person's name, e-mail, phone...) in every
+    job's parameters, result and message (an import keeps sample rows there). Returns how many jobs
+    changed. Job files (uploads, exports) are deleted JOB_FILE_RETENTION_DAYS after their job."""
+    from crm.audit.services import redact_values
+
+    values = [value for value in dict.fromkeys(values) if value and len(value) >= 3]
+    if not values:
+        return 0
+    mentions = Q()
+    for value in values:
+        mentions |= Q(params__icontains=value) | Q(result__icontains=value) | Q(message__contains=value)
+    changed = 0
+    for job in BackgroundJob.objects.filter(mentions).only("pk", "params", "result", "message"):
+        BackgroundJob.objects.filter(pk=job.pk).update(
+            params=redact_values(job.params, values),
+            result=redact_values(job.result, values),
+            message=redact_values(job.message, values),
+        )
+        changed += 1
+    return changed

@@ -11,6 +11,7 @@ import environ
 from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -104,6 +105,10 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_NOT_FOUND_TENANT_VIEW = "crm.views.tenant_not_found"
 
 MIDDLEWARE = [
+    # /healthz and /readyz answer any Host over plain HTTP, before everything else (crm/ops/health.py);
+    # then one log line per request with its tenant, user, status and duration (crm/ops/request_log.py).
+    "crm.ops.health.HealthCheckMiddleware",
+    "crm.ops.request_log.RequestLogMiddleware",
     # The security headers come first so that every response has them, including the pages the tenant
     # middleware answers by itself (unknown, suspended or not yet ready company) and static files.
     "django.middleware.security.SecurityMiddleware",
@@ -170,6 +175,33 @@ CACHES = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# --- Queues: one per workload, so one tenant's long import cannot hold back another's reminders.
+# The routing table, the one place that says which tasks go where (crm.celery.route_task): a task
+# whose name matches a pattern (fnmatch) goes to that workload's queue, any other to the default queue
+# (provisioning, dispatchers, housekeeping). docs/scaling.md explains the split.
+TASK_ROUTES_BY_NAME = {
+    "customers.imports.*": "imports",
+    "customers.exports.*": "imports",
+    "customers.dedupe.*": "imports",
+    "segmentation.*": "recompute",
+    "crm.notifications.*": "reminders",
+    "interactions.followups.*": "reminders",
+}
+TASK_WORKLOADS = ("default", "imports", "recompute", "reminders")
+# Queue names are "<prefix><workload>" (the default workload's is CELERY_TASK_DEFAULT_QUEUE): a prefix
+# lets several installations share one Redis.
+TASK_QUEUE_PREFIX = env("TASK_QUEUE_PREFIX", default="")
+# The workloads a worker started without -Q consumes: all of them (`make run`'s one worker) unless
+# WORKER_WORKLOADS names some (docker-compose runs one worker for default,reminders and one for the rest).
+WORKER_WORKLOADS = env.list("WORKER_WORKLOADS", default=list(TASK_WORKLOADS))
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)  # as Celery declares a queue it creates itself
+    for name in (
+        CELERY_TASK_DEFAULT_QUEUE if workload == "default" else f"{TASK_QUEUE_PREFIX}{workload}"
+        for workload in WORKER_WORKLOADS
+    )
+]
+CELERY_TASK_ROUTES = ("crm.celery.route_task",)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -193,6 +225,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Customers in the recycle bin for more than 30 days are deleted for good (idempotent, so hourly is fine).
     "customers-purge-bin": {"task": "customers.tasks.purge_bin_all_tenants", "schedule": 60 * 60},
+    # Companies deleted in the console more than TENANT_DELETE_GRACE_DAYS ago are purged (their final
+    # backup is kept); idempotent, so hourly is fine.
+    "tenancy-purge-deleted": {"task": "crm.tenancy.tasks.purge_deleted_all_tenants", "schedule": 60 * 60},
     # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC
     # (02:30 in China); a tenant whose recompute is already running is joined, not started twice.
     "segmentation-recompute-nightly": {
@@ -314,7 +349,7 @@ LANGUAGE_COOKIE_HTTPONLY = True
 
 # --- Static and media ----------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))  # collectstatic's output
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -361,11 +396,32 @@ RESERVED_TENANT_SLUGS = frozenset(
     {"public", "www", "admin", "api", "static", "media", "mail", "tenant-template", "tenant_template"}
 )
 DEFAULT_CURRENCY = "CNY"
+# Tenant backups (`manage.py tenant_backup`, and the final backup kept when a company is deleted).
+BACKUP_ROOT = Path(env("BACKUP_ROOT", default=str(BASE_DIR / ".data" / "backups")))
+# A company deleted in the console is purged (schema, files) this many days later; until then it can be
+# brought back, and its final backup is kept after the purge.
+TENANT_DELETE_GRACE_DAYS = env.int("TENANT_DELETE_GRACE_DAYS", default=30)
+
+# /readyz: how long each check may take, and how long the answer about the workers is reused.
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=1.0)
+READYZ_WORKER_CACHE_SECONDS = env.float("READYZ_WORKER_CACHE_SECONDS", default=15.0)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "crm.ops.request_log.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "json": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # One JSON line per request (crm/ops/request_log.py); REQUEST_LOG_LEVEL=WARNING keeps errors only.
+        "crm.request": {
+            "handlers": ["json"],
+            "level": env("REQUEST_LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        },
+    },
 }

@@ -26,7 +26,9 @@ BASE_DOMAIN = "testserver.local"
 ALLOWED_HOSTS = [BASE_DOMAIN, f".{BASE_DOMAIN}"]
 CSRF_TRUSTED_ORIGINS = [f"http://*.{BASE_DOMAIN}"]
 MEDIA_ROOT = BASE_DIR / ".data" / "test-media"  # noqa: F405
+BACKUP_ROOT = BASE_DIR / ".data" / "test-backups"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["loggers"]["crm.request"]["level"] = env("REQUEST_LOG_LEVEL", default="WARNING")  # noqa: F405
 # Serve static files straight from the source folders (no collectstatic in tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -38,3 +38,13 @@ class TenantFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"), required=False, choices=[("", _("All statuses")), *Tenant.Status.choices]
     )
+
+
+class TenantDeleteForm(forms.Form):
+    confirm_slug = forms.CharField(
+        label=_("Type the company's address name to confirm"),
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
+        ),
+    )

@@ -17,6 +17,8 @@ class TenantMiddleware(TenantMainMiddleware):
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.schema_name == get_public_schema_name():
             return None
+        if tenant.status == tenant.Status.DELETED:
+            return render(request, "tenancy/tenant_deleted.html", {"tenant": tenant}, status=410)
         if tenant.status == tenant.Status.SUSPENDED:
             return render(request, "tenancy/tenant_suspended.html", {"tenant": tenant}, status=403)
         if tenant.status != tenant.Status.ACTIVE:

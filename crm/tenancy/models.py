@@ -36,6 +36,7 @@ class Tenant(TenantMixin):
         ACTIVE = "active", _("Active")
         SUSPENDED = "suspended", _("Suspended")
         FAILED = "failed", _("Provisioning failed")
+        DELETED = "deleted", _("Deleted (purge pending)")
 
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
@@ -52,6 +53,10 @@ class Tenant(TenantMixin):
     provisioning_message = models.CharField(max_length=300, blank=True)
     last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Deleted in the console: no longer served, purged (schema and files) after this time.
+    delete_after = models.DateTimeField(_("purge after"), null=True, blank=True)
+    # The archive written when it was deleted (crm.tenancy.backup); kept after the purge.
+    final_backup = models.CharField(_("final backup"), max_length=500, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,7 +70,7 @@ class Tenant(TenantMixin):
         verbose_name_plural = _("tenants")
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["provisioning", "active", "suspended", "failed"]),
+                condition=models.Q(status__in=["provisioning", "active", "suspended", "failed", "deleted"]),
                 name="tenant_status_valid",
             ),
         ]

@@ -455,9 +455,18 @@ def tenant_suspend(*, actor, tenant: Tenant) -> Tenant:
 
 @transaction.atomic
 def tenant_reactivate(*, actor, tenant: Tenant) -> Tenant:
-    if tenant.status == Tenant.Status.SUSPENDED:
+    """Suspended -> active; deleted (before its purge) -> active again, which cancels the deletion."""
+    if tenant.status == Tenant.Status.DELETED and not schema_exists(tenant.schema_name):
+        raise ValidationError(_("This company's data has been purged; restore its final backup instead."))
+    if tenant.status in (Tenant.Status.SUSPENDED, Tenant.Status.DELETED):
+        previous = tenant.status
         tenant.status = Tenant.Status.ACTIVE
         tenant.suspended_at = None
-        tenant.save(update_fields=["status", "suspended_at", "updated_at"])
-        audit_record(actor=actor, action="tenant.reactivated", target=tenant)
+        tenant.delete_after = None
+        tenant.save(update_fields=["status", "suspended_at", "delete_after", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="tenant.deletion_cancelled" if previous == Tenant.Status.DELETED else "tenant.reactivated",
+            target=tenant,
+        )
     return tenant

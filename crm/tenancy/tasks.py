@@ -14,3 +14,30 @@ def provision_tenant_task(self, tenant_id: int) -> str:
     # The tenant is active now; get the next one's schema ready while nobody waits.
     tenant_spares_prepare()
     return tenant.status
+
+
+@shared_task(acks_late=True)
+def tenant_final_backup_task(tenant_id: int) -> str:
+    """The final backup of a company deleted in the console (public schema; idempotent)."""
+    from .deletion import tenant_final_backup
+
+    return tenant_final_backup(tenant_id=tenant_id)
+
+
+@shared_task(acks_late=True)
+def tenant_purge_task(tenant_id: int) -> bool:
+    """Purge one deleted company past its grace period (public schema; idempotent)."""
+    from .deletion import tenant_purge
+
+    return tenant_purge(tenant_id=tenant_id)
+
+
+@shared_task(acks_late=True)
+def purge_deleted_all_tenants() -> int:
+    """Beat: send tenant_purge_task for every deleted company past its grace period."""
+    from .deletion import tenants_due_for_purge
+
+    due = list(tenants_due_for_purge().values_list("pk", flat=True))
+    for tenant_id in due:
+        tenant_purge_task.delay(tenant_id)
+    return len(due)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
     path("<int:tenant_id>/reactivate/", views.tenant_reactivate, name="reactivate"),
     path("<int:tenant_id>/retry/", views.tenant_retry, name="retry"),
+    path("<int:tenant_id>/delete/", views.tenant_delete, name="delete"),
 ]

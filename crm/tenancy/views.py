@@ -1,16 +1,18 @@
 """The platform console, on the public site, for platform admins (public-schema superusers)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from crm.accounts.permissions import platform_admin_required
 from crm.errors import SERVICE_ERRORS, show_service_error
 
-from . import selectors, services
-from .forms import TenantCreateForm, TenantFilterForm
+from . import deletion, selectors, services
+from .forms import TenantCreateForm, TenantDeleteForm, TenantFilterForm
 
 TENANTS_PAGE_SIZE = 50
 
@@ -106,4 +108,33 @@ def tenant_reactivate(request, tenant_id: int):
 def tenant_retry(request, tenant_id: int):
     return _run_action(
         request, services.tenant_retry_provisioning, _("Setting up %(name)s again."), tenant_id
+    )
+
+
+@platform_admin_required
+def tenant_delete(request, tenant_id: int):
+    """Typed-slug confirmation; the company stops being served now and is purged after the grace period."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    form = TenantDeleteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            deletion.tenant_delete(
+                actor=request.user, tenant=tenant, confirm_slug=form.cleaned_data["confirm_slug"]
+            )
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
+        else:
+            selectors.tenant_stats_forget(tenant=tenant)
+            days = settings.TENANT_DELETE_GRACE_DAYS
+            message = ngettext(
+                "%(name)s is deleted. A final backup is being written; its data is purged in %(days)d day.",
+                "%(name)s is deleted. A final backup is being written; its data is purged in %(days)d days.",
+                days,
+            )
+            messages.success(request, message % {"name": tenant.name, "days": days})
+            return redirect("tenancy:detail", tenant_id=tenant.pk)
+    return render(
+        request,
+        "tenancy/tenant_delete.html",
+        {"tenant": tenant, "form": form, "grace_days": settings.TENANT_DELETE_GRACE_DAYS},
     )

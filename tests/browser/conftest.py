@@ -68,6 +68,7 @@ def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir,
         "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
         "CELERY_TASK_DEFAULT_QUEUE": celery_worker["queue"],
+        "TASK_QUEUE_PREFIX": f"{celery_worker['queue']}-",  # the routed workloads too
         "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "SITE_PORT": str(port),

@@ -143,6 +143,10 @@ TENANT: dict[str, Row] = {
     "customers:profile_card": row(OWNED, NO_POST),
     "customers:delete": row(NO_GET, OWNED_DONE),
     "customers:share": row(MANAGERS_405, MANAGERS_DONE),
+    # personal-data requests: admins only; an erase without its typed confirmation re-shows the form
+    "customers:privacy": row(ADMINS, ADMINS_405),
+    "customers:privacy_export": row(ADMINS_405, ADMINS),
+    "customers:privacy_erase": row(ADMINS_405, ADMINS),
     "customers:timeline": row(OWNED, NO_POST),
     "customers:orders": row(OWNED, NO_POST),
     "customers:import_start": row(MANAGERS, MANAGERS_DONE),
@@ -260,6 +264,8 @@ PUBLIC: dict[str, Row] = {
     "tenancy:suspend": public_row(OPERATOR_405, OPERATOR_DONE),
     "tenancy:reactivate": public_row(OPERATOR_405, OPERATOR_DONE),
     "tenancy:retry": public_row(OPERATOR_405, OPERATOR_DONE),
+    # without the typed slug the form comes back with its error (tests/ops/test_tenant_delete.py deletes)
+    "tenancy:delete": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
 }
 
 # Django's own admin site is not part of the product's role model (it needs is_staff).

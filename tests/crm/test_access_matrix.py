@@ -325,7 +325,18 @@ KWARGS = {
     "customers:order_refund": lambda w, mine: {"pk": w.order[mine].pk},
     **{
         f"customers:{name}": (lambda w, mine: {"pk": w.customer[mine].pk})
-        for name in ("detail", "edit", "profile_card", "delete", "share", "timeline", "orders")
+        for name in (
+            "detail",
+            "edit",
+            "profile_card",
+            "delete",
+            "share",
+            "timeline",
+            "orders",
+            "privacy",
+            "privacy_export",
+            "privacy_erase",
+        )  # fmt: skip
     },
     **{
         f"customers:{name}": (lambda w, mine: {"job_id": w.import_job.pk})
@@ -633,7 +644,7 @@ def test_tenant_access_matrix(name, world, tenant, tenant_b, users):
 
 PUBLIC_KWARGS = {
     f"tenancy:{name}": (lambda w: {"tenant_id": w.tenant.pk})
-    for name in ("detail", "progress", "suspend", "reactivate", "retry")
+    for name in ("detail", "progress", "suspend", "reactivate", "retry", "delete")
 }
 PUBLIC_POST_DATA = {
     "set_language": lambda w: {"language": "en", "next": "/"},

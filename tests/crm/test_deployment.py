@@ -33,7 +33,7 @@ def test_docker_compose_file_is_valid():
     services = subprocess.run(
         ["docker-compose", "config", "--services"], cwd=REPO, capture_output=True, text=True
     )
-    assert set(services.stdout.split()) == {"db", "redis", "web", "worker", "beat"}
+    assert set(services.stdout.split()) == {"db", "redis", "setup", "web", "worker", "worker-bulk", "beat"}
 
 
 def _settings_read_from_the_environment() -> dict[str, bool]:

@@ -1,6 +1,8 @@
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from crm.accounts.models import User
 from crm.tenancy.models import Tenant
 from crm.tenancy.services import tenant_create, tenant_provision
 
@@ -31,6 +33,11 @@ class Command(BaseCommand):
         if_missing,
         **options,
     ):
+        if admin_password:
+            try:
+                validate_password(admin_password, User(email=admin_email.strip().lower()))
+            except ValidationError as exc:
+                raise CommandError("The admin's password is refused: " + " ".join(exc.messages))
         existing = Tenant.objects.filter(slug=slug).first()
         if existing is not None and if_missing:
             if existing.status == Tenant.Status.ACTIVE:

@@ -1,0 +1,168 @@
+"""Personal-data requests (issue 16, item 5): the export holds what every app keeps about the person;
+the erasure leaves none of their personal values in any table of the tenant (searched column by
+column, audit log and job records included), keeps their orders, is audited, is refused without the
+typed confirmation or to non-admins, and touches no other tenant."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from crm.audit.models import AuditEvent
+from crm.jobs.services import job_create
+from customers.models import BehaviourEvent, Customer, Order, Refund
+from customers.privacy.services import customer_erase, customer_personal_data_export
+from customers.registry import registry
+from customers.services import customer_create, customer_update
+from segmentation.models import CustomerScore
+from tests.factories import BehaviourEventFactory, OrderFactory, OrderLineFactory, RefundFactory
+
+NAME = "Zhuo Erasewen 卓抹文"
+EMAIL = "zhuo.erasewen.7731@example.com"
+PHONE = "+8613900077310"
+OLD_EMAIL = "zhuo.old.7731@example.com"
+STREET = "77 Erasure Lane 3101"
+EXTERNAL = "EXT-ERASE-7731"
+PERSONAL = (NAME, EMAIL, PHONE, OLD_EMAIL, STREET, EXTERNAL, "13900077310")
+
+
+def _person(admin_user) -> Customer:
+    customer = customer_create(
+        actor=admin_user,
+        name=NAME,
+        email=OLD_EMAIL,
+        phone=PHONE,
+        city="Shanghai",
+        street=STREET,
+        external_id=EXTERNAL,
+        occupation="Teacher",
+        email_consent=True,
+    )
+    customer_update(actor=admin_user, customer=customer, data={"email": EMAIL})  # history: old and new
+    customer.refresh_from_db()
+    order = OrderFactory(customer=customer, total=Decimal("250.00"), number="ERASE-ORDER-1")
+    OrderLineFactory(order=order, product_name="Tea set")
+    RefundFactory(order=order, amount=Decimal("20.00"), reason=f"{NAME} called: cup broken")
+    BehaviourEventFactory(customer=customer, properties={"search": EMAIL, "path": "/account"})
+    CustomerScore.objects.create(
+        customer=customer,
+        recency_days=5,
+        frequency=1,
+        monetary=Decimal("250.00"),
+        stage_since=timezone.now(),
+        computed_at=timezone.now(),
+    )
+    # An import job that kept the person's row as a sample.
+    job_create(kind="customers.import", created_by=admin_user, params={"sample": [[NAME, EMAIL, PHONE]]})
+    return customer
+
+
+def _personal_values_left(values) -> list[str]:
+    """Every (table.column) of the current tenant schema where one of the values still appears."""
+    schema = connection.schema_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND data_type IN ('text', 'character varying', 'json', 'jsonb')",
+            [schema],
+        )
+        columns = cursor.fetchall()
+        found = []
+        for table, column, _type in columns:
+            for value in values:
+                cursor.execute(
+                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{column}"::text ILIKE %s',
+                    [f"%{value}%"],
+                )
+                if cursor.fetchone()[0]:
+                    found.append(f"{table}.{column}: {value}")
+    return found
+
+
+def test_every_app_registers_what_it_holds():
+    assert {"customers", "segmentation"} <= set(registry.personal_data)
+
+
+def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
+    customer = _person(admin_user)
+    document = customer_personal_data_export(actor=admin_user, customer=customer)
+    sections = document["sections"]
+    profile = sections["customers"]["data"]["profile"]
+    assert (profile["name"], profile["email"], profile["phone"], profile["street"]) == (
+        NAME,
+        EMAIL,
+        PHONE,
+        STREET,
+    )
+    orders = sections["customers"]["data"]["orders"]
+    assert orders[0]["number"] == "ERASE-ORDER-1" and orders[0]["lines"][0]["product"] == "Tea set"
+    assert sections["customers"]["data"]["events"][0]["properties"]["search"] == EMAIL
+    assert sections["segmentation"]["data"]["score"]["recency_days"] == 5
+    assert AuditEvent.objects.filter(
+        action="customer.personal_data_exported", target_id=str(customer.pk)
+    ).exists()
+
+
+def test_the_export_downloads_as_json_for_admins(admin_client, admin_user):
+    customer = _person(admin_user)
+    response = admin_client.post(f"/customers/{customer.pk}/privacy/export/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith(
+        f'attachment; filename="customer-{customer.pk}-personal-data-'
+    )
+    document = json.loads(response.content.decode("utf-8"))
+    assert document["sections"]["customers"]["data"]["profile"]["name"] == NAME
+
+
+def test_erasure_leaves_no_personal_value_in_any_table_and_keeps_the_orders(admin_user, tenant_b):
+    customer = _person(admin_user)
+    assert len(_personal_values_left(PERSONAL)) >= 8  # the scan finds them before (it can fail)
+    with schema_context(tenant_b.schema_name):
+        twin = Customer.objects.create(name=NAME, email=EMAIL, phone=PHONE)
+    summary = customer_erase(actor=admin_user, customer=customer, confirmation="ERASE")
+    assert _personal_values_left(PERSONAL) == []
+    customer.refresh_from_db()
+    assert customer.name == f"Erased customer {customer.pk}" and customer.email == "" and customer.phone == ""
+    assert not customer.email_consent and customer.custom_fields == {}
+    order = Order.objects.get(customer=customer)
+    assert order.total == Decimal("250.00") and order.lines.count() == 1
+    assert Refund.objects.get(order=order).amount == Decimal("20.00")
+    assert not BehaviourEvent.objects.filter(customer=customer).exists()
+    assert summary["customers"]["orders_kept"] == 1 and summary["audit_events_redacted"] >= 2
+    assert summary["jobs_redacted"] == 1
+    erased = AuditEvent.objects.get(action="customer.erased", target_id=str(customer.pk))
+    assert NAME not in json.dumps(erased.changes, ensure_ascii=False)
+    # The other tenant's customer of the same name is theirs, untouched.
+    with schema_context(tenant_b.schema_name):
+        twin.refresh_from_db()
+        assert (twin.name, twin.email, twin.phone) == (NAME, EMAIL, PHONE)
+
+
+def test_erasure_needs_the_typed_word_and_an_admin_and_writes_nothing_otherwise(admin_user, manager_user):
+    customer = _person(admin_user)
+    with pytest.raises(ValidationError):
+        customer_erase(actor=admin_user, customer=customer, confirmation="erase please")
+    with pytest.raises(PermissionDenied):
+        customer_erase(actor=manager_user, customer=customer, confirmation="ERASE")
+    customer.refresh_from_db()
+    assert customer.name == NAME and customer.email == EMAIL
+    assert not AuditEvent.objects.filter(action="customer.erased").exists()
+
+
+def test_the_erase_form_says_what_to_type_and_erases_once_confirmed(admin_client, admin_user):
+    customer = _person(admin_user)
+    response = admin_client.post(f"/customers/{customer.pk}/privacy/erase/", {"confirmation": "yes"})
+    assert response.status_code == 200
+    assert "Type ERASE to confirm the erasure." in response.content.decode()
+    customer.refresh_from_db()
+    assert customer.name == NAME
+    response = admin_client.post(f"/customers/{customer.pk}/privacy/erase/", {"confirmation": "ERASE"})
+    assert response.status_code == 302 and response["Location"] == f"/customers/{customer.pk}/"
+    customer.refresh_from_db()
+    assert customer.name == f"Erased customer {customer.pk}"
+    page = admin_client.get(f"/customers/{customer.pk}/").content.decode()
+    assert NAME not in page and EMAIL not in page
