@@ -462,6 +462,9 @@ def reminder_key(followup: FollowUp) -> str:
 
 REMINDER_KIND = "followups.due"
 REMINDER_BATCH = 200
+# Batches per run: a backlog larger than this waits for the next minute's run (a run stays short, and a
+# batch that somehow stayed unmarked can never keep a worker busy forever).
+REMINDER_MAX_BATCHES = 50
 
 
 def _reminder_spec(followup: FollowUp, spec_class):
@@ -493,7 +496,7 @@ def followup_reminders_send(*, now: datetime | None = None, batch_size: int = RE
 
     now = now or _now()
     sent = 0
-    while True:
+    for _batch in range(REMINDER_MAX_BATCHES):
         with transaction.atomic():
             batch = list(
                 due_unreminded(now=now)
@@ -505,6 +508,7 @@ def followup_reminders_send(*, now: datetime | None = None, batch_size: int = RE
             notify_many(kind=REMINDER_KIND, items=[_reminder_spec(f, NotificationSpec) for f in batch])
             FollowUp.objects.filter(pk__in=[f.pk for f in batch]).update(reminded_at=now)
         sent += len(batch)
+    return sent
 
 
 # --- merge -----------------------------------------------------------------------------------------
