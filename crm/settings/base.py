@@ -230,6 +230,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "tenancy-purge-deleted": {"task": "crm.tenancy.tasks.purge_deleted_all_tenants", "schedule": 60 * 60},
     # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC
     # (02:30 in China); a tenant whose recompute is already running is joined, not started twice.
+    # Follow-ups that fell due are handed to notifications once (idempotent, so every minute is fine).
+    "followups-reminders": {
+        "task": "interactions.followups.tasks.followup_reminders_all_tenants",
+        "schedule": 60,
+    },
     "segmentation-recompute-nightly": {
         "task": "segmentation.tasks.recompute_all_tenants",
         "schedule": crontab(hour=18, minute=30),

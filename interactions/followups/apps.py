@@ -17,4 +17,11 @@ class FollowupsConfig(AppConfig):
 
         register()
         connect_receivers()
+        from crm.notifications.registry import register_kind
+
+        from .digest import register as register_digest_sections
+        from .services import REMINDER_KIND
+
+        register_kind(REMINDER_KIND, _("Follow-up due"), default_email=True)
+        register_digest_sections()
         register_nav(NavItem("my_day", _("My day"), "followups:my_day", "calendar-check", order=5))

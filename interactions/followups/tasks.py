@@ -49,3 +49,22 @@ def apply_followup_rules_task(
         return rules.on_recompute(run_id=int(run_id))
     logger.warning("apply_followup_rules_task: unknown event %r", event)
     return 0
+
+
+@shared_task(acks_late=True)
+def followup_reminders_task() -> int:
+    """Hand the tenant's due follow-ups to the notifications service, once each (idempotent: a re-run
+    or a redelivered message finds them reminded, or finds their notification keys taken)."""
+    from .services import followup_reminders_send
+
+    if _in_public_schema("followup_reminders_task"):
+        return 0
+    return followup_reminders_send()
+
+
+@shared_task(acks_late=True)
+def followup_reminders_all_tenants() -> int:
+    """From beat every minute, in the public schema: queue followup_reminders_task for every active tenant."""
+    from crm.tenancy.dispatch import enqueue_for_active_tenants
+
+    return enqueue_for_active_tenants(followup_reminders_task)

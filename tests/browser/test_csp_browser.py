@@ -78,7 +78,7 @@ def test_the_main_pages_run_under_the_policy(page, committed_tenant, login, tena
         dialog.accept() if answer["accept"] else dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    page.locator("[data-require-checked]").click()
+    page.locator("[data-require-checked]").first.click()
     assert messages == ["Select customers first."]
     page.locator("[data-check-all]").check()
     assert page.locator("input[name=ids]:checked").count() == page.locator("input[name=ids]").count() > 0
