@@ -55,7 +55,7 @@ from .models import (
     SegmentSnapshot,
     SegmentTransition,
 )
-from .rules import rules_to_q
+from .rules import RuleError, rules_to_q
 
 ALERT_BADGE_SECONDS = 60
 RECOMPUTE_JOB_KIND = "segmentation.recompute"
@@ -572,3 +572,33 @@ def segment_labels() -> dict[str, list[tuple[str, str]]]:
         "segments": [(str(key), segment_label(key)) for key in SEGMENT_ORDER],
         "stages": [(str(stage), stage_label(stage)) for stage in STAGE_ORDER],
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# For apps that follow segmentation's signals in the background (no user scope: the caller decides
+# whom the result concerns, e.g. follow-up rules create work for each customer's owner)
+# --------------------------------------------------------------------------------------------------
+def alert_customer_ids(*, alert_ids: list[int]) -> dict[int, int]:
+    """alert id -> customer id, for the alerts of a `churn_alerts_raised` signal."""
+    return dict(ChurnAlert.objects.filter(pk__in=list(alert_ids)).values_list("pk", "customer_id"))
+
+
+def run_stage_entries(*, run_id: int, stage: str) -> list[tuple[int, int]]:
+    """(transition id, customer id) of the customers a recompute run moved into `stage`."""
+    return list(
+        LifecycleTransition.objects.filter(run_id=run_id, to_stage=stage)
+        .order_by("pk")
+        .values_list("pk", "customer_id")
+    )
+
+
+def segment_member_ids(*, segment: Segment) -> set[int]:
+    """Ids of every customer (not in the bin) matching a saved segment's rules now; an empty set when
+    its rules no longer compile (e.g. a custom field it used was removed)."""
+    try:
+        condition = rules_to_q(segment.rules)
+    except RuleError:
+        return set()
+    return set(
+        Customer.objects.filter(deleted_at__isnull=True).filter(condition).values_list("pk", flat=True)
+    )
