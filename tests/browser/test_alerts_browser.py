@@ -67,7 +67,7 @@ def test_manager_works_the_queue_and_reads_the_evaluation(
     assert rows.count() == 3
     order = rows.evaluate_all("rows => rows.map(r => Number(r.dataset.alertId))")
     assert order == [ids["王芳 Wang Fang"], ids["李娜 Li Na"], ids["Chen Jie"]]  # most at stake first
-    assert page.locator("a[href^='tel:+86']").count() == 3
+    assert page.locator("[data-testid=call]:visible").count() == 3  # tap to call
     _shot(page, "queue_desktop_en")
 
     page.check(f"#alert-{ids['李娜 Li Na']} input[name=alert]")
@@ -97,6 +97,7 @@ def test_manager_works_the_queue_and_reads_the_evaluation(
         small.goto(tenant_url(tenant, "/segments/alerts/?status=all"))
         assert small.locator("[data-testid=alert-list] tbody tr").count() == 3
         assert small.evaluate(WIDER_THAN_VIEWPORT) <= 390
+        assert small.locator("[data-testid=call-small]:visible").count() == 3  # the number under the name
         _shot(small, "queue_390px_zh")
         small.goto(tenant_url(tenant, "/segments/lifecycle/"))
         assert "简单规则" in small.locator("[data-testid=alert-evaluation]").inner_text()
