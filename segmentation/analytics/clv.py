@@ -1126,12 +1126,14 @@ def holdout_validation(
     time_unit: TimeUnit = "W",
     penalizer: float = 0.0,
     max_frequency_bucket: int = 7,
+    initial: Sequence[float] | None = None,
 ) -> HoldoutValidation:
     """Fit BG/NBD on purchases up to ``calibration_end`` and compare its predicted number of purchase
     days in ``(calibration_end, observation_end]`` with what customers actually did.
 
     Only customers whose first purchase is on or before ``calibration_end`` are scored (the model makes
     no conditional prediction for customers not yet acquired). Days are UTC days as everywhere else.
+    ``initial`` (r, alpha, a, b in ``time_unit``) warm-starts the fit, e.g. with the full-data fit.
     """
     dpu = _days_per_unit(time_unit)
     cal_day = to_utc_day_number(calibration_end)
@@ -1152,7 +1154,7 @@ def holdout_validation(
     x = summary["frequency"].to_numpy(dtype=float)
     tx = summary["recency"].to_numpy(dtype=float)
     TT = summary["T"].to_numpy(dtype=float)
-    fit = fit_bgnbd(x, tx, TT, penalizer=penalizer)
+    fit = fit_bgnbd(x, tx, TT, penalizer=penalizer, initial=initial)
     horizon = (obs_day - cal_day) / dpu
     if len(summary) and math.isfinite(fit.r):
         predicted = bgnbd_expected_purchases(fit, horizon, x, tx, TT)
