@@ -1,8 +1,8 @@
 """Sending: the pending notification e-mails and the daily digest, both crash-safe.
 
 E-mails (`email_deliveries_send`): a batch of pending rows is claimed in its own committed
-transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, claimed_at = now, attempts + 1), then each message
-is sent through Django's e-mail backend and its row marked sent. Two workers never claim the same
+transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, claimed_at = now, attempts + 1), then its messages
+are sent through Django's e-mail backend and the batch marked sent. Two workers never claim the same
 row; a worker that dies after claiming leaves rows whose claim grows stale, and after
 NOTIFICATION_EMAIL_CLAIM_SECONDS they are claimed again and sent with the same Message-ID (a
 resend the receiving side can recognise; `attempts` > 1 counts it).
