@@ -1,8 +1,8 @@
 """Sending: the pending notification e-mails and the daily digest, both crash-safe.
 
 E-mails (`email_deliveries_send`): a batch of pending rows is claimed in its own committed
-transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, claimed_at = now, attempts + 1), then each message
-is sent through Django's e-mail backend and its row marked sent. Two workers never claim the same
+transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, claimed_at = now, attempts + 1), then its messages
+are sent through Django's e-mail backend and the batch marked sent. Two workers never claim the same
 row; a worker that dies after claiming leaves rows whose claim grows stale, and after
 NOTIFICATION_EMAIL_CLAIM_SECONDS they are claimed again and sent with the same Message-ID (a
 resend the receiving side can recognise; `attempts` > 1 counts it).
@@ -16,6 +16,7 @@ every section is empty. A claim left behind by a dead worker is taken again afte
 import datetime as dt
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.mail import get_connection
@@ -62,63 +63,98 @@ def email_deliveries_claim(*, batch_size: int) -> list[int]:
     return ids
 
 
-def email_deliveries_send(*, batch_size: int = 100, max_seconds: float = 50.0) -> dict[str, int]:
+def email_connections() -> int:
+    return max(1, getattr(settings, "NOTIFICATION_EMAIL_CONNECTIONS", 4))
+
+
+def email_deliveries_send(*, batch_size: int = 40, max_seconds: float = 50.0) -> dict[str, int]:
     """Send this tenant's pending e-mails for up to `max_seconds`; returns counts. Idempotent: what is
-    marked sent is never sent again; what was claimed and not marked is sent again after the timeout."""
+    marked sent is never sent again; what was claimed and not marked is sent again after the timeout.
+
+    Each claimed batch is rendered here and sent over NOTIFICATION_EMAIL_CONNECTIONS SMTP connections
+    at once (threads that only talk SMTP; every database write stays in this thread), then marked
+    sent in one statement: a crash re-sends at most one batch, each message with its Message-ID."""
     tenant = connection.tenant
     started = time.monotonic()
     counts = {"sent": 0, "resent": 0, "skipped": 0, "failed": 0, "more": 0}
-    while True:
-        ids = email_deliveries_claim(batch_size=batch_size)
-        if not ids:
-            break
-        deliveries = (
-            EmailDelivery.objects.filter(id__in=ids).select_related("notification__recipient").order_by("id")
-        )
-        mail_connection = get_connection()
-        try:
-            mail_connection.open()
-            for delivery in deliveries:
-                _send_one(delivery, tenant, mail_connection, counts)
-        finally:
-            try:
-                mail_connection.close()
-            except Exception:  # closing a broken SMTP connection must not hide what happened
-                logger.warning("closing the mail connection failed", exc_info=True)
-        if time.monotonic() - started > max_seconds:
-            counts["more"] = int(_claimable(timezone.now()).exists())
-            break
+    parallel = email_connections()
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="notification-mail") as pool:
+        while True:
+            ids = email_deliveries_claim(batch_size=batch_size)
+            if not ids:
+                break
+            outgoing, inactive = [], []
+            for delivery in (
+                EmailDelivery.objects.filter(id__in=ids)
+                .select_related("notification__recipient")
+                .order_by("id")
+            ):
+                if delivery.notification.recipient.is_active:
+                    message = notification_email(
+                        notification=delivery.notification, message_id=delivery.message_id, tenant=tenant
+                    )
+                    outgoing.append((delivery, message))
+                else:
+                    inactive.append(delivery.pk)
+            if inactive:
+                EmailDelivery.objects.filter(id__in=inactive, status=EmailDelivery.Status.PENDING).update(
+                    status=EmailDelivery.Status.SKIPPED
+                )
+                counts["skipped"] += len(inactive)
+            groups = [outgoing[i::parallel] for i in range(parallel) if outgoing[i::parallel]]
+            results = [result for group in pool.map(_send_group, groups) for result in group]
+            sent = [delivery for delivery, error in results if error is None]
+            EmailDelivery.objects.filter(
+                id__in=[delivery.pk for delivery in sent], status=EmailDelivery.Status.PENDING
+            ).update(status=EmailDelivery.Status.SENT, sent_at=timezone.now(), last_error="")
+            counts["sent"] += len(sent)
+            counts["resent"] += sum(1 for delivery in sent if delivery.attempts > 1)
+            for delivery, error in results:
+                if error is not None:
+                    _record_failure(delivery, error)
+                    counts["failed"] += 1
+            if outgoing and not sent:
+                break  # the mail server refuses everything: leave the rest for the next run
+            if time.monotonic() - started > max_seconds:
+                counts["more"] = int(_claimable(timezone.now()).exists())
+                break
     return counts
 
 
-def _send_one(delivery: EmailDelivery, tenant, mail_connection, counts: dict[str, int]) -> None:
-    recipient = delivery.notification.recipient
-    rows = EmailDelivery.objects.filter(pk=delivery.pk, status=EmailDelivery.Status.PENDING)
-    if not recipient.is_active:
-        rows.update(status=EmailDelivery.Status.SKIPPED)
-        counts["skipped"] += 1
-        return
+def _send_group(group: list) -> list[tuple[EmailDelivery, Exception | None]]:
+    """Send these messages over one SMTP connection (runs in a pool thread: no database access)."""
+    results: list[tuple[EmailDelivery, Exception | None]] = []
+    mail_connection = get_connection()
     try:
-        message = notification_email(
-            notification=delivery.notification,
-            message_id=delivery.message_id,
-            tenant=tenant,
-            connection=mail_connection,
-        )
-        message.send()
+        mail_connection.open()
     except Exception as exc:
-        # Left claimed: tried again after the claim timeout, up to MAX_ATTEMPTS, then failed for good.
-        logger.warning("notification e-mail %s failed: %s", delivery.message_id, exc)
-        status = (
-            EmailDelivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else EmailDelivery.Status.PENDING
-        )
-        rows.update(status=status, last_error=str(exc)[:500])
-        counts["failed"] += 1
-        return
-    rows.update(status=EmailDelivery.Status.SENT, sent_at=timezone.now(), last_error="")
-    counts["sent"] += 1
-    if delivery.attempts > 1:
-        counts["resent"] += 1
+        return [(delivery, exc) for delivery, _ in group]
+    try:
+        for delivery, message in group:
+            message.connection = mail_connection
+            try:
+                message.send()
+            except Exception as exc:
+                results.append((delivery, exc))
+            else:
+                results.append((delivery, None))
+    finally:
+        try:
+            mail_connection.close()
+        except Exception:  # closing a broken SMTP connection must not hide what happened
+            logger.warning("closing the mail connection failed", exc_info=True)
+    return results
+
+
+def _record_failure(delivery: EmailDelivery, error: Exception) -> None:
+    """Left claimed: tried again after the claim timeout, up to MAX_ATTEMPTS, then failed for good."""
+    logger.warning("notification e-mail %s failed: %s", delivery.message_id, error)
+    status = (
+        EmailDelivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else EmailDelivery.Status.PENDING
+    )
+    EmailDelivery.objects.filter(pk=delivery.pk, status=EmailDelivery.Status.PENDING).update(
+        status=status, last_error=str(error)[:500]
+    )
 
 
 # --- The daily digest -----------------------------------------------------------------------------

@@ -46,3 +46,8 @@ def registered_kinds() -> list[Kind]:
 
 def get_kind(key: str) -> Kind:
     return _kinds.get(key) or Kind(key=key, label=key, default_email=True)
+
+
+def label_of(key: str) -> str | Promise:
+    kind = _kinds.get(key)
+    return kind.label if kind else ""

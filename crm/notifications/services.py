@@ -29,7 +29,7 @@ from .registry import KIND_MAX_LENGTH
 from .selectors import email_wanted, unread_version_key
 
 EMAILS_QUEUED_KEY = "notifications:emails-queued"
-INSERT_CHUNK = 1000
+INSERT_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -128,36 +128,43 @@ def notify_many(*, kind: str, items: Iterable[NotificationSpec], email: bool = T
     rows = [_clean(kind, item) for item in items]
     if not rows:
         return []
-    table = connection.ops.quote_name(Notification._meta.db_table)
     now = timezone.now()
     created: list[tuple[int, int]] = []
+    # One array per column (unnest): a few parameters per statement instead of seven per row.
+    notifications = connection.ops.quote_name(Notification._meta.db_table)
+    deliveries = connection.ops.quote_name(EmailDelivery._meta.db_table)
     with connection.cursor() as cursor:
         for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-            params: list = []
-            for recipient_id, key, title, body, url in chunk:
-                params += [recipient_id, kind, key, title, body, url, now]
+            recipient_ids, keys, titles, bodies, urls = (
+                list(column) for column in zip(*rows[start : start + INSERT_CHUNK], strict=True)
+            )
             cursor.execute(
-                f"INSERT INTO {table} (recipient_id, kind, key, title, body, url, created_at) "  # noqa: S608
-                f"VALUES {values} ON CONFLICT (recipient_id, key) DO NOTHING RETURNING id, recipient_id",
-                params,
+                f"INSERT INTO {notifications} (recipient_id, kind, key, title, body, url, created_at) "  # noqa: S608
+                "SELECT r, %s, k, t, b, u, %s "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS v(r, k, t, b, u) "
+                "ON CONFLICT (recipient_id, key) DO NOTHING RETURNING id, recipient_id",
+                [kind, now, recipient_ids, keys, titles, bodies, urls],
             )
             created += cursor.fetchall()
-    if not created:
-        return []
-    if email:
-        wanted = email_wanted(user_ids=sorted({uid for _, uid in created}), kind=kind)
-        deliveries = [
-            EmailDelivery(notification_id=nid, message_id=message_id_for(nid))
-            for nid, uid in created
-            if uid in wanted
-        ]
-        if deliveries:
-            EmailDelivery.objects.bulk_create(deliveries, batch_size=INSERT_CHUNK)
-            # robust: the notifications are committed; a broker that is down must not turn that into an
-            # error for the caller (the minute dispatcher sends the mail then).
-            transaction.on_commit(queue_email_delivery, robust=True)
+        if not created:
+            return []
+        mailed = []
+        if email:
+            wanted = email_wanted(user_ids=sorted({uid for _, uid in created}), kind=kind)
+            mailed = [nid for nid, uid in created if uid in wanted]
+        for start in range(0, len(mailed), INSERT_CHUNK):
+            ids = mailed[start : start + INSERT_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {deliveries} "  # noqa: S608
+                "(notification_id, message_id, status, attempts, last_error, created_at) "
+                "SELECT n, m, %s, 0, '', %s FROM unnest(%s::bigint[], %s::text[]) AS v(n, m)",
+                [EmailDelivery.Status.PENDING, now, ids, [message_id_for(nid) for nid in ids]],
+            )
+    if mailed:
+        # robust: the notifications are committed; a broker that is down must not turn that into an
+        # error for the caller (the minute dispatcher sends the mail then).
+        transaction.on_commit(queue_email_delivery, robust=True)
     recipients = {uid for _, uid in created}
     transaction.on_commit(lambda: bump_unread(recipients), robust=True)
     return [nid for nid, _ in created]

@@ -395,6 +395,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@localhost>
 # A notification e-mail (or digest) claimed by a worker that did not mark it sent within this many
 # seconds is claimed again and re-sent with the same Message-ID (crm.notifications.mailing).
 NOTIFICATION_EMAIL_CLAIM_SECONDS = env.int("NOTIFICATION_EMAIL_CLAIM_SECONDS", default=300)
+# SMTP connections a worker sends notification e-mails over at once (one batch at a time).
+NOTIFICATION_EMAIL_CONNECTIONS = env.int("NOTIFICATION_EMAIL_CONNECTIONS", default=4)
 
 # --- Platform ------------------------------------------------------------------------------------
 RESERVED_TENANT_SLUGS = frozenset(

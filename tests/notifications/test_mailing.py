@@ -80,7 +80,6 @@ def test_a_refused_message_stays_pending_and_is_counted(tenant, sales_user, kind
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
     services.notify(recipient=sales_user, kind=kind, key="later", title="t")
-    with pytest.raises(OSError):
-        email_deliveries_send()
+    assert email_deliveries_send()["failed"] == 1
     delivery = EmailDelivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.sent_at is None

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -82,3 +84,51 @@ def test_a_worker_killed_mid_delivery_loses_and_duplicates_nothing(
     print(
         f"\nkilled after {at_kill} messages; {len(resent)} re-claimed, {len(duplicated)} duplicated at SMTP"
     )
+
+
+def _zone_past_eight() -> str:
+    """A time zone whose local time is now between 08:00 and 22:00 (the digest is due there today)."""
+    now = datetime.now(UTC)
+    for zone in (
+        "Asia/Shanghai",
+        "Europe/London",
+        "America/New_York",
+        "Pacific/Honolulu",
+        "Pacific/Kiritimati",
+    ):
+        if 8 <= now.astimezone(ZoneInfo(zone)).hour < 22:
+            return zone
+    raise AssertionError("some zone is always between 08:00 and 22:00")
+
+
+def test_the_digest_dispatcher_runs_once_per_local_day_through_a_real_worker(
+    committed_tenant, celery_worker_factory, smtp_server, django_db_blocker
+):
+    """Beat's digest dispatcher, twice, through a real worker: each active user of the tenant gets one
+    run for their local date (skipped: no app in the worker process registers a section, so every
+    digest is empty and nothing is mailed), and the second round adds nothing."""
+    from crm.notifications.models import DigestRun
+    from crm.notifications.tasks import notification_digest_all_tenants
+
+    tenant = committed_tenant()
+    with django_db_blocker.unblock():
+        with tenant_context(tenant):
+            User.objects.update(time_zone=_zone_past_eight())
+            active = User.objects.filter(is_active=True).count()
+        celery_worker_factory(extra_env=smtp_server.worker_env)
+        for _ in range(2):
+            connection.set_schema_to_public()
+            notification_digest_all_tenants.delay().get(timeout=30)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with tenant_context(tenant):
+                    if DigestRun.objects.count() >= active:
+                        break
+                time.sleep(0.3)
+        time.sleep(2)  # let the second round finish
+        with tenant_context(tenant):
+            runs = list(DigestRun.objects.values_list("user_id", "status"))
+        connection.set_schema_to_public()
+    assert len(runs) == len({user for user, _ in runs}) == active
+    assert {status for _, status in runs} == {"skipped"}
+    assert smtp_server.messages == []

@@ -4,7 +4,7 @@ import logging
 
 from django import template
 
-from ..registry import get_kind
+from ..registry import label_of
 from ..selectors import unread_badge
 
 logger = logging.getLogger(__name__)
@@ -27,4 +27,5 @@ def notification_bell(context, oob: bool = False):
 
 @register.filter
 def notification_kind_label(kind: str):
-    return get_kind(kind).label
+    """The registered label of a kind; "" for a kind nobody registered (its key means nothing to a user)."""
+    return label_of(kind)
