@@ -14,4 +14,4 @@ DEMO_USERS = (
     ("sales2@demo.example", "李娜 Li Na", "sales"),
 )
 
-SEEDERS: list[str] = ["customers.demo.seed", "segmentation.demo.seed"]
+SEEDERS: list[str] = ["customers.demo.seed", "segmentation.demo.seed", "interactions.service.demo.seed"]

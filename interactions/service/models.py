@@ -32,6 +32,9 @@ class Status(models.TextChoices):
 # Statuses in which the SLA clocks run (WAITING pauses them; RESOLVED/CLOSED stop them).
 RUNNING_STATUSES = (Status.NEW, Status.OPEN)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.WAITING)
+# For partial indexes: an OR of equalities, not IN (PostgreSQL prints `= ANY (ARRAY[...])` back in a
+# form that re-parses differently, so a tenant cloned from the template schema would differ from it).
+RUNNING_CONDITION = models.Q(status="new") | models.Q(status="open")
 
 
 class Channel(models.TextChoices):
@@ -278,12 +281,12 @@ class Ticket(models.Model):
             models.Index(
                 fields=["first_response_warn_at"],
                 name="ticket_fr_warn_idx",
-                condition=models.Q(deleted_at=None, first_response_at=None, status__in=["new", "open"]),
+                condition=models.Q(deleted_at=None, first_response_at=None) & RUNNING_CONDITION,
             ),
             models.Index(
                 fields=["resolution_warn_at"],
                 name="ticket_res_warn_idx",
-                condition=models.Q(deleted_at=None, status__in=["new", "open"]),
+                condition=models.Q(deleted_at=None) & RUNNING_CONDITION,
             ),
         ]
         constraints = [

@@ -7,7 +7,7 @@ import re
 from segmentation.services import alert_create
 from tests.factories import CustomerFactory
 
-ALL = ["dashboard", "customers", "interactions", "segments", "loyalty"]
+ALL = ["dashboard", "customers", "interactions", "service", "segments", "loyalty"]
 
 
 def _nav(client) -> list[str]:
