@@ -10,6 +10,7 @@ urlpatterns = [
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("accounts/", include("crm.accounts.urls")),
     path("jobs/", include("crm.jobs.urls")),
+    path("notifications/", include("crm.notifications.urls")),
     path("customers/", include("customers.urls")),
     path("interactions/", include("interactions.urls")),
     path("service/", include("interactions.service.urls")),

@@ -79,6 +79,7 @@ TENANT_APPS = [
     "crm.accounts",
     "crm.audit",
     "crm.jobs",
+    "crm.notifications",
     "customers",
     "interactions",
     "interactions.service",
@@ -199,6 +200,16 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
     "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
+    # Notification e-mails still pending (notify() also queues a send on commit, so this is the net).
+    "notification-emails": {
+        "task": "crm.notifications.tasks.notification_emails_all_tenants",
+        "schedule": 60,
+    },
+    # The daily digest at 08:00 in each user's time zone: every 15 minutes, whoever's 08:00 has passed.
+    "notification-digest": {
+        "task": "crm.notifications.tasks.notification_digest_all_tenants",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 
 # --- Accounts ------------------------------------------------------------------------------------
@@ -320,6 +331,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@localhost>")
+# A notification e-mail (or digest) claimed by a worker that did not mark it sent within this many
+# seconds is claimed again and re-sent with the same Message-ID (crm.notifications.mailing).
+NOTIFICATION_EMAIL_CLAIM_SECONDS = env.int("NOTIFICATION_EMAIL_CLAIM_SECONDS", default=300)
 
 # --- Platform ------------------------------------------------------------------------------------
 RESERVED_TENANT_SLUGS = frozenset(

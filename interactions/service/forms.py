@@ -44,7 +44,11 @@ def small_controls(form: forms.BaseForm) -> None:
     """Bootstrap classes for forms the templates lay out by hand (filter bars, the bulk action)."""
     for field in form.fields.values():
         widget = field.widget
-        css = "form-select form-select-sm" if isinstance(widget, forms.Select) else "form-control form-control-sm"
+        css = (
+            "form-select form-select-sm"
+            if isinstance(widget, forms.Select)
+            else "form-control form-control-sm"
+        )
         widget.attrs["class"] = css
 
 

@@ -119,6 +119,13 @@ TENANT: dict[str, Row] = {
     # jobs: the sales user's own export vs the manager's full-data export (with its file)
     "jobs:status": row(OWNED, OWNED),
     "jobs:download": row(OWNED, OWNED),
+    # notifications: everyone reads only their own; another user's answers 404 (a manager's and an
+    # admin's request included, since they are given sales2's notification)
+    "notifications:list": row(EVERYONE, NO_POST),
+    "notifications:preferences": row(EVERYONE, signed_in(302)),
+    "notifications:read_all": row(NO_GET, signed_in(302)),
+    "notifications:open": row((LOGIN, 302, 404, 404, 404), NO_POST),
+    "notifications:read": row(NO_GET, (LOGIN, 302, 404, 404, 404)),
     # customers
     "customers:list": row(EVERYONE, NO_POST),
     "customers:create": row(EVERYONE, signed_in(302)),

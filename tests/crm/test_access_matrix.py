@@ -22,6 +22,7 @@ from crm.accounts.models import Invitation, UserSession
 from crm.accounts.services import invitation_make_token
 from crm.jobs.models import BackgroundJob
 from crm.jobs.services import job_create
+from crm.notifications.services import notify
 from crm.tenancy.models import Tenant
 from customers.models import Customer, CustomFieldDefinition
 from segmentation.models import ChurnAlert, Segment
@@ -167,6 +168,16 @@ def world(tenant, users, settings, tmp_path):
         for mine in (True, False)
     }
     _service_world(w, sales, sales2)
+    w.notification = {
+        mine: notify(
+            recipient=sales if mine else sales2,
+            kind="matrix.test",
+            key="matrix",
+            title="Matrix",
+            url="/customers/",
+        )
+        for mine in (True, False)
+    }
     return w
 
 
@@ -225,6 +236,8 @@ KWARGS = {
     "accounts:invitation_revoke": lambda w, mine: {"invitation_id": w.invitation.pk},
     "accounts:session_end": lambda w, mine: {"session_id": w.user_session[mine].pk},
     "jobs:status": lambda w, mine: {"job_id": w.job[mine].pk},
+    "notifications:open": lambda w, mine: {"notification_id": w.notification[mine].pk},
+    "notifications:read": lambda w, mine: {"notification_id": w.notification[mine].pk},
     "jobs:download": lambda w, mine: {"job_id": w.job[mine].pk},
     "customers:export_job": lambda w, mine: {"job_id": w.job[mine].pk},
     "customers:restore": lambda w, mine: {"pk": w.binned[mine].pk},
