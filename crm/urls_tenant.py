@@ -13,6 +13,7 @@ urlpatterns = [
     path("notifications/", include("crm.notifications.urls")),
     path("customers/", include("customers.urls")),
     path("interactions/", include("interactions.urls")),
+    path("my-day/", include("interactions.followups.urls")),
     path("service/", include("interactions.service.urls")),
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),

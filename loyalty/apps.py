@@ -8,5 +8,12 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.navigation import NavItem, register
+        from customers.signals import customers_changed
 
+        # Filters, columns, the "Loyalty" panel, timeline entries, the merge hook, segment rule fields.
+        from .integration import earn_when_customers_change
+        from .integration import register as register_integration
+
+        register_integration()
         register(NavItem("loyalty", _("Loyalty"), "loyalty:index", "award", order=50))
+        customers_changed.connect(earn_when_customers_change, dispatch_uid="loyalty.earn")

@@ -1,13 +1,15 @@
 from django.urls import path
-from django.utils.translation import gettext_lazy as _
 
-from crm.views import nothing_here_yet
+from . import views
 
 app_name = "loyalty"
 urlpatterns = [
-    path(
-        "",
-        nothing_here_yet(_("Loyalty"), _("Points, rewards and VIP tiers are not built yet.")),
-        name="index",
-    ),
+    path("", views.index, name="index"),
+    path("members/", views.members, name="members"),
+    path("members/<int:member_id>/", views.member, name="member"),
+    path("members/<int:member_id>/adjust/", views.member_adjust, name="member_adjust"),
+    path("enrol/<int:customer_id>/", views.enrol, name="enrol"),
+    path("settings/", views.settings_edit, name="settings"),
+    path("settings/tiers/new/", views.tier_new, name="tier_new"),
+    path("settings/tiers/<int:tier_id>/", views.tier_edit, name="tier_edit"),
 ]

@@ -40,7 +40,7 @@ FLOORS = {
     "dashboards": 3,
 }
 # may import neither Django nor other project modules
-PURE = ("segmentation.analytics", "interactions.service.business_hours")
+PURE = ("segmentation.analytics", "loyalty.rules", "interactions.service.business_hours")
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ TENANT_APPS = [
     "crm.notifications",
     "customers",
     "interactions",
+    "interactions.followups",
     "interactions.service",
     "segmentation",
     "loyalty",
@@ -198,8 +199,6 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "segmentation.tasks.recompute_all_tenants",
         "schedule": crontab(hour=18, minute=30),
     },
-    # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
-    "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
     # Notification e-mails still pending (notify() also queues a send on commit, so this is the net).
     "notification-emails": {
         "task": "crm.notifications.tasks.notification_emails_all_tenants",
@@ -210,6 +209,19 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "crm.notifications.tasks.notification_digest_all_tenants",
         "schedule": crontab(minute="*/15"),
     },
+    # Loyalty: points past their expiry day, then the tier evaluation (downgrades after the grace
+    # period), per tenant at 17:00 UTC (01:00 in China); idempotent, so a rerun expires nothing twice.
+    "loyalty-nightly": {
+        "task": "loyalty.tasks.points_nightly_all_tenants",
+        "schedule": crontab(hour=17, minute=0),
+    },
+    # Every balance recomputed from its ledger; differences are logged as errors.
+    "loyalty-check-balances": {
+        "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
+        "schedule": crontab(hour=20, minute=0),
+    },
+    # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
+    "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }
 
 # --- Accounts ------------------------------------------------------------------------------------
@@ -323,6 +335,15 @@ IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=2_000_000)  # o
 # XLSX is a zip: its parts all told may expand to this, and no large part more than this ratio.
 IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default=300 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
+
+# --- Interaction attachments (interactions.services): refused above this size or with another type
+INTERACTION_ATTACHMENT_MAX_BYTES = env.int("INTERACTION_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+INTERACTION_ATTACHMENT_EXTENSIONS = env.list(
+    "INTERACTION_ATTACHMENT_EXTENSIONS",
+    default=["pdf", "png", "jpg", "jpeg", "gif", "webp", "txt", "csv", "docx", "xlsx", "mp3", "m4a", "amr"],
+)
+# How far ahead of now an interaction may be dated (clock drift, a call logged a moment early).
+INTERACTION_FUTURE_LIMIT_MINUTES = env.int("INTERACTION_FUTURE_LIMIT_MINUTES", default=10)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -166,10 +166,23 @@ TENANT: dict[str, Row] = {
     "segmentation:clv": row(EVERYONE, NO_POST),
     "segmentation:lifecycle": row(EVERYONE, NO_POST),
     "segmentation:alerts": row(EVERYONE, NO_POST),
+    # the ticked ids are filtered through the user's scope: another's alert is silently left alone
+    "segmentation:alerts_bulk": row(NO_GET, signed_in(302)),
     "segmentation:alert_acknowledge": row(NO_GET, OWNED_DONE),
     "segmentation:alert_dismiss": row(NO_GET, OWNED_DONE),
     "segmentation:segments": row(EVERYONE, NO_POST),
     "segmentation:segment_open": row(OWNED_DONE, NO_POST),  # opens the filtered customer list
+    # follow-ups (interactions.followups): "own" is the sales user's follow-up, "other" sales2's
+    "followups:my_day": row(EVERYONE, NO_POST),
+    "followups:complete": row(NO_GET, OWNED_DONE),
+    "followups:cancel": row(NO_GET, OWNED_DONE),
+    "followups:snooze": row(NO_GET, OWNED_DONE),
+    "followups:reschedule": row(NO_GET, OWNED_DONE),
+    "followups:reassign": row(MANAGERS_405, MANAGERS_DONE),
+    "followups:create": row(NO_GET, OWNED_DONE),  # on the customer: own, or 404 for another's
+    "followups:bulk_new": row(NO_GET, signed_in(302)),  # only customers the user sees get one
+    "followups:rules": row(ADMINS, ADMINS_DONE),
+    "followups:rule_edit": row(ADMINS, ADMINS_DONE),
     "segmentation:segment_count": row(OWNED, NO_POST),
     "segmentation:segment_delete": row(NO_GET, OWNED_DONE),
     "segmentation:builder": row(EVERYONE, signed_in(302)),
@@ -178,6 +191,29 @@ TENANT: dict[str, Row] = {
     "segmentation:builder_preview": row(NO_GET, EVERYONE),
     "segmentation:settings": row(ADMINS, ADMINS_DONE),
     "segmentation:history": row(MANAGERS, MANAGERS_405),
+    # interactions: "own" is the sales user's interaction with their customer (they are its author)
+    "interactions:index": row(EVERYONE, NO_POST),
+    "interactions:log": row(OWNED, OWNED_DONE),
+    "interactions:detail": row(OWNED, NO_POST),
+    "interactions:edit": row(OWNED, OWNED_DONE),
+    "interactions:delete": row(NO_GET, OWNED_DONE),
+    "interactions:restore": row(NO_GET, OWNED_DONE),
+    "interactions:attachment": row(OWNED, NO_POST),
+    "interactions:export": row(NO_GET, signed_in(302)),
+    "interactions:export_job": row(OWNED, NO_POST),
+    "interactions:import": row(MANAGERS, MANAGERS_DONE),
+    "interactions:import_job": row(MANAGERS, MANAGERS_DONE),  # the mapping step -> checking in the background
+    "interactions:outcomes": row(ADMINS, ADMINS_DONE),
+    "interactions:outcome_change": row(ADMINS_405, ADMINS_DONE),
+    # loyalty: members are the customers' (sales: their own); settings and tiers are the admins'
+    "loyalty:index": row(EVERYONE, NO_POST),
+    "loyalty:members": row(EVERYONE, NO_POST),
+    "loyalty:member": row(OWNED, NO_POST),
+    "loyalty:member_adjust": row(NO_GET, OWNED_DONE),
+    "loyalty:enrol": row(NO_GET, OWNED_DONE),
+    "loyalty:settings": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
+    "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
     # service tickets (interactions.service); the contact form is public on the tenant's site
     "service:queue": row(EVERYONE, NO_POST),
     "service:bulk_assign": row(NO_GET, signed_in(302)),  # another's ticket: in scope or nothing changes
@@ -201,9 +237,6 @@ TENANT: dict[str, Row] = {
     "service:holiday_delete": row(ADMINS_405, ADMINS_DONE),
     "service:contact": row(everyone(200), everyone(302)),  # a valid request opens a ticket
     "service:contact_thanks": row(everyone(200), everyone(405)),
-    # apps still to come: an honest "nothing here yet" page for every role
-    "interactions:index": row(EVERYONE, EVERYONE),
-    "loyalty:index": row(EVERYONE, EVERYONE),
 }
 
 # Public site: (anonymous, operator, tenant admin)

@@ -1,0 +1,82 @@
+"""`seed_demo` part of the loyalty app: a programme with four tiers (普通/银卡/金卡/钻石) and a year of
+ledger history: every demo order earns (members enrol on their first paid order), some members
+redeem and some get adjustments, points past their expiry day expire, tiers are evaluated."""
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from .models import Member, Programme, Tier
+
+DEMO_TIERS = (
+    ("普通", 0, "0", "1", "Welcome gift on sign-up."),
+    ("银卡", 1, "2000", "1.2", "1.2× points; birthday coupon."),
+    ("金卡", 2, "8000", "1.5", "1.5× points; free delivery; priority service line."),
+    ("钻石", 3, "30000", "2", "2× points; personal adviser; invitations to private sales."),
+)
+
+
+def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
+    from .services import (
+        points_adjust,
+        points_earn_for_orders,
+        points_expire,
+        points_redeem,
+        programme_get,
+        tiers_evaluate,
+    )
+
+    programme = programme_get()
+    Programme.objects.filter(pk=programme.pk).update(
+        name="会员俱乐部",
+        auto_enrol=True,
+        points_per_unit=Decimal("1"),
+        signup_bonus=100,
+        first_purchase_bonus=50,
+        birthday_multiplier=Decimal("2"),
+        redemption_points=100,
+        redemption_value=Decimal("1"),
+        minimum_redeem_balance=100,
+        expiry_mode=Programme.ExpiryMode.MONTHS,
+        expiry_months=12,
+        tier_grace_days=30,
+        adjust_limit=500,
+    )
+    for name, rank, threshold, multiplier, benefits in DEMO_TIERS:
+        Tier.objects.update_or_create(
+            rank=rank,
+            defaults={
+                "name": name,
+                "threshold": Decimal(threshold),
+                "multiplier": Decimal(multiplier),
+                "benefits": benefits,
+            },
+        )
+    earned = points_earn_for_orders()
+    manager = next((u for u in users if getattr(u, "role", "") == "manager"), None)
+    rich = list(Member.objects.filter(balance__gte=500).order_by("?").values_list("pk", "balance")[:300])
+    redeemed = 0
+    for pk, balance in rich:
+        points = int(rng.choice([100, 200, 300, 500]))
+        if points <= balance:
+            points_redeem(
+                actor=manager,
+                member=Member(pk=pk),
+                points=points,
+                source_key=f"demo:{pk}:{timezone.now():%Y%m%d}",
+                reason="兑换 / demo redemption",
+            )
+            redeemed += 1
+    adjusted = 0
+    for pk in Member.objects.order_by("?").values_list("pk", flat=True)[:30]:
+        points_adjust(
+            actor=manager, member=Member.objects.get(pk=pk), points=200, reason="客诉补偿 / goodwill"
+        )
+        adjusted += 1
+    expired = points_expire()
+    tiers = tiers_evaluate()
+    stdout.write(
+        f"loyalty: {earned.enrolled} members enrolled, {earned.orders} orders earned {earned.points} points; "
+        f"{redeemed} redemptions, {adjusted} adjustments, {expired['entries']} lots expired; tiers {tiers}."
+    )
+    return {"members": earned.enrolled, "orders": earned.orders, "redeemed": redeemed}

@@ -1,0 +1,1139 @@
+"""Writes to the loyalty programme: enrolment, the points ledger, expiry, tiers, merges.
+
+Every change of a balance happens with the member's row locked (`SELECT ... FOR UPDATE`, always in id
+order when several are locked), so concurrent redemptions, adjustments and earning never lose an
+update; the database refuses a negative balance whatever the code does (CheckConstraint).
+
+Earning is a sweep, not a reaction to one path: "paid orders of active members that have no earn
+entry yet" (an anti-join on the one-earn-per-order unique index), computed in bulk, written with COPY.
+Whatever way an order arrived (form, import, re-import, retry), the next sweep earns it exactly once.
+Refunds are followed the same way: an order's reversal is computed from its current refunded total
+(`rules.reversal_due`), keyed by that total, so the same state never reverses twice.
+
+Roles: any staff member who can see the customer may enrol, redeem and adjust up to the programme's
+limit; larger adjustments need a manager or admin; the programme and tiers are the admins'.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from crm.accounts.permissions import ADMINS, MANAGERS, user_has_role, visible_to
+from crm.audit.services import audit_diff, audit_record
+from crm.errors import ApplicationError
+from customers.models import Customer, Order, OrderLine
+
+from . import rules
+from .models import Member, PointsEntry, Programme, Tier, TierChange
+from .selectors import qualifying_values
+
+logger = logging.getLogger(__name__)
+
+MAX_POINTS = 10_000_000  # one redemption or adjustment
+EARN_BATCH = 20_000  # orders per earning transaction
+EXPIRY_BATCH = 5_000  # members per expiry transaction
+# Serialises earning sweeps within a tenant (the lock is per database, the tables per schema: the
+# key mixes in the schema name).
+_EARN_LOCK = "loyalty.earn"
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _lock_key(name: str) -> int:
+    import zlib
+
+    return zlib.crc32(f"{connection.schema_name}:{name}".encode())
+
+
+# --------------------------------------------------------------------------------------------------
+# Programme and tiers
+# --------------------------------------------------------------------------------------------------
+def programme_get() -> Programme:
+    programme = Programme.objects.filter(pk=1).first()
+    if programme is None:
+        programme, _created = Programme.objects.get_or_create(pk=1)
+    return programme
+
+
+PROGRAMME_FIELDS = (
+    "name",
+    "is_active",
+    "auto_enrol",
+    "points_per_unit",
+    "rounding",
+    "earning_channels",
+    "excluded_categories",
+    "signup_bonus",
+    "first_purchase_bonus",
+    "birthday_multiplier",
+    "campaign_multiplier",
+    "campaign_starts",
+    "campaign_ends",
+    "redemption_points",
+    "redemption_value",
+    "minimum_redeem_balance",
+    "expiry_mode",
+    "expiry_months",
+    "tier_basis",
+    "tier_grace_days",
+    "adjust_limit",
+)
+
+
+def _programme_snapshot(programme: Programme) -> dict[str, Any]:
+    out = {}
+    for name in PROGRAMME_FIELDS:
+        value = getattr(programme, name)
+        out[name] = value if isinstance(value, bool | int | list | type(None)) else str(value)
+    return out
+
+
+@transaction.atomic
+def programme_update(*, actor, data: Mapping[str, Any]) -> Programme:
+    """Change the programme settings (admins only); audited with old and new values."""
+    if not user_has_role(actor, ADMINS):
+        raise PermissionDenied
+    programme = Programme.objects.select_for_update().get(pk=programme_get().pk)
+    before = _programme_snapshot(programme)
+    for name, value in data.items():
+        if name not in PROGRAMME_FIELDS:
+            raise ValueError(f"unknown programme field {name!r}")
+        setattr(programme, name, value)
+    errors: dict[str, list] = {}
+    if (programme.campaign_starts is None) != (programme.campaign_ends is None):
+        errors.setdefault("campaign_ends", []).append(_("Give both campaign dates or neither."))
+    elif programme.campaign_starts and programme.campaign_ends < programme.campaign_starts:
+        errors.setdefault("campaign_ends", []).append(_("The campaign cannot end before it starts."))
+    if errors:
+        raise ValidationError(errors)
+    programme.full_clean()
+    programme.save()
+    changes = audit_diff(before, _programme_snapshot(programme))
+    if changes:
+        audit_record(actor=actor, action="loyalty.programme_updated", target=programme, changes=changes)
+    return programme
+
+
+def _tier_snapshot(tier: Tier) -> dict[str, Any]:
+    return {
+        "name": tier.name,
+        "rank": tier.rank,
+        "threshold": str(tier.threshold),
+        "multiplier": str(tier.multiplier),
+        "benefits": tier.benefits,
+    }
+
+
+@transaction.atomic
+def tier_save(*, actor, tier: Tier | None = None, data: Mapping[str, Any]) -> Tier:
+    """Create (tier=None) or change a tier (admins only). Members move at the next evaluation
+    (upgrades) or after the grace period (downgrades)."""
+    if not user_has_role(actor, ADMINS):
+        raise PermissionDenied
+    creating = tier is None
+    tier = tier or Tier()
+    before = {} if creating else _tier_snapshot(tier)
+    for name in ("name", "rank", "threshold", "multiplier", "benefits"):
+        if name in data:
+            setattr(tier, name, data[name])
+    tier.name = (tier.name or "").strip()
+    tier.full_clean()
+    tier.save()
+    audit_record(
+        actor=actor,
+        action="loyalty.tier_created" if creating else "loyalty.tier_updated",
+        target=tier,
+        changes=audit_diff(before, _tier_snapshot(tier)),
+    )
+    return tier
+
+
+def _tiers() -> list[Tier]:
+    return list(Tier.objects.order_by("rank"))
+
+
+def _thresholds(tiers: Sequence[Tier]) -> list[tuple[int, Decimal]]:
+    return [(tier.rank, tier.threshold) for tier in tiers]
+
+
+# --------------------------------------------------------------------------------------------------
+# Ledger primitives (the caller holds the member's row lock)
+# --------------------------------------------------------------------------------------------------
+def _lock_member(member: Member | int) -> Member:
+    pk = member.pk if isinstance(member, Member) else int(member)
+    return Member.objects.select_for_update().get(pk=pk)
+
+
+def _expires_on(programme: Programme, earned_on: date) -> date | None:
+    return rules.lot_expiry(earned_on, mode=programme.expiry_mode, months=programme.expiry_months)
+
+
+def _credit(
+    member: Member,
+    *,
+    kind: str,
+    points: int,
+    source: str,
+    source_key: str = "",
+    reason: str = "",
+    actor=None,
+    occurred_at: datetime | None = None,
+    order_id: int | None = None,
+    amount: Decimal | None = None,
+    programme: Programme | None = None,
+) -> PointsEntry:
+    programme = programme or programme_get()
+    occurred_at = occurred_at or timezone.now()
+    member.balance += points
+    entry = PointsEntry.objects.create(
+        member=member,
+        kind=kind,
+        points=points,
+        balance_after=member.balance,
+        remaining=points,
+        expires_on=_expires_on(programme, timezone.localdate(occurred_at)),
+        source=source,
+        source_key=source_key,
+        order_id=order_id,
+        amount=amount,
+        reason=reason,
+        actor=actor if getattr(actor, "pk", None) else None,
+        occurred_at=occurred_at,
+    )
+    Member.objects.filter(pk=member.pk).update(balance=member.balance, updated_at=timezone.now())
+    return entry
+
+
+def _open_lots(member: Member, today: date) -> list[rules.Lot]:
+    rows = (
+        PointsEntry.objects.select_for_update()
+        .filter(member=member, remaining__gt=0)
+        .values_list("id", "remaining", "expires_on")
+    )
+    return [rules.Lot(pk, remaining, expires) for pk, remaining, expires in rows]
+
+
+def _debit(
+    member: Member,
+    *,
+    kind: str,
+    points: int,
+    source: str,
+    source_key: str = "",
+    reason: str = "",
+    actor=None,
+    occurred_at: datetime | None = None,
+    order_id: int | None = None,
+    amount: Decimal | None = None,
+    allow_shortfall: bool = False,
+    first_lot: int | None = None,
+) -> PointsEntry:
+    """Take `points` from the member's lots (FIFO, `first_lot` first). Without `allow_shortfall` the
+    caller has checked the balance; with it, what the lots cannot cover is recorded as shortfall."""
+    lots = _open_lots(member, timezone.localdate())
+    taken, shortfall = rules.consume(lots, points, first=first_lot)
+    if shortfall and not allow_shortfall:
+        raise ApplicationError(_("Not enough points."), code="insufficient")
+    _take_from_lots(taken)
+    debited = points - shortfall
+    member.balance -= debited
+    entry = PointsEntry.objects.create(
+        member=member,
+        kind=kind,
+        points=-debited,
+        balance_after=member.balance,
+        shortfall=shortfall,
+        source=source,
+        source_key=source_key,
+        order_id=order_id,
+        amount=amount,
+        reason=reason,
+        actor=actor if getattr(actor, "pk", None) else None,
+        occurred_at=occurred_at or timezone.now(),
+    )
+    Member.objects.filter(pk=member.pk).update(balance=member.balance, updated_at=timezone.now())
+    return entry
+
+
+def _take_from_lots(taken: Sequence[tuple[int, int]]) -> None:
+    if not taken:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(PointsEntry)} AS e SET remaining = e.remaining - t.take "  # noqa: S608
+            "FROM unnest(%s::bigint[], %s::int[]) AS t(id, take) WHERE e.id = t.id",
+            [[lot for lot, _take in taken], [take for _lot, take in taken]],
+        )
+
+
+def _bounded_points(value: Any, *, field: str = "points", allow_negative: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError({field: [_("Enter a whole number of points.")]})
+    if value == 0 or (value < 0 and not allow_negative):
+        raise ValidationError(
+            {
+                field: [
+                    _("Enter a number of points other than zero.")
+                    if allow_negative
+                    else _("Enter a number of points above zero.")
+                ]
+            }
+        )
+    if abs(value) > MAX_POINTS:
+        raise ValidationError({field: [_("At most %(max)s points at once.") % {"max": f"{MAX_POINTS:,}"}]})
+    return value
+
+
+def _clean_reason(reason: str, *, required: bool) -> str:
+    reason = " ".join((reason or "").split())
+    if required and not reason:
+        raise ValidationError({"reason": [_("Give a reason.")]})
+    if len(reason) > 300:
+        raise ValidationError({"reason": [_("Use at most 300 characters.")]})
+    return reason
+
+
+def _check_visible(actor, member: Member) -> None:
+    """A staff actor must be able to see the member's customer (sales: their own and shared)."""
+    if actor is None:
+        return
+    if not visible_to(Member.objects.filter(pk=member.pk), actor).exists():
+        raise PermissionDenied
+
+
+def _existing(kind: str, source_key: str, member: Member) -> PointsEntry | None:
+    if not source_key:
+        return None
+    entry = PointsEntry.objects.filter(kind=kind, source_key=source_key).first()
+    if entry is not None and entry.member_id != member.pk:
+        raise ApplicationError(_("This reference was already used for another member."), code="key_used")
+    return entry
+
+
+# --------------------------------------------------------------------------------------------------
+# Enrolment
+# --------------------------------------------------------------------------------------------------
+def member_number_for(customer_id: int) -> str:
+    return f"M{customer_id:08d}"
+
+
+def _entry_tier(tiers: Sequence[Tier]) -> Tier | None:
+    rank = rules.qualify(Decimal("0"), _thresholds(tiers))
+    return next((tier for tier in tiers if tier.rank == rank), None)
+
+
+@transaction.atomic
+def member_enrol(*, actor, customer: Customer, joined_at: datetime | None = None) -> Member:
+    """Make the customer a member (idempotent: an existing member is returned unchanged). The
+    sign-up bonus, when the programme gives one, is credited once."""
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if locked.deleted_at is not None or locked.merged_into_id is not None:
+        raise ApplicationError(_("This customer is in the recycle bin or was merged."), code="deleted")
+    if actor is not None and not visible_to(Customer.objects.filter(pk=locked.pk), actor).exists():
+        raise PermissionDenied
+    existing = Member.objects.filter(customer=locked).first()
+    if existing is not None:
+        return existing
+    programme = programme_get()
+    now = timezone.now()
+    tier = _entry_tier(_tiers())
+    member = Member.objects.create(
+        customer=locked,
+        number=member_number_for(locked.pk),
+        joined_at=joined_at or now,
+        tier=tier,
+        tier_since=timezone.localdate() if tier else None,
+    )
+    TierChange.objects.create(
+        member=member, from_tier=None, to_tier=tier, reason=TierChange.Reason.JOINED, at=now
+    )
+    if programme.signup_bonus:
+        _credit(
+            member,
+            kind=PointsEntry.Kind.BONUS,
+            points=programme.signup_bonus,
+            source=PointsEntry.Source.RULE,
+            source_key=f"signup:{member.pk}",
+            reason="signup",
+            programme=programme,
+        )
+    audit_record(
+        actor=actor,
+        action="loyalty.member_enrolled",
+        target=locked,
+        changes={"member": {"old": None, "new": member.number}},
+    )
+    return member
+
+
+@transaction.atomic
+def member_set_status(*, actor, member: Member, status: str) -> Member:
+    if not user_has_role(actor, MANAGERS):
+        raise PermissionDenied
+    if status not in Member.Status.values:
+        raise ValidationError({"status": [_("Choose a valid status.")]})
+    locked = _lock_member(member)
+    old = locked.status
+    if old != status:
+        locked.status = status
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="loyalty.member_status",
+            target=locked,
+            changes={"status": {"old": old, "new": status}},
+        )
+    return locked
+
+
+def _auto_enrol(programme: Programme, customer_ids: Sequence[int] | None, tiers: Sequence[Tier]) -> list[int]:
+    """Enrol, in one statement, every live customer with an earning order and no membership yet;
+    joined at their first such order. Returns the new member ids."""
+    where, params = _order_conditions(programme, alias="o")
+    if customer_ids is not None:
+        where += " AND o.customer_id = ANY(%s)"
+        params.append(list(customer_ids))
+    tier = _entry_tier(tiers)
+    today = timezone.localdate()
+    sql = f"""
+        INSERT INTO {_table(Member)}
+            (customer_id, number, status, joined_at, balance, tier_id, tier_since, below_tier_since,
+             created_at, updated_at)
+        SELECT o.customer_id, 'M' || lpad(o.customer_id::text, 8, '0'), 'active', MIN(o.placed_at), 0,
+               %s, %s, NULL, now(), now()
+        FROM {_table(Order)} AS o
+        JOIN {_table(Customer)} AS c ON c.id = o.customer_id
+        WHERE {where} AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {_table(Member)} AS m WHERE m.customer_id = o.customer_id)
+        GROUP BY o.customer_id
+        ON CONFLICT (customer_id) DO NOTHING
+        RETURNING id
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tier.pk if tier else None, today if tier else None, *params])
+        new_ids = [row[0] for row in cursor.fetchall()]
+        if not new_ids:
+            return []
+        cursor.execute(
+            f"INSERT INTO {_table(TierChange)} (member_id, from_tier_id, to_tier_id, reason, at) "  # noqa: S608
+            "SELECT id, NULL, %s, 'joined', now() FROM unnest(%s::bigint[]) AS t(id)",
+            [tier.pk if tier else None, new_ids],
+        )
+        if programme.signup_bonus:
+            bonus = programme.signup_bonus
+            cursor.execute(
+                f"""INSERT INTO {_table(PointsEntry)}
+                    (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                     source_key, reason, occurred_at, created_at)
+                SELECT id, 'bonus', %s, %s, %s, %s, 0, 'rule', 'signup:' || id, 'signup', now(), now()
+                FROM unnest(%s::bigint[]) AS t(id)""",  # noqa: S608
+                [bonus, bonus, bonus, _expires_on(programme, today), new_ids],
+            )
+            cursor.execute(
+                f"UPDATE {_table(Member)} SET balance = balance + %s WHERE id = ANY(%s)",  # noqa: S608
+                [bonus, new_ids],
+            )
+    return new_ids
+
+
+# --------------------------------------------------------------------------------------------------
+# Earning
+# --------------------------------------------------------------------------------------------------
+def _order_conditions(programme: Programme, *, alias: str) -> tuple[str, list]:
+    where = f"{alias}.status = ANY(%s)"
+    params: list[Any] = [list(Order.PURCHASE_STATUSES)]
+    if programme.earning_channels:
+        where += f" AND {alias}.channel = ANY(%s)"
+        params.append(list(programme.earning_channels))
+    return where, params
+
+
+@dataclass
+class EarnResult:
+    enrolled: int = 0
+    orders: int = 0
+    points: int = 0
+    bonuses: int = 0
+    upgrades: int = 0
+    reversals: int = 0
+
+
+def points_earn_for_orders(
+    *, customer_ids: Iterable[int] | None = None, actor=None, batch_size: int = EARN_BATCH
+) -> EarnResult:
+    """Earn points for every paid order of an active member that has not earned yet (all of them, or
+    those of `customer_ids`), enrolling first when the programme enrols automatically; then reverse
+    what refunds took back. Idempotent and safe to run concurrently (sweeps take turns)."""
+    programme = programme_get()
+    result = EarnResult()
+    if not programme.is_active:
+        return result
+    ids = None if customer_ids is None else sorted({int(pk) for pk in customer_ids})
+    if ids is not None and not ids:
+        return result
+    tiers = _tiers()
+    last_order = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(_EARN_LOCK)])
+            if last_order == 0 and programme.auto_enrol:
+                result.enrolled += len(_auto_enrol(programme, ids, tiers))
+            done, last_order = _earn_batch(programme, tiers, ids, last_order, batch_size, result)
+        if done:
+            break
+    result.reversals = points_reverse_for_orders(customer_ids=ids)
+    return result
+
+
+def _earn_batch(
+    programme: Programme,
+    tiers: Sequence[Tier],
+    customer_ids: list[int] | None,
+    after_order: int,
+    batch_size: int,
+    result: EarnResult,
+) -> tuple[bool, int]:
+    where, params = _order_conditions(programme, alias="o")
+    if customer_ids is not None:
+        where += " AND o.customer_id = ANY(%s)"
+        params.append(customer_ids)
+    excluded = [c for c in programme.excluded_categories if c]
+    excluded_sql = "0"
+    excluded_params: list[Any] = []
+    if excluded:
+        excluded_sql = (
+            f"COALESCE((SELECT SUM(l.quantity * l.unit_price) FROM {_table(OrderLine)} AS l "  # noqa: S608
+            "WHERE l.order_id = o.id AND l.category = ANY(%s)), 0)"
+        )
+        excluded_params = [excluded]
+    sql = f"""
+        SELECT o.id, m.id, o.total, {excluded_sql}, o.placed_at, EXTRACT(MONTH FROM c.birthday)::int,
+               COALESCE(t.multiplier, 1)
+        FROM {_table(Order)} AS o
+        JOIN {_table(Member)} AS m ON m.customer_id = o.customer_id
+        JOIN {_table(Customer)} AS c ON c.id = o.customer_id
+        LEFT JOIN {_table(Tier)} AS t ON t.id = m.tier_id
+        WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at AND o.id > %s
+          AND NOT EXISTS (
+              SELECT 1 FROM {_table(PointsEntry)} AS e WHERE e.order_id = o.id AND e.kind = 'earn'
+          )
+        ORDER BY o.id
+        LIMIT %s
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*excluded_params, *params, after_order, batch_size])
+        rows = cursor.fetchall()
+    if not rows:
+        return True, after_order
+    campaign = (programme.campaign_starts, programme.campaign_ends, programme.campaign_multiplier)
+    earned: dict[int, list[tuple]] = defaultdict(list)
+    for order_id, member_id, total, excluded_amount, placed_at, birthday_month, tier_multiplier in rows:
+        amount = max(Decimal("0"), total - excluded_amount)
+        placed_on = timezone.localdate(placed_at)
+        multiplier = rules.earn_multiplier(
+            tier_multiplier=tier_multiplier,
+            placed_on=placed_on,
+            birthday_month=birthday_month,
+            birthday_multiplier=programme.birthday_multiplier,
+            campaign=campaign,
+        )
+        points = rules.points_for_amount(
+            amount, rate=programme.points_per_unit, multiplier=multiplier, rounding=programme.rounding
+        )
+        if points > 0:
+            earned[member_id].append((placed_at, order_id, points, amount, placed_on))
+    last_order = rows[-1][0]
+    if earned:
+        _write_earnings(programme, earned, result)
+        result.upgrades += _upgrade_tiers(sorted(earned), tiers)
+    return len(rows) < batch_size, last_order
+
+
+def _write_earnings(programme: Programme, earned: dict[int, list[tuple]], result: EarnResult) -> None:
+    member_ids = sorted(earned)
+    first_bonus = programme.first_purchase_bonus
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, balance FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+            [member_ids],
+        )
+        balances = dict(cursor.fetchall())
+        first_timers: set[int] = set()
+        if first_bonus:
+            cursor.execute(
+                f"""SELECT m.id FROM unnest(%s::bigint[]) AS m(id) WHERE NOT EXISTS (
+                        SELECT 1 FROM {_table(PointsEntry)} AS e
+                        WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || m.id)""",  # noqa: S608
+                [member_ids],
+            )
+            first_timers = {row[0] for row in cursor.fetchall()}
+        now = timezone.now()
+        rows = []
+        for member_id in member_ids:
+            balance = balances[member_id]
+            for index, (placed_at, order_id, points, amount, placed_on) in enumerate(
+                sorted(earned[member_id])
+            ):
+                balance += points
+                expires = _expires_on(programme, placed_on)
+                rows.append(
+                    (member_id, "earn", points, balance, points, expires, 0, "order", f"order:{order_id}",
+                     order_id, amount, "", placed_at, now)
+                )  # fmt: skip
+                result.orders += 1
+                result.points += points
+                if index == 0 and member_id in first_timers:
+                    balance += first_bonus
+                    rows.append(
+                        (member_id, "bonus", first_bonus, balance, first_bonus, expires, 0, "rule",
+                         f"first_purchase:{member_id}", order_id, None, "first_purchase", placed_at, now)
+                    )  # fmt: skip
+                    result.bonuses += 1
+            balances[member_id] = balance
+        columns = (
+            "member_id, kind, points, balance_after, remaining, expires_on, shortfall, source, source_key, "
+            "order_id, amount, reason, occurred_at, created_at"
+        )
+        with cursor.cursor.copy(f"COPY {_table(PointsEntry)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {_table(Member)} AS m SET balance = u.balance, updated_at = now() "  # noqa: S608
+            "FROM unnest(%s::bigint[], %s::int[]) AS u(id, balance) WHERE m.id = u.id",
+            [member_ids, [balances[pk] for pk in member_ids]],
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Redeem, adjust, reverse
+# --------------------------------------------------------------------------------------------------
+@transaction.atomic
+def points_redeem(
+    *,
+    actor,
+    member: Member,
+    points: int,
+    source: str = PointsEntry.Source.REDEMPTION,
+    source_key: str = "",
+    reason: str = "",
+) -> PointsEntry:
+    """Spend `points` of an active member's balance (oldest-expiring first). A repeated `source_key`
+    returns the entry already written (a retried request spends once). Raises ValidationError on
+    `points` when the balance does not cover it."""
+    points = _bounded_points(points)
+    reason = _clean_reason(reason, required=False)
+    if len(source_key) > 100:
+        raise ValidationError({"source_key": [_("Use at most 100 characters.")]})
+    locked = _lock_member(member)
+    _check_visible(actor, locked)
+    existing = _existing(PointsEntry.Kind.REDEEM, source_key, locked)
+    if existing is not None:
+        return existing
+    if locked.status != Member.Status.ACTIVE:
+        raise ApplicationError(_("This membership is not active."), code="inactive")
+    _expire_due_for([locked.pk], timezone.localdate())
+    locked.refresh_from_db(fields=["balance"])
+    programme = programme_get()
+    if locked.balance < programme.minimum_redeem_balance:
+        raise ValidationError(
+            {
+                "points": [
+                    _("A member needs at least %(min)s points to redeem.")
+                    % {"min": programme.minimum_redeem_balance}
+                ]
+            }
+        )
+    if points > locked.balance:
+        raise ValidationError(
+            {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
+        )
+    entry = _debit(
+        locked,
+        kind=PointsEntry.Kind.REDEEM,
+        points=points,
+        source=source,
+        source_key=source_key,
+        reason=reason,
+        actor=actor,
+    )
+    member.balance = locked.balance
+    audit_record(
+        actor=actor,
+        action="loyalty.points_redeemed",
+        target=locked,
+        changes={"balance": {"old": locked.balance + points, "new": locked.balance}, "reason": reason},
+    )
+    return entry
+
+
+def can_adjust(actor, points: int) -> bool:
+    return user_has_role(actor, MANAGERS) or abs(points) <= programme_get().adjust_limit
+
+
+@transaction.atomic
+def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsEntry:
+    """A manual correction with a reason, audited. Above the programme's limit only managers and
+    admins may adjust; a deduction cannot exceed the balance."""
+    points = _bounded_points(points, allow_negative=True)
+    reason = _clean_reason(reason, required=True)
+    locked = _lock_member(member)
+    _check_visible(actor, locked)
+    programme = programme_get()
+    if abs(points) > programme.adjust_limit and not user_has_role(actor, MANAGERS):
+        raise ValidationError(
+            {
+                "points": [
+                    _("Adjustments of more than %(limit)s points need a manager.")
+                    % {"limit": programme.adjust_limit}
+                ]
+            }
+        )
+    old_balance = locked.balance
+    if points > 0:
+        entry = _credit(
+            locked,
+            kind=PointsEntry.Kind.ADJUST,
+            points=points,
+            source=PointsEntry.Source.USER,
+            reason=reason,
+            actor=actor,
+            programme=programme,
+        )
+    else:
+        _expire_due_for([locked.pk], timezone.localdate())
+        locked.refresh_from_db(fields=["balance"])
+        old_balance = locked.balance
+        if -points > locked.balance:
+            raise ValidationError(
+                {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
+            )
+        entry = _debit(
+            locked,
+            kind=PointsEntry.Kind.ADJUST,
+            points=-points,
+            source=PointsEntry.Source.USER,
+            reason=reason,
+            actor=actor,
+        )
+    member.balance = locked.balance
+    audit_record(
+        actor=actor,
+        action="loyalty.points_adjusted",
+        target=locked,
+        changes={"balance": {"old": old_balance, "new": locked.balance}, "points": points, "reason": reason},
+    )
+    return entry
+
+
+@transaction.atomic
+def points_reverse(
+    *,
+    actor,
+    member: Member,
+    points: int,
+    source: str,
+    source_key: str,
+    reason: str = "",
+    order_id: int | None = None,
+    amount: Decimal | None = None,
+) -> PointsEntry:
+    """Take back `points` (e.g. a refund): from the order's own lot first, then FIFO; what was already
+    spent is recorded as the entry's shortfall, never as a negative balance. Keyed: once per key."""
+    points = _bounded_points(points)
+    locked = _lock_member(member)
+    existing = _existing(PointsEntry.Kind.REVERSE, source_key, locked)
+    if existing is not None:
+        return existing
+    first_lot = None
+    if order_id is not None:
+        first_lot = (
+            PointsEntry.objects.filter(order_id=order_id, kind=PointsEntry.Kind.EARN, member=locked)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    return _debit(
+        locked,
+        kind=PointsEntry.Kind.REVERSE,
+        points=points,
+        source=source,
+        source_key=source_key,
+        reason=_clean_reason(reason, required=False),
+        actor=actor,
+        order_id=order_id,
+        amount=amount,
+        allow_shortfall=True,
+        first_lot=first_lot,
+    )
+
+
+def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> int:
+    """Reverse, in proportion, the points of earned orders that were refunded since (or before) they
+    earned. Keyed by the order and its refunded total: the same state never reverses twice."""
+    where = ""
+    params: list[Any] = []
+    if customer_ids is not None:
+        where = "AND o.customer_id = ANY(%s)"
+        params.append(list(customer_ids))
+    sql = f"""
+        SELECT e.member_id, o.id, e.points, o.total, o.refunded_total,
+               COALESCE((SELECT SUM(-r.points + r.shortfall) FROM {_table(PointsEntry)} AS r
+                         WHERE r.order_id = o.id AND r.kind = 'reverse'), 0)
+        FROM {_table(PointsEntry)} AS e
+        JOIN {_table(Order)} AS o ON o.id = e.order_id
+        WHERE e.kind = 'earn' AND o.refunded_total > 0 {where}
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    count = 0
+    for member_id, order_id, earned, total, refunded, reversed_already in rows:
+        due = rules.reversal_due(
+            earned=earned, total=total, refunded=refunded, already_reversed=reversed_already
+        )
+        if due <= 0:
+            continue
+        points_reverse(
+            actor=None,
+            member=Member(pk=member_id),
+            points=due,
+            source=PointsEntry.Source.REFUND,
+            source_key=f"order:{order_id}:refunded:{refunded}",
+            reason="refund",
+            order_id=order_id,
+            amount=refunded,
+        )
+        count += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------------
+# Expiry
+# --------------------------------------------------------------------------------------------------
+def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
+    """Expire every lot of these (already locked) members whose day has come, in one statement:
+    an expire entry per lot (keyed by the lot: never twice), the lot emptied, the balance lowered.
+    Returns (entries, points)."""
+    entry, member = _table(PointsEntry), _table(Member)
+    sql = f"""
+        WITH lots AS (
+            SELECT id, member_id, remaining, expires_on FROM {entry}
+            WHERE member_id = ANY(%s) AND remaining > 0 AND expires_on <= %s
+        ), emptied AS (
+            UPDATE {entry} AS e SET remaining = 0 FROM lots WHERE e.id = lots.id
+        ), written AS (
+            INSERT INTO {entry}
+                (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                 source_key, reason, occurred_at, created_at)
+            SELECT lots.member_id, 'expire', -lots.remaining,
+                   m.balance - SUM(lots.remaining) OVER (
+                       PARTITION BY lots.member_id ORDER BY lots.expires_on, lots.id),
+                   0, lots.expires_on, 0, 'rule', 'lot:' || lots.id, 'expired', now(), now()
+            FROM lots JOIN {member} AS m ON m.id = lots.member_id
+        ), lowered AS (
+            UPDATE {member} AS m SET balance = m.balance - s.points, updated_at = now()
+            FROM (SELECT member_id, SUM(remaining) AS points FROM lots GROUP BY member_id) AS s
+            WHERE m.id = s.member_id
+        )
+        SELECT COUNT(*), COALESCE(SUM(remaining), 0) FROM lots
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(member_ids), today])
+        count, points = cursor.fetchone()
+    return int(count), int(points)
+
+
+def points_expire(*, today: date | None = None, batch_size: int = EXPIRY_BATCH) -> dict[str, int]:
+    """The nightly expiry: every lot whose day has come, in batches of members (each batch one
+    transaction holding those members' locks). Idempotent: an expired lot has nothing left and its
+    expire entry is unique, so a run killed half-way and started again expires each lot once."""
+    today = today or timezone.localdate()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT member_id FROM {_table(PointsEntry)} "  # noqa: S608
+            "WHERE remaining > 0 AND expires_on <= %s ORDER BY member_id",
+            [today],
+        )
+        member_ids = [row[0] for row in cursor.fetchall()]
+    totals = {"members": 0, "entries": 0, "points": 0}
+    for start in range(0, len(member_ids), batch_size):
+        chunk = member_ids[start : start + batch_size]
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+                    [chunk],
+                )
+            entries, points = _expire_due_for(chunk, today)
+        totals["members"] += len(chunk)
+        totals["entries"] += entries
+        totals["points"] += points
+    return totals
+
+
+def points_expiring(*, member: Member, today: date | None = None, days: int = 30) -> int:
+    today = today or timezone.localdate()
+    lots = PointsEntry.objects.filter(member=member, remaining__gt=0, expires_on__isnull=False).values_list(
+        "id", "remaining", "expires_on"
+    )
+    return rules.expiring_between((rules.Lot(*row) for row in lots), today, today + timedelta(days=days))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiers
+# --------------------------------------------------------------------------------------------------
+def _write_tier_changes(
+    changes: list[tuple[int, int | None, int | None, str, Decimal | None]], today: date
+) -> None:
+    """changes: (member id, from tier id, to tier id, reason, qualifying value)."""
+    if not changes:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(Member)} AS m SET tier_id = u.tier, tier_since = %s, below_tier_since = NULL, "  # noqa: S608
+            "updated_at = now() FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, tier) WHERE m.id = u.id",
+            [today, [c[0] for c in changes], [c[2] for c in changes]],
+        )
+        cursor.execute(
+            f"INSERT INTO {_table(TierChange)} "  # noqa: S608
+            "(member_id, from_tier_id, to_tier_id, reason, qualifying_value, at) "
+            "SELECT *, now() FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], "
+            "%s::numeric[])",
+            [[c[index] for c in changes] for index in range(5)],
+        )
+
+
+def _upgrade_tiers(
+    member_ids: Sequence[int], tiers: Sequence[Tier], *, reason: str = TierChange.Reason.UPGRADE
+) -> int:
+    """Upgrade at once the members who now qualify for a higher tier (never a downgrade here)."""
+    if not tiers or not member_ids:
+        return 0
+    values = qualifying_values(member_ids)
+    by_rank = {tier.rank: tier for tier in tiers}
+    by_id = {tier.pk: tier for tier in tiers}
+    current = dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "tier_id"))
+    changes = []
+    for pk, value in values.items():
+        rank = rules.qualify(value, _thresholds(tiers))
+        tier_id = current.get(pk)
+        current_rank = by_id[tier_id].rank if tier_id in by_id else -1
+        if rank is not None and rank > current_rank:
+            changes.append((pk, tier_id, by_rank[rank].pk, reason, value))
+    _write_tier_changes(changes, timezone.localdate())
+    return len(changes)
+
+
+def tiers_evaluate(*, today: date | None = None) -> dict[str, int]:
+    """The periodic evaluation of every member: upgrades at once, downgrades only after the grace
+    period (the first day a member no longer qualified is kept in `below_tier_since`). Bulk: one
+    aggregate query, the rules on arrays, one UPDATE for the changes. Idempotent for a given day."""
+    import numpy as np
+
+    today = today or timezone.localdate()
+    programme = programme_get()
+    tiers = _tiers()
+    if not tiers:
+        return {"upgrades": 0, "downgrades": 0, "waiting": 0}
+    rank_of = {tier.pk: tier.rank for tier in tiers}
+    id_of = {tier.rank: tier.pk for tier in tiers}
+    values = qualifying_values(today=today)
+    rows = list(
+        Member.objects.filter(status=Member.Status.ACTIVE).values_list("pk", "tier_id", "below_tier_since")
+    )
+    if not rows:
+        return {"upgrades": 0, "downgrades": 0, "waiting": 0}
+    epoch = date(1970, 1, 1)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    current = np.array([rank_of.get(r[1], -1) for r in rows], dtype=np.int64)
+    below = np.array([(r[2] - epoch).days if r[2] else -1 for r in rows], dtype=np.int64)
+    value_array = np.array([float(values.get(r[0], 0)) for r in rows])
+    qualified = rules.qualify_many(value_array, [(t.rank, float(t.threshold)) for t in tiers])
+    new_rank, new_below, change = rules.evaluate_many(
+        current=current,
+        qualified=qualified,
+        below_since=below,
+        today=today,
+        grace_days=programme.tier_grace_days,
+    )
+    with transaction.atomic():
+        changed = np.nonzero(change != 0)[0]
+        changes = [
+            (
+                int(ids[i]),
+                id_of.get(int(current[i])),
+                id_of.get(int(new_rank[i])),
+                TierChange.Reason.UPGRADE if change[i] > 0 else TierChange.Reason.DOWNGRADE,
+                values.get(int(ids[i]), Decimal("0")),
+            )
+            for i in changed
+        ]
+        _write_tier_changes(changes, today)
+        clock = np.nonzero((change == 0) & (new_below != below))[0]
+        if clock.size:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {_table(Member)} AS m SET below_tier_since = "  # noqa: S608
+                    "CASE WHEN u.days < 0 THEN NULL ELSE DATE '1970-01-01' + u.days END "
+                    "FROM unnest(%s::bigint[], %s::int[]) AS u(id, days) WHERE m.id = u.id",
+                    [ids[clock].tolist(), new_below[clock].tolist()],
+                )
+    return {
+        "upgrades": int((change > 0).sum()),
+        "downgrades": int((change < 0).sum()),
+        "waiting": int(((change == 0) & (new_below >= 0)).sum()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Balance check
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BalanceDifference:
+    member_id: int
+    number: str
+    balance: int
+    ledger: int
+    lots: int
+
+
+def member_balances_check(*, member_ids: Sequence[int] | None = None) -> list[BalanceDifference]:
+    """Recompute every balance from the ledger (and from the open lots) and list the differences."""
+    where, params = "", []
+    if member_ids is not None:
+        where, params = "WHERE m.id = ANY(%s)", [list(member_ids)]
+    sql = f"""
+        SELECT m.id, m.number, m.balance, COALESCE(s.ledger, 0), COALESCE(s.lots, 0)
+        FROM {_table(Member)} AS m
+        LEFT JOIN (
+            SELECT member_id, SUM(points) AS ledger, SUM(remaining) AS lots
+            FROM {_table(PointsEntry)} GROUP BY member_id
+        ) AS s ON s.member_id = m.id
+        {where}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [BalanceDifference(*row) for row in cursor.fetchall() if not (row[2] == row[3] == row[4])]
+
+
+# --------------------------------------------------------------------------------------------------
+# Merge hook (registered in integration.py)
+# --------------------------------------------------------------------------------------------------
+def merge_move(survivor: Customer, merged: Customer) -> dict:
+    """The merged customer's membership joins the survivor's: its ledger rows move to the survivor's
+    member (balance added, the merged member closed), or the membership itself moves when only the
+    merged customer was a member; the survivor's tier is re-evaluated (upgrade only)."""
+    members = {
+        m.customer_id: m
+        for m in Member.objects.select_for_update().filter(customer__in=[survivor, merged]).order_by("pk")
+    }
+    kept, gone = members.get(survivor.pk), members.get(merged.pk)
+    if gone is None:
+        return {}
+    if kept is None:
+        Member.objects.filter(pk=gone.pk).update(customer=survivor)
+        _upgrade_tiers([gone.pk], _tiers(), reason=TierChange.Reason.MERGE)
+        return {"member_moved": gone.pk}
+    entry_ids = list(PointsEntry.objects.filter(member=gone).values_list("pk", flat=True))
+    PointsEntry.objects.filter(pk__in=entry_ids).update(member=kept)
+    info = {
+        "entries": entry_ids,
+        "from_member": gone.pk,
+        "to_member": kept.pk,
+        "status": gone.status,
+        "balance": gone.balance,
+        "survivor_tier": kept.tier_id,
+    }
+    Member.objects.filter(pk=kept.pk).update(balance=kept.balance + gone.balance)
+    Member.objects.filter(pk=gone.pk).update(balance=0, status=Member.Status.CLOSED)
+    # The better of the two tiers, then whatever the joined history qualifies for.
+    gone_rank = gone.tier.rank if gone.tier_id else -1
+    kept_rank = kept.tier.rank if kept.tier_id else -1
+    if gone_rank > kept_rank:
+        _write_tier_changes(
+            [(kept.pk, kept.tier_id, gone.tier_id, TierChange.Reason.MERGE, None)], timezone.localdate()
+        )
+    _upgrade_tiers([kept.pk], _tiers(), reason=TierChange.Reason.MERGE)
+    return info
+
+
+def merge_undo(survivor: Customer, merged: Customer, info: dict) -> None:
+    if not info:
+        return
+    if "member_moved" in info:
+        Member.objects.filter(pk=info["member_moved"], customer=survivor).update(customer=merged)
+        return
+    kept = Member.objects.select_for_update().get(pk=info["to_member"])
+    gone = Member.objects.select_for_update().get(pk=info["from_member"])
+    PointsEntry.objects.filter(pk__in=info["entries"], member=kept).update(member=gone)
+    for member in (kept, gone):
+        sums = PointsEntry.objects.filter(member=member).values_list("points", flat=True)
+        member.balance = sum(sums)
+    if kept.balance < 0 or gone.balance < 0:
+        raise ApplicationError(
+            _("Points moved by the merge were spent since; the merge cannot be undone."), code="points_spent"
+        )
+    Member.objects.filter(pk=kept.pk).update(
+        balance=kept.balance, tier_id=info.get("survivor_tier", kept.tier_id)
+    )
+    Member.objects.filter(pk=gone.pk).update(balance=gone.balance, status=info["status"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Expiry reminders
+# --------------------------------------------------------------------------------------------------
+REMINDER_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ExpiryReminder:
+    member_id: int
+    customer_id: int
+    points: int
+    expires_on: date
+
+
+def points_expiry_reminders_due(*, today: date | None = None) -> list[ExpiryReminder]:
+    """Members with points whose expiry day is exactly REMINDER_DAYS away: each lot is announced on
+    one day only, so the nightly run tells a member once per expiry day."""
+    today = today or timezone.localdate()
+    day = today + timedelta(days=REMINDER_DAYS)
+    rows = (
+        PointsEntry.objects.filter(remaining__gt=0, expires_on=day, member__status=Member.Status.ACTIVE)
+        .values_list("member_id", "member__customer_id")
+        .order_by("member_id")
+        .annotate(points=models.Sum("remaining"))
+    )
+    return [ExpiryReminder(member_id, customer_id, points, day) for member_id, customer_id, points in rows]
+
+
+def points_expiry_reminders(*, today: date | None = None) -> int:
+    """Tell members 30 days ahead that points will expire. The notification pipeline
+    (crm/notifications) is not on main yet: until it is, the reminders are computed and logged here,
+    and `notify_points_expiring` is the one place to connect it."""
+    reminders = points_expiry_reminders_due(today=today)
+    for reminder in reminders:
+        notify_points_expiring(reminder)
+    return len(reminders)
+
+
+def notify_points_expiring(reminder: ExpiryReminder) -> None:
+    logger.info(
+        "loyalty: %s points of member %s expire on %s (notification pipeline not connected yet)",
+        reminder.points,
+        reminder.member_id,
+        reminder.expires_on,
+    )
