@@ -180,7 +180,7 @@ def test_contact_form_opens_a_ticket_and_acknowledges_it(
         "lilei@example.com",
         "lilei@example.com",
     )
-    assert len(callbacks) == 1
+    assert [c for c in callbacks if "ticket_open_from_contact_form" in c.__qualname__]  # the ack is queued
     assert services.contact_acknowledge_send(ticket_id=ticket.pk, language="zh-hans") is True
     assert services.contact_acknowledge_send(ticket_id=ticket.pk, language="zh-hans") is False  # once
     assert mail.outbox[0].to == ["lilei@example.com"] and f"#{ticket.pk}" in mail.outbox[0].subject
