@@ -37,7 +37,8 @@ bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" $(ARGS)
 
 # Plant faults (dropped scoping, role checks, rollbacks, tenant scoping) one at a time in a copy of
-# the tree and list the ones the tests do not catch (scripts/mutants.py; ARGS="--list" to preview).
+# the tree and list the ones the tests do not catch (scripts/mutants.py; ARGS="--list" to preview,
+# ARGS="--match PATTERN" for some, ARGS="--jobs 1" on a machine with one free core).
 mutants: $(STAMP)
 	$(PY) scripts/mutants.py $(ARGS)
 

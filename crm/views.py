@@ -8,8 +8,6 @@ from django.utils.translation import check_for_language
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
-from crm.accounts.permissions import role_required
-
 
 @require_POST
 def set_language(request):
@@ -42,13 +40,3 @@ def error_404(request, exception=None):
 
 def error_500(request):
     return render(request, "500.html", status=500)
-
-
-def nothing_here_yet(title, description):
-    """An honest placeholder page for an app whose pages have not been built yet."""
-
-    @role_required()
-    def view(request):
-        return render(request, "crm/nothing_here_yet.html", {"title": title, "description": description})
-
-    return view

@@ -42,7 +42,7 @@ def export_header() -> list[str]:
         _t("Subject"),
         _t("Notes"),
         _t("Outcome"),
-        _t("Author"),
+        _t("Author (user email)"),
         _t("Order"),
     ]
 
@@ -67,7 +67,7 @@ def interaction_rows(qs, *, progress: Callable[[int], None] | None = None) -> It
         "notes",
         "outcome__key",
         "outcome__name",
-        "author__full_name",
+        "author__email",
         "order__number",
     )
     from .labels import DEFAULT_OUTCOMES

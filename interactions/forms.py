@@ -66,6 +66,13 @@ class InteractionForm(forms.Form):
     )
     order = OrderChoiceField(label=_("Order"), queryset=None, required=False, empty_label="—")
     attachments = MultipleFileField(label=_("Attachments"), required=False)
+    follow_up_in_days = BoundedIntegerField(
+        label=_("Next follow-up in (days)"),
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text=_("Leave empty for no follow-up."),
+    )
 
     def __init__(self, *args, customer, interaction=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,6 +87,8 @@ class InteractionForm(forms.Form):
         self.fields["order"].queryset = selectors.customer_orders_for_choice(customer=customer)
         if interaction is None:
             self.fields["occurred_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
+        else:  # a follow-up is offered when logging, not when correcting an interaction
+            del self.fields["follow_up_in_days"]
 
     def service_values(self) -> dict[str, Any]:
         data = self.cleaned_data

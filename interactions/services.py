@@ -294,6 +294,46 @@ def interaction_log(
     return interaction
 
 
+FOLLOW_UP_MAX_DAYS = 365
+
+
+@transaction.atomic
+def interaction_log_with_follow_up(
+    *, actor: User, customer: Customer, follow_up_in_days: int | None, **values: Any
+) -> tuple[Interaction, Any]:
+    """Log an interaction and, with `follow_up_in_days`, create the actor's follow-up for the same
+    customer that many days ahead (the log form's "next follow-up in N days"). Both or neither: a
+    refused follow-up rolls the interaction back; its errors are put on `follow_up_in_days`."""
+    from interactions.followups.services import followup_create
+
+    interaction = interaction_log(actor=actor, customer=customer, **values)
+    if not follow_up_in_days:
+        return interaction, None
+    if not 1 <= follow_up_in_days <= FOLLOW_UP_MAX_DAYS:
+        raise ValidationError(
+            {
+                "follow_up_in_days": _("Enter a number of days between 1 and %(max)d.")
+                % {"max": FOLLOW_UP_MAX_DAYS}
+            }
+        )
+    due = timezone.localtime() + timedelta(days=follow_up_in_days)
+    title = interaction.subject or _t("Follow up: %(channel)s") % {
+        "channel": interaction.get_channel_display()
+    }
+    try:
+        followup = followup_create(
+            actor=actor,
+            customer=customer,
+            assignee=actor,
+            due_at=due.replace(minute=0, second=0, microsecond=0),
+            title=title,
+            notes="",
+        )
+    except ValidationError as error:
+        raise ValidationError({"follow_up_in_days": error.messages})
+    return interaction, followup
+
+
 def _require_change(actor, interaction: Interaction, message: str) -> None:
     if not can_change(actor, interaction):
         raise PermissionDenied(message)

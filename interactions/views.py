@@ -97,9 +97,10 @@ def interaction_log(request: HttpRequest, customer_id: int) -> HttpResponse:
         form = InteractionForm(request.POST, request.FILES, customer=customer)
         if form.is_valid():
             try:
-                interaction = services.interaction_log(
+                interaction, _followup = services.interaction_log_with_follow_up(
                     actor=request.user,
                     customer=customer,
+                    follow_up_in_days=form.cleaned_data.get("follow_up_in_days"),
                     attachments=form.cleaned_data.get("attachments") or [],
                     **form.service_values(),
                 )

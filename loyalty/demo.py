@@ -4,6 +4,7 @@ redeem and some get adjustments, points past their expiry day expire, tiers are 
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .models import Member, Programme, Tier
@@ -59,13 +60,16 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
     for pk, balance in rich:
         points = int(rng.choice([100, 200, 300, 500]))
         if points <= balance:
-            points_redeem(
-                actor=manager,
-                member=Member(pk=pk),
-                points=points,
-                source_key=f"demo:{pk}:{timezone.now():%Y%m%d}",
-                reason="兑换 / demo redemption",
-            )
+            try:
+                points_redeem(
+                    actor=manager,
+                    member=Member(pk=pk),
+                    points=points,
+                    source_key=f"demo:{pk}:{timezone.now():%Y%m%d}",
+                    reason="兑换 / demo redemption",
+                )
+            except ValidationError:
+                continue  # points that fell due expired first: this member no longer has enough
             redeemed += 1
     adjusted = 0
     for pk in Member.objects.order_by("?").values_list("pk", flat=True)[:30]:

@@ -14,9 +14,9 @@ each mutant is written into a copy, the tests that cover its file (TEST_MAP) run
 against that slot's test database (created by the slot's first run and reused while its schemas stay
 as they were: a mutant that leaves a schema behind makes the next run recreate it), and the file is
 put back. `--jobs` mutants run at once (default 2). A mutant the tests catch is "killed"; one they do
-not is a "survivor", listed with file:line; one whose tests exceed `--timeout` is killed (the fault
-hangs something) and reported as such. Mutants that cannot change behaviour are listed in EQUIVALENT
-with the reason and are not planted.
+not is a "survivor", listed with file:line; one whose tests exceed `--timeout` is reported apart
+(on a busy machine more likely slow than hung) and fails the run like a survivor. Mutants that
+cannot change behaviour are listed in EQUIVALENT with the reason and are not planted.
 
 The test that killed each mutant is remembered in .data/mutants-killers.json and runs first next
 time (a stale entry only costs its one test), so a repeated run pays little more than pytest's start
@@ -110,6 +110,11 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/segmentation",
     ],
     "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards/test_dashboard.py"],
+    "crm/notifications": [*ACCESS, "tests/notifications"],
+    "interactions/followups": [*ACCESS, "tests/followups"],
+    "interactions/service": [*ACCESS, "tests/interactions/service"],
+    "interactions": [*ACCESS, "tests/interactions"],
+    "loyalty": [*ACCESS, "tests/loyalty"],
 }
 
 # The access matrix is filtered to the URLs a mutant can affect (ACCESS_MATRIX_FILTER: namespaces,
@@ -122,6 +127,11 @@ MATRIX_FILTER: dict[str, str] = {
     "dashboards": "home",
     "customers": "customers",
     "segmentation": "segmentation",
+    "crm/notifications": "notifications",
+    "interactions/followups": "followups",
+    "interactions/service": "service",
+    "interactions": "interactions,followups,service",
+    "loyalty": "loyalty",
 }
 VIEW_FILES = "views"  # views.py, views_two_factor.py, ...
 
@@ -171,6 +181,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # retry go on after a refused lock, ...): run them before the fault tests.
 ATOMIC_TESTS: dict[str, list[str]] = {
     "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
+    # the newer apps keep their all-or-nothing tests with their other tests
+    "crm/notifications": ["tests/notifications"],
+    "interactions/followups": ["tests/followups"],
+    "interactions/service": ["tests/interactions/service"],
+    "interactions": ["tests/interactions"],
+    "loyalty": ["tests/loyalty"],
 }
 
 
@@ -365,19 +381,21 @@ FAULT_TESTS = [
 
 def tests_for_mutant(mutant: Mutant) -> list[str]:
     if mutant.kind == "atomic":
-        return [*ATOMIC_TESTS.get(mutant.path, []), *FAULT_TESTS]
+        return [*_longest_prefix(ATOMIC_TESTS, mutant.path, []), *FAULT_TESTS]
     return tests_for(mutant.path)
 
 
-def tests_for(path: str) -> list[str]:
+def _longest_prefix(table: dict, path: str, default):
     best = max(
-        (prefix for prefix in TEST_MAP if path == prefix or path.startswith(prefix.rstrip("/") + "/")),
+        (prefix for prefix in table if path == prefix or path.startswith(prefix.rstrip("/") + "/")),
         key=len,
         default=None,
     )
-    if best is None:
-        return [*ACCESS]
-    return TEST_MAP[best]
+    return default if best is None else table[best]
+
+
+def tests_for(path: str) -> list[str]:
+    return _longest_prefix(TEST_MAP, path, [*ACCESS])
 
 
 def matrix_filter(mutant: Mutant) -> str:
@@ -627,7 +645,8 @@ class Slot:
             code, output, timed_out = self._pytest([*command, *tests], run_env, timeout)
             if timed_out:
                 self.schemas = None  # a run cut off may have left anything behind
-                return f"killed (timeout {timeout} s)", output, None
+                # on a busy machine a slow run is more likely than a hang: not counted as killed
+                return f"TIMEOUT ({timeout} s)", output, None
         finally:
             target.write_text(mutant.original)
         self.schemas = _schemas(self.env["DATABASE_URL"])
@@ -697,7 +716,7 @@ def main(argv: list[str]) -> int:
         killers = json.loads(KILLERS.read_text())
     workdir = Path(tempfile.mkdtemp(prefix="crm-mutants-"))
     started = time.monotonic()
-    killed, survivors = [], []
+    killed, survivors, timeouts = [], [], []
     lock = threading.Lock()
     free: queue.Queue[Slot] = queue.Queue()
     slots: list[Slot] = []
@@ -728,7 +747,9 @@ def main(argv: list[str]) -> int:
             print(f"{mutant.kind} in {mutant.function}: {mutant.description}", flush=True)
             if status.startswith("killed (pytest exit"):
                 print(output[-2000:])
-            if status.startswith(("SURVIVED", "UNTESTED")):
+            if status.startswith("TIMEOUT"):
+                timeouts.append(mutant)
+            elif status.startswith(("SURVIVED", "UNTESTED")):
                 survivors.append(mutant)
                 killers.pop(mutant.key, None)
                 if args.verbose:
@@ -765,14 +786,17 @@ def main(argv: list[str]) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    print(f"\n{len(mutants)} planted, {len(killed)} killed, {len(survivors)} survived ", end="")
+    print(f"\n{len(mutants)} planted, {len(killed)} killed, {len(survivors)} survived, ", end="")
+    print(f"{len(timeouts)} timed out ", end="")
     print(f"({elapsed:.0f} s, {args.jobs} at once); {len(harmless)} not planted as harmless")
     for mutant, reason in harmless:
         print(f"  harmless   {mutant.where} {mutant.kind} in {mutant.function}: ", end="")
         print(f"{mutant.description} -- {reason}")
     for mutant in sorted(survivors, key=lambda m: (m.path, m.line)):
         print(f"  SURVIVOR   {mutant.where} {mutant.kind} in {mutant.function}: {mutant.description}")
-    return 1 if survivors else 0
+    for mutant in sorted(timeouts, key=lambda m: (m.path, m.line)):
+        print(f"  TIMEOUT    {mutant.where} {mutant.kind} in {mutant.function}: {mutant.description}")
+    return 1 if survivors or timeouts else 0
 
 
 if __name__ == "__main__":

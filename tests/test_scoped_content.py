@@ -74,10 +74,12 @@ def test_clv_histogram_and_top_customers_show_only_the_sales_users_customers(two
 
 
 def test_alerts_and_their_badge_show_only_the_sales_users_own(two_reps, client_for, users):
+    from segmentation.selectors import alert_badge
+
+    # the badge counts what is new for the user, so read it before the queue is opened
+    assert (alert_badge(users["sales"]), alert_badge(users["manager"])) == ("1", "2")
     sales = _page(client_for, users["sales"], "segmentation:alerts")
     manager = _page(client_for, users["manager"], "segmentation:alerts")
     assert {a.customer_id for a in sales["alerts"]} == {two_reps["mine"].pk} and sales["total"] == 1
     assert manager["total"] == 2
-    from segmentation.selectors import alert_badge
-
-    assert (alert_badge(users["sales"]), alert_badge(users["manager"])) == ("1", "2")
+    assert (alert_badge(users["sales"]), alert_badge(users["manager"])) == ("", "")  # seen now

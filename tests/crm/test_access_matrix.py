@@ -75,7 +75,7 @@ def _selected(urlconf: str, names: list[str]) -> list[str]:
     keep = []
     for name in names:
         view = getattr(views[name], "view_class", views[name])
-        # a view made by a factory (crm.views.nothing_here_yet) is named after the factory
+        # a view made by a factory function is named after the factory
         outer = view.__qualname__.split(".")[0]
         keys = {name, name.split(":")[0], view.__name__, outer, view.__module__}
         if keys & tokens:

@@ -27,6 +27,7 @@ def test_links_point_to_each_apps_page(admin_client):
         ("/", "dashboard"),
         ("/customers/", "customers"),
         ("/interactions/", "interactions"),
+        ("/service/", "service"),
         ("/segments/", "segments"),
         ("/loyalty/", "loyalty"),
         ("/accounts/settings/", "settings"),

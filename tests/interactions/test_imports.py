@@ -150,3 +150,23 @@ def test_import_pages(manager_client, manager_user, sales_user):
     assert "1 interactions imported." in page
     assert User.objects.get(pk=manager_user.pk)
     assert Interaction.objects.get().channel == "sms"
+
+
+def test_an_export_file_maps_back_onto_the_import_fields():
+    from interactions.exports import export_header
+
+    mapping = dict(zip(export_header(), imports.guess_mapping(export_header()), strict=True))
+    assert mapping == {
+        "ID": "",
+        "Customer ID": "customer_id",
+        "Customer": "",
+        "When": "occurred_at",
+        "Channel": "channel",
+        "Direction": "direction",
+        "Duration (minutes)": "duration_minutes",
+        "Subject": "subject",
+        "Notes": "notes",
+        "Outcome": "outcome",
+        "Author (user email)": "author",
+        "Order": "order",
+    }

@@ -333,3 +333,41 @@ def test_another_tenant_never_sees_interactions_or_attachments(client_for, tenan
     assert client_b.get(reverse("interactions:attachment", args=[attachment.pk])).status_code == 404
     connection.set_tenant(tenant_a)
     assert attachment.file.name.startswith(f"{tenant_a.schema_name}/")
+
+
+def test_the_log_form_can_plan_the_next_follow_up_in_n_days(sales_client, sales_user):
+    from interactions.followups.models import FollowUp
+
+    customer = CustomerFactory(owner=sales_user)
+    url = reverse("interactions:log", args=[customer.pk])
+    response = sales_client.post(url, _form(follow_up_in_days="3"), HTTP_HX_REQUEST="true")
+    assert 'id="interaction-logged"' in text(response)
+    followup = FollowUp.objects.get(customer=customer)
+    assert (followup.assignee, followup.title) == (sales_user, "Asked about delivery")
+    assert timedelta(days=2, hours=22) < followup.due_at - timezone.now() < timedelta(days=3, hours=1)
+    # a refused number of days writes neither the interaction nor a follow-up
+    response = sales_client.post(
+        url, _form(subject="Second", follow_up_in_days="999"), HTTP_HX_REQUEST="true"
+    )
+    assert "is-invalid" in text(response)
+    assert Interaction.objects.filter(subject="Second").count() == 0
+    assert FollowUp.objects.count() == 1
+
+
+def test_both_or_neither_when_the_follow_up_is_refused(sales_user):
+    from django.core.exceptions import ValidationError
+
+    from interactions.followups.models import FollowUp
+
+    customer = CustomerFactory(owner=sales_user)
+    with pytest.raises(ValidationError) as raised:
+        services.interaction_log_with_follow_up(
+            actor=sales_user,
+            customer=customer,
+            follow_up_in_days=400,
+            channel="phone",
+            direction="out",
+            occurred_at=timezone.now(),
+        )
+    assert "follow_up_in_days" in raised.value.error_dict
+    assert not Interaction.objects.exists() and not FollowUp.objects.exists()

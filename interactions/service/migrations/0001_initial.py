@@ -208,11 +208,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='ticket',
-            index=models.Index(condition=models.Q(('deleted_at', None), ('first_response_at', None), ('status__in', ['new', 'open'])), fields=['first_response_warn_at'], name='ticket_fr_warn_idx'),
+            index=models.Index(condition=models.Q(('deleted_at', None), ('first_response_at', None), models.Q(('status', 'new'), ('status', 'open'), _connector='OR')), fields=['first_response_warn_at'], name='ticket_fr_warn_idx'),
         ),
         migrations.AddIndex(
             model_name='ticket',
-            index=models.Index(condition=models.Q(('deleted_at', None), ('status__in', ['new', 'open'])), fields=['resolution_warn_at'], name='ticket_res_warn_idx'),
+            index=models.Index(condition=models.Q(('deleted_at', None), models.Q(('status', 'new'), ('status', 'open'), _connector='OR')), fields=['resolution_warn_at'], name='ticket_res_warn_idx'),
         ),
         migrations.AddConstraint(
             model_name='ticket',
