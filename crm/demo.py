@@ -20,4 +20,5 @@ SEEDERS: list[str] = [
     "interactions.demo.seed",
     "interactions.followups.demo.seed",
     "loyalty.demo.seed",
+    "interactions.service.demo.seed",
 ]

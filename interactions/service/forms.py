@@ -40,6 +40,18 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)] if data else []
 
 
+def small_controls(form: forms.BaseForm) -> None:
+    """Bootstrap classes for forms the templates lay out by hand (filter bars, the bulk action)."""
+    for field in form.fields.values():
+        widget = field.widget
+        css = (
+            "form-select form-select-sm"
+            if isinstance(widget, forms.Select)
+            else "form-control form-control-sm"
+        )
+        widget.attrs["class"] = css
+
+
 def _user_choices(users, empty_label):
     return [("", empty_label)] + [(str(u.pk), u.get_full_name()) for u in users]
 
@@ -168,6 +180,7 @@ class QueueFilterForm(forms.Form):
             choices=[("", _("Any category"))] + [(str(c.pk), c.name) for c in category_list()],
             required=False,
         )
+        small_controls(self)
 
 
 class ContactForm(forms.Form):

@@ -5,7 +5,7 @@ its navigation entry. Registered from `ServiceConfig.ready()`:
 - the "Open tickets" panel on the customer page;
 - timeline entries: tickets opened and their messages (replies and notes);
 - the merge hook: the merged customer's tickets move to the survivor, and back on undo;
-- navigation "Service" (order 35).
+- navigation "Service" (order 35) and the notification kinds of SLA warnings and escalations.
 """
 
 from __future__ import annotations
@@ -121,9 +121,12 @@ def merge_undo(survivor, merged, info: dict) -> None:
 def register() -> None:
     from crm.navigation import NavItem
     from crm.navigation import register as register_nav
+    from crm.notifications.registry import register_kind
 
     registry.add_list_filter(HAS_OPEN_TICKET)
     registry.add_detail_panel(PANEL)
     registry.add_timeline_provider("service.tickets", tickets_provider)
     registry.add_merge_hook(MergeHook(key="service.tickets", move=merge_move, undo=merge_undo))
     register_nav(NavItem("service", _("Service"), "service:queue", "life-preserver", order=35))
+    register_kind("service.sla_warning", _("Ticket close to its SLA target (to the assignee)"))
+    register_kind("service.sla_escalation", _("Ticket past its SLA target (to the team's manager)"))

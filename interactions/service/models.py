@@ -9,29 +9,33 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Priority(models.TextChoices):
-    URGENT = "urgent", _("Urgent")
-    HIGH = "high", _("High")
-    NORMAL = "normal", _("Normal")
-    LOW = "low", _("Low")
+    URGENT = "urgent", pgettext_lazy("ticket priority", "Urgent")
+    HIGH = "high", pgettext_lazy("ticket priority", "High")
+    NORMAL = "normal", pgettext_lazy("ticket priority", "Normal")
+    LOW = "low", pgettext_lazy("ticket priority", "Low")
 
 
 PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
 
 class Status(models.TextChoices):
-    NEW = "new", _("New")
-    OPEN = "open", _("Open")
-    WAITING = "waiting", _("Waiting on customer")
-    RESOLVED = "resolved", _("Resolved")
-    CLOSED = "closed", _("Closed")
+    NEW = "new", pgettext_lazy("ticket status", "New")
+    OPEN = "open", pgettext_lazy("ticket status", "Open")
+    WAITING = "waiting", pgettext_lazy("ticket status", "Waiting on customer")
+    RESOLVED = "resolved", pgettext_lazy("ticket status", "Resolved")
+    CLOSED = "closed", pgettext_lazy("ticket status", "Closed")
 
 
 # Statuses in which the SLA clocks run (WAITING pauses them; RESOLVED/CLOSED stop them).
 RUNNING_STATUSES = (Status.NEW, Status.OPEN)
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.WAITING)
+# For partial indexes: an OR of equalities, not IN (PostgreSQL prints `= ANY (ARRAY[...])` back in a
+# form that re-parses differently, so a tenant cloned from the template schema would differ from it).
+RUNNING_CONDITION = models.Q(status="new") | models.Q(status="open")
 
 
 class Channel(models.TextChoices):
@@ -278,15 +282,12 @@ class Ticket(models.Model):
             models.Index(
                 fields=["first_response_warn_at"],
                 name="ticket_fr_warn_idx",
-                # status spelt as OR rather than IN: PostgreSQL prints IN's array cast differently once
-                # re-parsed, and a tenant cloned from the template must have the very same definition
-                condition=models.Q(deleted_at=None, first_response_at=None)
-                & (models.Q(status="new") | models.Q(status="open")),
+                condition=models.Q(deleted_at=None, first_response_at=None) & RUNNING_CONDITION,
             ),
             models.Index(
                 fields=["resolution_warn_at"],
                 name="ticket_res_warn_idx",
-                condition=models.Q(deleted_at=None) & (models.Q(status="new") | models.Q(status="open")),
+                condition=models.Q(deleted_at=None) & RUNNING_CONDITION,
             ),
         ]
         constraints = [

@@ -48,6 +48,7 @@ from .models import (
     Holiday,
     Priority,
     ServiceSettings,
+    SlaEvent,
     SlaPolicy,
     Status,
     Team,
@@ -857,12 +858,62 @@ def sla_scan(*, now: datetime | None = None) -> list[int]:
     return created
 
 
-def sla_deliver_pending(*, limit: int = 500) -> int:
-    """Hand the raised warnings and escalations on to their recipients.
+SLA_KINDS = {"warning": "service.sla_warning", "breach": "service.sla_escalation"}
 
-    Until the notifications app is on main the SlaEvent rows are the record (the queue page lists a
-    user's own); this marks nothing delivered. See the report of the `service` branch."""
-    return 0
+
+def _sla_title(event: SlaEvent) -> str:
+    target = _t("first response") if event.target == "first_response" else _t("resolution")
+    if event.level == "warning":
+        return _t("Ticket #%(number)s: 80%% of the %(target)s time used") % {
+            "number": event.ticket_id,
+            "target": target,
+        }
+    return _t("Ticket #%(number)s: %(target)s target breached") % {
+        "number": event.ticket_id,
+        "target": target,
+    }
+
+
+def sla_deliver_pending(*, limit: int = 500) -> int:
+    """Hand the raised warnings and escalations to their recipients through crm.notifications, each
+    once: the notification key is the event's id (notify_many inserts ON CONFLICT DO NOTHING) and the
+    event is marked delivered in the same transaction, so a crash at any line re-delivers nothing twice.
+    Events without a recipient (no assignee and no team manager) are marked delivered with nobody told.
+    Titles are in the recipient's language (else the tenant's). Returns how many events it handled."""
+    from django.utils import translation
+
+    from crm.notifications.services import NotificationSpec, notify_many
+
+    tenant_language = getattr(getattr(connection, "tenant", None), "default_language", "") or "en"
+    with transaction.atomic():
+        events = list(
+            SlaEvent.objects.filter(delivered_at__isnull=True)
+            .select_related("ticket", "recipient")
+            .select_for_update(of=("self",), skip_locked=True)
+            .order_by("pk")[:limit]
+        )
+        if not events:
+            return 0
+        by_kind: dict[str, list] = {}
+        for event in events:
+            if event.recipient_id is None or not event.recipient.is_active:
+                continue
+            with translation.override(event.recipient.language or tenant_language):
+                title = _sla_title(event)
+                body = event.ticket.subject
+            by_kind.setdefault(SLA_KINDS[event.level], []).append(
+                NotificationSpec(
+                    recipient=event.recipient,
+                    key=f"service.sla.{event.pk}",
+                    title=title,
+                    body=body,
+                    url=f"/service/tickets/{event.ticket_id}/",
+                )
+            )
+        for kind, specs in by_kind.items():
+            notify_many(kind=kind, items=specs)
+        SlaEvent.objects.filter(pk__in=[e.pk for e in events]).update(delivered_at=timezone.now())
+    return len(events)
 
 
 # --- settings (admins) ----------------------------------------------------------------------------------

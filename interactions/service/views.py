@@ -76,10 +76,18 @@ def queue(request: HttpRequest) -> HttpResponse:
         "first_url": f"?{urlencode(params)}" if request.GET.get("cursor") else "",
         "export_url": f"{reverse('service:export')}?{urlencode(params)}",
         "can_assign": _can_assign(request.user),
-        "assign_form": forms.BulkAssignForm(users=assignable_users()) if _can_assign(request.user) else None,
+        "assign_form": _bulk_form(request.user),
         "alerts": selectors.sla_events_for(user=request.user, limit=5),
     }
     return render(request, "service/ticket_queue.html", context)
+
+
+def _bulk_form(user):
+    if not _can_assign(user):
+        return None
+    form = forms.BulkAssignForm(users=assignable_users())
+    forms.small_controls(form)
+    return form
 
 
 @role_required(*ALL_ROLES)

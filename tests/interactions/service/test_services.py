@@ -401,3 +401,26 @@ def test_two_tenants_tickets_and_scans_never_cross(tenant, tenant_b, users, poli
             ticket_get_for_user(user=beta_manager, ticket_id=mine.pk)
     connection.set_tenant(tenant)
     assert Ticket.objects.filter(pk=mine.pk).exists()
+
+
+def test_raised_events_reach_their_recipients_through_notifications_once(
+    tenant, users, policy, django_capture_on_commit_callbacks
+):
+    from crm.notifications.models import Notification
+
+    manager, sales = users["manager"], users["sales"]
+    team = services.team_save(actor=users["admin"], name="Desk", manager=manager, members=[sales])
+    ticket = _open(manager)
+    services.tickets_assign(actor=manager, ticket_ids=[ticket.pk], assignee=sales, team=team)
+    services.sla_scan(now=ticket.created_at + timedelta(minutes=61))  # a breach (the warning is moot)
+    services.sla_scan(now=ticket.created_at + timedelta(minutes=601))  # and the resolution's breach
+    assert services.sla_deliver_pending() == 2
+    assert services.sla_deliver_pending() == 0
+    notes = Notification.objects.filter(key__startswith="service.sla.")
+    assert {(n.recipient_id, n.kind) for n in notes} == {(manager.pk, "service.sla_escalation")}
+    assert notes.count() == 2
+    assert all(n.url == f"/service/tickets/{ticket.pk}/" for n in notes)
+    # a delivery that crashed after notifying but before marking is repeated without a second notification
+    SlaEvent.objects.update(delivered_at=None)
+    assert services.sla_deliver_pending() == 2
+    assert Notification.objects.filter(key__startswith="service.sla.").count() == 2
