@@ -598,7 +598,7 @@ def _insert_earnings(cursor, programme: Programme, order_ids: list[int]) -> dict
                  source_key, order_id, amount, reason, occurred_at, created_at)
             SELECT member_id, 'earn', points,
                    balance + SUM(points) OVER (PARTITION BY member_id ORDER BY placed_at, order_id),
-                   points, {expiry_sql}, 0, 'order', 'order:' || order_id, order_id, amount, '',
+                   points, {expiry_sql}, 0, 'order', '', order_id, amount, '',
                    placed_at, now()
             FROM scored WHERE points > 0
             ORDER BY member_id, placed_at, order_id
@@ -967,7 +967,9 @@ def _upgrade_tiers(
     values = qualifying_values(member_ids)
     by_rank = {tier.rank: tier for tier in tiers}
     by_id = {tier.pk: tier for tier in tiers}
-    current = dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "tier_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, tier_id FROM {_table(Member)} WHERE id = ANY(%s)", [list(member_ids)])  # noqa: S608
+        current = dict(cursor.fetchall())
     changes = []
     for pk, value in values.items():
         rank = rules.qualify(value, _thresholds(tiers))
