@@ -14,4 +14,10 @@ DEMO_USERS = (
     ("sales2@demo.example", "李娜 Li Na", "sales"),
 )
 
-SEEDERS: list[str] = ["customers.demo.seed", "segmentation.demo.seed", "loyalty.demo.seed"]
+SEEDERS: list[str] = [
+    "customers.demo.seed",
+    "segmentation.demo.seed",
+    "interactions.demo.seed",
+    "interactions.followups.demo.seed",
+    "loyalty.demo.seed",
+]

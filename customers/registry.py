@@ -7,7 +7,9 @@ registers what it contributes in its AppConfig.ready():
 - list filters and columns for the customer list (e.g. RFM segment, lifecycle stage, CLV, tier);
 - panels for the customer detail page (e.g. "Value" with RFM scores and CLV);
 - timeline entries (orders, interactions, points, stage changes, alerts, edits);
-- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo.
+- a merge hook that moves the app's rows from a merged customer to the survivor, and back on undo;
+- row actions: small buttons on each row of the customer list (e.g. "Log interaction").
+- bulk actions on the customers selected in the list (e.g. "assign a follow-up").
 
 Every callable receives plain arguments and returns plain data, so the registrations are easy to
 test on their own.
@@ -101,6 +103,39 @@ class MergeHook:
     undo: Callable[[Any, Any, dict], None]
 
 
+@dataclass(frozen=True)
+class RowAction:
+    """A button on each row of the customer list, so the list template knows no other app.
+
+    `url(customer)` builds the link; with `dialog` the link loads its page into the shared htmx
+    dialog (templates/components/dialog.html) and falls back to a normal page without JavaScript;
+    `roles` (empty: every role) limits who sees it. `icon` is a Bootstrap Icons name.
+    """
+
+    key: str
+    label: str | Promise
+    url: Callable[[Any], str]
+    icon: str = "dot"
+    roles: tuple[str, ...] = ()
+    dialog: bool = True
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A button in the customer list's bulk bar. It posts the selected ids (`ids`, plus `next`, the
+    list's URL) to `url_name`, which belongs to the registering app: that view checks the role again,
+    asks for what it needs (a due date...) and acts on the customers the user can see. `roles` limits
+    who is offered the button."""
+
+    key: str
+    label: str | Promise
+    url_name: str
+    icon: str = "lightning"
+    roles: tuple[str, ...] = ("admin", "manager", "sales")
+    order: int = 100
+
+
 @dataclass
 class CustomerRegistry:
     list_filters: dict[str, ListFilter] = field(default_factory=dict)
@@ -108,6 +143,8 @@ class CustomerRegistry:
     detail_panels: dict[str, DetailPanel] = field(default_factory=dict)
     timeline_providers: dict[str, TimelineProvider] = field(default_factory=dict)
     merge_hooks: dict[str, MergeHook] = field(default_factory=dict)
+    row_actions: dict[str, RowAction] = field(default_factory=dict)
+    bulk_actions: dict[str, BulkAction] = field(default_factory=dict)
 
     def add_list_filter(self, item: ListFilter) -> None:
         self.list_filters[item.key] = item
@@ -123,6 +160,21 @@ class CustomerRegistry:
 
     def add_merge_hook(self, item: MergeHook) -> None:
         self.merge_hooks[item.key] = item
+
+    def add_row_action(self, item: RowAction) -> None:
+        self.row_actions[item.key] = item
+
+    def row_actions_for(self, user) -> list[RowAction]:
+        """The row actions `user` may use, in order."""
+        role = getattr(user, "role", None)
+        allowed = [a for a in self.row_actions.values() if not a.roles or role in a.roles]
+        return sorted(allowed, key=lambda a: (a.order, a.key))
+
+    def add_bulk_action(self, item: BulkAction) -> None:
+        self.bulk_actions[item.key] = item
+
+    def sorted_bulk_actions(self) -> list[BulkAction]:
+        return sorted(self.bulk_actions.values(), key=lambda a: (a.order, a.key))
 
     def sorted_filters(self) -> list[ListFilter]:
         return sorted(self.list_filters.values(), key=lambda f: (f.order, f.key))

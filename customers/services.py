@@ -31,6 +31,7 @@ from .models import Customer, CustomFieldDefinition, Order, OrderLine, Refund, T
 from .phone import normalise_phone
 from .search import build_search_text
 from .signals import (
+    REASON_CREATED,
     REASON_DELETED,
     REASON_ORDERS,
     REASON_PURGED,
@@ -272,6 +273,7 @@ def customer_create(
         target=customer,
         changes=audit_diff({}, {k: v for k, v in customer_snapshot(customer).items() if _is_set(v)}),
     )
+    customers_changed_on_commit(reason=REASON_CREATED, customer_ids=[customer.pk], actor=actor)
     return customer
 
 

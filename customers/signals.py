@@ -20,6 +20,9 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
+REASON_CREATED = (
+    "created"  # a customer was created one at a time (ids: the new customer); imports send "import"
+)
 REASON_IMPORT = "import"  # an import of customers and/or orders finished and wrote something
 REASON_ORDERS = "orders"  # an order was recorded or refunded
 REASON_MERGE = "merge"  # two customers were merged (ids: survivor, merged)

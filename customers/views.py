@@ -153,6 +153,12 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "owners": owners,
         "tags": tags,
         "bulk_actions": BulkActionForm.action_choices(user),
+        "row_actions": registry.row_actions_for(user),
+        "extra_bulk_actions": [
+            {"label": action.label, "url": reverse(action.url_name), "icon": action.icon, "key": action.key}
+            for action in registry.sorted_bulk_actions()
+            if user_has_role(user, action.roles)
+        ],
     }
     if request.htmx and request.htmx.target == "customer-results":
         return render(request, "customers/partials/_list_results.html", context)

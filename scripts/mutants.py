@@ -9,31 +9,45 @@ Each mutant is one of:
              a `transaction.set_rollback(True)` -> None;
 - tenant     the tenant scoping of a cache key or a file path dropped (listed in TENANT_MUTANTS).
 
-The tree is copied once to a temporary folder (the working tree is never touched); each mutant is
-written into the copy, the tests that cover its file (TEST_MAP) run with `pytest -x` against a test
-database created once and reused (`<name>_mutants`), and the file is put back. A mutant the tests
-catch is "killed"; one they do not is a "survivor", listed with file:line. Survivors that cannot
-change behaviour are listed in EQUIVALENT with the reason, and reported apart.
+The tree is copied to a temporary folder once per job slot (the working tree is never touched);
+each mutant is written into a copy, the tests that cover its file (TEST_MAP) run with `pytest -x`
+against that slot's test database (created by the slot's first run and reused while its schemas stay
+as they were: a mutant that leaves a schema behind makes the next run recreate it), and the file is
+put back. `--jobs` mutants run at once (default 2). A mutant the tests catch is "killed"; one they do
+not is a "survivor", listed with file:line; one whose tests exceed `--timeout` is killed (the fault
+hangs something) and reported as such. Mutants that cannot change behaviour are listed in EQUIVALENT
+with the reason and are not planted.
+
+The test that killed each mutant is remembered in .data/mutants-killers.json and runs first next
+time (a stale entry only costs its one test), so a repeated run pays little more than pytest's start
+per mutant.
 
     python scripts/mutants.py            # all mutants
     python scripts/mutants.py --list     # list them, run nothing
-    python scripts/mutants.py --only customers/merge.py --kind atomic
+    python scripts/mutants.py --only customers/dedupe --kind atomic
+    python scripts/mutants.py --match 'bin_list|customer_count'   # path:line, function or description
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import ROOT, service_environment, stop_servers
+from services import DATA, ROOT, service_environment, stop_servers
 
 SOURCE_DIRS = ("crm", "customers", "segmentation", "interactions", "loyalty", "dashboards")
 SKIP_PARTS = ("migrations", "management", "tests")
@@ -63,12 +77,6 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/crm/test_tenancy_views.py",
         "tests/crm/test_tenancy_cloning.py",
     ],
-    "crm/dashboard.py": [
-        "tests/test_scoped_content.py",
-        "tests/crm/test_tenant_scoping.py",
-        "tests/crm/test_dashboard.py",
-        *ACCESS,
-    ],
     "crm/storage.py": ["tests/crm/test_tenant_scoping.py", *ACCESS],
     "crm/settings": ["tests/crm/test_tenant_scoping.py"],
     "crm": [*ACCESS, "tests/crm"],
@@ -79,17 +87,6 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/customers/test_import_views.py",
     ],
     "customers/exports": [*ACCESS, "tests/customers/test_export.py"],
-    "customers/merge.py": ["tests/customers/test_rollbacks.py", *ACCESS, "tests/customers/test_merge.py"],
-    "customers/views_merge.py": [
-        *ACCESS,
-        "tests/customers/test_merge.py",
-        "tests/customers/test_duplicates.py",
-    ],
-    "customers/duplicates.py": [
-        *ACCESS,
-        "tests/customers/test_duplicates.py",
-        "tests/customers/test_duplicates_background.py",
-    ],
     "customers/dedupe": [
         "tests/customers/test_rollbacks.py",
         *ACCESS,
@@ -112,7 +109,7 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/segmentation/test_recompute_faults.py",
         "tests/segmentation",
     ],
-    "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/crm/test_dashboard.py"],
+    "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards/test_dashboard.py"],
 }
 
 # The access matrix is filtered to the URLs a mutant can affect (ACCESS_MATRIX_FILTER: namespaces,
@@ -122,12 +119,11 @@ MATRIX_FILTER: dict[str, str] = {
     "crm/accounts": "accounts,home,jobs,segmentation",
     "crm/jobs": "jobs,export_job,import_preview,import_status,import_mapping,import_confirm,import_cancel",
     "crm/tenancy": "tenancy",
-    "crm/dashboard.py": "home",
     "dashboards": "home",
     "customers": "customers",
     "segmentation": "segmentation",
 }
-VIEW_FILES = ("views.py", "views_merge.py")
+VIEW_FILES = "views"  # views.py, views_two_factor.py, ...
 
 # Tenant scoping of cache keys and file paths: (file, text to replace, replacement, what it drops).
 TENANT_MUTANTS = [
@@ -145,7 +141,8 @@ TENANT_MUTANTS = [
     ),
 ]
 
-# Survivors explained: (file, enclosing function, description) -> why no test here can or need catch it.
+# Harmless mutants, not planted: (file, enclosing function, description) -> why it cannot change
+# what the code does (checked by reading the code; keep the reason to one line).
 NO_OP = "with transaction.atomic() made a no-op"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("crm/accounts/services.py", "invitation_create", NO_OP): "the savepoint around save() only turns an "
@@ -153,15 +150,27 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("crm/jobs/services.py", "job_get_or_create_active", NO_OP): "it wraps a select_for_update, which "
     "raises at once outside a transaction (the browser tests' live server runs in autocommit); inside "
     "a test transaction the lock is taken all the same",
-    ("customers/duplicates.py", "_similar_name_pairs", NO_OP): "the temporary table is ON COMMIT DROP: "
+    ("customers/dedupe/scan.py", "_similar_name_pairs", NO_OP): "the temporary table is ON COMMIT DROP: "
     "outside a transaction the scan fails at once; inside a test transaction it is the same",
-    ("customers/dedupe/duplicates.py", "_similar_name_pairs", NO_OP): "as customers/duplicates.py",
     (
         "customers/imports/services.py",
-        "import_run",
+        "_import",
         "transaction.set_rollback(True) -> None",
     ): "set_rollback(True) follows import_rows() returning early on errors, before any write: "
     "nothing is in the transaction to undo (kept as a guard for future writes before the check)",
+    (
+        "crm/tenancy/services.py",
+        "tenant_open",
+        "@transaction.atomic removed from tenant_open",
+    ): "its one write is tenant_create(), atomic itself; the provisioning task is sent on commit either way",
+    ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
+    "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
+}
+
+# A dropped transaction in these modules shows in their own tests too (a savepoint that lets a
+# retry go on after a refused lock, ...): run them before the fault tests.
+ATOMIC_TESTS: dict[str, list[str]] = {
+    "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
 }
 
 
@@ -178,6 +187,17 @@ class Mutant:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
+
+    occurrence: int = 0  # among mutants of the same file, function and description
+
+    @property
+    def key(self) -> str:
+        # stable across edits elsewhere in the file (no line number)
+        return f"{self.path}|{self.function}|{self.description}|{self.occurrence}"
+
+    @property
+    def text(self) -> str:
+        return f"{self.where} {self.function} {self.description}"
 
 
 def _segment(lines: list[str], node: ast.AST) -> str:
@@ -327,6 +347,10 @@ def find_mutants(root: Path) -> list[Mutant]:
         mutants.append(
             Mutant(relative, line, "tenant", description, "<module>", source, source.replace(old, new, 1))
         )
+    seen: dict[tuple[str, str, str], int] = {}
+    for mutant in mutants:
+        same = (mutant.path, mutant.function, mutant.description)
+        mutant.occurrence = seen[same] = seen.get(same, -1) + 1
     return mutants
 
 
@@ -341,7 +365,7 @@ FAULT_TESTS = [
 
 def tests_for_mutant(mutant: Mutant) -> list[str]:
     if mutant.kind == "atomic":
-        return FAULT_TESTS
+        return [*ATOMIC_TESTS.get(mutant.path, []), *FAULT_TESTS]
     return tests_for(mutant.path)
 
 
@@ -357,8 +381,11 @@ def tests_for(path: str) -> list[str]:
 
 
 def matrix_filter(mutant: Mutant) -> str:
-    if mutant.path.endswith(VIEW_FILES) and mutant.function != "<module>":
-        return mutant.function.split(".")[0]
+    if mutant.path.rpartition("/")[2].startswith(VIEW_FILES) and mutant.function != "<module>":
+        function = mutant.function.split(".")[0]
+        if function.startswith("_"):  # a helper of the module's views: all of them
+            return mutant.path.removesuffix(".py").replace("/", ".")
+        return function
     best = max((p for p in MATRIX_FILTER if mutant.path.startswith(p)), key=len, default=None)
     return MATRIX_FILTER[best] if best else ""
 
@@ -377,6 +404,244 @@ def copy_tree(target: Path) -> None:
     shutil.copytree(ROOT, target, ignore=ignore, dirs_exist_ok=True)
 
 
+KILLERS = DATA / "mutants-killers.json"
+
+
+def _schemas(database_url: str) -> list[str] | None:
+    """The schemas of a slot's test database (None when it does not exist yet)."""
+    import psycopg
+
+    base, _, name = database_url.rpartition("/")
+    try:
+        with psycopg.connect(f"{base}/test_{name}", autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                "AND nspname <> 'information_schema' ORDER BY 1"
+            ).fetchall()
+    except psycopg.OperationalError:
+        return None
+    return [row[0] for row in rows]
+
+
+def _first_failure(output: str) -> str | None:
+    match = re.search(r"^(?:FAILED|ERROR) (\S+::\S+)", output, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+# --- a fork server per slot ------------------------------------------------------------------------
+# Most of pytest's start is importing libraries (scipy, pandas, numpy, pypinyin, celery, django...)
+# that no mutant changes. Each slot keeps one process that has imported them (and nothing of the
+# project, nor the settings) and forks a child per mutant, which imports the project from the
+# slot's tree, so it sees the mutated file, and runs pytest there.
+
+PROJECT_PACKAGES = {*SOURCE_DIRS, "tests", "scripts", "manage"}
+# Django and its apps read settings when imported; pytest's plugins must be imported by pytest.
+NOT_PREIMPORTED = ("django", "pytest", "_pytest", "xdist", "pluggy", "factory", "faker.contrib")
+DISCOVER = """
+import json, sys, django
+django.setup()
+import crm.urls_tenant, crm.urls_public, factory, faker
+print(json.dumps([
+    name for name, module in list(sys.modules.items())
+    if name.split(".")[0] not in json.loads(sys.argv[1])
+    and not str(getattr(module, "__file__", "") or "").startswith(sys.argv[2])
+]))
+"""
+
+
+def preimport_list(env: dict[str, str]) -> list[str]:
+    """The modules a test run imports that are not the project's (in import order)."""
+    result = subprocess.run(
+        [sys.executable, "-c", DISCOVER, json.dumps(sorted(PROJECT_PACKAGES)), str(ROOT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = json.loads(result.stdout.strip().splitlines()[-1])
+    return [n for n in names if not n.startswith(NOT_PREIMPORTED) and n != "__main__"]
+
+
+def zygote_main(tree: str) -> int:
+    """Runs in the slot's tree: import the libraries, then fork one pytest per request on stdin."""
+    import contextlib
+    import importlib
+
+    sys.path[0] = tree  # the tree copy, not this script's folder
+    sys.dont_write_bytecode = True
+    for name in json.loads(sys.stdin.readline()):
+        # a module that needs the settings fails here and is imported by the child
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    leaked = sorted(n for n in sys.modules if n.split(".")[0] in PROJECT_PACKAGES)
+    print(json.dumps({"ready": not leaked, "leaked": leaked}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the child: one pytest run
+            code = 3
+            try:
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDONLY)
+                log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(null, 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.environ.clear()
+                os.environ.update(request["env"])
+                import pytest
+
+                code = pytest.main(request["args"])
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(int(code))
+        print(json.dumps({"pid": pid}), flush=True)
+        _pid, status = os.waitpid(pid, 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
+    return 0
+
+
+class Zygote:
+    def __init__(self, tree: Path, env: dict[str, str], modules: list[str]):
+        # one BLAS thread: a process that forks must not have threads
+        zygote_env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        zygote_env.pop("DJANGO_SETTINGS_MODULE", None)  # the settings are the project's: not here
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--zygote", str(tree)],
+            cwd=tree,
+            env=zygote_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self._buffer = b""
+        self._send(modules)
+        ready = self._receive(None)
+        if not ready.get("ready"):
+            raise SystemExit(f"the fork server imported project modules: {ready.get('leaked')}")
+        self.child: int | None = None
+
+    def _send(self, value) -> None:
+        self.process.stdin.write((json.dumps(value) + "\n").encode())
+
+    def _receive(self, deadline: float | None) -> dict:
+        import contextlib
+        import select
+
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _w, _x = select.select([fd], [], [], wait)
+            if readable:
+                data = os.read(fd, 65536)
+                if not data:
+                    raise RuntimeError("the fork server stopped")
+                self._buffer += data
+            elif self.child is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.child, signal.SIGKILL)  # over time: end it, then read its code
+                self.child, deadline = None, None
+        line, _newline, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def run(self, args: list[str], env: dict[str, str], log: Path, timeout: int) -> tuple[int, bool]:
+        """pytest's exit code, and whether it was ended for taking too long."""
+        self._send({"args": args, "env": env, "log": str(log)})
+        self.child = self._receive(None)["pid"]
+        started = time.monotonic()
+        code = self._receive(started + timeout)["code"]
+        timed_out = self.child is None
+        self.child = None
+        return code, timed_out
+
+    def stop(self) -> None:
+        import contextlib
+
+        if self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.child, signal.SIGKILL)
+        self.process.kill()
+
+
+class Slot:
+    """One tree copy and one test database; runs one mutant at a time."""
+
+    def __init__(self, number: int, workdir: Path, env: dict[str, str], suffix: str):
+        self.number, self.tree = number, workdir / str(number)
+        self.log = workdir / f"{number}.log"
+        self.env = {**env, "DATABASE_URL": env["DATABASE_URL"].rstrip("/") + f"{suffix}{number}"}
+        self.schemas: list[str] | None = None  # what the database held after the previous run
+        self.process: subprocess.Popen | None = None
+        self.zygote: Zygote | None = None
+
+    def start_zygote(self, modules: list[str]) -> None:
+        self.zygote = Zygote(self.tree, self.env, modules)
+
+    def stop(self) -> None:
+        if self.zygote is not None:
+            self.zygote.stop()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def _pytest(self, args: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, bool]:
+        if self.zygote is not None:
+            code, timed_out = self.zygote.run(args, env, self.log, timeout)
+            return code, self.log.read_text(errors="replace"), timed_out
+        # its own process group: a timeout ends pytest and whatever it started (worker, server)
+        self.process = process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=self.tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return process.returncode, output, True
+        return process.returncode, output, False
+
+    def run(self, mutant: Mutant, killer: str | None, timeout: int) -> tuple[str, str, str | None]:
+        target = self.tree / mutant.path
+        target.write_text(mutant.mutated)
+        try:
+            tests = [t for t in tests_for_mutant(mutant) if (self.tree / t).exists()]
+            if killer and (self.tree / killer.split("::")[0]).exists():
+                tests = [killer, *tests]
+            fresh = self.schemas is None or _schemas(self.env["DATABASE_URL"]) != self.schemas
+            command = ["-x", "-q", "-p", "no:cacheprovider", "--no-header"]
+            # --create-db alone would also drop the database at the end
+            command += ["--reuse-db", "--create-db"] if fresh else ["--reuse-db"]
+            if mutant.kind == "atomic" and mutant.function != "<module>":
+                # the fault tests name their cases after the service (test_audit_fault.py), or
+                # exercise the module's operation as a whole
+                function = mutant.function.split(".")[-1]
+                command += ["-k", f"{function} or not test_audit_fault"]
+            run_env = {**self.env, "ACCESS_MATRIX_FILTER": matrix_filter(mutant)}
+            code, output, timed_out = self._pytest([*command, *tests], run_env, timeout)
+            if timed_out:
+                self.schemas = None  # a run cut off may have left anything behind
+                return f"killed (timeout {timeout} s)", output, None
+        finally:
+            target.write_text(mutant.original)
+        self.schemas = _schemas(self.env["DATABASE_URL"])
+        if code == 0:
+            return "SURVIVED", " ".join(command + tests) + "\n" + output, None
+        if code == 1:
+            killer = _first_failure(output)
+            if killer and "test_a_filter_selects_rows" in killer:
+                return "UNTESTED (no matrix row selected: fix matrix_filter)", output, None
+            return "killed", output, killer
+        # 2 interrupted/collection error, 3 internal error, 4 usage, 5 nothing collected
+        return f"killed (pytest exit {code})", output, _first_failure(output)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -384,99 +649,133 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--only", default="", help="only mutants in files whose path contains this")
     parser.add_argument("--exclude", default=None, help="no mutants in files whose path contains this")
+    parser.add_argument(
+        "--match",
+        default=None,
+        help="only mutants whose 'path:line function description' matches this regular expression",
+    )
     parser.add_argument("--kind", choices=["scope", "role", "atomic", "tenant"], help="only this kind")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds one mutant's tests may take")
+    parser.add_argument("--no-killers", action="store_true", help="ignore the remembered killing tests")
+    parser.add_argument("--no-fork", action="store_true", help="start pytest afresh for every mutant")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     parser.add_argument("--database-suffix", default="_mutants", help="appended to the database name")
     parser.add_argument("--verbose", action="store_true", help="show the test output of survivors")
     args = parser.parse_args(argv)
 
-    mutants = [
+    pattern = re.compile(args.match) if args.match else None
+    selected = [
         m
         for m in find_mutants(ROOT)
         if args.only in m.path
         and (args.exclude is None or args.exclude not in m.path)
         and (not args.kind or m.kind == args.kind)
+        and (pattern is None or pattern.search(m.text))
     ]
+    harmless = [
+        (m, EQUIVALENT[(m.path, m.function, m.description)])
+        for m in selected
+        if (m.path, m.function, m.description) in EQUIVALENT
+    ]
+    mutants = [m for m in selected if (m.path, m.function, m.description) not in EQUIVALENT]
     if args.list:
         for m in mutants:
             tests = " ".join(tests_for_mutant(m))
-            print(f"{m.where:38} {m.kind:6} {m.description} [{matrix_filter(m)}] {tests}")
-        print(f"{len(mutants)} mutants")
+            print(f"{m.where:38} {m.kind:6} {m.function}: {m.description} [{matrix_filter(m)}] {tests}")
+        for m, reason in harmless:
+            print(f"{m.where:38} {m.kind:6} not planted ({m.function}: {m.description}): {reason}")
+        print(f"{len(mutants)} mutants ({len(harmless)} more not planted as harmless)")
         return 0
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the copy when stopped
     env, servers = service_environment()
-    base_url = env["DATABASE_URL"].rstrip("/")
-    env["DATABASE_URL"] = (
-        base_url + args.database_suffix
-    )  # pytest-django prefixes "test_"; created once, reused
     env["DJANGO_SETTINGS_MODULE"] = "crm.settings.test"
     env.pop("PYTEST_ADDOPTS", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant and its original may share size and mtime
+    killers: dict[str, str] = {}
+    if KILLERS.exists() and not args.no_killers:
+        killers = json.loads(KILLERS.read_text())
     workdir = Path(tempfile.mkdtemp(prefix="crm-mutants-"))
     started = time.monotonic()
-    killed, survivors, equivalent = [], [], []
-    try:
-        copy_tree(workdir)
-        first = True
-        for number, mutant in enumerate(mutants, 1):
-            target = workdir / mutant.path
-            target.write_text(mutant.mutated)
-            try:
-                tests = [t for t in tests_for_mutant(mutant) if (workdir / t).exists()]
-                command = [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-x",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "--no-header",
-                ]
-                command += ["--create-db"] if first else ["--reuse-db"]
-                first = False
-                if mutant.kind == "atomic" and mutant.function != "<module>":
-                    # the fault tests name their cases after the service (test_audit_fault.py), or
-                    # exercise the module's operation as a whole
-                    function = mutant.function.split(".")[-1]
-                    command += ["-k", f"{function} or not test_audit_fault"]
-                run_env = {**env, "ACCESS_MATRIX_FILTER": matrix_filter(mutant)}
-                result = subprocess.run(
-                    [*command, *tests], cwd=workdir, env=run_env, capture_output=True, text=True, timeout=1200
-                )
-            finally:
-                target.write_text(mutant.original)
-            status = {0: "SURVIVED", 1: "killed"}.get(
-                result.returncode, f"killed (pytest exit {result.returncode})"
-            )
-            if result.returncode not in (0, 1):
-                print(result.stdout[-2000:], result.stderr[-2000:])
+    killed, survivors = [], []
+    lock = threading.Lock()
+    free: queue.Queue[Slot] = queue.Queue()
+    slots: list[Slot] = []
+    stopping = threading.Event()
+
+    def stop(*_args) -> None:
+        # stopped (Ctrl-C, kill): no new mutant, end the running tests, then clean up the copies
+        stopping.set()
+        for slot in slots:
+            slot.stop()
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def run_one(numbered: tuple[int, Mutant]) -> None:
+        number, mutant = numbered
+        if stopping.is_set():
+            return
+        slot = free.get()
+        try:
+            status, output, killer = slot.run(mutant, killers.get(mutant.key), args.timeout)
+        finally:
+            free.put(slot)
+        with lock:
             elapsed = time.monotonic() - started
             print(f"[{number}/{len(mutants)} {elapsed:5.0f}s] {status:8} {mutant.where} ", end="")
-            print(f"{mutant.kind}: {mutant.description}", flush=True)
-            if result.returncode == 0 and args.verbose:
-                print(" ".join(command + tests), result.stdout[-3000:])
-            if result.returncode == 0:
-                reason = EQUIVALENT.get((mutant.path, mutant.function, mutant.description))
-                (equivalent if reason else survivors).append((mutant, reason))
+            print(f"{mutant.kind} in {mutant.function}: {mutant.description}", flush=True)
+            if status.startswith("killed (pytest exit"):
+                print(output[-2000:])
+            if status.startswith(("SURVIVED", "UNTESTED")):
+                survivors.append(mutant)
+                killers.pop(mutant.key, None)
+                if args.verbose:
+                    print(output[-3000:])
             else:
                 killed.append(mutant)
+                if killer:
+                    killers[mutant.key] = killer
+
+    try:
+        for number in range(max(1, args.jobs)):
+            slot = Slot(number, workdir, env, args.database_suffix)
+            copy_tree(slot.tree)
+            slots.append(slot)
+            free.put(slot)
+        if not args.no_fork:
+            modules = preimport_list(env)
+            for slot in slots:
+                slot.start_zygote(modules)
+        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
+            list(pool.map(run_one, enumerate(mutants, 1)))
+        finally:
+            stopping.set()
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        for slot in slots:
+            slot.stop()
         stop_servers(servers)
+        DATA.mkdir(exist_ok=True)
+        KILLERS.write_text(json.dumps(dict(sorted(killers.items())), indent=1, ensure_ascii=False))
         if args.keep:
-            print(f"copy kept in {workdir}")
+            print(f"copies kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    print(f"\n{len(mutants)} planted, {len(killed)} killed, {len(equivalent)} equivalent, ", end="")
-    print(f"{len(survivors)} survived ({elapsed:.0f} s)")
-    for mutant, reason in equivalent:
-        print(f"  equivalent {mutant.where} {mutant.kind}: {mutant.description} -- {reason}")
-    for mutant, _reason in survivors:
+    print(f"\n{len(mutants)} planted, {len(killed)} killed, {len(survivors)} survived ", end="")
+    print(f"({elapsed:.0f} s, {args.jobs} at once); {len(harmless)} not planted as harmless")
+    for mutant, reason in harmless:
+        print(f"  harmless   {mutant.where} {mutant.kind} in {mutant.function}: ", end="")
+        print(f"{mutant.description} -- {reason}")
+    for mutant in sorted(survivors, key=lambda m: (m.path, m.line)):
         print(f"  SURVIVOR   {mutant.where} {mutant.kind} in {mutant.function}: {mutant.description}")
     return 1 if survivors else 0
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote"]:
+        sys.exit(zygote_main(sys.argv[2]))
     sys.exit(main(sys.argv[1:]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
@@ -36,8 +36,13 @@ def read_dotenv() -> dict[str, str]:
     return values
 
 
+class ServiceError(Exception):
+    """A service cannot be used as configured; the message says in one line what to do."""
+
+
 def ensure_database(url_env: dict[str, str], name: str = "crm") -> tuple[str, object | None]:
     if url_env.get("DATABASE_URL"):
+        ensure_database_at(url_env["DATABASE_URL"])
         return url_env["DATABASE_URL"], None
     if answers("127.0.0.1", 5432):
         create_database("host=127.0.0.1 port=5432 user=postgres dbname=postgres", name)
@@ -50,6 +55,65 @@ def ensure_database(url_env: dict[str, str], name: str = "crm") -> tuple[str, ob
     socket_dir = str(info.socket_dir)
     create_database(f"host={socket_dir} user=postgres dbname=postgres", name)
     return f"postgres://postgres@{quote(socket_dir, safe='')}/{name}", server
+
+
+def _conninfo(url: str) -> tuple[dict[str, str], str]:
+    """psycopg keyword arguments for the server of a postgres:// URL, and the database it names."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "pgsql", "postgis"):
+        raise ServiceError(
+            f"DATABASE_URL must start with postgres:// (it starts with {parts.scheme or '?'}://)."
+        )
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ServiceError("DATABASE_URL names no database: end it with /DATABASE_NAME.")
+    params = {"host": unquote(parts.hostname or "") or "127.0.0.1", "user": unquote(parts.username or "")}
+    if parts.port:
+        params["port"] = str(parts.port)
+    if parts.password:
+        params["password"] = unquote(parts.password)
+    if "%2f" in (parts.netloc or "").lower():  # a unix-socket directory travels percent-encoded
+        params["host"] = unquote(parts.netloc.rsplit("@", 1)[-1])
+    return {key: value for key, value in params.items() if value}, name
+
+
+def ensure_database_at(url: str) -> bool:
+    """Create the database DATABASE_URL names when it is missing and its user may create it.
+
+    Returns True when it was created. Raises ServiceError with one line saying what to do when the
+    server cannot be reached or the database is missing and cannot be created."""
+    import psycopg
+    from psycopg import errors, sql
+
+    params, name = _conninfo(url)
+    where = f"{params.get('host')}:{params.get('port', '5432')}"
+    try:
+        psycopg.connect(**params, dbname=name, connect_timeout=5).close()
+        return False
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc) or f'"{name}"' not in str(exc):
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ServiceError(
+                f"Cannot connect to PostgreSQL at {where} as {params.get('user', '?')}: {reason}"
+            )
+    try:
+        with psycopg.connect(**params, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except errors.InsufficientPrivilege:
+        raise ServiceError(
+            f'The database "{name}" does not exist at {where} and user {params.get("user", "?")} may not '
+            f"create it: create it as an administrator (createdb -h {params.get('host')} -O "
+            f"{params.get('user', 'USER')} {name}) or grant CREATEDB, then run again."
+        )
+    except errors.DuplicateDatabase:
+        return False  # created meanwhile by another process
+    except psycopg.Error as exc:
+        raise ServiceError(
+            f'The database "{name}" does not exist at {where} and could not be created: '
+            f"{str(exc).strip().splitlines()[-1]}"
+        )
+    print(f'Created the database "{name}" at {where}.')
+    return True
 
 
 def create_database(conninfo: str, name: str) -> None:

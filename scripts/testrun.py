@@ -8,11 +8,15 @@ import shutil
 import subprocess
 import sys
 
-from services import ROOT, service_environment, stop_servers
+from services import ROOT, ServiceError, service_environment, stop_servers
 
 
 def main(argv: list[str]) -> int:
-    env, servers = service_environment()
+    try:
+        env, servers = service_environment()
+    except ServiceError as exc:
+        print(f"make test: {exc}", file=sys.stderr)
+        return 1
     env["DJANGO_SETTINGS_MODULE"] = "crm.settings.test"
     try:
         if shutil.which("msgfmt") and any((ROOT / "locale").glob("*/LC_MESSAGES/*.po")):

@@ -2,9 +2,10 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from crm.numbers import NumberError, parse_decimal
+from crm.numbers import NumberError, parse_decimal, parse_id
 
-from .models import Segment, SegmentationSettings
+from .labels import LifecycleStage, RfmSegment
+from .models import ChurnAlert, Segment, SegmentationSettings
 
 
 class SegmentForm(forms.Form):
@@ -108,3 +109,81 @@ class SettingsForm(forms.ModelForm):
 def _plain(value) -> str:
     number = float(value)
     return str(int(number)) if number == int(number) else str(number)
+
+
+MAX_BULK_IDS = 200  # = services.MAX_BULK_ALERTS
+
+ALERT_STATUS_CHOICES = (
+    ("open", _("Open")),
+    ("acknowledged", _("Acknowledged")),
+    ("dismissed", _("Dismissed")),
+    ("all", _("All")),
+)
+
+
+class AlertQueueFilterForm(forms.Form):
+    """The queue's filters (GET). Unknown values are field errors; the queue then shows no filter."""
+
+    status = forms.ChoiceField(label=_("Status"), choices=ALERT_STATUS_CHOICES, required=False)
+    reason = forms.ChoiceField(label=_("Reason"), required=False)
+    owner = forms.ModelChoiceField(
+        label=_("Owner"), queryset=None, required=False, empty_label=_("Any owner")
+    )
+    segment = forms.ChoiceField(label=_("RFM segment"), required=False)
+    stage = forms.ChoiceField(label=_("Lifecycle stage"), required=False)
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = [("", _("Any reason")), *ChurnAlert.Reason.choices]
+        self.fields["segment"].choices = [("", _("Any segment")), *RfmSegment.choices]
+        self.fields["stage"].choices = [("", _("Any stage")), *LifecycleStage.choices]
+        self.fields["owner"].queryset = owners
+        if not owners.exists():
+            del self.fields["owner"]  # sales staff see only their own alerts
+
+    def filters(self) -> dict:
+        """Keyword arguments for `selectors.alert_queue` (only the valid fields)."""
+        self.is_valid()  # the valid fields filter; an invalid one is shown with its error and ignored
+        data = getattr(self, "cleaned_data", {})
+        status = data.get("status") or "open"
+        owner = data.get("owner")
+        return {
+            "status": None if status == "all" else status,
+            "reason": data.get("reason") or "",
+            "owner_id": owner.pk if owner else None,
+            "segment": data.get("segment") or "",
+            "stage": data.get("stage") or "",
+        }
+
+
+class AlertBulkForm(forms.Form):
+    """Bulk acknowledge or assign (POST): the ticked alerts, the action and, to assign, the user."""
+
+    ACTIONS = (("acknowledge", _("Acknowledge")), ("assign", _("Assign")))
+
+    action = forms.ChoiceField(label=_("Action"), choices=ACTIONS)
+    alert = forms.TypedMultipleChoiceField(label=_("Alerts"), coerce=int, choices=())
+    owner = forms.ModelChoiceField(label=_("Assign to"), queryset=None, required=False)
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        raw = self.data.getlist("alert") if hasattr(self.data, "getlist") else self.data.get("alert", [])
+        ids = []
+        for value in list(raw)[:MAX_BULK_IDS]:
+            parsed = parse_id(value)
+            if parsed is not None:
+                ids.append(parsed)
+        self.fields["alert"].choices = [(i, i) for i in ids]
+        if len(raw) > MAX_BULK_IDS:
+            self.too_many = True
+        else:
+            self.too_many = False
+
+    def clean(self):
+        data = super().clean()
+        if self.too_many:
+            raise forms.ValidationError(_("Select at most %(max)s alerts at a time.") % {"max": MAX_BULK_IDS})
+        if data.get("action") == "assign" and not data.get("owner"):
+            self.add_error("owner", _("Choose whom to assign the alerts to."))
+        return data

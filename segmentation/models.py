@@ -508,3 +508,75 @@ class ChurnAlert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class AlertEvaluation(models.Model):
+    """One replay of the at-risk rule at a past cut-off against what customers did in the 90 days after
+    it (`segmentation.analytics.evaluate`), next to the naive "no purchase for 90 days" rule. The
+    lifecycle page shows the latest, so a manager knows how far to trust the alerts."""
+
+    class Source(models.TextChoices):
+        TENANT = "tenant", _("This company's purchases")
+        SIMULATED = "simulated", _("Simulated purchase histories")
+
+    source = models.CharField(_("data"), max_length=20, choices=Source.choices, default=Source.TENANT)
+    seed = models.PositiveIntegerField(_("random seed"), null=True, blank=True)
+    cutoff = models.DateField(_("cut-off"))
+    outcome_days = models.PositiveSmallIntegerField(_("outcome window (days)"), default=90)
+    customers = models.PositiveIntegerField(_("customers"), default=0)
+    flagged = models.PositiveIntegerField(_("flagged by the rules"), default=0)
+    lapsed = models.PositiveIntegerField(_("bought nothing in the window"), default=0)
+    precision = models.FloatField(_("precision"), null=True, blank=True)
+    recall = models.FloatField(_("recall"), null=True, blank=True)
+    naive_flagged = models.PositiveIntegerField(_("flagged by the naive rule"), default=0)
+    naive_precision = models.FloatField(_("naive precision"), null=True, blank=True)
+    naive_recall = models.FloatField(_("naive recall"), null=True, blank=True)
+    model_used = models.CharField(_("model"), max_length=20, choices=ClvModel.choices, blank=True)
+    figures = models.JSONField(_("figures"), default=dict, blank=True)  # AlertEvaluation.to_dict()
+    created_at = models.DateTimeField(_("evaluated at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("alert evaluation")
+        verbose_name_plural = _("alert evaluations")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source__in=["tenant", "simulated"]), name="alerteval_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(precision__isnull=True) | Q(precision__gte=0, precision__lte=1))
+                & (Q(recall__isnull=True) | Q(recall__gte=0, recall__lte=1))
+                & (Q(naive_precision__isnull=True) | Q(naive_precision__gte=0, naive_precision__lte=1))
+                & (Q(naive_recall__isnull=True) | Q(naive_recall__gte=0, naive_recall__lte=1)),
+                name="alerteval_rates_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.cutoff}: P={self.precision} R={self.recall}"
+
+    @property
+    def beats_naive(self) -> bool:
+        values = (self.precision, self.recall, self.naive_precision, self.naive_recall)
+        if any(v is None for v in values):
+            return False
+        return self.precision >= self.naive_precision and self.recall >= self.naive_recall
+
+
+class AlertQueueVisit(models.Model):
+    """When a user last opened the alerts queue: the navigation badge counts the alerts raised since."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    seen_at = models.DateTimeField(_("last opened"))
+
+    class Meta:
+        verbose_name = _("alerts queue visit")
+        verbose_name_plural = _("alerts queue visits")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.seen_at:%Y-%m-%d %H:%M}"

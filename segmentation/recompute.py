@@ -125,6 +125,24 @@ class Config:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def lifecycle_feature_params(self) -> dict:
+        """The arguments `lifecycle_features` and `assign_lifecycle_stage` share."""
+        return {
+            "new_days": self.new_days,
+            "churn_multiplier": self.churn_multiplier,
+            "at_risk_multiplier": self.at_risk_multiplier,
+            "churn_min_days": self.churn_min_days,
+            "at_risk_min_days": self.at_risk_min_days,
+        }
+
+    def lifecycle_params(self) -> dict:
+        """Every lifecycle argument (the evaluation replays the rule with exactly these)."""
+        return {
+            **self.lifecycle_feature_params(),
+            "at_risk_alive_threshold": self.at_risk_alive_threshold,
+            "loyal_min_frequency": self.loyal_min_frequency,
+        }
+
 
 # --------------------------------------------------------------------------------------------------
 # Keys <-> small integer codes (binary COPY carries numbers only; "" is code 0)
@@ -281,6 +299,9 @@ def compute_values(
     frame["expected_order_value"] = predictions["expected_order_value"].reindex(index)
     frame["predicted_clv"] = predictions["clv"].reindex(index)
     frame["clv_model"] = predictions["model_used"].reindex(index).fillna("").astype(object)
+    # The model's judgement of silence for the lifecycle rule (NaN without a sound BG/NBD fit).
+    quiet = clv_analytics.probability_no_purchase_from_report(report, summary, days=90.0)
+    frame["probability_no_purchase_90d"] = pd.Series(quiet, index=summary.index).reindex(index)
     # Lifecycle works on the whole history (purchase days ever), not the RFM window.
     frame["lifetime_frequency"] = lifetime["frequency"].reindex(index)
     frame["first_purchase"] = lifetime["first_purchase"].reindex(index)
@@ -314,20 +335,24 @@ def compute_stages(frame: pd.DataFrame, previous: pd.DataFrame, cfg: Config, *, 
             "first_purchase": frame["first_purchase"],
             "last_purchase": frame["last_purchase"],
             "probability_alive": frame["probability_alive"],
+            "probability_no_purchase_90d": frame["probability_no_purchase_90d"],
             "segment": frame["rfm_segment"],
             "previous_stage": prev_stage,
             "previous_stage_at": prev_since,
         },
         index=frame.index,
     )
+    feature_params = cfg.lifecycle_feature_params()
+    features = lifecycle_analytics.lifecycle_features(
+        stage_input, as_of=pd.Timestamp(as_of), **feature_params
+    )
+    # No alert of any kind for a customer who bought more recently than the tenant's customers usually
+    # buy again (see `detect_alerts`): the quiet floor of the lifecycle rule.
+    frame["recent_buyer"] = (features["days_since_last"] <= features["quiet_floor"]).to_numpy(dtype=bool)
     return lifecycle_analytics.assign_lifecycle_stage(
         stage_input,
         as_of=pd.Timestamp(as_of),
-        new_days=cfg.new_days,
-        churn_multiplier=cfg.churn_multiplier,
-        at_risk_multiplier=cfg.at_risk_multiplier,
-        churn_min_days=cfg.churn_min_days,
-        at_risk_min_days=cfg.at_risk_min_days,
+        **feature_params,
         at_risk_alive_threshold=cfg.at_risk_alive_threshold,
         loyal_min_frequency=cfg.loyal_min_frequency,
     )
@@ -338,8 +363,13 @@ def detect_alerts(frame: pd.DataFrame, previous: pd.DataFrame, cfg: Config) -> p
     every reason that applied. Only customers with a previous score can raise one (no baseline alerts).
 
     Priority when several apply in one run: Cannot Lose Them > At risk > P(alive) fell.
+
+    A customer who bought more recently than the tenant's typical interval (`recent_buyer`, set by
+    `compute_stages`) raises no alert at all: whatever a score says, they have just bought.
     """
     known = frame.index.isin(previous.index)
+    if "recent_buyer" in frame.columns:
+        known = known & ~frame["recent_buyer"].to_numpy(dtype=bool)
     prev = previous.reindex(frame.index)
     new_segment, old_segment = frame["rfm_segment"], prev["segment"].fillna("")
     new_stage, old_stage = frame["lifecycle_stage"], prev["stage"].fillna("")
@@ -599,6 +629,15 @@ def _holdout(purchases: pd.DataFrame, *, as_of: datetime) -> dict:
         return {"skipped": f"needs at least {HOLDOUT_MIN_HISTORY_DAYS} days of purchase history"}
     holdout_days = int(min(182, max(28, history_days // 4)))
     calibration_end = pd.Timestamp(as_of) - pd.Timedelta(days=holdout_days)
+    calibration = purchases[purchases["placed_at"] <= calibration_end]
+    purchase_days = calibration["placed_at"].dt.floor("D")
+    repeaters = int((purchase_days.groupby(calibration["customer_id"]).nunique() > 1).sum())
+    if repeaters < clv_analytics.MIN_REPEAT_CUSTOMERS:
+        # The same floor as the CLV model itself: below it the fit is not used, so it is not checked.
+        return {
+            "skipped": f"needs at least {clv_analytics.MIN_REPEAT_CUSTOMERS} customers with a repeat "
+            f"purchase before the holdout period ({repeaters} so far)"
+        }
     result = clv_analytics.holdout_validation(
         purchases,
         calibration_end=calibration_end,

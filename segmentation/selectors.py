@@ -3,19 +3,37 @@ admins see the whole tenant, sales staff the customers they own or that are shar
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Aggregate, Avg, Count, F, FloatField, Q, QuerySet, Sum
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    DateTimeField,
+    DecimalField,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import reverse
 
 from crm.accounts.models import User
 from crm.accounts.permissions import get_visible_or_404, visible_to
 from crm.jobs.models import BackgroundJob
+from crm.numbers import parse_id
 from customers.models import Customer
 
 from .labels import (
@@ -27,6 +45,8 @@ from .labels import (
     stage_label,
 )
 from .models import (
+    AlertEvaluation,
+    AlertQueueVisit,
     ChurnAlert,
     CustomerScore,
     LifecycleTransition,
@@ -35,7 +55,7 @@ from .models import (
     SegmentSnapshot,
     SegmentTransition,
 )
-from .rules import rules_to_q
+from .rules import RuleError, rules_to_q
 
 ALERT_BADGE_SECONDS = 60
 RECOMPUTE_JOB_KIND = "segmentation.recompute"
@@ -363,8 +383,8 @@ def _alerts_version() -> int:
 
 
 def open_alert_count(*, user: User) -> int:
-    """The navigation badge: open alerts the user sees. Cached per user for a minute and invalidated
-    (version bump) whenever an alert is raised or handled, so it costs no query on most pages."""
+    """Open alerts the user sees. Cached per user for a minute and invalidated (version bump) whenever
+    an alert is raised or handled."""
     if not getattr(user, "is_authenticated", False):
         return 0
     key = f"segmentation:open-alerts:{user.pk}:{user.role}:{_alerts_version()}"
@@ -375,12 +395,132 @@ def open_alert_count(*, user: User) -> int:
     return int(count)
 
 
+def _new_alerts_key(user: User) -> str:
+    # The cache's key function prefixes the tenant's schema: per user AND tenant.
+    return f"segmentation:new-alerts:{user.pk}:{user.role}:{_alerts_version()}"
+
+
+def new_alert_count(*, user: User) -> int:
+    """The navigation badge: open alerts the user sees that were raised since they last opened the
+    queue (all open ones before the first visit). Cached per user and tenant for a minute, invalidated
+    when an alert is raised or handled (version bump) and when the user opens the queue."""
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    key = _new_alerts_key(user)
+    count = cache.get(key)
+    if count is None:
+        seen_at = AlertQueueVisit.objects.filter(user=user).values_list("seen_at", flat=True).first()
+        qs = alert_list(user=user)
+        if seen_at is not None:
+            qs = qs.filter(created_at__gt=seen_at)
+        count = qs.count()
+        cache.set(key, count, ALERT_BADGE_SECONDS)
+    return int(count)
+
+
+def forget_new_alert_count(*, user: User) -> None:
+    cache.delete(_new_alerts_key(user))
+
+
 def alert_badge(user) -> str:
-    """Badge text for the navigation ("" hides it)."""
-    count = open_alert_count(user=user)
-    if not count:
-        return ""
-    return "99+" if count > 99 else str(count)
+    """Badge text for the navigation ("" hides it): how many alerts are new for this user."""
+    count = new_alert_count(user=user)
+    return str(count) if count else ""
+
+
+# The queue: what is at stake first (predicted CLV, unknown last), then the longest silence (oldest
+# last purchase, none first), then the newest alert. Keyset pages over these three values.
+QUEUE_PAGE_SIZE = 25
+_NO_CLV = Decimal("-1")
+_NO_PURCHASE = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_QUEUE_CURSOR_LENGTH = 200
+
+
+@dataclass
+class AlertQueuePage:
+    rows: list[ChurnAlert]
+    next_cursor: str | None
+    is_first: bool
+
+
+def _queue_cursor(alert: ChurnAlert) -> str:
+    payload = json.dumps(
+        [str(alert.stake), alert.last_purchase_key.isoformat(), alert.pk], separators=(",", ":")
+    )
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _parse_queue_cursor(cursor: str | None) -> tuple[Decimal, datetime, int] | None:
+    if not cursor or len(cursor) > MAX_QUEUE_CURSOR_LENGTH:
+        return None
+    try:
+        stake, last, pk = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        stake, last, pk = Decimal(str(stake)), datetime.fromisoformat(str(last)), parse_id(pk)
+        if pk is None or not stake.is_finite() or last.tzinfo is None:
+            return None
+        return stake, last, pk
+    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError):
+        return None
+
+
+def alert_queue(
+    *,
+    user: User,
+    status: str | None = ChurnAlert.Status.OPEN,
+    reason: str = "",
+    owner_id: int | None = None,
+    segment: str = "",
+    stage: str = "",
+) -> QuerySet[ChurnAlert]:
+    """The alerts the user sees, filtered, with the stake and the last purchase to sort on."""
+    qs = alert_list(user=user, status=status).select_related("customer__score")
+    if reason:
+        qs = qs.filter(reason=reason)
+    if owner_id is not None:
+        qs = qs.filter(owner_id=owner_id)
+    if segment:
+        qs = qs.filter(customer__score__rfm_segment=segment)
+    if stage:
+        qs = qs.filter(customer__score__lifecycle_stage=stage)
+    return qs.annotate(
+        stake=Coalesce(F("customer__score__predicted_clv"), Value(_NO_CLV), output_field=DecimalField()),
+        last_purchase_key=Coalesce(
+            F("customer__last_order_at"), Value(_NO_PURCHASE), output_field=DateTimeField()
+        ),
+    )
+
+
+def alert_queue_page(
+    qs: QuerySet[ChurnAlert], *, cursor: str | None = None, page_size: int = QUEUE_PAGE_SIZE
+) -> AlertQueuePage:
+    """One page of `alert_queue` by keyset: rows strictly after the cursor's (stake, last purchase, id)."""
+    position = _parse_queue_cursor(cursor)
+    if position is not None:
+        stake, last, pk = position
+        qs = qs.filter(
+            Q(stake__lt=stake)
+            | Q(stake=stake, last_purchase_key__gt=last)
+            | Q(stake=stake, last_purchase_key=last, pk__lt=pk)
+        )
+    rows = list(qs.order_by("-stake", "last_purchase_key", "-pk")[: page_size + 1])
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    return AlertQueuePage(
+        rows=rows,
+        next_cursor=_queue_cursor(rows[-1]) if has_more and rows else None,
+        is_first=position is None,
+    )
+
+
+def alert_queue_owners(*, user: User) -> QuerySet[User]:
+    """Whom alerts can be filtered by or assigned to: the active users (managers and admins only)."""
+    if not user.is_manager_or_admin:
+        return User.objects.none()
+    return User.objects.filter(is_active=True).order_by("full_name", "email")
+
+
+def latest_alert_evaluation() -> AlertEvaluation | None:
+    return AlertEvaluation.objects.order_by("-created_at", "-id").first()
 
 
 def customer_alerts(*, customer: Customer, before=None, limit: int = 20) -> list[ChurnAlert]:
@@ -432,3 +572,33 @@ def segment_labels() -> dict[str, list[tuple[str, str]]]:
         "segments": [(str(key), segment_label(key)) for key in SEGMENT_ORDER],
         "stages": [(str(stage), stage_label(stage)) for stage in STAGE_ORDER],
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# For apps that follow segmentation's signals in the background (no user scope: the caller decides
+# whom the result concerns, e.g. follow-up rules create work for each customer's owner)
+# --------------------------------------------------------------------------------------------------
+def alert_customer_ids(*, alert_ids: list[int]) -> dict[int, int]:
+    """alert id -> customer id, for the alerts of a `churn_alerts_raised` signal."""
+    return dict(ChurnAlert.objects.filter(pk__in=list(alert_ids)).values_list("pk", "customer_id"))
+
+
+def run_stage_entries(*, run_id: int, stage: str) -> list[tuple[int, int]]:
+    """(transition id, customer id) of the customers a recompute run moved into `stage`."""
+    return list(
+        LifecycleTransition.objects.filter(run_id=run_id, to_stage=stage)
+        .order_by("pk")
+        .values_list("pk", "customer_id")
+    )
+
+
+def segment_member_ids(*, segment: Segment) -> set[int]:
+    """Ids of every customer (not in the bin) matching a saved segment's rules now; an empty set when
+    its rules no longer compile (e.g. a custom field it used was removed)."""
+    try:
+        condition = rules_to_q(segment.rules)
+    except RuleError:
+        return set()
+    return set(
+        Customer.objects.filter(deleted_at__isnull=True).filter(condition).values_list("pk", flat=True)
+    )

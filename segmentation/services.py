@@ -17,6 +17,7 @@ from crm.jobs.models import BackgroundJob
 from crm.jobs.services import job_enqueue, job_get_or_create_active
 
 from .models import (
+    AlertQueueVisit,
     ChurnAlert,
     CustomerScore,
     LifecycleTransition,
@@ -26,7 +27,7 @@ from .models import (
     SegmentTransition,
 )
 from .rules import count_conditions, validate_rules
-from .selectors import ALERTS_VERSION_KEY, RECOMPUTE_JOB_KIND
+from .selectors import ALERTS_VERSION_KEY, RECOMPUTE_JOB_KIND, forget_new_alert_count
 from .signals import churn_alerts_raised_on_commit
 
 SETTINGS_FIELDS = (
@@ -271,6 +272,98 @@ def alert_acknowledge(*, actor: User, alert: ChurnAlert) -> ChurnAlert:
 @transaction.atomic
 def alert_dismiss(*, actor: User, alert: ChurnAlert) -> ChurnAlert:
     return _alert_act(actor=actor, alert=alert, status=ChurnAlert.Status.DISMISSED)
+
+
+#: At most this many alerts in one bulk action (one page of the queue is 25).
+MAX_BULK_ALERTS = 200
+
+
+def _bulk_alerts(alerts: list[ChurnAlert]) -> list[ChurnAlert]:
+    if len(alerts) > MAX_BULK_ALERTS:
+        raise ValidationError(
+            _t("Select at most %(max)s alerts at a time.") % {"max": MAX_BULK_ALERTS}, code="too_many"
+        )
+    return alerts
+
+
+@transaction.atomic
+def alert_acknowledge_many(*, actor: User, alerts: list[ChurnAlert]) -> int:
+    """Acknowledge the open alerts among `alerts` that `actor` may handle (their owner, or a manager or
+    admin); the rest are left as they are. One audit record per alert. Returns how many changed."""
+    alerts = _bulk_alerts(alerts)
+    now = timezone.now()
+    changed = [
+        alert
+        for alert in alerts
+        if alert.status == ChurnAlert.Status.OPEN
+        and (actor.is_manager_or_admin or alert.owner_id == actor.pk)
+    ]
+    if not changed:
+        return 0
+    # Only rows still open at the moment of the update change (a concurrent handler wins the others).
+    updated_ids = set(
+        ChurnAlert.objects.filter(pk__in=[a.pk for a in changed], status=ChurnAlert.Status.OPEN)
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+    ChurnAlert.objects.filter(pk__in=updated_ids).update(
+        status=ChurnAlert.Status.ACKNOWLEDGED, acted_by=actor, acted_at=now
+    )
+    for alert in changed:
+        if alert.pk not in updated_ids:
+            continue
+        audit_record(
+            actor=actor,
+            action="segmentation.alert_acknowledged",
+            target=alert.customer,
+            changes={
+                "alert": {"old": ChurnAlert.Status.OPEN.value, "new": ChurnAlert.Status.ACKNOWLEDGED.value},
+                "reason": {"old": None, "new": alert.reason},
+            },
+            label=str(alert.customer),
+        )
+    transaction.on_commit(_bump_alerts_version)
+    return len(updated_ids)
+
+
+@transaction.atomic
+def alert_assign_many(*, actor: User, alerts: list[ChurnAlert], owner: User) -> int:
+    """Give the alerts to `owner` to handle (managers and admins only; the customer's own owner does
+    not change). One audit record per alert whose owner changed. Returns how many changed."""
+    if not actor.is_manager_or_admin:
+        raise PermissionDenied
+    alerts = _bulk_alerts(alerts)
+    if owner is None or not owner.is_active:
+        raise ValidationError({"owner": [_t("Choose an active user to assign the alerts to.")]})
+    changed = [alert for alert in alerts if alert.owner_id != owner.pk]
+    if not changed:
+        return 0
+    ChurnAlert.objects.filter(pk__in=[a.pk for a in changed]).update(owner=owner)
+    for alert in changed:
+        audit_record(
+            actor=actor,
+            action="segmentation.alert_assigned",
+            target=alert.customer,
+            changes={
+                "alert_owner": {"old": str(alert.owner) if alert.owner_id else None, "new": str(owner)},
+                "reason": {"old": None, "new": alert.reason},
+            },
+            label=str(alert.customer),
+        )
+    transaction.on_commit(_bump_alerts_version)
+    return len(changed)
+
+
+def alert_queue_seen(*, user: User) -> None:
+    """The user opened the alerts queue: what was raised until now is no longer new for them."""
+    # One INSERT ... ON CONFLICT UPDATE: the same single query on the first visit and every later one.
+    AlertQueueVisit.objects.bulk_create(
+        [AlertQueueVisit(user=user, seen_at=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["seen_at"],
+    )
+    forget_new_alert_count(user=user)
 
 
 # --------------------------------------------------------------------------------------------------

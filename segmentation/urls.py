@@ -9,6 +9,7 @@ urlpatterns = [
     path("clv/", views.clv, name="clv"),
     path("lifecycle/", views.lifecycle, name="lifecycle"),
     path("alerts/", views.alerts, name="alerts"),
+    path("alerts/bulk/", views.alerts_bulk, name="alerts_bulk"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert_acknowledge"),
     path("alerts/<int:alert_id>/dismiss/", views.alert_dismiss, name="alert_dismiss"),
     path("saved/", views.segment_list, name="segments"),

@@ -17,15 +17,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, service_error_messages, service_error_text, show_service_error
 
 from . import builder, selectors, services
-from .forms import SegmentForm, SettingsForm
+from .analytics.lifecycle import DEFAULT_AT_RISK_QUIET_PROBABILITY
+from .forms import AlertBulkForm, AlertQueueFilterForm, SegmentForm, SettingsForm
 from .labels import ClvModel
-from .models import ChurnAlert
+from .registry import alert_action_links
 from .rules import RuleError, count_conditions, validate_rules
 
 
@@ -112,6 +114,8 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
     context = {
         "tab": "lifecycle",
         "funnel": funnel,
+        "evaluation": selectors.latest_alert_evaluation(),
+        "quiet_probability": DEFAULT_AT_RISK_QUIET_PROBABILITY,
         "transitions": selectors.recent_stage_transitions(user=request.user),
         **_status_context(request),
     }
@@ -121,34 +125,70 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------------------------------
 # Alerts
 # --------------------------------------------------------------------------------------------------
-ALERT_FILTERS = {
-    "open": ChurnAlert.Status.OPEN,
-    "acknowledged": ChurnAlert.Status.ACKNOWLEDGED,
-    "dismissed": ChurnAlert.Status.DISMISSED,
-    "all": None,
-}
-
-
 @role_required(*ALL_ROLES)
 @require_GET
 def alerts(request: HttpRequest) -> HttpResponse:
-    status_key = request.GET.get("status", "open")
-    if status_key not in ALERT_FILTERS:
-        status_key = "open"
-    qs = selectors.alert_list(user=request.user, status=ALERT_FILTERS[status_key])
+    """The alerts as a work queue: what is at stake first, filters, keyset pages, bulk actions."""
+    owners = selectors.alert_queue_owners(user=request.user)
+    form = AlertQueueFilterForm(request.GET or None, owners=owners)
+    filters = form.filters()
+    qs = selectors.alert_queue(user=request.user, **filters)
+    page = selectors.alert_queue_page(qs, cursor=request.GET.get("after"))
+    links = alert_action_links(page.rows, request.user)
+    for alert in page.rows:
+        alert.action_links = links.get(alert.pk, [])
+    query = request.GET.copy()
+    query.pop("after", None)
+    services.alert_queue_seen(user=request.user)
     context = {
         "tab": "alerts",
-        "status": status_key,
-        "alerts": list(qs[:200]),
-        "total": qs.count(),
-        "statuses": [
-            ("open", _("Open")),
-            ("acknowledged", _("Acknowledged")),
-            ("dismissed", _("Dismissed")),
-            ("all", _("All")),
-        ],
+        "form": form,
+        "page": page,
+        "alerts": page.rows,
+        "querystring": query.urlencode(),
+        "owners": owners,
+        "can_assign": request.user.is_manager_or_admin,
     }
     return render(request, "segmentation/alert_list.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def alerts_bulk(request: HttpRequest) -> HttpResponse:
+    """Acknowledge or assign the ticked alerts; only alerts the user sees are touched."""
+    owners = selectors.alert_queue_owners(user=request.user)
+    form = AlertBulkForm(request.POST, owners=owners)
+    back = reverse("segmentation:alerts")
+    next_query = request.POST.get("querystring", "")[:1000]
+    if next_query:
+        back = f"{back}?{next_query}"
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(back)
+    alerts = list(
+        selectors.alert_list(user=request.user, status=None).filter(pk__in=form.cleaned_data["alert"])
+    )
+    try:
+        if form.cleaned_data["action"] == "assign":
+            count = services.alert_assign_many(
+                actor=request.user, alerts=alerts, owner=form.cleaned_data["owner"]
+            )
+            messages.success(
+                request,
+                ngettext("%(count)s alert assigned.", "%(count)s alerts assigned.", count) % {"count": count},
+            )
+        else:
+            count = services.alert_acknowledge_many(actor=request.user, alerts=alerts)
+            messages.success(
+                request,
+                ngettext("%(count)s alert acknowledged.", "%(count)s alerts acknowledged.", count)
+                % {"count": count},
+            )
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
+    return redirect(back)
 
 
 def _alert_action(request: HttpRequest, alert_id: int, service) -> HttpResponse:
@@ -159,6 +199,7 @@ def _alert_action(request: HttpRequest, alert_id: int, service) -> HttpResponse:
     except SERVICE_ERRORS as exc:
         error = service_error_text(exc)
     if request.htmx:
+        alert.action_links = alert_action_links([alert], request.user).get(alert.pk, [])
         return render(request, "segmentation/partials/_alert_row.html", {"alert": alert, "error": error})
     if error:
         messages.error(request, error)

@@ -296,27 +296,22 @@ def _test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real `celery worker` process on a queue of its own, using the test database and Redis."""
-    from crm.celery import app as celery_app
-
-    with django_db_blocker.unblock():
-        database_url = _test_database_url()
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
+def start_celery_worker(queue: str, log: Path, *, extra_env: dict | None = None) -> subprocess.Popen:
+    """Start a real `celery worker` process on `queue` against the test database and this run's Redis
+    prefix; returns once it is ready (fails with its log otherwise). The caller stops it."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": _test_database_url(),
         "CONN_MAX_AGE": "0",
-        # Tasks the worker enqueues itself (dispatchers) stay on this session's queue.
+        # Tasks the worker enqueues itself (dispatchers) stay on this queue.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         # The worker reads and writes this run's cache keys (and they are cleaned up with them).
         "TEST_CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        **(extra_env or {}),
     }
     celery_bin = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
-    with open(log, "w") as log_file:
+    with open(log, "a") as log_file:
         process = subprocess.Popen(
             [
                 celery_bin,
@@ -330,7 +325,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"{queue}@%h",
+                f"{queue}-{uuid.uuid4().hex[:4]}@%h",
                 "--loglevel=INFO",
             ],
             cwd=REPO_ROOT,
@@ -338,23 +333,137 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+    offset = log.stat().st_size if log.exists() else 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Celery worker exited early:\n{log.read_text()}")
+        if "ready." in log.read_text()[offset:]:
+            return process
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"Celery worker did not start in 60 s:\n{log.read_text()}")
+
+
+def stop_celery_worker(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process on a queue of its own, using the test database and Redis."""
+    from crm.celery import app as celery_app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    with django_db_blocker.unblock():
+        process = start_celery_worker(queue, log)
     previous_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"Celery worker exited early:\n{log.read_text()}")
-            if "ready." in log.read_text():
-                break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError(f"Celery worker did not start in 60 s:\n{log.read_text()}")
         yield {"queue": queue, "log": log, "process": process}
     finally:
         celery_app.conf.task_default_queue = previous_queue
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_celery_worker(process)
+
+
+@pytest.fixture
+def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path):
+    """start(extra_env=None) -> a worker process of this test on a queue of its own (tasks sent by the
+    test go there), which the test may kill and start again; every one is stopped afterwards."""
+    from crm.celery import app as celery_app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    started: list[subprocess.Popen] = []
+
+    def start(extra_env: dict | None = None) -> subprocess.Popen:
+        with django_db_blocker.unblock():
+            process = start_celery_worker(queue, log, extra_env=extra_env)
+        started.append(process)
+        return process
+
+    previous_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    start.queue, start.log = queue, log
+    try:
+        yield start
+    finally:
+        celery_app.conf.task_default_queue = previous_queue
+        for process in started:
+            if process.poll() is None:
+                stop_celery_worker(process)
+        # Messages left on this test's queue (e.g. by a killed worker) are dropped with it.
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+
+
+# --- A real SMTP server, for tests where sending mail is the point ----------------------------------
+
+
+class SmtpSink:
+    """What an aiosmtpd server received: `messages` (email.message.Message), in arrival order.
+    `delay` (seconds) holds each "250 OK" back after the message is stored, like a slow server: a
+    sender killed in that window has delivered a message it never saw accepted."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list = []
+        self.delay = 0.0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        from email import message_from_bytes
+        from email.policy import default
+
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=default)
+        with self._lock:
+            self.messages.append(message)
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, seconds: float = 60) -> list:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.1)
+        return list(self.messages)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on a free port, with Django's SMTP backend pointed at it in this
+    process. `.port`, `.messages`, `.wait_for(n)`, and `.worker_env` for a Celery worker to send there."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    sink.port = port
+    sink.worker_env = {
+        "TEST_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+    }
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -39,7 +39,8 @@ FLOORS = {
     "loyalty": 2,
     "dashboards": 3,
 }
-PURE = ("segmentation.analytics", "loyalty.rules")  # may import neither Django nor other project modules
+# may import neither Django nor other project modules
+PURE = ("segmentation.analytics", "loyalty.rules", "interactions.service.business_hours")
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,10 @@ TENANT_CASES = {
         actor=w["manager"], customer_ids=[w["customer"].pk, w["pair"][0].pk]
     ),
     "customer_restore": lambda w: customers.customer_restore(actor=w["admin"], customer=w["binned"]),
+    # the nightly purge: each batch's deletes and audit rows together
+    "customers_purge_expired": lambda w: customers.customers_purge_expired(
+        now=timezone.now() + timedelta(days=customers.BIN_RETENTION_DAYS + 1)
+    ),
     "order_create": lambda w: customers.order_create(
         actor=w["admin"],
         customer=w["customer"],
@@ -211,3 +215,97 @@ def test_a_refused_audit_row_undoes_the_platform_change(case, public, platform_a
         PUBLIC_CASES[case](platform_admin, tenants)
     connection.set_schema_to_public()
     assert (sorted(map(repr, Tenant.objects.values())), sorted(map(repr, Domain.objects.values()))) == before
+
+
+# --- two-factor sign-in and sessions ----------------------------------------------------------------
+
+
+def _sign_in_state():
+    from django.contrib.sessions.models import Session
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from crm.accounts.models import AccountSettings, UserSession
+
+    models = (TOTPDevice, StaticDevice, StaticToken, UserSession, Session, AccountSettings)
+    return _state(), {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
+
+
+@pytest.fixture
+def sign_in(w):
+    """The manager has an authenticator, recovery codes and two sessions; the sales user has an
+    authenticator waiting to be confirmed."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from crm.accounts.models import UserSession
+    from tests.crm.test_two_factor import enrol
+
+    device, codes = enrol(w["manager"])
+    for _number in range(2):
+        store = SessionStore()
+        store.create()
+        UserSession.objects.create(user=w["manager"], session_key=store.session_key)
+    return {
+        **w,
+        "device": device,
+        "recovery_codes": codes,
+        "pending": accounts.two_factor_start_enrolment(user=w["sales"]),
+    }
+
+
+SIGN_IN_CASES = {
+    "account_settings_update": lambda s: accounts.account_settings_update(
+        actor=s["admin"], require_two_factor_for_admins=True
+    ),
+    "two_factor_confirm_enrolment": lambda s: accounts.two_factor_confirm_enrolment(
+        actor=s["sales"], user=s["sales"], code=_code(s["pending"])
+    ),
+    # a recovery code is used up and its use audited
+    "two_factor_verify": lambda s: accounts.two_factor_verify(user=s["manager"], code=s["recovery_codes"][0]),
+    "two_factor_disable": lambda s: accounts.two_factor_disable(
+        actor=s["manager"], user=s["manager"], code=_code(s["device"])
+    ),
+    "two_factor_new_recovery_codes": lambda s: accounts.two_factor_new_recovery_codes(
+        actor=s["manager"], user=s["manager"], code=_code(s["device"])
+    ),
+    "user_end_other_sessions": lambda s: accounts.user_end_other_sessions(
+        user=s["manager"], keep_session_key=None
+    ),
+}
+
+
+def _code(device) -> str:
+    from tests.crm.test_two_factor import code_for
+
+    return code_for(device)
+
+
+@pytest.mark.parametrize("case", sorted(SIGN_IN_CASES))
+def test_a_refused_audit_row_undoes_the_sign_in_change(case, sign_in):
+    before = _sign_in_state()
+    _refuse_audit_rows()
+    with pytest.raises(DatabaseError):
+        SIGN_IN_CASES[case](sign_in)
+    connection.set_tenant(sign_in["tenant"])
+    assert _sign_in_state() == before
+
+
+def test_user_session_end_ends_the_session_and_its_row_together(sign_in):
+    """The session row is deleted before the user's row of it: when the second delete is refused,
+    the session is back too (a user must not lose a session the page still lists)."""
+    from crm.accounts.models import UserSession
+
+    row = UserSession.objects.filter(user=sign_in["manager"]).first()
+    before = _sign_in_state()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'the row may not be deleted'; END $$"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER refuse_delete BEFORE DELETE ON "{UserSession._meta.db_table}" '
+            "FOR EACH ROW EXECUTE FUNCTION refuse_delete()"
+        )
+    with pytest.raises(DatabaseError):
+        accounts.user_session_end(user=sign_in["manager"], session_id=row.pk)
+    assert _sign_in_state() == before

@@ -1,10 +1,11 @@
 """Pages offer each role only what it may do (the server refuses the rest anyway, see the access
-matrix): the owner field and filter, the managers' bulk actions, "export all data", the recompute
-button and editing another rep's saved segment."""
+matrix): the owner field and filter, the managers' bulk actions, refunds and sharing, "export all
+data", the recompute button and editing another rep's saved segment."""
 
 from django.urls import reverse
 
 from segmentation.models import Segment
+from tests.factories import CustomerFactory, OrderFactory
 
 RULES = {"op": "and", "rules": [{"field": "city", "op": "eq", "value": "Shanghai"}]}
 
@@ -20,6 +21,18 @@ def test_the_owner_field_filter_and_bulk_actions_are_for_managers(tenant, client
     sales_html, manager_html = sales_list.content.decode(), manager_list.content.decode()
     assert 'value="delete"' not in sales_html and 'value="assign"' not in sales_html
     assert 'value="delete"' in manager_html and 'value="assign"' in manager_html
+
+
+def test_refunds_and_sharing_are_offered_to_managers_only(tenant, client_for, users):
+    customer = CustomerFactory(owner=users["sales"])
+    order = OrderFactory(customer=customer, status="paid")
+    refund = reverse("customers:order_refund", args=[order.pk])
+    share = reverse("customers:share", args=[customer.pk])
+    for role, offered in (("sales", False), ("manager", True)):
+        client = client_for(users[role])
+        detail = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+        orders = client.get(reverse("customers:orders", args=[customer.pk])).content.decode()
+        assert (refund in detail, share in detail, refund in orders) == (offered,) * 3, role
 
 
 def test_export_all_and_recompute_are_offered_to_managers_only(tenant, client_for, users):

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from customers import services as customers
+from customers.dedupe import services as dedupe
 from customers.exports import services as exports
 from customers.imports import services as imports
 from customers.models import Customer, CustomFieldDefinition
@@ -27,7 +28,13 @@ def w(tenant, users, settings, tmp_path):
     binned_shared = CustomerFactory(owner=users["sales2"], shared_with=[users["sales"]])
     Customer.objects.filter(pk=binned_shared.pk).update(deleted_at=own.created_at)
     binned_shared.refresh_from_db()
+    # another rep's customers, merged by the manager
+    survivor, merged = CustomerFactory.create_batch(2, owner=users["sales2"], name="Twin Other")
+    dedupe.customer_merge(actor=users["manager"], survivor=survivor, merged=merged)
+    merged.refresh_from_db()
     return {
+        "others_merged": merged,
+        "others_pair": CustomerFactory.create_batch(2, owner=users["sales2"], name="Pair Other"),
         **users,
         "own": own,
         "shared": shared,
@@ -75,6 +82,12 @@ REFUSED = {
         actor=w["sales2"], segment=w["segment"]
     ),
     "alert handled by another rep": lambda w: segmentation.alert_dismiss(actor=w["sales2"], alert=w["alert"]),
+    "merge of another rep's customers by sales": lambda w: dedupe.customer_merge(
+        actor=w["sales"], survivor=w["others_pair"][0], merged=w["others_pair"][1]
+    ),
+    "undo of another rep's merge by sales": lambda w: dedupe.customer_merge_undo(
+        actor=w["sales"], merged=w["others_merged"]
+    ),
 }
 
 

@@ -79,8 +79,11 @@ TENANT_APPS = [
     "crm.accounts",
     "crm.audit",
     "crm.jobs",
+    "crm.notifications",
     "customers",
     "interactions",
+    "interactions.followups",
+    "interactions.service",
     "segmentation",
     "loyalty",
     "dashboards",
@@ -196,6 +199,16 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "segmentation.tasks.recompute_all_tenants",
         "schedule": crontab(hour=18, minute=30),
     },
+    # Notification e-mails still pending (notify() also queues a send on commit, so this is the net).
+    "notification-emails": {
+        "task": "crm.notifications.tasks.notification_emails_all_tenants",
+        "schedule": 60,
+    },
+    # The daily digest at 08:00 in each user's time zone: every 15 minutes, whoever's 08:00 has passed.
+    "notification-digest": {
+        "task": "crm.notifications.tasks.notification_digest_all_tenants",
+        "schedule": crontab(minute="*/15"),
+    },
     # Loyalty: points past their expiry day, then the tier evaluation (downgrades after the grace
     # period), per tenant at 17:00 UTC (01:00 in China); idempotent, so a rerun expires nothing twice.
     "loyalty-nightly": {
@@ -207,6 +220,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
         "schedule": crontab(hour=20, minute=0),
     },
+    # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
+    "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }
 
 # --- Accounts ------------------------------------------------------------------------------------
@@ -321,6 +336,15 @@ IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=2_000_000)  # o
 IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default=300 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 
+# --- Interaction attachments (interactions.services): refused above this size or with another type
+INTERACTION_ATTACHMENT_MAX_BYTES = env.int("INTERACTION_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+INTERACTION_ATTACHMENT_EXTENSIONS = env.list(
+    "INTERACTION_ATTACHMENT_EXTENSIONS",
+    default=["pdf", "png", "jpg", "jpeg", "gif", "webp", "txt", "csv", "docx", "xlsx", "mp3", "m4a", "amr"],
+)
+# How far ahead of now an interaction may be dated (clock drift, a call logged a moment early).
+INTERACTION_FUTURE_LIMIT_MINUTES = env.int("INTERACTION_FUTURE_LIMIT_MINUTES", default=10)
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
@@ -328,6 +352,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@localhost>")
+# A notification e-mail (or digest) claimed by a worker that did not mark it sent within this many
+# seconds is claimed again and re-sent with the same Message-ID (crm.notifications.mailing).
+NOTIFICATION_EMAIL_CLAIM_SECONDS = env.int("NOTIFICATION_EMAIL_CLAIM_SECONDS", default=300)
 
 # --- Platform ------------------------------------------------------------------------------------
 RESERVED_TENANT_SLUGS = frozenset(

@@ -22,3 +22,10 @@ DEBUG = env.bool("DEBUG", default=False)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Mail (invitations, notification e-mails, the daily digest) is written to files under .data/mail/
+# (one file per connection, readable with any text viewer) unless EMAIL_URL names a backend, e.g.
+# consolemail:// or smtp://host:25.
+if not env("EMAIL_URL", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(BASE_DIR / ".data" / "mail")

@@ -313,7 +313,9 @@ def search_text_refresh(*, runs: list[list[int]], batch_size: int = 2000) -> int
                 changed_ids.append(pk)
                 texts.append(text)
         if changed_ids:
-            with transaction.atomic(), connection.cursor() as cursor:
+            # one statement per batch: atomic on its own, and each batch stands alone (a re-run
+            # rewrites only what still differs)
+            with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {table} AS c SET search_text = v.text "  # noqa: S608
                     "FROM unnest(%s::bigint[], %s::text[]) AS v(id, text) "

@@ -466,6 +466,16 @@ def _boundary_notes(names: Sequence[str], theta: np.ndarray) -> list[str]:
     return notes
 
 
+def _degenerate_data(x: np.ndarray, distinct_x: np.ndarray) -> str:
+    """Why the data cannot identify the BG/NBD ("" when they can): nobody bought twice, or every
+    customer has the very same history (one distinct row), so the likelihood has no interior optimum."""
+    if not (x > 0).any():
+        return "no customer has a repeat purchase"
+    if len(distinct_x) < 2:
+        return "every customer has the same purchase history"
+    return ""
+
+
 def fit_bgnbd(
     frequency: Any,
     recency: Any,
@@ -497,6 +507,13 @@ def fit_bgnbd(
         )  # fmt: skip
     scale = 10.0 / float(TT.max())
     (ux, utx, uT), weights = _compress(x, tx * scale, TT * scale)
+    degenerate = _degenerate_data(x, ux)
+    if degenerate:
+        # Nothing to estimate: answer at once instead of a long search that ends at a boundary.
+        return BGNBDFit(
+            math.nan, math.nan, math.nan, math.nan, math.nan, False, True,
+            f"degenerate data: {degenerate}; the BG/NBD cannot be fitted (fallback).", n, penalizer,
+        )  # fmt: skip
     lo, hi = math.log(PARAM_LOWER), math.log(PARAM_UPPER)
     if initial is not None:
         r0, alpha0, a0, b0 = (float(v) for v in initial)
@@ -544,6 +561,40 @@ def bgnbd_probability_alive(
         + (r + x[pos]) * (np.log(alpha + TT[pos]) - np.log(alpha + tx[pos]))
     )
     return expit(-log_odds_dead)
+
+
+def bgnbd_probability_no_purchase(
+    fit: BGNBDFit | Sequence[float], t: float, frequency: Any, recency: Any, T: Any
+) -> np.ndarray:
+    """Probability of no purchase in the next ``t`` periods given ``(x, t_x, T)``:
+    ``1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x)``.
+
+    Given alive at ``T`` the rate's posterior is ``Gamma(r+x, alpha+T)`` and a customer only drops out
+    right after a purchase, so "no purchase while alive" is a Poisson count of zero, whose expectation
+    over the posterior is the power term.
+    """
+    r, alpha, a, b = _params4(fit)
+    x, tx, TT = _check_rft(frequency, recency, T)
+    if not (t >= 0 and math.isfinite(t)):
+        raise ValueError("t must be >= 0")
+    alive = bgnbd_probability_alive((r, alpha, a, b), x, tx, TT)
+    quiet_if_alive = np.exp((r + x) * (np.log(alpha + TT) - np.log(alpha + TT + t)))
+    return np.clip(1.0 - alive + alive * quiet_if_alive, 0.0, 1.0)
+
+
+def probability_no_purchase_from_report(
+    report: ModelReport, summary_df: pd.DataFrame, *, days: float = 90.0
+) -> np.ndarray:
+    """:func:`bgnbd_probability_no_purchase` over ``days`` for every row of the summary when
+    :func:`predict_clv` used the BG/NBD (``report.model_used == "bgnbd_gg"``); NaN otherwise (no sound
+    fit, no model-based judgement)."""
+    n = len(summary_df)
+    if report.model_used != "bgnbd_gg" or report.bgnbd is None or n == 0:
+        return np.full(n, np.nan)
+    horizon = days / _days_per_unit(report.time_unit)
+    return bgnbd_probability_no_purchase(
+        report.bgnbd, horizon, summary_df["frequency"], summary_df["recency"], summary_df["T"]
+    )
 
 
 def _expected_bracket(

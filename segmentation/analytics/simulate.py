@@ -33,7 +33,9 @@ import pandas as pd
 __all__ = [
     "BGNBDSample",
     "simulate_bgnbd",
+    "RETAIL_PARAMS",
     "simulate_gamma_gamma",
+    "simulate_purchase_histories",
     "simulate_transactions_frame",
 ]
 
@@ -211,3 +213,37 @@ def simulate_transactions_frame(
         }
     )
     return frame
+
+
+#: A shop whose customers buy about monthly (mean rate 1/30 per day, shape 2) and drop out after a
+#: purchase with probability 0.2 on average (Beta(1, 4)): the known truth behind the evaluation test.
+RETAIL_PARAMS: dict[str, float] = {"r": 2.0, "alpha": 60.0, "a": 1.0, "b": 4.0}
+
+
+def simulate_purchase_histories(
+    n_customers: int,
+    *,
+    seed: int,
+    start: str | pd.Timestamp = "2023-01-01",
+    acquisition_days: int = 365,
+    observation_days: int = 730,
+    params: dict[str, float] | None = None,
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Purchase histories with known truth (BG/NBD in days: each customer buys as a Poisson process
+    while alive and drops out with a known probability after each purchase) and the last observed day.
+
+    Returns ``(transactions, observation_end)``; the transactions are ``(customer_id, date, amount)`` as
+    :func:`simulate_transactions_frame` makes them, observed up to ``observation_end`` (inclusive).
+    """
+    chosen = {**RETAIL_PARAMS, **(params or {})}
+    frame = simulate_transactions_frame(
+        n_customers,
+        **chosen,
+        start=start,
+        acquisition_days=acquisition_days,
+        observation_days=observation_days,
+        time_unit="D",
+        seed=seed,
+    )
+    observation_end = pd.Timestamp(start).normalize() + pd.Timedelta(days=observation_days - 1)
+    return frame[frame["date"] <= observation_end].reset_index(drop=True), observation_end

@@ -63,6 +63,28 @@
       if (isFinite(value)) bar.style.width = Math.max(0, Math.min(100, value)) + "%";
     });
   }
+  // The shared dialog (templates/components/dialog.html): content swapped into #app-dialog-content
+  // opens it; an HX-Trigger "dialog-close" or content marked [data-dialog-autoclose] closes it.
+  function dialog() {
+    var element = document.getElementById("app-dialog");
+    return element && window.bootstrap ? window.bootstrap.Modal.getOrCreateInstance(element) : null;
+  }
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!event.target || event.target.id !== "app-dialog-content") return;
+    var modal = dialog();
+    if (!modal) return;
+    modal.show();
+    var focus = event.target.querySelector("[autofocus], select, input:not([type=hidden]), textarea");
+    if (focus) focus.focus();
+    if (event.target.querySelector("[data-dialog-autoclose]")) {
+      window.setTimeout(function () { modal.hide(); }, 1500);
+    }
+  });
+  document.body.addEventListener("dialog-close", function () {
+    var modal = dialog();
+    if (modal) modal.hide();
+  });
+
   applyWidths(document);
   document.addEventListener("htmx:load", function (event) { applyWidths(event.target); });
 })();

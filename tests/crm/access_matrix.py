@@ -119,6 +119,13 @@ TENANT: dict[str, Row] = {
     # jobs: the sales user's own export vs the manager's full-data export (with its file)
     "jobs:status": row(OWNED, OWNED),
     "jobs:download": row(OWNED, OWNED),
+    # notifications: everyone reads only their own; another user's answers 404 (a manager's and an
+    # admin's request included, since they are given sales2's notification)
+    "notifications:list": row(EVERYONE, NO_POST),
+    "notifications:preferences": row(EVERYONE, signed_in(302)),
+    "notifications:read_all": row(NO_GET, signed_in(302)),
+    "notifications:open": row((LOGIN, 302, 404, 404, 404), NO_POST),
+    "notifications:read": row(NO_GET, (LOGIN, 302, 404, 404, 404)),
     # customers
     "customers:list": row(EVERYONE, NO_POST),
     "customers:create": row(EVERYONE, signed_in(302)),
@@ -159,10 +166,23 @@ TENANT: dict[str, Row] = {
     "segmentation:clv": row(EVERYONE, NO_POST),
     "segmentation:lifecycle": row(EVERYONE, NO_POST),
     "segmentation:alerts": row(EVERYONE, NO_POST),
+    # the ticked ids are filtered through the user's scope: another's alert is silently left alone
+    "segmentation:alerts_bulk": row(NO_GET, signed_in(302)),
     "segmentation:alert_acknowledge": row(NO_GET, OWNED_DONE),
     "segmentation:alert_dismiss": row(NO_GET, OWNED_DONE),
     "segmentation:segments": row(EVERYONE, NO_POST),
     "segmentation:segment_open": row(OWNED_DONE, NO_POST),  # opens the filtered customer list
+    # follow-ups (interactions.followups): "own" is the sales user's follow-up, "other" sales2's
+    "followups:my_day": row(EVERYONE, NO_POST),
+    "followups:complete": row(NO_GET, OWNED_DONE),
+    "followups:cancel": row(NO_GET, OWNED_DONE),
+    "followups:snooze": row(NO_GET, OWNED_DONE),
+    "followups:reschedule": row(NO_GET, OWNED_DONE),
+    "followups:reassign": row(MANAGERS_405, MANAGERS_DONE),
+    "followups:create": row(NO_GET, OWNED_DONE),  # on the customer: own, or 404 for another's
+    "followups:bulk_new": row(NO_GET, signed_in(302)),  # only customers the user sees get one
+    "followups:rules": row(ADMINS, ADMINS_DONE),
+    "followups:rule_edit": row(ADMINS, ADMINS_DONE),
     "segmentation:segment_count": row(OWNED, NO_POST),
     "segmentation:segment_delete": row(NO_GET, OWNED_DONE),
     "segmentation:builder": row(EVERYONE, signed_in(302)),
@@ -171,6 +191,20 @@ TENANT: dict[str, Row] = {
     "segmentation:builder_preview": row(NO_GET, EVERYONE),
     "segmentation:settings": row(ADMINS, ADMINS_DONE),
     "segmentation:history": row(MANAGERS, MANAGERS_405),
+    # interactions: "own" is the sales user's interaction with their customer (they are its author)
+    "interactions:index": row(EVERYONE, NO_POST),
+    "interactions:log": row(OWNED, OWNED_DONE),
+    "interactions:detail": row(OWNED, NO_POST),
+    "interactions:edit": row(OWNED, OWNED_DONE),
+    "interactions:delete": row(NO_GET, OWNED_DONE),
+    "interactions:restore": row(NO_GET, OWNED_DONE),
+    "interactions:attachment": row(OWNED, NO_POST),
+    "interactions:export": row(NO_GET, signed_in(302)),
+    "interactions:export_job": row(OWNED, NO_POST),
+    "interactions:import": row(MANAGERS, MANAGERS_DONE),
+    "interactions:import_job": row(MANAGERS, MANAGERS_DONE),  # the mapping step -> checking in the background
+    "interactions:outcomes": row(ADMINS, ADMINS_DONE),
+    "interactions:outcome_change": row(ADMINS_405, ADMINS_DONE),
     # loyalty: members are the customers' (sales: their own); settings and tiers are the admins'
     "loyalty:index": row(EVERYONE, NO_POST),
     "loyalty:members": row(EVERYONE, NO_POST),
@@ -180,8 +214,29 @@ TENANT: dict[str, Row] = {
     "loyalty:settings": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
-    # apps still to come: an honest "nothing here yet" page for every role
-    "interactions:index": row(EVERYONE, EVERYONE),
+    # service tickets (interactions.service); the contact form is public on the tenant's site
+    "service:queue": row(EVERYONE, NO_POST),
+    "service:bulk_assign": row(NO_GET, signed_in(302)),  # another's ticket: in scope or nothing changes
+    "service:export": row(EVERYONE, NO_POST),
+    "service:ticket_create": row(EVERYONE, signed_in(302)),
+    "service:ticket": row(OWNED, NO_POST),
+    "service:ticket_clocks": row(OWNED, NO_POST),
+    "service:ticket_reply": row(NO_GET, OWNED_DONE),
+    "service:ticket_note": row(NO_GET, OWNED_DONE),
+    "service:ticket_status": row(NO_GET, OWNED_DONE),
+    "service:ticket_assign": row(NO_GET, OWNED_DONE),
+    "service:ticket_update": row(NO_GET, OWNED_DONE),
+    "service:ticket_delete": row(MANAGERS_405, MANAGERS_DONE),
+    "service:attachment": row(OWNED, NO_POST),
+    "service:figures": row(EVERYONE, NO_POST),
+    "service:settings": row(ADMINS, ADMINS_DONE),
+    "service:category_edit": row(ADMINS, ADMINS_DONE),
+    "service:team_edit": row(ADMINS, ADMINS_DONE),
+    "service:policy_edit": row(ADMINS, ADMINS_DONE),
+    "service:policy_delete": row(ADMINS_405, ADMINS_DONE),
+    "service:holiday_delete": row(ADMINS_405, ADMINS_DONE),
+    "service:contact": row(everyone(200), everyone(302)),  # a valid request opens a ticket
+    "service:contact_thanks": row(everyone(200), everyone(405)),
 }
 
 # Public site: (anonymous, operator, tenant admin)

@@ -41,6 +41,27 @@ def test_worker_runs_a_task_in_the_sending_tenant_only(celery_worker, committed_
         connection.set_schema_to_public()
 
 
+def test_task_results_are_kept_under_the_runs_prefix_and_removed_with_its_keys(
+    celery_worker, committed_tenant, django_db_blocker
+):
+    """The worker stores a finished task's result in Redis under this run's prefix, so the suite's
+    clean-up removes it: results of test runs do not pile up in a Redis others use."""
+    from django.conf import settings
+
+    from tests.conftest import clear_run_cache
+
+    tenant = committed_tenant()
+    with django_db_blocker.unblock(), tenant_context(tenant):
+        result = fail_stale_jobs_task.delay(max_age_hours=6)
+        assert result.get(timeout=30) == 0
+    connection.set_schema_to_public()
+    redis = cache._cache.get_client(write=True)
+    stored = [key.decode() for key in redis.scan_iter(match=f"*celery-task-meta-{result.id}")]
+    assert stored == [f"{settings.CACHES['default']['KEY_PREFIX']}:celery:celery-task-meta-{result.id}"]
+    clear_run_cache()
+    assert list(redis.scan_iter(match=f"*celery-task-meta-{result.id}")) == []
+
+
 def test_beat_dispatcher_reaches_every_active_tenant(celery_worker, committed_tenant, django_db_blocker):
     tenant_a, tenant_b = committed_tenant(), committed_tenant()
     with django_db_blocker.unblock():

@@ -7,7 +7,7 @@ import re
 from segmentation.services import alert_create
 from tests.factories import CustomerFactory
 
-ALL = ["dashboard", "customers", "interactions", "segments", "loyalty"]
+ALL = ["my_day", "dashboard", "customers", "interactions", "segments", "loyalty"]
 
 
 def _nav(client) -> list[str]:
@@ -23,6 +23,7 @@ def test_entries_in_order_and_by_role(admin_client, manager_client, sales_client
 def test_links_point_to_each_apps_page(admin_client):
     html = admin_client.get("/").content.decode()
     for url, key in (
+        ("/my-day/", "my_day"),
         ("/", "dashboard"),
         ("/customers/", "customers"),
         ("/interactions/", "interactions"),

@@ -95,3 +95,22 @@ def test_each_customer_figure_opens_the_list_of_exactly_those_customers(
             assert customer_list(user=user, filters=form.filters()).count() == figures[key], (user, key)
         listed = client_for(user).get(figures["links"]["repeat_buyers"]).content.decode()
         assert len(re.findall(r'data-customer="(\d+)"', listed)) == figures["repeat_buyers"]
+
+
+def test_the_start_page_queries_do_not_grow_with_customers_and_orders(client_for, sales_user, sales_user2):
+    """Figures are sums and counts in the database, whatever the number of customers and orders (the
+    count itself is not pinned: other apps add their figures to this page)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _data(sales_user, sales_user2)
+    for user in (sales_user, sales_user2):
+        client = client_for(user)
+        client.get("/")  # warm up (session, the cached monthly series is per user scope)
+        with CaptureQueriesContext(connection) as few:
+            client.get("/")
+        for _ in range(15):
+            OrderFactory(customer=CustomerFactory(owner=user), placed_at=timezone.now() - timedelta(days=1))
+        with CaptureQueriesContext(connection) as many:
+            client.get("/")
+        assert len(many) == len(few), "\n".join(q["sql"][:150] for q in many.captured_queries)

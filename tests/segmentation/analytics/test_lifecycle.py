@@ -31,8 +31,17 @@ def _frame(rows: dict[str, tuple]) -> pd.DataFrame:
 
 
 # Own mean intervals of the repeat customers (days): R 70/2 = 35, L 176/5 = 35.2, LS 50, AR 60/2 = 30,
-# AP 35, C 31, RE 531/3 = 177, RE2 30 -> sorted 30, 30, 31, 35, 35, 35.2, 50, 177 -> median 35.
-# One-time buyers therefore use 35 days: at_risk_after = max(30, 1.5 * 35) = 52.5, churn_after = 365.
+# AP 35, AQ 35, C 31, RE 531/3 = 177, RE2 30 -> sorted 30, 30, 31, 35, 35, 35, 35.2, 50, 177 -> the
+# typical interval (median) is 35. One-time buyers therefore use 35 days: at_risk_after =
+# max(30, 1.5 * 35) = 52.5, churn_after = 365. Repeat customers' own intervals are shrunk towards 35
+# with 2 pseudo-gaps: ((f - 1) * own + 2 * 35) / (f + 1).
+TYPICAL = 35.0
+
+
+def _shrunk(own: float, frequency: int) -> float:
+    return ((frequency - 1) * own + 2 * TYPICAL) / (frequency + 1)
+
+
 ROWS: dict[str, tuple] = {
     "P": (0, None, None, None, None, None, None),
     # first purchase 10 days ago
@@ -47,8 +56,11 @@ ROWS: dict[str, tuple] = {
     "LS": (2, "2024-05-01", "2024-06-20", None, "champions", None, None),
     # interval 30, 121 days since last > 45, < 365
     "AR": (3, "2024-01-01", "2024-03-01", None, None, None, None),
-    # like R but the BG/NBD gives P(alive) = 0.1 < 0.3
+    # like R and the BG/NBD gives P(alive) = 0.1 < 0.3, but the last purchase (20 days ago) is more
+    # recent than the typical interval (35): never at risk inside the quiet floor (the issue-13 case)
     "AP": (3, "2024-04-01", "2024-06-10", 0.1, None, None, None),
+    # P(alive) = 0.1 and 41 days since the last purchase (> 35, not yet overdue at 1.5 x 35)
+    "AQ": (3, "2024-03-10", "2024-05-20", 0.1, None, None, None),
     # interval 31, 880 days since last > max(93, 365)
     "C": (2, "2022-01-01", "2022-02-01", None, None, None, None),
     # one-time buyer 150 days ago: > 52.5 -> at risk
@@ -72,7 +84,8 @@ def test_each_stage_from_a_hand_built_row() -> None:
         "L": "loyal",
         "LS": "loyal",
         "AR": "at_risk",
-        "AP": "at_risk",
+        "AP": "repeat",
+        "AQ": "at_risk",
         "C": "churned",
         "O1": "at_risk",
         "O2": "churned",
@@ -87,14 +100,17 @@ def test_features_hand_computed() -> None:
     feats = lifecycle_features(_frame(ROWS), as_of=AS_OF)
     assert np.isnan(feats.loc["P"]).all()
     assert feats.loc["R", "interval_days"] == pytest.approx(35.0)
-    assert feats.loc["L", "interval_days"] == pytest.approx(35.2)
+    assert feats.loc["L", "interval_days"] == pytest.approx(_shrunk(35.2, 6))
     assert feats.loc["N", "interval_days"] == pytest.approx(35.0)  # population median
     assert feats.loc["N", "at_risk_after"] == pytest.approx(52.5)
-    assert feats.loc["AR", "at_risk_after"] == pytest.approx(45.0)
+    assert feats.loc["AR", "at_risk_after"] == pytest.approx(1.5 * _shrunk(30.0, 3))  # 48.75
+    assert (feats["typical_interval_days"].dropna() == TYPICAL).all()
+    assert (feats["quiet_floor"].dropna() == TYPICAL).all()
     assert feats.loc["AR", "days_since_last"] == 121
     assert feats.loc["C", "days_since_last"] == 880
     assert feats.loc["C", "churn_after"] == pytest.approx(365.0)
-    assert feats.loc["RE", "churn_after"] == pytest.approx(531.0)  # 3 * 177 > 365
+    assert feats.loc["RE", "churn_after"] == pytest.approx(365.0)  # 3 * shrunk 120.2 < 365
+    assert feats.loc["RE", "interval_days"] == pytest.approx(_shrunk(177.0, 4))
     assert feats.loc["O2", "days_since_first"] == 366
 
 
@@ -104,7 +120,7 @@ def test_rule_order_first_match_wins() -> None:
         [
             # loyal by frequency AND overdue (interval 12, 121 days) -> at_risk (rule 3 before 6)
             {**base},
-            # champions segment AND low P(alive) -> at_risk (rule 3 before 6)
+            # champions segment AND low P(alive) but bought yesterday: inside the quiet floor -> loyal
             {**base, "last_purchase": "2024-06-29", "probability_alive": 0.05, "segment": "champions"},
             # previously churned, bought after being flagged, but overdue again -> at_risk (3 before 4)
             {**base, "previous_stage": "churned", "previous_stage_at": "2024-02-01"},
@@ -125,12 +141,16 @@ def test_rule_order_first_match_wins() -> None:
             },
             # loyal frequency but churned (interval 12, 880 days) -> churned (rule 2 before 3 and 6)
             {**base, "first_purchase": "2021-12-01", "last_purchase": "2022-02-01", "probability_alive": 0.0},
+            # champions AND low P(alive), 29 days since last (> typical 21.4) -> at_risk (rule 3 before 6)
+            {**base, "last_purchase": "2024-06-01", "probability_alive": 0.05, "segment": "champions"},
         ]
     )
     for col in ("first_purchase", "last_purchase", "previous_stage_at"):
         frame[col] = pd.to_datetime(frame[col])
     stages = assign_lifecycle_stage(frame, as_of=AS_OF)
-    assert stages.tolist() == ["at_risk", "at_risk", "at_risk", "reactivated", "reactivated", "churned"]
+    assert stages.tolist() == [
+        "at_risk", "loyal", "at_risk", "reactivated", "reactivated", "churned", "at_risk",
+    ]  # fmt: skip
 
 
 def test_reactivated_without_previous_stage_at_is_inferred() -> None:
@@ -148,8 +168,13 @@ def test_reactivated_without_previous_stage_at_is_inferred() -> None:
 
 def test_parameters_change_the_outcome() -> None:
     frame = _frame({"R": ROWS["R"], "N2": ROWS["N2"], "L": ROWS["L"]})
-    # with at_risk_multiplier 0.5 R (20 days since last, interval 35 -> 17.5) becomes at risk
-    assert assign_lifecycle_stage(frame, as_of=AS_OF, at_risk_multiplier=0.5)["R"] == "at_risk"
+    # 20 days later R is 40 days past its last purchase: beyond the typical interval (35.1) but not
+    # overdue (1.5 x 35.05); with at_risk_multiplier 0.5 the floor decides and R is at risk
+    later = AS_OF + pd.Timedelta(days=20)
+    assert assign_lifecycle_stage(frame, as_of=later)["R"] == "repeat"
+    assert assign_lifecycle_stage(frame, as_of=later, at_risk_multiplier=0.5)["R"] == "at_risk"
+    # ... while 20 days since last stays inside the floor whatever the multiplier
+    assert assign_lifecycle_stage(frame, as_of=AS_OF, at_risk_multiplier=0.5)["R"] == "repeat"
     # loyal threshold above 6 -> L is a plain repeat customer
     assert assign_lifecycle_stage(frame, as_of=AS_OF, loyal_min_frequency=7)["L"] == "repeat"
     # with a shorter population interval (only R, L: median 35.1) the one-time buyer stays new at 45 days

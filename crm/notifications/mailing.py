@@ -1,0 +1,204 @@
+"""Sending: the pending notification e-mails and the daily digest, both crash-safe.
+
+E-mails (`email_deliveries_send`): a batch of pending rows is claimed in its own committed
+transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, claimed_at = now, attempts + 1), then each message
+is sent through Django's e-mail backend and its row marked sent. Two workers never claim the same
+row; a worker that dies after claiming leaves rows whose claim grows stale, and after
+NOTIFICATION_EMAIL_CLAIM_SECONDS they are claimed again and sent with the same Message-ID (a
+resend the receiving side can recognise; `attempts` > 1 counts it).
+
+Digest (`digest_send_due`): for each active user whose local time has passed 08:00 and who has no
+`DigestRun` for the local date, a run row is inserted first (unique per user and day: whoever inserts
+it sends it), then the sections are gathered and one e-mail sent, or the run is marked skipped when
+every section is empty. A claim left behind by a dead worker is taken again after the same timeout.
+"""
+
+import datetime as dt
+import logging
+import time
+
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone, translation
+
+from crm.accounts.models import User
+
+from .digest import SECTION_MAX_ITEMS, registered_sections, section_items
+from .emails import digest_email, notification_email, user_language, user_zone
+from .models import DigestRun, EmailDelivery
+from .selectors import digest_sections_off
+
+logger = logging.getLogger(__name__)
+
+DIGEST_HOUR = 8
+MAX_ATTEMPTS = 10
+
+
+def claim_seconds() -> int:
+    return getattr(settings, "NOTIFICATION_EMAIL_CLAIM_SECONDS", 300)
+
+
+def _claimable(now):
+    stale = now - dt.timedelta(seconds=claim_seconds())
+    return EmailDelivery.objects.filter(status=EmailDelivery.Status.PENDING).filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale)
+    )
+
+
+def email_deliveries_claim(*, batch_size: int) -> list[int]:
+    """Claim up to `batch_size` pending deliveries (committed before anything is sent)."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            _claimable(now)
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if ids:
+            EmailDelivery.objects.filter(id__in=ids).update(claimed_at=now, attempts=F("attempts") + 1)
+    return ids
+
+
+def email_deliveries_send(*, batch_size: int = 100, max_seconds: float = 50.0) -> dict[str, int]:
+    """Send this tenant's pending e-mails for up to `max_seconds`; returns counts. Idempotent: what is
+    marked sent is never sent again; what was claimed and not marked is sent again after the timeout."""
+    tenant = connection.tenant
+    started = time.monotonic()
+    counts = {"sent": 0, "resent": 0, "skipped": 0, "failed": 0, "more": 0}
+    while True:
+        ids = email_deliveries_claim(batch_size=batch_size)
+        if not ids:
+            break
+        deliveries = (
+            EmailDelivery.objects.filter(id__in=ids).select_related("notification__recipient").order_by("id")
+        )
+        mail_connection = get_connection()
+        try:
+            mail_connection.open()
+            for delivery in deliveries:
+                _send_one(delivery, tenant, mail_connection, counts)
+        finally:
+            try:
+                mail_connection.close()
+            except Exception:  # closing a broken SMTP connection must not hide what happened
+                logger.warning("closing the mail connection failed", exc_info=True)
+        if time.monotonic() - started > max_seconds:
+            counts["more"] = int(_claimable(timezone.now()).exists())
+            break
+    return counts
+
+
+def _send_one(delivery: EmailDelivery, tenant, mail_connection, counts: dict[str, int]) -> None:
+    recipient = delivery.notification.recipient
+    rows = EmailDelivery.objects.filter(pk=delivery.pk, status=EmailDelivery.Status.PENDING)
+    if not recipient.is_active:
+        rows.update(status=EmailDelivery.Status.SKIPPED)
+        counts["skipped"] += 1
+        return
+    try:
+        message = notification_email(
+            notification=delivery.notification,
+            message_id=delivery.message_id,
+            tenant=tenant,
+            connection=mail_connection,
+        )
+        message.send()
+    except Exception as exc:
+        # Left claimed: tried again after the claim timeout, up to MAX_ATTEMPTS, then failed for good.
+        logger.warning("notification e-mail %s failed: %s", delivery.message_id, exc)
+        status = (
+            EmailDelivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else EmailDelivery.Status.PENDING
+        )
+        rows.update(status=status, last_error=str(exc)[:500])
+        counts["failed"] += 1
+        return
+    rows.update(status=EmailDelivery.Status.SENT, sent_at=timezone.now(), last_error="")
+    counts["sent"] += 1
+    if delivery.attempts > 1:
+        counts["resent"] += 1
+
+
+# --- The daily digest -----------------------------------------------------------------------------
+def local_digest_day(user: User, tenant, now: dt.datetime) -> dt.date | None:
+    """The user's local date when their local time has passed 08:00, else None."""
+    local = now.astimezone(user_zone(user, tenant))
+    return local.date() if local.hour >= DIGEST_HOUR else None
+
+
+def digest_send_due(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send the digest to every active user of this tenant who is due one (see the module docstring)."""
+    tenant = connection.tenant
+    now = now or timezone.now()
+    counts = {"sent": 0, "skipped": 0}
+    users = list(User.objects.filter(is_active=True).order_by("pk"))
+    due = {user.pk: day for user in users if (day := local_digest_day(user, tenant, now)) is not None}
+    if due:
+        done = set(
+            DigestRun.objects.filter(user_id__in=list(due), day__in=set(due.values())).values_list(
+                "user_id", "day"
+            )
+        )
+        due = {uid: day for uid, day in due.items() if (uid, day) not in done}
+    by_id = {user.pk: user for user in users}
+    off = digest_sections_off(user_ids=list(due))
+    for uid, day in due.items():
+        run, created = _claim_run(uid, day, now)
+        if created:
+            _digest_send(run, by_id[uid], tenant, off.get(uid, set()), counts)
+    # Claims left by a worker that died, older than the timeout: taken again and sent.
+    stale = now - dt.timedelta(seconds=claim_seconds())
+    while True:
+        with transaction.atomic():
+            run = (
+                DigestRun.objects.select_for_update(skip_locked=True)
+                .filter(status=DigestRun.Status.CLAIMED, claimed_at__lt=stale)
+                .order_by("pk")
+                .first()
+            )
+            if run is None:
+                break
+            run.claimed_at, run.attempts = now, run.attempts + 1
+            run.save(update_fields=["claimed_at", "attempts"])
+        user = User.objects.get(pk=run.user_id)
+        _digest_send(run, user, tenant, digest_sections_off(user_ids=[user.pk]).get(user.pk, set()), counts)
+    return counts
+
+
+def _claim_run(user_id: int, day: dt.date, now: dt.datetime) -> tuple[DigestRun, bool]:
+    with transaction.atomic():
+        return DigestRun.objects.get_or_create(user_id=user_id, day=day, defaults={"claimed_at": now})
+
+
+def digest_message_id(user_id: int, day: dt.date) -> str:
+    return f"<digest-{connection.schema_name}-{user_id}-{day.isoformat()}@{settings.BASE_DOMAIN}>"
+
+
+def _digest_send(run: DigestRun, user: User, tenant, sections_off: set[str], counts: dict[str, int]) -> None:
+    sections = []
+    total = 0
+    with translation.override(user_language(user, tenant)):
+        for section in registered_sections():
+            if section.key in sections_off:
+                continue
+            items = section_items(section, user, run.day)
+            if items:
+                total += len(items)
+                shown = items[:SECTION_MAX_ITEMS]
+                sections.append((str(section.title), shown, len(items) - len(shown)))
+    rows = DigestRun.objects.filter(pk=run.pk, status=DigestRun.Status.CLAIMED)
+    if not sections:
+        rows.update(status=DigestRun.Status.SKIPPED, items=0)
+        counts["skipped"] += 1
+        return
+    digest_email(
+        user=user,
+        tenant=tenant,
+        day=run.day,
+        sections=sections,
+        message_id=digest_message_id(user.pk, run.day),
+    ).send()
+    rows.update(status=DigestRun.Status.SENT, items=total, sent_at=timezone.now())
+    counts["sent"] += 1

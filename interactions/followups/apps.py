@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class FollowupsConfig(AppConfig):
+    name = "interactions.followups"
+    label = "followups"
+    verbose_name = _("Follow-ups")
+
+    def ready(self) -> None:
+        from crm.navigation import NavItem
+        from crm.navigation import register as register_nav
+
+        # Customer list filter and bulk action, the 360 panel, timeline entries, the merge hook,
+        # and the receivers that turn customer and segmentation events into rule follow-ups.
+        from .integration import connect_receivers, register
+
+        register()
+        connect_receivers()
+        register_nav(NavItem("my_day", _("My day"), "followups:my_day", "calendar-check", order=5))

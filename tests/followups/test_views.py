@@ -1,0 +1,212 @@
+"""Follow-up pages: My day (sections, scope, team view, bounded query count), actions in place with
+htmx, the 360 panel, the customer list's bulk action, the rules page, and two tenants."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from crm.audit.models import AuditEvent
+from interactions.followups.models import FollowUp, FollowUpRule
+from segmentation.services import alert_create
+from tests.factories import CustomerFactory
+
+from .conftest import make_followup
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def _page(client, **params):
+    response = client.get(reverse("followups:my_day"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_my_day_shows_overdue_today_upcoming_alerts_and_birthdays(
+    tenant, sales_client, sales_user, own_customer
+):
+    make_followup(customer=own_customer, assignee=sales_user, hours=-48, title="Overdue call")
+    zone = ZoneInfo(sales_user.time_zone or tenant.time_zone or "UTC")  # the zone the page uses
+    end_of_today = timezone.localtime(timezone=zone).replace(hour=23, minute=59, second=0)
+    FollowUp.objects.create(
+        customer=own_customer, assignee=sales_user, due_at=end_of_today, title="Today call"
+    )
+    make_followup(customer=own_customer, assignee=sales_user, hours=24 * 3, title="Later call")
+    make_followup(customer=own_customer, assignee=sales_user, hours=24 * 30, title="Far call")
+    alert_create(customer=own_customer, reason="entered_at_risk")
+    today = timezone.localdate(timezone=zone)
+    CustomerFactory(owner=sales_user, name="Birthday Person", birthday=today.replace(year=1990))
+    html = _page(sales_client)
+    overdue, rest = html.split('data-testid="section-today"')
+    today_part, upcoming = rest.split('data-testid="section-upcoming"')
+    assert "Overdue call" in overdue and "Today call" in today_part and "Later call" in upcoming
+    assert "Far call" not in html
+    assert "Moved into At risk" in html and "Birthday Person" in html
+
+
+def test_sales_see_only_their_own_follow_ups(sales_client, sales_user2, other_customer):
+    make_followup(customer=other_customer, assignee=sales_user2, hours=1, title="Not yours")
+    assert "Not yours" not in _page(sales_client)
+
+
+def test_manager_sees_the_team_and_picks_a_rep(
+    manager_client, sales_user, sales_user2, own_customer, other_customer
+):
+    make_followup(customer=own_customer, assignee=sales_user, hours=1, title="Sam call")
+    make_followup(customer=other_customer, assignee=sales_user2, hours=1, title="Second call")
+    team = _page(manager_client)
+    assert "Sam call" in team and "Second call" in team and 'data-testid="rep-picker"' in team
+    picked = _page(manager_client, rep=sales_user2.pk)
+    assert "Second call" in picked and "Sam call" not in picked
+
+
+def test_recently_assigned_customers(manager_client, client_for, manager_user, sales_user):
+    customer = CustomerFactory(owner=None, name="Handed Over")
+    manager_client.post(
+        reverse("customers:bulk"), {"action": "assign", "owner": sales_user.pk, "ids": [customer.pk]}
+    )
+    assert AuditEvent.objects.filter(action="customer.updated", target_id=str(customer.pk)).exists()
+    html = _page(client_for(sales_user))
+    section = html.split('data-testid="section-assigned"')[1]
+    assert "Handed Over" in section
+
+
+def test_my_day_query_count_does_not_grow(
+    sales_client, sales_user, own_customer, django_assert_max_num_queries
+):
+    def grow(n):
+        for i in range(n):
+            customer = CustomerFactory(owner=sales_user)
+            make_followup(customer=customer, assignee=sales_user, hours=-1 - i)
+            make_followup(customer=customer, assignee=sales_user, hours=1 + i)
+            alert_create(customer=customer, reason="entered_at_risk")
+
+    grow(2)
+    _page(sales_client)  # warm the session and caches
+    with django_assert_max_num_queries(16) as few:
+        _page(sales_client)
+    grow(20)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        _page(sales_client)
+
+
+def test_complete_in_place_with_htmx(sales_client, sales_user, own_customer):
+    followup = make_followup(customer=own_customer, assignee=sales_user)
+    response = sales_client.post(reverse("followups:complete", args=[followup.pk]), **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200 and 'data-status="done"' in html and "<html" not in html
+    assert FollowUp.objects.get(pk=followup.pk).status == "done"
+    again = sales_client.post(reverse("followups:complete", args=[followup.pk]), **HTMX).content.decode()
+    assert "no longer open" in again
+
+
+def test_snooze_and_reschedule_in_place(sales_client, sales_user, own_customer):
+    followup = make_followup(customer=own_customer, assignee=sales_user)
+    sales_client.post(reverse("followups:snooze", args=[followup.pk]), {"hours": "24"}, **HTMX)
+    assert FollowUp.objects.get(pk=followup.pk).snooze_count == 1
+    response = sales_client.post(
+        reverse("followups:reschedule", args=[followup.pk]), {"due_at": "2099-01-01T10:00"}, **HTMX
+    )
+    assert "at most 730 days ahead" in response.content.decode()
+    before = FollowUp.objects.get(pk=followup.pk).due_at
+    response = sales_client.post(reverse("followups:snooze", args=[followup.pk]), {"hours": "99999"}, **HTMX)
+    assert 'data-testid="row-error"' in response.content.decode()
+    assert FollowUp.objects.get(pk=followup.pk).due_at == before
+
+
+def test_another_reps_follow_up_is_not_found(sales_client, sales_user2, other_customer):
+    followup = make_followup(customer=other_customer, assignee=sales_user2)
+    assert sales_client.post(reverse("followups:complete", args=[followup.pk]), **HTMX).status_code == 404
+    assert FollowUp.objects.get(pk=followup.pk).status == "open"
+
+
+def test_panel_on_the_360_page_adds_a_follow_up(sales_client, sales_user, own_customer):
+    detail = sales_client.get(reverse("customers:detail", args=[own_customer.pk])).content.decode()
+    assert 'data-testid="followup-panel"' in detail
+    due = (timezone.localtime() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = sales_client.post(
+        reverse("followups:create", args=[own_customer.pk]),
+        {"title": "Send the catalogue", "due_at": due},
+        **HTMX,
+    )
+    assert "Send the catalogue" in response.content.decode()
+    followup = FollowUp.objects.get()
+    assert (followup.assignee_id, followup.customer_id) == (sales_user.pk, own_customer.pk)
+    bad = sales_client.post(
+        reverse("followups:create", args=[own_customer.pk]), {"title": "", "due_at": due}, **HTMX
+    )
+    assert "This field is required" in bad.content.decode() and FollowUp.objects.count() == 1
+
+
+def test_bulk_action_from_the_customer_list(manager_client, sales_user, sales_user2):
+    customers = [CustomerFactory(owner=sales_user), CustomerFactory(owner=sales_user2)]
+    listing = manager_client.get(reverse("customers:list")).content.decode()
+    assert 'data-testid="bulk-followup"' in listing and reverse("followups:bulk_new") in listing
+    ids = [c.pk for c in customers]
+    step1 = manager_client.post(reverse("followups:bulk_new"), {"ids": ids, "action": "tag_add"})
+    assert step1.status_code == 200 and "Add to 2 customers" in step1.content.decode()
+    due = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    done = manager_client.post(
+        reverse("followups:bulk_new"),
+        {
+            "ids": ids,
+            "confirm": "1",
+            "title": "Spring promo",
+            "due_at": due,
+            "next": reverse("customers:list"),
+        },
+    )
+    assert done.status_code == 302
+    assert sorted(FollowUp.objects.values_list("assignee_id", flat=True)) == sorted(
+        [sales_user.pk, sales_user2.pk]
+    )
+
+
+def test_rules_page_saves_and_refuses_bad_input(admin_client):
+    response = admin_client.post(
+        reverse("followups:rules"),
+        {"name": "Stage", "trigger": "lifecycle_stage", "stage": "", "delay_days": "2", "title": "Call"},
+    )
+    assert response.status_code == 200 and "Choose the lifecycle stage." in response.content.decode()
+    response = admin_client.post(
+        reverse("followups:rules"),
+        {"name": "Late", "trigger": "churn_alert", "delay_days": "99999", "title": "Call"},
+    )
+    assert response.status_code == 200 and not FollowUpRule.objects.exists()
+    response = admin_client.post(
+        reverse("followups:rules"),
+        {"name": "Win back", "trigger": "churn_alert", "delay_days": "1", "title": "Call", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    rule = FollowUpRule.objects.get()
+    assert (rule.trigger, rule.delay_days, rule.is_active) == ("churn_alert", 1, True)
+    assert AuditEvent.objects.filter(action="followup_rule.created", target_id=str(rule.pk)).exists()
+
+
+def test_list_filter_has_open_follow_up(sales_client, sales_user):
+    with_one = CustomerFactory(owner=sales_user, name="Has One")
+    CustomerFactory(owner=sales_user, name="Has None")
+    make_followup(customer=with_one, assignee=sales_user)
+    html = sales_client.get(reverse("customers:list"), {"open_followup": "yes"}).content.decode()
+    assert "Has One" in html and "Has None" not in html
+
+
+def test_two_tenants_never_see_each_others_follow_ups(client_for, sales_user, own_customer, tenant_b):
+    mine = make_followup(customer=own_customer, assignee=sales_user, title="Alpha secret call")
+    with schema_context(tenant_b.schema_name):
+        beta_sales = User.objects.get(email="sales@beta.test")
+        beta_customer = CustomerFactory(owner=beta_sales)
+        theirs = make_followup(customer=beta_customer, assignee=beta_sales, title="Beta secret call")
+    beta = client_for(beta_sales, tenant_b)
+    html = _page(beta)
+    assert "Beta secret call" in html and "Alpha secret call" not in html
+    if mine.pk != theirs.pk:
+        assert beta.post(reverse("followups:complete", args=[mine.pk])).status_code == 404
+    connection.set_tenant(tenant_b)
+    assert FollowUp.objects.get(pk=theirs.pk).status == "open"
