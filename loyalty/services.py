@@ -1164,20 +1164,38 @@ def points_expiry_reminders_due(*, today: date | None = None) -> list[ExpiryRemi
     return [ExpiryReminder(member_id, customer_id, points, day) for member_id, customer_id, points in rows]
 
 
+EXPIRY_NOTIFICATION_KIND = "loyalty.points_expiring"
+
+
 def points_expiry_reminders(*, today: date | None = None) -> int:
-    """Tell members 30 days ahead that points will expire. The notification pipeline
-    (crm/notifications) is not on main yet: until it is, the reminders are computed and logged here,
-    and `notify_points_expiring` is the one place to connect it."""
+    """Tell each member's owner (the sales rep who looks after the customer), 30 days ahead, that the
+    member's points expire, through crm.notifications (bell and e-mail by their preference).
+    Idempotent: one notification per owner, member and expiry day (`notify_many` skips existing
+    keys), so a rerun of the nightly task notifies nobody twice. Members whose customer has no owner
+    are counted but not notified. Returns how many notifications were created."""
+    from django.urls import reverse
+    from django.utils.translation import gettext
+
+    from crm.notifications.services import NotificationSpec, notify_many
+
     reminders = points_expiry_reminders_due(today=today)
-    for reminder in reminders:
-        notify_points_expiring(reminder)
-    return len(reminders)
-
-
-def notify_points_expiring(reminder: ExpiryReminder) -> None:
-    logger.info(
-        "loyalty: %s points of member %s expire on %s (notification pipeline not connected yet)",
-        reminder.points,
-        reminder.member_id,
-        reminder.expires_on,
+    if not reminders:
+        return 0
+    customers = dict(
+        Customer.objects.filter(pk__in=[r.customer_id for r in reminders], deleted_at__isnull=True)
+        .exclude(owner__isnull=True)
+        .values_list("pk", "owner_id")
     )
+    names = dict(Customer.objects.filter(pk__in=list(customers)).values_list("pk", "name"))
+    specs = [
+        NotificationSpec(
+            recipient=customers[r.customer_id],
+            key=f"loyalty.expiring:{r.member_id}:{r.expires_on.isoformat()}",
+            title=gettext("%(points)s points of %(name)s expire on %(date)s")
+            % {"points": r.points, "name": names[r.customer_id], "date": r.expires_on.isoformat()},
+            url=reverse("loyalty:member", args=[r.member_id]),
+        )
+        for r in reminders
+        if r.customer_id in customers
+    ]
+    return len(notify_many(kind=EXPIRY_NOTIFICATION_KIND, items=specs))

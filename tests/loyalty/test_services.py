@@ -434,3 +434,27 @@ def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding):
                 continue
             assert entries[order.pk].points == expected, (amount, rounding)
             assert entries[order.pk].expires_on == rules.lot_expiry(local, mode="months", months=1)
+
+
+def test_owners_are_notified_30_days_before_points_expire_once(programme, sales_user):
+    from crm.notifications.models import Notification
+
+    customer = CustomerFactory(owner=sales_user, name="Expiring Member")
+    member = services.member_enrol(
+        actor=None, customer=customer, joined_at=timezone.now() - timedelta(days=800)
+    )
+    buy(customer, "100", days_ago=400)  # expires 12 months after: about 35 days ago
+    services.points_earn_for_orders()
+    lot = PointsEntry.objects.get(member=member, kind="earn")
+    orphan = member_with_balance(0)
+    buy(orphan.customer, "10", days_ago=0)
+    Member.objects.filter(pk=orphan.pk).update(joined_at=timezone.now() - timedelta(days=1))
+    services.points_earn_for_orders()
+    today = lot.expires_on - timedelta(days=30)
+    PointsEntry.objects.filter(kind="earn").update(expires_on=lot.expires_on)
+    assert services.points_expiry_reminders(today=today) == 1  # the member without an owner: nobody
+    assert services.points_expiry_reminders(today=today) == 0  # the nightly rerun notifies nobody twice
+    [notification] = Notification.objects.filter(kind="loyalty.points_expiring")
+    assert notification.recipient_id == sales_user.pk and "Expiring Member" in notification.title
+    assert notification.url.endswith(f"/loyalty/members/{member.pk}/")
+    assert services.points_expiry_reminders(today=today + timedelta(days=1)) == 0
