@@ -8,6 +8,7 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.navigation import NavItem, register
+        from crm.notifications.registry import register_kind
         from customers.signals import customers_changed
 
         # Filters, columns, the "Loyalty" panel, timeline entries, the merge hook, segment rule fields.
@@ -17,3 +18,4 @@ class LoyaltyConfig(AppConfig):
         register_integration()
         register(NavItem("loyalty", _("Loyalty"), "loyalty:index", "award", order=50))
         customers_changed.connect(earn_when_customers_change, dispatch_uid="loyalty.earn")
+        register_kind("loyalty.points_expiring", _("A member's points expire in 30 days"), default_email=True)

@@ -3,7 +3,8 @@
 Invariants the database keeps (not only the code):
 - a member's balance is never negative (`loyalty_member_balance_gte_0`), nor any ledger row's
   balance_after or a lot's remaining points;
-- an order earns once (`loyalty_one_earn_per_order`), and every keyed entry (a refund's reversal,
+- an order earns once (`loyalty_one_earn_per_order`: an earn entry's key is its order, its
+  source_key stays empty), and every other keyed entry (a refund's reversal,
   an expired lot, a bonus) exists once (`loyalty_entry_key_unique`): re-running a sweep writes nothing.
 
 The balance kept on the member is the sum of its ledger rows and also the sum of its open lots'
@@ -166,7 +167,6 @@ class Member(models.Model):
         verbose_name_plural = _("members")
         indexes = [
             models.Index(fields=["tier", "-id"], name="loyalty_member_tier_idx"),
-            models.Index(fields=["balance"], name="loyalty_member_balance_idx"),
             models.Index(fields=["joined_at"], name="loyalty_member_joined_idx"),
         ]
         constraints = [
@@ -214,7 +214,12 @@ class PointsEntry(models.Model):
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, null=True, blank=True)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     occurred_at = models.DateTimeField(_("date"))
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,7 +17,6 @@ limit; larger adjustments need a manager or admin; the programme and tiers are t
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -507,115 +506,158 @@ def _earn_batch(
     batch_size: int,
     result: EarnResult,
 ) -> tuple[bool, int]:
+    """One batch of the sweep, in the caller's transaction: pick the next orders that have not earned,
+    lock their members, then write every earn entry (running balances by a window) and the new
+    balances in one statement.
+
+    The points are computed by PostgreSQL's exact numeric arithmetic with the same formula as
+    `rules.points_for_amount` / `rules.earn_multiplier` / `rules.lot_expiry` (a test holds the two
+    to the same results); doing it in SQL keeps earning well under 20% of an import's time."""
     where, params = _order_conditions(programme, alias="o")
     if customer_ids is not None:
         where += " AND o.customer_id = ANY(%s)"
         params.append(customer_ids)
+    order, member, entry = _table(Order), _table(Member), _table(PointsEntry)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT o.id, m.id FROM {order} AS o
+                JOIN {member} AS m ON m.customer_id = o.customer_id
+                WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at AND o.id > %s
+                  AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
+                ORDER BY o.id LIMIT %s""",  # noqa: S608 - table names from model metadata
+            [*params, after_order, batch_size],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return True, after_order
+        order_ids = [row[0] for row in rows]
+        member_ids = sorted({row[1] for row in rows})
+        cursor.execute(
+            f"SELECT id FROM {member} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+            [member_ids],
+        )
+        earned = _insert_earnings(cursor, programme, order_ids)
+    result.orders += earned["orders"]
+    result.points += earned["points"]
+    if earned["orders"]:
+        result.bonuses += _first_purchase_bonuses(programme, member_ids, order_ids)
+        result.upgrades += _upgrade_tiers(member_ids, tiers)
+    return len(rows) < batch_size, order_ids[-1]
+
+
+ROUNDING_SQL = {"down": "floor", "up": "ceil", "nearest": "round"}  # round(numeric): half away from 0
+
+
+def _expiry_sql(programme: Programme, local_date: str) -> tuple[str, list]:
+    """SQL of `rules.lot_expiry` for a date expression (date + interval clamps to the month's end,
+    like `rules.add_months`)."""
+    if programme.expiry_mode == Programme.ExpiryMode.MONTHS:
+        return f"({local_date} + make_interval(months => %s))::date", [programme.expiry_months]
+    if programme.expiry_mode == Programme.ExpiryMode.END_OF_NEXT_YEAR:
+        return f"make_date(EXTRACT(YEAR FROM {local_date})::int + 2, 1, 1)", []
+    return "NULL::date", []
+
+
+def _insert_earnings(cursor, programme: Programme, order_ids: list[int]) -> dict[str, int]:
+    order, member, entry = _table(Order), _table(Member), _table(PointsEntry)
     excluded = [c for c in programme.excluded_categories if c]
-    excluded_sql = "0"
-    excluded_params: list[Any] = []
+    excluded_sql, excluded_params = "0", []
     if excluded:
         excluded_sql = (
             f"COALESCE((SELECT SUM(l.quantity * l.unit_price) FROM {_table(OrderLine)} AS l "  # noqa: S608
             "WHERE l.order_id = o.id AND l.category = ANY(%s)), 0)"
         )
         excluded_params = [excluded]
+    campaign_sql, campaign_params = "1", []
+    if programme.campaign_starts and programme.campaign_ends:
+        campaign_sql = "CASE WHEN local_date BETWEEN %s AND %s THEN %s::numeric ELSE 1 END"
+        campaign_params = [programme.campaign_starts, programme.campaign_ends, programme.campaign_multiplier]
+    expiry_sql, expiry_params = _expiry_sql(programme, "local_date")
+    rounding = ROUNDING_SQL[programme.rounding]
     sql = f"""
-        SELECT o.id, m.id, o.total, {excluded_sql}, o.placed_at, EXTRACT(MONTH FROM c.birthday)::int,
-               COALESCE(t.multiplier, 1)
-        FROM {_table(Order)} AS o
-        JOIN {_table(Member)} AS m ON m.customer_id = o.customer_id
-        JOIN {_table(Customer)} AS c ON c.id = o.customer_id
-        LEFT JOIN {_table(Tier)} AS t ON t.id = m.tier_id
-        WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at AND o.id > %s
-          AND NOT EXISTS (
-              SELECT 1 FROM {_table(PointsEntry)} AS e WHERE e.order_id = o.id AND e.kind = 'earn'
-          )
-        ORDER BY o.id
-        LIMIT %s
+        WITH orders AS (
+            SELECT o.id AS order_id, m.id AS member_id, o.placed_at, m.balance,
+                   (o.placed_at AT TIME ZONE %s)::date AS local_date,
+                   GREATEST(o.total - {excluded_sql}, 0) AS amount,
+                   COALESCE(t.multiplier, 1) AS tier_multiplier,
+                   EXTRACT(MONTH FROM c.birthday) AS birthday_month
+            FROM {order} AS o
+            JOIN {member} AS m ON m.customer_id = o.customer_id
+            JOIN {_table(Customer)} AS c ON c.id = o.customer_id
+            LEFT JOIN {_table(Tier)} AS t ON t.id = m.tier_id
+            WHERE o.id = ANY(%s)
+        ), scored AS (
+            SELECT *, GREATEST(0, {rounding}(
+                       amount * %s::numeric * tier_multiplier
+                       * CASE WHEN birthday_month = EXTRACT(MONTH FROM local_date) THEN %s::numeric ELSE 1 END
+                       * {campaign_sql}))::int AS points
+            FROM orders
+        ), written AS (
+            INSERT INTO {entry}
+                (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                 source_key, order_id, amount, reason, occurred_at, created_at)
+            SELECT member_id, 'earn', points,
+                   balance + SUM(points) OVER (PARTITION BY member_id ORDER BY placed_at, order_id),
+                   points, {expiry_sql}, 0, 'order', '', order_id, amount, '',
+                   placed_at, now()
+            FROM scored WHERE points > 0
+            ORDER BY member_id, placed_at, order_id
+            RETURNING member_id, points
+        ), raised AS (
+            UPDATE {member} AS m SET balance = m.balance + s.points, updated_at = now()
+            FROM (SELECT member_id, SUM(points) AS points FROM written GROUP BY member_id) AS s
+            WHERE m.id = s.member_id
+        )
+        SELECT COUNT(*), COALESCE(SUM(points), 0) FROM written
     """  # noqa: S608 - table names from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*excluded_params, *params, after_order, batch_size])
-        rows = cursor.fetchall()
-    if not rows:
-        return True, after_order
-    campaign = (programme.campaign_starts, programme.campaign_ends, programme.campaign_multiplier)
-    earned: dict[int, list[tuple]] = defaultdict(list)
-    for order_id, member_id, total, excluded_amount, placed_at, birthday_month, tier_multiplier in rows:
-        amount = max(Decimal("0"), total - excluded_amount)
-        placed_on = timezone.localdate(placed_at)
-        multiplier = rules.earn_multiplier(
-            tier_multiplier=tier_multiplier,
-            placed_on=placed_on,
-            birthday_month=birthday_month,
-            birthday_multiplier=programme.birthday_multiplier,
-            campaign=campaign,
-        )
-        points = rules.points_for_amount(
-            amount, rate=programme.points_per_unit, multiplier=multiplier, rounding=programme.rounding
-        )
-        if points > 0:
-            earned[member_id].append((placed_at, order_id, points, amount, placed_on))
-    last_order = rows[-1][0]
-    if earned:
-        _write_earnings(programme, earned, result)
-        result.upgrades += _upgrade_tiers(sorted(earned), tiers)
-    return len(rows) < batch_size, last_order
+    params = [
+        timezone.get_current_timezone_name(),
+        *excluded_params,
+        order_ids,
+        programme.points_per_unit,
+        programme.birthday_multiplier,
+        *campaign_params,
+        *expiry_params,
+    ]
+    cursor.execute(sql, params)
+    count, points = cursor.fetchone()
+    return {"orders": int(count), "points": int(points)}
 
 
-def _write_earnings(programme: Programme, earned: dict[int, list[tuple]], result: EarnResult) -> None:
-    member_ids = sorted(earned)
-    first_bonus = programme.first_purchase_bonus
+def _first_purchase_bonuses(programme: Programme, member_ids: list[int], order_ids: list[int]) -> int:
+    """The first-purchase bonus for members whose first earning orders are in this batch (keyed by
+    the member: once, even if a later batch or sweep looks again)."""
+    bonus = programme.first_purchase_bonus
+    if not bonus:
+        return 0
+    entry, member = _table(PointsEntry), _table(Member)
+    expiry_sql, expiry_params = _expiry_sql(programme, "CURRENT_DATE")
+    sql = f"""
+        WITH due AS (
+            SELECT m.id, m.balance FROM {member} AS m
+            WHERE m.id = ANY(%s)
+              AND EXISTS (SELECT 1 FROM {entry} AS e
+                          WHERE e.member_id = m.id AND e.kind = 'earn' AND e.order_id = ANY(%s))
+              AND NOT EXISTS (SELECT 1 FROM {entry} AS e
+                              WHERE e.member_id = m.id AND e.kind = 'earn' AND NOT e.order_id = ANY(%s))
+              AND NOT EXISTS (SELECT 1 FROM {entry} AS e
+                              WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || m.id)
+        ), written AS (
+            INSERT INTO {entry}
+                (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                 source_key, reason, occurred_at, created_at)
+            SELECT id, 'bonus', %s, balance + %s, %s, {expiry_sql}, 0, 'rule', 'first_purchase:' || id,
+                   'first_purchase', now(), now()
+            FROM due
+            RETURNING member_id
+        ), raised AS (
+            UPDATE {member} AS m SET balance = m.balance + %s FROM written WHERE m.id = written.member_id
+        )
+        SELECT COUNT(*) FROM written
+    """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, balance FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-            [member_ids],
-        )
-        balances = dict(cursor.fetchall())
-        first_timers: set[int] = set()
-        if first_bonus:
-            cursor.execute(
-                f"""SELECT m.id FROM unnest(%s::bigint[]) AS m(id) WHERE NOT EXISTS (
-                        SELECT 1 FROM {_table(PointsEntry)} AS e
-                        WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || m.id)""",  # noqa: S608
-                [member_ids],
-            )
-            first_timers = {row[0] for row in cursor.fetchall()}
-        now = timezone.now()
-        rows = []
-        for member_id in member_ids:
-            balance = balances[member_id]
-            for index, (placed_at, order_id, points, amount, placed_on) in enumerate(
-                sorted(earned[member_id])
-            ):
-                balance += points
-                expires = _expires_on(programme, placed_on)
-                rows.append(
-                    (member_id, "earn", points, balance, points, expires, 0, "order", f"order:{order_id}",
-                     order_id, amount, "", placed_at, now)
-                )  # fmt: skip
-                result.orders += 1
-                result.points += points
-                if index == 0 and member_id in first_timers:
-                    balance += first_bonus
-                    rows.append(
-                        (member_id, "bonus", first_bonus, balance, first_bonus, expires, 0, "rule",
-                         f"first_purchase:{member_id}", order_id, None, "first_purchase", placed_at, now)
-                    )  # fmt: skip
-                    result.bonuses += 1
-            balances[member_id] = balance
-        columns = (
-            "member_id, kind, points, balance_after, remaining, expires_on, shortfall, source, source_key, "
-            "order_id, amount, reason, occurred_at, created_at"
-        )
-        with cursor.cursor.copy(f"COPY {_table(PointsEntry)} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"UPDATE {_table(Member)} AS m SET balance = u.balance, updated_at = now() "  # noqa: S608
-            "FROM unnest(%s::bigint[], %s::int[]) AS u(id, balance) WHERE m.id = u.id",
-            [member_ids, [balances[pk] for pk in member_ids]],
-        )
+        cursor.execute(sql, [member_ids, order_ids, order_ids, bonus, bonus, bonus, *expiry_params, bonus])
+        return int(cursor.fetchone()[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -925,7 +967,9 @@ def _upgrade_tiers(
     values = qualifying_values(member_ids)
     by_rank = {tier.rank: tier for tier in tiers}
     by_id = {tier.pk: tier for tier in tiers}
-    current = dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "tier_id"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, tier_id FROM {_table(Member)} WHERE id = ANY(%s)", [list(member_ids)])  # noqa: S608
+        current = dict(cursor.fetchall())
     changes = []
     for pk, value in values.items():
         rank = rules.qualify(value, _thresholds(tiers))
@@ -1120,20 +1164,38 @@ def points_expiry_reminders_due(*, today: date | None = None) -> list[ExpiryRemi
     return [ExpiryReminder(member_id, customer_id, points, day) for member_id, customer_id, points in rows]
 
 
+EXPIRY_NOTIFICATION_KIND = "loyalty.points_expiring"
+
+
 def points_expiry_reminders(*, today: date | None = None) -> int:
-    """Tell members 30 days ahead that points will expire. The notification pipeline
-    (crm/notifications) is not on main yet: until it is, the reminders are computed and logged here,
-    and `notify_points_expiring` is the one place to connect it."""
+    """Tell each member's owner (the sales rep who looks after the customer), 30 days ahead, that the
+    member's points expire, through crm.notifications (bell and e-mail by their preference).
+    Idempotent: one notification per owner, member and expiry day (`notify_many` skips existing
+    keys), so a rerun of the nightly task notifies nobody twice. Members whose customer has no owner
+    are counted but not notified. Returns how many notifications were created."""
+    from django.urls import reverse
+    from django.utils.translation import gettext
+
+    from crm.notifications.services import NotificationSpec, notify_many
+
     reminders = points_expiry_reminders_due(today=today)
-    for reminder in reminders:
-        notify_points_expiring(reminder)
-    return len(reminders)
-
-
-def notify_points_expiring(reminder: ExpiryReminder) -> None:
-    logger.info(
-        "loyalty: %s points of member %s expire on %s (notification pipeline not connected yet)",
-        reminder.points,
-        reminder.member_id,
-        reminder.expires_on,
+    if not reminders:
+        return 0
+    customers = dict(
+        Customer.objects.filter(pk__in=[r.customer_id for r in reminders], deleted_at__isnull=True)
+        .exclude(owner__isnull=True)
+        .values_list("pk", "owner_id")
     )
+    names = dict(Customer.objects.filter(pk__in=list(customers)).values_list("pk", "name"))
+    specs = [
+        NotificationSpec(
+            recipient=customers[r.customer_id],
+            key=f"loyalty.expiring:{r.member_id}:{r.expires_on.isoformat()}",
+            title=gettext("%(points)s points of %(name)s expire on %(date)s")
+            % {"points": r.points, "name": names[r.customer_id], "date": r.expires_on.isoformat()},
+            url=reverse("loyalty:member", args=[r.member_id]),
+        )
+        for r in reminders
+        if r.customer_id in customers
+    ]
+    return len(notify_many(kind=EXPIRY_NOTIFICATION_KIND, items=specs))

@@ -95,7 +95,8 @@ def _members_and_ledger(members: int, ledger: int) -> None:
         cursor.execute(
             """INSERT INTO loyalty_pointsentry (member_id, kind, points, balance_after, remaining, expires_on,
                    shortfall, source, source_key, reason, occurred_at, created_at)
-               SELECT %s + (g %% %s), 'earn', 1 + (g * 7919 %% 500), 0, 1 + (g * 7919 %% 500),
+               SELECT %s + (g %% %s), 'earn', 1 + (g::bigint * 7919 %% 500)::int, 0,
+                      1 + (g::bigint * 7919 %% 500)::int,
                       current_date - 30 + (g %% 760), 0, 'order', '', '',
                       now() - ((g %% 700) || ' days')::interval, now()
                FROM generate_series(0, %s - 1) AS g""",

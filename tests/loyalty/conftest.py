@@ -34,9 +34,10 @@ def programme(tenant) -> Programme:
 
 
 def buy(customer, amount="100.00", days_ago: float = 0, **extra):
+    placed_at = extra.pop("placed_at", None) or timezone.now() - timedelta(days=days_ago)
     return OrderFactory(
         customer=customer,
-        placed_at=timezone.now() - timedelta(days=days_ago),
+        placed_at=placed_at,
         total=Decimal(str(amount)),
         **extra,
     )

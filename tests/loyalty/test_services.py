@@ -389,3 +389,72 @@ def test_two_tenants_never_cross(programme, tenant, tenant_b):
     assert not Member.objects.exists()
     assert services.points_earn_for_orders().points == 100
     assert list(Member.objects.values_list("customer_id", flat=True)) == [alpha_customer.pk]
+
+
+# --- the SQL of the sweep agrees with the maths module ---------------------------------------------
+@pytest.mark.parametrize("rounding", ["down", "nearest", "up"])
+def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from loyalty import rules
+
+    rate, birthday_multiplier = Decimal("1.333"), Decimal("1.5")
+    Programme.objects.filter(pk=1).update(
+        rounding=rounding, points_per_unit=rate, birthday_multiplier=birthday_multiplier, expiry_months=1
+    )
+    Tier.objects.filter(rank=0).update(multiplier=Decimal("1.25"))
+    shanghai = ZoneInfo("Asia/Shanghai")
+    cases = [
+        ("0.29", datetime(2026, 1, 31, 23, 30, tzinfo=shanghai)),  # floats get 0.29 * 100 wrong
+        ("99.99", datetime(2024, 2, 29, 0, 10, tzinfo=shanghai)),  # a leap day, just after midnight
+        ("0.01", datetime(2026, 3, 31, 12, 0, tzinfo=shanghai)),
+        ("1234.56", datetime(2026, 5, 15, 12, 0, tzinfo=shanghai)),  # the birthday month
+        ("7.00", datetime(2026, 7, 1, 0, 0, tzinfo=shanghai)),
+    ]
+    customer = CustomerFactory(birthday=date(1990, 5, 20))
+    services.member_enrol(actor=None, customer=customer, joined_at=datetime(2020, 1, 1, tzinfo=shanghai))
+    orders = [buy(customer, amount, placed_at=placed) for amount, placed in cases]
+    with timezone.override(shanghai):
+        services.points_earn_for_orders()
+        entries = {e.order_id: e for e in PointsEntry.objects.filter(kind="earn")}
+        for order, (amount, placed) in zip(orders, cases, strict=True):
+            local = timezone.localdate(placed)
+            multiplier = rules.earn_multiplier(
+                tier_multiplier=Decimal("1.25"),
+                placed_on=local,
+                birthday_month=5,
+                birthday_multiplier=birthday_multiplier,
+            )
+            expected = rules.points_for_amount(
+                Decimal(amount), rate=rate, multiplier=multiplier, rounding=rounding
+            )
+            if expected == 0:
+                assert order.pk not in entries
+                continue
+            assert entries[order.pk].points == expected, (amount, rounding)
+            assert entries[order.pk].expires_on == rules.lot_expiry(local, mode="months", months=1)
+
+
+def test_owners_are_notified_30_days_before_points_expire_once(programme, sales_user):
+    from crm.notifications.models import Notification
+
+    customer = CustomerFactory(owner=sales_user, name="Expiring Member")
+    member = services.member_enrol(
+        actor=None, customer=customer, joined_at=timezone.now() - timedelta(days=800)
+    )
+    buy(customer, "100", days_ago=400)  # expires 12 months after: about 35 days ago
+    services.points_earn_for_orders()
+    lot = PointsEntry.objects.get(member=member, kind="earn")
+    orphan = member_with_balance(0)
+    buy(orphan.customer, "10", days_ago=0)
+    Member.objects.filter(pk=orphan.pk).update(joined_at=timezone.now() - timedelta(days=1))
+    services.points_earn_for_orders()
+    today = lot.expires_on - timedelta(days=30)
+    PointsEntry.objects.filter(kind="earn").update(expires_on=lot.expires_on)
+    assert services.points_expiry_reminders(today=today) == 1  # the member without an owner: nobody
+    assert services.points_expiry_reminders(today=today) == 0  # the nightly rerun notifies nobody twice
+    [notification] = Notification.objects.filter(kind="loyalty.points_expiring")
+    assert notification.recipient_id == sales_user.pk and "Expiring Member" in notification.title
+    assert notification.url.endswith(f"/loyalty/members/{member.pk}/")
+    assert services.points_expiry_reminders(today=today + timedelta(days=1)) == 0
