@@ -184,8 +184,13 @@ TASK_ROUTES_BY_NAME = {
     "customers.exports.*": "imports",
     "customers.dedupe.*": "imports",
     "segmentation.*": "recompute",
+    "interactions.tasks.*": "imports",  # export and import of interactions
+    "loyalty.tasks.points_earn_task": "imports",  # earning follows imports of orders in bulk
+    "loyalty.tasks.points_nightly_*": "recompute",
+    "loyalty.tasks.loyalty_check_balances_*": "recompute",
     "crm.notifications.*": "reminders",
     "interactions.followups.*": "reminders",
+    "interactions.service.tasks.sla_scan_*": "reminders",  # SLA warnings are due at a minute
 }
 TASK_WORKLOADS = ("default", "imports", "recompute", "reminders")
 # Queue names are "<prefix><workload>" (the default workload's is CELERY_TASK_DEFAULT_QUEUE): a prefix
