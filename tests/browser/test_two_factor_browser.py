@@ -68,7 +68,9 @@ def test_manager_enrols_totp_and_signs_in_with_a_code_at_desktop_and_390px(
     page.goto(tenant_url(tenant, "/accounts/profile/"))
     page.click("[data-testid=profile-two-factor]")
     page.click("[data-testid=two-factor-enable]")
-    assert page.locator("[data-testid=totp-qr] svg").is_visible()
+    qr = page.locator("[data-testid=totp-qr] svg")
+    qr.wait_for(state="visible")  # the click only waits for the new page to start loading
+    assert qr.is_visible()
     secret = page.get_attribute("[data-testid=totp-secret]", "data-secret")
     _shot(page, "enrol_desktop")
     page.fill("input[name=code]", _code(secret))
