@@ -17,6 +17,7 @@ urlpatterns = [
     path("service/", include("interactions.service.urls")),
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),
+    path("dashboards/", include("dashboards.report_urls")),
     path("django-admin/", admin.site.urls),
 ]
 

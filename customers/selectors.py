@@ -664,3 +664,24 @@ def monthly_revenue(*, user: User, months: int = 12) -> list[dict]:
     ]
     cache.set(key, series, 300)
     return series
+
+
+# --------------------------------------------------------------------------------------------------
+# For the dashboards: the scopes every figure starts from (dashboards never import our models)
+# --------------------------------------------------------------------------------------------------
+def purchase_orders(*, user: User) -> QuerySet[Order]:
+    """Purchases (paid or partly refunded) the user may see, of customers not in the bin."""
+    return _orders_for(user).filter(status__in=PURCHASE_STATUSES)
+
+
+def customer_scope(*, user: User) -> QuerySet[Customer]:
+    """The customers the user may see, not in the bin (no other filter)."""
+    return visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
+
+
+def figure_choices() -> dict[str, list[tuple[str, str]]]:
+    """The customer sources and order channels the dashboards filter by, with their labels."""
+    return {
+        "sources": [(str(v), str(label)) for v, label in Customer.Source.choices],
+        "channels": [(str(v), str(label)) for v, label in Order.Channel.choices],
+    }

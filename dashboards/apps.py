@@ -10,3 +10,4 @@ class DashboardsConfig(AppConfig):
         from crm.navigation import NavItem, register
 
         register(NavItem("dashboard", _("Dashboard"), "home", "speedometer2", order=10))
+        register(NavItem("reports", _("Reports"), "dashboards:overview", "bar-chart-line", order=60))

@@ -602,3 +602,16 @@ def segment_member_ids(*, segment: Segment) -> set[int]:
     return set(
         Customer.objects.filter(deleted_at__isnull=True).filter(condition).values_list("pk", flat=True)
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# For the dashboards: stage and segment histories (dashboards never import our models)
+# --------------------------------------------------------------------------------------------------
+def stage_transitions(*, user: User) -> QuerySet[LifecycleTransition]:
+    """Lifecycle stage changes of the customers the user may see (not in the bin)."""
+    return visible_to(LifecycleTransition.objects.filter(customer__deleted_at__isnull=True), user)
+
+
+def segment_transitions(*, user: User) -> QuerySet[SegmentTransition]:
+    """RFM segment changes of the customers the user may see (not in the bin)."""
+    return visible_to(SegmentTransition.objects.filter(customer__deleted_at__isnull=True), user)

@@ -70,4 +70,29 @@
     drawHistory("segment-history", history.segments);
     drawHistory("stage-history", history.stages);
   }
+
+  // Reports: average cohort retention by months since the first purchase.
+  var cohortLine = document.getElementById("cohort-line");
+  var cohortData = json("cohort-line-data");
+  if (cohortLine && cohortData) {
+    new Chart(cohortLine, {
+      type: "line",
+      data: {labels: cohortData.labels, datasets: [{label: cohortLine.dataset.label, data: cohortData.shares}]},
+      options: {plugins: {legend: {display: false}},
+                scales: {x: {title: {display: true, text: cohortLine.dataset.titleX}},
+                         y: {beginAtZero: true, max: 100}}}
+    });
+  }
+
+  // Reports: where customers moved (stacked bars: one bar per starting segment or stage).
+  var migrationChart = document.getElementById("migration-chart");
+  var migrationData = json("migration-data");
+  if (migrationChart && migrationData) {
+    new Chart(migrationChart, {
+      type: "bar",
+      data: {labels: migrationData.labels, datasets: migrationData.datasets},
+      options: {indexAxis: "y", responsive: true,
+                scales: {x: {stacked: true, beginAtZero: true}, y: {stacked: true}}}
+    });
+  }
 })();

@@ -83,6 +83,13 @@ NO_GET = signed_in(405)
 TENANT: dict[str, Row] = {
     # crm
     "home": row(EVERYONE, EVERYONE),
+    # reports: every role, each within the customers they may see
+    "dashboards:overview": row(EVERYONE, NO_POST),
+    "dashboards:figure": row(EVERYONE, NO_POST),
+    "dashboards:cohorts": row(EVERYONE, NO_POST),
+    "dashboards:migration": row(EVERYONE, NO_POST),
+    "dashboards:cohort_customers": row(signed_in(404), NO_POST),  # without a cohort: nothing to list
+    "dashboards:migration_customers": row(signed_in(404), NO_POST),
     "set_language": row(everyone(405), everyone(302)),
     # accounts
     "accounts:login": row((200, 302, 302, 302, 302), everyone(302)),  # signed-in users are sent on

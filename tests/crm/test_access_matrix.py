@@ -315,6 +315,7 @@ KWARGS = {
     "accounts:invitation_revoke": lambda w, mine: {"invitation_id": w.invitation.pk},
     "accounts:session_end": lambda w, mine: {"session_id": w.user_session[mine].pk},
     "jobs:status": lambda w, mine: {"job_id": w.job[mine].pk},
+    "dashboards:figure": lambda w, mine: {"key": "revenue"},
     "notifications:open": lambda w, mine: {"notification_id": w.notification[mine].pk},
     "notifications:read": lambda w, mine: {"notification_id": w.notification[mine].pk},
     "jobs:download": lambda w, mine: {"job_id": w.job[mine].pk},

@@ -7,7 +7,7 @@ import re
 from segmentation.services import alert_create
 from tests.factories import CustomerFactory
 
-ALL = ["my_day", "dashboard", "customers", "interactions", "service", "segments", "loyalty"]
+ALL = ["my_day", "dashboard", "customers", "interactions", "service", "segments", "loyalty", "reports"]
 
 
 def _nav(client) -> list[str]:
@@ -30,6 +30,7 @@ def test_links_point_to_each_apps_page(admin_client):
         ("/service/", "service"),
         ("/segments/", "segments"),
         ("/loyalty/", "loyalty"),
+        ("/dashboards/", "reports"),
         ("/accounts/settings/", "settings"),
     ):
         assert f'href="{url}" data-nav="{key}"' in html

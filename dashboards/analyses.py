@@ -1,0 +1,185 @@
+"""Cohort retention and segment migration: one SQL statement each over the scope's querysets (which
+carry the user's visibility and the page's filters), and for each cell the customers behind it.
+
+Cohorts: a customer's cohort is the month (tenant time zone) of their first purchase in scope; cell
+(cohort, k) counts the cohort's customers who bought in the k-th month after it (k = 0: the first
+month, always the whole cohort) and the revenue of those purchases.
+
+Migration: a customer's RFM segment (or lifecycle stage) on a date is the one their latest change
+before the end of that day set; the table counts customers by (state on the first date, state on the
+second date). "" is "none yet" (no change recorded by then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.expressions import RawSQL
+
+from segmentation.selectors import segment_transitions, stage_transitions
+
+from .scope import Scope
+
+MAX_COHORT_MONTHS = 24
+
+
+def _sql(qs: QuerySet) -> tuple[str, tuple]:
+    sql, params = qs.query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cohorts
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class CohortRow:
+    month: date
+    size: int
+    cells: list[dict]  # per k: {"k", "customers", "share", "revenue_per_customer"} (None past today)
+
+
+def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
+    """The last `months` cohorts (oldest first), each with its months since the first purchase."""
+    months = max(1, min(int(months), MAX_COHORT_MONTHS))
+    first_cohort = _add_months(_month_start(today), -(months - 1))
+    zone = str(scope.zone)
+    orders_sql, orders_params = _sql(
+        scope.orders().values("customer_id", "placed_at", "total", "refunded_total")
+    )
+    sql = f"""
+        WITH o AS ({orders_sql}),
+        local AS (
+            SELECT customer_id, date_trunc('month', placed_at AT TIME ZONE %s)::date AS month,
+                   total - refunded_total AS net
+            FROM o
+        ),
+        firsts AS (SELECT customer_id, min(month) AS cohort FROM local GROUP BY customer_id)
+        SELECT f.cohort,
+               ((extract(year FROM l.month) - extract(year FROM f.cohort)) * 12
+                + extract(month FROM l.month) - extract(month FROM f.cohort))::int AS k,
+               count(DISTINCT l.customer_id), sum(l.net)
+        FROM local l JOIN firsts f USING (customer_id)
+        WHERE f.cohort >= %s
+        GROUP BY 1, 2
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*orders_params, zone, first_cohort))
+        found = cursor.fetchall()
+    cells: dict[tuple[date, int], tuple[int, Decimal]] = {
+        (c, k): (n, rev or Decimal(0)) for c, k, n, rev in found
+    }
+    rows = []
+    for i in range(months):
+        month = _add_months(first_cohort, i)
+        size = cells.get((month, 0), (0, Decimal(0)))[0]
+        row_cells = []
+        for k in range(months):
+            if _add_months(month, k) > _month_start(today):
+                row_cells.append(None)
+                continue
+            n, revenue = cells.get((month, k), (0, Decimal(0)))
+            row_cells.append(
+                {
+                    "k": k,
+                    "customers": n,
+                    "share": round(n / size * 100, 1) if size else None,
+                    "revenue_per_customer": (revenue / size).quantize(Decimal("0.01")) if size else None,
+                }
+            )
+        rows.append(CohortRow(month=month, size=size, cells=row_cells))
+    return rows
+
+
+def cohort_customers(scope: Scope, *, cohort: date, k: int) -> QuerySet:
+    """The customers of `cohort` (first purchase in its month) who bought in its k-th month after."""
+    zone = scope.zone
+    cohort = _month_start(cohort)
+    cohort_start = datetime.combine(cohort, time.min, tzinfo=zone)
+    cohort_end = datetime.combine(_add_months(cohort, 1), time.min, tzinfo=zone)
+    month = _add_months(cohort, k)
+    month_start = datetime.combine(month, time.min, tzinfo=zone)
+    month_end = datetime.combine(_add_months(month, 1), time.min, tzinfo=zone)
+    orders = scope.orders()
+    in_cohort_month = orders.filter(placed_at__gte=cohort_start, placed_at__lt=cohort_end).values(
+        "customer_id"
+    )
+    earlier = orders.filter(placed_at__lt=cohort_start).values("customer_id")
+    bought = orders.filter(placed_at__gte=month_start, placed_at__lt=month_end).values("customer_id")
+    return scope.customers().filter(pk__in=in_cohort_month).filter(pk__in=bought).exclude(pk__in=earlier)
+
+
+def cohort_line(rows: list[CohortRow]) -> dict:
+    """Average retention by months since the first purchase, weighted by cohort size (the line chart)."""
+    if not rows:
+        return {"labels": [], "shares": []}
+    width = len(rows[0].cells)
+    shares = []
+    for k in range(width):
+        sizes = [r.size for r in rows if r.cells[k] is not None and r.size]
+        buyers = [r.cells[k]["customers"] for r in rows if r.cells[k] is not None and r.size]
+        shares.append(round(sum(buyers) / sum(sizes) * 100, 1) if sum(sizes) else None)
+    return {"labels": list(range(width)), "shares": shares}
+
+
+# --------------------------------------------------------------------------------------------------
+# Segment and stage migration
+# --------------------------------------------------------------------------------------------------
+DIMENSIONS = ("rfm", "stage")
+
+
+def _states_sql(scope: Scope, dimension: str) -> tuple[str, tuple]:
+    if dimension == "stage":
+        qs = stage_transitions(user=scope.user).values("customer_id", "at", "id", state=F("to_stage"))
+    else:
+        qs = segment_transitions(user=scope.user).values("customer_id", "at", "id", state=F("to_segment"))
+    qs = qs.filter(customer_id__in=scope.customers().values("pk")).order_by()
+    return _sql(qs)
+
+
+def _migration_sql(scope: Scope, dimension: str, first: date, second: date) -> tuple[str, tuple]:
+    zone = scope.zone
+    one = datetime.combine(first + timedelta(days=1), time.min, tzinfo=zone)
+    two = datetime.combine(second + timedelta(days=1), time.min, tzinfo=zone)
+    states_sql, params = _states_sql(scope, dimension)
+    sql = f"""
+        WITH t AS ({states_sql}),
+        a AS (SELECT DISTINCT ON (customer_id) customer_id, state FROM t WHERE at < %s
+              ORDER BY customer_id, at DESC, id DESC),
+        b AS (SELECT DISTINCT ON (customer_id) customer_id, state FROM t WHERE at < %s
+              ORDER BY customer_id, at DESC, id DESC)
+        SELECT b.customer_id, coalesce(a.state, '') AS before, b.state AS after
+        FROM b LEFT JOIN a USING (customer_id)
+    """
+    return sql, (*params, one, two)
+
+
+def migration_matrix(
+    scope: Scope, *, dimension: str, first: date, second: date
+) -> dict[tuple[str, str], int]:
+    sql, params = _migration_sql(scope, dimension, first, second)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT before, after, count(*) FROM ({sql}) m GROUP BY 1, 2", params)
+        return {(before, after): n for before, after, n in cursor.fetchall()}
+
+
+def migration_customers(
+    scope: Scope, *, dimension: str, first: date, second: date, before: str, after: str
+) -> QuerySet:
+    sql, params = _migration_sql(scope, dimension, first, second)
+    ids = RawSQL(
+        f"SELECT customer_id FROM ({sql}) m WHERE before = %s AND after = %s", (*params, before, after)
+    )
+    return scope.customers().filter(pk__in=ids)

@@ -1,0 +1,275 @@
+"""The figures of the overview, each defined once: its value for a period and the exact list behind it.
+
+A figure's value is computed from the same queryset its drill-down list shows (`rows`), so the number
+on the card and the count of its list are equal by construction (and a test checks every figure).
+
+    revenue              sum(total - refunded) of the purchases placed in the period
+    orders               count of those purchases
+    average_order_value  revenue / orders
+    active_customers     customers with a purchase in the period
+    new_customers        active customers with no purchase before the period
+    returning_customers  active customers who had bought before the period
+    repeat_rate          share of active customers with at least two purchases by the period's end
+    churn_rate           customers who moved to the "churned" stage in the period, as a share of the
+                         customers who had bought before it
+    clv_total/average    predicted CLV of the customers in scope (now; not a period figure)
+
+Purchases are paid or partly refunded orders; customers in the bin are left out; a sales user counts
+only the customers they may see. Day boundaries are the tenant's time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Avg, Count, Exists, OuterRef, QuerySet, Sum
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from segmentation.selectors import score_list, stage_transitions
+
+from .periods import Period, change_percent
+from .scope import Scope
+
+CHURNED_STAGE = "churned"
+
+
+@dataclass(frozen=True)
+class FigureDef:
+    key: str
+    label: str | Promise
+    unit: str  # "money", "count" or "percent"
+    rows_kind: str  # what the drill-down lists: "orders" or "customers"
+    explanation: str | Promise
+    per_period: bool = True  # False: a value "now", without comparison
+
+
+FIGURES: dict[str, FigureDef] = {
+    f.key: f
+    for f in (
+        FigureDef(
+            "revenue",
+            _("Revenue"),
+            "money",
+            "orders",
+            _("Paid and partly refunded orders placed in the period, less what was refunded."),
+        ),
+        FigureDef(
+            "orders",
+            _("Orders"),
+            "count",
+            "orders",
+            _("Paid and partly refunded orders placed in the period."),
+        ),
+        FigureDef(
+            "average_order_value",
+            _("Average order value"),
+            "money",
+            "orders",
+            _("Revenue divided by the number of orders."),
+        ),
+        FigureDef(
+            "active_customers",
+            _("Active customers"),
+            "count",
+            "customers",
+            _("Customers with at least one purchase in the period."),
+        ),
+        FigureDef(
+            "new_customers",
+            _("New customers"),
+            "count",
+            "customers",
+            _("Customers whose first purchase falls in the period."),
+        ),
+        FigureDef(
+            "returning_customers",
+            _("Returning customers"),
+            "count",
+            "customers",
+            _("Customers who bought in the period and had bought before it."),
+        ),
+        FigureDef(
+            "repeat_rate",
+            _("Repeat purchase rate"),
+            "percent",
+            "customers",
+            _("Share of the period's buying customers who had bought at least twice by its end."),
+        ),
+        FigureDef(
+            "churn_rate",
+            _("Churn rate"),
+            "percent",
+            "customers",
+            _(
+                "Customers who moved to the churned stage in the period, as a share of those who had "
+                "bought before it."
+            ),
+        ),
+        FigureDef(
+            "clv_total",
+            _("Predicted CLV, total"),
+            "money",
+            "customers",
+            _(
+                "Sum of the predicted customer lifetime value of the customers in scope, from the "
+                "latest recompute."
+            ),
+            per_period=False,
+        ),
+        FigureDef(
+            "clv_average",
+            _("Predicted CLV, average"),
+            "money",
+            "customers",
+            _("Average predicted customer lifetime value of the customers in scope who have one."),
+            per_period=False,
+        ),
+    )
+}
+
+
+@dataclass
+class FigureValue:
+    definition: FigureDef
+    value: Decimal | int | float | None
+    previous: Decimal | int | float | None = None
+    numerator: int | None = None  # for rates: the count the drill-down lists
+    denominator: int | None = None
+
+    @property
+    def change(self) -> float | None:
+        return change_percent(self.value, self.previous)
+
+
+# --------------------------------------------------------------------------------------------------
+# The querysets behind the figures (what each drill-down lists)
+# --------------------------------------------------------------------------------------------------
+def _bought_before(scope: Scope, when: datetime):
+    return Exists(scope.orders().filter(customer_id=OuterRef("pk"), placed_at__lt=when))
+
+
+def active_customers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return scope.customers().filter(pk__in=scope.orders_between(start, end).values("customer_id"))
+
+
+def new_customers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return active_customers(scope, start, end).filter(~_bought_before(scope, start))
+
+
+def returning_customers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return active_customers(scope, start, end).filter(_bought_before(scope, start))
+
+
+def repeat_customers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    twice = (
+        scope.orders()
+        .filter(placed_at__lt=end)
+        .order_by()
+        .values("customer_id")
+        .annotate(purchases=Count("pk"))
+        .filter(purchases__gte=2)
+        .values("customer_id")
+    )
+    return active_customers(scope, start, end).filter(pk__in=twice)
+
+
+def churned_customers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    moved = stage_transitions(user=scope.user).filter(to_stage=CHURNED_STAGE, at__gte=start, at__lt=end)
+    return scope.customers().filter(pk__in=moved.values("customer_id"))
+
+
+def churn_base(scope: Scope, start: datetime) -> QuerySet:
+    return scope.customers().filter(_bought_before(scope, start))
+
+
+def scored_customers(scope: Scope) -> QuerySet:
+    return scope.customers().filter(score__predicted_clv__isnull=False)
+
+
+CUSTOMER_ROWS: dict[str, Callable[[Scope, datetime, datetime], QuerySet]] = {
+    "active_customers": active_customers,
+    "new_customers": new_customers,
+    "returning_customers": returning_customers,
+    "repeat_rate": repeat_customers,
+    "churn_rate": churned_customers,
+    "clv_total": lambda scope, start, end: scored_customers(scope),
+    "clv_average": lambda scope, start, end: scored_customers(scope),
+}
+
+
+def rows(key: str, scope: Scope, period: Period) -> QuerySet:
+    """The orders or customers behind figure `key` for `period` (what its drill-down page lists)."""
+    start, end = period.bounds(scope.zone)
+    if FIGURES[key].rows_kind == "orders":
+        return scope.orders_between(start, end)
+    return CUSTOMER_ROWS[key](scope, start, end)
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole * 100, 1) if whole else None
+
+
+def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
+    """Every per-period figure for one period: five queries whatever the data's size."""
+    start, end = period.bounds(scope.zone)
+    money = scope.orders_between(start, end).aggregate(
+        total=Sum("total"),
+        refunded=Sum("refunded_total"),
+        orders=Count("pk"),
+        customers=Count("customer_id", distinct=True),
+    )
+    revenue = (money["total"] or Decimal("0")) - (money["refunded"] or Decimal("0"))
+    orders = money["orders"]
+    active = money["customers"]  # the distinct buyers of the period: active_customers() lists them
+    new = new_customers(scope, start, end).count()
+    repeat = repeat_customers(scope, start, end).count()
+    churned = churned_customers(scope, start, end).count()
+    base = churn_base(scope, start).count()
+    aov = (revenue / orders).quantize(Decimal("0.01")) if orders else None
+    f = FIGURES
+    return {
+        "revenue": FigureValue(f["revenue"], revenue),
+        "orders": FigureValue(f["orders"], orders),
+        "average_order_value": FigureValue(f["average_order_value"], aov),
+        "active_customers": FigureValue(f["active_customers"], active),
+        "new_customers": FigureValue(f["new_customers"], new),
+        "returning_customers": FigureValue(f["returning_customers"], active - new),
+        "repeat_rate": FigureValue(
+            f["repeat_rate"], _share(repeat, active), numerator=repeat, denominator=active
+        ),
+        "churn_rate": FigureValue(
+            f["churn_rate"], _share(churned, base), numerator=churned, denominator=base
+        ),
+    }
+
+
+def clv_values(scope: Scope) -> dict[str, FigureValue]:
+    row = (
+        score_list(user=scope.user)
+        .filter(customer__in=scored_customers(scope))
+        .aggregate(total=Sum("predicted_clv"), average=Avg("predicted_clv"), customers=Count("pk"))
+    )
+    average = row["average"].quantize(Decimal("0.01")) if row["average"] is not None else None
+    return {
+        "clv_total": FigureValue(
+            FIGURES["clv_total"], row["total"] or Decimal("0"), numerator=row["customers"]
+        ),
+        "clv_average": FigureValue(FIGURES["clv_average"], average, numerator=row["customers"]),
+    }
+
+
+def overview_values(scope: Scope, period: Period, compared: Period | None) -> list[FigureValue]:
+    current = period_values(scope, period)
+    if compared is not None:
+        previous = period_values(scope, compared)
+        for key, value in current.items():
+            value.previous = previous[key].value
+    values = list(current.values()) + list(clv_values(scope).values())
+    return values

@@ -1,0 +1,345 @@
+"""Managers' reports: the overview with a comparison period, cohort retention, segment migration, and
+the list behind every number. Every role may open them; a sales user sees figures of their own
+customers only (the scope's querysets are `visible_to` the user)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from crm.accounts.permissions import role_required
+from crm.numbers import NumberError, parse_id, parse_int
+
+from . import analyses, figures
+from .periods import COMPARISONS, PRESETS, Period, parse_selection
+from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
+
+PAGE_SIZE = 50
+MIGRATION_KEYS = {"rfm": "segments", "stage": "stages"}
+
+
+def _today() -> date:
+    return timezone.localdate()
+
+
+def _scope(request: HttpRequest) -> Scope:
+    return Scope(user=request.user, filters=parse_filters(request.GET, request.user))
+
+
+def _query(params: dict) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _preset_labels() -> dict[str, str]:
+    return {
+        "30d": _("Last 30 days"),
+        "90d": _("Last 90 days"),
+        "month": _("This month"),
+        "last_month": _("Last month"),
+        "quarter": _("This quarter"),
+        "year": _("This year"),
+        "last_year": _("Last year"),
+        "custom": _("Custom range"),
+    }
+
+
+def _comparison_labels() -> dict[str, str]:
+    return {
+        "previous": _("Previous period"),
+        "last_year": _("Same period last year"),
+        "none": _("No comparison"),
+    }
+
+
+def _base_context(request: HttpRequest, scope: Scope) -> dict:
+    return {
+        "filters": scope.filters,
+        "options": filter_options(request.user),
+        "filter_query": _query(scope.filters.as_params()),
+    }
+
+
+@role_required()
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    selection = parse_selection(request.GET, _today())
+    values = figures.overview_values(scope, selection.period, selection.compared)
+    period_params = {"range": selection.preset, "compare": selection.comparison}
+    if selection.preset == "custom":
+        period_params |= {"from": selection.period.first.isoformat(), "to": selection.period.last.isoformat()}
+    query = _query(period_params | scope.filters.as_params())
+    cards = []
+    for value in values:
+        link = reverse("dashboards:figure", args=[value.definition.key]) + f"?{query}"
+        previous_link = (
+            f"{link}&period=compared" if selection.compared and value.definition.per_period else ""
+        )
+        cards.append({"figure": value, "link": link, "previous_link": previous_link})
+    return render(
+        request,
+        "dashboards/overview.html",
+        {
+            **_base_context(request, scope),
+            "selection": selection,
+            "cards": cards,
+            "presets": [(p, _preset_labels()[p]) for p in PRESETS],
+            "comparisons": [(c, _comparison_labels()[c]) for c in COMPARISONS],
+            "range_error": bool(selection.errors),
+            "query": query,
+        },
+    )
+
+
+def _keyset(qs, request: HttpRequest):
+    """Newest first by id; `cursor` is the last id of the previous page."""
+    before = parse_id(request.GET.get("cursor"))
+    page_qs = qs.order_by("-pk")
+    if before:
+        page_qs = page_qs.filter(pk__lt=before)
+    items = list(page_qs[: PAGE_SIZE + 1])
+    more = len(items) > PAGE_SIZE
+    items = items[:PAGE_SIZE]
+    return items, (items[-1].pk if more and items else None)
+
+
+def _small_int(raw, minimum: int, maximum: int) -> int | None:
+    try:
+        return parse_int(raw, minimum=minimum, maximum=maximum, max_length=4)
+    except NumberError:
+        return None
+
+
+def _parse_month(raw) -> date | None:
+    text = str(raw or "")[:7]
+    try:
+        year, month = text.split("-")
+        return date(int(year), int(month), 1) if 2000 <= int(year) <= 2100 and 1 <= int(month) <= 12 else None
+    except ValueError:
+        return None
+
+
+def _parse_day(raw) -> date | None:
+    text = str(raw or "").strip()
+    if len(text) != 10:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if date(2000, 1, 1) <= day <= date(2100, 12, 31) else None
+
+
+@role_required()
+@require_GET
+def figure_list(request: HttpRequest, key: str) -> HttpResponse:
+    """The orders or customers behind one overview figure (same period, same filters)."""
+    if key not in figures.FIGURES:
+        raise Http404
+    definition = figures.FIGURES[key]
+    scope = _scope(request)
+    selection = parse_selection(request.GET, _today())
+    period: Period = selection.period
+    if request.GET.get("period") == "compared" and selection.compared is not None and definition.per_period:
+        period = selection.compared
+    qs = figures.rows(key, scope, period)
+    if definition.rows_kind == "orders":
+        qs = qs.select_related("customer")
+    total = qs.count()
+    items, next_before = _keyset(qs, request)
+    params = {k: v for k, v in request.GET.items() if k != "cursor"}
+    return render(
+        request,
+        "dashboards/figure_list.html",
+        {
+            **_base_context(request, scope),
+            "title": definition.label,
+            "explanation": definition.explanation,
+            "period": period if definition.per_period else None,
+            "kind": definition.rows_kind,
+            "items": items,
+            "total": total,
+            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
+            "back_link": reverse("dashboards:overview") + f"?{_query(params)}",
+        },
+    )
+
+
+@role_required()
+@require_GET
+def cohorts(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    months = _small_int(request.GET.get("months"), 3, analyses.MAX_COHORT_MONTHS) or 12
+    metric = "revenue" if request.GET.get("metric") == "revenue" else "share"
+    today = _today()
+    rows = analyses.cohort_matrix(scope, months=months, today=today)
+    filter_query = _query(scope.filters.as_params())
+    base = reverse("dashboards:cohort_customers")
+    for row in rows:
+        for cell in row.cells:
+            if cell is not None:
+                cell["heat"] = min(int((cell["share"] or 0) // 10), 10)
+                cell["link"] = f"{base}?{_query({'cohort': row.month.strftime('%Y-%m'), 'k': cell['k']})}" + (
+                    f"&{filter_query}" if filter_query else ""
+                )
+    return render(
+        request,
+        "dashboards/cohorts.html",
+        {
+            **_base_context(request, scope),
+            "rows": rows,
+            "months": months,
+            "month_choices": (6, 12, 24),
+            "metric": metric,
+            "width": range(months),
+            "line": analyses.cohort_line(rows),
+        },
+    )
+
+
+@role_required()
+@require_GET
+def cohort_customers(request: HttpRequest) -> HttpResponse:
+    cohort = _parse_month(request.GET.get("cohort"))
+    k = _small_int(request.GET.get("k"), 0, analyses.MAX_COHORT_MONTHS)
+    if cohort is None or k is None:
+        raise Http404
+    scope = _scope(request)
+    qs = analyses.cohort_customers(scope, cohort=cohort, k=k)
+    items, next_before = _keyset(qs, request)
+    params = {key: v for key, v in request.GET.items() if key != "cursor"}
+    return render(
+        request,
+        "dashboards/figure_list.html",
+        {
+            **_base_context(request, scope),
+            "title": _("Cohort %(cohort)s, month %(k)s") % {"cohort": cohort.strftime("%Y-%m"), "k": k},
+            "explanation": _(
+                "Customers whose first purchase was in %(cohort)s and who bought in month %(k)s after it."
+            )
+            % {"cohort": cohort.strftime("%Y-%m"), "k": k},
+            "kind": "customers",
+            "items": items,
+            "total": qs.count(),
+            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
+            "back_link": reverse("dashboards:cohorts")
+            + f"?{_query({k2: v for k2, v in params.items() if k2 in FILTER_KEYS})}",
+        },
+    )
+
+
+def _migration_dates(request: HttpRequest, today: date) -> tuple[date, date]:
+    """The two dates compared: `from` (default 90 days before `to`) and `to` (default today)."""
+    second = _parse_day(request.GET.get("to")) or today
+    first = _parse_day(request.GET.get("from")) or second - timedelta(days=90)
+    return (second, first) if first > second else (first, second)
+
+
+@role_required()
+@require_GET
+def migration(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    dimension = request.GET.get("dimension") if request.GET.get("dimension") in analyses.DIMENSIONS else "rfm"
+    first, second = _migration_dates(request, _today())
+    counts = analyses.migration_matrix(scope, dimension=dimension, first=first, second=second)
+    options = filter_options(request.user)
+    labelled = [("", _("None yet"))] + list(options[MIGRATION_KEYS[dimension]])
+    keys = [k for k, _label in labelled]
+    known = set(keys)
+    base = reverse("dashboards:migration_customers")
+    common = {
+        "dimension": dimension,
+        "from": first.isoformat(),
+        "to": second.isoformat(),
+    } | scope.filters.as_params()
+    rows = []
+    for before, before_label in labelled:
+        cells = []
+        for after, _after_label in labelled:
+            n = counts.get((before, after), 0)
+            link = f"{base}?{_query(common | {'before': before or '-', 'after': after or '-'})}" if n else ""
+            cells.append({"count": n, "stayed": before == after, "link": link})
+        total = sum(c["count"] for c in cells)
+        if total or before in known:
+            rows.append({"key": before, "label": before_label, "cells": cells, "total": total})
+    columns = [
+        {"key": k, "label": label, "total": sum(counts.get((b, k), 0) for b in keys)} for k, label in labelled
+    ]
+    moved = sum(n for (b, a), n in counts.items() if b != a)
+    chart = {
+        "labels": [str(label) for _k, label in labelled],
+        "datasets": [
+            {"label": str(label), "data": [counts.get((b, a), 0) if b != a else 0 for b in keys]}
+            for a, label in labelled
+        ],
+    }
+    return render(
+        request,
+        "dashboards/migration.html",
+        {
+            **_base_context(request, scope),
+            "dimension": dimension,
+            "first": first,
+            "second": second,
+            "rows": rows,
+            "columns": columns,
+            "moved": moved,
+            "total": sum(counts.values()),
+            "chart": chart,
+        },
+    )
+
+
+@role_required()
+@require_GET
+def migration_customers(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    dimension = request.GET.get("dimension")
+    if dimension not in analyses.DIMENSIONS:
+        raise Http404
+    first, second = _migration_dates(request, _today())
+    options = filter_options(request.user)
+    labels = dict([("", _("None yet"))] + list(options[MIGRATION_KEYS[dimension]]))
+
+    def state(raw) -> str | None:
+        value = "" if raw == "-" else str(raw or "")[:40]
+        return value if value in labels else None
+
+    before, after = state(request.GET.get("before")), state(request.GET.get("after"))
+    if before is None or after is None:
+        raise Http404
+    qs = analyses.migration_customers(
+        scope, dimension=dimension, first=first, second=second, before=before, after=after
+    )
+    items, next_before = _keyset(qs, request)
+    params = {key: v for key, v in request.GET.items() if key != "cursor"}
+    return render(
+        request,
+        "dashboards/figure_list.html",
+        {
+            **_base_context(request, scope),
+            "title": _("%(before)s → %(after)s") % {"before": labels[before], "after": labels[after]},
+            "explanation": _(
+                "Customers who were in “%(before)s” on %(first)s and in “%(after)s” on %(second)s."
+            )
+            % {
+                "before": labels[before],
+                "after": labels[after],
+                "first": first.isoformat(),
+                "second": second.isoformat(),
+            },
+            "kind": "customers",
+            "items": items,
+            "total": qs.count(),
+            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
+            "back_link": reverse("dashboards:migration")
+            + f"?{_query({k: v for k, v in params.items() if k not in ('before', 'after')})}",
+        },
+    )

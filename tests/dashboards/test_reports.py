@@ -1,0 +1,287 @@
+"""The managers' reports against a small hand-computed data set: every overview figure, its
+comparison, the list behind it (same count), cohort percentages, segment migration; sales users see
+their own customers only; another tenant's data never counts."""
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from dashboards import analyses, figures
+from dashboards.periods import Period, change_percent, parse_selection
+from dashboards.scope import Filters, Scope, parse_filters
+from segmentation.models import LifecycleTransition, SegmentTransition
+from tests.factories import CustomerFactory, OrderFactory
+
+JANUARY = {"range": "custom", "from": "2026-01-01", "to": "2026-01-31", "compare": "previous"}
+
+
+def _at(tenant, day: date, hour: int = 12) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=ZoneInfo(tenant.time_zone))
+
+
+@pytest.fixture
+def zone(tenant):
+    with timezone.override(ZoneInfo(tenant.time_zone)):
+        yield
+
+
+@pytest.fixture
+def data(tenant, sales_user, sales_user2):
+    """A (sales): Dec 100; Jan 50 and 30 with 10 refunded. B (sales2): Jan 200 (new). C (sales): Jan 40
+    and 60 (new, repeat). D (sales2): Nov 80, churned on 18 Jan. E: only a cancelled January order.
+    F: a January order but in the recycle bin."""
+    a = CustomerFactory(name="A", owner=sales_user, source="store")
+    b = CustomerFactory(name="B", owner=sales_user2, source="website")
+    c = CustomerFactory(name="C", owner=sales_user, source="website")
+    d = CustomerFactory(name="D", owner=sales_user2, source="store")
+    e = CustomerFactory(name="E", owner=sales_user)
+    f = CustomerFactory(name="F", owner=sales_user, deleted_at=timezone.now())
+    OrderFactory(customer=a, total=Decimal("100"), placed_at=_at(tenant, date(2025, 12, 10)))
+    OrderFactory(customer=a, total=Decimal("50"), placed_at=_at(tenant, date(2026, 1, 5)), channel="online")
+    OrderFactory(
+        customer=a,
+        total=Decimal("30"),
+        refunded_total=Decimal("10"),
+        status="partially_refunded",
+        placed_at=_at(tenant, date(2026, 1, 20)),
+    )
+    OrderFactory(customer=b, total=Decimal("200"), placed_at=_at(tenant, date(2026, 1, 15)))
+    OrderFactory(customer=c, total=Decimal("40"), placed_at=_at(tenant, date(2026, 1, 3)))
+    OrderFactory(customer=c, total=Decimal("60"), placed_at=_at(tenant, date(2026, 1, 25)))
+    OrderFactory(customer=d, total=Decimal("80"), placed_at=_at(tenant, date(2025, 11, 20)))
+    OrderFactory(
+        customer=e, total=Decimal("999"), status="cancelled", placed_at=_at(tenant, date(2026, 1, 9))
+    )
+    OrderFactory(customer=f, total=Decimal("777"), placed_at=_at(tenant, date(2026, 1, 9)))
+    # The day boundary: 23:30 local on 31 January is in January; 00:30 on 1 February is not.
+    OrderFactory(
+        customer=b, total=Decimal("5"), placed_at=_at(tenant, date(2026, 2, 1), 0).replace(minute=30)
+    )
+    LifecycleTransition.objects.create(
+        customer=d, from_stage="new", to_stage="churned", at=_at(tenant, date(2026, 1, 18))
+    )
+    SegmentTransition.objects.create(
+        customer=a, from_segment="", to_segment="new", at=_at(tenant, date(2025, 12, 10))
+    )
+    SegmentTransition.objects.create(
+        customer=a, from_segment="new", to_segment="promising", at=_at(tenant, date(2025, 12, 20))
+    )
+    SegmentTransition.objects.create(
+        customer=a, from_segment="promising", to_segment="loyal", at=_at(tenant, date(2026, 1, 21))
+    )
+    SegmentTransition.objects.create(
+        customer=c, from_segment="", to_segment="new", at=_at(tenant, date(2026, 1, 4))
+    )
+    return {"A": a, "B": b, "C": c, "D": d, "E": e, "F": f}
+
+
+def _values(user, params=JANUARY, filters=None):
+    selection = parse_selection(params, date(2026, 2, 15))
+    scope = Scope(user=user, filters=filters or Filters())
+    return (
+        scope,
+        selection,
+        {v.definition.key: v for v in figures.overview_values(scope, selection.period, selection.compared)},
+    )
+
+
+def test_overview_figures_match_the_hand_computed_month(zone, data, manager_user):
+    _scope, selection, v = _values(manager_user)
+    assert selection.compared == Period(date(2025, 12, 1), date(2025, 12, 31))
+    assert v["revenue"].value == Decimal("370")  # 50 + (30 - 10) + 200 + 40 + 60
+    assert v["orders"].value == 5
+    assert v["average_order_value"].value == Decimal("74.00")
+    assert v["active_customers"].value == 3  # A, B, C
+    assert v["new_customers"].value == 2  # B, C
+    assert v["returning_customers"].value == 1  # A
+    assert (v["repeat_rate"].numerator, v["repeat_rate"].denominator, v["repeat_rate"].value) == (2, 3, 66.7)
+    assert (v["churn_rate"].numerator, v["churn_rate"].denominator, v["churn_rate"].value) == (1, 2, 50.0)
+    # December: A's 100 only.
+    assert (v["revenue"].previous, v["orders"].previous, v["new_customers"].previous) == (
+        Decimal("100"),
+        1,
+        1,
+    )
+    assert v["revenue"].change == 270.0
+    assert change_percent(5, 0) is None
+
+
+def test_a_sales_user_counts_only_their_own_customers(zone, data, sales_user):
+    _scope, _selection, v = _values(sales_user)
+    assert v["revenue"].value == Decimal("170")  # A 50 + 20, C 40 + 60
+    assert (v["active_customers"].value, v["new_customers"].value) == (2, 1)
+    assert (v["repeat_rate"].numerator, v["repeat_rate"].denominator) == (2, 2)
+    assert (v["churn_rate"].numerator, v["churn_rate"].denominator) == (0, 1)
+
+
+def test_filters_narrow_every_figure(zone, data, manager_user):
+    _scope, _selection, v = _values(manager_user, filters=Filters(source="website"))
+    assert (v["revenue"].value, v["active_customers"].value, v["new_customers"].value) == (
+        Decimal("300"),
+        2,
+        2,
+    )
+    _scope, _selection, v = _values(manager_user, filters=Filters(channel="online"))
+    assert (v["revenue"].value, v["orders"].value, v["active_customers"].value) == (Decimal("50"), 1, 1)
+    # Through the online channel A's first purchase is in January: new there.
+    assert v["new_customers"].value == 1
+
+
+@pytest.mark.parametrize("user_key", ["manager_user", "sales_user"])
+def test_every_figure_opens_a_list_of_exactly_what_it_counts(zone, data, request, user_key):
+    user = request.getfixturevalue(user_key)
+    scope, selection, v = _values(user)
+    for key, value in v.items():
+        for period, attr in ((selection.period, "value"), (selection.compared, "previous")):
+            if not value.definition.per_period and attr == "previous":
+                continue
+            rows = figures.rows(key, scope, period)
+            expected = getattr(value, attr) if attr == "value" else None
+            if key in ("repeat_rate", "churn_rate"):
+                expected = value.numerator if attr == "value" else None
+            if expected is None and attr == "previous":
+                continue
+            if key == "revenue":
+                listed = sum((o.total - o.refunded_total for o in rows), Decimal("0"))
+                assert listed == value.value, key
+            elif key == "average_order_value":
+                assert rows.count() == v["orders"].value
+            elif key in ("clv_total", "clv_average"):
+                assert rows.count() == value.numerator
+            else:
+                assert rows.count() == expected, key
+
+
+def test_figure_pages_show_the_same_numbers_as_the_overview(data, client_for, manager_user):
+    client = client_for(manager_user)
+    page = client.get("/dashboards/", JANUARY)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-figure="new_customers"' in html
+    listing = client.get("/dashboards/figures/new_customers/", JANUARY)
+    assert listing.status_code == 200
+    text = listing.content.decode()
+    assert ">B<" in text and ">C<" in text and ">A<" not in text
+    assert "2 customers" in text
+    previous = client.get("/dashboards/figures/orders/", JANUARY | {"period": "compared"}).content.decode()
+    assert "1 order" in previous
+    assert client.get("/dashboards/figures/nonsense/", JANUARY).status_code == 404
+
+
+def test_a_sales_user_cannot_widen_the_scope_with_an_owner_filter(data, client_for, sales_user, sales_user2):
+    filters = parse_filters({"owner": str(sales_user2.pk)}, sales_user)
+    assert filters.owner is None
+    text = client_for(sales_user).get(
+        "/dashboards/figures/active_customers/", JANUARY | {"owner": sales_user2.pk}
+    )
+    body = text.content.decode()
+    assert ">B<" not in body and "2 customers" in body
+
+
+def test_bad_dates_fall_back_with_a_message_and_bounded_input(data, client_for, manager_user):
+    client = client_for(manager_user)
+    for bad in (
+        {"from": "1e10000000", "to": "2026-01-31"},
+        {"from": "2026-02-01", "to": "2026-01-01"},
+        {"from": "1999-01-01", "to": "2026-01-01"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+    ):
+        page = client.get("/dashboards/", {"range": "custom", **bad})
+        assert page.status_code == 200
+        assert "could not be used" in page.content.decode()
+    assert client.get("/dashboards/", {"range": "x" * 5000, "compare": "y" * 5000}).status_code == 200
+
+
+def test_cohort_matrix_by_first_purchase_month(zone, data, manager_user):
+    scope = Scope(user=manager_user, filters=Filters())
+    rows = {r.month: r for r in analyses.cohort_matrix(scope, months=4, today=date(2026, 2, 15))}
+    assert list(rows) == [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    assert (rows[date(2025, 11, 1)].size, rows[date(2025, 12, 1)].size, rows[date(2026, 1, 1)].size) == (
+        1,
+        1,
+        2,
+    )
+    december = rows[date(2025, 12, 1)].cells
+    assert december[0]["share"] == 100.0
+    assert (december[1]["customers"], december[1]["share"], december[1]["revenue_per_customer"]) == (
+        1,
+        100.0,
+        Decimal("70.00"),
+    )
+    assert december[2]["share"] == 0.0 and december[3] is None  # March 2026 is still to come
+    january = rows[date(2026, 1, 1)].cells
+    assert (january[0]["share"], january[1]["customers"], january[1]["share"]) == (100.0, 1, 50.0)  # B in Feb
+    assert rows[date(2026, 2, 1)].size == 0
+    assert [c.name for c in analyses.cohort_customers(scope, cohort=date(2025, 12, 1), k=1)] == ["A"]
+    assert {c.name for c in analyses.cohort_customers(scope, cohort=date(2026, 1, 1), k=0)} == {"B", "C"}
+    line = analyses.cohort_line(list(rows.values()))
+    assert line["shares"][0] == 100.0
+
+
+def test_cohort_page_and_its_cells(data, client_for, manager_user):
+    client = client_for(manager_user)
+    page = client.get("/dashboards/cohorts/", {"months": "6"})
+    assert page.status_code == 200
+    assert 'data-testid="cohort-table"' in page.content.decode()
+    cell = client.get("/dashboards/cohorts/customers/", {"cohort": "2025-12", "k": "1"}).content.decode()
+    assert ">A<" in cell and "1 customer" in cell
+    assert client.get("/dashboards/cohorts/customers/", {"cohort": "20x5-12", "k": "1"}).status_code == 404
+    assert (
+        client.get("/dashboards/cohorts/customers/", {"cohort": "2025-12", "k": "9" * 50}).status_code == 404
+    )
+
+
+def test_segment_migration_between_two_dates(zone, data, manager_user, sales_user):
+    scope = Scope(user=manager_user, filters=Filters())
+    counts = analyses.migration_matrix(
+        scope, dimension="rfm", first=date(2025, 12, 31), second=date(2026, 1, 31)
+    )
+    assert counts == {("promising", "loyal"): 1, ("", "new"): 1}  # A's latest state, not its first
+    moved = analyses.migration_customers(
+        scope,
+        dimension="rfm",
+        first=date(2025, 12, 31),
+        second=date(2026, 1, 31),
+        before="promising",
+        after="loyal",
+    )
+    assert [c.name for c in moved] == ["A"]
+    stages = analyses.migration_matrix(
+        scope, dimension="stage", first=date(2026, 1, 1), second=date(2026, 1, 31)
+    )
+    assert stages == {("", "churned"): 1}
+    mine = Scope(user=sales_user, filters=Filters())
+    assert (
+        analyses.migration_matrix(mine, dimension="stage", first=date(2026, 1, 1), second=date(2026, 1, 31))
+        == {}
+    )
+
+
+def test_migration_page_cells_open_their_customers(data, client_for, manager_user):
+    client = client_for(manager_user)
+    params = {"dimension": "rfm", "from": "2025-12-31", "to": "2026-01-31"}
+    page = client.get("/dashboards/migration/", params).content.decode()
+    assert "data-migration-cell" in page
+    cell = client.get("/dashboards/migration/customers/", params | {"before": "promising", "after": "loyal"})
+    assert ">A<" in cell.content.decode()
+    assert (
+        client.get(
+            "/dashboards/migration/customers/", params | {"before": "nope", "after": "loyal"}
+        ).status_code
+        == 404
+    )
+
+
+def test_another_tenants_orders_never_count(zone, data, tenant, manager_user, tenant_b):
+    connection.set_tenant(tenant_b)
+    try:
+        other = CustomerFactory(name="Beta buyer")
+        OrderFactory(customer=other, total=Decimal("12345"), placed_at=_at(tenant_b, date(2026, 1, 10)))
+    finally:
+        connection.set_tenant(tenant)
+    _scope, _selection, v = _values(manager_user)
+    assert v["revenue"].value == Decimal("370")
