@@ -259,7 +259,9 @@ def clv_values(scope: Scope) -> dict[str, FigureValue]:
     average = row["average"].quantize(Decimal("0.01")) if row["average"] is not None else None
     return {
         "clv_total": FigureValue(
-            FIGURES["clv_total"], row["total"] or Decimal("0"), numerator=row["customers"]
+            FIGURES["clv_total"],
+            row["total"],
+            numerator=row["customers"],  # None: nobody scored yet
         ),
         "clv_average": FigureValue(FIGURES["clv_average"], average, numerator=row["customers"]),
     }

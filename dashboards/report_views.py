@@ -185,7 +185,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     for row in rows:
         for cell in row.cells:
             if cell is not None:
-                cell["heat"] = min(int((cell["share"] or 0) // 10), 10)
+                cell["heat"] = min(int((cell["share"] or 0) // 5), 20)  # the 21 |heat classes
                 cell["link"] = f"{base}?{_query({'cohort': row.month.strftime('%Y-%m'), 'k': cell['k']})}" + (
                     f"&{filter_query}" if filter_query else ""
                 )
