@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from segmentation.selectors import segment_transitions, stage_transitions
@@ -183,3 +183,51 @@ def migration_customers(
         f"SELECT customer_id FROM ({sql}) m WHERE before = %s AND after = %s", (*params, before, after)
     )
     return scope.customers().filter(pk__in=ids)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lifecycle funnel over a period
+# --------------------------------------------------------------------------------------------------
+FUNNEL = ("prospect", "new", "repeat", "loyal")
+
+
+def _stage_at_sql(scope: Scope, when: datetime) -> tuple[str, tuple]:
+    states_sql, params = _states_sql(scope, "stage")
+    sql = f"""
+        SELECT customer_id FROM (
+            SELECT DISTINCT ON (customer_id) customer_id, state FROM ({states_sql}) t WHERE at < %s
+            ORDER BY customer_id, at DESC, id DESC
+        ) s WHERE state = %s
+    """
+    return sql, (*params, when)
+
+
+def funnel_customers(scope: Scope, *, stage: str, step: str, start: datetime, end: datetime) -> QuerySet:
+    """step "base": in `stage` at the start or entered it in the period; "converted": moved on from
+    `stage` to the next funnel stage in the period."""
+    moves = stage_transitions(user=scope.user).filter(at__gte=start, at__lt=end)
+    if step == "converted":
+        following = FUNNEL[FUNNEL.index(stage) + 1]
+        moved = moves.filter(from_stage=stage, to_stage=following).values("customer_id")
+        return scope.customers().filter(pk__in=moved)
+    sql, params = _stage_at_sql(scope, start)
+    entered = moves.filter(to_stage=stage).values("customer_id")
+    at_start = RawSQL(sql, (*params, stage))
+    return scope.customers().filter(Q(pk__in=entered) | Q(pk__in=at_start))
+
+
+def funnel_rows(scope: Scope, *, start: datetime, end: datetime) -> list[dict]:
+    rows = []
+    for i, stage in enumerate(FUNNEL[:-1]):
+        base = funnel_customers(scope, stage=stage, step="base", start=start, end=end).count()
+        converted = funnel_customers(scope, stage=stage, step="converted", start=start, end=end).count()
+        rows.append(
+            {
+                "stage": stage,
+                "next": FUNNEL[i + 1],
+                "base": base,
+                "converted": converted,
+                "rate": round(converted / base * 100, 1) if base else None,
+            }
+        )
+    return rows

@@ -12,4 +12,7 @@ urlpatterns = [
     path("cohorts/customers/", views.cohort_customers, name="cohort_customers"),
     path("migration/", views.migration, name="migration"),
     path("migration/customers/", views.migration_customers, name="migration_customers"),
+    path("funnel/", views.funnel, name="funnel"),
+    path("funnel/customers/", views.funnel_customers, name="funnel_customers"),
+    path("team/", views.team, name="team"),
 ]

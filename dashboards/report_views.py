@@ -16,10 +16,13 @@ from django.views.decorators.http import require_GET
 
 from crm.accounts.permissions import role_required
 from crm.numbers import NumberError, parse_id, parse_int
+from interactions.labels import Channel as InteractionChannel
 
-from . import analyses, figures
+from . import analyses, exporting, figures
+from .exporting import export_query
 from .periods import COMPARISONS, PRESETS, Period, parse_selection
 from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
+from .team import team_rows
 
 PAGE_SIZE = 50
 MIGRATION_KEYS = {"rfm": "segments", "stage": "stages"}
@@ -72,6 +75,11 @@ def overview(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection = parse_selection(request.GET, _today())
     values = figures.overview_values(scope, selection.period, selection.compared)
+    fmt = exporting.wanted(request)
+    if fmt:
+        header = [_("Figure"), _("Value"), _("Earlier period"), _("Change (%)")]
+        table = [[v.definition.label, v.value, v.previous, v.change] for v in values]
+        return exporting.table_response(fmt, "overview", header, table)
     period_params = {"range": selection.preset, "compare": selection.comparison}
     if selection.preset == "custom":
         period_params |= {"from": selection.period.first.isoformat(), "to": selection.period.last.isoformat()}
@@ -94,6 +102,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "comparisons": [(c, _comparison_labels()[c]) for c in COMPARISONS],
             "range_error": bool(selection.errors),
             "query": query,
+            **_exports(request),
         },
     )
 
@@ -180,6 +189,15 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     metric = "revenue" if request.GET.get("metric") == "revenue" else "share"
     today = _today()
     rows = analyses.cohort_matrix(scope, months=months, today=today)
+    fmt = exporting.wanted(request)
+    if fmt:
+        header = [_("Cohort"), _("Customers")] + [str(k) for k in range(months)]
+        key = "revenue_per_customer" if metric == "revenue" else "share"
+        table = [
+            [row.month.strftime("%Y-%m"), row.size] + [None if c is None else c[key] for c in row.cells]
+            for row in rows
+        ]
+        return exporting.table_response(fmt, "cohorts", header, table)
     filter_query = _query(scope.filters.as_params())
     base = reverse("dashboards:cohort_customers")
     for row in rows:
@@ -200,6 +218,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
             "metric": metric,
             "width": range(months),
             "line": analyses.cohort_line(rows),
+            **_exports(request),
         },
     )
 
@@ -273,6 +292,11 @@ def migration(request: HttpRequest) -> HttpResponse:
         {"key": k, "label": label, "total": sum(counts.get((b, k), 0) for b in keys)} for k, label in labelled
     ]
     moved = sum(n for (b, a), n in counts.items() if b != a)
+    fmt = exporting.wanted(request)
+    if fmt:
+        header = [_("From / to")] + [str(label) for _k, label in labelled] + [_("Total")]
+        table = [[str(r["label"])] + [c["count"] for c in r["cells"]] + [r["total"]] for r in rows]
+        return exporting.table_response(fmt, "migration", header, table)
     chart = {
         "labels": [str(label) for _k, label in labelled],
         "datasets": [
@@ -293,6 +317,7 @@ def migration(request: HttpRequest) -> HttpResponse:
             "moved": moved,
             "total": sum(counts.values()),
             "chart": chart,
+            **_exports(request),
         },
     )
 
@@ -341,5 +366,173 @@ def migration_customers(request: HttpRequest) -> HttpResponse:
             "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
             "back_link": reverse("dashboards:migration")
             + f"?{_query({k: v for k, v in params.items() if k not in ('before', 'after')})}",
+        },
+    )
+
+
+def _period_context(request: HttpRequest):
+    selection = parse_selection(request.GET, _today())
+    period_params = {"range": selection.preset}
+    if selection.preset == "custom":
+        period_params |= {"from": selection.period.first.isoformat(), "to": selection.period.last.isoformat()}
+    return selection, period_params
+
+
+def _exports(request: HttpRequest) -> dict:
+    return {"export_csv": export_query(request, "csv"), "export_xlsx": export_query(request, "xlsx")}
+
+
+@role_required()
+@require_GET
+def team(request: HttpRequest) -> HttpResponse:
+    """Per rep: interactions by channel, follow-ups, revenue and CLV of their book, tickets, alerts."""
+    scope = _scope(request)
+    selection, period_params = _period_context(request)
+    rows = team_rows(scope, selection.period)
+    channels = [
+        (value, label)
+        for value, label in InteractionChannel.choices
+        if any(r.by_channel.get(value) for r in rows)
+    ]
+    header = (
+        [_("Rep"), _("Interactions")]
+        + [label for _v, label in channels]
+        + [
+            _("Follow-ups done"),
+            _("Done on time"),
+            _("Overdue now"),
+            _("Customers"),
+            _("Revenue"),
+            _("Predicted CLV"),
+            _("Tickets resolved"),
+            _("Open tickets"),
+            _("Churn alerts raised"),
+            _("Churn alerts acted on"),
+        ]
+    )
+    fmt = exporting.wanted(request)
+    if fmt:
+        table = [
+            [r.name, r.interactions]
+            + [r.by_channel.get(v, 0) for v, _label in channels]
+            + [
+                r.followups_done,
+                r.followups_on_time,
+                r.followups_overdue,
+                r.customers,
+                r.revenue,
+                r.clv,
+                r.tickets_resolved,
+                r.tickets_open,
+                r.alerts_raised,
+                r.alerts_acted,
+            ]
+            for r in rows
+        ]
+        return exporting.table_response(fmt, "team", header, table)
+    revenue_link = reverse("dashboards:figure", args=["revenue"])
+    query = _query(period_params | scope.filters.as_params())
+    for r in rows:
+        r.channel_counts = [r.by_channel.get(v, 0) for v, _label in channels]
+        r.revenue_link = (
+            f"{revenue_link}?{_query(period_params | scope.filters.as_params() | {'owner': r.user_id})}"
+        )
+        r.interactions_link = (
+            reverse("interactions:index")
+            + "?"
+            + _query(
+                {
+                    "author": r.user_id,
+                    "date_from": selection.period.first.isoformat(),
+                    "date_to": selection.period.last.isoformat(),
+                }
+            )
+        )
+    return render(
+        request,
+        "dashboards/team.html",
+        {
+            **_base_context(request, scope),
+            **_exports(request),
+            "selection": selection,
+            "presets": [(p, _preset_labels()[p]) for p in PRESETS],
+            "rows": rows,
+            "channels": channels,
+            "query": query,
+        },
+    )
+
+
+@role_required()
+@require_GET
+def funnel(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    selection, period_params = _period_context(request)
+    start, end = selection.period.bounds(scope.zone)
+    rows = analyses.funnel_rows(scope, start=start, end=end)
+    labels = dict(filter_options(request.user)["stages"])
+    fmt = exporting.wanted(request)
+    if fmt:
+        header = [
+            _("Stage"),
+            _("Next stage"),
+            _("Customers in the stage"),
+            _("Moved on"),
+            _("Conversion (%)"),
+        ]
+        table = [[labels[r["stage"]], labels[r["next"]], r["base"], r["converted"], r["rate"]] for r in rows]
+        return exporting.table_response(fmt, "funnel", header, table)
+    base = reverse("dashboards:funnel_customers")
+    common = period_params | scope.filters.as_params()
+    for r in rows:
+        r["label"], r["next_label"] = labels[r["stage"]], labels[r["next"]]
+        r["base_link"] = f"{base}?{_query(common | {'from_stage': r['stage'], 'step': 'base'})}"
+        r["converted_link"] = f"{base}?{_query(common | {'from_stage': r['stage'], 'step': 'converted'})}"
+    return render(
+        request,
+        "dashboards/funnel.html",
+        {
+            **_base_context(request, scope),
+            **_exports(request),
+            "selection": selection,
+            "presets": [(p, _preset_labels()[p]) for p in PRESETS],
+            "rows": rows,
+        },
+    )
+
+
+@role_required()
+@require_GET
+def funnel_customers(request: HttpRequest) -> HttpResponse:
+    # "from_stage", not "stage": "stage" is the page filter on the customers' current stage.
+    stage, step = request.GET.get("from_stage"), request.GET.get("step")
+    if stage not in analyses.FUNNEL[:-1] or step not in ("base", "converted"):
+        raise Http404
+    scope = _scope(request)
+    selection, _params = _period_context(request)
+    start, end = selection.period.bounds(scope.zone)
+    qs = analyses.funnel_customers(scope, stage=stage, step=step, start=start, end=end)
+    labels = dict(filter_options(request.user)["stages"])
+    items, next_before = _keyset(qs, request)
+    params = {key: v for key, v in request.GET.items() if key != "cursor"}
+    following = labels[analyses.FUNNEL[analyses.FUNNEL.index(stage) + 1]]
+    if step == "base":
+        title = _("In “%(stage)s” at the start or entering it") % {"stage": labels[stage]}
+    else:
+        title = _("Moved on from “%(stage)s” to “%(next)s”") % {"stage": labels[stage], "next": following}
+    return render(
+        request,
+        "dashboards/figure_list.html",
+        {
+            **_base_context(request, scope),
+            "title": title,
+            "explanation": _("Lifecycle funnel"),
+            "period": selection.period,
+            "kind": "customers",
+            "items": items,
+            "total": qs.count(),
+            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
+            "back_link": reverse("dashboards:funnel")
+            + f"?{_query({k: v for k, v in params.items() if k not in ('from_stage', 'step')})}",
         },
     )

@@ -325,3 +325,8 @@ def service_figures(*, user: User, days: int = 30, now=None) -> dict:
         "backlog_total": sum(backlog_row.values()),
         "agents": agents,
     }
+
+
+def tickets_visible(*, user: User) -> QuerySet[Ticket]:
+    """Tickets the user may see, not deleted (the base of the dashboards' service figures)."""
+    return ticket_scope(Ticket.objects.filter(deleted_at__isnull=True), user)

@@ -90,6 +90,9 @@ TENANT: dict[str, Row] = {
     "dashboards:migration": row(EVERYONE, NO_POST),
     "dashboards:cohort_customers": row(signed_in(404), NO_POST),  # without a cohort: nothing to list
     "dashboards:migration_customers": row(signed_in(404), NO_POST),
+    "dashboards:funnel": row(EVERYONE, NO_POST),
+    "dashboards:funnel_customers": row(signed_in(404), NO_POST),
+    "dashboards:team": row(EVERYONE, NO_POST),  # a sales user gets their own row only
     "set_language": row(everyone(405), everyone(302)),
     # accounts
     "accounts:login": row((200, 302, 302, 302, 302), everyone(302)),  # signed-in users are sent on

@@ -2,7 +2,7 @@
 comparison, the list behind it (same count), cohort percentages, segment migration; sales users see
 their own customers only; another tenant's data never counts."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from django.utils import timezone
 from dashboards import analyses, figures
 from dashboards.periods import Period, change_percent, parse_selection
 from dashboards.scope import Filters, Scope, parse_filters
+from dashboards.team import team_rows
 from segmentation.models import LifecycleTransition, SegmentTransition
 from tests.factories import CustomerFactory, OrderFactory
 
@@ -285,3 +286,86 @@ def test_another_tenants_orders_never_count(zone, data, tenant, manager_user, te
         connection.set_tenant(tenant)
     _scope, _selection, v = _values(manager_user)
     assert v["revenue"].value == Decimal("370")
+
+
+def test_lifecycle_funnel_counts_and_conversion(zone, tenant, manager_user, client_for):
+    p1, p2, p3, p4 = (CustomerFactory(name=n) for n in ("P1", "P2", "P3", "P4"))
+    for customer, frm, to, day in (
+        (p1, "", "prospect", date(2025, 12, 1)),
+        (p1, "prospect", "new", date(2026, 1, 10)),
+        (p2, "", "prospect", date(2026, 1, 5)),
+        (p3, "", "new", date(2025, 12, 15)),
+        (p3, "new", "repeat", date(2026, 1, 20)),
+        (p4, "", "new", date(2025, 12, 20)),
+    ):
+        LifecycleTransition.objects.create(
+            customer=customer, from_stage=frm, to_stage=to, at=_at(tenant, day)
+        )
+    scope = Scope(user=manager_user, filters=Filters())
+    start, end = Period(date(2026, 1, 1), date(2026, 1, 31)).bounds(ZoneInfo(tenant.time_zone))
+    rows = {r["stage"]: r for r in analyses.funnel_rows(scope, start=start, end=end)}
+    assert (rows["prospect"]["base"], rows["prospect"]["converted"], rows["prospect"]["rate"]) == (2, 1, 50.0)
+    assert (rows["new"]["base"], rows["new"]["converted"], rows["new"]["rate"]) == (3, 1, 33.3)
+    assert (rows["repeat"]["base"], rows["repeat"]["converted"]) == (1, 0)
+    names = {c.name for c in analyses.funnel_customers(scope, stage="new", step="base", start=start, end=end)}
+    assert names == {"P1", "P3", "P4"}
+    client = client_for(manager_user)
+    page = client.get("/dashboards/funnel/", JANUARY)
+    assert page.status_code == 200 and 'data-testid="funnel-table"' in page.content.decode()
+    listed = client.get("/dashboards/funnel/customers/", JANUARY | {"from_stage": "prospect", "step": "converted"})
+    assert ">P1<" in listed.content.decode() and ">P2<" not in listed.content.decode()
+    assert client.get("/dashboards/funnel/customers/", {"from_stage": "loyal", "step": "base"}).status_code == 404
+
+
+def test_team_rows_per_rep_and_a_rep_sees_only_themself(
+    zone, data, tenant, manager_user, sales_user, sales_user2
+):
+    from interactions.followups.models import FollowUp
+
+    due = _at(tenant, date(2026, 1, 10))
+    FollowUp.objects.create(
+        customer=data["A"],
+        assignee=sales_user,
+        due_at=due,
+        title="call",
+        status="done",
+        completed_at=due - timedelta(hours=1),
+    )
+    FollowUp.objects.create(
+        customer=data["C"],
+        assignee=sales_user,
+        due_at=due,
+        title="late",
+        status="done",
+        completed_at=due + timedelta(days=2),
+    )
+    FollowUp.objects.create(customer=data["B"], assignee=sales_user2, due_at=due, title="open", status="open")
+    january = Period(date(2026, 1, 1), date(2026, 1, 31))
+    rows = {r.user_id: r for r in team_rows(Scope(user=manager_user, filters=Filters()), january)}
+    mine, theirs = rows[sales_user.pk], rows[sales_user2.pk]
+    assert (mine.revenue, mine.customers, mine.followups_done, mine.followups_on_time) == (
+        Decimal("170"),
+        3,
+        2,
+        1,
+    )
+    assert mine.on_time_share == 50.0
+    assert (theirs.revenue, theirs.followups_overdue) == (Decimal("200"), 1)
+    own = team_rows(Scope(user=sales_user, filters=Filters()), january)
+    assert [r.user_id for r in own] == [sales_user.pk]
+
+
+def test_reports_download_as_csv_and_xlsx(data, client_for, manager_user, sales_user):
+    client = client_for(manager_user)
+    csv = b"".join(client.get("/dashboards/", JANUARY | {"export": "csv"}).streaming_content).decode(
+        "utf-8-sig"
+    )
+    assert csv.splitlines()[0] == "Figure,Value,Earlier period,Change (%)"
+    assert "Revenue,370" in csv
+    team = client.get("/dashboards/team/", JANUARY | {"export": "csv"})
+    text = b"".join(team.streaming_content).decode("utf-8-sig")
+    assert sales_user.full_name in text and "170" in text
+    xlsx = client.get("/dashboards/cohorts/", {"export": "xlsx"})
+    assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats") and xlsx.content[:2] == b"PK"
+    migration = client.get("/dashboards/migration/", {"export": "csv", "dimension": "stage"})
+    assert b"".join(migration.streaming_content).decode("utf-8-sig").startswith("From / to,")
