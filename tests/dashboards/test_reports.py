@@ -312,9 +312,10 @@ def test_lifecycle_funnel_counts_and_conversion(zone, tenant, manager_user, clie
     client = client_for(manager_user)
     page = client.get("/dashboards/funnel/", JANUARY)
     assert page.status_code == 200 and 'data-testid="funnel-table"' in page.content.decode()
-    listed = client.get("/dashboards/funnel/customers/", JANUARY | {"from_stage": "prospect", "step": "converted"})
-    assert ">P1<" in listed.content.decode() and ">P2<" not in listed.content.decode()
-    assert client.get("/dashboards/funnel/customers/", {"from_stage": "loyal", "step": "base"}).status_code == 404
+    url = "/dashboards/funnel/customers/"
+    listed = client.get(url, JANUARY | {"from_stage": "prospect", "step": "converted"}).content.decode()
+    assert ">P1<" in listed and ">P2<" not in listed
+    assert client.get(url, {"from_stage": "loyal", "step": "base"}).status_code == 404
 
 
 def test_team_rows_per_rep_and_a_rep_sees_only_themself(
