@@ -11,3 +11,9 @@ class DashboardsConfig(AppConfig):
 
         register(NavItem("dashboard", _("Dashboard"), "home", "speedometer2", order=10))
         register(NavItem("reports", _("Reports"), "dashboards:overview", "bar-chart-line", order=60))
+
+        from crm.notifications.registry import register_kind
+
+        from .weekly import KIND, KIND_LABEL
+
+        register_kind(KIND, KIND_LABEL)

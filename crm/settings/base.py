@@ -189,6 +189,7 @@ TASK_ROUTES_BY_NAME = {
     "loyalty.tasks.points_nightly_*": "recompute",
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
     "crm.notifications.*": "reminders",
+    "dashboards.tasks.*": "reminders",
     "interactions.followups.*": "reminders",
     "interactions.service.tasks.sla_scan_*": "reminders",  # SLA warnings are due at a minute
 }
@@ -265,6 +266,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
         "schedule": crontab(hour=20, minute=0),
     },
+    # The weekly report to managers, once Monday 08:00 has passed in the tenant's time zone (idempotent).
+    "reports-weekly": {"task": "dashboards.tasks.weekly_summary_all_tenants", "schedule": 60 * 60},
     # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
     "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }

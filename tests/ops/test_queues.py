@@ -46,6 +46,7 @@ ROWS = 30_000
         ("segmentation.tasks.recompute_all_tenants", "recompute"),
         ("crm.notifications.tasks.notification_emails_task", "reminders"),
         ("crm.notifications.tasks.notification_digest_all_tenants", "reminders"),
+        ("dashboards.tasks.weekly_summary_task", "reminders"),
         ("interactions.followups.tasks.followup_reminders_task", "reminders"),
         ("interactions.followups.tasks.apply_followup_rules_task", "reminders"),
         ("interactions.service.tasks.sla_scan_task", "reminders"),
