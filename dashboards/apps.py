@@ -17,3 +17,11 @@ class DashboardsConfig(AppConfig):
         from .weekly import KIND, KIND_LABEL
 
         register_kind(KIND, KIND_LABEL)
+
+        from customers.signals import customers_changed
+        from segmentation.signals import recompute_finished
+
+        from .caching import data_changed
+
+        customers_changed.connect(data_changed, dispatch_uid="dashboards.customers_changed")
+        recompute_finished.connect(data_changed, dispatch_uid="dashboards.recompute_finished")

@@ -19,6 +19,7 @@ from crm.numbers import NumberError, parse_id, parse_int
 from interactions.labels import Channel as InteractionChannel
 
 from . import analyses, exporting, figures
+from .caching import cached
 from .exporting import export_query
 from .periods import COMPARISONS, PRESETS, Period, parse_selection
 from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
@@ -74,7 +75,12 @@ def _base_context(request: HttpRequest, scope: Scope) -> dict:
 def overview(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection = parse_selection(request.GET, _today())
-    values = figures.overview_values(scope, selection.period, selection.compared)
+    values = cached(
+        "overview",
+        request.user,
+        {"period": selection.period, "compared": selection.compared, **scope.filters.as_params()},
+        lambda: figures.overview_values(scope, selection.period, selection.compared),
+    )
     fmt = exporting.wanted(request)
     if fmt:
         header = [_("Figure"), _("Value"), _("Earlier period"), _("Change (%)")]
@@ -188,7 +194,12 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     months = _small_int(request.GET.get("months"), 3, analyses.MAX_COHORT_MONTHS) or 12
     metric = "revenue" if request.GET.get("metric") == "revenue" else "share"
     today = _today()
-    rows = analyses.cohort_matrix(scope, months=months, today=today)
+    rows = cached(
+        "cohorts",
+        request.user,
+        {"months": months, "today": today, **scope.filters.as_params()},
+        lambda: analyses.cohort_matrix(scope, months=months, today=today),
+    )
     fmt = exporting.wanted(request)
     if fmt:
         header = [_("Cohort"), _("Customers")] + [str(k) for k in range(months)]
@@ -267,7 +278,12 @@ def migration(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     dimension = request.GET.get("dimension") if request.GET.get("dimension") in analyses.DIMENSIONS else "rfm"
     first, second = _migration_dates(request, _today())
-    counts = analyses.migration_matrix(scope, dimension=dimension, first=first, second=second)
+    counts = cached(
+        "migration",
+        request.user,
+        {"dimension": dimension, "first": first, "second": second, **scope.filters.as_params()},
+        lambda: analyses.migration_matrix(scope, dimension=dimension, first=first, second=second),
+    )
     options = filter_options(request.user)
     labelled = [("", _("None yet"))] + list(options[MIGRATION_KEYS[dimension]])
     keys = [k for k, _label in labelled]
@@ -469,7 +485,12 @@ def funnel(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection, period_params = _period_context(request)
     start, end = selection.period.bounds(scope.zone)
-    rows = analyses.funnel_rows(scope, start=start, end=end)
+    rows = cached(
+        "funnel",
+        request.user,
+        {"start": start, "end": end, **scope.filters.as_params()},
+        lambda: analyses.funnel_rows(scope, start=start, end=end),
+    )
     labels = dict(filter_options(request.user)["stages"])
     fmt = exporting.wanted(request)
     if fmt:
