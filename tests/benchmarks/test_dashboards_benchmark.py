@@ -1,0 +1,89 @@
+"""Benchmark: the managers' reports at size (default 100,000 customers with the demo's orders, about
+ten per customer; DASH_BENCH_CUSTOMERS to change it).
+
+Each page is requested in-process as a manager: cold (the data version replaced, as after an import,
+so nothing is cached) and warm (the same request again), 3 times each; the median server time (ms) and
+the number of SQL queries are recorded in bench-results.json. Targets (issue 17): every report page
+under 1 s cold and under 100 ms warm; the 24-month cohort matrix under 1 s cold.
+"""
+
+import io
+import os
+import random
+import statistics
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from customers.demo import seed
+from customers.models import Order
+from dashboards.caching import data_changed
+from segmentation.recompute import recompute
+
+from .conftest import record_benchmark
+
+pytestmark = pytest.mark.slow
+CUSTOMERS = int(os.environ.get("DASH_BENCH_CUSTOMERS", "100000"))
+PAGES = {
+    "overview": "/dashboards/",
+    "overview_90d_last_year": "/dashboards/?range=90d&compare=last_year",
+    "cohorts_24": "/dashboards/cohorts/?months=24",
+    "migration": "/dashboards/migration/",
+    "funnel": "/dashboards/funnel/?range=90d",
+    "team": "/dashboards/team/",
+}
+
+
+def test_report_pages_at_size(committed_tenant, django_db_blocker):
+    tenant = committed_tenant()
+    with django_db_blocker.unblock():
+        with schema_context(tenant.schema_name):
+            users = list(User.objects.all())
+            started = time.perf_counter()
+            summary = seed(users=users, customers=CUSTOMERS, rng=random.Random(2026), stdout=io.StringIO())
+            seconds = round(time.perf_counter() - started, 1)
+            orders = Order.objects.count()
+            # Two recomputes, 90 days apart, so segment and stage changes exist between two dates.
+            started = time.perf_counter()
+            recompute(with_holdout=False, as_of=timezone.now() - timedelta(days=90))
+            recompute(with_holdout=False)
+            print(f"two recomputes in {time.perf_counter() - started:.1f} s")
+            manager = User.objects.get(email=f"manager@{tenant.slug}.test")
+        print(f"seeded {CUSTOMERS} customers, {orders} orders in {seconds} s", summary)
+        client = Client(HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}")
+        with schema_context(tenant.schema_name):
+            client.force_login(manager)
+        load = os.getloadavg()[0]
+        for name, url in PAGES.items():
+            cold, warm, queries = [], [], []
+            for _ in range(3):
+                with schema_context(tenant.schema_name):
+                    data_changed()
+                with CaptureQueriesContext(connection) as captured:
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    cold.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+                queries.append(len(captured))
+                started = time.perf_counter()
+                assert client.get(url).status_code == 200
+                warm.append((time.perf_counter() - started) * 1000)
+            figures = {
+                "customers": CUSTOMERS,
+                "orders": orders,
+                "cold_median_ms": round(statistics.median(cold), 1),
+                "warm_median_ms": round(statistics.median(warm), 1),
+                "cold_queries": max(queries),
+                "load_average": round(load, 1),
+            }
+            record_benchmark(f"dashboards.{name}", **figures)
+            print(name, figures)
+        connection.set_schema_to_public()
