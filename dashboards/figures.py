@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Avg, Count, Exists, OuterRef, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from interactions.followups.selectors import followup_visible
+from interactions.service.selectors import tickets_visible
+from loyalty.selectors import member_queryset, programme_or_none
 from segmentation.selectors import score_list, stage_transitions
 
 from .periods import Period, change_percent
@@ -128,6 +131,28 @@ FIGURES: dict[str, FigureDef] = {
             _("Average predicted customer lifetime value of the customers in scope who have one."),
             per_period=False,
         ),
+        FigureDef(
+            "followups_on_time",
+            _("Follow-ups done on time"),
+            "percent",
+            "followups",
+            _("Follow-ups completed in the period by their due time, as a share of all completed in it."),
+        ),
+        FigureDef(
+            "sla_first_response",
+            _("First responses within SLA"),
+            "percent",
+            "tickets",
+            _("Tickets opened in the period and answered, answered by their first-response target."),
+        ),
+        FigureDef(
+            "loyalty_liability",
+            _("Loyalty liability"),
+            "money",
+            "members",
+            _("Outstanding points of the members in scope times the programme's value of a point."),
+            per_period=False,
+        ),
     )
 }
 
@@ -201,11 +226,46 @@ CUSTOMER_ROWS: dict[str, Callable[[Scope, datetime, datetime], QuerySet]] = {
 }
 
 
+def followups_done(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return followup_visible(user=scope.user).filter(
+        customer__in=scope.customers(), status="done", completed_at__gte=start, completed_at__lt=end
+    )
+
+
+def tickets_answered(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return tickets_visible(user=scope.user).filter(
+        customer__in=scope.customers(),
+        created_at__gte=start,
+        created_at__lt=end,
+        first_response_at__isnull=False,
+        first_response_due_at__isnull=False,
+    )
+
+
+def members_in_scope(scope: Scope) -> QuerySet:
+    return member_queryset(scope.user).filter(customer__in=scope.customers())
+
+
+OTHER_ROWS: dict[str, Callable[[Scope, datetime, datetime], QuerySet]] = {
+    "followups_on_time": lambda scope, start, end: followups_done(scope, start, end).filter(
+        completed_at__lte=F("due_at")
+    ),
+    "sla_first_response": lambda scope, start, end: tickets_answered(scope, start, end).filter(
+        first_response_at__lte=F("first_response_due_at")
+    ),
+    "loyalty_liability": lambda scope, start, end: members_in_scope(scope).filter(balance__gt=0),
+}
+
+
 def rows(key: str, scope: Scope, period: Period) -> QuerySet:
-    """The orders or customers behind figure `key` for `period` (what its drill-down page lists)."""
+    """The orders, customers, follow-ups, tickets or members behind figure `key` for `period` (what its
+    drill-down page lists)."""
     start, end = period.bounds(scope.zone)
-    if FIGURES[key].rows_kind == "orders":
+    kind = FIGURES[key].rows_kind
+    if kind == "orders":
         return scope.orders_between(start, end)
+    if key in OTHER_ROWS:
+        return OTHER_ROWS[key](scope, start, end)
     return CUSTOMER_ROWS[key](scope, start, end)
 
 
@@ -250,6 +310,39 @@ def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
     }
 
 
+def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
+    """Follow-ups and service figures of the period (two queries)."""
+    start, end = period.bounds(scope.zone)
+    done = followups_done(scope, start, end).aggregate(
+        done=Count("pk"), on_time=Count("pk", filter=Q(completed_at__lte=F("due_at")))
+    )
+    answered = tickets_answered(scope, start, end).aggregate(
+        answered=Count("pk"), met=Count("pk", filter=Q(first_response_at__lte=F("first_response_due_at")))
+    )
+    f = FIGURES
+    return {
+        "followups_on_time": FigureValue(
+            f["followups_on_time"],
+            _share(done["on_time"], done["done"]),
+            numerator=done["on_time"],
+            denominator=done["done"],
+        ),
+        "sla_first_response": FigureValue(
+            f["sla_first_response"],
+            _share(answered["met"], answered["answered"]),
+            numerator=answered["met"],
+            denominator=answered["answered"],
+        ),
+    }
+
+
+def liability_value(scope: Scope) -> FigureValue:
+    programme = programme_or_none()
+    points = members_in_scope(scope).aggregate(points=Sum("balance"))["points"] or 0
+    value = (programme.point_value * points).quantize(Decimal("0.01")) if programme else None
+    return FigureValue(FIGURES["loyalty_liability"], value, numerator=points)
+
+
 def clv_values(scope: Scope) -> dict[str, FigureValue]:
     row = (
         score_list(user=scope.user)
@@ -268,10 +361,9 @@ def clv_values(scope: Scope) -> dict[str, FigureValue]:
 
 
 def overview_values(scope: Scope, period: Period, compared: Period | None) -> list[FigureValue]:
-    current = period_values(scope, period)
+    current = period_values(scope, period) | service_values(scope, period)
     if compared is not None:
-        previous = period_values(scope, compared)
+        previous = period_values(scope, compared) | service_values(scope, compared)
         for key, value in current.items():
             value.previous = previous[key].value
-    values = list(current.values()) + list(clv_values(scope).values())
-    return values
+    return list(current.values()) + list(clv_values(scope).values()) + [liability_value(scope)]

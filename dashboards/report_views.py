@@ -165,7 +165,9 @@ def figure_list(request: HttpRequest, key: str) -> HttpResponse:
     if request.GET.get("period") == "compared" and selection.compared is not None and definition.per_period:
         period = selection.compared
     qs = figures.rows(key, scope, period)
-    if definition.rows_kind == "orders":
+    if definition.rows_kind in ("followups", "tickets"):
+        qs = qs.select_related("customer", "assignee")
+    elif definition.rows_kind in ("orders", "members"):
         qs = qs.select_related("customer")
     total = qs.count()
     items, next_before = _keyset(qs, request)

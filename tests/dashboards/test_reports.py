@@ -14,6 +14,10 @@ from dashboards import analyses, figures
 from dashboards.periods import Period, change_percent, parse_selection
 from dashboards.scope import Filters, Scope, parse_filters
 from dashboards.team import team_rows
+from interactions.followups.models import FollowUp
+from interactions.service.models import Ticket
+from loyalty.models import Member
+from loyalty.services import programme_get
 from segmentation.models import LifecycleTransition, SegmentTransition
 from tests.factories import CustomerFactory, OrderFactory
 
@@ -77,6 +81,32 @@ def data(tenant, sales_user, sales_user2):
     SegmentTransition.objects.create(
         customer=c, from_segment="", to_segment="new", at=_at(tenant, date(2026, 1, 4))
     )
+    # Follow-ups completed in January: A's on time, C's two days late.
+    due = _at(tenant, date(2026, 1, 10))
+    FollowUp.objects.create(
+        customer=a, assignee=sales_user, due_at=due, title="on time", status="done", completed_at=due
+    )
+    FollowUp.objects.create(
+        customer=c,
+        assignee=sales_user,
+        due_at=due,
+        title="late",
+        status="done",
+        completed_at=due + timedelta(days=2),
+    )
+    # Tickets opened in January: B's answered within its target, D's an hour late.
+    for customer, day, answered_in in ((b, date(2026, 1, 12), -1), (d, date(2026, 1, 13), 1)):
+        ticket = Ticket.objects.create(customer=customer, subject=f"help {customer.name}")
+        opened = _at(tenant, day, 9)
+        Ticket.objects.filter(pk=ticket.pk).update(
+            created_at=opened,
+            first_response_due_at=opened + timedelta(hours=2),
+            first_response_at=opened + timedelta(hours=2 + answered_in),
+        )
+    # Loyalty: 100 points are worth ¥1 by default; A holds 500 points, D none.
+    programme_get()
+    Member.objects.create(customer=a, number="M-A", joined_at=_at(tenant, date(2025, 12, 10)), balance=500)
+    Member.objects.create(customer=d, number="M-D", joined_at=_at(tenant, date(2025, 11, 20)), balance=0)
     return {"A": a, "B": b, "C": c, "D": d, "E": e, "F": f}
 
 
@@ -101,6 +131,9 @@ def test_overview_figures_match_the_hand_computed_month(zone, data, manager_user
     assert v["returning_customers"].value == 1  # A
     assert (v["repeat_rate"].numerator, v["repeat_rate"].denominator, v["repeat_rate"].value) == (2, 3, 66.7)
     assert (v["churn_rate"].numerator, v["churn_rate"].denominator, v["churn_rate"].value) == (1, 2, 50.0)
+    assert (v["followups_on_time"].numerator, v["followups_on_time"].denominator) == (1, 2)
+    assert (v["sla_first_response"].numerator, v["sla_first_response"].denominator) == (1, 2)
+    assert v["loyalty_liability"].numerator == 500
     # December: A's 100 only.
     assert (v["revenue"].previous, v["orders"].previous, v["new_customers"].previous) == (
         Decimal("100"),
@@ -117,6 +150,11 @@ def test_a_sales_user_counts_only_their_own_customers(zone, data, sales_user):
     assert (v["active_customers"].value, v["new_customers"].value) == (2, 1)
     assert (v["repeat_rate"].numerator, v["repeat_rate"].denominator) == (2, 2)
     assert (v["churn_rate"].numerator, v["churn_rate"].denominator) == (0, 1)
+    assert (v["followups_on_time"].numerator, v["followups_on_time"].denominator) == (1, 2)
+    assert (v["sla_first_response"].value, v["loyalty_liability"].numerator) == (
+        None,
+        500,
+    )  # B, D: not theirs
 
 
 def test_filters_narrow_every_figure(zone, data, manager_user):
@@ -142,7 +180,7 @@ def test_every_figure_opens_a_list_of_exactly_what_it_counts(zone, data, request
                 continue
             rows = figures.rows(key, scope, period)
             expected = getattr(value, attr) if attr == "value" else None
-            if key in ("repeat_rate", "churn_rate"):
+            if key in ("repeat_rate", "churn_rate", "followups_on_time", "sla_first_response"):
                 expected = value.numerator if attr == "value" else None
             if expected is None and attr == "previous":
                 continue
@@ -151,6 +189,8 @@ def test_every_figure_opens_a_list_of_exactly_what_it_counts(zone, data, request
                 assert listed == value.value, key
             elif key == "average_order_value":
                 assert rows.count() == v["orders"].value
+            elif key == "loyalty_liability":
+                assert sum(m.balance for m in rows) == value.numerator
             elif key in ("clv_total", "clv_average"):
                 assert rows.count() == value.numerator
             else:
@@ -321,25 +361,7 @@ def test_lifecycle_funnel_counts_and_conversion(zone, tenant, manager_user, clie
 def test_team_rows_per_rep_and_a_rep_sees_only_themself(
     zone, data, tenant, manager_user, sales_user, sales_user2
 ):
-    from interactions.followups.models import FollowUp
-
-    due = _at(tenant, date(2026, 1, 10))
-    FollowUp.objects.create(
-        customer=data["A"],
-        assignee=sales_user,
-        due_at=due,
-        title="call",
-        status="done",
-        completed_at=due - timedelta(hours=1),
-    )
-    FollowUp.objects.create(
-        customer=data["C"],
-        assignee=sales_user,
-        due_at=due,
-        title="late",
-        status="done",
-        completed_at=due + timedelta(days=2),
-    )
+    due = _at(tenant, date(2026, 1, 10))  # the data has A's follow-up done on time and C's late
     FollowUp.objects.create(customer=data["B"], assignee=sales_user2, due_at=due, title="open", status="open")
     january = Period(date(2026, 1, 1), date(2026, 1, 31))
     rows = {r.user_id: r for r in team_rows(Scope(user=manager_user, filters=Filters()), january)}
