@@ -10,17 +10,18 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm.accounts.permissions import ADMINS, ALL_ROLES, role_required
+from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, show_service_error
 from crm.numbers import parse_id
 from customers.selectors import customer_get_for_user
 
+from . import reports as report_selectors
 from . import selectors, services
 from .forms import AdjustForm, LookupForm, ProgrammeForm, TierForm
 from .models import Tier
@@ -170,3 +171,35 @@ def tier_new(request: HttpRequest) -> HttpResponse:
 def tier_edit(request: HttpRequest, tier_id: int) -> HttpResponse:
     tier = selectors.tier_get(tier_id=tier_id)
     return _tier_page(request, tier)
+
+
+@role_required(*MANAGERS)
+@require_GET
+def reports(request: HttpRequest) -> HttpResponse:
+    """The programme's figures over 12 or 24 months; each links to its members."""
+    period = report_selectors.clean_period(request.GET.get("period"))
+    report = report_selectors.loyalty_report(user=request.user, period=period)
+    context = {"tab": "reports", "report": report, "periods": report_selectors.PERIODS}
+    return render(request, "loyalty/report_overview.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def report_members(request: HttpRequest) -> HttpResponse:
+    """The members behind one figure of the report, in the user's scope, by keyset pages."""
+    drill = report_selectors.clean_drill(request.GET)
+    if drill is None:
+        raise Http404
+    after = parse_id(request.GET.get("after"))
+    page = report_selectors.drill_page(user=request.user, drill=drill, after=after)
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {
+        "tab": "reports",
+        "drill": drill,
+        "page": page,
+        "tier": report_selectors.drill_title_tier(drill),
+        "base_query": query.urlencode(),
+        "paged": after is not None,
+    }
+    return render(request, "loyalty/report_members.html", context)

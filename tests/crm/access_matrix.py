@@ -215,6 +215,8 @@ TENANT: dict[str, Row] = {
     "loyalty:member": row(OWNED, NO_POST),
     "loyalty:member_adjust": row(NO_GET, OWNED_DONE),
     "loyalty:enrol": row(NO_GET, OWNED_DONE),
+    "loyalty:reports": row(MANAGERS, MANAGERS_405),
+    "loyalty:report_members": row(EVERYONE, NO_POST),  # the members behind a figure, in the user's scope
     "loyalty:settings": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
