@@ -18,12 +18,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, show_service_error
+from crm.jobs.selectors import job_get_for_user, job_list_for_user
 from crm.numbers import parse_id
 from customers.selectors import customer_get_for_user
 
+from . import imports, selectors, services
 from . import reports as report_selectors
-from . import selectors, services
-from .forms import AdjustForm, LookupForm, ProgrammeForm, TierForm
+from .forms import AdjustForm, LookupForm, OpeningMappingForm, OpeningUploadForm, ProgrammeForm, TierForm
 from .models import Tier
 
 
@@ -203,3 +204,55 @@ def report_members(request: HttpRequest) -> HttpResponse:
         "paged": after is not None,
     }
     return render(request, "loyalty/report_members.html", context)
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def opening_import(request: HttpRequest) -> HttpResponse:
+    """Upload a file of opening balances (migration from another system)."""
+    form = OpeningUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = imports.import_upload(actor=request.user, uploaded_file=form.cleaned_data["file"])
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error, field="file")
+        else:
+            return redirect("loyalty:opening_import_job", job_id=job.pk)
+    recent = job_list_for_user(user=request.user, kind_prefix=imports.JOB_KIND)[:5]
+    context = {"tab": "import", "form": form, "recent": recent}
+    return render(request, "loyalty/opening_import_start.html", context, status=400 if form.errors else 200)
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def opening_import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The mapping step, then the check's progress, the preview to confirm, and the result."""
+    job = job_get_for_user(user=request.user, job_id=job_id)
+    if job.kind != imports.JOB_KIND:
+        raise Http404
+    params = job.params
+    stage = params.get("stage")
+    form = None
+    if stage == imports.STAGE_MAPPING:
+        form = OpeningMappingForm(
+            request.POST or None,
+            headers=params.get("headers", []),
+            mapping=params.get("mapping", []),
+            samples=params.get("sample", []),
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                imports.import_start(actor=request.user, job=job, mapping=form.mapping())
+            except SERVICE_ERRORS as error:
+                show_service_error(form, error)
+            else:
+                return redirect("loyalty:opening_import_job", job_id=job.pk)
+    elif request.method == "POST":
+        if stage == imports.STAGE_PREVIEW and request.POST.get("confirm") == "1":
+            try:
+                imports.import_confirm(actor=request.user, job=job)
+            except SERVICE_ERRORS as error:
+                show_service_error(request, error)
+        return redirect("loyalty:opening_import_job", job_id=job.pk)
+    context = {"tab": "import", "job": job, "form": form, "stage": stage}
+    return render(request, "loyalty/opening_import_job.html", context)
