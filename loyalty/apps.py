@@ -16,6 +16,9 @@ class LoyaltyConfig(AppConfig):
         from .integration import register as register_integration
 
         register_integration()
+        from .privacy import register as register_personal_data
+
+        register_personal_data()
         register(NavItem("loyalty", _("Loyalty"), "loyalty:index", "award", order=50))
         customers_changed.connect(earn_when_customers_change, dispatch_uid="loyalty.earn")
         register_kind("loyalty.points_expiring", _("A member's points expire in 30 days"), default_email=True)

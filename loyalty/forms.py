@@ -162,3 +162,41 @@ class LookupForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"autofocus": True, "type": "search", "autocomplete": "off"}),
     )
+
+
+class OpeningUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV or Excel file"),
+        help_text=_(
+            "One member per row, with a header row: member number, or the customer's e-mail or phone, "
+            "and the points; optionally the expiry date, the tier and a member number to set."
+        ),
+    )
+
+
+class OpeningMappingForm(forms.Form):
+    """One select per column of the file: the field it fills, or "do not import"."""
+
+    def __init__(self, *args, headers: list[str], mapping: list[str], samples: list[list[str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        from .imports import TARGETS
+
+        choices = [("", _("Do not import"))] + [(t.key, t.label) for t in TARGETS]
+        self.columns = []
+        for index, header in enumerate(headers):
+            name = f"col_{index}"
+            self.fields[name] = forms.ChoiceField(
+                label=header or "—",
+                choices=choices,
+                required=False,
+                initial=mapping[index] if index < len(mapping) else "",
+            )
+            self.fields[name].widget.attrs["class"] = "form-select form-select-sm"
+            example = next((row[index] for row in samples if index < len(row) and row[index]), "")
+            self.columns.append({"field": name, "header": header, "example": example[:60]})
+
+    def rows(self) -> list[dict]:
+        return [{**column, "bound": self[column["field"]]} for column in self.columns]
+
+    def mapping(self) -> list[str]:
+        return [self.cleaned_data.get(f"col_{i}", "") or "" for i in range(len(self.columns))]

@@ -188,6 +188,9 @@ class PointsEntry(models.Model):
         EXPIRE = "expire", _("Expired")
         ADJUST = "adjust", _("Adjusted")
         REVERSE = "reverse", _("Reversed")
+        # A balance brought from another system (the opening-balances import): a lot like an earning,
+        # but not counted as earned in the reports nor towards a tier.
+        OPENING = "opening", _("Opening balance")
 
     class Source(models.TextChoices):
         ORDER = "order", _("Order")
@@ -237,8 +240,20 @@ class PointsEntry(models.Model):
                 name="loyalty_entry_open_lots_idx",
                 condition=models.Q(remaining__gt=0),
             ),
+            # An order's reversals (its earn entry is found through loyalty_one_earn_per_order): earn
+            # rows stay out of this index, so the earning sweep maintains one order index, not two.
             models.Index(
-                fields=["order"], name="loyalty_entry_order_idx", condition=models.Q(order__isnull=False)
+                fields=["order"],
+                name="loyalty_entry_order_idx",
+                condition=models.Q(order__isnull=False) & ~models.Q(kind="earn"),
+            ),
+            # The reports' drill-downs: the members with a kind of entry in a month. Earn rows (most
+            # of the ledger, written in bulk by the earning sweep) stay out: the monthly sums scan
+            # anyway, and "who earned in May" goes through the member index.
+            models.Index(
+                fields=["kind", "occurred_at"],
+                name="loyalty_entry_kind_time_idx",
+                condition=~models.Q(kind="earn"),
             ),
         ]
         constraints = [
@@ -278,6 +293,7 @@ class TierChange(models.Model):
         DOWNGRADE = "downgrade", _("No longer qualified after the grace period")
         MERGE = "merge", _("Customers merged")
         SETTINGS = "settings", _("Tiers changed")
+        IMPORT = "import", _("Imported from another system")
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes", db_index=False)
     from_tier = models.ForeignKey(Tier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -290,7 +306,11 @@ class TierChange(models.Model):
         ordering = ["-at", "-id"]
         verbose_name = _("tier change")
         verbose_name_plural = _("tier changes")
-        indexes = [models.Index(fields=["member", "-at"], name="loyalty_tierchange_member_idx")]
+        indexes = [
+            models.Index(fields=["member", "-at"], name="loyalty_tierchange_member_idx"),
+            # The reports: tier movements per month.
+            models.Index(fields=["at", "reason"], name="loyalty_tierchange_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.from_tier_id} -> {self.to_tier_id}"

@@ -71,3 +71,11 @@ def loyalty_check_balances_all_tenants() -> int:
     from crm.tenancy.dispatch import enqueue_for_active_tenants
 
     return enqueue_for_active_tenants(loyalty_check_balances_task)
+
+
+@shared_task(acks_late=True, max_retries=0)
+def opening_import_task(job_id: int) -> None:
+    """Check (then preview) or write an opening-balances import: all rows or none (loyalty.imports)."""
+    from .imports import import_run
+
+    import_run(job_id=job_id)

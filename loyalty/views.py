@@ -10,19 +10,21 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm.accounts.permissions import ADMINS, ALL_ROLES, role_required
+from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, show_service_error
+from crm.jobs.selectors import job_get_for_user, job_list_for_user
 from crm.numbers import parse_id
 from customers.selectors import customer_get_for_user
 
-from . import selectors, services
-from .forms import AdjustForm, LookupForm, ProgrammeForm, TierForm
+from . import imports, selectors, services
+from . import reports as report_selectors
+from .forms import AdjustForm, LookupForm, OpeningMappingForm, OpeningUploadForm, ProgrammeForm, TierForm
 from .models import Tier
 
 
@@ -170,3 +172,87 @@ def tier_new(request: HttpRequest) -> HttpResponse:
 def tier_edit(request: HttpRequest, tier_id: int) -> HttpResponse:
     tier = selectors.tier_get(tier_id=tier_id)
     return _tier_page(request, tier)
+
+
+@role_required(*MANAGERS)
+@require_GET
+def reports(request: HttpRequest) -> HttpResponse:
+    """The programme's figures over 12 or 24 months; each links to its members."""
+    period = report_selectors.clean_period(request.GET.get("period"))
+    report = report_selectors.loyalty_report(user=request.user, period=period)
+    context = {"tab": "reports", "report": report, "periods": report_selectors.PERIODS}
+    return render(request, "loyalty/report_overview.html", context)
+
+
+@role_required(*ALL_ROLES)
+@require_GET
+def report_members(request: HttpRequest) -> HttpResponse:
+    """The members behind one figure of the report, in the user's scope, by keyset pages."""
+    drill = report_selectors.clean_drill(request.GET)
+    if drill is None:
+        raise Http404
+    after = parse_id(request.GET.get("after"))
+    page = report_selectors.drill_page(user=request.user, drill=drill, after=after)
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {
+        "tab": "reports",
+        "drill": drill,
+        "page": page,
+        "tier": report_selectors.drill_title_tier(drill),
+        "base_query": query.urlencode(),
+        "paged": after is not None,
+    }
+    return render(request, "loyalty/report_members.html", context)
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def opening_import(request: HttpRequest) -> HttpResponse:
+    """Upload a file of opening balances (migration from another system)."""
+    form = OpeningUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = imports.import_upload(actor=request.user, uploaded_file=form.cleaned_data["file"])
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error, field="file")
+        else:
+            return redirect("loyalty:opening_import_job", job_id=job.pk)
+    recent = job_list_for_user(user=request.user, kind_prefix=imports.JOB_KIND)[:5]
+    context = {"tab": "import", "form": form, "recent": recent}
+    return render(request, "loyalty/opening_import_start.html", context, status=400 if form.errors else 200)
+
+
+@role_required(*MANAGERS)
+@require_http_methods(["GET", "POST"])
+def opening_import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The mapping step, then the check's progress, the preview to confirm, and the result."""
+    job = job_get_for_user(user=request.user, job_id=job_id)
+    if job.kind != imports.JOB_KIND:
+        raise Http404
+    params = job.params
+    stage = params.get("stage")
+    form = None
+    if stage == imports.STAGE_MAPPING:
+        form = OpeningMappingForm(
+            request.POST or None,
+            headers=params.get("headers", []),
+            mapping=params.get("mapping", []),
+            samples=params.get("sample", []),
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                imports.import_start(actor=request.user, job=job, mapping=form.mapping())
+            except SERVICE_ERRORS as error:
+                show_service_error(form, error)
+            else:
+                return redirect("loyalty:opening_import_job", job_id=job.pk)
+    elif request.method == "POST":
+        if stage == imports.STAGE_PREVIEW and request.POST.get("confirm") == "1":
+            try:
+                imports.import_confirm(actor=request.user, job=job)
+            except SERVICE_ERRORS as error:
+                show_service_error(request, error)
+        return redirect("loyalty:opening_import_job", job_id=job.pk)
+    context = {"tab": "import", "job": job, "form": form, "stage": stage}
+    return render(request, "loyalty/opening_import_job.html", context)

@@ -186,6 +186,7 @@ TASK_ROUTES_BY_NAME = {
     "segmentation.*": "recompute",
     "interactions.tasks.*": "imports",  # export and import of interactions
     "loyalty.tasks.points_earn_task": "imports",  # earning follows imports of orders in bulk
+    "loyalty.tasks.opening_import_task": "imports",
     "loyalty.tasks.points_nightly_*": "recompute",
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
     "crm.notifications.*": "reminders",

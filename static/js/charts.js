@@ -96,3 +96,30 @@
     });
   }
 })();
+
+/* Loyalty reports: earn and burn per month (bars) with the liability (line, right axis); the table
+   below the chart holds the same figures with links to their members. */
+(function () {
+  "use strict";
+  var element = document.getElementById("loyalty-report-data");
+  var canvas = document.getElementById("loyalty-flows");
+  if (!element || !canvas || typeof Chart === "undefined") return;
+  var data = JSON.parse(element.textContent);
+  var label = canvas.dataset;
+  new Chart(canvas, {
+    data: {
+      labels: data.months,
+      datasets: [
+        {type: "bar", label: label.labelEarned, data: data.earned, yAxisID: "y"},
+        {type: "bar", label: label.labelRedeemed, data: data.redeemed, yAxisID: "y"},
+        {type: "bar", label: label.labelExpired, data: data.expired, yAxisID: "y"},
+        {type: "bar", label: label.labelAdjusted, data: data.adjusted, yAxisID: "y"},
+        {type: "line", label: label.labelLiability, data: data.liability, yAxisID: "money", tension: 0.2}
+      ]
+    },
+    options: {
+      scales: {y: {beginAtZero: true}, money: {beginAtZero: true, position: "right", grid: {drawOnChartArea: false}}},
+      plugins: {legend: {position: "bottom", labels: {boxWidth: 12}}}
+    }
+  });
+})();

@@ -225,6 +225,10 @@ TENANT: dict[str, Row] = {
     "loyalty:member": row(OWNED, NO_POST),
     "loyalty:member_adjust": row(NO_GET, OWNED_DONE),
     "loyalty:enrol": row(NO_GET, OWNED_DONE),
+    "loyalty:reports": row(MANAGERS, MANAGERS_405),
+    "loyalty:report_members": row(EVERYONE, NO_POST),  # the members behind a figure, in the user's scope
+    "loyalty:opening_import": row(MANAGERS, MANAGERS_DONE),
+    "loyalty:opening_import_job": row(MANAGERS, MANAGERS_DONE),  # the mapping step -> checking
     "loyalty:settings": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),

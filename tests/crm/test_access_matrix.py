@@ -43,6 +43,7 @@ PUBLIC_URLCONF = "crm.urls_public"
 BROWSER_POST = {"csrfmiddlewaretoken": "x"}
 GOOD_CSV = "name,email\nMatrix Import,matrix-import@example.com\n"
 INTERACTIONS_CSV = "email,date,channel\nmatrix-import@example.com,2025-01-02,phone\n"
+OPENING_CSV = "email,points\nmatrix-import@example.com,100\n"
 
 
 def _walk(patterns, namespace=None):
@@ -236,6 +237,11 @@ def world(tenant, users, settings, tmp_path):
     w.interaction_import = interaction_imports.import_upload(
         actor=manager, uploaded_file=SimpleUploadedFile("i.csv", INTERACTIONS_CSV.encode())
     )
+    from loyalty import imports as loyalty_imports
+
+    w.opening_import = loyalty_imports.import_upload(
+        actor=manager, uploaded_file=SimpleUploadedFile("o.csv", OPENING_CSV.encode())
+    )
     w.notification = {
         mine: notify(
             recipient=sales if mine else sales2,
@@ -360,6 +366,7 @@ KWARGS = {
     "interactions:export_job": lambda w, mine: {"job_id": w.interaction_job[mine].pk},
     "interactions:outcome_change": lambda w, mine: {"pk": w.outcome.pk},
     "interactions:import_job": lambda w, mine: {"job_id": w.interaction_import.pk},
+    "loyalty:opening_import_job": lambda w, mine: {"job_id": w.opening_import.pk},
     **{
         f"followups:{name}": (lambda w, mine: {"pk": w.followup[mine].pk})
         for name in ("complete", "cancel", "snooze", "reschedule", "reassign")
@@ -494,6 +501,10 @@ POST_DATA = {
         "col_2": "channel",
     },
     "interactions:outcome_change": lambda w, mine: {"action": "deactivate"},
+    "loyalty:opening_import": lambda w, mine: {
+        "file": SimpleUploadedFile("o.csv", OPENING_CSV.encode(), "text/csv")
+    },
+    "loyalty:opening_import_job": lambda w, mine: {"col_0": "customer_email", "col_1": "points"},
     "segmentation:builder": lambda w, mine: _segment_form("Matrix made"),
     "segmentation:builder_edit": lambda w, mine: _segment_form("Matrix edited"),
     "segmentation:builder_refresh": lambda w, mine: {**_segment_form("x"), "action": "add_condition:0"},

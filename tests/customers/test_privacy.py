@@ -18,6 +18,8 @@ from customers.models import BehaviourEvent, Customer, Order, Refund
 from customers.privacy.services import customer_erase, customer_personal_data_export
 from customers.registry import registry
 from customers.services import customer_create, customer_update
+from loyalty.models import Member, PointsEntry
+from loyalty.services import member_enrol, points_adjust
 from segmentation.models import CustomerScore
 from tests.factories import BehaviourEventFactory, OrderFactory, OrderLineFactory, RefundFactory
 
@@ -56,6 +58,11 @@ def _person(admin_user) -> Customer:
         stage_since=timezone.now(),
         computed_at=timezone.now(),
     )
+    # A loyalty member whose number came from the old system (the external id) and an adjustment
+    # whose reason a clerk typed with the person's name and phone.
+    member = member_enrol(actor=admin_user, customer=customer)
+    Member.objects.filter(pk=member.pk).update(number=EXTERNAL)
+    points_adjust(actor=admin_user, member=member, points=300, reason=f"{NAME} {PHONE}: goodwill")
     # An import job that kept the person's row as a sample.
     job_create(kind="customers.import", created_by=admin_user, params={"sample": [[NAME, EMAIL, PHONE]]})
     return customer
@@ -84,7 +91,7 @@ def _personal_values_left(values) -> list[str]:
 
 
 def test_every_app_registers_what_it_holds():
-    assert {"customers", "segmentation"} <= set(registry.personal_data)
+    assert {"customers", "segmentation", "loyalty"} <= set(registry.personal_data)
 
 
 def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
@@ -102,6 +109,9 @@ def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
     assert orders[0]["number"] == "ERASE-ORDER-1" and orders[0]["lines"][0]["product"] == "Tea set"
     assert sections["customers"]["data"]["events"][0]["properties"]["search"] == EMAIL
     assert sections["segmentation"]["data"]["score"]["recency_days"] == 5
+    loyalty = sections["loyalty"]["data"]
+    assert loyalty["member"]["number"] == EXTERNAL and loyalty["member"]["balance"] == 300
+    assert loyalty["entries"][-1]["reason"] == f"{NAME} {PHONE}: goodwill"
     assert AuditEvent.objects.filter(
         action="customer.personal_data_exported", target_id=str(customer.pk)
     ).exists()
@@ -134,6 +144,11 @@ def test_erasure_leaves_no_personal_value_in_any_table_and_keeps_the_orders(admi
     assert not BehaviourEvent.objects.filter(customer=customer).exists()
     assert summary["customers"]["orders_kept"] == 1 and summary["audit_events_redacted"] >= 2
     assert summary["jobs_redacted"] == 1
+    # Loyalty keeps the points and the ledger, not the typed reason nor the imported number.
+    member = Member.objects.get(customer=customer)
+    assert member.balance == 300 and member.number == f"M{customer.pk:08d}"
+    assert PointsEntry.objects.get(member=member, kind="adjust").points == 300
+    assert summary["loyalty"]["reasons_blanked"] == 1 and summary["loyalty"]["number_reset"]
     erased = AuditEvent.objects.get(action="customer.erased", target_id=str(customer.pk))
     assert NAME not in json.dumps(erased.changes, ensure_ascii=False)
     # The other tenant's customer of the same name is theirs, untouched.

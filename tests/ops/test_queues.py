@@ -55,6 +55,7 @@ ROWS = 30_000
         ("interactions.tasks.export_task", "imports"),
         ("interactions.tasks.import_task", "imports"),
         ("loyalty.tasks.points_earn_task", "imports"),
+        ("loyalty.tasks.opening_import_task", "imports"),
         ("loyalty.tasks.points_nightly_all_tenants", "recompute"),
         ("loyalty.tasks.loyalty_check_balances_task", "recompute"),
         ("crm.tenancy.tasks.provision_tenant_task", "default"),
