@@ -17,6 +17,7 @@ urlpatterns = [
     path("service/", include("interactions.service.urls")),
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),
+    path("", include("loyalty.referrals.public_urls")),  # /r/<code>/: a member's referral link
     path("django-admin/", admin.site.urls),
 ]
 

@@ -87,6 +87,8 @@ TENANT_APPS = [
     "interactions.service",
     "segmentation",
     "loyalty",
+    "loyalty.rewards",
+    "loyalty.referrals",
     "dashboards",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -382,6 +384,7 @@ IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 
 # --- Interaction attachments (interactions.services): refused above this size or with another type
+REWARD_IMAGE_MAX_BYTES = env.int("REWARD_IMAGE_MAX_BYTES", default=2 * 1024 * 1024)
 INTERACTION_ATTACHMENT_MAX_BYTES = env.int("INTERACTION_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
 INTERACTION_ATTACHMENT_EXTENSIONS = env.list(
     "INTERACTION_ATTACHMENT_EXTENSIONS",
