@@ -146,6 +146,7 @@ def test_a_redemption_issues_a_voucher_spends_points_and_stock_once(programme, s
         (lambda m: reward(is_active=False), "no longer offered"),
         (lambda m: reward(tiers=list(Tier.objects.filter(rank=3))), "not offered to the member's tier"),
         (lambda m: reward(points_cost=1000), "Only 500 points are available"),
+        (lambda m: reward(points_cost=1000, stock=3), "Only 500 points are available"),
     ],
 )
 def test_a_refused_redemption_writes_nothing(programme, sales_user, setup, message):
