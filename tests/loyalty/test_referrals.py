@@ -15,7 +15,6 @@ from loyalty.models import PointsEntry
 from loyalty.referrals import services
 from loyalty.referrals.models import Referral, ReferralCode, ReferralSettings
 from loyalty.referrals.selectors import ambassadors, referees_of
-from tests.factories import CustomerFactory
 
 from .conftest import buy, member_with_balance
 
