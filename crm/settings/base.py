@@ -190,6 +190,7 @@ TASK_ROUTES_BY_NAME = {
     "loyalty.tasks.points_earn_task": "imports",  # earning follows imports of orders in bulk
     "loyalty.tasks.points_nightly_*": "recompute",
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
+    "loyalty.rewards.tasks.vouchers_expire_*": "recompute",
     "crm.notifications.*": "reminders",
     "interactions.followups.*": "reminders",
     "interactions.service.tasks.sla_scan_*": "reminders",  # SLA warnings are due at a minute
@@ -266,6 +267,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "loyalty-check-balances": {
         "task": "loyalty.tasks.loyalty_check_balances_all_tenants",
         "schedule": crontab(hour=20, minute=0),
+    },
+    # Vouchers past their expiry day are marked expired (their points are not returned).
+    "loyalty-vouchers-expire": {
+        "task": "loyalty.rewards.tasks.vouchers_expire_all_tenants",
+        "schedule": crontab(hour=17, minute=30),
     },
     # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
     "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
