@@ -195,3 +195,24 @@ def test_merge_moves_vouchers_and_referrals_and_undo_moves_them_back(programme, 
     customer_merge_undo(actor=admin_user, merged=merged_member.customer)
     assert Voucher.objects.get(pk=voucher.pk).member_id == merged_member.pk
     assert Referral.objects.get().referrer_id == merged_member.pk
+
+
+def test_timeline_shows_vouchers_and_referrals(programme, sales_client, sales_user):
+    from loyalty.rewards.models import Reward
+    from loyalty.rewards.services import voucher_cancel, voucher_issue, voucher_use
+
+    ambassador = _member(owner=sales_user, name="Amy Ambassador")
+    referee = _member(owner=sales_user, name="Ned Newcomer")
+    services.referral_record(actor=sales_user, referee=referee, code=services.referral_code_for(ambassador))
+    loyalty_services.points_adjust(actor=sales_user, member=ambassador, points=300, reason="t")
+    mug = Reward.objects.create(name="Mug", points_cost=100, voucher_days=5)
+    first = voucher_issue(actor=sales_user, member=ambassador, reward=mug)
+    voucher_use(actor=sales_user, code=first.code)
+    second = voucher_issue(actor=sales_user, member=ambassador, reward=mug)
+    voucher_cancel(actor=sales_user, voucher=second)
+    page = sales_client.get(reverse("customers:detail", args=[ambassador.customer_id])).content.decode()
+    assert "Referred Ned Newcomer" in page
+    assert page.count("Voucher issued: Mug") == 2 and "Voucher used: Mug" in page
+    assert "Voucher cancelled: Mug (100 points returned)" in page
+    other = sales_client.get(reverse("customers:detail", args=[referee.customer_id])).content.decode()
+    assert "Referred by Amy Ambassador" in other
