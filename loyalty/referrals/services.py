@@ -42,7 +42,7 @@ from .models import (
     ReferralSettings,
 )
 
-AWARD_BATCH = 500
+AWARD_BATCH = 200
 
 
 def referral_settings_get() -> ReferralSettings:
@@ -205,8 +205,9 @@ def referral_join_by_link(*, code: Any, name: str, email: str = "", phone: str =
 # --------------------------------------------------------------------------------------------------
 def referral_bonuses_award(*, customer_ids: Iterable[int] | None = None) -> int:
     """Credit both bonuses of every pending referral whose new member has a paid order (only those
-    of `customer_ids` when given). One transaction per referral, members locked in id order;
-    idempotent: a referral already rewarded is skipped, and the ledger keys are unique."""
+    of `customer_ids` when given). In batches (keyset on the referral id), each one transaction that
+    locks the batch's members in id order; idempotent: a referral already rewarded is skipped, and
+    the ledger keys are unique."""
     settings_row = referral_settings_get()
     if not settings_row.is_active:
         return 0
@@ -220,62 +221,84 @@ def referral_bonuses_award(*, customer_ids: Iterable[int] | None = None) -> int:
             return 0
         where, params = "AND m.customer_id = ANY(%s)", [*params, ids]
     sql = f"""
-        SELECT r.id, (SELECT o.id FROM {order_table} AS o
-                      WHERE o.customer_id = m.customer_id AND o.status = ANY(%s)
-                      ORDER BY o.placed_at, o.id LIMIT 1)
-        FROM {referral_table} AS r JOIN {member_table} AS m ON m.id = r.referee_id
-        WHERE r.rewarded_at IS NULL {where}
-        ORDER BY r.id LIMIT {AWARD_BATCH}
+        SELECT r.id, first_order.id
+        FROM {referral_table} AS r
+        JOIN {member_table} AS m ON m.id = r.referee_id
+        CROSS JOIN LATERAL (
+            SELECT o.id FROM {order_table} AS o
+            WHERE o.customer_id = m.customer_id AND o.status = ANY(%s)
+            ORDER BY o.placed_at, o.id LIMIT 1
+        ) AS first_order
+        WHERE r.rewarded_at IS NULL {where} AND r.id > %s
+        ORDER BY r.id LIMIT %s
     """  # noqa: S608 - table names from model metadata, values are parameters
-    awarded = 0
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        due = [(pk, order_id) for pk, order_id in cursor.fetchall() if order_id is not None]
-    for referral_id, order_id in due:
-        awarded += _award_one(referral_id, order_id, settings_row)
-    return awarded
+    from loyalty.services import programme_get
+
+    programme = programme_get()
+    awarded, after = 0, 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, after, AWARD_BATCH])
+            due = dict(cursor.fetchall())
+        if not due:
+            return awarded
+        awarded += _award_batch(due, settings_row, programme)
+        after = max(due)
 
 
 @transaction.atomic
-def _award_one(referral_id: int, order_id: int, settings_row: ReferralSettings) -> int:
-    referral = Referral.objects.filter(pk=referral_id, rewarded_at__isnull=True).first()
-    if referral is None:
-        return 0
-    members = {pk: _lock_member(pk) for pk in sorted([referral.referrer_id, referral.referee_id])}
-    referral = Referral.objects.select_for_update().get(pk=referral_id)
-    if referral.rewarded_at is not None:  # another sweep got here first
-        return 0
-    referrer, referee = members[referral.referrer_id], members[referral.referee_id]
-    credited = {"referrer": 0, "referee": 0}
-    for role, member, points in (
-        ("referrer", referrer, settings_row.referrer_bonus),
-        ("referee", referee, settings_row.referee_bonus),
-    ):
-        key = f"referral:{referral.pk}:{role}"
-        already = PointsEntry.objects.filter(kind=PointsEntry.Kind.BONUS, source_key=key).exists()
-        if points and member.status == Member.Status.ACTIVE and not already:
-            _credit(
-                member,
-                kind=PointsEntry.Kind.BONUS,
-                points=points,
-                source=PointsEntry.Source.RULE,
-                source_key=key,
-                reason="referral",
-            )
-            credited[role] = points
-    Referral.objects.filter(pk=referral.pk).update(
-        rewarded_at=timezone.now(),
-        qualifying_order_id=order_id,
-        referrer_points=credited["referrer"],
-        referee_points=credited["referee"],
+def _award_batch(due: dict[int, int], settings_row: ReferralSettings, programme) -> int:
+    """due: referral id -> its referee's first paid order."""
+    pairs = Referral.objects.filter(pk__in=list(due), rewarded_at__isnull=True).values_list(
+        "referrer_id", "referee_id"
     )
-    audit_record(
-        actor=None,
-        action="loyalty.referral_rewarded",
-        target=referral,
-        changes={"referrer_points": credited["referrer"], "referee_points": credited["referee"]},
+    member_ids = sorted({pk for pair in pairs for pk in pair})
+    members = {m.pk: m for m in Member.objects.select_for_update().filter(pk__in=member_ids).order_by("pk")}
+    referrals = list(
+        Referral.objects.select_for_update().filter(pk__in=list(due), rewarded_at__isnull=True).order_by("pk")
     )
-    return 1
+    keys = [f"referral:{r.pk}:{role}" for r in referrals for role in ("referrer", "referee")]
+    already = set(
+        PointsEntry.objects.filter(kind=PointsEntry.Kind.BONUS, source_key__in=keys).values_list(
+            "source_key", flat=True
+        )
+    )
+    now = timezone.now()
+    for referral in referrals:
+        if referral.referrer_id not in members or referral.referee_id not in members:
+            continue  # a referral created after this batch was read: the next sweep takes it
+        credited = {"referrer": 0, "referee": 0}
+        for role, member, points in (
+            ("referrer", members[referral.referrer_id], settings_row.referrer_bonus),
+            ("referee", members[referral.referee_id], settings_row.referee_bonus),
+        ):
+            key = f"referral:{referral.pk}:{role}"
+            if points and member.status == Member.Status.ACTIVE and key not in already:
+                # `_credit` keeps member.balance current, so a member credited twice in one batch
+                # gets the right running balance.
+                _credit(
+                    member,
+                    kind=PointsEntry.Kind.BONUS,
+                    points=points,
+                    source=PointsEntry.Source.RULE,
+                    source_key=key,
+                    reason="referral",
+                    programme=programme,
+                )
+                credited[role] = points
+        referral.rewarded_at = now
+        referral.qualifying_order_id = due[referral.pk]
+        referral.referrer_points, referral.referee_points = credited["referrer"], credited["referee"]
+        audit_record(
+            actor=None,
+            action="loyalty.referral_rewarded",
+            target=referral,
+            changes={"referrer_points": credited["referrer"], "referee_points": credited["referee"]},
+        )
+    Referral.objects.bulk_update(
+        referrals, ["rewarded_at", "qualifying_order_id", "referrer_points", "referee_points"]
+    )
+    return len(referrals)
 
 
 def award_after_sweep(sender, *, customer_ids=None, **kwargs) -> None:

@@ -33,7 +33,7 @@ class RewardForm(forms.ModelForm):
     image = forms.FileField(
         label=_("Image"),
         required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": ",".join(f".{ext}" for ext in IMAGE_EXTENSIONS)}),
+        widget=forms.FileInput(attrs={"accept": ",".join(f".{ext}" for ext in IMAGE_EXTENSIONS)}),
     )
 
     class Meta:

@@ -216,3 +216,24 @@ def test_timeline_shows_vouchers_and_referrals(programme, sales_client, sales_us
     assert "Voucher cancelled: Mug (100 points returned)" in page
     other = sales_client.get(reverse("customers:detail", args=[referee.customer_id])).content.decode()
     assert "Referred by Amy Ambassador" in other
+
+
+def test_referees_who_never_bought_do_not_hold_back_the_others(bonuses, monkeypatch):
+    monkeypatch.setattr(services, "AWARD_BATCH", 2)
+    ambassador = _member()
+    code = services.referral_code_for(ambassador)
+    referees = [_member() for _i in range(5)]
+    for referee in referees:
+        services.referral_record(actor=None, referee=referee, code=code)
+    for referee in referees[3:]:  # only the last two bought
+        buy(referee.customer, "20.00")
+    assert services.referral_bonuses_award() == 2
+    ambassador.refresh_from_db()
+    assert ambassador.balance == 400
+    entries = list(
+        PointsEntry.objects.filter(member=ambassador, reason="referral")
+        .order_by("id")
+        .values_list("balance_after", flat=True)
+    )
+    assert entries == [200, 400]  # running balances within one batch
+    assert loyalty_services.member_balances_check() == []
