@@ -237,3 +237,19 @@ def test_referees_who_never_bought_do_not_hold_back_the_others(bonuses, monkeypa
     )
     assert entries == [200, 400]  # running balances within one batch
     assert loyalty_services.member_balances_check() == []
+
+
+def test_the_link_page_ignores_bots_and_limits_sign_ups_per_address(programme, anon_client, settings):
+    from loyalty.referrals import views
+
+    code = services.referral_code_for(_member())
+    url = reverse("referral_link:join", args=[code])
+    bot = anon_client.post(url, {"name": "Bot", "email": "bot@spam.test", "website": "http://spam"})
+    assert bot.status_code == 200 and not Referral.objects.exists()
+    for index in range(views.JOIN_LIMIT_PER_IP):
+        anon_client.post(url, {"name": f"Friend {index}", "email": f"friend{index}@a.test"})
+    assert Referral.objects.count() == views.JOIN_LIMIT_PER_IP
+    refused = anon_client.post(url, {"name": "One more", "email": "more@a.test"})
+    assert refused.status_code == 429 and Referral.objects.count() == views.JOIN_LIMIT_PER_IP
+    empty = anon_client.post(url, {"name": "No contact"})
+    assert empty.status_code in (400, 429) and Referral.objects.count() == views.JOIN_LIMIT_PER_IP

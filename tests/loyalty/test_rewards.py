@@ -290,3 +290,24 @@ def test_the_counter_finds_and_marks_a_voucher(programme, sales_client, sales_us
     assert Voucher.objects.get(pk=voucher.pk).status == "used"
     # the voucher page itself stays scoped: sales sees only their own customers' vouchers
     assert sales_client.get(reverse("loyalty:rewards:voucher", args=[voucher.pk])).status_code == 404
+
+
+def test_the_image_is_served_to_staff_of_its_own_tenant_only(
+    programme, manager_user, sales_client, tenant, tenant_b, settings, tmp_path, client_for
+):
+    settings.MEDIA_ROOT = tmp_path
+    saved = services.reward_save(
+        actor=manager_user,
+        data={"name": "Mug", "points_cost": 10, "voucher_days": 30, "is_active": True},
+        image=SimpleUploadedFile("mug.png", PNG, "image/png"),
+    )
+    response = sales_client.get(reverse("loyalty:rewards:reward_image", args=[saved.pk]))
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff" and b"".join(response.streaming_content) == PNG
+    from crm.accounts.models import User
+
+    with schema_context(tenant_b.schema_name):
+        other_admin = User.objects.filter(role="admin").first()
+    other = client_for(other_admin, tenant_b)  # beta's admin on beta's site: alpha's reward is not there
+    assert other.get(reverse("loyalty:rewards:reward_image", args=[saved.pk])).status_code == 404
+    connection.set_tenant(tenant)
