@@ -311,3 +311,23 @@ def test_the_image_is_served_to_staff_of_its_own_tenant_only(
     other = client_for(other_admin, tenant_b)  # beta's admin on beta's site: alpha's reward is not there
     assert other.get(reverse("loyalty:rewards:reward_image", args=[saved.pk])).status_code == 404
     connection.set_tenant(tenant)
+
+
+def test_the_customer_page_panels_do_not_grow_with_vouchers_or_referrals(programme, sales_client, sales_user):
+    from loyalty.referrals.services import referral_code_for, referral_record
+
+    member = member_with_balance(5000, owner=sales_user)
+    url = reverse("customers:detail", args=[member.customer_id])
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert sales_client.get(url).status_code == 200
+        return len(queries)
+
+    services.voucher_issue(actor=sales_user, member=member, reward=reward())
+    count()  # the first request fills per-user caches and makes the referral code
+    few = count()
+    for index in range(5):
+        services.voucher_issue(actor=sales_user, member=member, reward=reward(name=f"R{index}"))
+        referral_record(actor=None, referee=member_with_balance(0), code=referral_code_for(member))
+    assert count() == few
