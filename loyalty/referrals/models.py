@@ -64,11 +64,13 @@ class Referral(models.Model):
     VISIBILITY_OWNER_FIELD = "referee__customer__owner"
     VISIBILITY_SHARED_WITH_FIELD = "referee__customer__shared_with"
 
+    # Purging a customer from the bin deletes their membership and with it their referrals (the
+    # bonuses already credited stay in the other member's ledger).
     referrer = models.ForeignKey(
-        Member, verbose_name=_("referred by"), on_delete=models.PROTECT, related_name="referrals_made"
+        Member, verbose_name=_("referred by"), on_delete=models.CASCADE, related_name="referrals_made"
     )
     referee = models.OneToOneField(
-        Member, verbose_name=_("new member"), on_delete=models.PROTECT, related_name="referred_by"
+        Member, verbose_name=_("new member"), on_delete=models.CASCADE, related_name="referred_by"
     )
     channel = models.CharField(_("how"), max_length=8, choices=Channel.choices, default=Channel.STAFF)
     recorded_by = models.ForeignKey(

@@ -86,8 +86,9 @@ class Voucher(models.Model):
     reward = models.ForeignKey(
         Reward, verbose_name=_("reward"), on_delete=models.PROTECT, related_name="vouchers"
     )
+    # A member goes with their customer when the bin is purged: their vouchers go too (like the ledger).
     member = models.ForeignKey(
-        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="vouchers", db_index=False
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="vouchers", db_index=False
     )
     points = models.PositiveIntegerField(_("points"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ISSUED)

@@ -253,3 +253,24 @@ def test_the_link_page_ignores_bots_and_limits_sign_ups_per_address(programme, a
     assert refused.status_code == 429 and Referral.objects.count() == views.JOIN_LIMIT_PER_IP
     empty = anon_client.post(url, {"name": "No contact"})
     assert empty.status_code in (400, 429) and Referral.objects.count() == views.JOIN_LIMIT_PER_IP
+
+
+def test_purging_a_customer_from_the_bin_takes_their_vouchers_and_referrals(programme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from customers.services import customers_purge_expired
+    from loyalty.rewards.models import Reward, Voucher
+    from loyalty.rewards.services import voucher_issue
+
+    ambassador = member_with_balance(500)
+    referee = _member()
+    services.referral_record(actor=None, referee=referee, code=services.referral_code_for(ambassador))
+    voucher_issue(actor=None, member=ambassador, reward=Reward.objects.create(name="Mug", points_cost=10))
+    Customer.objects.filter(pk=ambassador.customer_id).update(deleted_at=timezone.now() - timedelta(days=40))
+    customers_purge_expired()
+    assert not Customer.objects.filter(pk=ambassador.customer_id).exists()
+    assert not Voucher.objects.exists() and not Referral.objects.exists()
+    assert Customer.objects.filter(pk=referee.customer_id).exists()
