@@ -20,5 +20,6 @@ SEEDERS: list[str] = [
     "interactions.demo.seed",
     "interactions.followups.demo.seed",
     "loyalty.demo.seed",
+    "loyalty.rewards.demo.seed",
     "interactions.service.demo.seed",
 ]

@@ -18,6 +18,7 @@ urlpatterns = [
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),
     path("dashboards/", include("dashboards.report_urls")),
+    path("", include("loyalty.referrals.public_urls")),  # /r/<code>/: a member's referral link
     path("django-admin/", admin.site.urls),
 ]
 

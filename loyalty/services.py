@@ -36,6 +36,7 @@ from customers.models import Customer, Order, OrderLine
 from . import rules
 from .models import Member, PointsEntry, Programme, Tier, TierChange
 from .selectors import qualifying_values
+from .signals import points_swept
 
 logger = logging.getLogger(__name__)
 
@@ -495,6 +496,7 @@ def points_earn_for_orders(
         if done:
             break
     result.reversals = points_reverse_for_orders(customer_ids=ids)
+    points_swept.send(sender=EarnResult, customer_ids=ids)  # referral bonuses (loyalty.referrals)
     return result
 
 

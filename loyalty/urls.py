@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("settings/", views.settings_edit, name="settings"),
     path("settings/tiers/new/", views.tier_new, name="tier_new"),
     path("settings/tiers/<int:tier_id>/", views.tier_edit, name="tier_edit"),
+    path("rewards/", include("loyalty.rewards.urls")),
+    path("referrals/", include("loyalty.referrals.urls")),
 ]

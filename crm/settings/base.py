@@ -87,6 +87,8 @@ TENANT_APPS = [
     "interactions.service",
     "segmentation",
     "loyalty",
+    "loyalty.rewards",
+    "loyalty.referrals",
     "dashboards",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -189,6 +191,7 @@ TASK_ROUTES_BY_NAME = {
     "loyalty.tasks.opening_import_task": "imports",
     "loyalty.tasks.points_nightly_*": "recompute",
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
+    "loyalty.rewards.tasks.vouchers_expire_*": "recompute",
     "crm.notifications.*": "reminders",
     "dashboards.tasks.*": "reminders",
     "interactions.followups.*": "reminders",
@@ -269,6 +272,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # The weekly report to managers, once Monday 08:00 has passed in the tenant's time zone (idempotent).
     "reports-weekly": {"task": "dashboards.tasks.weekly_summary_all_tenants", "schedule": 60 * 60},
+    # Vouchers past their expiry day are marked expired (their points are not returned).
+    "loyalty-vouchers-expire": {
+        "task": "loyalty.rewards.tasks.vouchers_expire_all_tenants",
+        "schedule": crontab(hour=17, minute=30),
+    },
     # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
     "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
 }
@@ -386,6 +394,7 @@ IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 
 # --- Interaction attachments (interactions.services): refused above this size or with another type
+REWARD_IMAGE_MAX_BYTES = env.int("REWARD_IMAGE_MAX_BYTES", default=2 * 1024 * 1024)
 INTERACTION_ATTACHMENT_MAX_BYTES = env.int("INTERACTION_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
 INTERACTION_ATTACHMENT_EXTENSIONS = env.list(
     "INTERACTION_ATTACHMENT_EXTENSIONS",

@@ -232,6 +232,26 @@ TENANT: dict[str, Row] = {
     "loyalty:settings": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_new": row(ADMINS, ADMINS_DONE),
     "loyalty:tier_edit": row(ADMINS, ADMINS_DONE),
+    # rewards: the catalogue is the managers'; redeeming and vouchers follow the member's customer;
+    # the counter finds a voucher by its code (any staff member: the code is what the customer shows)
+    "loyalty:rewards:catalogue": row(EVERYONE, NO_POST),
+    "loyalty:rewards:reward_new": row(MANAGERS, MANAGERS_DONE),
+    "loyalty:rewards:reward_edit": row(MANAGERS, MANAGERS_DONE),
+    "loyalty:rewards:reward_deactivate": row(MANAGERS_405, MANAGERS_DONE),
+    "loyalty:rewards:reward_image": row(EVERYONE, NO_POST),
+    "loyalty:rewards:redeem_pick": row(OWNED, NO_POST),
+    "loyalty:rewards:redeem_confirm": row(OWNED, OWNED_DONE),
+    "loyalty:rewards:counter": row(EVERYONE, signed_in(302)),
+    "loyalty:rewards:voucher": row(OWNED, NO_POST),
+    "loyalty:rewards:voucher_cancel": row(NO_GET, OWNED_DONE),
+    "loyalty:rewards:voucher_use": row(NO_GET, OWNED_DONE),
+    # referrals: recorded on the new member's page; the ambassador report is the managers'
+    "loyalty:referrals:record": row(NO_GET, OWNED_DONE),
+    "loyalty:referrals:ambassadors": row(MANAGERS, MANAGERS_405),
+    "loyalty:referrals:ambassador": row(MANAGERS, MANAGERS_405),
+    "loyalty:referrals:settings": row(ADMINS, ADMINS_DONE),
+    # a member's referral link: public on the tenant's site (a sign-up answers with the welcome page)
+    "referral_link:join": row(everyone(200), everyone(200)),
     # service tickets (interactions.service); the contact form is public on the tenant's site
     "service:queue": row(EVERYONE, NO_POST),
     "service:bulk_assign": row(NO_GET, signed_in(302)),  # another's ticket: in scope or nothing changes

@@ -253,7 +253,42 @@ def world(tenant, users, settings, tmp_path):
         for mine in (True, False)
     }
     _service_world(w, sales, sales2)
+    _rewards_world(w, sales, sales2)
     return w
+
+
+_matrix_keys = itertools.count()
+
+
+def _rewards_world(w, sales, sales2):
+    from loyalty.referrals.services import referral_code_for
+    from loyalty.rewards.models import Reward
+    from loyalty.rewards.services import voucher_issue
+    from loyalty.services import points_adjust
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    w.reward = Reward.objects.create(name="Matrix mug", points_cost=10, voucher_days=30)
+    w.reward.image.save("mug.png", ContentFile(png), save=True)
+    for mine in (True, False):
+        points_adjust(actor=w.users["admin"], member=w.member[mine], points=1000, reason="matrix")
+    w.voucher = {
+        mine: voucher_issue(actor=sales if mine else sales2, member=w.member[mine], reward=w.reward)
+        for mine in (True, False)
+    }
+    w.referral_code = referral_code_for(w.member[False])
+    w.referee = {
+        mine: member_enrol(actor=None, customer=CustomerFactory(owner=sales if mine else sales2))
+        for mine in (True, False)
+    }
+
+    def fresh_voucher_code(w):
+        return voucher_issue(actor=None, member=w.member[False], reward=w.reward).code
+
+    w.fresh_voucher_code = fresh_voucher_code
+
+
+def _reward_form(name):
+    return {"name": name, "points_cost": "10", "voucher_days": "30", "is_active": "on"}
 
 
 def _interaction_form(w, mine):
@@ -389,6 +424,20 @@ KWARGS = {
     "loyalty:member_adjust": lambda w, mine: {"member_id": w.member[mine].pk},
     "loyalty:enrol": lambda w, mine: {"customer_id": w.not_member[mine].pk},
     "loyalty:tier_edit": lambda w, mine: {"tier_id": w.tier.pk},
+    "loyalty:rewards:reward_edit": lambda w, mine: {"reward_id": w.reward.pk},
+    "loyalty:rewards:reward_deactivate": lambda w, mine: {"reward_id": w.reward.pk},
+    "loyalty:rewards:reward_image": lambda w, mine: {"reward_id": w.reward.pk},
+    "loyalty:rewards:redeem_pick": lambda w, mine: {"member_id": w.member[mine].pk},
+    "loyalty:rewards:redeem_confirm": lambda w, mine: {
+        "member_id": w.member[mine].pk,
+        "reward_id": w.reward.pk,
+    },
+    "loyalty:rewards:voucher": lambda w, mine: {"voucher_id": w.voucher[mine].pk},
+    "loyalty:rewards:voucher_cancel": lambda w, mine: {"voucher_id": w.voucher[mine].pk},
+    "loyalty:rewards:voucher_use": lambda w, mine: {"voucher_id": w.voucher[mine].pk},
+    "loyalty:referrals:record": lambda w, mine: {"member_id": w.referee[mine].pk},
+    "loyalty:referrals:ambassador": lambda w, mine: {"member_id": w.member[mine].pk},
+    "referral_link:join": lambda w, mine: {"code": w.referral_code},
     "segmentation:alert_dismiss": lambda w, mine: {"alert_id": w.alert[mine].pk},
     **{
         f"segmentation:{name}": (lambda w, mine: {"pk": w.segment[mine].pk})
@@ -525,6 +574,20 @@ POST_DATA = {
     "segmentation:alerts_bulk": lambda w, mine: {"action": "acknowledge", "alert": [w.alert[mine].pk]},
     "loyalty:member_adjust": lambda w, mine: {"points": "10", "reason": "matrix"},
     "loyalty:settings": lambda w, mine: _programme_form(),
+    "loyalty:rewards:reward_new": lambda w, mine: _reward_form("Matrix new reward"),
+    "loyalty:rewards:reward_edit": lambda w, mine: _reward_form("Matrix renamed reward"),
+    "loyalty:rewards:redeem_confirm": lambda w, mine: {"request_key": f"matrix-{next(_matrix_keys)}"},
+    "loyalty:rewards:counter": lambda w, mine: {"code": w.fresh_voucher_code(w)},
+    "loyalty:referrals:record": lambda w, mine: {"code": w.referral_code},
+    "loyalty:referrals:settings": lambda w, mine: {
+        "is_active": "on",
+        "referrer_bonus": "200",
+        "referee_bonus": "100",
+    },
+    "referral_link:join": lambda w, mine: {
+        "name": "Matrix friend",
+        "phone": f"+86139{next(_matrix_keys):08d}",
+    },
     "loyalty:tier_new": lambda w, mine: {
         "name": "Matrix new",
         "rank": "7",

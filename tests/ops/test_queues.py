@@ -58,6 +58,8 @@ ROWS = 30_000
         ("loyalty.tasks.opening_import_task", "imports"),
         ("loyalty.tasks.points_nightly_all_tenants", "recompute"),
         ("loyalty.tasks.loyalty_check_balances_task", "recompute"),
+        ("loyalty.rewards.tasks.vouchers_expire_task", "recompute"),
+        ("loyalty.rewards.tasks.vouchers_expire_all_tenants", "recompute"),
         ("crm.tenancy.tasks.provision_tenant_task", "default"),
         ("customers.tasks.purge_bin_all_tenants", "default"),
     ],
