@@ -44,10 +44,16 @@ def interaction_get_for_user(
         raise Http404
 
 
-def attachment_get_for_user(*, user: User, attachment_id: Any) -> InteractionAttachment:
+def attachment_get_for_user(
+    *, user: User, attachment_id: Any, include_removed: bool = False
+) -> InteractionAttachment:
+    """One attachment the user may see, of a live interaction; a removed one only when asked
+    (restoring it). Http404 alike for missing and forbidden."""
     qs = InteractionAttachment.objects.select_related("interaction").filter(
         interaction__deleted_at__isnull=True, interaction__customer__deleted_at__isnull=True
     )
+    if not include_removed:
+        qs = qs.filter(removed_at__isnull=True)
     try:
         return visible_to(qs, user).get(pk=int(attachment_id))
     except (InteractionAttachment.DoesNotExist, ValueError, TypeError, OverflowError):

@@ -25,7 +25,7 @@ from customers.selectors import customer_list
 
 from .models import FollowUp, FollowUpRule
 
-SECTION_LIMIT = 50
+SECTION_LIMIT = 25  # per section: a page of 75 rows at most (rendering is most of My day's time)
 UPCOMING_DAYS = 7
 SIDE_LIMIT = 10
 RECENTLY_ASSIGNED_DAYS = 14

@@ -149,6 +149,80 @@ def test_another_reps_follow_up_is_not_found(sales_client, sales_user2, other_cu
     assert FollowUp.objects.get(pk=followup.pk).status == "open"
 
 
+def _log_url(followup, **extra):
+    query = "&".join([f"followup={followup.pk}", *[f"{k}={v}" for k, v in extra.items()]])
+    return f"{reverse('interactions:log', args=[followup.customer_id])}?{query}"
+
+
+LOG_POST = {"channel": "phone", "direction": "out", "subject": "Called back"}
+
+
+def test_log_the_call_from_my_day_opens_the_dialog_and_completes_the_follow_up(
+    sales_client, sales_user, own_customer
+):
+    from interactions.models import Interaction
+
+    followup = make_followup(customer=own_customer, assignee=sales_user, hours=-2)
+    page = _page(sales_client)
+    assert f'hx-get="{_log_url(followup)}&amp;team=0"' in page  # the row opens the dialog in place
+    dialog = sales_client.get(_log_url(followup, team=0), **HTMX).content.decode()
+    assert 'data-testid="complete-followup"' in dialog and "checked" in dialog and "<html" not in dialog
+    when = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    response = sales_client.post(
+        _log_url(followup, team=0), {**LOG_POST, "occurred_at": when, "complete_followup": "on"}, **HTMX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="interaction-logged"' in html
+    # the row on My day is replaced out of band, now done
+    assert f'id="followup-{followup.pk}"' in html and 'hx-swap-oob="outerHTML"' in html
+    assert 'data-status="done"' in html
+    assert FollowUp.objects.get(pk=followup.pk).status == "done"
+    assert Interaction.objects.get(customer=own_customer).subject == "Called back"
+
+
+def test_log_the_call_without_completing_keeps_the_follow_up_open(sales_client, sales_user, own_customer):
+    followup = make_followup(customer=own_customer, assignee=sales_user, hours=-2)
+    when = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    html = sales_client.post(_log_url(followup), {**LOG_POST, "occurred_at": when}, **HTMX).content.decode()
+    assert 'data-status="open"' in html
+    assert FollowUp.objects.get(pk=followup.pk).status == "open"
+
+
+def test_log_the_call_for_a_follow_up_not_visible_or_of_another_customer(
+    sales_client, sales_user, sales_user2, own_customer, other_customer
+):
+    hidden = make_followup(customer=other_customer, assignee=sales_user2)
+    url = f"{reverse('interactions:log', args=[own_customer.pk])}?followup={hidden.pk}"
+    assert sales_client.get(url, **HTMX).status_code == 404
+    mine_elsewhere = make_followup(customer=CustomerFactory(owner=sales_user), assignee=sales_user)
+    url = f"{reverse('interactions:log', args=[own_customer.pk])}?followup={mine_elsewhere.pk}"
+    assert 'data-testid="complete-followup"' not in sales_client.get(url, **HTMX).content.decode()
+
+
+def test_a_refused_completion_writes_no_interaction(sales_user, own_customer):
+    from django.core.exceptions import ValidationError
+
+    from interactions.models import Interaction
+    from interactions.services import interaction_log_with_follow_up
+
+    followup = make_followup(customer=own_customer, assignee=sales_user)
+    FollowUp.objects.filter(pk=followup.pk).update(status="done", completed_at=timezone.now())
+    audit = AuditEvent.objects.count()
+    with pytest.raises(ValidationError) as refused:
+        interaction_log_with_follow_up(
+            actor=sales_user,
+            customer=own_customer,
+            follow_up_in_days=None,
+            complete_followup=followup,
+            channel="phone",
+            direction="out",
+            occurred_at=timezone.now(),
+        )
+    assert "complete_followup" in refused.value.error_dict
+    assert not Interaction.objects.filter(customer=own_customer).exists()
+    assert AuditEvent.objects.count() == audit
+
+
 def test_panel_on_the_360_page_adds_a_follow_up(sales_client, sales_user, own_customer):
     detail = sales_client.get(reverse("customers:detail", args=[own_customer.pk])).content.decode()
     assert 'data-testid="followup-panel"' in detail
