@@ -14,4 +14,8 @@ class InteractionsConfig(AppConfig):
         from .integration import register
 
         register()
+        # The import of historical interactions, an import kind of customers.imports.kinds.
+        from .imports import register as register_import
+
+        register_import()
         register_nav(NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots", order=30))

@@ -401,6 +401,12 @@ def interaction_import_job(request: HttpRequest, job_id: int) -> HttpResponse:
                 show_service_error(form, error)
             else:
                 return redirect("interactions:import_job", job_id=job.pk)
+    elif request.method == "POST" and params.get("stage") == imports.STAGE_PREVIEW:
+        try:
+            imports.import_confirm(actor=request.user, job=job)
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
+        return redirect("interactions:import_job", job_id=job.pk)
     elif request.method == "POST":
         return redirect("interactions:import_job", job_id=job.pk)
     return render(
