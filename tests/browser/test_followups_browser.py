@@ -135,3 +135,38 @@ def test_log_the_call_from_my_day_completes_the_follow_up(
         assert (call.subject, call.author_id) == ("确认报价 Quote confirmed", sales.pk)
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
+
+
+def test_snooze_in_place(browser, committed_tenant, tenant_url, login, django_db_blocker):
+    """Snooze, a button of the row's first form, posts the hours chosen in the same form (htmx) and
+    swaps the row in place."""
+    tenant = committed_tenant()
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        sales = User.objects.get(email=f"sales@{tenant.slug}.test")
+        followup = FollowUp.objects.create(
+            customer=CustomerFactory(owner=sales, name="Snooze Me"),
+            assignee=sales,
+            due_at=timezone.now() - timedelta(hours=1),
+            title="Snooze this",
+        )
+        before = followup.due_at
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        login(page, tenant, sales.email)
+        page.goto(tenant_url(tenant, "/my-day/"))
+        row = page.locator(f"#followup-{followup.pk}")
+        row.locator("select[name=hours]").select_option("24")
+        row.locator('[data-testid="snooze"]').click()
+        page.locator(f"#followup-{followup.pk}", has_text="snoozed 1 time").wait_for()
+        assert page.url.endswith("/my-day/")
+    finally:
+        context.close()
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        snoozed = FollowUp.objects.get(pk=followup.pk)
+        assert snoozed.snooze_count == 1 and snoozed.status == "open" and snoozed.due_at > before
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
