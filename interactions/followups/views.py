@@ -81,7 +81,6 @@ def row_context(request: HttpRequest, followup: FollowUp, *, error: str = "", te
         "error": error,
         "team": team,
         "snooze_options": snooze_options(),
-        "can_reassign": user_has_role(request.user, MANAGERS),
     }
 
 
