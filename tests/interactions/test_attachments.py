@@ -99,6 +99,8 @@ def test_purging_a_customer_deletes_their_attachment_files(
     live = _log_with_files(sales_user, gone, "live.pdf").attachments.get()
     other = _log_with_files(sales_user, kept, "other.pdf").attachments.get()
     paths = [Path(a.file.path) for a in (removed, binned.attachments.get(), live)]
+    paths.append(Path(_ticket_attachment(gone).file.path))  # the service desk's hook serves tickets
+    kept_ticket = Path(_ticket_attachment(kept).file.path)
     customer_delete(actor=manager_user, customer=gone)
     assert all(p.exists() for p in paths)  # in the bin: everything kept, restorable
     Customer.objects.filter(pk=gone.pk).update(
@@ -108,4 +110,15 @@ def test_purging_a_customer_deletes_their_attachment_files(
         assert customers_purge_expired() == 1
     assert not Interaction.objects.filter(customer_id=gone.pk).exists()
     assert not any(p.exists() for p in paths)
-    assert Path(other.file.path).exists()
+    assert Path(other.file.path).exists() and kept_ticket.exists()
+
+
+def _ticket_attachment(customer):
+    from django.core.files.base import ContentFile
+
+    from interactions.service.models import Ticket, TicketAttachment
+
+    ticket = Ticket.objects.create(customer=customer, subject="Cup broken")
+    attachment = TicketAttachment(ticket=ticket, original_name="photo.png", size=3, content_type="image/png")
+    attachment.file.save("photo.png", ContentFile(b"png"), save=True)
+    return attachment
