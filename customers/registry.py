@@ -156,6 +156,20 @@ class PersonalDataProvider:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class PurgeHook:
+    """Runs when customers are deleted for good (the bin's purge, `customers_purge_expired`).
+
+    `before_purge(customer_ids)` runs inside the purge transaction before the customers' rows go (the
+    app's rows go with them by CASCADE), so it can still read them; it returns a callable to run after
+    the transaction commits (e.g. delete the app's files from the tenant's storage), or None. Files are
+    deleted only after the commit: a rolled-back purge keeps them.
+    """
+
+    key: str
+    before_purge: Callable[[list[int]], Callable[[], None] | None]
+
+
 @dataclass
 class CustomerRegistry:
     list_filters: dict[str, ListFilter] = field(default_factory=dict)
@@ -166,6 +180,7 @@ class CustomerRegistry:
     row_actions: dict[str, RowAction] = field(default_factory=dict)
     bulk_actions: dict[str, BulkAction] = field(default_factory=dict)
     personal_data: dict[str, PersonalDataProvider] = field(default_factory=dict)
+    purge_hooks: dict[str, PurgeHook] = field(default_factory=dict)
 
     def add_list_filter(self, item: ListFilter) -> None:
         self.list_filters[item.key] = item
@@ -196,6 +211,9 @@ class CustomerRegistry:
 
     def sorted_bulk_actions(self) -> list[BulkAction]:
         return sorted(self.bulk_actions.values(), key=lambda a: (a.order, a.key))
+
+    def add_purge_hook(self, item: PurgeHook) -> None:
+        self.purge_hooks[item.key] = item
 
     def add_personal_data(self, item: PersonalDataProvider) -> None:
         self.personal_data[item.key] = item

@@ -491,6 +491,17 @@ def purge_date(customer: Customer) -> datetime | None:
     return customer.deleted_at + timedelta(days=BIN_RETENTION_DAYS)
 
 
+def _run_purge_hooks(ids: list[int]) -> None:
+    """Other apps' `PurgeHook`s (customers.registry): each reads what it must clean up before the rows
+    go and gets its clean-up run after the commit."""
+    from .registry import registry
+
+    for hook in registry.purge_hooks.values():
+        after = hook.before_purge(ids)
+        if after is not None:
+            transaction.on_commit(after)
+
+
 def customers_purge_expired(*, now: datetime | None = None, batch_size: int = 200) -> int:
     """Delete for good the customers that have been in the bin longer than the retention period.
 
@@ -511,6 +522,7 @@ def customers_purge_expired(*, now: datetime | None = None, batch_size: int = 20
             if not batch:
                 break
             ids = [pk for pk, _name in batch]
+            _run_purge_hooks(ids)
             Order.objects.filter(customer_id__in=ids).delete()
             # Merged records pointing at a purged survivor keep their rows (SET_NULL), as the model says.
             Customer.objects.filter(pk__in=ids).delete()

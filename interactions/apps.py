@@ -14,4 +14,12 @@ class InteractionsConfig(AppConfig):
         from .integration import register
 
         register()
+        # The import of historical interactions, an import kind of customers.imports.kinds.
+        from .imports import register as register_import
+
+        register_import()
+        # Personal-data export and erasure of interactions, follow-ups and service tickets.
+        from .privacy import register as register_privacy
+
+        register_privacy()
         register_nav(NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots", order=30))

@@ -74,8 +74,14 @@ class InteractionForm(forms.Form):
         help_text=_("Leave empty for no follow-up."),
     )
 
-    def __init__(self, *args, customer, interaction=None, **kwargs):
+    def __init__(self, *args, customer, interaction=None, followup=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if followup is not None:  # the call logged from a follow-up's row on My day
+            self.fields["complete_followup"] = forms.BooleanField(
+                label=_("Mark the follow-up “%(title)s” done") % {"title": followup.title},
+                required=False,
+                initial=True,
+            )
         outcomes = selectors.outcome_list(active_only=False)
         if interaction is not None and interaction.outcome_id:
             from django.db.models import Q

@@ -1,37 +1,32 @@
-"""Import of historical interactions (CSV / XLSX): upload -> column mapping -> a background job that
-checks every row and, only when every row is good, writes them all in one transaction.
+"""Import of historical interactions (CSV / XLSX), an import kind of `customers.imports.kinds`:
+upload -> column mapping -> a background check of every row -> preview (counts, every problem with
+row and column, the first rows as they will be written) -> confirm -> all rows written in one
+transaction, or none.
 
-It stands on the customers import's reading and cleaning modules (`customers.imports.parsing`:
-size, row, column and cell limits, encodings, XLSX bombs; `customers.imports.values`: dates in the
-tenant's time zone, e-mail, phone, formula unescaping) and on the job runner (progress, failure
-message). Customers are matched by CRM id, else e-mail, else phone; a row that matches no live
-customer, or several, is an error at its row and column. Nothing is half-written: with any row
-error the job ends with the list of errors (row, column, message) and writes nothing.
+What is particular to interactions is here: the fields a column can fill, the mapping rule (a date,
+a channel and a column that identifies the customer) and the rows' checks. Customers are matched by
+CRM id, else e-mail, else phone; a row that matches no live customer, or several, is an error at its
+row and column. Reading the file, the job and its stages, the preview, the tasks and idempotence are
+the seam's (see customers/imports/kinds.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
-from django.utils import timezone, translation
+from django.db import connection
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
-from crm.accounts.permissions import MANAGERS, user_has_role
-from crm.audit.services import audit_record
 from crm.jobs.models import BackgroundJob
-from crm.jobs.runner import JobRun, run_job
-from crm.jobs.services import job_create, job_enqueue, job_requeue, job_wait_for_user
-from customers.imports import parsing
-from customers.imports.columns import normalise_header
-from customers.imports.values import CellError, PhoneNormaliser, clean_datetime, clean_email, unescape_formula
+from customers.imports import kinds
+from customers.imports.kinds import CheckedRows, ImportKind, RowProblem, Target
+from customers.imports.values import CellError, PhoneNormaliser, clean_datetime, clean_email
 from customers.models import Customer, Order
 from customers.phone import current_region
 
@@ -40,20 +35,12 @@ from .models import Interaction, InteractionOutcome
 from .services import DURATION_MAX, NOTES_MAX, SUBJECT_MAX, future_limit
 
 JOB_KIND = "interactions.import"
-STAGE_MAPPING = "mapping"
-STAGE_CHECKING = "checking"
-STAGE_DONE = "done"
-STAGE_REFUSED = "refused"
-ERRORS_KEPT = 500
+STAGE_MAPPING = kinds.STAGE_MAPPING
+STAGE_CHECKING = kinds.STAGE_CHECKING
+STAGE_PREVIEW = kinds.STAGE_PREVIEW
+STAGE_IMPORTING = kinds.STAGE_IMPORTING
+STAGE_DONE = kinds.STAGE_DONE
 BATCH = 2_000
-
-
-@dataclass(frozen=True)
-class Target:
-    key: str
-    label: Any
-    synonyms: tuple[str, ...] = ()
-
 
 TARGETS = (
     Target("customer_id", _("Customer ID"), ("crm id", "customer", "客户id", "客户编号")),
@@ -72,114 +59,19 @@ TARGETS = (
 TARGET_KEYS = {t.key for t in TARGETS}
 REQUIRED = ("occurred_at", "channel")
 MATCH_KEYS = ("customer_id", "customer_email", "customer_phone")
+every_language = kinds.every_language
 
 
-def _every_language(label) -> set[str]:
-    names = {str(label)}
-    for code, _name in settings.LANGUAGES:
-        with translation.override(code):
-            names.add(str(label))
-    return names
-
-
-def guess_mapping(headers: list[str]) -> list[str]:
-    lookup: dict[str, str] = {}
-    for target in TARGETS:
-        for name in (target.key, *target.synonyms, *_every_language(target.label)):
-            lookup.setdefault(normalise_header(name), target.key)
-    used: set[str] = set()
-    mapping = []
-    for header in headers:
-        key = lookup.get(normalise_header(header), "")
-        mapping.append(key if key and key not in used else "")
-        used.add(key)
-    return mapping
-
-
-def _require_manager(actor) -> None:
-    if not user_has_role(actor, MANAGERS):
-        raise PermissionDenied(_t("Only managers and admins can import interactions."))
-
-
-def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
-    """Store the file as a new import job and guess the column mapping (a file that cannot be read
-    is refused here with its message)."""
-    _require_manager(actor)
-    size = getattr(uploaded_file, "size", None)
-    if size is not None and size > parsing.MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            _("The file is larger than %(size)d MB. Split it into smaller files."),
-            params={"size": parsing.MAX_UPLOAD_BYTES // (1024 * 1024)},
-        )
-    try:
-        parsed = parsing.parse_upload(uploaded_file, uploaded_file.name, preview_rows=5)
-    except parsing.ImportFileError as error:
-        raise ValidationError(error.message)
-    uploaded_file.seek(0)
-    filename = (uploaded_file.name or "upload").rsplit("/", 1)[-1][:150]
-    job = job_create(
-        kind=JOB_KIND,
-        created_by=actor,
-        input_file=uploaded_file,
-        input_name=filename,
-        params={
-            "stage": STAGE_MAPPING,
-            "filename": filename,
-            "row_count": parsed.row_count,
-            "headers": parsed.headers,
-            "sample": [cells for _n, cells in parsed.rows[:5]],
-            "mapping": guess_mapping(parsed.headers),
-            "language": translation.get_language(),
-        },
-    )
-    job = job_wait_for_user(job=job)
-    audit_record(
-        actor=actor,
-        action="interactions.import_uploaded",
-        target=job,
-        changes={"file": filename},
-        label=filename,
-    )
-    return job
-
-
-def import_start(*, actor: User, job: BackgroundJob, mapping: list[str]) -> BackgroundJob:
-    """Save the mapping and check (and, if every row is good, write) the rows in the background."""
-    _require_manager(actor)
-    params = dict(job.params)
-    if params.get("stage") != STAGE_MAPPING:
-        raise ValidationError(_("This import has already been started."))
-    headers = params.get("headers", [])
-    if len(mapping) != len(headers) or any(key and key not in TARGET_KEYS for key in mapping):
-        raise ValidationError(_("Choose a field (or “do not import”) for every column."))
+def check_mapping(mapping: list[str]) -> list[str]:
     chosen = [key for key in mapping if key]
     errors = []
-    if len(chosen) != len(set(chosen)):
-        errors.append(_("Each field can be chosen for one column only."))
     for key in REQUIRED:
         if key not in chosen:
             label = next(str(t.label) for t in TARGETS if t.key == key)
-            errors.append(_("Choose the column for “%(field)s”.") % {"field": label})
+            errors.append(_t("Choose the column for “%(field)s”.") % {"field": label})
     if not any(key in chosen for key in MATCH_KEYS):
-        errors.append(_("Choose a column that identifies the customer: CRM id, e-mail or phone."))
-    if errors:
-        raise ValidationError(errors)
-    params.update({"stage": STAGE_CHECKING, "mapping": mapping, "language": translation.get_language()})
-    job = job_requeue(job=job, params=params, clear_result=True)
-    from .tasks import import_task
-
-    job_enqueue(job=job, task=import_task)
-    return job
-
-
-# --- the job body ------------------------------------------------------------------------------------
-
-
-@dataclass
-class RowProblem:
-    row: int
-    column: str
-    message: str
+        errors.append(_t("Choose a column that identifies the customer: CRM id, e-mail or phone."))
+    return errors
 
 
 class _Lookups:
@@ -197,7 +89,7 @@ class _Lookups:
         for outcome in InteractionOutcome.objects.all():
             names = {outcome.key, outcome.name} if outcome.name else {outcome.key}
             if not outcome.name and outcome.key in DEFAULT_OUTCOMES:
-                names |= _every_language(DEFAULT_OUTCOMES[outcome.key])
+                names |= every_language(DEFAULT_OUTCOMES[outcome.key])
             for name in names:
                 if name:
                     self.outcomes.setdefault(name.strip().casefold(), outcome)
@@ -232,7 +124,7 @@ class _Lookups:
     def _choice_lookup(choices) -> dict[str, str]:
         lookup = {}
         for value, label in choices.choices:
-            for name in (value, *_every_language(label)):
+            for name in (value, *every_language(label)):
                 lookup[name.strip().casefold()] = value
         return lookup
 
@@ -354,75 +246,70 @@ def _clean_row(values: dict[str, str], lookups: _Lookups, labels: dict[str, str]
     return fields, problems
 
 
-def import_run(*, job_id: int) -> None:
-    run_job(
-        job_id,
-        _import,
-        failure_message=_("The import failed. Nothing was written. Please try again."),
-        start_if={"stage": STAGE_CHECKING},
-    )
-
-
-def _import(run: JobRun) -> None:
-    job = run.job
-    params = dict(run.params)
-    actor = job.created_by
-    if actor is None or not user_has_role(actor, MANAGERS):
-        run.fail(message=_t("The user who started this import may no longer import."), params=params)
-        return
-    with job.input_file.open("rb") as handle:
-        parsed = parsing.parse_upload(handle, params.get("filename", "upload"))
-    mapping = params["mapping"]
-    labels = {key: headers for key, headers in zip(mapping, parsed.headers, strict=False) if key}
-    rows = [
-        (number, {key: unescape_formula(cell) for key, cell in zip(mapping, cells, strict=False) if key})
-        for number, cells in parsed.rows
-    ]
-    run.progress(5, _t("Checking rows"))
+def check_rows(rows: list[tuple[int, dict[str, str]]], labels: dict[str, str]) -> CheckedRows:
     lookups = _Lookups(rows)
     now = timezone.now()
-    problems: list[RowProblem] = []
-    cleaned: list[dict] = []
-    total = max(1, len(rows))
-    for index, (number, values) in enumerate(rows, start=1):
+    checked = CheckedRows(rows=[])
+    names: dict[int, str] = {}
+    for number, values in rows:
         fields, row_problems = _clean_row(values, lookups, labels, now)
         for column, message in row_problems:
-            problems.append(RowProblem(number, column, str(message)))
+            checked.problems.append(RowProblem(number, column, str(message)))
         if not row_problems:
-            cleaned.append(fields)
-        if index % BATCH == 0:
-            run.progress(5 + 60 * index // total, _t("Checking rows"))
-    for number in sorted(parsed.width_errors):
-        problems.append(
-            RowProblem(number, "", _t("This row has a different number of columns than the header."))
+            checked.rows.append(fields)
+    preview = checked.rows[: kinds.PREVIEW_ROWS]
+    if preview:
+        ids = {f["customer_id"] for f in preview}
+        names = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "name"))
+    channels, directions = dict(Channel.choices), dict(Direction.choices)
+    for fields in preview:
+        checked.preview.append(
+            {
+                "customer_id": names.get(fields["customer_id"], ""),
+                "occurred_at": date_format(timezone.localtime(fields["occurred_at"]), "Y-m-d H:i"),
+                "channel": str(channels.get(fields["channel"], "")),
+                "direction": str(directions.get(fields["direction"], "")),
+                "subject": fields["subject"][:80],
+            }
         )
-    if problems:
-        params["stage"] = STAGE_REFUSED
-        run.succeed(
-            result={
-                "rows": len(rows),
-                "error_count": len(problems),
-                "errors": [p.__dict__ for p in problems[:ERRORS_KEPT]],
-            },
-            message=_t("%(count)d problems found; nothing was imported. Fix the file and upload it again.")
-            % {"count": len(problems)},
-            params=params,
-        )
-        return
-    run.progress(70, _t("Writing interactions"))
-    with transaction.atomic():
-        objects = [Interaction(author_id=f.pop("author_id") or actor.pk, **f) for f in cleaned]
-        Interaction.objects.bulk_create(objects, batch_size=BATCH)
-        audit_record(
-            actor=actor,
-            action="interactions.imported",
-            target=job,
-            changes={"file": params.get("filename"), "rows": len(objects)},
-            label=params.get("filename", ""),
-        )
-        params["stage"] = STAGE_DONE
-        run.succeed(
-            result={"rows": len(rows), "imported": len(objects), "error_count": 0, "errors": []},
-            message=_t("%(count)d interactions imported.") % {"count": len(objects)},
-            params=params,
-        )
+    return checked
+
+
+def write_rows(actor: User, rows: list[dict[str, Any]], job: BackgroundJob) -> int:
+    objects = [Interaction(author_id=f.pop("author_id") or actor.pk, **f) for f in rows]
+    Interaction.objects.bulk_create(objects, batch_size=BATCH)
+    return len(objects)
+
+
+KIND = ImportKind(
+    key=JOB_KIND,
+    noun=_("interactions"),
+    targets=TARGETS,
+    check_mapping=check_mapping,
+    check_rows=check_rows,
+    write=write_rows,
+    refused=_("Only managers and admins can import interactions."),
+    audit_uploaded="interactions.import_uploaded",
+    audit_imported="interactions.imported",
+)
+
+
+def register() -> None:
+    kinds.register_import_kind(KIND)
+
+
+def guess_mapping(headers: list[str]) -> list[str]:
+    return kinds.guess_mapping(KIND, headers)
+
+
+def import_upload(*, actor: User, uploaded_file) -> BackgroundJob:
+    return kinds.kind_upload(kind=KIND, actor=actor, uploaded_file=uploaded_file)
+
+
+def import_start(*, actor: User, job: BackgroundJob, mapping: list[str]) -> BackgroundJob:
+    """Save the mapping and check every row in the background (the preview follows)."""
+    return kinds.kind_set_mapping(kind=KIND, actor=actor, job=job, mapping=mapping)
+
+
+def import_confirm(*, actor: User, job: BackgroundJob) -> BackgroundJob:
+    return kinds.kind_confirm(kind=KIND, actor=actor, job=job)

@@ -6,7 +6,8 @@ Registered from `InteractionsConfig.ready()`:
 - a row action "Log interaction" that opens the log dialog from the customer list;
 - the "Interactions" panel on the 360 page (latest interactions and the log button);
 - timeline entries for interactions;
-- the merge hook (interactions move to the survivor, and back on undo).
+- the merge hook (interactions move to the survivor, and back on undo);
+- the purge hook (a purged customer's attachment files leave the tenant's storage).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from customers.registry import (
     ListColumn,
     ListFilter,
     MergeHook,
+    PurgeHook,
     RowAction,
     TimelineEntry,
     registry,
@@ -139,7 +141,7 @@ def interactions_provider(*, customer, before=None, limit: int = 20, **_kwargs):
 
 
 def register() -> None:
-    from .services import merge_move, merge_undo
+    from .services import merge_move, merge_undo, purge_hook
 
     for item in FILTERS:
         registry.add_list_filter(item)
@@ -149,3 +151,4 @@ def register() -> None:
     registry.add_detail_panel(PANEL)
     registry.add_timeline_provider("interactions", interactions_provider)
     registry.add_merge_hook(MergeHook(key="interactions", move=merge_move, undo=merge_undo))
+    registry.add_purge_hook(PurgeHook(key="interactions", before_purge=purge_hook))

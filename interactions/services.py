@@ -299,14 +299,28 @@ FOLLOW_UP_MAX_DAYS = 365
 
 @transaction.atomic
 def interaction_log_with_follow_up(
-    *, actor: User, customer: Customer, follow_up_in_days: int | None, **values: Any
+    *,
+    actor: User,
+    customer: Customer,
+    follow_up_in_days: int | None,
+    complete_followup: Any = None,
+    **values: Any,
 ) -> tuple[Interaction, Any]:
     """Log an interaction and, with `follow_up_in_days`, create the actor's follow-up for the same
-    customer that many days ahead (the log form's "next follow-up in N days"). Both or neither: a
-    refused follow-up rolls the interaction back; its errors are put on `follow_up_in_days`."""
-    from interactions.followups.services import followup_create
+    customer that many days ahead (the log form's "next follow-up in N days"). With
+    `complete_followup` (an open follow-up of this customer: the call logged from My day), that
+    follow-up is marked done too. All or nothing: a refused follow-up rolls the interaction back; its
+    errors are put on `follow_up_in_days` (or `complete_followup`)."""
+    from interactions.followups.services import followup_complete, followup_create
 
     interaction = interaction_log(actor=actor, customer=customer, **values)
+    if complete_followup is not None:
+        if complete_followup.customer_id != customer.pk:
+            raise ValidationError({"complete_followup": _t("This follow-up belongs to another customer.")})
+        try:
+            followup_complete(actor=actor, followup=complete_followup)
+        except ValidationError as error:
+            raise ValidationError({"complete_followup": error.messages})
     if not follow_up_in_days:
         return interaction, None
     if not 1 <= follow_up_in_days <= FOLLOW_UP_MAX_DAYS:
@@ -367,7 +381,7 @@ def interaction_update(
         customer=locked.customer, values=values, errors=errors, previous_outcome_id=locked.outcome_id
     )
     files = list(attachments or ())
-    _check_attachments(files, errors, already=locked.attachments.count())
+    _check_attachments(files, errors, already=locked.attachments.filter(removed_at__isnull=True).count())
     _raise(errors)
     for field, value in cleaned.items():
         setattr(locked, field, value)
@@ -380,6 +394,93 @@ def interaction_update(
     if changes:
         audit_record(actor=actor, action="interaction.updated", target=locked, changes=changes)
     return locked
+
+
+def _attachment_for_change(actor: User, attachment: InteractionAttachment, message: str):
+    """The attachment locked with its interaction, after the role check; refused while the interaction
+    is in the recycle bin (restore it first)."""
+    interaction = attachment.interaction
+    _require_change(actor, interaction, message)
+    locked = (
+        InteractionAttachment.objects.select_for_update().select_related("interaction").get(pk=attachment.pk)
+    )
+    if locked.interaction.deleted_at is not None:
+        raise PermissionDenied(_t("This interaction is in the recycle bin; restore it first."))
+    return locked
+
+
+@transaction.atomic
+def attachment_remove(*, actor: User, attachment: InteractionAttachment) -> InteractionAttachment:
+    """Take one attachment off its interaction. Like a deleted interaction it is kept, hidden and
+    restorable, with its file; the file goes when the customer is purged from the bin (the purge hook
+    in `integration`) or erased. Audited on the interaction."""
+    locked = _attachment_for_change(
+        actor, attachment, _t("Only the author, managers and admins can remove an attachment.")
+    )
+    if locked.removed_at is None:
+        locked.removed_at = timezone.now()
+        locked.removed_by = actor
+        locked.save(update_fields=["removed_at", "removed_by"])
+        audit_record(
+            actor=actor,
+            action="interaction.attachment_removed",
+            target=locked.interaction,
+            changes={"attachments": {"old": locked.original_name, "new": None}},
+        )
+    return locked
+
+
+@transaction.atomic
+def attachment_restore(*, actor: User, attachment: InteractionAttachment) -> InteractionAttachment:
+    """Put a removed attachment back on its interaction (within the per-interaction limit)."""
+    locked = _attachment_for_change(
+        actor, attachment, _t("Only the author, managers and admins can restore an attachment.")
+    )
+    if locked.removed_at is not None:
+        live = locked.interaction.attachments.filter(removed_at__isnull=True).count()
+        if live >= ATTACHMENTS_PER_INTERACTION:
+            raise ValidationError(
+                _t("An interaction can have at most %(max)d attachments.")
+                % {"max": ATTACHMENTS_PER_INTERACTION}
+            )
+        locked.removed_at = None
+        locked.removed_by = None
+        locked.save(update_fields=["removed_at", "removed_by"])
+        audit_record(
+            actor=actor,
+            action="interaction.attachment_restored",
+            target=locked.interaction,
+            changes={"attachments": {"old": None, "new": locked.original_name}},
+        )
+    return locked
+
+
+def attachment_files_of_customers(customer_ids: Sequence[int]) -> list[str]:
+    """The stored file names of every attachment (removed ones too) of these customers' interactions."""
+    return list(
+        InteractionAttachment.objects.filter(interaction__customer_id__in=list(customer_ids))
+        .exclude(file="")
+        .values_list("file", flat=True)
+    )
+
+
+def delete_stored_files(names: Sequence[str]) -> None:
+    """Delete files from the tenant's storage (after a commit); a missing file is not an error."""
+    storage = InteractionAttachment._meta.get_field("file").storage
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:  # already gone, or the disk refused: nothing a user can act on
+            continue
+
+
+def purge_hook(customer_ids: list[int]):
+    """customers.registry.PurgeHook: the purged customers' attachment files leave the tenant's storage
+    once the purge has committed (the rows go by CASCADE)."""
+    names = attachment_files_of_customers(customer_ids)
+    if not names:
+        return None
+    return lambda: delete_stored_files(names)
 
 
 @transaction.atomic

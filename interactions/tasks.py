@@ -1,4 +1,5 @@
-"""Celery tasks of the interaction log: thin wrappers that take a job id and run in the sender's
+"""Celery tasks of the interaction log (its import runs on the generic import-kind tasks of
+customers.imports.tasks): thin wrappers that take a job id and run in the sender's
 tenant (the bodies run through crm.jobs.runner)."""
 
 from celery import shared_task
@@ -10,11 +11,3 @@ def export_task(job_id: int) -> None:
     from .exports import export_run
 
     export_run(job_id=job_id)
-
-
-@shared_task(acks_late=True, max_retries=0)
-def import_task(job_id: int) -> None:
-    """Check every row of an interactions import and write them all, or none (see interactions.imports)."""
-    from .imports import import_run
-
-    import_run(job_id=job_id)

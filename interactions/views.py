@@ -10,6 +10,7 @@ exactly like a missing one (interaction_get_for_user).
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -88,44 +89,68 @@ def _form_template(request: HttpRequest) -> str:
     return "interactions/partials/_log_dialog.html" if request.htmx else "interactions/interaction_form.html"
 
 
+def _followup_to_complete(request: HttpRequest, customer):
+    """The open follow-up of this customer named by `?followup=` (the "Log the call" button of a row
+    on My day), or None. One the user may not see answers 404, as everywhere."""
+    from interactions.followups.models import FollowUp
+    from interactions.followups.selectors import followup_get_for_user
+
+    raw = request.GET.get("followup")
+    if not raw:
+        return None
+    followup = followup_get_for_user(user=request.user, followup_id=raw)
+    if followup.customer_id != customer.pk or followup.status != FollowUp.Status.OPEN:
+        return None
+    return followup
+
+
+def _logged_response(request: HttpRequest, interaction, customer, followup) -> HttpResponse:
+    context = {"interaction": interaction, "customer": customer}
+    if followup is not None:
+        # The follow-up's row on My day is replaced out of band (done, or still open).
+        from interactions.followups.views import row_context
+
+        followup.refresh_from_db()
+        context["followup_row"] = row_context(request, followup, team=request.GET.get("team") == "1")
+    response = render(request, "interactions/partials/_logged.html", context)
+    response["HX-Trigger"] = json.dumps({"customer-updated": True, "interaction-logged": True})
+    return response
+
+
 @role_required()
 @require_http_methods(["GET", "POST"])
 def interaction_log(request: HttpRequest, customer_id: int) -> HttpResponse:
-    """The log form: an htmx dialog (from the 360 page or a customer-list row) or a page."""
+    """The log form: an htmx dialog (from the 360 page, a customer-list row or a follow-up's row on
+    My day, which can complete that follow-up) or a page."""
     customer = customer_get_for_user(user=request.user, customer_id=customer_id)
+    followup = _followup_to_complete(request, customer)
     if request.method == "POST":
-        form = InteractionForm(request.POST, request.FILES, customer=customer)
+        form = InteractionForm(request.POST, request.FILES, customer=customer, followup=followup)
         if form.is_valid():
             try:
                 interaction, _followup = services.interaction_log_with_follow_up(
                     actor=request.user,
                     customer=customer,
                     follow_up_in_days=form.cleaned_data.get("follow_up_in_days"),
+                    complete_followup=followup if form.cleaned_data.get("complete_followup") else None,
                     attachments=form.cleaned_data.get("attachments") or [],
                     **form.service_values(),
                 )
-            except SERVICE_ERRORS as error:
+            except (*SERVICE_ERRORS, PermissionDenied) as error:
                 show_service_error(form, error)
             else:
                 if request.htmx:
-                    response = render(
-                        request,
-                        "interactions/partials/_logged.html",
-                        {"interaction": interaction, "customer": customer},
-                    )
-                    response["HX-Trigger"] = json.dumps(
-                        {"customer-updated": True, "interaction-logged": True}
-                    )
-                    return response
+                    return _logged_response(request, interaction, customer, followup)
                 messages.success(request, _("Interaction logged."))
+                if followup is not None:
+                    return redirect("followups:my_day")
                 return redirect("customers:detail", pk=customer.pk)
     else:
-        form = InteractionForm(customer=customer)
-    return render(
-        request,
-        _form_template(request),
-        {"form": form, "customer": customer, "action": reverse("interactions:log", args=[customer.pk])},
-    )
+        form = InteractionForm(customer=customer, followup=followup)
+    action = reverse("interactions:log", args=[customer.pk])
+    if followup is not None:
+        action += "?" + urlencode({"followup": followup.pk, "team": request.GET.get("team", "0")})
+    return render(request, _form_template(request), {"form": form, "customer": customer, "action": action})
 
 
 # --- one interaction -------------------------------------------------------------------------------
@@ -137,12 +162,14 @@ def interaction_detail(request: HttpRequest, pk: int) -> HttpResponse:
     interaction = selectors.interaction_get_for_user(
         user=request.user, interaction_id=pk, include_deleted=True
     )
+    attachments = list(interaction.attachments.select_related("removed_by"))
     return render(
         request,
         "interactions/interaction_detail.html",
         {
             "interaction": interaction,
-            "attachments": list(interaction.attachments.all()),
+            "attachments": [a for a in attachments if a.removed_at is None],
+            "removed_attachments": [a for a in attachments if a.removed_at is not None],
             "can_change": services.can_change(request.user, interaction),
             "icon": CHANNEL_ICONS.get(interaction.channel, "chat-dots"),
         },
@@ -193,6 +220,7 @@ def interaction_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "customer": customer,
             "interaction": interaction,
+            "live_attachments": list(interaction.attachments.filter(removed_at__isnull=True)),
             "action": reverse("interactions:edit", args=[interaction.pk]),
         },
     )
@@ -227,6 +255,33 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
     except FileNotFoundError:
         raise Http404
     return FileResponse(handle, as_attachment=True, filename=attachment.original_name)
+
+
+@role_required()
+@require_POST
+def attachment_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take one attachment off its interaction (kept, restorable; see services.attachment_remove)."""
+    attachment = selectors.attachment_get_for_user(user=request.user, attachment_id=pk)
+    try:
+        services.attachment_remove(actor=request.user, attachment=attachment)
+    except (*SERVICE_ERRORS, PermissionDenied) as error:
+        show_service_error(request, error)
+    else:
+        messages.success(request, _("The attachment was removed. You can restore it below."))
+    return redirect("interactions:detail", pk=attachment.interaction_id)
+
+
+@role_required()
+@require_POST
+def attachment_restore(request: HttpRequest, pk: int) -> HttpResponse:
+    attachment = selectors.attachment_get_for_user(user=request.user, attachment_id=pk, include_removed=True)
+    try:
+        services.attachment_restore(actor=request.user, attachment=attachment)
+    except (*SERVICE_ERRORS, PermissionDenied) as error:
+        show_service_error(request, error)
+    else:
+        messages.success(request, _("The attachment was restored."))
+    return redirect("interactions:detail", pk=attachment.interaction_id)
 
 
 # --- export ----------------------------------------------------------------------------------------
@@ -346,6 +401,12 @@ def interaction_import_job(request: HttpRequest, job_id: int) -> HttpResponse:
                 show_service_error(form, error)
             else:
                 return redirect("interactions:import_job", job_id=job.pk)
+    elif request.method == "POST" and params.get("stage") == imports.STAGE_PREVIEW:
+        try:
+            imports.import_confirm(actor=request.user, job=job)
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
+        return redirect("interactions:import_job", job_id=job.pk)
     elif request.method == "POST":
         return redirect("interactions:import_job", job_id=job.pk)
     return render(

@@ -6,6 +6,7 @@ import); a task body runs through `crm.jobs.runner.run_job`, which calls the lif
 below (start, progress, succeed, fail, save output). Progress writes commit immediately (their own
 autocommit statement), so a user polling the job sees them while the job's own transaction runs."""
 
+import io
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -242,4 +243,67 @@ def job_redact(*, values: list[str]) -> int:
             message=redact_values(job.message, values),
         )
         changed += 1
+    return changed
+
+
+FILE_SCAN_ENCODINGS = ("utf-8", "utf-16-le", "gb18030")  # how an uploaded CSV may spell a value
+
+
+def _file_mentions(field, needles: list[bytes]) -> bool:
+    """Whether a job file holds one of the byte strings: read as it is, and inside each member when
+    it is a zip (XLSX keeps its cells in XML members). Job files are bounded by the upload and
+    export limits, so reading one whole is fine."""
+    import zipfile
+
+    try:
+        with field.storage.open(field.name, "rb") as handle:
+            content = handle.read()
+    except (FileNotFoundError, OSError):
+        return False
+    lowered = content.lower()
+    if any(needle in lowered for needle in needles):
+        return True
+    if content[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                for member in archive.infolist()[:200]:
+                    if member.file_size > 50 * 1024 * 1024:
+                        continue
+                    if any(needle in archive.read(member).lower() for needle in needles):
+                        return True
+        except (zipfile.BadZipFile, OSError, RuntimeError):
+            return True  # unreadable: it cannot be shown free of the person, so it goes
+    return False
+
+
+def job_files_redact(*, values: list[str]) -> int:
+    """Personal-data erasure: delete every job file (uploaded imports, error reports, exports) that
+    holds one of `values` (the person's name, e-mail, phone...), whatever its age; the job row stays,
+    with `result["files_deleted_at"]` and `"files_erased": true`. Returns how many jobs lost files.
+    Deleting happens after the erasure commits (a rollback keeps them)."""
+    values = [value for value in dict.fromkeys(values) if value and len(value) >= 3]
+    if not values:
+        return 0
+    needles = list({value.lower().encode(encoding) for value in values for encoding in FILE_SCAN_ENCODINGS})
+    at = timezone.now()
+    doomed: list[tuple[Any, str]] = []
+    changed = 0
+    for job in (
+        BackgroundJob.objects.exclude(input_file="", output_file="").order_by("pk").iterator(chunk_size=200)
+    ):
+        fields = [f for f in (job.input_file, job.output_file) if f and _file_mentions(f, needles)]
+        if not fields:
+            continue
+        update: dict[str, Any] = {f.field.name: "" for f in fields}
+        update["result"] = {**(job.result or {}), "files_deleted_at": at.isoformat(), "files_erased": True}
+        BackgroundJob.objects.filter(pk=job.pk).update(**update)
+        doomed += [(f.storage, f.name) for f in fields]
+        changed += 1
+
+    def delete() -> None:
+        for storage, name in doomed:
+            storage.delete(name)
+
+    if doomed:
+        transaction.on_commit(delete)
     return changed

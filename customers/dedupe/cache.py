@@ -44,6 +44,30 @@ def _cache_key(user, queryset: QuerySet[Customer]) -> str:
     return _version(user, queryset)[0]
 
 
+KEYS_KEPT = 1000  # the index of a tenant's scan keys keeps the newest ones
+
+
+def _index_key() -> str:
+    return f"customers:duplicates:{connection.schema_name}:keys"
+
+
+def remember_scan(key: str, scan: DuplicateScan, seconds: int) -> None:
+    """Cache a scan and note its key in the tenant's index, so an erasure can delete every cached
+    scan (they hold names, e-mails and phones), whatever scope or version it was made for."""
+    cache.set(key, scan, seconds)
+    index = [k for k in (cache.get(_index_key()) or []) if k != key]
+    index.append(key)
+    cache.set(_index_key(), index[-KEYS_KEPT:], LATEST_CACHE_SECONDS)
+
+
 def _remember(user, key: str, scan: DuplicateScan) -> None:
-    cache.set(key, scan, CACHE_SECONDS)
-    cache.set(_latest_key(user), scan, LATEST_CACHE_SECONDS)
+    remember_scan(key, scan, CACHE_SECONDS)
+    remember_scan(_latest_key(user), scan, LATEST_CACHE_SECONDS)
+
+
+def duplicate_scans_forget() -> int:
+    """Personal-data erasure: delete every cached duplicate scan of the tenant (the pages compute a
+    new one). Returns how many keys were known."""
+    index = cache.get(_index_key()) or []
+    cache.delete_many([*index, _index_key()])
+    return len(index)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 
-from .cache import CACHE_SECONDS, _remember, _scope_key, _version
+from .cache import CACHE_SECONDS, _remember, _scope_key, _version, remember_scan
 from .scan import duplicate_scan, scope_queryset
 
 SCAN_JOB_KIND = "customers.duplicates"
@@ -43,7 +42,7 @@ def duplicate_scan_run(*, job_id: int, user_id: int, key: str) -> int:
         scan = duplicate_scan(queryset)
         _remember(user, current_key, scan)
         if current_key != key:  # data changed since the request: the page asks for this one
-            cache.set(key, scan, CACHE_SECONDS)
+            remember_scan(key, scan, CACHE_SECONDS)
         run.succeed(result={"pairs": scan.total, "customers": scan.customers_scanned})
         return scan.total
 

@@ -27,3 +27,19 @@ def search_text_refresh_task(runs: list[list[int]]) -> int:
     from .services import search_text_refresh
 
     return search_text_refresh(runs=runs)
+
+
+@shared_task(acks_late=True, max_retries=0)
+def import_kind_check_task(job_id: int) -> None:
+    """Check every row of another app's import (customers.imports.kinds); writes none of its rows."""
+    from .kinds import kind_check
+
+    kind_check(job_id=job_id)
+
+
+@shared_task(acks_late=True, max_retries=0)
+def import_kind_write_task(job_id: int) -> None:
+    """Write the rows of another app's checked import, all or none (a redelivery writes nothing twice)."""
+    from .kinds import kind_write
+
+    kind_write(job_id=job_id)

@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _t
 from crm.accounts.models import User
 from crm.accounts.permissions import ADMINS, user_has_role
 from crm.audit.services import audit_record, audit_redact
-from crm.jobs.services import job_redact
+from crm.jobs.services import job_files_redact, job_redact
+from customers.dedupe.cache import duplicate_scans_forget
 from customers.models import Customer
 from customers.registry import registry
 
@@ -65,6 +66,10 @@ def customer_erase(*, actor: User, customer: Customer, confirmation: str) -> dic
     customer.tags.clear()
     summary["audit_events_redacted"] = audit_redact(target=customer, values=values)
     summary["jobs_redacted"] = job_redact(values=values)
+    # Files and caches that may hold the person: job files (imports, exports) that mention them go
+    # after the commit; every cached duplicate scan of the tenant goes now (they are recomputed).
+    summary["job_files_deleted"] = job_files_redact(values=values)
+    summary["duplicate_scans_forgotten"] = duplicate_scans_forget()
     customer.refresh_from_db()
     audit_record(actor=actor, action="customer.erased", target=customer, changes={"summary": summary})
     return summary

@@ -17,7 +17,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
-from customers.registry import DetailPanel, ListFilter, MergeHook, TimelineEntry, registry
+from customers.registry import DetailPanel, ListFilter, MergeHook, PurgeHook, TimelineEntry, registry
 
 from .models import OPEN_STATUSES, Ticket, TicketMessage
 
@@ -118,6 +118,30 @@ def merge_undo(survivor, merged, info: dict) -> None:
     )
 
 
+def purge_hook(customer_ids: list[int]):
+    """customers.registry.PurgeHook: a purged customer's ticket attachment files leave the tenant's
+    storage once the purge has committed (the tickets go by CASCADE)."""
+    from .models import TicketAttachment
+
+    storage = TicketAttachment._meta.get_field("file").storage
+    names = list(
+        TicketAttachment.objects.filter(ticket__customer_id__in=list(customer_ids))
+        .exclude(file="")
+        .values_list("file", flat=True)
+    )
+    if not names:
+        return None
+
+    def delete() -> None:
+        for name in names:
+            try:
+                storage.delete(name)
+            except OSError:
+                continue
+
+    return delete
+
+
 def register() -> None:
     from crm.navigation import NavItem
     from crm.navigation import register as register_nav
@@ -127,6 +151,7 @@ def register() -> None:
     registry.add_detail_panel(PANEL)
     registry.add_timeline_provider("service.tickets", tickets_provider)
     registry.add_merge_hook(MergeHook(key="service.tickets", move=merge_move, undo=merge_undo))
+    registry.add_purge_hook(PurgeHook(key="service.tickets", before_purge=purge_hook))
     register_nav(NavItem("service", _("Service"), "service:queue", "life-preserver", order=35))
     register_kind("service.sla_warning", _("Ticket close to its SLA target (to the assignee)"))
     register_kind("service.sla_escalation", _("Ticket past its SLA target (to the team's manager)"))

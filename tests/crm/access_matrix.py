@@ -213,6 +213,8 @@ TENANT: dict[str, Row] = {
     "interactions:delete": row(NO_GET, OWNED_DONE),
     "interactions:restore": row(NO_GET, OWNED_DONE),
     "interactions:attachment": row(OWNED, NO_POST),
+    "interactions:attachment_remove": row(NO_GET, OWNED_DONE),
+    "interactions:attachment_restore": row(NO_GET, OWNED_DONE),
     "interactions:export": row(NO_GET, signed_in(302)),
     "interactions:export_job": row(OWNED, NO_POST),
     "interactions:import": row(MANAGERS, MANAGERS_DONE),

@@ -398,6 +398,8 @@ KWARGS = {
     },
     "interactions:restore": lambda w, mine: {"pk": w.binned_interaction[mine].pk},
     "interactions:attachment": lambda w, mine: {"pk": w.attachment[mine].pk},
+    "interactions:attachment_remove": lambda w, mine: {"pk": w.attachment[mine].pk},
+    "interactions:attachment_restore": lambda w, mine: {"pk": w.attachment[mine].pk},
     "interactions:export_job": lambda w, mine: {"job_id": w.interaction_job[mine].pk},
     "interactions:outcome_change": lambda w, mine: {"pk": w.outcome.pk},
     "interactions:import_job": lambda w, mine: {"job_id": w.interaction_import.pk},

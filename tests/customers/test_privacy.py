@@ -3,11 +3,16 @@ the erasure leaves none of their personal values in any table of the tenant (sea
 column, audit log and job records included), keeps their orders, is audited, is refused without the
 typed confirmation or to non-admins, and touches no other tenant."""
 
+import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -65,7 +70,58 @@ def _person(admin_user) -> Customer:
     points_adjust(actor=admin_user, member=member, points=300, reason=f"{NAME} {PHONE}: goodwill")
     # An import job that kept the person's row as a sample.
     job_create(kind="customers.import", created_by=admin_user, params={"sample": [[NAME, EMAIL, PHONE]]})
+    _interactions_followups_tickets(admin_user, customer)
     return customer
+
+
+def _interactions_followups_tickets(admin_user, customer) -> None:
+    """What the interactions app holds about the person: a call with notes and an attachment, a
+    follow-up and its reminder, a ticket with a message and an attachment."""
+    from crm.notifications.models import Notification
+    from interactions.followups.models import FollowUp
+    from interactions.service.models import Ticket, TicketAttachment, TicketMessage
+    from interactions.services import interaction_log
+
+    interaction_log(
+        actor=admin_user,
+        customer=customer,
+        channel="phone",
+        direction="out",
+        occurred_at=timezone.now(),
+        subject=f"Call with {NAME}",
+        notes=f"Reached at {PHONE}; will write to {EMAIL}. Lives at {STREET}.",
+        attachments=[SimpleUploadedFile("contract.pdf", b"%PDF-1.4 " + NAME.encode(), "application/pdf")],
+    )
+    followup = FollowUp.objects.create(
+        customer=customer, assignee=admin_user, due_at=timezone.now(), title=f"Call {NAME} back", notes=EMAIL
+    )
+    Notification.objects.create(
+        recipient=admin_user,
+        kind="followup.due",
+        key=f"followup:{followup.pk}:{followup.due_at.isoformat()}",
+        title=f"Follow-up due: Call {NAME} back",
+        body=f"Customer: {NAME}",
+    )
+    ticket = Ticket.objects.create(
+        customer=customer,
+        subject=f"Broken cup for {NAME}",
+        description=f"Ship to {STREET}",
+        requester_email=EMAIL,
+        requester_phone=PHONE,
+    )
+    TicketMessage.objects.create(ticket=ticket, kind="customer", body=f"This is {NAME}, call {PHONE}")
+    attachment = TicketAttachment(ticket=ticket, original_name="photo.png", size=3, content_type="image/png")
+    attachment.file.save("photo.png", ContentFile(NAME.encode()), save=True)
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def _files(root) -> list:
+    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def _personal_values_left(values) -> list[str]:
@@ -91,7 +147,70 @@ def _personal_values_left(values) -> list[str]:
 
 
 def test_every_app_registers_what_it_holds():
-    assert {"customers", "segmentation", "loyalty"} <= set(registry.personal_data)
+    assert {"customers", "segmentation", "loyalty", "interactions", "followups", "service"} <= set(
+        registry.personal_data
+    )
+
+
+def test_the_export_holds_interactions_follow_ups_and_tickets(admin_user):
+    customer = _person(admin_user)
+    sections = customer_personal_data_export(actor=admin_user, customer=customer)["sections"]
+    json.dumps([sections[key] for key in ("interactions", "followups", "service")])  # JSON-safe
+    assert sections["interactions"]["data"][0]["subject"] == f"Call with {NAME}"
+    assert sections["interactions"]["data"][0]["attachments"] == ["contract.pdf"]
+    assert sections["followups"]["data"][0]["title"] == f"Call {NAME} back"
+    ticket = sections["service"]["data"][0]
+    assert ticket["requester_email"] == EMAIL and ticket["messages"][0]["body"].startswith(f"This is {NAME}")
+    assert ticket["attachments"] == ["photo.png"]
+
+
+def test_erasure_deletes_attachment_files_job_files_that_name_the_person_and_cached_duplicate_scans(
+    admin_user, _media, django_capture_on_commit_callbacks
+):
+    """Issue 16 "files and caches": files on disk and Redis entries that hold the person go too."""
+    import openpyxl
+
+    from customers.dedupe.cache import remember_scan
+    from interactions.models import InteractionAttachment
+    from interactions.service.models import TicketAttachment
+
+    customer = _person(admin_user)
+    upload = job_create(
+        kind="customers.import",
+        created_by=admin_user,
+        input_file=SimpleUploadedFile("people.csv", f"name,phone\n{NAME},{PHONE}\n".encode("gb18030")),
+    )
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["name", "email"])
+    workbook.active.append(["Someone", EMAIL])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    export = job_create(kind="customers.export", created_by=admin_user)
+    export.output_file.save("export.xlsx", ContentFile(buffer.getvalue()), save=True)
+    other = job_create(
+        kind="customers.import",
+        created_by=admin_user,
+        input_file=SimpleUploadedFile("others.csv", b"name\nLi Lei\n"),
+    )
+    remember_scan(f"customers:duplicates:{connection.schema_name}:all:abc", {"pairs": [[NAME, EMAIL]]}, 600)
+    remember_scan(f"customers:duplicates:{connection.schema_name}:all:latest", {"pairs": [[NAME]]}, 600)
+    person_files = [
+        Path(a.file.path) for a in [*InteractionAttachment.objects.all(), *TicketAttachment.objects.all()]
+    ]
+    person_files += [Path(upload.input_file.path), Path(export.output_file.path)]
+    assert all(path.exists() for path in person_files)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = customer_erase(actor=admin_user, customer=customer, confirmation="ERASE")
+    assert not any(path.exists() for path in person_files), [p for p in person_files if p.exists()]
+    assert Path(other.input_file.path).exists()  # a file about someone else stays
+    assert summary["job_files_deleted"] == 2 and summary["duplicate_scans_forgotten"] == 2
+    assert cache.get(f"customers:duplicates:{connection.schema_name}:all:abc") is None
+    assert cache.get(f"customers:duplicates:{connection.schema_name}:all:latest") is None
+    upload.refresh_from_db()
+    assert not upload.input_file and upload.result["files_erased"]
+    assert summary["interactions"]["attachments_deleted"] == 1
+    assert summary["service"]["attachments_deleted"] == 1
 
 
 def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):

@@ -1,4 +1,6 @@
-"""Import of historical interactions: matching, row errors with row and column, nothing half-written."""
+"""Import of historical interactions (an import kind of customers.imports.kinds): matching, row errors
+with row and column at the preview, a confirm step, nothing half-written, a redelivery writes nothing
+twice."""
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +15,7 @@ from django.utils import timezone
 from crm.accounts.models import User
 from crm.audit.models import AuditEvent
 from crm.jobs.models import BackgroundJob
+from customers.imports import kinds
 from interactions import imports
 from interactions.models import Interaction, InteractionOutcome
 from tests.factories import CustomerFactory, OrderFactory
@@ -29,9 +32,22 @@ def _upload(actor, text: str, name: str = "history.csv"):
     return imports.import_upload(actor=actor, uploaded_file=SimpleUploadedFile(name, text.encode("utf-8")))
 
 
-def _run(actor, job):
+def _check(actor, job):
+    """Map and check: the preview (the task body runs in this process)."""
     job = imports.import_start(actor=actor, job=job, mapping=job.params["mapping"])
-    imports.import_run(job_id=job.pk)  # the task body, in this process
+    kinds.kind_check(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _run(actor, job):
+    job = _check(actor, job)
+    assert job.params["stage"] == "preview", job.result
+    if job.result["preview"]["error_count"]:
+        return job
+    assert not Interaction.objects.exists()  # the preview writes nothing
+    job = imports.import_confirm(actor=actor, job=job)
+    kinds.kind_write(job_id=job.pk)
     job.refresh_from_db()
     return job
 
@@ -99,8 +115,10 @@ def test_malformed_rows_are_reported_with_row_and_column_and_nothing_is_written(
         "ok@example.com,yesterday,phone,sideways,Bought a boat\n",
     )
     job = _run(manager_user, job)
-    assert job.params["stage"] == "refused"
-    problems = {(e["row"], e["column"]) for e in job.result["errors"]}
+    assert job.params["stage"] == "preview"
+    with pytest.raises(ValidationError):  # no confirm while a row has a problem
+        imports.import_confirm(actor=manager_user, job=job)
+    problems = {(e["row"], e["column"]) for e in job.result["preview"]["errors"]}
     assert problems == {
         (3, "channel"),
         (4, "date"),
@@ -145,7 +163,13 @@ def test_import_pages(manager_client, manager_user, sales_user):
         {"col_0": "customer_email", "col_1": "occurred_at", "col_2": "channel"},
     )
     assert response.status_code == 302
-    imports.import_run(job_id=job.pk)
+    kinds.kind_check(job_id=job.pk)
+    page = manager_client.get(reverse("interactions:import_job", args=[job.pk])).content.decode()
+    assert 'id="interaction-import-preview"' in page and "1 row is ready to import" in page
+    assert not Interaction.objects.exists()
+    response = manager_client.post(reverse("interactions:import_job", args=[job.pk]))
+    assert response.status_code == 302
+    kinds.kind_write(job_id=job.pk)
     page = manager_client.get(reverse("interactions:import_job", args=[job.pk])).content.decode()
     assert "1 interactions imported." in page
     assert User.objects.get(pk=manager_user.pk)
@@ -170,3 +194,24 @@ def test_an_export_file_maps_back_onto_the_import_fields():
         "Author (user email)": "author",
         "Order": "order",
     }
+
+
+def test_a_redelivered_write_writes_nothing_twice_and_a_changed_customer_goes_back_to_the_preview(
+    manager_user, sales_user
+):
+    customer = CustomerFactory(owner=sales_user, email="again@example.com")
+    job = _run(manager_user, _upload(manager_user, "email,date,channel\nagain@example.com,2025-01-02,sms\n"))
+    assert job.params["stage"] == "done" and Interaction.objects.count() == 1
+    kinds.kind_write(job_id=job.pk)  # the same message delivered again
+    assert Interaction.objects.count() == 1
+    # Between the preview and the confirm the customer went to the bin: checked again, nothing written.
+    job = _check(
+        manager_user, _upload(manager_user, "email,date,channel\nagain@example.com,2025-01-03,sms\n")
+    )
+    job = imports.import_confirm(actor=manager_user, job=job)
+    customer.deleted_at = timezone.now()
+    customer.save(update_fields=["deleted_at"])
+    kinds.kind_write(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.params["stage"] == "preview" and job.result["preview"]["error_count"] == 1
+    assert Interaction.objects.count() == 1

@@ -371,3 +371,55 @@ def test_both_or_neither_when_the_follow_up_is_refused(sales_user):
         )
     assert "follow_up_in_days" in raised.value.error_dict
     assert not Interaction.objects.exists() and not FollowUp.objects.exists()
+
+
+# The 360 page with every panel filled (interactions, follow-ups, tickets, loyalty, churn alert,
+# duplicates, segmentation), pinned exactly per role; the same with 1 and with many rows behind
+# each panel. Tenant lookup (3 with the search paths), session, user, then the page's own.
+CUSTOMER_360_QUERIES = {"sales": 39, "manager": 42}
+
+
+def _fill_every_panel(actor, customer, n: int) -> None:
+    from interactions.followups.services import followup_create
+    from interactions.service.services import ticket_open
+    from loyalty.services import member_enrol
+    from segmentation.services import alert_create
+
+    outcome = InteractionOutcome.objects.get(key="reached")
+    for i in range(n):
+        _log(actor, customer, minutes_ago=i + 2, outcome=outcome)
+        followup_create(
+            actor=actor,
+            customer=customer,
+            assignee=actor,
+            due_at=timezone.now() + timedelta(hours=i + 1),
+            title=f"Call {i}",
+            notes="",
+        )
+        ticket_open(actor=actor, subject=f"Ticket {i}", customer=customer)
+        OrderFactory(customer=customer)
+    member_enrol(actor=actor, customer=customer)
+    if not customer.churn_alerts.exists():
+        alert_create(customer=customer, reason="entered_at_risk")
+
+
+@pytest.mark.parametrize("role", ["sales", "manager"])
+def test_360_page_query_count_is_pinned_with_every_panel(role, client_for, sales_user, manager_user):
+    viewer = sales_user if role == "sales" else manager_user
+    customer = CustomerFactory(owner=sales_user, email="panel@example.com")
+    CustomerFactory(owner=sales_user, email="panel@example.com")  # a duplicate for the panel
+    client = client_for(viewer)
+    url = reverse("customers:detail", args=[customer.pk])
+    _fill_every_panel(sales_user, customer, 1)
+    client.get(url)  # warm the session and caches
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    _fill_every_panel(sales_user, customer, 12)
+    client.get(url)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(url).content.decode()
+    for panel in ("interactions.latest", "followups", "service", "loyalty"):
+        assert f'data-panel="{panel}' in page, panel
+    sql = "\n".join(q["sql"][:150] for q in many.captured_queries)
+    assert len(many) == len(one), sql
+    assert len(many) == CUSTOMER_360_QUERIES[role], sql

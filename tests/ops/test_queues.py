@@ -40,6 +40,8 @@ ROWS = 30_000
     [
         ("customers.imports.tasks.import_validate_task", "imports"),
         ("customers.imports.tasks.import_run_task", "imports"),
+        ("customers.imports.tasks.import_kind_check_task", "imports"),
+        ("customers.imports.tasks.import_kind_write_task", "imports"),
         ("customers.exports.tasks.export_all_task", "imports"),
         ("customers.dedupe.tasks.duplicate_scan_task", "imports"),
         ("segmentation.tasks.recompute_task", "recompute"),
@@ -53,7 +55,6 @@ ROWS = 30_000
         ("interactions.service.tasks.sla_scan_all_tenants", "reminders"),
         ("interactions.service.tasks.ticket_reply_send_task", "default"),
         ("interactions.tasks.export_task", "imports"),
-        ("interactions.tasks.import_task", "imports"),
         ("loyalty.tasks.points_earn_task", "imports"),
         ("loyalty.tasks.opening_import_task", "imports"),
         ("loyalty.tasks.points_nightly_all_tenants", "recompute"),
