@@ -21,4 +21,5 @@ SEEDERS: list[str] = [
     "interactions.followups.demo.seed",
     "loyalty.demo.seed",
     "interactions.service.demo.seed",
+    "interactions.surveys.demo.seed",
 ]

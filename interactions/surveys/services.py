@@ -560,7 +560,7 @@ def clean_answer(*, kind: str, score: Any, comment: Any) -> tuple[int, str]:
     errors: dict[str, list] = {}
     raw = str(score if score is not None else "").strip()
     value = None
-    if len(raw) > 2 or not raw.isdigit() or not low <= int(raw) <= high:
+    if len(raw) > 2 or not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         errors["score"] = [
             ValidationError(
                 _("Choose a score from %(low)d to %(high)d.") % {"low": low, "high": high}, code="range"
@@ -687,8 +687,8 @@ def detractor_follow_up(*, response: SurveyResponse):
     with translation.override(language):
         label = "NPS" if response.kind == SurveyKind.NPS else "CSAT"
         title = _("Unhappy customer: %(kind)s %(score)d") % {"kind": label, "score": response.score}
-        notes = _("%(name)s answered a survey with %(kind)s %(score)d. Call them back.") % {
-            "name": response.customer.name,
+        # no name or comment here: follow-ups and notifications keep no personal text of the surveys
+        notes = _("The customer answered a survey with %(kind)s %(score)d. Call them back.") % {
             "kind": label,
             "score": response.score,
         }
@@ -767,3 +767,28 @@ def personal_data_erase(customer: Customer, actor) -> dict[str, int]:
 
 
 FAILURE_MESSAGE = gettext_noop("The bulk send failed. Please try again.")
+
+
+_SCORES_REBUILD_SQL = """
+INSERT INTO surveys_customersurveyscore (customer_id, last_nps, last_nps_at, last_csat, last_csat_at)
+SELECT c.customer_id, n.score, n.answered_at, s.score, s.answered_at
+FROM (SELECT DISTINCT customer_id FROM surveys_surveyresponse) c
+LEFT JOIN LATERAL (
+    SELECT score, answered_at FROM surveys_surveyresponse r
+    WHERE r.customer_id = c.customer_id AND r.kind = 'nps' ORDER BY answered_at DESC, id DESC LIMIT 1
+) n ON TRUE
+LEFT JOIN LATERAL (
+    SELECT score, answered_at FROM surveys_surveyresponse r
+    WHERE r.customer_id = c.customer_id AND r.kind = 'csat' ORDER BY answered_at DESC, id DESC LIMIT 1
+) s ON TRUE
+ON CONFLICT (customer_id) DO UPDATE SET last_nps = EXCLUDED.last_nps, last_nps_at = EXCLUDED.last_nps_at,
+    last_csat = EXCLUDED.last_csat, last_csat_at = EXCLUDED.last_csat_at
+"""
+
+
+@transaction.atomic
+def scores_rebuild_all() -> int:
+    """Every customer's last scores from their responses, in one statement (the demo seeder, repairs)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SCORES_REBUILD_SQL)
+        return cursor.rowcount

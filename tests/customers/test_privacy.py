@@ -56,6 +56,17 @@ def _person(admin_user) -> Customer:
         stage_since=timezone.now(),
         computed_at=timezone.now(),
     )
+    # A survey answer whose comment repeats the name and phone (interactions.surveys).
+    from interactions.surveys.models import SurveyTemplate
+    from interactions.surveys.services import _invite, response_submit
+
+    invitation = _invite(
+        template=SurveyTemplate.objects.get(kind="nps"),
+        customer=customer,
+        source="bulk",
+        source_key="bulk:p:1",
+    )
+    response_submit(invitation=invitation, score=8, comment=f"I am {NAME}, call me on {PHONE}")
     # An import job that kept the person's row as a sample.
     job_create(kind="customers.import", created_by=admin_user, params={"sample": [[NAME, EMAIL, PHONE]]})
     return customer
@@ -84,7 +95,7 @@ def _personal_values_left(values) -> list[str]:
 
 
 def test_every_app_registers_what_it_holds():
-    assert {"customers", "segmentation"} <= set(registry.personal_data)
+    assert {"customers", "segmentation", "surveys"} <= set(registry.personal_data)
 
 
 def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
@@ -102,6 +113,7 @@ def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
     assert orders[0]["number"] == "ERASE-ORDER-1" and orders[0]["lines"][0]["product"] == "Tea set"
     assert sections["customers"]["data"]["events"][0]["properties"]["search"] == EMAIL
     assert sections["segmentation"]["data"]["score"]["recency_days"] == 5
+    assert sections["surveys"]["data"]["responses"][0]["comment"] == f"I am {NAME}, call me on {PHONE}"
     assert AuditEvent.objects.filter(
         action="customer.personal_data_exported", target_id=str(customer.pk)
     ).exists()
