@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -360,7 +361,7 @@ def bulk_send_run(run) -> None:
         raise ApplicationError(_("The survey template or its sender no longer exists."))
     try:
         segment = segment_get_for_user(user=actor, segment_id=params.get("segment_id"))
-    except Exception:
+    except Http404:
         raise ApplicationError(_("The segment no longer exists."))
     ids = list(
         bulk_audience(actor=actor, segment=segment)
@@ -501,7 +502,9 @@ def invitations_send(*, batch_size: int = 100, max_seconds: float = 50.0) -> dic
                     logger.warning("survey invitation %s failed: %s", invitation.pk, error)
                     SurveyInvitation.objects.filter(pk=invitation.pk, sent_at=None).update(
                         last_error=str(error)[:500],
-                        failed_at=timezone.now() if invitation.attempts + 1 >= MAX_ATTEMPTS else None,
+                        failed_at=timezone.now()
+                        if invitation.attempts >= MAX_ATTEMPTS
+                        else None,  # counted at claim
                     )
             if outgoing and not sent:
                 break  # the mail server refuses everything: the next run tries again

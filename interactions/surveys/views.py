@@ -88,8 +88,10 @@ def responses(request: HttpRequest) -> HttpResponse:
     form = forms.ResponseFilterForm(request.GET)
     form.is_valid()
     filters = {k: v for k, v in form.cleaned_data.items() if v not in (None, "", False) and k != "cursor"}
-    if "month" not in filters:
-        filters["since"] = selectors.report_since(filters.pop("months", 12))
+    months = filters.pop("months", None)
+    if "month" not in filters and (months or "customer" not in filters):
+        # a figure's answers cover the report's period; one customer's answers go back to the start
+        filters["since"] = selectors.report_since(months or 12)
     page = selectors.response_page(
         qs=selectors.response_list(user=request.user, filters=filters), cursor=form.cleaned_data.get("cursor")
     )

@@ -313,3 +313,21 @@ def test_two_tenants_never_see_each_others_answers(tenant_a, tenant_b, answered,
         assert selectors.survey_report(user=beta_admin)["total"]["nps_n"] == 0
     connection.set_tenant(tenant_a)
     assert SurveyResponse.objects.count() == 6
+
+
+def test_a_refused_invitation_stays_unsent_and_fails_for_good_after_the_last_attempt(users, nps, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    customer = CustomerFactory(email="refused@survey.test")
+    invitation = services._invite(template=nps, customer=customer, source="bulk", source_key="bulk:f:1")
+    assert services.invitations_send()["failed"] == 1
+    invitation.refresh_from_db()
+    assert (invitation.sent_at, invitation.failed_at, invitation.attempts) == (None, None, 1)
+    assert invitation.last_error
+    SurveyInvitation.objects.filter(pk=invitation.pk).update(
+        attempts=services.MAX_ATTEMPTS - 1, claimed_at=None
+    )
+    assert services.invitations_send()["failed"] == 1
+    invitation.refresh_from_db()
+    assert invitation.failed_at is not None and invitation.sent_at is None
+    assert services.invitations_claim(batch_size=10) == []  # never tried again
