@@ -155,3 +155,52 @@ def test_segment_rules_list_filters_panel_and_timeline_use_the_last_scores(clien
     assert 'data-testid="surveys-panel"' in detail
     timeline = client.get(reverse("customers:timeline", args=[low.pk])).content.decode()
     assert "NPS 3" in timeline
+
+
+def test_the_bulk_send_page_starts_a_job_and_shows_its_progress(
+    client_for, users, nps, django_capture_on_commit_callbacks
+):
+    from crm.jobs.models import BackgroundJob
+    from segmentation.models import Segment
+
+    rules = {
+        "op": "and",
+        "rules": [{"op": "and", "rules": [{"field": "city", "op": "eq", "value": "Pagetown"}]}],
+    }
+    segment = Segment.objects.create(
+        name="Page town", rules=rules, is_shared=True, created_by=users["manager"]
+    )
+    client = client_for(users["manager"])
+    empty = client.post(reverse("surveys:bulk_send"), {"template": nps.pk, "segment": segment.pk})
+    assert empty.status_code == 200 and "segment" in empty.context["form"].errors  # nobody to invite
+    assert not BackgroundJob.objects.filter(kind=services.BULK_KIND).exists()
+    CustomerFactory(city="Pagetown", email="page@survey.test", email_consent=True)
+    started = client.post(reverse("surveys:bulk_send"), {"template": nps.pk, "segment": segment.pk})
+    assert started.status_code == 302 and "?job=" in started["Location"]
+    page = client.get(started["Location"]).content.decode()
+    assert 'data-testid="bulk-job"' in page and "job-progress" in page
+
+
+def test_an_admin_chooses_the_outcomes_that_send_a_survey(client_for, users, csat):
+    from interactions.models import InteractionOutcome
+
+    outcome = InteractionOutcome.objects.get(key="no_answer")
+    response = client_for(users["admin"]).post(
+        reverse("surveys:template_edit", args=[csat.pk]),
+        {
+            "name": csat.name,
+            "kind": "csat",
+            "question_en": csat.question_en,
+            "question_zh": csat.question_zh,
+            "expires_days": "10",
+            "is_active": "on",
+            "after_outcomes": [outcome.pk],
+        },
+    )
+    assert response.status_code == 302
+    csat.refresh_from_db()
+    assert (
+        list(csat.after_outcomes.all()) == [outcome]
+        and not csat.on_ticket_resolved
+        and csat.expires_days == 10
+    )
