@@ -204,3 +204,33 @@ def test_an_admin_chooses_the_outcomes_that_send_a_survey(client_for, users, csa
         and not csat.on_ticket_resolved
         and csat.expires_days == 10
     )
+
+
+def test_the_ticket_bin_and_the_reports_page_cost_the_same_queries_for_few_or_many_rows(
+    client_for, users, nps
+):
+    client = client_for(users["manager"])
+
+    def bin_tickets(n, tag):
+        for i in range(n):
+            customer = CustomerFactory(owner=users["sales"])
+            ticket = service.ticket_open(actor=users["sales"], customer=customer, subject=f"{tag} {i}")
+            service.ticket_delete(actor=users["manager"], ticket=ticket)
+
+    bin_tickets(1, "few")
+    _answered(users["sales"], nps, 9, 1, comment="few")
+    client.get(reverse("service:bin"))
+    client.get(reverse("surveys:reports"))
+    with CaptureQueriesContext(connection) as bin_few:
+        client.get(reverse("service:bin"))
+    with CaptureQueriesContext(connection) as reports_few:
+        client.get(reverse("surveys:reports"))
+    bin_tickets(12, "many")
+    _answered(users["sales2"], nps, 3, 12, comment="many")
+    with CaptureQueriesContext(connection) as bin_many:
+        page = client.get(reverse("service:bin")).content.decode()
+    with CaptureQueriesContext(connection) as reports_many:
+        client.get(reverse("surveys:reports"))
+    assert page.count('data-testid="bin-row"') == 13
+    assert len(bin_many) == len(bin_few)
+    assert len(reports_many) == len(reports_few)
