@@ -100,7 +100,13 @@ def responses(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "surveys/responses.html",
-        {"page": page, "query": query.urlencode(), "filters": filters, "kinds": dict(SurveyKind.choices)},
+        {
+            "page": page,
+            "query": query.urlencode(),
+            # what the user asked for, as typed (bounded by the form), for the "Filtered" line
+            "filters": {k: str(v)[:40] for k, v in query.items() if k in form.fields and v},
+            "kinds": dict(SurveyKind.choices),
+        },
     )
 
 
