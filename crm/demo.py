@@ -22,4 +22,5 @@ SEEDERS: list[str] = [
     "loyalty.demo.seed",
     "loyalty.rewards.demo.seed",
     "interactions.service.demo.seed",
+    "interactions.surveys.demo.seed",
 ]

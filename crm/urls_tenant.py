@@ -15,6 +15,7 @@ urlpatterns = [
     path("interactions/", include("interactions.urls")),
     path("my-day/", include("interactions.followups.urls")),
     path("service/", include("interactions.service.urls")),
+    path("surveys/", include("interactions.surveys.urls")),
     path("segments/", include("segmentation.urls")),
     path("loyalty/", include("loyalty.urls")),
     path("dashboards/", include("dashboards.report_urls")),

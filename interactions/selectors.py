@@ -230,3 +230,13 @@ def author_choices() -> QuerySet[User]:
     from customers.selectors import assignable_users
 
     return assignable_users()
+
+
+def interaction_for_survey(*, interaction_id: int) -> Interaction | None:
+    """One live interaction with its customer, for the surveys app working in the background (a
+    trigger or an answer on the public page): no user scope."""
+    return (
+        Interaction.objects.select_related("customer")
+        .filter(pk=interaction_id, deleted_at__isnull=True)
+        .first()
+    )

@@ -32,6 +32,7 @@ from customers.models import Customer, Order
 
 from .labels import Channel, Direction
 from .models import Interaction, InteractionAttachment, InteractionOutcome
+from .signals import interaction_logged_on_commit
 
 SUBJECT_MAX = 200
 NOTES_MAX = 10_000
@@ -291,6 +292,12 @@ def interaction_log(
         },
     )
     _store_attachments(actor=actor, interaction=interaction, files=files)
+    interaction_logged_on_commit(
+        interaction_id=interaction.pk,
+        customer_id=customer.pk,
+        outcome_id=interaction.outcome_id,
+        author_id=interaction.author_id,
+    )
     return interaction
 
 

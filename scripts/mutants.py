@@ -113,6 +113,7 @@ TEST_MAP: dict[str, list[str]] = {
     "crm/notifications": [*ACCESS, "tests/notifications"],
     "interactions/followups": [*ACCESS, "tests/followups"],
     "interactions/service": [*ACCESS, "tests/interactions/service"],
+    "interactions/surveys": [*ACCESS, "tests/interactions/surveys"],
     "interactions": [*ACCESS, "tests/interactions"],
     "loyalty": [*ACCESS, "tests/loyalty"],
 }
@@ -130,7 +131,8 @@ MATRIX_FILTER: dict[str, str] = {
     "crm/notifications": "notifications",
     "interactions/followups": "followups",
     "interactions/service": "service",
-    "interactions": "interactions,followups,service",
+    "interactions/surveys": "surveys",
+    "interactions": "interactions,followups,service,surveys",
     "loyalty": "loyalty",
 }
 VIEW_FILES = "views"  # views.py, views_two_factor.py, ...

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import get_connection
@@ -101,8 +102,7 @@ def email_deliveries_send(*, batch_size: int = 40, max_seconds: float = 50.0) ->
                     status=EmailDelivery.Status.SKIPPED
                 )
                 counts["skipped"] += len(inactive)
-            groups = [outgoing[i::parallel] for i in range(parallel) if outgoing[i::parallel]]
-            results = [result for group in pool.map(_send_group, groups) for result in group]
+            results = send_in_parallel(pool, outgoing, parallel)
             sent = [delivery for delivery, error in results if error is None]
             EmailDelivery.objects.filter(
                 id__in=[delivery.pk for delivery in sent], status=EmailDelivery.Status.PENDING
@@ -121,7 +121,17 @@ def email_deliveries_send(*, batch_size: int = 40, max_seconds: float = 50.0) ->
     return counts
 
 
-def _send_group(group: list) -> list[tuple[EmailDelivery, Exception | None]]:
+def send_in_parallel(
+    pool: ThreadPoolExecutor, outgoing: list, parallel: int
+) -> list[tuple[Any, Exception | None]]:
+    """Send [(row, message)] over `parallel` SMTP connections of `pool` at once; returns [(row, error or
+    None)]. Only SMTP happens in the pool's threads: the caller claims and marks its rows itself (the
+    notification e-mails here, the survey invitations of interactions.surveys)."""
+    groups = [outgoing[i::parallel] for i in range(parallel) if outgoing[i::parallel]]
+    return [result for group in pool.map(_send_group, groups) for result in group]
+
+
+def _send_group(group: list) -> list[tuple[Any, Exception | None]]:
     """Send these messages over one SMTP connection (runs in a pool thread: no database access)."""
     results: list[tuple[EmailDelivery, Exception | None]] = []
     mail_connection = get_connection()

@@ -85,6 +85,7 @@ TENANT_APPS = [
     "interactions",
     "interactions.followups",
     "interactions.service",
+    "interactions.surveys",
     "segmentation",
     "loyalty",
     "loyalty.rewards",
@@ -196,6 +197,7 @@ TASK_ROUTES_BY_NAME = {
     "dashboards.tasks.*": "reminders",
     "interactions.followups.*": "reminders",
     "interactions.service.tasks.sla_scan_*": "reminders",  # SLA warnings are due at a minute
+    "interactions.surveys.tasks.survey_bulk_send_task": "imports",  # a bulk job over a segment
 }
 TASK_WORKLOADS = ("default", "imports", "recompute", "reminders")
 # Queue names are "<prefix><workload>" (the default workload's is CELERY_TASK_DEFAULT_QUEUE): a prefix
@@ -279,6 +281,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Service tickets: SLA warnings at 80% and escalations at breach, each raised once (idempotent).
     "service-sla-scan": {"task": "interactions.service.tasks.sla_scan_all_tenants", "schedule": 60},
+    "surveys-send-invitations": {
+        "task": "interactions.surveys.tasks.invitations_send_all_tenants",
+        "schedule": 60,
+    },
 }
 
 # --- Accounts ------------------------------------------------------------------------------------

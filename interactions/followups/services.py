@@ -350,6 +350,45 @@ def followups_create_from_rule(
     return created
 
 
+@transaction.atomic
+def followup_create_for_source(
+    *,
+    customer: Customer,
+    assignee: User,
+    source_key: str,
+    due_at: datetime,
+    title: str,
+    notes: str = "",
+    source: str = FollowUp.Source.RULE,
+) -> FollowUp | None:
+    """A follow-up another app raises for something that happened (e.g. a survey detractor,
+    source_key "survey:<response id>"): at most one per `source_key`, however often it is asked for.
+    Returns the new follow-up, or None when one exists already for that key or the assignee cannot
+    take follow-ups."""
+    if not source_key or not user_has_role(assignee, ALL_ROLES):
+        return None
+    errors: dict[str, list] = {}
+    title, notes = _clean_text(title, notes, errors)
+    if errors:
+        raise ValidationError(errors)
+    followup = FollowUp(
+        customer=customer,
+        assignee=assignee,
+        due_at=due_at,
+        title=title,
+        notes=notes,
+        source=source,
+        source_key=source_key[:120],
+    )
+    try:
+        with transaction.atomic():
+            followup.save()
+    except IntegrityError:  # raised already (a redelivered signal, a second worker)
+        return None
+    _audit_many(actor=None, action="followup.created", followups=[followup])
+    return followup
+
+
 # --- handle ----------------------------------------------------------------------------------------
 
 

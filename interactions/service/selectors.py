@@ -301,8 +301,13 @@ def service_figures(*, user: User, days: int = 30, now=None) -> dict:
         )
         .order_by("-open", "assignee__full_name")[:50]
     )
+    from interactions.surveys.selectors import csat_by_agent
+
+    csat = csat_by_agent(user=user, since=since)
     agents = [
         {
+            "csat": csat.get(row["assignee_id"], {}).get("csat"),
+            "csat_answers": csat.get(row["assignee_id"], {}).get("n", 0),
             "name": row["assignee__full_name"] or row["assignee__email"] or "",
             "unassigned": row["assignee_id"] is None,
             "open": row["open"],
@@ -330,3 +335,31 @@ def service_figures(*, user: User, days: int = 30, now=None) -> dict:
 def tickets_visible(*, user: User) -> QuerySet[Ticket]:
     """Tickets the user may see, not deleted (the base of the dashboards' service figures)."""
     return ticket_scope(Ticket.objects.filter(deleted_at__isnull=True), user)
+
+
+def ticket_for_survey(*, ticket_id: int) -> Ticket | None:
+    """One live ticket with its customer, for the surveys app working in the background (a trigger or
+    an answer on the public page): no user scope, the caller decides what the customer is sent."""
+    return Ticket.objects.select_related("customer").filter(pk=ticket_id, deleted_at__isnull=True).first()
+
+
+def ticket_bin(*, user: User) -> QuerySet[Ticket]:
+    """Deleted tickets, newest deletion first (the recycle bin; the view admits managers and admins)."""
+    return (
+        ticket_scope(Ticket.objects.filter(deleted_at__isnull=False), user)
+        .select_related("customer", "assignee", "deleted_by", "category")
+        .order_by("-deleted_at", "-id")
+    )
+
+
+def ticket_bin_page(*, qs: QuerySet[Ticket], cursor: str | None, size: int = PAGE_SIZE) -> QueuePage:
+    """One keyset page of the bin: the rows after `cursor` (an encoded (deleted_at, id) pair)."""
+    position = decode_cursor(cursor)
+    if position is not None and isinstance(position[0], datetime):
+        deleted_at, pk = position
+        qs = qs.filter(Q(deleted_at__lt=deleted_at) | Q(deleted_at=deleted_at, pk__lt=pk))
+    rows = list(qs[: size + 1])
+    has_next = len(rows) > size
+    rows = rows[:size]
+    next_cursor = encode_cursor(rows[-1].deleted_at, rows[-1].pk) if has_next else None
+    return QueuePage(rows, next_cursor, has_next)

@@ -373,6 +373,27 @@ def ticket_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("service:queue")
 
 
+@role_required(*MANAGERS)
+@require_GET
+def ticket_bin(request: HttpRequest) -> HttpResponse:
+    """Deleted tickets, restorable by managers and admins."""
+    page = selectors.ticket_bin_page(
+        qs=selectors.ticket_bin(user=request.user), cursor=request.GET.get("cursor", "")[:200] or None
+    )
+    return render(request, "service/ticket_bin.html", {"page": page})
+
+
+@role_required(*MANAGERS)
+@require_POST
+def ticket_restore(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = selectors.ticket_get_for_user(user=request.user, ticket_id=pk, include_deleted=True)
+    if ticket.deleted_at is None:
+        raise Http404
+    services.ticket_restore(actor=request.user, ticket=ticket)
+    messages.success(request, _("Ticket #%(number)s restored.") % {"number": ticket.pk})
+    return redirect("service:ticket", ticket.pk)
+
+
 @role_required(*ALL_ROLES)
 @require_GET
 def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:

@@ -277,6 +277,15 @@ TENANT: dict[str, Row] = {
     "service:holiday_delete": row(ADMINS_405, ADMINS_DONE),
     "service:contact": row(everyone(200), everyone(302)),  # a valid request opens a ticket
     "service:contact_thanks": row(everyone(200), everyone(405)),
+    "service:bin": row(MANAGERS, MANAGERS_405),
+    "service:ticket_restore": row(MANAGERS_405, MANAGERS_DONE),
+    # surveys (interactions.surveys); the answer page is public on the tenant's site
+    "surveys:reports": row(EVERYONE, NO_POST),
+    "surveys:responses": row(EVERYONE, NO_POST),
+    "surveys:settings": row(ADMINS, ADMINS_DONE),
+    "surveys:template_edit": row(ADMINS, ADMINS_DONE),
+    "surveys:bulk_send": row(MANAGERS, MANAGERS_DONE),
+    "surveys:answer": row(everyone(200), everyone(302)),  # a valid answer, then "thank you"
 }
 
 # Public site: (anonymous, operator, tenant admin)

@@ -327,6 +327,23 @@ def _service_world(w, sales, sales2):
     w.team = Team.objects.create(name="Matrix team")
     w.policy = SlaPolicy.objects.create(priority="low", first_response_minutes=60, resolution_minutes=120)
     w.holiday = Holiday.objects.create(day=date(2026, 5, 20), name="Matrix day")
+    w.binned_ticket = service.ticket_delete(
+        actor=w.users["admin"],
+        ticket=service.ticket_open(actor=sales, customer=w.customer[True], subject="Matrix binned"),
+    )
+    _surveys_world(w)
+
+
+def _surveys_world(w):
+    from interactions.surveys import services as surveys
+    from interactions.surveys.models import SurveyTemplate
+
+    w.survey_template = SurveyTemplate.objects.get(kind="nps")
+    CustomerFactory(owner=w.users["sales"], email="consent@matrix.test", email_consent=True)
+    invitation = surveys._invite(
+        template=w.survey_template, customer=w.customer[True], source="bulk", source_key="bulk:matrix:1"
+    )
+    w.survey_token = surveys.invitation_token(invitation)
 
 
 _contact_count = itertools.count()
@@ -421,6 +438,9 @@ KWARGS = {
     "service:policy_edit": lambda w, mine: {"pk": w.policy.pk},
     "service:policy_delete": lambda w, mine: {"pk": w.policy.pk},
     "service:holiday_delete": lambda w, mine: {"pk": w.holiday.pk},
+    "service:ticket_restore": lambda w, mine: {"pk": w.binned_ticket.pk},
+    "surveys:template_edit": lambda w, mine: {"pk": w.survey_template.pk},
+    "surveys:answer": lambda w, mine: {"token": w.survey_token},
     "segmentation:alert_acknowledge": lambda w, mine: {"alert_id": w.alert[mine].pk},
     "loyalty:member": lambda w, mine: {"member_id": w.member[mine].pk},
     "loyalty:member_adjust": lambda w, mine: {"member_id": w.member[mine].pk},
@@ -623,7 +643,22 @@ POST_DATA = {
         "resolution_minutes": 90,
     },
     "service:contact": _contact_form,
+    "surveys:settings": lambda w, mine: _survey_template_form("Matrix survey"),
+    "surveys:template_edit": lambda w, mine: _survey_template_form("Matrix renamed survey"),
+    "surveys:bulk_send": lambda w, mine: {"template": w.survey_template.pk, "segment": w.segment[False].pk},
+    "surveys:answer": lambda w, mine: {"score": "9", "comment": "Matrix"},
 }
+
+
+def _survey_template_form(name):
+    return {
+        "name": name,
+        "kind": "nps",
+        "question_en": "Recommend us?",
+        "question_zh": "推荐我们吗？",
+        "is_active": "on",
+        "expires_days": "14",
+    }
 
 
 def _tomorrow_input() -> str:

@@ -7,7 +7,17 @@ import re
 from segmentation.services import alert_create
 from tests.factories import CustomerFactory
 
-ALL = ["my_day", "dashboard", "customers", "interactions", "service", "segments", "loyalty", "reports"]
+ALL = [
+    "my_day",
+    "dashboard",
+    "customers",
+    "interactions",
+    "service",
+    "surveys",
+    "segments",
+    "loyalty",
+    "reports",
+]
 
 
 def _nav(client) -> list[str]:
@@ -28,6 +38,7 @@ def test_links_point_to_each_apps_page(admin_client):
         ("/customers/", "customers"),
         ("/interactions/", "interactions"),
         ("/service/", "service"),
+        ("/surveys/", "surveys"),
         ("/segments/", "segments"),
         ("/loyalty/", "loyalty"),
         ("/dashboards/", "reports"),

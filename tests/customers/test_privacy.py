@@ -68,6 +68,17 @@ def _person(admin_user) -> Customer:
     member = member_enrol(actor=admin_user, customer=customer)
     Member.objects.filter(pk=member.pk).update(number=EXTERNAL)
     points_adjust(actor=admin_user, member=member, points=300, reason=f"{NAME} {PHONE}: goodwill")
+    # A survey answer whose comment repeats the name and phone (interactions.surveys).
+    from interactions.surveys.models import SurveyTemplate
+    from interactions.surveys.services import _invite, response_submit
+
+    invitation = _invite(
+        template=SurveyTemplate.objects.get(kind="nps"),
+        customer=customer,
+        source="bulk",
+        source_key="bulk:p:1",
+    )
+    response_submit(invitation=invitation, score=8, comment=f"I am {NAME}, call me on {PHONE}")
     # An import job that kept the person's row as a sample.
     job_create(kind="customers.import", created_by=admin_user, params={"sample": [[NAME, EMAIL, PHONE]]})
     _interactions_followups_tickets(admin_user, customer)
@@ -147,7 +158,7 @@ def _personal_values_left(values) -> list[str]:
 
 
 def test_every_app_registers_what_it_holds():
-    assert {"customers", "segmentation", "loyalty", "interactions", "followups", "service"} <= set(
+    assert {"customers", "segmentation", "loyalty", "interactions", "followups", "service", "surveys"} <= set(
         registry.personal_data
     )
 
@@ -231,6 +242,7 @@ def test_the_export_holds_the_person_from_every_app_and_is_audited(admin_user):
     loyalty = sections["loyalty"]["data"]
     assert loyalty["member"]["number"] == EXTERNAL and loyalty["member"]["balance"] == 300
     assert loyalty["entries"][-1]["reason"] == f"{NAME} {PHONE}: goodwill"
+    assert sections["surveys"]["data"]["responses"][0]["comment"] == f"I am {NAME}, call me on {PHONE}"
     assert AuditEvent.objects.filter(
         action="customer.personal_data_exported", target_id=str(customer.pk)
     ).exists()
