@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from interactions.followups.selectors import followup_visible
 from interactions.service.selectors import tickets_visible
+from interactions.surveys.selectors import responses_visible
 from loyalty.selectors import member_queryset, programme_or_none
 from segmentation.selectors import score_list, stage_transitions
 
@@ -48,6 +49,7 @@ class FigureDef:
     rows_kind: str  # what the drill-down lists: "orders" or "customers"
     explanation: str | Promise
     per_period: bool = True  # False: a value "now", without comparison
+    now_note: str | Promise = ""  # what "now" means for a figure that is not per period
 
 
 FIGURES: dict[str, FigureDef] = {
@@ -130,6 +132,7 @@ FIGURES: dict[str, FigureDef] = {
             "customers",
             _("Average predicted customer lifetime value of the customers in scope who have one."),
             per_period=False,
+            now_note=_("now, from the latest recompute"),
         ),
         FigureDef(
             "followups_on_time",
@@ -146,12 +149,30 @@ FIGURES: dict[str, FigureDef] = {
             _("Tickets opened in the period and answered, answered by their first-response target."),
         ),
         FigureDef(
+            "nps",
+            _("NPS"),
+            "score",
+            "responses",
+            _(
+                "Net promoter score of the NPS answers given in the period: promoters (9-10) minus "
+                "detractors (0-6), in percent of the answers."
+            ),
+        ),
+        FigureDef(
+            "csat",
+            _("CSAT"),
+            "percent",
+            "responses",
+            _("Share of the CSAT answers given in the period that were satisfied (4 or 5 of 5)."),
+        ),
+        FigureDef(
             "loyalty_liability",
             _("Loyalty liability"),
             "money",
             "members",
             _("Outstanding points of the members in scope times the programme's value of a point."),
             per_period=False,
+            now_note=_("now"),
         ),
     )
 }
@@ -242,6 +263,12 @@ def tickets_answered(scope: Scope, start: datetime, end: datetime) -> QuerySet:
     )
 
 
+def answers(scope: Scope, start: datetime, end: datetime) -> QuerySet:
+    return responses_visible(user=scope.user).filter(
+        customer__in=scope.customers(), answered_at__gte=start, answered_at__lt=end
+    )
+
+
 def members_in_scope(scope: Scope) -> QuerySet:
     return member_queryset(scope.user).filter(customer__in=scope.customers())
 
@@ -254,6 +281,8 @@ OTHER_ROWS: dict[str, Callable[[Scope, datetime, datetime], QuerySet]] = {
         first_response_at__lte=F("first_response_due_at")
     ),
     "loyalty_liability": lambda scope, start, end: members_in_scope(scope).filter(balance__gt=0),
+    "nps": lambda scope, start, end: answers(scope, start, end).filter(kind="nps"),
+    "csat": lambda scope, start, end: answers(scope, start, end).filter(kind="csat"),
 }
 
 
@@ -311,7 +340,7 @@ def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
 
 
 def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
-    """Follow-ups and service figures of the period (two queries)."""
+    """Follow-ups, service and survey figures of the period (three queries)."""
     start, end = period.bounds(scope.zone)
     done = followups_done(scope, start, end).aggregate(
         done=Count("pk"), on_time=Count("pk", filter=Q(completed_at__lte=F("due_at")))
@@ -319,8 +348,27 @@ def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
     answered = tickets_answered(scope, start, end).aggregate(
         answered=Count("pk"), met=Count("pk", filter=Q(first_response_at__lte=F("first_response_due_at")))
     )
+    surveys = answers(scope, start, end).aggregate(
+        nps_n=Count("pk", filter=Q(kind="nps")),
+        promoters=Count("pk", filter=Q(kind="nps", score__gte=9)),
+        detractors=Count("pk", filter=Q(kind="nps", score__lte=6)),
+        csat_n=Count("pk", filter=Q(kind="csat")),
+        satisfied=Count("pk", filter=Q(kind="csat", score__gte=4)),
+    )
+    nps = (
+        round((surveys["promoters"] - surveys["detractors"]) / surveys["nps_n"] * 100, 1)
+        if surveys["nps_n"]
+        else None
+    )
     f = FIGURES
     return {
+        "nps": FigureValue(f["nps"], nps, numerator=surveys["nps_n"]),
+        "csat": FigureValue(
+            f["csat"],
+            _share(surveys["satisfied"], surveys["csat_n"]),
+            numerator=surveys["satisfied"],
+            denominator=surveys["csat_n"],
+        ),
         "followups_on_time": FigureValue(
             f["followups_on_time"],
             _share(done["on_time"], done["done"]),

@@ -167,7 +167,7 @@ def figure_list(request: HttpRequest, key: str) -> HttpResponse:
     qs = figures.rows(key, scope, period)
     if definition.rows_kind in ("followups", "tickets"):
         qs = qs.select_related("customer", "assignee")
-    elif definition.rows_kind in ("orders", "members"):
+    elif definition.rows_kind in ("orders", "members", "responses"):
         qs = qs.select_related("customer")
     total = qs.count()
     items, next_before = _keyset(qs, request)

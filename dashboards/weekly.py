@@ -49,6 +49,8 @@ def _shown(value: FigureValue, amount) -> str:
         return money(amount)
     if value.definition.unit == "percent":
         return f"{number(amount, 1)}%"
+    if value.definition.unit == "score":
+        return number(amount, 1)
     return number(amount)
 
 

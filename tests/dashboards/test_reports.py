@@ -16,6 +16,8 @@ from dashboards.scope import Filters, Scope, parse_filters
 from dashboards.team import team_rows
 from interactions.followups.models import FollowUp
 from interactions.service.models import Ticket
+from interactions.surveys.models import SurveyResponse, SurveyTemplate
+from interactions.surveys.services import _invite
 from loyalty.models import Member
 from loyalty.services import programme_get
 from segmentation.models import LifecycleTransition, SegmentTransition
@@ -107,6 +109,20 @@ def data(tenant, sales_user, sales_user2):
     programme_get()
     Member.objects.create(customer=a, number="M-A", joined_at=_at(tenant, date(2025, 12, 10)), balance=500)
     Member.objects.create(customer=d, number="M-D", joined_at=_at(tenant, date(2025, 11, 20)), balance=0)
+    # Survey answers in January: NPS 10 from A and 3 from C; CSAT 5 from B and 2 from D.
+    for customer, kind, score in ((a, "nps", 10), (c, "nps", 3), (b, "csat", 5), (d, "csat", 2)):
+        template = SurveyTemplate.objects.filter(kind=kind).first()
+        invitation = _invite(
+            template=template, customer=customer, source="bulk", source_key=f"t:{customer.pk}"
+        )
+        SurveyResponse.objects.create(
+            invitation=invitation,
+            template=template,
+            kind=kind,
+            score=score,
+            customer=customer,
+            answered_at=_at(tenant, date(2026, 1, 16)),
+        )
     return {"A": a, "B": b, "C": c, "D": d, "E": e, "F": f}
 
 
@@ -134,6 +150,8 @@ def test_overview_figures_match_the_hand_computed_month(zone, data, manager_user
     assert (v["followups_on_time"].numerator, v["followups_on_time"].denominator) == (1, 2)
     assert (v["sla_first_response"].numerator, v["sla_first_response"].denominator) == (1, 2)
     assert v["loyalty_liability"].numerator == 500
+    assert (v["nps"].value, v["nps"].numerator) == (0.0, 2)  # one promoter, one detractor
+    assert (v["csat"].value, v["csat"].numerator, v["csat"].denominator) == (50.0, 1, 2)
     # December: A's 100 only.
     assert (v["revenue"].previous, v["orders"].previous, v["new_customers"].previous) == (
         Decimal("100"),
@@ -180,7 +198,7 @@ def test_every_figure_opens_a_list_of_exactly_what_it_counts(zone, data, request
                 continue
             rows = figures.rows(key, scope, period)
             expected = getattr(value, attr) if attr == "value" else None
-            if key in ("repeat_rate", "churn_rate", "followups_on_time", "sla_first_response"):
+            if key in ("repeat_rate", "churn_rate", "followups_on_time", "sla_first_response", "nps"):
                 expected = value.numerator if attr == "value" else None
             if expected is None and attr == "previous":
                 continue
@@ -189,6 +207,8 @@ def test_every_figure_opens_a_list_of_exactly_what_it_counts(zone, data, request
                 assert listed == value.value, key
             elif key == "average_order_value":
                 assert rows.count() == v["orders"].value
+            elif key == "csat":
+                assert rows.count() == (value.denominator if attr == "value" else rows.count())
             elif key == "loyalty_liability":
                 assert sum(m.balance for m in rows) == value.numerator
             elif key in ("clv_total", "clv_average"):
