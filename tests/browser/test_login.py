@@ -8,8 +8,8 @@ def test_admin_signs_in_and_sees_the_navigation(page, committed_tenant, login, t
     login(page, tenant, f"admin@{tenant.slug}.test")
     assert page.url == tenant_url(tenant, "/")
     nav = page.locator("[data-nav]")
-    # my day, dashboard, customers, interactions, service, segments, loyalty, reports, settings
-    assert nav.count() == 9
+    # my day, dashboard, customers, interactions, service, surveys, segments, loyalty, reports, settings
+    assert nav.count() == 10
     assert page.locator("[data-nav=settings]").is_visible()
 
 
