@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Exists, F, Min, OuterRef, Q, QuerySet, Sum
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -317,8 +317,19 @@ def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
     revenue = (money["total"] or Decimal("0")) - (money["refunded"] or Decimal("0"))
     orders = money["orders"]
     active = money["customers"]  # the distinct buyers of the period: active_customers() lists them
-    new = new_customers(scope, start, end).count()
-    repeat = repeat_customers(scope, start, end).count()
+    # New and repeat buyers in one pass over the orders (before the period's end) of its buyers only.
+    buyers = (
+        scope.orders()
+        .filter(placed_at__lt=end, customer_id__in=scope.orders_between(start, end).values("customer_id"))
+        .order_by()
+        .values("customer_id")
+        .annotate(first=Min("placed_at"), purchases=Count("pk"))
+    )
+    counted = buyers.aggregate(
+        new=Count("customer_id", filter=Q(first__gte=start)),
+        repeat=Count("customer_id", filter=Q(purchases__gte=2)),
+    )
+    new, repeat = counted["new"], counted["repeat"]
     churned = churned_customers(scope, start, end).count()
     base = churn_base(scope, start).count()
     aov = (revenue / orders).quantize(Decimal("0.01")) if orders else None
