@@ -82,6 +82,7 @@ PROFILE_FORM_FIELDS = [
     "postcode",
     "income_band",
     "occupation",
+    "language",
     "source",
     "external_id",
     "email_consent",
@@ -111,6 +112,10 @@ class CustomerForm(forms.Form):
         )
         self.fields["birthday"].widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
         self.fields["country"].help_text = _("Two-letter code, e.g. CN")
+        self.fields["language"].choices = [("", _("The company's language"))] + [
+            (code, label) for code, label in self.fields["language"].choices if code
+        ]
+        self.fields["language"].help_text = _("Surveys and other messages to the customer are written in it.")
         self.fields["name"].widget.attrs["autofocus"] = True
         check_url = reverse("customers:check_duplicate")
         for name in ("email", "phone"):
@@ -155,7 +160,17 @@ class CustomerForm(forms.Form):
     def service_data(self) -> dict[str, Any]:
         """cleaned_data in the shape customer_create / customer_update take (tags resolved by the view)."""
         data = {name: self.cleaned_data.get(name) for name in PROFILE_FORM_FIELDS}
-        for name in ("email", "phone", "country", "province", "city", "street", "postcode", "occupation"):
+        for name in (
+            "email",
+            "phone",
+            "country",
+            "province",
+            "city",
+            "street",
+            "postcode",
+            "occupation",
+            "language",
+        ):
             data[name] = data[name] or ""
         data["external_id"] = data["external_id"] or ""
         data["custom_fields"] = {

@@ -104,6 +104,11 @@ class Customer(models.Model):
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, default=Gender.UNKNOWN)
     income_band = models.CharField(_("income band"), max_length=20, choices=IncomeBand.choices, blank=True)
     occupation = models.CharField(_("occupation"), max_length=100, blank=True)
+    # The language the customer is written to in (survey invitations, their answer page); blank: the
+    # company's default language.
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, blank=True, default="", db_default=""
+    )
     source = models.CharField(
         _("source channel"), max_length=20, choices=Source.choices, default=Source.STORE
     )

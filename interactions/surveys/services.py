@@ -65,6 +65,11 @@ def tenant_language() -> str:
     return language if language in _languages() else "en"
 
 
+def customer_language(language: str, default: str | None = None) -> str:
+    """The customer's own language when set (and known), else the company's."""
+    return language if language in _languages() else (default or tenant_language())
+
+
 # --- templates (tenant admins) ----------------------------------------------------------------------
 
 
@@ -221,7 +226,7 @@ def _invite(
         source_key=source_key,
         ticket_id=ticket_id,
         interaction_id=interaction_id,
-        language=tenant_language(),
+        language=customer_language(customer.language),
         expires_at=now + timedelta(days=template.expires_days),
     )
     try:
@@ -377,6 +382,7 @@ def bulk_send_run(run) -> None:
     created = 0
     for start in range(0, len(ids), BULK_CHUNK):
         chunk = ids[start : start + BULK_CHUNK]
+        languages = dict(Customer.objects.filter(pk__in=chunk).values_list("pk", "language"))
         with transaction.atomic():
             rows = SurveyInvitation.objects.bulk_create(
                 [
@@ -385,7 +391,7 @@ def bulk_send_run(run) -> None:
                         customer_id=customer_id,
                         source=SurveyInvitation.Source.BULK,
                         source_key=f"{prefix}{customer_id}",
-                        language=language,
+                        language=customer_language(languages.get(customer_id, ""), language),
                         expires_at=expires,
                     )
                     for customer_id in chunk

@@ -147,6 +147,19 @@ def test_sales_own_what_they_create_and_cannot_reassign(tenant, sales_user, sale
     assert customer.owner == sales_user2
 
 
+def test_a_customers_language_is_one_of_the_sites_languages_or_blank(tenant, sales_user, client_for):
+    customer = customer_create(actor=sales_user, name="Lin", language="zh-hans")
+    assert Customer.objects.get(pk=customer.pk).language == "zh-hans"
+    with pytest.raises(ValidationError) as excinfo:
+        customer_update(actor=sales_user, customer=customer, data={"language": "xx" * 20})
+    assert "language" in error_fields(excinfo)
+    assert Customer.objects.get(pk=customer.pk).language == "zh-hans"  # nothing written
+    customer_update(actor=sales_user, customer=customer, data={"language": ""})
+    assert Customer.objects.get(pk=customer.pk).language == ""  # the company's language
+    html = client_for(sales_user).get(f"/customers/{customer.pk}/edit/").content.decode()
+    assert 'name="language"' in html and "The company&#x27;s language" in html
+
+
 # --- audit --------------------------------------------------------------------------------------------
 
 

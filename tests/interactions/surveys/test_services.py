@@ -171,7 +171,10 @@ def segment(users):
 
 def test_bulk_send_invites_only_customers_with_consent_once_and_mails_them(users, nps, segment, settings):
     consenting = [
-        CustomerFactory(city="Surveyville", email=f"yes{i}@survey.test", email_consent=True) for i in range(3)
+        CustomerFactory(
+            city="Surveyville", email=f"yes{i}@survey.test", email_consent=True, language=language
+        )
+        for i, language in enumerate(("", "zh-hans", "en"))
     ]
     CustomerFactory(city="Surveyville", email="no@survey.test", email_consent=False)
     CustomerFactory(city="Surveyville", email="", email_consent=True)
@@ -181,6 +184,8 @@ def test_bulk_send_invites_only_customers_with_consent_once_and_mails_them(users
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.SUCCEEDED and job.progress == 100
     assert set(SurveyInvitation.objects.values_list("customer_id", flat=True)) == {c.pk for c in consenting}
+    languages = dict(SurveyInvitation.objects.values_list("customer_id", "language"))
+    assert languages[consenting[1].pk] == "zh-hans" and languages[consenting[2].pk] == "en"
     # the same job run again (a redelivered message) and the run body again add nothing
     survey_bulk_send_task(job.pk)
     assert SurveyInvitation.objects.count() == 3
@@ -220,6 +225,22 @@ def test_the_invitation_email_is_in_its_language(users, nps):
     SurveyInvitation.objects.filter(pk=invitation.pk).update(language="zh-hans")
     services.invitations_send()
     assert "您有多大可能向朋友或同事推荐我们" in mail.outbox[0].body
+
+
+def test_an_invitation_is_in_the_customers_own_language_else_the_companys(tenant, users, nps):
+    tenant.default_language = "en"
+    chinese = CustomerFactory(email="c1@survey.test", language="zh-hans")
+    unset = CustomerFactory(email="c2@survey.test")
+    assert (
+        services._invite(template=nps, customer=chinese, source="bulk", source_key="b:1").language
+        == "zh-hans"
+    )
+    assert services._invite(template=nps, customer=unset, source="bulk", source_key="b:2").language == "en"
+    tenant.default_language = "zh-hans"
+    unset2 = CustomerFactory(email="c3@survey.test")
+    assert (
+        services._invite(template=nps, customer=unset2, source="bulk", source_key="b:3").language == "zh-hans"
+    )
 
 
 # --- merge ---------------------------------------------------------------------------------------------
