@@ -132,6 +132,7 @@ BUILTIN_TARGETS: tuple[Target, ...] = (
         ("birthday", "birth date", "date of birth", "dob", "生日", "出生日期"),
     ),
     Target("gender", _("Gender"), CUSTOMER, ("gender", "sex", "性别")),
+    Target("language", _("Language"), CUSTOMER, ("language", "lang", "语言", "语种", "沟通语言")),
     Target(
         "income_band", _("Income band"), CUSTOMER, ("income band", "income", "收入", "收入水平", "收入档次")
     ),

@@ -155,6 +155,19 @@ def _choice_lookups() -> dict[str, dict[str, str]]:
         "中高": "upper_middle",
         "高": "high",
     }
+    language_extra = {
+        "zh": "zh-hans",
+        "zh-cn": "zh-hans",
+        "zh_cn": "zh-hans",
+        "cn": "zh-hans",
+        "chinese": "zh-hans",
+        "中文": "zh-hans",
+        "汉语": "zh-hans",
+        "简体中文": "zh-hans",
+        "english": "en",
+        "英文": "en",
+        "英语": "en",
+    }
     status_extra = {
         "已付款": "paid",
         "已支付": "paid",
@@ -181,6 +194,7 @@ def _choice_lookups() -> dict[str, dict[str, str]]:
         "source": _choice_lookup(Customer.Source.choices, source_extra),
         "kind": _choice_lookup(Customer.Kind.choices, kind_extra),
         "income_band": _choice_lookup(Customer.IncomeBand.choices, income_extra),
+        "language": _choice_lookup(settings.LANGUAGES, language_extra),
         "status": _choice_lookup(Order.Status.choices, status_extra),
         "channel": _choice_lookup(Order.Channel.choices, channel_extra),
     }
@@ -309,6 +323,7 @@ def build_cleaners(context: ImportContext) -> dict[str, Callable[[str], Any]]:
         "birthday": _birthday_cleaner(),
         "gender": _choice_cleaner(choices["gender"]),
         "income_band": _choice_cleaner(choices["income_band"]),
+        "language": _choice_cleaner(choices["language"]),
         "occupation": text(Customer, "occupation"),
         "source": _choice_cleaner(choices["source"]),
         "owner": _owner_cleaner(context.owners),

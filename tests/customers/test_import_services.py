@@ -560,3 +560,22 @@ def test_minus_zero_and_spaces_in_number_cells(tenant, manager_user):
     job = run_import(manager_user, "name,email,visits\nAnn,ann@example.com, -0 \n")
     assert job.params["stage"] == "done", job.message
     assert Customer.objects.get(name="Ann").custom_fields == {"visits": 0}
+
+
+def test_a_language_column_is_read_in_either_language_and_refused_when_unknown(
+    tenant, manager_user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    job = run_import(
+        manager_user,
+        "姓名,邮箱,语言\n王芳,wf@example.com,中文\nAnn,ann@example.com,English\nBo,bo@example.com,\n",
+    )
+    assert written(job)["customers_created"] == 3
+    assert dict(Customer.objects.values_list("name", "language")) == {
+        "王芳": "zh-hans",
+        "Ann": "en",
+        "Bo": "",
+    }
+    bad = check(manager_user, "姓名,邮箱,语言\nCy,cy@example.com,Klingon\n")
+    problems = bad.result["preview"]["errors"]
+    assert problems and "Klingon" in str(problems) and "语言" in str(problems)
