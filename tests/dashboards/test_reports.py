@@ -233,6 +233,11 @@ def test_figure_pages_show_the_same_numbers_as_the_overview(data, client_for, ma
     assert client.get("/dashboards/figures/nonsense/", JANUARY).status_code == 404
 
 
+def test_only_managers_are_offered_the_owner_filter(data, client_for, manager_user, sales_user):
+    assert 'id="f-owner"' in client_for(manager_user).get("/dashboards/").content.decode()
+    assert 'id="f-owner"' not in client_for(sales_user).get("/dashboards/").content.decode()
+
+
 def test_a_sales_user_cannot_widen_the_scope_with_an_owner_filter(data, client_for, sales_user, sales_user2):
     filters = parse_filters({"owner": str(sales_user2.pk)}, sales_user)
     assert filters.owner is None
@@ -396,6 +401,12 @@ def test_team_rows_per_rep_and_a_rep_sees_only_themself(
     assert (theirs.revenue, theirs.followups_overdue) == (Decimal("200"), 1)
     own = team_rows(Scope(user=sales_user, filters=Filters()), january)
     assert [r.user_id for r in own] == [sales_user.pk]
+    from crm.accounts.models import User
+
+    newcomer = User.objects.create_user(email="new-rep@alpha.test", password="x" * 20, role="sales")
+    quiet = team_rows(Scope(user=newcomer, filters=Filters()), january)
+    assert [r.user_id for r in quiet] == [newcomer.pk]  # their own row, even with nothing in it
+    assert not quiet[0].active
 
 
 def test_reports_download_as_csv_and_xlsx(data, client_for, manager_user, sales_user):
@@ -412,3 +423,19 @@ def test_reports_download_as_csv_and_xlsx(data, client_for, manager_user, sales_
     assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats") and xlsx.content[:2] == b"PK"
     migration = client.get("/dashboards/migration/", {"export": "csv", "dimension": "stage"})
     assert b"".join(migration.streaming_content).decode("utf-8-sig").startswith("From / to,")
+
+
+def test_the_selectors_the_reports_read_are_scoped_to_the_user(data, manager_user, sales_user):
+    from customers.selectors import customer_scope, purchase_orders
+    from interactions.service.selectors import tickets_visible
+    from segmentation.selectors import segment_transitions, stage_transitions
+
+    SegmentTransition.objects.create(customer=data["B"], from_segment="", to_segment="new", at=timezone.now())
+    mine = {data["A"].pk, data["C"].pk, data["E"].pk}  # F is in the bin
+    assert {c.pk for c in customer_scope(user=sales_user)} == mine
+    assert {o.customer_id for o in purchase_orders(user=sales_user)} == {data["A"].pk, data["C"].pk}
+    assert not stage_transitions(user=sales_user).exists()  # D's change: another rep's customer
+    assert stage_transitions(user=manager_user).count() == 1
+    assert {t.customer_id for t in segment_transitions(user=sales_user)} == {data["A"].pk, data["C"].pk}
+    assert not tickets_visible(user=sales_user).exists()  # B's and D's tickets
+    assert tickets_visible(user=manager_user).count() == 2
