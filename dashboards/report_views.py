@@ -152,6 +152,43 @@ def _parse_day(raw) -> date | None:
     return day if date(2000, 1, 1) <= day <= date(2100, 12, 31) else None
 
 
+def _list_page(
+    request: HttpRequest,
+    scope: Scope,
+    qs,
+    *,
+    kind: str,
+    title: str,
+    explanation: str,
+    back: str,
+    back_keep: tuple[str, ...] | None = None,
+    back_drop: tuple[str, ...] = (),
+    period: Period | None = None,
+) -> HttpResponse:
+    """The list behind a number: its count, a keyset page of its rows and the way back to the report
+    (`back_keep`/`back_drop` choose which of this page's parameters the report gets back)."""
+    items, next_before = _keyset(qs, request)
+    params = {k: v for k, v in request.GET.items() if k != "cursor"}
+    back_params = {
+        k: v for k, v in params.items() if (back_keep is None or k in back_keep) and k not in back_drop
+    }
+    return render(
+        request,
+        "dashboards/figure_list.html",
+        {
+            **_base_context(request, scope),
+            "title": title,
+            "explanation": explanation,
+            "period": period,
+            "kind": kind,
+            "items": items,
+            "total": qs.count(),
+            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
+            "back_link": reverse(back) + f"?{_query(back_params)}",
+        },
+    )
+
+
 @role_required()
 @require_GET
 def figure_list(request: HttpRequest, key: str) -> HttpResponse:
@@ -169,23 +206,15 @@ def figure_list(request: HttpRequest, key: str) -> HttpResponse:
         qs = qs.select_related("customer", "assignee")
     elif definition.rows_kind in ("orders", "members", "responses"):
         qs = qs.select_related("customer")
-    total = qs.count()
-    items, next_before = _keyset(qs, request)
-    params = {k: v for k, v in request.GET.items() if k != "cursor"}
-    return render(
+    return _list_page(
         request,
-        "dashboards/figure_list.html",
-        {
-            **_base_context(request, scope),
-            "title": definition.label,
-            "explanation": definition.explanation,
-            "period": period if definition.per_period else None,
-            "kind": definition.rows_kind,
-            "items": items,
-            "total": total,
-            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
-            "back_link": reverse("dashboards:overview") + f"?{_query(params)}",
-        },
+        scope,
+        qs,
+        kind=definition.rows_kind,
+        title=definition.label,
+        explanation=definition.explanation,
+        period=period if definition.per_period else None,
+        back="dashboards:overview",
     )
 
 
@@ -245,25 +274,19 @@ def cohort_customers(request: HttpRequest) -> HttpResponse:
         raise Http404
     scope = _scope(request)
     qs = analyses.cohort_customers(scope, cohort=cohort, k=k)
-    items, next_before = _keyset(qs, request)
-    params = {key: v for key, v in request.GET.items() if key != "cursor"}
-    return render(
+    names = {"cohort": cohort.strftime("%Y-%m"), "k": k}
+    return _list_page(
         request,
-        "dashboards/figure_list.html",
-        {
-            **_base_context(request, scope),
-            "title": _("Cohort %(cohort)s, month %(k)s") % {"cohort": cohort.strftime("%Y-%m"), "k": k},
-            "explanation": _(
-                "Customers whose first purchase was in %(cohort)s and who bought in month %(k)s after it."
-            )
-            % {"cohort": cohort.strftime("%Y-%m"), "k": k},
-            "kind": "customers",
-            "items": items,
-            "total": qs.count(),
-            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
-            "back_link": reverse("dashboards:cohorts")
-            + f"?{_query({k2: v for k2, v in params.items() if k2 in FILTER_KEYS})}",
-        },
+        scope,
+        qs,
+        kind="customers",
+        title=_("Cohort %(cohort)s, month %(k)s") % names,
+        explanation=_(
+            "Customers whose first purchase was in %(cohort)s and who bought in month %(k)s after it."
+        )
+        % names,
+        back="dashboards:cohorts",
+        back_keep=FILTER_KEYS,
     )
 
 
@@ -361,30 +384,22 @@ def migration_customers(request: HttpRequest) -> HttpResponse:
     qs = analyses.migration_customers(
         scope, dimension=dimension, first=first, second=second, before=before, after=after
     )
-    items, next_before = _keyset(qs, request)
-    params = {key: v for key, v in request.GET.items() if key != "cursor"}
-    return render(
+    names = {
+        "before": labels[before],
+        "after": labels[after],
+        "first": first.isoformat(),
+        "second": second.isoformat(),
+    }
+    return _list_page(
         request,
-        "dashboards/figure_list.html",
-        {
-            **_base_context(request, scope),
-            "title": _("%(before)s → %(after)s") % {"before": labels[before], "after": labels[after]},
-            "explanation": _(
-                "Customers who were in “%(before)s” on %(first)s and in “%(after)s” on %(second)s."
-            )
-            % {
-                "before": labels[before],
-                "after": labels[after],
-                "first": first.isoformat(),
-                "second": second.isoformat(),
-            },
-            "kind": "customers",
-            "items": items,
-            "total": qs.count(),
-            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
-            "back_link": reverse("dashboards:migration")
-            + f"?{_query({k: v for k, v in params.items() if k not in ('before', 'after')})}",
-        },
+        scope,
+        qs,
+        kind="customers",
+        title=_("%(before)s → %(after)s") % names,
+        explanation=_("Customers who were in “%(before)s” on %(first)s and in “%(after)s” on %(second)s.")
+        % names,
+        back="dashboards:migration",
+        back_drop=("before", "after"),
     )
 
 
@@ -536,26 +551,19 @@ def funnel_customers(request: HttpRequest) -> HttpResponse:
     start, end = selection.period.bounds(scope.zone)
     qs = analyses.funnel_customers(scope, stage=stage, step=step, start=start, end=end)
     labels = dict(filter_options(request.user)["stages"])
-    items, next_before = _keyset(qs, request)
-    params = {key: v for key, v in request.GET.items() if key != "cursor"}
     following = labels[analyses.FUNNEL[analyses.FUNNEL.index(stage) + 1]]
     if step == "base":
         title = _("In “%(stage)s” at the start or entering it") % {"stage": labels[stage]}
     else:
         title = _("Moved on from “%(stage)s” to “%(next)s”") % {"stage": labels[stage], "next": following}
-    return render(
+    return _list_page(
         request,
-        "dashboards/figure_list.html",
-        {
-            **_base_context(request, scope),
-            "title": title,
-            "explanation": _("Lifecycle funnel"),
-            "period": selection.period,
-            "kind": "customers",
-            "items": items,
-            "total": qs.count(),
-            "next_link": f"?{_query(params | {'cursor': next_before})}" if next_before else "",
-            "back_link": reverse("dashboards:funnel")
-            + f"?{_query({k: v for k, v in params.items() if k not in ('from_stage', 'step')})}",
-        },
+        scope,
+        qs,
+        kind="customers",
+        title=title,
+        explanation=_("Lifecycle funnel"),
+        period=selection.period,
+        back="dashboards:funnel",
+        back_drop=("from_stage", "step"),
     )
