@@ -124,6 +124,7 @@ FIGURES: dict[str, FigureDef] = {
                 "latest recompute."
             ),
             per_period=False,
+            now_note=_("now, from the latest recompute"),
         ),
         FigureDef(
             "clv_average",

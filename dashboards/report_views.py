@@ -489,6 +489,7 @@ def team(request: HttpRequest) -> HttpResponse:
             **_exports(request),
             "selection": selection,
             "presets": [(p, _preset_labels()[p]) for p in PRESETS],
+            "range_error": bool(selection.errors),
             "rows": rows,
             "channels": channels,
             "query": query,
@@ -534,6 +535,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
             **_exports(request),
             "selection": selection,
             "presets": [(p, _preset_labels()[p]) for p in PRESETS],
+            "range_error": bool(selection.errors),
             "rows": rows,
         },
     )
