@@ -23,6 +23,7 @@ from customers.models import (
     Refund,
     Tag,
 )
+from customers.services import customer_refresh_order_stats
 
 
 class UserFactory(DjangoModelFactory):
@@ -107,6 +108,7 @@ def _search_text(stub) -> str:
 class OrderFactory(DjangoModelFactory):
     class Meta:
         model = Order
+        skip_postgeneration_save = True
 
     number = factory.Sequence(lambda n: f"F{n:08d}")
     customer = factory.SubFactory(CustomerFactory)
@@ -116,6 +118,13 @@ class OrderFactory(DjangoModelFactory):
     currency = "CNY"
     total = Decimal("100.00")
     refunded_total = Decimal("0")
+
+    @factory.post_generation
+    def stats(obj, create, extracted, **kwargs):
+        """Keep the customer's order figures (total spent, first/last purchase) as every order write
+        in the app does (`customer_refresh_order_stats` in the same transaction)."""
+        if create:
+            customer_refresh_order_stats(customer_ids=[obj.customer_id])
 
 
 class OrderLineFactory(DjangoModelFactory):
