@@ -33,6 +33,10 @@ REASON_PURGED = "purged"  # customers deleted for good from the recycle bin
 
 customers_changed = Signal()
 
+# An import of another kind (interactions, opening balances...; `customers.imports.kinds`) wrote its
+# rows. Sent when the import's transaction commits; kwargs: kind (the import kind's key), rows.
+records_imported = Signal()
+
 
 def customers_changed_on_commit(
     *, reason: str, customer_ids: Iterable[int] | None = None, actor=None, sender=None

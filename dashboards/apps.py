@@ -18,10 +18,24 @@ class DashboardsConfig(AppConfig):
 
         register_kind(KIND, KIND_LABEL)
 
-        from customers.signals import customers_changed
-        from segmentation.signals import recompute_finished
+        from customers.signals import customers_changed, records_imported
+        from interactions.followups.models import FollowUp
+        from interactions.models import Interaction
+        from interactions.service.models import Ticket
+        from interactions.surveys.models import SurveyResponse
+        from loyalty.models import Member, PointsEntry
+        from loyalty.signals import points_swept
+        from segmentation.models import ChurnAlert
+        from segmentation.signals import churn_alerts_raised, recompute_finished
 
-        from .caching import data_changed
+        from .caching import data_changed, data_changed_on_commit, watch
 
         customers_changed.connect(data_changed, dispatch_uid="dashboards.customers_changed")
         recompute_finished.connect(data_changed, dispatch_uid="dashboards.recompute_finished")
+        for signal, name in (
+            (records_imported, "records_imported"),
+            (points_swept, "points_swept"),
+            (churn_alerts_raised, "churn_alerts_raised"),
+        ):
+            signal.connect(data_changed_on_commit, dispatch_uid=f"dashboards.{name}")
+        watch(Interaction, FollowUp, Ticket, SurveyResponse, ChurnAlert, Member, PointsEntry)

@@ -3,8 +3,11 @@ whole company, or one sales user's customers), per page parameters, under a data
 
 The version changes whenever the data under the figures changes, so a cached figure is never older
 than the last change: customers' `customers_changed` (an order written or refunded, an import
-finished, a merge, the bin) and segmentation's `recompute_finished` (new scores, stages and segment
-changes). The timeout only frees memory.
+finished, a merge, the bin) and `records_imported` (any other import), segmentation's
+`recompute_finished` (new scores, stages and segment changes), and a row of the activity the overview
+and the team page count saved or deleted (interactions, follow-ups, tickets, survey answers, churn
+alerts, loyalty members and points; `dashboards.apps` lists them), once per transaction, when it
+commits. The timeout only frees memory, except for figures that move with the clock ("overdue now").
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection, transaction
 
 VERSION_KEY = "dashboards:data-version"
 TIMEOUT = 60 * 60
+CLOCK_TIMEOUT = 5 * 60  # figures that change as time passes (a follow-up falling overdue)
 
 
 def data_version() -> str:
@@ -35,12 +40,47 @@ def data_changed(**_kwargs) -> None:
     cache.set(VERSION_KEY, secrets.token_hex(6), None)
 
 
-def cached(name: str, user, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
+class _Replace:
+    """One on-commit replacement of the version (`done` once it ran: a test that runs its on-commit
+    callbacks by hand leaves them in the list)."""
+
+    done = False
+
+    def __call__(self) -> None:
+        self.done = True
+        data_changed()
+
+
+def data_changed_on_commit(**_kwargs) -> None:
+    """Receiver for row signals: replace the version when the transaction commits, once however many
+    rows it wrote (a bulk path saving rows one by one costs one cache write, not one per row)."""
+    if not connection.in_atomic_block:
+        data_changed()
+        return
+    for _sids, func, _robust in reversed(connection.run_on_commit):
+        if isinstance(func, _Replace) and not func.done:
+            return
+    transaction.on_commit(_Replace())
+
+
+def watch(*models) -> None:
+    """Figures also read these models: a row saved or deleted makes every cached figure stale."""
+    from django.db.models.signals import post_delete, post_save
+
+    for model in models:
+        label = model._meta.label_lower
+        post_save.connect(data_changed_on_commit, sender=model, dispatch_uid=f"dashboards.saved.{label}")
+        post_delete.connect(data_changed_on_commit, sender=model, dispatch_uid=f"dashboards.deleted.{label}")
+
+
+def cached(
+    name: str, user, params: dict[str, Any], compute: Callable[[], Any], *, timeout: int = TIMEOUT
+) -> Any:
     scope = "all" if user.sees_all_customers else f"user-{user.pk}"
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:24]
     key = f"dashboards:{data_version()}:{name}:{scope}:{digest}"
     value = cache.get(key)
     if value is None:
         value = compute()
-        cache.set(key, value, TIMEOUT)
+        cache.set(key, value, timeout)
     return value

@@ -19,7 +19,7 @@ from crm.numbers import NumberError, parse_id, parse_int
 from interactions.labels import Channel as InteractionChannel
 
 from . import analyses, exporting, figures
-from .caching import cached
+from .caching import CLOCK_TIMEOUT, cached
 from .exporting import export_query
 from .periods import COMPARISONS, PRESETS, Period, parse_selection
 from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
@@ -421,7 +421,13 @@ def team(request: HttpRequest) -> HttpResponse:
     """Per rep: interactions by channel, follow-ups, revenue and CLV of their book, tickets, alerts."""
     scope = _scope(request)
     selection, period_params = _period_context(request)
-    rows = team_rows(scope, selection.period)
+    rows = cached(
+        "team",
+        request.user,
+        {"period": selection.period, **scope.filters.as_params()},
+        lambda: team_rows(scope, selection.period),
+        timeout=CLOCK_TIMEOUT,  # "overdue now" moves with the clock, not only with the data
+    )
     channels = [
         (value, label)
         for value, label in InteractionChannel.choices

@@ -1,6 +1,7 @@
 """What a dashboard counts: the user's visible customers and purchases, narrowed by the page's filters
-(owner, source, channel, RFM segment, lifecycle stage). Every figure and every drill-down list starts
-from these two querysets, so a figure and the list behind it can never disagree on who is counted.
+(owner, source, channel, RFM segment, lifecycle stage, loyalty tier). Every figure and every drill-down
+list starts from these two querysets, so a figure and the list behind it can never disagree on who is
+counted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from django.utils import timezone
 from crm.accounts.models import User
 from crm.numbers import parse_id
 from customers.selectors import assignable_users, customer_scope, figure_choices, purchase_orders
+from loyalty.selectors import tier_choices, tier_member_customers
 from segmentation.selectors import segment_labels
 
-FILTER_KEYS = ("owner", "source", "channel", "segment", "stage")
+FILTER_KEYS = ("owner", "source", "channel", "segment", "stage", "tier")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Filters:
     channel: str = ""
     segment: str = ""
     stage: str = ""
+    tier: int | None = None  # a loyalty tier: its members
 
     def as_params(self) -> dict[str, str]:
         values = {key: getattr(self, key) for key in FILTER_KEYS}
@@ -48,6 +51,7 @@ def filter_options(user: User) -> dict:
         "channels": choices["channels"],
         "segments": labels["segments"],
         "stages": labels["stages"],
+        "tiers": tier_choices(),
     }
 
 
@@ -62,8 +66,12 @@ def parse_filters(params, user: User) -> Filters:
     owner = parse_id(params.get("owner"))  # only managers are offered owners: a sales user's is ignored
     if owner is not None and owner not in {pk for pk, _name in options["owners"]}:
         owner = None
+    tier = parse_id(params.get("tier"))
+    if tier is not None and tier not in {pk for pk, _name in options["tiers"]}:
+        tier = None
     return Filters(
         owner=owner,
+        tier=tier,
         source=pick("source", options["sources"]),
         channel=pick("channel", options["channels"]),
         segment=pick("segment", options["segments"]),
@@ -94,6 +102,8 @@ class Scope:
             qs = qs.filter(customer__score__rfm_segment=f.segment)
         if f.stage:
             qs = qs.filter(customer__score__lifecycle_stage=f.stage)
+        if f.tier:
+            qs = qs.filter(customer_id__in=tier_member_customers(tier_id=f.tier))
         return qs
 
     def orders_between(self, start: datetime, end: datetime) -> QuerySet:
@@ -111,6 +121,8 @@ class Scope:
             qs = qs.filter(score__rfm_segment=f.segment)
         if f.stage:
             qs = qs.filter(score__lifecycle_stage=f.stage)
+        if f.tier:
+            qs = qs.filter(pk__in=tier_member_customers(tier_id=f.tier))
         if f.channel:
             qs = qs.filter(pk__in=self.orders().values("customer_id"))
         return qs

@@ -252,3 +252,13 @@ def tier_get(*, tier_id: Any) -> Tier:
         return Tier.objects.get(pk=int(tier_id))
     except (Tier.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404
+
+
+def tier_choices() -> list[tuple[int, str]]:
+    """The programme's tiers, lowest first, as (id, name): what reports filter by."""
+    return list(Tier.objects.order_by("rank", "pk").values_list("pk", "name"))
+
+
+def tier_member_customers(*, tier_id: int) -> QuerySet:
+    """The ids of the customers who are members in tier `tier_id` (a subquery for other apps' filters)."""
+    return Member.objects.filter(tier_id=tier_id).values("customer_id")

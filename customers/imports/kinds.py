@@ -44,6 +44,7 @@ from crm.audit.services import audit_record
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue, job_requeue, job_wait_for_user
+from customers.signals import records_imported
 
 from . import parsing
 from .columns import normalise_header
@@ -346,6 +347,9 @@ def _write_body(run: JobRun) -> None:
             return
         run.progress(70, _t("Writing"))
         written = kind.write(actor, checked.rows, job)
+        transaction.on_commit(
+            lambda: records_imported.send_robust(sender=ImportKind, kind=kind.key, rows=written)
+        )
         audit_record(
             actor=actor,
             action=kind.audit_imported or f"{kind.key}.written",

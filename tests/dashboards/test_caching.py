@@ -64,3 +64,62 @@ def test_cached_figures_never_cross_tenants_or_sales_users(
     beta = client_for(beta_manager, tenant_b)
     assert _orders(beta) == "0"
     connection.set_tenant(tenant)
+
+
+def _team_interactions(client, rep) -> str:
+    html = client.get("/dashboards/team/", {"range": "30d"}).content.decode()
+    pattern = rf'data-rep="{rep.pk}">.*?data-cell="interactions">\s*([^<\s]+)'
+    return re.search(pattern, html, re.DOTALL).group(1)
+
+
+def _on_time(client) -> str:
+    html = client.get("/dashboards/", {"range": "30d"}).content.decode()
+    return re.search(r'data-figure="followups_on_time">\s*([^<]+?)\s*<', html).group(1)
+
+
+def test_activity_figures_are_right_right_after_a_call_or_a_follow_up_and_the_team_page_is_cached(
+    tenant, manager_user, sales_user, client_for, django_capture_on_commit_callbacks
+):
+    from interactions.followups.models import FollowUp
+    from interactions.followups.services import followup_complete, followup_create
+    from interactions.models import Interaction
+    from interactions.services import interaction_log
+
+    customer = CustomerFactory(owner=sales_user)
+    client = client_for(manager_user)
+    assert _team_interactions(client, sales_user) == "0"
+    with django_capture_on_commit_callbacks(execute=True):
+        interaction_log(
+            actor=sales_user,
+            customer=customer,
+            channel="phone",
+            direction="out",
+            occurred_at=timezone.now() - timezone.timedelta(hours=1),
+        )
+    assert _team_interactions(client, sales_user) == "1"  # logged a call: the cached team page is replaced
+    # A change no service made (no row signal): the cached page is what is shown.
+    Interaction.objects.filter(customer=customer).update(channel="email")
+    Interaction.objects.bulk_create(
+        [
+            Interaction(
+                customer=customer,
+                author=sales_user,
+                channel="phone",
+                direction="in",
+                occurred_at=timezone.now(),
+            )
+        ]
+    )
+    assert _team_interactions(client, sales_user) == "1", "the team page is cached until the data changes"
+
+    assert _on_time(client) == "–"  # none done yet
+    with django_capture_on_commit_callbacks(execute=True):
+        followup = followup_create(
+            actor=manager_user,
+            customer=customer,
+            assignee=sales_user,
+            due_at=timezone.now() + timezone.timedelta(days=1),
+            title="call back",
+        )
+        followup_complete(actor=sales_user, followup=FollowUp.objects.get(pk=followup.pk))
+    assert _on_time(client) == "100.0%"  # done on time, shown at once

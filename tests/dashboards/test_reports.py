@@ -2,6 +2,7 @@
 comparison, the list behind it (same count), cohort percentages, segment migration; sales users see
 their own customers only; another tenant's data never counts."""
 
+import re
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from interactions.followups.models import FollowUp
 from interactions.service.models import Ticket
 from interactions.surveys.models import SurveyResponse, SurveyTemplate
 from interactions.surveys.services import _invite
-from loyalty.models import Member
+from loyalty.models import Member, Tier
 from loyalty.services import programme_get
 from segmentation.models import LifecycleTransition, SegmentTransition
 from tests.factories import CustomerFactory, OrderFactory
@@ -186,6 +187,27 @@ def test_filters_narrow_every_figure(zone, data, manager_user):
     assert (v["revenue"].value, v["orders"].value, v["active_customers"].value) == (Decimal("50"), 1, 1)
     # Through the online channel A's first purchase is in January: new there.
     assert v["new_customers"].value == 1
+
+
+def test_the_tier_filter_counts_that_tiers_members_only(zone, data, manager_user, client_for):
+    gold = Tier.objects.create(name="金卡", rank=2, threshold=Decimal("1000"))
+    Member.objects.create(customer=data["C"], number="M-C", joined_at=timezone.now(), tier=gold)
+    Member.objects.filter(customer=data["A"]).update(tier=None)
+    _scope, _selection, v = _values(manager_user, filters=Filters(tier=gold.pk))
+    assert (v["revenue"].value, v["active_customers"].value, v["new_customers"].value) == (
+        Decimal("100"),
+        1,
+        1,
+    )
+    assert v["repeat_rate"].numerator == 1  # C bought twice in January
+    assert v["loyalty_liability"].numerator == 0  # C holds no points
+    # On the page: the tier is offered by name, and an unknown tier id is ignored (the whole company).
+    client = client_for(manager_user)
+    html = client.get("/dashboards/", JANUARY | {"tier": gold.pk}).content.decode()
+    assert "金卡" in html
+    assert re.search(r'data-figure="active_customers">\s*1\s*<', html)
+    html = client.get("/dashboards/", JANUARY | {"tier": "99999"}).content.decode()
+    assert re.search(r'data-figure="active_customers">\s*3\s*<', html)
 
 
 @pytest.mark.parametrize("user_key", ["manager_user", "sales_user"])
