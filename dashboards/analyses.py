@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from segmentation.selectors import segment_transitions, stage_transitions
@@ -57,31 +57,48 @@ def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
     first_cohort = _add_months(_month_start(today), -(months - 1))
     zone = str(scope.zone)
     cohort_start = datetime.combine(first_cohort, time.min, tzinfo=scope.zone)
-    orders_sql, orders_params = _sql(  # no ORDER BY: sorting 800,000 orders cost more than the rest
-        scope.orders().order_by().values("customer_id", "placed_at", "total", "refunded_total")
-    )
-    # The first purchase is found on the raw timestamps (no time-zone arithmetic on every order), and
-    # only the customers whose first purchase falls in the shown cohorts have their orders bucketed.
-    sql = f"""
-        WITH o AS ({orders_sql}),
-        firsts AS (
-            SELECT customer_id, date_trunc('month', min(placed_at) AT TIME ZONE %s)::date AS cohort
-            FROM o GROUP BY customer_id HAVING min(placed_at) >= %s
-        ),
-        local AS (
-            SELECT o.customer_id, date_trunc('month', o.placed_at AT TIME ZONE %s)::date AS month,
-                   o.total - o.refunded_total AS net
-            FROM o JOIN firsts f USING (customer_id)
+    if scope.filters.channel:  # the first purchase through that channel
+        firsts_sql, firsts_params = _sql(
+            scope.orders()
+            .order_by()
+            .values("customer_id")
+            .annotate(first=Min("placed_at"))
+            .filter(first__gte=cohort_start)
+            .values("customer_id", "first")
         )
-        SELECT f.cohort,
-               ((extract(year FROM l.month) - extract(year FROM f.cohort)) * 12
-                + extract(month FROM l.month) - extract(month FROM f.cohort))::int AS k,
-               count(DISTINCT l.customer_id), sum(l.net)
-        FROM local l JOIN firsts f USING (customer_id)
+    else:  # the first purchase is kept on the customer: no pass over every order to find it
+        firsts_sql, firsts_params = _sql(
+            scope.customers()
+            .filter(first_order_at__gte=cohort_start)
+            .order_by()
+            .values(customer_id=F("pk"), first=F("first_order_at"))
+        )
+    orders_sql, orders_params = _sql(  # no ORDER BY: sorting the orders cost more than the rest
+        scope.orders()
+        .filter(placed_at__gte=cohort_start)  # a cohort customer's purchases are all after it
+        .order_by()
+        .values("customer_id", "placed_at", "total", "refunded_total")
+    )
+    # Each cohort customer's purchases are first summed by (customer, local month), so a cell counts
+    # rows instead of distinct customers. (Subqueries, not CTEs: a CTE used twice is materialised and
+    # its row count guessed, which led PostgreSQL to 64,000 index probes instead of one hash join.)
+    sql = f"""
+        SELECT per.cohort,
+               ((extract(year FROM per.month) - extract(year FROM per.cohort)) * 12
+                + extract(month FROM per.month) - extract(month FROM per.cohort))::int AS k,
+               count(*), sum(per.net)
+        FROM (
+            SELECT o.customer_id,
+                   date_trunc('month', f.first AT TIME ZONE %s)::date AS cohort,
+                   date_trunc('month', o.placed_at AT TIME ZONE %s)::date AS month,
+                   sum(o.total - o.refunded_total) AS net
+            FROM ({orders_sql}) AS o JOIN ({firsts_sql}) AS f ON f.customer_id = o.customer_id
+            GROUP BY 1, 2, 3
+        ) AS per
         GROUP BY 1, 2
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*orders_params, zone, cohort_start, zone))
+        cursor.execute(sql, (zone, zone, *orders_params, *firsts_params))
         found = cursor.fetchall()
     cells: dict[tuple[date, int], tuple[int, Decimal]] = {
         (c, k): (n, rev or Decimal(0)) for c, k, n, rev in found
@@ -118,11 +135,15 @@ def cohort_customers(scope: Scope, *, cohort: date, k: int) -> QuerySet:
     month_start = datetime.combine(month, time.min, tzinfo=zone)
     month_end = datetime.combine(_add_months(month, 1), time.min, tzinfo=zone)
     orders = scope.orders()
+    bought = orders.filter(placed_at__gte=month_start, placed_at__lt=month_end).values("customer_id")
+    if not scope.filters.channel:  # the first purchase is kept on the customer (as in cohort_matrix)
+        return scope.customers().filter(
+            first_order_at__gte=cohort_start, first_order_at__lt=cohort_end, pk__in=bought
+        )
     in_cohort_month = orders.filter(placed_at__gte=cohort_start, placed_at__lt=cohort_end).values(
         "customer_id"
     )
     earlier = orders.filter(placed_at__lt=cohort_start).values("customer_id")
-    bought = orders.filter(placed_at__gte=month_start, placed_at__lt=month_end).values("customer_id")
     return scope.customers().filter(pk__in=in_cohort_month).filter(pk__in=bought).exclude(pk__in=earlier)
 
 

@@ -33,7 +33,7 @@ from interactions.followups.selectors import followup_visible
 from interactions.service.selectors import tickets_visible
 from interactions.surveys.selectors import responses_visible
 from loyalty.selectors import member_queryset, programme_or_none
-from segmentation.selectors import score_list, stage_transitions
+from segmentation.selectors import stage_transitions
 
 from .periods import Period, change_percent
 from .scope import Scope
@@ -410,16 +410,15 @@ def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
 
 def liability_value(scope: Scope) -> FigureValue:
     programme = programme_or_none()
-    points = members_in_scope(scope).aggregate(points=Sum("balance"))["points"] or 0
+    # The members of the customers in scope (`members_in_scope`), summed in one join.
+    points = scope.customers().aggregate(points=Sum("loyalty_member__balance"))["points"] or 0
     value = (programme.point_value * points).quantize(Decimal("0.01")) if programme else None
     return FigureValue(FIGURES["loyalty_liability"], value, numerator=points)
 
 
 def clv_values(scope: Scope) -> dict[str, FigureValue]:
-    row = (
-        score_list(user=scope.user)
-        .filter(customer__in=scored_customers(scope))
-        .aggregate(total=Sum("predicted_clv"), average=Avg("predicted_clv"), customers=Count("pk"))
+    row = scored_customers(scope).aggregate(
+        total=Sum("score__predicted_clv"), average=Avg("score__predicted_clv"), customers=Count("pk")
     )
     average = row["average"].quantize(Decimal("0.01")) if row["average"] is not None else None
     return {

@@ -310,6 +310,17 @@ def test_cohort_matrix_by_first_purchase_month(zone, data, manager_user):
     assert line["shares"][0] == 100.0
 
 
+def test_cohorts_through_one_channel_start_at_the_first_purchase_there(zone, data, manager_user):
+    """A bought in store in December and online in January: online, A belongs to January's cohort."""
+    scope = Scope(user=manager_user, filters=Filters(channel="online"))
+    rows = {r.month: r for r in analyses.cohort_matrix(scope, months=4, today=date(2026, 2, 15))}
+    assert (rows[date(2025, 12, 1)].size, rows[date(2026, 1, 1)].size) == (0, 1)
+    assert rows[date(2026, 1, 1)].cells[0]["revenue_per_customer"] == Decimal("50.00")
+    assert [c.name for c in analyses.cohort_customers(scope, cohort=date(2026, 1, 1), k=0)] == ["A"]
+    everyone = Scope(user=manager_user, filters=Filters())
+    assert [c.name for c in analyses.cohort_customers(everyone, cohort=date(2025, 12, 1), k=0)] == ["A"]
+
+
 def test_cohort_page_and_its_cells(data, client_for, manager_user):
     client = client_for(manager_user)
     page = client.get("/dashboards/cohorts/", {"months": "6"})
