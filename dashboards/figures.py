@@ -26,6 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -35,7 +36,7 @@ from interactions.surveys.selectors import responses_visible
 from loyalty.selectors import member_queryset, programme_or_none
 from segmentation.selectors import stage_transitions
 
-from .periods import Period, change_percent
+from .periods import Period, bucket_start, change_percent
 from .scope import Scope
 
 CHURNED_STAGE = "churned"
@@ -428,6 +429,36 @@ def clv_values(scope: Scope) -> dict[str, FigureValue]:
             numerator=row["customers"],  # None: nobody scored yet
         ),
         "clv_average": FigureValue(FIGURES["clv_average"], average, numerator=row["customers"]),
+    }
+
+
+def revenue_series(scope: Scope, period: Period, unit: str) -> list[Decimal]:
+    """Revenue (net of refunds) of `period` per bucket of `unit` (day, week or month in the tenant's
+    time zone), one value per `period.buckets(unit)`, zeros included: one query."""
+    start, end = period.bounds(scope.zone)
+    rows = (
+        scope.orders_between(start, end)
+        .annotate(bucket=Trunc("placed_at", unit, tzinfo=scope.zone))
+        .order_by()
+        .values("bucket")
+        .annotate(net=Sum(F("total") - F("refunded_total")))
+    )
+    found = {bucket_start(row["bucket"].date(), unit): row["net"] for row in rows}
+    return [found.get(day, Decimal("0")) for day in period.buckets(unit)]
+
+
+def overview_series(scope: Scope, period: Period, compared: Period | None) -> dict:
+    """The overview's chart: revenue per day, week or month of the period and, bucket by bucket, of
+    the period it is compared with (the n-th bucket of each side together)."""
+    unit = period.bucket
+    days = period.buckets(unit)
+    current = revenue_series(scope, period, unit)
+    earlier = revenue_series(scope, compared, unit) if compared is not None else []
+    return {
+        "unit": unit,
+        "days": days,
+        "current": current,
+        "earlier": earlier[: len(current)],
     }
 
 

@@ -42,6 +42,38 @@ class Period:
     def previous(self) -> Period:
         return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
 
+    @property
+    def bucket(self) -> str:
+        """How a chart of this period groups its days: "day" up to a quarter, "week" up to two years
+        (weeks start on Monday), "month" beyond."""
+        if self.days <= 92:
+            return "day"
+        return "week" if self.days <= 731 else "month"
+
+    def buckets(self, unit: str | None = None) -> list[date]:
+        """The first day of every bucket that the period touches, in order (the first may start
+        before the period: a week or month is named by its first day)."""
+        unit = unit or self.bucket
+        day = bucket_start(self.first, unit)
+        found = []
+        while day <= self.last:
+            found.append(day)
+            if unit == "day":
+                day += timedelta(days=1)
+            elif unit == "week":
+                day += timedelta(days=7)
+            else:
+                day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return found
+
+
+def bucket_start(day: date, unit: str) -> date:
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    return day
+
 
 @dataclass(frozen=True)
 class Selection:

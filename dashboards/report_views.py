@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -81,7 +82,18 @@ def overview(request: HttpRequest) -> HttpResponse:
         {"period": selection.period, "compared": selection.compared, **scope.filters.as_params()},
         lambda: figures.overview_values(scope, selection.period, selection.compared),
     )
+    series = cached(
+        "overview-series",
+        request.user,
+        {"period": selection.period, "compared": selection.compared, **scope.filters.as_params()},
+        lambda: figures.overview_series(scope, selection.period, selection.compared),
+    )
     fmt = exporting.wanted(request)
+    if fmt and request.GET.get("table") == "revenue":  # the chart's data
+        header = [_("From"), _("Revenue"), _("Earlier period")]
+        earlier = series["earlier"] + [None] * (len(series["current"]) - len(series["earlier"]))
+        table = [list(row) for row in zip(series["days"], series["current"], earlier, strict=True)]
+        return exporting.table_response(fmt, "revenue", header, table)
     if fmt:
         header = [_("Figure"), _("Value"), _("Earlier period"), _("Change (%)")]
         table = [[v.definition.label, v.value, v.previous, v.change] for v in values]
@@ -108,9 +120,23 @@ def overview(request: HttpRequest) -> HttpResponse:
             "comparisons": [(c, _comparison_labels()[c]) for c in COMPARISONS],
             "range_error": bool(selection.errors),
             "query": query,
+            "chart": _revenue_chart(series, compared=selection.compared is not None),
+            "chart_unit": series["unit"],
+            "revenue_export": query + "&table=revenue",
             **_exports(request),
         },
     )
+
+
+def _revenue_chart(series: dict, *, compared: bool) -> dict:
+    """The overview chart's data for Chart.js: labels in the viewer's language, money as numbers."""
+    unit = series["unit"]
+    fmt = "YEAR_MONTH_FORMAT" if unit == "month" else "MONTH_DAY_FORMAT"
+    return {
+        "labels": [date_format(day, fmt) for day in series["days"]],
+        "current": [float(v) for v in series["current"]],
+        "earlier": [float(v) for v in series["earlier"]] if compared else [],
+    }
 
 
 def _keyset(qs, request: HttpRequest):

@@ -95,6 +95,22 @@
                 scales: {x: {stacked: true, beginAtZero: true}, y: {stacked: true}}}
     });
   }
+
+  // Reports overview: revenue per day, week or month, beside the earlier period's (bucket by bucket).
+  var revenueChart = document.getElementById("overview-revenue");
+  var revenueData = json("overview-revenue-data");
+  if (revenueChart && revenueData) {
+    var revenueSets = [{label: revenueChart.dataset.labelCurrent, data: revenueData.current, tension: 0.2}];
+    if (revenueData.earlier.length) {
+      revenueSets.push({label: revenueChart.dataset.labelEarlier, data: revenueData.earlier, tension: 0.2,
+                        borderDash: [4, 4]});
+    }
+    new Chart(revenueChart, {
+      type: "line",
+      data: {labels: revenueData.labels, datasets: revenueSets},
+      options: {interaction: {mode: "index", intersect: false}, scales: {y: {beginAtZero: true}}}
+    });
+  }
 })();
 
 /* Loyalty reports: earn and burn per month (bars) with the liability (line, right axis); the table

@@ -189,6 +189,40 @@ def test_filters_narrow_every_figure(zone, data, manager_user):
     assert v["new_customers"].value == 1
 
 
+def test_chart_buckets_follow_the_period_length():
+    assert Period(date(2026, 1, 1), date(2026, 1, 31)).bucket == "day"
+    assert len(Period(date(2026, 1, 1), date(2026, 1, 31)).buckets()) == 31
+    year = Period(date(2025, 1, 1), date(2025, 12, 31))
+    assert year.bucket == "week"
+    weeks = year.buckets()
+    assert weeks[0] == date(2024, 12, 30) and all(d.weekday() == 0 for d in weeks)  # Mondays
+    assert weeks[-1] == date(2025, 12, 29) and len(weeks) == 53
+    long = Period(date(2023, 1, 15), date(2025, 12, 31))
+    assert long.bucket == "month"
+    months = long.buckets()
+    assert (months[0], months[-1], len(months)) == (date(2023, 1, 1), date(2025, 12, 1), 36)
+
+
+def test_the_overview_chart_is_revenue_per_day_beside_the_earlier_period(
+    zone, data, manager_user, client_for
+):
+    scope, selection, _v = _values(manager_user)
+    series = figures.overview_series(scope, selection.period, selection.compared)
+    assert series["unit"] == "day" and len(series["current"]) == 31 and len(series["earlier"]) == 31
+    assert series["current"][0] == 0 and series["current"][2] == Decimal("40")  # C on 3 January
+    assert series["current"][19] == Decimal("20")  # A's 30, 10 refunded, on 20 January
+    assert sum(series["current"]) == Decimal("370")  # the revenue figure
+    assert series["earlier"][9] == Decimal("100") and sum(series["earlier"]) == Decimal("100")  # A, 10 Dec
+    client = client_for(manager_user)
+    html = client.get("/dashboards/", JANUARY).content.decode()
+    assert 'id="overview-revenue-data"' in html
+    csv = b"".join(
+        client.get("/dashboards/", JANUARY | {"export": "csv", "table": "revenue"}).streaming_content
+    )
+    lines = csv.decode("utf-8-sig").splitlines()
+    assert len(lines) == 32 and lines[3].split(",")[:2] == ["2026-01-03", "40.00"]
+
+
 def test_the_tier_filter_counts_that_tiers_members_only(zone, data, manager_user, client_for):
     gold = Tier.objects.create(name="金卡", rank=2, threshold=Decimal("1000"))
     Member.objects.create(customer=data["C"], number="M-C", joined_at=timezone.now(), tier=gold)
