@@ -290,8 +290,13 @@ def test_figure_pages_show_the_same_numbers_as_the_overview(data, client_for, ma
 
 
 def test_only_managers_are_offered_the_owner_filter(data, client_for, manager_user, sales_user):
-    assert 'id="f-owner"' in client_for(manager_user).get("/dashboards/").content.decode()
-    assert 'id="f-owner"' not in client_for(sales_user).get("/dashboards/").content.decode()
+    manager_page = client_for(manager_user).get("/dashboards/").content.decode()
+    sales_page = client_for(sales_user).get("/dashboards/").content.decode()
+    assert 'id="f-owner"' in manager_page
+    assert 'id="f-owner"' not in sales_page
+    # The loyalty reports (managers only) and the survey reports are one tab away.
+    assert 'href="/loyalty/reports/"' in manager_page and 'href="/loyalty/reports/"' not in sales_page
+    assert 'href="/surveys/"' in sales_page
 
 
 def test_a_sales_user_cannot_widen_the_scope_with_an_owner_filter(data, client_for, sales_user, sales_user2):
