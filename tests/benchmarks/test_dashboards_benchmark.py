@@ -1,5 +1,7 @@
 """Benchmark: the managers' reports at size (default 100,000 customers with the demo's orders, about
-ten per customer; DASH_BENCH_CUSTOMERS to change it).
+ten per customer; DASH_BENCH_CUSTOMERS to change it), and DASH_BENCH_INTERACTIONS interactions in all
+(default 2,000,000: the demo's, topped up in one INSERT ... SELECT over two years, every channel, each
+by its customer's owner).
 
 Each page is requested in-process as a manager: cold (the data version replaced, as after an import,
 so nothing is cached) and warm (the same request again), 3 times each; the median server time (ms) and
@@ -32,6 +34,37 @@ from .conftest import record_benchmark
 
 pytestmark = pytest.mark.slow
 CUSTOMERS = int(os.environ.get("DASH_BENCH_CUSTOMERS", "100000"))
+INTERACTIONS = int(os.environ.get("DASH_BENCH_INTERACTIONS", "2000000"))
+CHANNELS = ["phone", "email", "sms", "wechat", "chat", "social", "meeting", "store_visit", "other"]
+
+
+def top_up_interactions(total: int) -> int:
+    """Add interactions until there are `total`: spread over the customers and two years."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM interactions_interaction")
+        missing = total - cursor.fetchone()[0]
+        if missing <= 0:
+            return 0
+        cursor.execute(
+            """
+            WITH c AS (
+                     SELECT id, owner_id, row_number() OVER (ORDER BY id) - 1 AS i FROM customers_customer
+                 ),
+                 n AS (SELECT count(*) AS n FROM customers_customer)
+            INSERT INTO interactions_interaction
+                (customer_id, channel, direction, occurred_at, subject, notes, author_id,
+                 created_at, updated_at)
+            SELECT c.id, (%s::text[])[1 + g %% 9], CASE WHEN g %% 3 = 0 THEN 'in' ELSE 'out' END,
+                   now() - (g %% 730) * interval '1 day' - (g %% 86400) * interval '1 second', '', '',
+                   c.owner_id, now(), now()
+            FROM generate_series(1, %s) AS g CROSS JOIN n JOIN c ON c.i = (g::bigint * 7919) %% n.n
+            """,
+            [CHANNELS, missing],
+        )
+        cursor.execute("ANALYZE interactions_interaction")
+    return missing
+
+
 PAGES = {
     "overview": "/dashboards/",
     "overview_90d_last_year": "/dashboards/?range=90d&compare=last_year",
@@ -51,6 +84,9 @@ def test_report_pages_at_size(committed_tenant, django_db_blocker):
             summary = seed(users=users, customers=CUSTOMERS, rng=random.Random(2026), stdout=io.StringIO())
             seconds = round(time.perf_counter() - started, 1)
             orders = Order.objects.count()
+            started = time.perf_counter()
+            added = top_up_interactions(INTERACTIONS)
+            print(f"{added} interactions added in {time.perf_counter() - started:.1f} s")
             # Two recomputes, 90 days apart, so segment and stage changes exist between two dates.
             started = time.perf_counter()
             recompute(with_holdout=False, as_of=timezone.now() - timedelta(days=90))
@@ -79,6 +115,7 @@ def test_report_pages_at_size(committed_tenant, django_db_blocker):
             figures = {
                 "customers": CUSTOMERS,
                 "orders": orders,
+                "interactions": INTERACTIONS,
                 "cold_median_ms": round(statistics.median(cold), 1),
                 "warm_median_ms": round(statistics.median(warm), 1),
                 "cold_queries": max(queries),
