@@ -23,7 +23,7 @@ from customers.selectors import assignable_users
 from interactions.followups.selectors import followup_visible
 from interactions.selectors import interaction_list
 from interactions.service.selectors import tickets_visible
-from segmentation.selectors import alert_list, score_list
+from segmentation.selectors import alert_list
 
 from .periods import Period
 from .scope import Scope
@@ -68,7 +68,7 @@ class RepRow:
 
 
 def team_rows(scope: Scope, period: Period) -> list[RepRow]:
-    """Eight grouped queries whatever the team's size."""
+    """Seven grouped queries whatever the team's size."""
     viewer = scope.user
     start, end = period.bounds(scope.zone)
     now = timezone.now()
@@ -114,17 +114,14 @@ def team_rows(scope: Scope, period: Period) -> list[RepRow]:
     ):
         reps[row["customer__owner_id"]].revenue = (row["total"] or 0) - (row["refunded"] or 0)
     for row in (
-        scope.customers().filter(owner_id__in=ids).order_by().values("owner_id").annotate(n=Count("pk"))
+        scope.customers()
+        .filter(owner_id__in=ids)
+        .order_by()
+        .values("owner_id")
+        .annotate(n=Count("pk"), clv=Sum("score__predicted_clv"))
     ):
         reps[row["owner_id"]].customers = row["n"]
-    for row in (
-        score_list(user=viewer)
-        .filter(customer__in=scope.customers(), customer__owner_id__in=ids)
-        .order_by()
-        .values("customer__owner_id")
-        .annotate(clv=Sum("predicted_clv"))
-    ):
-        reps[row["customer__owner_id"]].clv = row["clv"]
+        reps[row["owner_id"]].clv = row["clv"]
 
     tickets = tickets_visible(user=viewer).filter(assignee_id__in=ids).order_by()
     for row in tickets.values("assignee_id").annotate(
