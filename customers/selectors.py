@@ -360,8 +360,10 @@ def customer_page(
     option, descending = parse_sort(sort)
     sort_key = f"{'-' if descending else ''}{option.key}"
     path = option.path
-    position = decode_cursor(cursor)
-    backwards = direction == "prev" and position is not None
+    # direction "last": the final page, read backwards from the end of the order (no cursor needed).
+    to_last = direction == "last"
+    position = None if to_last else decode_cursor(cursor)
+    backwards = (direction == "prev" and position is not None) or to_last
     for column in registry.sorted_columns():
         if column.key in (columns or []) or column.key == option.key:
             qs = column.prepare(qs)
@@ -369,7 +371,9 @@ def customer_page(
 
     segments = _segments(option)
     order = list(range(len(segments)))
-    start = _segment_index(option, position[0]) if position is not None else 0
+    start = (
+        _segment_index(option, position[0]) if position is not None else (len(order) - 1 if to_last else 0)
+    )
     # Walking forward visits segments start, start+1, ...; walking back start, start-1, ... reversed.
     visit = order[start:] if not backwards else list(reversed(order[: start + 1]))
     query_descending = descending != backwards
@@ -396,7 +400,7 @@ def customer_page(
         return KeysetPage([], None, None, sort_key, is_first=position is None, page_size=page_size)
     first, last = rows[0], rows[-1]
     if backwards:
-        next_cursor = encode_cursor(last._sort_value, last.pk)
+        next_cursor = None if to_last else encode_cursor(last._sort_value, last.pk)
         previous_cursor = encode_cursor(first._sort_value, first.pk) if has_more else None
     else:
         next_cursor = encode_cursor(last._sort_value, last.pk) if has_more else None

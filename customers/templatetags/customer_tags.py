@@ -92,7 +92,7 @@ def _cell(customer, column) -> str:
         return format_html('<td class="small">{}</td>', customer.city)
     if key == "owner":
         if customer.owner_id:
-            return format_html('<td class="small">{}</td>', customer.owner.get_full_name())
+            return format_html('<td class="small text-nowrap">{}</td>', customer.owner.get_full_name())
         return mark_safe('<td class="small"><span class="text-body-secondary">—</span></td>')  # noqa: S308
     if key == "tags":
         badges = format_html_join(

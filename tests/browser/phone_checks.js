@@ -45,7 +45,7 @@
     const out = [];
     for (const el of document.querySelectorAll('main .nav-link, main .btn, main th, main td, main .badge, main dt, main dd')) {
       const text = (el.innerText || '').trim();
-      if (text.length < 4 || !el.getClientRects().length) continue;
+      if (text.length < 4 || !el.getClientRects().length || el.closest('.table-cards > thead')) continue;
       const n = lines(el);
       if (n >= 3 && text.replace(/\s+/g, '').length / n < 5) out.push(`${el.tagName.toLowerCase()} "${text.slice(0, 20)}" in ${n} lines`);
     }
@@ -55,7 +55,7 @@
   // A key figure (money, counts) broken across lines ("¥172,370." / "90").
   brokenFigures: () => {
     const out = [];
-    for (const el of document.querySelectorAll('main .stat-card .value, main [data-figure]')) {
+    for (const el of document.querySelectorAll('main .stat-card .value, main .card .value[data-figure]')) {
       if (!el.getClientRects().length) continue;
       const range = document.createRange();
       range.selectNodeContents(el);
