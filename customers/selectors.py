@@ -352,6 +352,7 @@ def customer_page(
     direction: str = "next",
     page_size: int = PAGE_SIZE,
     columns: list[str] | None = None,
+    last_rows: int | None = None,
 ) -> KeysetPage:
     """One page of `qs` by keyset: `cursor` is the last row of the previous page (direction "next") or
     the first row of the following page (direction "prev"). Rows come with owner and tags loaded, and
@@ -377,7 +378,10 @@ def customer_page(
     # Walking forward visits segments start, start+1, ...; walking back start, start-1, ... reversed.
     visit = order[start:] if not backwards else list(reversed(order[: start + 1]))
     query_descending = descending != backwards
-    wanted = page_size + 1
+    # The last page holds what is left over (`last_rows`, from an exact total), so its rows and the
+    # pages before it line up with the pages read forwards.
+    size = min(last_rows, page_size) if to_last and last_rows else page_size
+    wanted = size + 1
     rows: list[Customer] = []
     for index in visit:
         in_null = option.nullable and index == 1
@@ -391,8 +395,8 @@ def customer_page(
         rows.extend(segment_qs.order_by(*ordering)[: wanted - len(rows)])
         if len(rows) >= wanted:
             break
-    has_more = len(rows) > page_size
-    rows = rows[:page_size]
+    has_more = len(rows) > size
+    rows = rows[:size]
     if backwards:
         rows.reverse()
     prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.order_by("name")))

@@ -158,6 +158,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     columns = chosen_columns(request)
     qs = selectors.customer_list(user=user, filters=filters)
+    total = selectors.customer_count(user=user, qs=qs, filters=filters)
     page = selectors.customer_page(
         qs,
         sort=filters.get("sort") or request.GET.get("sort"),
@@ -165,8 +166,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         direction=request.GET.get("direction", "next"),
         page_size=LIST_PAGE_SIZE,
         columns=[c["key"] for c in columns],
+        last_rows=(total.value % LIST_PAGE_SIZE or LIST_PAGE_SIZE) if total.exact else None,
     )
-    total = selectors.customer_count(user=user, qs=qs, filters=filters)
     base_query = _non_empty(request.GET)
     for key in ("cursor", "direction", "page"):
         base_query.pop(key, None)

@@ -100,7 +100,7 @@ def _cell(customer, column) -> str:
             '<span class="badge text-bg-{} me-1">{}</span>',
             ((tag.color or "secondary", tag.name) for tag in customer.tags.all()),
         )
-        return format_html("<td>{}</td>", badges)
+        return format_html('<td class="cell-wide">{}</td>', badges)
     if key == "source":
         return format_html('<td class="small">{}</td>', customer.get_source_display())
     if key == "orders":

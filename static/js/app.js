@@ -121,9 +121,10 @@
   // any character): the table only fits by squeezing a column, so it is clearer as cards.
   function squeezed(table) {
     var range = document.createRange();
-    return Array.prototype.some.call(table.querySelectorAll("thead th, tbody td, tbody th"), function (cell) {
+    return Array.prototype.some.call(table.querySelectorAll("thead th, tbody td, tbody th, tfoot td, tfoot th"), function (cell) {
       var text = (cell.innerText || "").replace(/\s+/g, "");
-      if (text.length < 4) return false;
+      // A cell of buttons stacks them, one per line: that is not squeezed text.
+      if (text.length < 4 || cell.querySelector(".btn, form")) return false;
       range.selectNodeContents(cell);
       var tops = {};
       var lines = 0;
@@ -152,6 +153,9 @@
     });
   }
   document.addEventListener("DOMContentLoaded", fitTables);
+  // Again once the icon font and images are in: they change the widths measured above.
+  window.addEventListener("load", fitTables);
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitTables);
   document.addEventListener("htmx:afterSettle", fitTables);
   if (PHONE && PHONE.addEventListener) PHONE.addEventListener("change", fitTables);
 

@@ -46,6 +46,8 @@
     for (const el of document.querySelectorAll('main .nav-link, main .btn, main th, main td, main .badge, main dt, main dd')) {
       const text = (el.innerText || '').trim();
       if (text.length < 4 || !el.getClientRects().length || el.closest('.table-cards > thead')) continue;
+      // A cell of buttons stacks them, one per line: that is not squeezed text.
+      if (el.matches('td, th') && el.querySelector('.btn, form')) continue;
       const n = lines(el);
       if (n >= 3 && text.replace(/\s+/g, '').length / n < 5) out.push(`${el.tagName.toLowerCase()} "${text.slice(0, 20)}" in ${n} lines`);
     }

@@ -68,7 +68,16 @@ MAIN_PAGES = [
     "/accounts/profile/",
     "/notifications/",
 ]
-SCREENSHOTS = {"/": "dashboard", "/customers/": "customers", "/customers/{customer}/": "customer_360"}
+SCREENSHOTS = {
+    "/": "dashboard",
+    "/customers/": "customers",
+    "/customers/{customer}/": "customer_360",
+    "/segments/": "segments",
+    "/segments/clv/": "clv",
+    "/segments/history/": "history",
+    "/segments/alerts/": "alerts",
+    "/dashboards/team/": "team",
+}
 
 TAP_TARGETS_JS = f"(...args) => ({CHECKS}).smallTapTargets(...args)"
 
