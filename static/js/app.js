@@ -125,14 +125,18 @@
       var text = (cell.innerText || "").replace(/\s+/g, "");
       // A cell of buttons stacks them, one per line: that is not squeezed text.
       if (text.length < 4 || cell.querySelector(".btn, form")) return false;
-      range.selectNodeContents(cell);
-      var tops = {};
-      var lines = 0;
-      Array.prototype.forEach.call(range.getClientRects(), function (rect) {
-        var top = Math.round(rect.top);
-        if (rect.width > 0 && !tops[top]) { tops[top] = true; lines += 1; }
-      });
-      return lines >= 3 && text.length / lines < 5;
+      // Lines of text: the distinct tops of the text's own boxes, tops within 4 px being one line.
+      var tops = [];
+      var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {
+        if (!walker.currentNode.textContent.trim()) continue;
+        range.selectNodeContents(walker.currentNode);
+        Array.prototype.forEach.call(range.getClientRects(), function (rect) {
+          var seen = tops.some(function (top) { return Math.abs(top - rect.top) < 4; });
+          if (rect.width > 0 && !seen) tops.push(rect.top);
+        });
+      }
+      return tops.length >= 3 && text.length / tops.length < 5;
     });
   }
   function fitTables() {

@@ -36,11 +36,20 @@
   // Text squeezed into a column too narrow for it: Chinese breaks after any character, so a squeezed
   // tab or table cell reads one or two characters per line (生/命/周/期), rows grow ~300 px tall.
   squeezedText: () => {
+    // Lines of text: the distinct tops of the text's own boxes (element boxes left out), tops within
+    // 4 px counted as one line.
     const lines = (el) => {
+      const tops = [];
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
       const range = document.createRange();
-      range.selectNodeContents(el);
-      const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
-      return tops.size;
+      while (walker.nextNode()) {
+        if (!walker.currentNode.textContent.trim()) continue;
+        range.selectNodeContents(walker.currentNode);
+        for (const rect of range.getClientRects()) {
+          if (rect.width > 0 && !tops.some((top) => Math.abs(top - rect.top) < 4)) tops.push(rect.top);
+        }
+      }
+      return tops.length;
     };
     const out = [];
     for (const el of document.querySelectorAll('main .nav-link, main .btn, main th, main td, main .badge, main dt, main dd')) {

@@ -23,6 +23,7 @@ from customers.models import Customer
 from segmentation.models import RecomputeRun
 from segmentation.recompute import recompute
 from tests.browser.conftest import ARTIFACTS
+from tests.browser.test_phone_width import _settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.celery_worker]
 
@@ -80,7 +81,7 @@ def test_screens_charts_and_the_customer_list(browser, seeded, tenant_url, login
                 login(page, tenant, f"manager@{tenant.slug}.test")
                 for name, path in SCREENS.items():
                     page.goto(tenant_url(tenant, path.format(customer=customer_id)))
-                    page.wait_for_load_state("networkidle")
+                    _settle(page)
                     assert page.evaluate(
                         "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
                     )
@@ -97,7 +98,7 @@ def test_screens_charts_and_the_customer_list(browser, seeded, tenant_url, login
 
 def _history_chart(page, url: str, runs) -> None:
     page.goto(url)
-    page.wait_for_function("window.Chart && Chart.getChart('segment-history')")
+    page.wait_for_function("() => window.Chart && Chart.getChart('segment-history')")
     chart = page.evaluate(
         """() => {
           const chart = Chart.getChart('segment-history');
@@ -140,7 +141,7 @@ def _customer_list(page, url: str) -> None:
 
     # Filtering: the address carries only the filters in use (htmx and a plain submit alike).
     page.fill("#id_q", "a")
-    page.wait_for_function("new URL(location.href).searchParams.get('q') === 'a'")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'a'")
     page.wait_for_load_state("networkidle")
     params = parse_qsl(urlsplit(page.url).query, keep_blank_values=True)
     assert params and all(value for _key, value in params), page.url

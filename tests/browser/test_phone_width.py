@@ -14,6 +14,7 @@ On each page the test fails on
 One browser, one context per role (each signs in once), a tenant filled by the demo seeder so the
 tables, charts and lists have real rows. Screenshots of the main pages go to test-artifacts/."""
 
+import contextlib
 import re
 from binascii import unhexlify
 from io import StringIO
@@ -25,6 +26,7 @@ from django.db import connection
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import schema_context
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from crm.accounts.models import User
 from customers.models import Customer
@@ -110,9 +112,17 @@ def _seed(tenant, django_db_blocker) -> tuple[int, list[str]]:
     return customer.pk, phones
 
 
+def _settle(page) -> None:
+    """Wait for the page's own requests (charts' data, htmx fragments loaded on arrival); a page that
+    polls (a running job's progress) never goes quiet, so give it a few seconds at most."""
+    page.wait_for_load_state("load")
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_load_state("networkidle", timeout=5_000)
+
+
 def _check(page, url: str, problems: list[str], *, expect_ok: bool, phones: list[str] = ()) -> bool:
     response = page.goto(url)
-    page.wait_for_load_state("networkidle")
+    _settle(page)
     status = response.status if response else 0
     if status >= 400:
         if expect_ok:
