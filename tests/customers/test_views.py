@@ -698,3 +698,10 @@ def test_the_list_says_page_n_of_m_offers_the_last_page_and_drops_empty_paramete
     for key in ("base_query", "prev_query", "last_query"):
         assert not re.search(r"(^|&)[a-z_]+=(&|$)", last.context[key]), (key, last.context[key])
     assert "direction=prev" in last.context["prev_query"]
+
+
+def test_owner_names_in_the_list_do_not_wrap(manager_client, sales_user):
+    """Issue 15: owner names wrapped inside their narrow column ("王经理" / "Wang" / "Li")."""
+    CustomerFactory(owner=sales_user)
+    html = manager_client.get(reverse("customers:list")).content.decode()
+    assert f'<td class="small text-nowrap">{sales_user.get_full_name()}</td>' in html
