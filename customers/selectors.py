@@ -352,6 +352,7 @@ def customer_page(
     direction: str = "next",
     page_size: int = PAGE_SIZE,
     columns: list[str] | None = None,
+    last_rows: int | None = None,
 ) -> KeysetPage:
     """One page of `qs` by keyset: `cursor` is the last row of the previous page (direction "next") or
     the first row of the following page (direction "prev"). Rows come with owner and tags loaded, and
@@ -360,8 +361,10 @@ def customer_page(
     option, descending = parse_sort(sort)
     sort_key = f"{'-' if descending else ''}{option.key}"
     path = option.path
-    position = decode_cursor(cursor)
-    backwards = direction == "prev" and position is not None
+    # direction "last": the final page, read backwards from the end of the order (no cursor needed).
+    to_last = direction == "last"
+    position = None if to_last else decode_cursor(cursor)
+    backwards = (direction == "prev" and position is not None) or to_last
     for column in registry.sorted_columns():
         if column.key in (columns or []) or column.key == option.key:
             qs = column.prepare(qs)
@@ -369,11 +372,16 @@ def customer_page(
 
     segments = _segments(option)
     order = list(range(len(segments)))
-    start = _segment_index(option, position[0]) if position is not None else 0
+    start = (
+        _segment_index(option, position[0]) if position is not None else (len(order) - 1 if to_last else 0)
+    )
     # Walking forward visits segments start, start+1, ...; walking back start, start-1, ... reversed.
     visit = order[start:] if not backwards else list(reversed(order[: start + 1]))
     query_descending = descending != backwards
-    wanted = page_size + 1
+    # The last page holds what is left over (`last_rows`, from an exact total), so its rows and the
+    # pages before it line up with the pages read forwards.
+    size = min(last_rows, page_size) if to_last and last_rows else page_size
+    wanted = size + 1
     rows: list[Customer] = []
     for index in visit:
         in_null = option.nullable and index == 1
@@ -387,8 +395,8 @@ def customer_page(
         rows.extend(segment_qs.order_by(*ordering)[: wanted - len(rows)])
         if len(rows) >= wanted:
             break
-    has_more = len(rows) > page_size
-    rows = rows[:page_size]
+    has_more = len(rows) > size
+    rows = rows[:size]
     if backwards:
         rows.reverse()
     prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.order_by("name")))
@@ -396,7 +404,7 @@ def customer_page(
         return KeysetPage([], None, None, sort_key, is_first=position is None, page_size=page_size)
     first, last = rows[0], rows[-1]
     if backwards:
-        next_cursor = encode_cursor(last._sort_value, last.pk)
+        next_cursor = None if to_last else encode_cursor(last._sort_value, last.pk)
         previous_cursor = encode_cursor(first._sort_value, first.pk) if has_more else None
     else:
         next_cursor = encode_cursor(last._sort_value, last.pk) if has_more else None

@@ -107,6 +107,43 @@ def _querystring(params: QueryDict, **changes) -> str:
     return query.urlencode()
 
 
+def _non_empty(params: QueryDict) -> QueryDict:
+    """The query without empty values: links built from it carry only the filters in use."""
+    query = params.copy()
+    for key in list(query.keys()):
+        values = [value for value in query.getlist(key) if value.strip()]
+        if values:
+            query.setlist(key, values)
+        else:
+            query.pop(key)
+    return query
+
+
+def _paging(request: HttpRequest, *, page, total) -> dict:
+    """Page numbers for the keyset pages: the list walks by cursor (OFFSET would slow down deep pages
+    of 100,000 customers), so it cannot jump to page 37, but it offers first, previous, next and last,
+    and says "page N of M" when the total is exact. N travels in the link (`page=`) as a display hint
+    only: the rows always come from the cursor."""
+    count = max(1, -(-total.value // page.page_size)) if total.exact else None
+    if page.is_first:
+        number = 1
+    elif not page.has_next and count is not None:
+        number = count
+    else:
+        try:
+            number = int(request.GET.get("page", ""))
+        except ValueError:
+            number = None
+        if number is not None and not (1 < number <= (count or number)):
+            number = None
+    return {
+        "number": number,
+        "count": count,
+        "next_number": number + 1 if number is not None else None,
+        "previous_number": number - 1 if number is not None and number > 2 else None,
+    }
+
+
 @role_required()
 @require_GET
 def customer_list(request: HttpRequest) -> HttpResponse:
@@ -121,6 +158,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     columns = chosen_columns(request)
     qs = selectors.customer_list(user=user, filters=filters)
+    total = selectors.customer_count(user=user, qs=qs, filters=filters)
     page = selectors.customer_page(
         qs,
         sort=filters.get("sort") or request.GET.get("sort"),
@@ -128,11 +166,12 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         direction=request.GET.get("direction", "next"),
         page_size=LIST_PAGE_SIZE,
         columns=[c["key"] for c in columns],
+        last_rows=(total.value % LIST_PAGE_SIZE or LIST_PAGE_SIZE) if total.exact else None,
     )
-    total = selectors.customer_count(user=user, qs=qs, filters=filters)
-    base_query = request.GET.copy()
-    for key in ("cursor", "direction"):
+    base_query = _non_empty(request.GET)
+    for key in ("cursor", "direction", "page"):
         base_query.pop(key, None)
+    paging = _paging(request, page=page, total=total)
     context = {
         "form": form,
         "page": page,
@@ -142,8 +181,14 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "chosen_keys": [c["key"] for c in columns],
         "sort": page.sort,
         "base_query": base_query.urlencode(),
-        "next_query": _querystring(base_query, cursor=page.next_cursor, direction="next"),
-        "prev_query": _querystring(base_query, cursor=page.previous_cursor, direction="prev"),
+        "paging": paging,
+        "next_query": _querystring(
+            base_query, cursor=page.next_cursor, direction="next", page=paging["next_number"]
+        ),
+        "prev_query": _querystring(
+            base_query, cursor=page.previous_cursor, direction="prev", page=paging["previous_number"]
+        ),
+        "last_query": _querystring(base_query, direction="last", page=paging["count"]),
         "sort_queries": {
             c["sort"]: _querystring(base_query, sort=_next_sort(page.sort, c["sort"]))
             for c in [{"sort": "name"}, *columns]

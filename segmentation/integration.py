@@ -219,6 +219,8 @@ def _value_panel_context(customer, user) -> dict:
         "stage_label": stage_label(score.lifecycle_stage) if score else "",
         "is_historical": bool(score and score.clv_model == ClvModel.HISTORICAL),
         "model_label": ClvModel(score.clv_model).label if score and score.clv_model else "",
+        # Shown beside the model's expected order value, which differs from it (see the panel).
+        "average_order": (customer.total_spent / customer.orders_count) if customer.orders_count else None,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -185,14 +186,37 @@ def recent_stage_transitions(*, user: User, limit: int = 25) -> list[LifecycleTr
     return list(qs.select_related("customer", "customer__owner").order_by("-at", "-id")[:limit])
 
 
+def nice_log_edges(low: float, high: float) -> list[Decimal]:
+    """Round bucket edges on a log scale, 1-2-5 per power of ten (10, 20, 50, 100, 200, ...): from the
+    largest such number <= `low` to the smallest >= `high`. CLV is heavy-tailed (many small values, a
+    few large), so equal-width buckets put most customers in the first bar; log buckets show the shape."""
+    low = max(low, 1.0)
+    high = max(high, low)
+    exponent = math.floor(math.log10(low))
+    edges: list[Decimal] = []
+    while not edges or edges[-1] < Decimal(str(high)):
+        for step in (1, 2, 5):
+            value = Decimal(step) * Decimal(10) ** exponent
+            if value <= Decimal(str(low)):
+                edges = [value]  # the largest 1-2-5 value <= low so far
+            elif not edges or edges[-1] < Decimal(str(high)):
+                edges.append(value)
+        exponent += 1
+    return edges
+
+
 def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
-    """Histogram of predicted CLV: `bins` equal buckets from 0 to the 99th percentile; the top 1% (and
-    anything above) is gathered in a last "and above" bucket so a few whales do not flatten it.
+    """Histogram of predicted CLV on a log scale: a first bucket from 0 to a round number near the
+    10th percentile, then 1-2-5 buckets (100-200, 200-500, 500-1,000, ...) up to the 99th percentile,
+    and a last "and above" bucket so a few whales do not flatten the rest. When the values are too
+    close together for that (fewer than four log buckets), `bins` equal buckets from 0 to the 99th
+    percentile instead.
 
     Bucket edges are whole cents, so each bucket's `links` entry (the customer list filtered by
     "Predicted CLV from" / "up to") lists exactly the customers the bar counts."""
     qs = score_list(user=user).filter(predicted_clv__isnull=False)
     stats = qs.aggregate(
+        p10=PercentileCont("predicted_clv", 0.10),
         p99=PercentileCont("predicted_clv", 0.99),
         n=Count("pk"),
         total=Sum("predicted_clv"),
@@ -200,11 +224,29 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
     )
     n = stats["n"] or 0
     if not n:
-        return {"labels": [], "counts": [], "links": [], "n": 0, "upper": None, "total": None, "mean": None}
+        return {
+            "labels": [],
+            "counts": [],
+            "links": [],
+            "n": 0,
+            "upper": None,
+            "total": None,
+            "mean": None,
+            "scale": "log",
+        }
     cent = Decimal("0.01")
-    upper = max(Decimal(str(stats["p99"] or 0)), Decimal("1")).quantize(cent)
-    edges = [(upper * i / bins).quantize(cent) for i in range(bins + 1)]
-    # width_bucket(x, edges) = i when edges[i-1] <= x < edges[i]; 0 below edges[0]; bins + 1 from upper.
+    p99 = max(float(stats["p99"] or 0), 1.0)
+    log_edges = nice_log_edges(float(stats["p10"] or 0), p99)
+    if len(log_edges) >= 4:
+        edges = [Decimal("0.00"), *[edge.quantize(cent) for edge in log_edges]]
+        scale = "log"
+    else:
+        upper = Decimal(str(p99)).quantize(cent)
+        edges = [(upper * i / bins).quantize(cent) for i in range(bins + 1)]
+        scale = "linear"
+    upper = edges[-1]
+    count_buckets = len(edges) - 1
+    # width_bucket(x, edges) = i when edges[i-1] <= x < edges[i]; 0 below edges[0]; len(edges) from upper.
     bucket = RawSQL(
         'width_bucket("segmentation_customerscore"."predicted_clv", %s::numeric[])',
         ([str(e) for e in edges],),
@@ -219,14 +261,14 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
     base = reverse("customers:list")
     labels, values, links = [], [], []
     below = counts.get(0, 0)  # negative CLV cannot happen, but keep it honest if it does
-    for index in range(1, bins + 1):
+    for index in range(1, count_buckets + 1):
         low, high = edges[index - 1], edges[index]
         labels.append(f"{low:,.0f}–{high:,.0f}")
         values.append(counts.get(index, 0) + (below if index == 1 else 0))
         low_filter = f"clv_min={low}&" if index > 1 else ""
         links.append(f"{base}?{low_filter}clv_max={high - cent}")
     labels.append(f"≥ {upper:,.0f}")
-    values.append(counts.get(bins + 1, 0))
+    values.append(counts.get(count_buckets + 1, 0))
     links.append(f"{base}?clv_min={upper}")
     return {
         "labels": labels,
@@ -236,6 +278,7 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
         "upper": float(upper),
         "total": stats["total"],
         "mean": stats["mean"],
+        "scale": scale,
     }
 
 

@@ -36,10 +36,15 @@ def _customer_list_url(**params) -> str:
 
 
 def _status_context(request: HttpRequest) -> dict:
+    run = selectors.latest_run()
+    used = run.settings_used if run and isinstance(run.settings_used, dict) else {}
     return {
-        "latest_run": selectors.latest_run(),
+        "latest_run": run,
         "job": selectors.active_recompute_job(),
         "can_recompute": request.user.is_manager_or_admin,
+        # What the figures on these pages were computed over, said in words on the pages.
+        "rfm_window_days": used.get("window_days"),
+        "horizon_days": used.get("horizon_days"),
     }
 
 
@@ -372,6 +377,8 @@ def history(request: HttpRequest) -> HttpResponse:
     data = selectors.snapshot_history()
     chart = {
         "dates": [timezone.localtime(d).strftime("%Y-%m-%d %H:%M") for d in data["dates"]],
+        # The x axis is time itself (milliseconds since 1970): a month apart looks a month apart.
+        "times": [int(d.timestamp() * 1000) for d in data["dates"]],
         "segments": data["segments"],
         "stages": data["stages"],
     }

@@ -2,6 +2,7 @@
 
 {% load customer_tags %}
 {{ customer.phone|phone_display }}       -> 138 0013 8000 (national for the tenant's region)
+{{ customer.phone|phone_link }}          -> the same as a tap-to-call tel: link (every phone shown on a page)
 {{ value|cf_display }}                   -> a custom field value as text (lists joined, yes/no)
 {% column_value customer column %}       -> the cell of a column registered by another app
 {{ value|history_value }}                -> an audit old/new value as short text
@@ -22,6 +23,23 @@ register = template.Library()
 @register.filter
 def phone_display(value: str) -> str:
     return format_phone(value or "")
+
+
+def phone_link_html(value: str) -> str:
+    """A phone number as a tap-to-call link: the href keeps only + and digits (E.164 as stored, or
+    what a requester typed), the text is the number formatted for reading, never broken across lines."""
+    if not value:
+        return ""
+    dial = "".join(ch for ch in str(value) if ch.isdigit() or ch == "+")
+    if not dial.strip("+"):
+        return format_html("{}", value)
+    shown = format_phone(str(value))
+    return format_html('<a href="tel:{}" class="text-nowrap" data-phone>{}</a>', dial, shown)
+
+
+@register.filter
+def phone_link(value: str) -> str:
+    return phone_link_html(value)
 
 
 @register.filter
@@ -69,12 +87,12 @@ def _cell(customer, column) -> str:
     if key == "email":
         return format_html('<td class="small">{}</td>', customer.email)
     if key == "phone":
-        return format_html('<td class="small text-nowrap">{}</td>', format_phone(customer.phone))
+        return format_html('<td class="small text-nowrap">{}</td>', phone_link_html(customer.phone))
     if key == "city":
         return format_html('<td class="small">{}</td>', customer.city)
     if key == "owner":
         if customer.owner_id:
-            return format_html('<td class="small">{}</td>', customer.owner.get_full_name())
+            return format_html('<td class="small text-nowrap">{}</td>', customer.owner.get_full_name())
         return mark_safe('<td class="small"><span class="text-body-secondary">—</span></td>')  # noqa: S308
     if key == "tags":
         badges = format_html_join(
@@ -82,7 +100,7 @@ def _cell(customer, column) -> str:
             '<span class="badge text-bg-{} me-1">{}</span>',
             ((tag.color or "secondary", tag.name) for tag in customer.tags.all()),
         )
-        return format_html("<td>{}</td>", badges)
+        return format_html('<td class="cell-wide">{}</td>', badges)
     if key == "source":
         return format_html('<td class="small">{}</td>', customer.get_source_display())
     if key == "orders":

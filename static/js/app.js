@@ -87,4 +87,157 @@
 
   applyWidths(document);
   document.addEventListener("htmx:load", function (event) { applyWidths(event.target); });
+
+  // Tables on a phone (static/css/app.css, .table-cards): every body cell gets its column's header
+  // as data-label, shown before the value when the table is drawn as cards. A table wider than its
+  // box on a phone becomes cards (.table-cards-auto), unless it is a matrix (.table-matrix).
+  var PHONE = window.matchMedia ? window.matchMedia("(max-width: 575.98px)") : null;
+  function headerLabels(table) {
+    var head = table.tHead && table.tHead.rows.length ? table.tHead.rows[table.tHead.rows.length - 1] : null;
+    var labels = [];
+    if (!head) return labels;
+    Array.prototype.forEach.call(head.cells, function (cell) {
+      var text = (cell.innerText || cell.textContent || "").replace(/\s+/g, " ").trim();
+      for (var i = 0; i < (cell.colSpan || 1); i++) labels.push(text);
+    });
+    return labels;
+  }
+  function labelCells(table) {
+    var labels = headerLabels(table);
+    if (!labels.length) return;
+    Array.prototype.forEach.call(table.tBodies, function (body) {
+      Array.prototype.forEach.call(body.rows, function (row) {
+        var index = 0;
+        Array.prototype.forEach.call(row.cells, function (cell) {
+          var label = labels[index];
+          if (cell.colSpan === 1 && label && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", label);
+          if (cell.querySelector("input[type=checkbox]") && !(cell.innerText || "").trim()) cell.classList.add("cell-select");
+          index += cell.colSpan || 1;
+        });
+      });
+    });
+  }
+  // A cell whose text is broken into three or more lines of a few characters (Chinese breaks after
+  // any character): the table only fits by squeezing a column, so it is clearer as cards.
+  function squeezed(table) {
+    var range = document.createRange();
+    return Array.prototype.some.call(table.querySelectorAll("thead th, tbody td, tbody th, tfoot td, tfoot th"), function (cell) {
+      var text = (cell.innerText || "").replace(/\s+/g, "");
+      // A cell of buttons stacks them, one per line: that is not squeezed text.
+      if (text.length < 4 || cell.querySelector(".btn, form")) return false;
+      // Lines of text: the distinct tops of the text's own boxes, tops within 4 px being one line.
+      var tops = [];
+      var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {
+        if (!walker.currentNode.textContent.trim()) continue;
+        range.selectNodeContents(walker.currentNode);
+        Array.prototype.forEach.call(range.getClientRects(), function (rect) {
+          var seen = tops.some(function (top) { return Math.abs(top - rect.top) < 4; });
+          if (rect.width > 0 && !seen) tops.push(rect.top);
+        });
+      }
+      return tops.length >= 3 && text.length / tops.length < 5;
+    });
+  }
+  function fitTables() {
+    var phone = PHONE && PHONE.matches;
+    document.querySelectorAll("main table").forEach(function (table) {
+      if (table.classList.contains("table-matrix")) return;
+      labelCells(table);
+      if (!phone) {
+        if (table.getAttribute("data-cards") === "auto") table.classList.remove("table-cards");
+        return;
+      }
+      if (table.classList.contains("table-cards") || !table.getClientRects().length) return;
+      var box = table.parentElement;
+      if (table.scrollWidth > box.clientWidth + 1 || squeezed(table)) {
+        table.classList.add("table-cards");
+        table.setAttribute("data-cards", "auto");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", fitTables);
+  // Again once the icon font and images are in: they change the widths measured above.
+  window.addEventListener("load", fitTables);
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitTables);
+  document.addEventListener("htmx:afterSettle", fitTables);
+  if (PHONE && PHONE.addEventListener) PHONE.addEventListener("change", fitTables);
+
+  // <form data-shown-when-checked="ids" hidden>: shown while a checkbox of that name is checked;
+  // <span data-checked-count="ids" data-template="Selected: __n__">: how many are.
+  function showWhenChecked() {
+    document.querySelectorAll("[data-shown-when-checked]").forEach(function (element) {
+      var name = element.getAttribute("data-shown-when-checked");
+      var checked = document.querySelectorAll('input[name="' + name + '"]:checked').length;
+      element.hidden = checked === 0;
+      element.querySelectorAll("[data-checked-count]").forEach(function (counter) {
+        counter.textContent = (counter.getAttribute("data-template") || "__n__").replace("__n__", String(checked));
+      });
+    });
+  }
+  // <select data-action-fields="#form">: in that form, a field marked data-for-action="a b" is shown
+  // (and submitted) only while the select's value is one of those actions.
+  function showActionFields(select) {
+    var form = document.querySelector(select.getAttribute("data-action-fields"));
+    if (!form) return;
+    form.querySelectorAll("[data-for-action]").forEach(function (field) {
+      var wanted = field.getAttribute("data-for-action").split(/\s+/).indexOf(select.value) !== -1;
+      field.hidden = !wanted;
+      field.disabled = !wanted;
+    });
+  }
+  function setUpSelections() {
+    showWhenChecked();
+    document.querySelectorAll("select[data-action-fields]").forEach(showActionFields);
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target.matches) return;
+    if (target.matches("input[type=checkbox]")) showWhenChecked();
+    if (target.matches("select[data-action-fields]")) showActionFields(target);
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.matches && event.target.matches("[data-check-all]")) showWhenChecked();
+  });
+  document.addEventListener("DOMContentLoaded", setUpSelections);
+  document.addEventListener("htmx:afterSettle", showWhenChecked);
+
+  // <form data-drop-empty>: a GET form that sends only the fields with a value, so the address
+  // carries the filters in use and not twenty empty parameters (plain submit and htmx alike).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-drop-empty") || event.defaultPrevented) return;
+    var emptied = [];
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name && !field.disabled && field.type !== "checkbox" && field.type !== "radio" &&
+          field.type !== "submit" && field.type !== "button" && String(field.value).trim() === "") {
+        field.disabled = true;
+        emptied.push(field);
+      }
+    });
+    window.setTimeout(function () { emptied.forEach(function (field) { field.disabled = false; }); }, 0);
+  });
+  document.addEventListener("htmx:configRequest", function (event) {
+    var source = event.detail.elt;
+    var form = source && source.closest ? (source.closest("form") || (source.form || null)) : null;
+    if (source && source.getAttribute && source.getAttribute("hx-include")) {
+      form = document.querySelector(source.getAttribute("hx-include")) || form;
+    }
+    if (!form || !form.hasAttribute("data-drop-empty") || event.detail.verb !== "get") return;
+    var data = event.detail.formData;
+    if (data && data.keys) {
+      var keys = [];
+      data.forEach(function (value, key) { if (keys.indexOf(key) === -1) keys.push(key); });
+      keys.forEach(function (key) {
+        var kept = data.getAll(key).filter(function (value) { return String(value).trim() !== ""; });
+        data.delete(key);
+        kept.forEach(function (value) { data.append(key, value); });
+      });
+    } else {
+      var params = event.detail.parameters;
+      Object.keys(params).forEach(function (key) {
+        if (String(params[key]).trim() === "") delete params[key];
+      });
+    }
+  });
 })();

@@ -1,6 +1,28 @@
 /* The charts of the dashboard and the segmentation pages. Their data comes from a json_script
    element, their translated labels from data attributes of the canvas (no inline script: the
    Content-Security-Policy runs scripts from our static files only). */
+/* One palette for every chart, defined here only: 16 colours that stay apart from each other (after
+   Kelly's colours of maximum contrast), so a chart of 11 segments draws 11 different lines. A chart's
+   datasets take them in order unless a dataset sets its own colour. */
+var CRM_PALETTE = [
+  "#0067a5", "#f38400", "#008856", "#be0032", "#875692", "#f3c300", "#a1caf1", "#882d17",
+  "#8db600", "#e68fac", "#654522", "#604e97", "#f99379", "#848482", "#dcd300", "#2b3d26"
+];
+if (typeof Chart !== "undefined") {
+  Chart.defaults.plugins.colors.enabled = false;
+  Chart.register({
+    id: "crmPalette",
+    beforeUpdate: function (chart) {
+      chart.data.datasets.forEach(function (dataset, index) {
+        var colour = CRM_PALETTE[index % CRM_PALETTE.length];
+        var line = (dataset.type || chart.config.type) === "line";
+        if (!dataset.borderColor) dataset.borderColor = colour;
+        if (!dataset.backgroundColor) dataset.backgroundColor = line ? colour : colour + "cc";
+      });
+    }
+  });
+}
+
 (function () {
   "use strict";
 
@@ -56,14 +78,38 @@
   }
 
   // Recompute history: customers per segment and per stage over time.
+  // The x axis is a linear axis of timestamps (no date adapter is vendored): runs a month apart sit
+  // a month apart, ticks and tooltips show the date in the page's language.
   var history = json("history-data");
+  var language = document.documentElement.lang || undefined;
+  function formatDate(value, withTime) {
+    var options = withTime ? {year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"}
+                           : {year: "numeric", month: "short", day: "numeric"};
+    return new Date(value).toLocaleString(language, options);
+  }
   function drawHistory(id, series) {
     var canvas = document.getElementById(id);
     if (!canvas) return;
+    var times = history.times || [];
     new Chart(canvas, {
       type: "line",
-      data: {labels: history.dates, datasets: series.map(function (s) { return {label: s.label, data: s.data, tension: 0.2}; })},
-      options: {scales: {y: {beginAtZero: true}}, plugins: {legend: {position: "bottom", labels: {boxWidth: 12}}}}
+      data: {
+        datasets: series.map(function (s) {
+          return {label: s.label, tension: 0.2,
+                  data: s.data.map(function (y, i) { return {x: times[i], y: y}; })};
+        })
+      },
+      options: {
+        parsing: true,
+        scales: {
+          x: {type: "linear", ticks: {maxTicksLimit: 6, callback: function (value) { return formatDate(value, false); }}},
+          y: {beginAtZero: true}
+        },
+        plugins: {
+          legend: {position: "bottom", labels: {boxWidth: 12}},
+          tooltip: {callbacks: {title: function (items) { return items.length ? formatDate(items[0].parsed.x, true) : ""; }}}
+        }
+      }
     });
   }
   if (history) {

@@ -360,3 +360,36 @@ def test_a_failing_timeline_provider_does_not_break_the_timeline(tenant, admin_u
     finally:
         registry.timeline_providers.pop("test.broken")
     assert [e.kind for e in entries] == ["created"]
+
+
+@pytest.mark.parametrize("sort", ["name", "-total_spent", "last_order", "-last_order"])
+def test_the_last_page_is_the_end_of_the_order_and_walks_back_to_the_start(tenant, manager_user, sort):
+    """Issue 15: paging was First / Previous / Next only. "Last" reads the final page backwards from
+    the end of the order (keyset: no OFFSET, nullable sorts included); from there Previous walks back
+    to the first page with every customer once."""
+    now = timezone.now()
+    for i in range(12):
+        CustomerFactory(
+            name=f"C{i:02d}",
+            total_spent=Decimal(i * 7 % 5),
+            last_order_at=None if i % 4 == 0 else now - timedelta(days=i),
+        )
+    qs = customer_list(user=manager_user)
+    forward, cursor = [], None
+    while True:
+        page = customer_page(qs, sort=sort, cursor=cursor, page_size=5)
+        forward.extend(c.pk for c in page.rows)
+        if not page.has_next:
+            break
+        cursor = page.next_cursor
+    full_last = customer_page(qs, sort=sort, direction="last", page_size=5)
+    assert [c.pk for c in full_last.rows] == forward[-5:]
+    last = customer_page(qs, sort=sort, direction="last", page_size=5, last_rows=12 % 5)
+    assert [c.pk for c in last.rows] == forward[-2:]  # the pages line up with the forward ones
+    assert not last.has_next and last.has_previous and not last.is_first
+    backward, cursor = list(last.rows), last.previous_cursor
+    while cursor:
+        previous = customer_page(qs, sort=sort, cursor=cursor, direction="prev", page_size=5)
+        backward = list(previous.rows) + backward
+        cursor = previous.previous_cursor
+    assert [c.pk for c in backward] == forward

@@ -678,3 +678,30 @@ def test_detail_query_count_does_not_grow_with_orders(admin_client, admin_user):
         html = page_text(admin_client.get(url))
     assert 'id="timeline-more"' in html  # more than one page of timeline
     assert len(many) == len(few), "\n".join(q["sql"][:120] for q in many.captured_queries)
+
+
+def test_the_list_says_page_n_of_m_offers_the_last_page_and_drops_empty_parameters(manager_client):
+    """Issue 15: paging was First / Previous / Next only and the address carried 20 empty parameters.
+    The list says "page N of M" (the total is exact here), links to the last page, and every link it
+    builds carries only the parameters in use, even when the request came with empty ones."""
+    CustomerFactory.create_batch(55)
+    url = reverse("customers:list")
+    first = manager_client.get(url)
+    assert first.context["paging"]["number"] == 1 and first.context["paging"]["count"] == 2
+    assert "direction=last" in first.context["last_query"] and "page=2" in first.context["last_query"]
+    assert 'data-page="last"' in first.content.decode()
+
+    empty = "q=&city=&owner=&source=&tag=&sort=&lifecycle_stage="
+    last = manager_client.get(f"{url}?{empty}&direction=last&page=2")
+    assert last.context["paging"]["number"] == 2 and len(last.context["page"].rows) == 5
+    assert not last.context["page"].has_next
+    for key in ("base_query", "prev_query", "last_query"):
+        assert not re.search(r"(^|&)[a-z_]+=(&|$)", last.context[key]), (key, last.context[key])
+    assert "direction=prev" in last.context["prev_query"]
+
+
+def test_owner_names_in_the_list_do_not_wrap(manager_client, sales_user):
+    """Issue 15: owner names wrapped inside their narrow column ("王经理" / "Wang" / "Li")."""
+    CustomerFactory(owner=sales_user)
+    html = manager_client.get(reverse("customers:list")).content.decode()
+    assert f'<td class="small text-nowrap">{sales_user.get_full_name()}</td>' in html

@@ -114,3 +114,19 @@ def test_the_start_page_queries_do_not_grow_with_customers_and_orders(client_for
         with CaptureQueriesContext(connection) as many:
             client.get("/")
         assert len(many) == len(few), "\n".join(q["sql"][:150] for q in many.captured_queries)
+
+
+def test_the_repeat_rate_caption_describes_the_rate_itself(client_for, manager_user, sales_user, sales_user2):
+    """Issue 15: "74.4%" sat above "1,751 of 1,994 customers have bought" (87.8%). The caption under a
+    figure names exactly its numerator and denominator: here 1 repeat buyer of 2 buying customers
+    (50.0%), not 2 buyers of 3 customers, and it opens the list of the repeat buyers."""
+    import re
+
+    _data(sales_user, sales_user2)
+    User = type(manager_user)
+    User.objects.filter(pk=manager_user.pk).update(language="en")
+    page = client_for(manager_user).get("/").content.decode()
+    assert 'data-figure="repeat-rate">50.0%<' in page
+    caption = re.search(r'data-testid="repeat-rate-caption">(.*?)</div>', page, re.S).group(1)
+    assert "1 of 2 buying customers bought again" in caption
+    assert 'data-drill="repeat_rate"' in caption and "have bought" not in caption

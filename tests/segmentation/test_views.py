@@ -266,3 +266,33 @@ def test_builder_preview_answers_a_huge_number_with_an_error_not_a_500(tenant, c
     body = response.content.decode()
     assert "Group 1, condition 1 (Order count):" in body
     assert "enter a number" in body or "too long" in body
+
+
+def test_the_clv_page_speaks_plainly_and_keeps_the_model_jargon_behind_a_disclosure(
+    scored, client_for, users
+):
+    """Issue 15: "预测 CLV", "BG/NBD", r/α, log-likelihood and "存活概率" were up front. Up front now:
+    what customer lifetime value means, why the expected order value differs from a plain average,
+    what the RFM window is; the model's parameters sit inside a "model details" <details>."""
+    manager = users["manager"]
+    User.objects.filter(pk=manager.pk).update(language="zh-hans")
+    html = client_for(manager).get(reverse("segmentation:clv")).content.decode()
+    details_start = html.index('data-testid="model-details"')
+    details_end = html.index("</details>", details_start)
+    outside = html[:details_start] + html[details_end:]
+    for jargon in ("BG/NBD", "Log-likelihood", "对数似然", "r, α", "存活概率", "预测 CLV"):
+        assert jargon not in outside, jargon
+    assert "所用模型" in html[details_start:details_end]  # "Model used", with its parameters when fitted
+    assert "客户终身价值" in outside and "活跃概率" in outside
+    assert 'data-testid="clv-explained"' in html and "预期客单价" in outside
+    assert 'data-testid="rfm-window"' in html and "最近 365 天" in outside
+
+
+def test_the_history_chart_gets_times_for_a_real_time_axis(scored, client_for, users):
+    """The segment history chart spaced runs evenly (a month looked like a minute): the page sends
+    each run's time, which charts.js puts on a linear time axis."""
+    recompute()
+    response = client_for(users["manager"]).get(reverse("segmentation:history"))
+    chart = response.context["chart"]
+    assert len(chart["times"]) == len(chart["dates"]) == 2
+    assert chart["times"] == sorted(chart["times"]) and all(isinstance(t, int) for t in chart["times"])
