@@ -170,9 +170,28 @@ def _thresholds(tiers: Sequence[Tier]) -> list[tuple[int, Decimal]]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Ledger primitives (the caller holds the member's row lock)
+# Ledger primitives: the only functions that change a balance. The sub-apps (rewards, referrals) use
+# them too, so the rules below hold for every row whoever writes it:
+# - the caller holds the member's row lock (`lock_member`, in a transaction) while it credits or debits;
+# - a credit adds a positive number of points (a new lot, with the programme's expiry);
+# - `debit` is the one place that refuses to take more than the balance ("never negative"); the
+#   database's CheckConstraint on the balance backs it up whatever the code does.
 # --------------------------------------------------------------------------------------------------
-def _lock_member(member: Member | int) -> Member:
+CREDIT_KINDS = frozenset(
+    {PointsEntry.Kind.EARN, PointsEntry.Kind.BONUS, PointsEntry.Kind.ADJUST, PointsEntry.Kind.OPENING}
+)
+DEBIT_KINDS = frozenset(
+    {PointsEntry.Kind.REDEEM, PointsEntry.Kind.ADJUST, PointsEntry.Kind.REVERSE, PointsEntry.Kind.EXPIRE}
+)
+
+
+def lock_member(member: Member | int) -> Member:
+    """Lock the member's row until the current transaction ends (`SELECT ... FOR UPDATE`) and return
+    it as stored. Every balance change happens under this lock; code that locks several members locks
+    them in id order (no deadlocks). Must be called inside `transaction.atomic()`: outside one the lock
+    would end with the statement."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_member() needs a transaction (transaction.atomic)")
     pk = member.pk if isinstance(member, Member) else int(member)
     return Member.objects.select_for_update().get(pk=pk)
 
@@ -181,7 +200,7 @@ def _expires_on(programme: Programme, earned_on: date) -> date | None:
     return rules.lot_expiry(earned_on, mode=programme.expiry_mode, months=programme.expiry_months)
 
 
-def _credit(
+def credit(
     member: Member,
     *,
     kind: str,
@@ -195,6 +214,16 @@ def _credit(
     amount: Decimal | None = None,
     programme: Programme | None = None,
 ) -> PointsEntry:
+    """Add `points` (> 0) to a member locked by `lock_member`: one ledger row that is also a new lot,
+    and the stored balance raised. `member.balance` is kept current, so several credits to the same
+    object in one transaction write the right running balance. The lot expires by the programme's
+    rule from `occurred_at` (now by default).
+    Keys (`source_key`) are unique per kind: a repeated key fails with IntegrityError, so callers that
+    may repeat check first."""
+    if kind not in CREDIT_KINDS:
+        raise ValueError(f"credit() cannot write a {kind!r} entry")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise ValueError("credit() adds a positive whole number of points")
     programme = programme or programme_get()
     occurred_at = occurred_at or timezone.now()
     member.balance += points
@@ -226,7 +255,7 @@ def _open_lots(member: Member, today: date) -> list[rules.Lot]:
     return [rules.Lot(pk, remaining, expires) for pk, remaining, expires in rows]
 
 
-def _debit(
+def debit(
     member: Member,
     *,
     kind: str,
@@ -241,11 +270,22 @@ def _debit(
     allow_shortfall: bool = False,
     first_lot: int | None = None,
 ) -> PointsEntry:
-    """Take `points` from the member's lots (FIFO, `first_lot` first). Without `allow_shortfall` the
-    caller has checked the balance; with it, what the lots cannot cover is recorded as shortfall."""
+    """Take `points` (> 0) from a member locked by `lock_member`, from their lots (FIFO by expiry,
+    `first_lot` first). This is where "a balance never goes negative" is decided: more than the
+    balance is refused with a ValidationError on "points" (nothing written), unless `allow_shortfall`
+    (a refund taking back points already spent), when what the lots cannot cover is recorded as the
+    entry's shortfall instead."""
+    if kind not in DEBIT_KINDS:
+        raise ValueError(f"debit() cannot write a {kind!r} entry")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise ValueError("debit() takes a positive whole number of points")
+    if points > member.balance and not allow_shortfall:
+        raise ValidationError(
+            {"points": [_("Only %(balance)s points are available.") % {"balance": member.balance}]}
+        )
     lots = _open_lots(member, timezone.localdate())
     taken, shortfall = rules.consume(lots, points, first=first_lot)
-    if shortfall and not allow_shortfall:
+    if shortfall and not allow_shortfall:  # the lots disagree with the balance: never write
         raise ApplicationError(_("Not enough points."), code="insufficient")
     _take_from_lots(taken)
     debited = points - shortfall
@@ -361,7 +401,7 @@ def member_enrol(*, actor, customer: Customer, joined_at: datetime | None = None
         member=member, from_tier=None, to_tier=tier, reason=TierChange.Reason.JOINED, at=now
     )
     if programme.signup_bonus:
-        _credit(
+        credit(
             member,
             kind=PointsEntry.Kind.BONUS,
             points=programme.signup_bonus,
@@ -385,7 +425,7 @@ def member_set_status(*, actor, member: Member, status: str) -> Member:
         raise PermissionDenied
     if status not in Member.Status.values:
         raise ValidationError({"status": [_("Choose a valid status.")]})
-    locked = _lock_member(member)
+    locked = lock_member(member)
     old = locked.status
     if old != status:
         locked.status = status
@@ -474,9 +514,15 @@ class EarnResult:
 def points_earn_for_orders(
     *, customer_ids: Iterable[int] | None = None, actor=None, batch_size: int = EARN_BATCH
 ) -> EarnResult:
-    """Earn points for every paid order of an active member that has not earned yet (all of them, or
-    those of `customer_ids`), enrolling first when the programme enrols automatically; then reverse
-    what refunds took back. Idempotent and safe to run concurrently (sweeps take turns)."""
+    """Earn points for every paid order of an active member that has not earned yet, enrolling first
+    when the programme enrols automatically; then reverse what refunds took back. Idempotent and safe
+    to run concurrently (sweeps take turns).
+
+    With `customer_ids` (what customers_changed names: the customers of a new or refunded order, an
+    import's customers, a merge's two) every step - enrolment, earning, reversals, referral bonuses -
+    looks at those customers' orders only, so the cost follows the change, not the tenant's history.
+    Without it the sweep covers every customer: the nightly catch-up, for an order whose sweep was
+    lost (a task that never ran) or an import too big to name its customers."""
     programme = programme_get()
     result = EarnResult()
     if not programme.is_active:
@@ -682,7 +728,7 @@ def points_redeem(
     reason = _clean_reason(reason, required=False)
     if len(source_key) > 100:
         raise ValidationError({"source_key": [_("Use at most 100 characters.")]})
-    locked = _lock_member(member)
+    locked = lock_member(member)
     _check_visible(actor, locked)
     existing = _existing(PointsEntry.Kind.REDEEM, source_key, locked)
     if existing is not None:
@@ -701,11 +747,7 @@ def points_redeem(
                 ]
             }
         )
-    if points > locked.balance:
-        raise ValidationError(
-            {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
-        )
-    entry = _debit(
+    entry = debit(
         locked,
         kind=PointsEntry.Kind.REDEEM,
         points=points,
@@ -734,7 +776,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
     admins may adjust; a deduction cannot exceed the balance."""
     points = _bounded_points(points, allow_negative=True)
     reason = _clean_reason(reason, required=True)
-    locked = _lock_member(member)
+    locked = lock_member(member)
     _check_visible(actor, locked)
     programme = programme_get()
     if abs(points) > programme.adjust_limit and not user_has_role(actor, MANAGERS):
@@ -748,7 +790,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
         )
     old_balance = locked.balance
     if points > 0:
-        entry = _credit(
+        entry = credit(
             locked,
             kind=PointsEntry.Kind.ADJUST,
             points=points,
@@ -761,11 +803,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
         _expire_due_for([locked.pk], timezone.localdate())
         locked.refresh_from_db(fields=["balance"])
         old_balance = locked.balance
-        if -points > locked.balance:
-            raise ValidationError(
-                {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
-            )
-        entry = _debit(
+        entry = debit(
             locked,
             kind=PointsEntry.Kind.ADJUST,
             points=-points,
@@ -798,7 +836,7 @@ def points_reverse(
     """Take back `points` (e.g. a refund): from the order's own lot first, then FIFO; what was already
     spent is recorded as the entry's shortfall, never as a negative balance. Keyed: once per key."""
     points = _bounded_points(points)
-    locked = _lock_member(member)
+    locked = lock_member(member)
     existing = _existing(PointsEntry.Kind.REVERSE, source_key, locked)
     if existing is not None:
         return existing
@@ -809,7 +847,7 @@ def points_reverse(
             .values_list("pk", flat=True)
             .first()
         )
-    return _debit(
+    return debit(
         locked,
         kind=PointsEntry.Kind.REVERSE,
         points=points,
