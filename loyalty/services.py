@@ -531,57 +531,78 @@ def points_earn_for_orders(
     if ids is not None and not ids:
         return result
     tiers = _tiers()
-    last_order = 0
+    candidates: list[int] | None = None
+    start = 0
     while True:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(_EARN_LOCK)])
-            if last_order == 0 and programme.auto_enrol:
-                result.enrolled += len(_auto_enrol(programme, ids, tiers))
-            done, last_order = _earn_batch(programme, tiers, ids, last_order, batch_size, result)
-        if done:
+            if candidates is None:
+                if programme.auto_enrol:
+                    result.enrolled += len(_auto_enrol(programme, ids, tiers))
+                # Looked up once per sweep (the scan of the customers' orders is the costly part);
+                # each batch checks its slice again under the lock, so a sweep that ran in between
+                # (sweeps take turns per batch) leaves nothing to earn twice.
+                candidates = _earn_candidates(programme, ids)
+            chunk = candidates[start : start + batch_size]
+            if chunk:
+                _earn_batch(programme, tiers, chunk, result)
+        start += batch_size
+        if start >= len(candidates):
             break
     result.reversals = points_reverse_for_orders(customer_ids=ids)
     points_swept.send(sender=EarnResult, customer_ids=ids)  # referral bonuses (loyalty.referrals)
     return result
 
 
+_EARNABLE = """
+    FROM {order} AS o
+    JOIN {member} AS m ON m.customer_id = o.customer_id
+    WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at
+      AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
+"""
+
+
+def _earn_candidates(programme: Programme, customer_ids: list[int] | None) -> list[int]:
+    """Ids of the paid orders of active members (of `customer_ids`, or everyone's) that have not
+    earned yet, in id order."""
+    where, params = _order_conditions(programme, alias="o")
+    if customer_ids is not None:
+        where += " AND o.customer_id = ANY(%s)"
+        params.append(customer_ids)
+    sql = "SELECT o.id " + _EARNABLE.format(
+        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY o.id", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _earn_batch(
-    programme: Programme,
-    tiers: Sequence[Tier],
-    customer_ids: list[int] | None,
-    after_order: int,
-    batch_size: int,
-    result: EarnResult,
-) -> tuple[bool, int]:
-    """One batch of the sweep, in the caller's transaction: pick the next orders that have not earned,
-    lock their members, then write every earn entry (running balances by a window) and the new
-    balances in one statement.
+    programme: Programme, tiers: Sequence[Tier], order_ids: list[int], result: EarnResult
+) -> None:
+    """One batch of the sweep, in the caller's transaction: of these candidate orders, those that still
+    have not earned, their members locked, then every earn entry (running balances by a window) and
+    the new balances written in one statement.
 
     The points are computed by PostgreSQL's exact numeric arithmetic with the same formula as
     `rules.points_for_amount` / `rules.earn_multiplier` / `rules.lot_expiry` (a test holds the two
     to the same results); doing it in SQL keeps earning well under 20% of an import's time."""
     where, params = _order_conditions(programme, alias="o")
-    if customer_ids is not None:
-        where += " AND o.customer_id = ANY(%s)"
-        params.append(customer_ids)
-    order, member, entry = _table(Order), _table(Member), _table(PointsEntry)
+    where += " AND o.id = ANY(%s)"
+    params.append(order_ids)
+    sql = "SELECT o.id, m.id " + _EARNABLE.format(
+        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT o.id, m.id FROM {order} AS o
-                JOIN {member} AS m ON m.customer_id = o.customer_id
-                WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at AND o.id > %s
-                  AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
-                ORDER BY o.id LIMIT %s""",  # noqa: S608 - table names from model metadata
-            [*params, after_order, batch_size],
-        )
+        cursor.execute(sql + " ORDER BY o.id", params)
         rows = cursor.fetchall()
         if not rows:
-            return True, after_order
+            return
         order_ids = [row[0] for row in rows]
         member_ids = sorted({row[1] for row in rows})
         cursor.execute(
-            f"SELECT id FROM {member} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+            f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
             [member_ids],
         )
         earned = _insert_earnings(cursor, programme, order_ids)
@@ -590,7 +611,6 @@ def _earn_batch(
     if earned["orders"]:
         result.bonuses += _first_purchase_bonuses(programme, member_ids, order_ids)
         result.upgrades += _upgrade_tiers(member_ids, tiers)
-    return len(rows) < batch_size, order_ids[-1]
 
 
 ROUNDING_SQL = {"down": "floor", "up": "ceil", "nearest": "round"}  # round(numeric): half away from 0

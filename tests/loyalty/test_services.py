@@ -69,6 +69,20 @@ def test_a_sweep_for_some_customers_enrols_earns_and_reverses_for_them_only(prog
     assert_consistent()
 
 
+def test_a_sweep_in_batches_earns_what_one_batch_earns(programme):
+    """The candidates are looked up once per sweep, then earned in batches (one transaction each)."""
+    Programme.objects.filter(pk=1).update(first_purchase_bonus=20)
+    first, second = CustomerFactory(), CustomerFactory()
+    buy(first, "100.00", days_ago=3)
+    buy(second, "40.00", days_ago=2)
+    buy(first, "60.00", days_ago=1)
+    result = services.points_earn_for_orders(batch_size=1)
+    assert (result.enrolled, result.orders, result.points, result.bonuses) == (2, 3, 200, 2)
+    assert Member.objects.get(customer=first).balance == 180
+    assert services.points_earn_for_orders(batch_size=1).orders == 0
+    assert_consistent()
+
+
 def test_an_import_queues_a_sweep_for_the_customers_it_wrote(
     programme, manager_user, monkeypatch, django_capture_on_commit_callbacks
 ):
