@@ -8,8 +8,8 @@ change that was rolled back.
     def receiver(sender, *, reason: str, customer_ids: list[int] | None, actor, **kwargs): ...
 
 `reason` is one of the REASON_* values below; `customer_ids` names the customers concerned (None:
-too many to list, e.g. an import); `actor` is the user who made the change (None for a background
-purge). A receiver's error is logged and does not undo or fail the change.
+too many to list, e.g. an import of more than 200,000 customers); `actor` is the user who made the
+change (None for a background purge). A receiver's error is logged and does not undo or fail the change.
 """
 
 import logging

@@ -2,7 +2,7 @@
 
 Registered from `LoyaltyConfig.ready()`:
 - list filters: tier, points balance range, member since (joins on the indexed member table);
-- list columns: tier, points balance (`prepare` adds select_related: no N+1);
+- list columns: tier, points balance, member since (`prepare` adds select_related: no N+1);
 - the "Loyalty" panel on the customer page (balance, tier, progress, expiring soon, last entries);
 - timeline entries: points entries and tier changes;
 - the merge hook (ledgers join, tier re-evaluated; undo moves exactly those rows back);
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django import forms
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 
@@ -107,9 +108,23 @@ def _points_cell(customer):
     return member.balance if member else None
 
 
+def _member_since_cell(customer):
+    member = _member(customer)
+    return timezone.localdate(member.joined_at) if member else None
+
+
 COLUMNS = [
     ListColumn("tier", _("Tier"), _with_member, _tier_cell, "loyalty_member__tier__rank", False, 70),
     ListColumn("points", _("Points"), _with_member, _points_cell, "loyalty_member__balance", False, 71),
+    ListColumn(
+        "member_since",
+        _("Member since"),
+        _with_member,
+        _member_since_cell,
+        "loyalty_member__joined_at",
+        False,
+        72,
+    ),
 ]
 
 
@@ -250,8 +265,9 @@ EARN_ON = {"orders", "import", "merge", "merge_undone"}
 
 
 def earn_when_customers_change(sender, *, reason: str, customer_ids=None, **kwargs) -> None:
-    """customers.signals.customers_changed receiver (sent on commit): queue the earning sweep for
-    these customers (all, after an import) in this tenant."""
+    """customers.signals.customers_changed receiver (sent on commit): queue the earning sweep for the
+    customers the change names (an import names the customers it wrote; None, for everyone, only
+    when it wrote too many to list) in this tenant."""
     if reason not in EARN_ON:
         return
     from .tasks import points_earn_task

@@ -151,8 +151,16 @@ class Member(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     joined_at = models.DateTimeField(_("member since"))
     balance = models.IntegerField(_("points balance"), default=0)
+    # No index of its own: loyalty_member_tier_idx (tier, -id) serves look-ups by tier, and every
+    # index here is written again when a sweep enrols members.
     tier = models.ForeignKey(
-        Tier, verbose_name=_("tier"), on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+        Tier,
+        verbose_name=_("tier"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+        db_index=False,
     )
     tier_since = models.DateField(_("in this tier since"), null=True, blank=True)
     # First evaluation day on which the member no longer qualified for their tier (None: qualifies);
@@ -296,8 +304,14 @@ class TierChange(models.Model):
         IMPORT = "import", _("Imported from another system")
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes", db_index=False)
-    from_tier = models.ForeignKey(Tier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    to_tier = models.ForeignKey(Tier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Not indexed: only a tier's deletion (rare, by an admin) looks rows up by tier, and a sweep writes
+    # a row per member it enrols.
+    from_tier = models.ForeignKey(
+        Tier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    to_tier = models.ForeignKey(
+        Tier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     reason = models.CharField(_("reason"), max_length=12, choices=Reason.choices)
     qualifying_value = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     at = models.DateTimeField(_("date"))

@@ -170,9 +170,28 @@ def _thresholds(tiers: Sequence[Tier]) -> list[tuple[int, Decimal]]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Ledger primitives (the caller holds the member's row lock)
+# Ledger primitives: the only functions that change a balance. The sub-apps (rewards, referrals) use
+# them too, so the rules below hold for every row whoever writes it:
+# - the caller holds the member's row lock (`lock_member`, in a transaction) while it credits or debits;
+# - a credit adds a positive number of points (a new lot, with the programme's expiry);
+# - `debit` is the one place that refuses to take more than the balance ("never negative"); the
+#   database's CheckConstraint on the balance backs it up whatever the code does.
 # --------------------------------------------------------------------------------------------------
-def _lock_member(member: Member | int) -> Member:
+CREDIT_KINDS = frozenset(
+    {PointsEntry.Kind.EARN, PointsEntry.Kind.BONUS, PointsEntry.Kind.ADJUST, PointsEntry.Kind.OPENING}
+)
+DEBIT_KINDS = frozenset(
+    {PointsEntry.Kind.REDEEM, PointsEntry.Kind.ADJUST, PointsEntry.Kind.REVERSE, PointsEntry.Kind.EXPIRE}
+)
+
+
+def lock_member(member: Member | int) -> Member:
+    """Lock the member's row until the current transaction ends (`SELECT ... FOR UPDATE`) and return
+    it as stored. Every balance change happens under this lock; code that locks several members locks
+    them in id order (no deadlocks). Must be called inside `transaction.atomic()`: outside one the lock
+    would end with the statement."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_member() needs a transaction (transaction.atomic)")
     pk = member.pk if isinstance(member, Member) else int(member)
     return Member.objects.select_for_update().get(pk=pk)
 
@@ -181,7 +200,7 @@ def _expires_on(programme: Programme, earned_on: date) -> date | None:
     return rules.lot_expiry(earned_on, mode=programme.expiry_mode, months=programme.expiry_months)
 
 
-def _credit(
+def credit(
     member: Member,
     *,
     kind: str,
@@ -195,6 +214,16 @@ def _credit(
     amount: Decimal | None = None,
     programme: Programme | None = None,
 ) -> PointsEntry:
+    """Add `points` (> 0) to a member locked by `lock_member`: one ledger row that is also a new lot,
+    and the stored balance raised. `member.balance` is kept current, so several credits to the same
+    object in one transaction write the right running balance. The lot expires by the programme's
+    rule from `occurred_at` (now by default).
+    Keys (`source_key`) are unique per kind: a repeated key fails with IntegrityError, so callers that
+    may repeat check first."""
+    if kind not in CREDIT_KINDS:
+        raise ValueError(f"credit() cannot write a {kind!r} entry")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise ValueError("credit() adds a positive whole number of points")
     programme = programme or programme_get()
     occurred_at = occurred_at or timezone.now()
     member.balance += points
@@ -226,7 +255,7 @@ def _open_lots(member: Member, today: date) -> list[rules.Lot]:
     return [rules.Lot(pk, remaining, expires) for pk, remaining, expires in rows]
 
 
-def _debit(
+def debit(
     member: Member,
     *,
     kind: str,
@@ -241,11 +270,22 @@ def _debit(
     allow_shortfall: bool = False,
     first_lot: int | None = None,
 ) -> PointsEntry:
-    """Take `points` from the member's lots (FIFO, `first_lot` first). Without `allow_shortfall` the
-    caller has checked the balance; with it, what the lots cannot cover is recorded as shortfall."""
+    """Take `points` (> 0) from a member locked by `lock_member`, from their lots (FIFO by expiry,
+    `first_lot` first). This is where "a balance never goes negative" is decided: more than the
+    balance is refused with a ValidationError on "points" (nothing written), unless `allow_shortfall`
+    (a refund taking back points already spent), when what the lots cannot cover is recorded as the
+    entry's shortfall instead."""
+    if kind not in DEBIT_KINDS:
+        raise ValueError(f"debit() cannot write a {kind!r} entry")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise ValueError("debit() takes a positive whole number of points")
+    if points > member.balance and not allow_shortfall:
+        raise ValidationError(
+            {"points": [_("Only %(balance)s points are available.") % {"balance": member.balance}]}
+        )
     lots = _open_lots(member, timezone.localdate())
     taken, shortfall = rules.consume(lots, points, first=first_lot)
-    if shortfall and not allow_shortfall:
+    if shortfall and not allow_shortfall:  # the lots disagree with the balance: never write
         raise ApplicationError(_("Not enough points."), code="insufficient")
     _take_from_lots(taken)
     debited = points - shortfall
@@ -361,7 +401,7 @@ def member_enrol(*, actor, customer: Customer, joined_at: datetime | None = None
         member=member, from_tier=None, to_tier=tier, reason=TierChange.Reason.JOINED, at=now
     )
     if programme.signup_bonus:
-        _credit(
+        credit(
             member,
             kind=PointsEntry.Kind.BONUS,
             points=programme.signup_bonus,
@@ -385,7 +425,7 @@ def member_set_status(*, actor, member: Member, status: str) -> Member:
         raise PermissionDenied
     if status not in Member.Status.values:
         raise ValidationError({"status": [_("Choose a valid status.")]})
-    locked = _lock_member(member)
+    locked = lock_member(member)
     old = locked.status
     if old != status:
         locked.status = status
@@ -404,7 +444,7 @@ def _auto_enrol(programme: Programme, customer_ids: Sequence[int] | None, tiers:
     joined at their first such order. Returns the new member ids."""
     where, params = _order_conditions(programme, alias="o")
     if customer_ids is not None:
-        where += " AND o.customer_id = ANY(%s)"
+        where += " AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
         params.append(list(customer_ids))
     tier = _entry_tier(tiers)
     today = timezone.localdate()
@@ -452,6 +492,8 @@ def _auto_enrol(programme: Programme, customer_ids: Sequence[int] | None, tiers:
 # --------------------------------------------------------------------------------------------------
 # Earning
 # --------------------------------------------------------------------------------------------------
+# Lists of ids are matched with `IN (SELECT unnest(...))` rather than `= ANY(...)`: at tens of
+# thousands of ids PostgreSQL may otherwise scan the orders and compare each row with the whole array.
 def _order_conditions(programme: Programme, *, alias: str) -> tuple[str, list]:
     where = f"{alias}.status = ANY(%s)"
     params: list[Any] = [list(Order.PURCHASE_STATUSES)]
@@ -474,9 +516,15 @@ class EarnResult:
 def points_earn_for_orders(
     *, customer_ids: Iterable[int] | None = None, actor=None, batch_size: int = EARN_BATCH
 ) -> EarnResult:
-    """Earn points for every paid order of an active member that has not earned yet (all of them, or
-    those of `customer_ids`), enrolling first when the programme enrols automatically; then reverse
-    what refunds took back. Idempotent and safe to run concurrently (sweeps take turns)."""
+    """Earn points for every paid order of an active member that has not earned yet, enrolling first
+    when the programme enrols automatically; then reverse what refunds took back. Idempotent and safe
+    to run concurrently (sweeps take turns).
+
+    With `customer_ids` (what customers_changed names: the customers of a new or refunded order, an
+    import's customers, a merge's two) every step - enrolment, earning, reversals, referral bonuses -
+    looks at those customers' orders only, so the cost follows the change, not the tenant's history.
+    Without it the sweep covers every customer: the nightly catch-up, for an order whose sweep was
+    lost (a task that never ran) or an import too big to name its customers."""
     programme = programme_get()
     result = EarnResult()
     if not programme.is_active:
@@ -485,57 +533,78 @@ def points_earn_for_orders(
     if ids is not None and not ids:
         return result
     tiers = _tiers()
-    last_order = 0
+    candidates: list[int] | None = None
+    start = 0
     while True:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(_EARN_LOCK)])
-            if last_order == 0 and programme.auto_enrol:
-                result.enrolled += len(_auto_enrol(programme, ids, tiers))
-            done, last_order = _earn_batch(programme, tiers, ids, last_order, batch_size, result)
-        if done:
+            if candidates is None:
+                if programme.auto_enrol:
+                    result.enrolled += len(_auto_enrol(programme, ids, tiers))
+                # Looked up once per sweep (the scan of the customers' orders is the costly part);
+                # each batch checks its slice again under the lock, so a sweep that ran in between
+                # (sweeps take turns per batch) leaves nothing to earn twice.
+                candidates = _earn_candidates(programme, ids)
+            chunk = candidates[start : start + batch_size]
+            if chunk:
+                _earn_batch(programme, tiers, chunk, result)
+        start += batch_size
+        if start >= len(candidates):
             break
     result.reversals = points_reverse_for_orders(customer_ids=ids)
     points_swept.send(sender=EarnResult, customer_ids=ids)  # referral bonuses (loyalty.referrals)
     return result
 
 
+_EARNABLE = """
+    FROM {order} AS o
+    JOIN {member} AS m ON m.customer_id = o.customer_id
+    WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at
+      AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
+"""
+
+
+def _earn_candidates(programme: Programme, customer_ids: list[int] | None) -> list[int]:
+    """Ids of the paid orders of active members (of `customer_ids`, or everyone's) that have not
+    earned yet, in id order."""
+    where, params = _order_conditions(programme, alias="o")
+    if customer_ids is not None:
+        where += " AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
+        params.append(customer_ids)
+    sql = "SELECT o.id " + _EARNABLE.format(
+        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY o.id", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _earn_batch(
-    programme: Programme,
-    tiers: Sequence[Tier],
-    customer_ids: list[int] | None,
-    after_order: int,
-    batch_size: int,
-    result: EarnResult,
-) -> tuple[bool, int]:
-    """One batch of the sweep, in the caller's transaction: pick the next orders that have not earned,
-    lock their members, then write every earn entry (running balances by a window) and the new
-    balances in one statement.
+    programme: Programme, tiers: Sequence[Tier], order_ids: list[int], result: EarnResult
+) -> None:
+    """One batch of the sweep, in the caller's transaction: of these candidate orders, those that still
+    have not earned, their members locked, then every earn entry (running balances by a window) and
+    the new balances written in one statement.
 
     The points are computed by PostgreSQL's exact numeric arithmetic with the same formula as
     `rules.points_for_amount` / `rules.earn_multiplier` / `rules.lot_expiry` (a test holds the two
     to the same results); doing it in SQL keeps earning well under 20% of an import's time."""
     where, params = _order_conditions(programme, alias="o")
-    if customer_ids is not None:
-        where += " AND o.customer_id = ANY(%s)"
-        params.append(customer_ids)
-    order, member, entry = _table(Order), _table(Member), _table(PointsEntry)
+    where += " AND o.id IN (SELECT unnest(%s::bigint[]))"
+    params.append(order_ids)
+    sql = "SELECT o.id, m.id " + _EARNABLE.format(
+        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT o.id, m.id FROM {order} AS o
-                JOIN {member} AS m ON m.customer_id = o.customer_id
-                WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at AND o.id > %s
-                  AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
-                ORDER BY o.id LIMIT %s""",  # noqa: S608 - table names from model metadata
-            [*params, after_order, batch_size],
-        )
+        cursor.execute(sql + " ORDER BY o.id", params)
         rows = cursor.fetchall()
         if not rows:
-            return True, after_order
+            return
         order_ids = [row[0] for row in rows]
         member_ids = sorted({row[1] for row in rows})
         cursor.execute(
-            f"SELECT id FROM {member} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+            f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
             [member_ids],
         )
         earned = _insert_earnings(cursor, programme, order_ids)
@@ -544,7 +613,6 @@ def _earn_batch(
     if earned["orders"]:
         result.bonuses += _first_purchase_bonuses(programme, member_ids, order_ids)
         result.upgrades += _upgrade_tiers(member_ids, tiers)
-    return len(rows) < batch_size, order_ids[-1]
 
 
 ROUNDING_SQL = {"down": "floor", "up": "ceil", "nearest": "round"}  # round(numeric): half away from 0
@@ -587,7 +655,7 @@ def _insert_earnings(cursor, programme: Programme, order_ids: list[int]) -> dict
             JOIN {member} AS m ON m.customer_id = o.customer_id
             JOIN {_table(Customer)} AS c ON c.id = o.customer_id
             LEFT JOIN {_table(Tier)} AS t ON t.id = m.tier_id
-            WHERE o.id = ANY(%s)
+            WHERE o.id IN (SELECT unnest(%s::bigint[]))
         ), scored AS (
             SELECT *, GREATEST(0, {rounding}(
                        amount * %s::numeric * tier_multiplier
@@ -682,7 +750,7 @@ def points_redeem(
     reason = _clean_reason(reason, required=False)
     if len(source_key) > 100:
         raise ValidationError({"source_key": [_("Use at most 100 characters.")]})
-    locked = _lock_member(member)
+    locked = lock_member(member)
     _check_visible(actor, locked)
     existing = _existing(PointsEntry.Kind.REDEEM, source_key, locked)
     if existing is not None:
@@ -701,11 +769,7 @@ def points_redeem(
                 ]
             }
         )
-    if points > locked.balance:
-        raise ValidationError(
-            {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
-        )
-    entry = _debit(
+    entry = debit(
         locked,
         kind=PointsEntry.Kind.REDEEM,
         points=points,
@@ -734,7 +798,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
     admins may adjust; a deduction cannot exceed the balance."""
     points = _bounded_points(points, allow_negative=True)
     reason = _clean_reason(reason, required=True)
-    locked = _lock_member(member)
+    locked = lock_member(member)
     _check_visible(actor, locked)
     programme = programme_get()
     if abs(points) > programme.adjust_limit and not user_has_role(actor, MANAGERS):
@@ -748,7 +812,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
         )
     old_balance = locked.balance
     if points > 0:
-        entry = _credit(
+        entry = credit(
             locked,
             kind=PointsEntry.Kind.ADJUST,
             points=points,
@@ -761,11 +825,7 @@ def points_adjust(*, actor, member: Member, points: int, reason: str) -> PointsE
         _expire_due_for([locked.pk], timezone.localdate())
         locked.refresh_from_db(fields=["balance"])
         old_balance = locked.balance
-        if -points > locked.balance:
-            raise ValidationError(
-                {"points": [_("Only %(balance)s points are available.") % {"balance": locked.balance}]}
-            )
-        entry = _debit(
+        entry = debit(
             locked,
             kind=PointsEntry.Kind.ADJUST,
             points=-points,
@@ -798,7 +858,7 @@ def points_reverse(
     """Take back `points` (e.g. a refund): from the order's own lot first, then FIFO; what was already
     spent is recorded as the entry's shortfall, never as a negative balance. Keyed: once per key."""
     points = _bounded_points(points)
-    locked = _lock_member(member)
+    locked = lock_member(member)
     existing = _existing(PointsEntry.Kind.REVERSE, source_key, locked)
     if existing is not None:
         return existing
@@ -809,7 +869,7 @@ def points_reverse(
             .values_list("pk", flat=True)
             .first()
         )
-    return _debit(
+    return debit(
         locked,
         kind=PointsEntry.Kind.REVERSE,
         points=points,
@@ -830,7 +890,7 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
     where = ""
     params: list[Any] = []
     if customer_ids is not None:
-        where = "AND o.customer_id = ANY(%s)"
+        where = "AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
         params.append(list(customer_ids))
     sql = f"""
         SELECT e.member_id, o.id, e.points, o.total, o.refunded_total,

@@ -3,6 +3,8 @@ schema (tenant-schemas-celery). Beat calls the `*_all_tenants` dispatchers in th
 
 - `points_earn_task`: the earning sweep after orders, refunds, imports and merges (customers_changed);
   safe to retry or duplicate: an order earns once.
+- `points_earn_all_tenants`: the daily catch-up, a sweep of every customer per tenant (usually
+  nothing to do: it earns orders whose own sweep was lost, or an import too big to name customers).
 - `points_nightly_task`: expiry of due lots, then the tier evaluation; a run killed half-way and
   started again expires each lot once (each batch is one transaction; an expired lot is empty).
 - `loyalty_check_balances_task`: recompute balances from the ledger and log any difference.
@@ -32,6 +34,13 @@ def points_earn_task(customer_ids: list[int] | None = None) -> dict:
         return {}
     result = points_earn_for_orders(customer_ids=customer_ids)
     return result.__dict__
+
+
+@shared_task(acks_late=True)
+def points_earn_all_tenants() -> int:
+    from crm.tenancy.dispatch import enqueue_for_active_tenants
+
+    return enqueue_for_active_tenants(points_earn_task)
 
 
 @shared_task(acks_late=True)

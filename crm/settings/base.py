@@ -190,6 +190,7 @@ TASK_ROUTES_BY_NAME = {
     "interactions.tasks.*": "imports",  # export and import of interactions
     "loyalty.tasks.points_earn_task": "imports",  # earning follows imports of orders in bulk
     "loyalty.tasks.opening_import_task": "imports",
+    "loyalty.tasks.points_earn_all_tenants": "recompute",
     "loyalty.tasks.points_nightly_*": "recompute",
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
     "loyalty.rewards.tasks.vouchers_expire_*": "recompute",
@@ -260,6 +261,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "notification-digest": {
         "task": "crm.notifications.tasks.notification_digest_all_tenants",
         "schedule": crontab(minute="*/15"),
+    },
+    # Loyalty: the catch-up earning sweep of every customer (an order whose own sweep was lost earns
+    # here; an order earns once whatever the path), before the nightly run.
+    "loyalty-earn-catch-up": {
+        "task": "loyalty.tasks.points_earn_all_tenants",
+        "schedule": crontab(hour=16, minute=30),
     },
     # Loyalty: points past their expiry day, then the tier evaluation (downgrades after the grace
     # period), per tenant at 17:00 UTC (01:00 in China); idempotent, so a rerun expires nothing twice.

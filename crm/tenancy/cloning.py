@@ -8,6 +8,7 @@ PostgreSQL can copy directly:
 
     CREATE TABLE new.t (LIKE template.t INCLUDING ALL EXCLUDING INDEXES)   -- columns, defaults,
         identity, CHECK constraints, comments, storage
+    ALTER TABLE new.t SET (fillfactor = ...)   -- storage parameters, which LIKE leaves out
     primary keys / unique / exclusion constraints and indexes, under their original names
         (later migrations drop or rename them by name), from pg_get_constraintdef / pg_get_indexdef
     foreign keys, from pg_get_constraintdef, pointing at the new schema's tables
@@ -84,6 +85,16 @@ def build_clone_script(source: str, target: str) -> list[str]:
         for table in tables:
             like = f"LIKE {src}.{_quote(table)} INCLUDING ALL EXCLUDING INDEXES"
             statements.append(f"CREATE TABLE {dst}.{_quote(table)} ({like})")
+        # LIKE copies no storage parameters: a table's fillfactor (e.g. loyalty_member's, which keeps
+        # balance updates in place) is set again from the template's.
+        cursor.execute(
+            "SELECT c.relname, array_to_string(c.reloptions, ', ') FROM pg_class c "
+            "WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r' AND c.reloptions IS NOT NULL "
+            "ORDER BY c.relname",
+            [source],
+        )
+        for table, options in cursor.fetchall():
+            statements.append(f"ALTER TABLE {dst}.{_quote(table)} SET ({options})")
         # Constraints: primary keys and unique/exclusion constraints first (foreign keys need them).
         cursor.execute(
             """

@@ -108,6 +108,13 @@ class ImportPlan:
     def pending_search_ids(self) -> list[int]:
         return sorted(c if isinstance(c, int) else c.id for c in self.search_text_pending)
 
+    def changed_customer_ids(self) -> list[int]:
+        """Every customer the written plan created or changed, or whose orders it created, changed or
+        moved away (call after writing: new customers have their ids then)."""
+        ids = {c.id for c in self.new_customers} | {c.id for c in self.customer_changes}
+        ids |= {o.customer_id for o in self.new_orders} | {o.customer_id for o in self.order_changes}
+        return sorted(ids | self.touched_customer_ids)
+
     @property
     def writes_anything(self) -> bool:
         return bool(self.new_customers or self.customer_changes or self.new_orders or self.order_changes)

@@ -72,6 +72,9 @@ STAGE_FAILED = "failed"
 STAGE_CANCELLED = "cancelled"
 PREVIEW_ERRORS_SHOWN = 500
 SEARCH_TEXT_INLINE_ROWS = 5_000
+# At most this many customer ids travel with the customers_changed signal after an import (about
+# 1.5 MB of task message); a bigger import says "everyone" (None).
+SIGNAL_IDS_LIMIT = 200_000
 SAMPLE_ROWS = 5
 
 
@@ -600,7 +603,14 @@ def _import(run: JobRun) -> dict[str, Any] | None:
                     label=params.get("filename", ""),
                 )
                 if outcome.plan.writes_anything:  # segmentation, for one, recomputes its scores
-                    customers_changed_on_commit(reason=REASON_IMPORT, actor=actor)
+                    # The customers concerned, so that receivers (loyalty's earning) can limit their
+                    # work to them; None ("everyone") past a size that would swell the task messages.
+                    changed = outcome.plan.changed_customer_ids()
+                    customers_changed_on_commit(
+                        reason=REASON_IMPORT,
+                        customer_ids=changed if len(changed) <= SIGNAL_IDS_LIMIT else None,
+                        actor=actor,
+                    )
                 # Finished in the transaction that wrote the rows: a crash can leave neither alone.
                 run.succeed(result=result, message=_done_message(result), params={"stage": STAGE_DONE})
     except parsing.ImportFileError as error:

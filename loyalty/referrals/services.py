@@ -31,7 +31,7 @@ from crm.audit.services import audit_diff, audit_record
 from crm.errors import ApplicationError
 from customers.models import Customer, Order
 from loyalty.models import Member, PointsEntry
-from loyalty.services import _credit, _lock_member
+from loyalty.services import credit, lock_member
 
 from .models import (
     MAX_BONUS,
@@ -125,7 +125,7 @@ def referral_record(*, actor, referee: Member, code: Any, channel: str = Referra
     if found == referee.pk:
         raise ValidationError({"code": [_("A member cannot refer themselves.")]})
     first, second = sorted([found, referee.pk])
-    locked = {first: _lock_member(first), second: _lock_member(second)}
+    locked = {first: lock_member(first), second: lock_member(second)}
     referrer, new_member = locked[found], locked[referee.pk]
     if actor is not None and not visible_to(Member.objects.filter(pk=new_member.pk), actor).exists():
         raise PermissionDenied
@@ -274,9 +274,9 @@ def _award_batch(due: dict[int, int], settings_row: ReferralSettings, programme)
         ):
             key = f"referral:{referral.pk}:{role}"
             if points and member.status == Member.Status.ACTIVE and key not in already:
-                # `_credit` keeps member.balance current, so a member credited twice in one batch
+                # `credit` keeps member.balance current, so a member credited twice in one batch
                 # gets the right running balance.
-                _credit(
+                credit(
                     member,
                     kind=PointsEntry.Kind.BONUS,
                     points=points,

@@ -35,7 +35,7 @@ from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
 from crm.audit.services import audit_diff, audit_record
 from crm.errors import ApplicationError
 from loyalty.models import Member, PointsEntry
-from loyalty.services import _credit, _lock_member, points_redeem
+from loyalty.services import credit, lock_member, points_redeem
 
 from .models import MAX_REWARD_POINTS, VOUCHER_CODE_ALPHABET, VOUCHER_CODE_LENGTH, Reward, Voucher
 
@@ -227,7 +227,7 @@ def voucher_issue(*, actor, member: Member, reward: Reward, request_key: str = "
     `request_key` (the confirm form's token: a double click, a retried POST) returns the voucher
     already issued and spends nothing more."""
     request_key = (request_key or "")[:64] or None
-    locked_member = _lock_member(member)
+    locked_member = lock_member(member)
     if actor is not None and not visible_to(Member.objects.filter(pk=locked_member.pk), actor).exists():
         raise PermissionDenied
     if request_key:
@@ -306,7 +306,7 @@ def _lock_voucher(voucher: Voucher) -> Voucher:
     member_id = Voucher.objects.filter(pk=voucher.pk).values_list("member_id", flat=True).first()
     if member_id is None:
         raise ApplicationError(_("This voucher does not exist."), code="missing")
-    _lock_member(member_id)
+    lock_member(member_id)
     return Voucher.objects.select_for_update().select_related("reward", "member").get(pk=voucher.pk)
 
 
@@ -329,7 +329,7 @@ def voucher_cancel(*, actor, voucher: Voucher) -> Voucher:
             code="cancel_forbidden",
         )
     member = Member.objects.get(pk=locked.member_id)  # locked by _lock_voucher
-    _credit(
+    credit(
         member,
         kind=PointsEntry.Kind.ADJUST,
         points=locked.points,

@@ -44,6 +44,10 @@ def _shape(schema: str) -> dict[str, set]:
             """SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_class i
                 WHERE i.relnamespace = %(schema)s::regnamespace AND i.relkind = 'i'"""
         ),
+        "storage": rows(  # e.g. loyalty_member's fillfactor
+            """SELECT c.relname, c.reloptions FROM pg_class c
+                WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r'"""
+        ),
         "sequences": rows(
             "SELECT count(*) FROM pg_class WHERE relnamespace = %(schema)s::regnamespace AND relkind = 'S'"
         ),
@@ -63,8 +67,9 @@ def test_the_template_holds_only_what_the_fast_copy_handles(public):
 def test_fast_copy_has_the_templates_tables_constraints_indexes_and_rows(public):
     cloning.clone_schema_fast(source=TEMPLATE, target="copy_check")
     template, copy = _shape(TEMPLATE), _shape("copy_check")
-    for part in ("columns", "constraints", "indexes", "sequences"):
+    for part in ("columns", "constraints", "indexes", "storage", "sequences"):
         assert copy[part] == template[part], part
+    assert ("loyalty_member", "['fillfactor=70']") in copy["storage"]
     assert len(template["indexes"]) > 30 and len(template["constraints"]) > 50
     for table in ("django_migrations", "django_content_type", "auth_permission"):
         assert _rows("copy_check", table) == _rows(TEMPLATE, table) != []

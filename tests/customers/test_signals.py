@@ -9,6 +9,7 @@ from django.db import transaction
 
 from crm.jobs.models import BackgroundJob
 from customers.dedupe.services import customer_merge, customer_merge_undo
+from customers.models import Customer
 from customers.services import customer_delete, customer_restore, order_refund
 from customers.signals import customers_changed
 from segmentation.services import RECOMPUTE_JOB_KIND
@@ -49,7 +50,9 @@ def test_an_import_that_wrote_rows_queues_the_segment_recompute(
         job = run_import(manager_user, GOOD)
     assert job.status == BackgroundJob.Status.SUCCEEDED
     assert [c["reason"] for c in received] == ["import"]
-    assert received[0]["actor"] == manager_user and received[0]["customer_ids"] is None
+    assert received[0]["actor"] == manager_user
+    # The customers the import wrote travel with the signal (loyalty earns for them only).
+    assert received[0]["customer_ids"] == sorted(Customer.objects.values_list("pk", flat=True))
     recompute = BackgroundJob.objects.get(kind=RECOMPUTE_JOB_KIND)
     assert recompute.params == {"trigger": "import"} and recompute.created_by == manager_user
     assert ("segmentation.tasks.recompute_task", {"job_id": recompute.pk, "trigger": "import"}) in sent_tasks

@@ -46,14 +46,14 @@ def buy(customer, amount="100.00", days_ago: float = 0, **extra):
 def member_with_balance(points: int, *, owner=None, **customer_fields):
     """An enrolled member whose balance is `points` (one adjustment lot)."""
     from loyalty.models import PointsEntry
-    from loyalty.services import _credit, _lock_member
+    from loyalty.services import credit, lock_member
 
     customer = CustomerFactory(owner=owner, **customer_fields)
     member = member_enrol(actor=None, customer=customer)
     if points:
         with transaction.atomic():
-            _credit(
-                _lock_member(member),
+            credit(
+                lock_member(member),
                 kind=PointsEntry.Kind.ADJUST,
                 points=points,
                 source="user",

@@ -3,6 +3,7 @@ adjustments, expiry, tiers, the balance check and two tenants."""
 
 from datetime import date, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -45,6 +46,81 @@ def test_first_paid_order_enrols_and_earns_once(programme):
     assert services.points_earn_for_orders().orders == 0
     assert services.points_earn_for_orders(customer_ids=[customer.pk]).orders == 0
     assert PointsEntry.objects.count() == 4
+    assert_consistent()
+
+
+def test_a_sweep_for_some_customers_enrols_earns_and_reverses_for_them_only(programme, manager_user):
+    """What customers_changed names is all a sweep looks at; the catch-up of everyone takes the rest,
+    and neither earns an order twice."""
+    named, other = CustomerFactory(), CustomerFactory()
+    buy(named, "100.00", days_ago=2)
+    other_order = buy(other, "40.00", days_ago=2)
+    result = services.points_earn_for_orders(customer_ids=[named.pk])
+    assert (result.enrolled, result.orders, result.points) == (1, 1, 100)
+    assert not Member.objects.filter(customer=other).exists()
+    # A refund of the other customer's order is not looked at either until its customer is named.
+    services.points_earn_for_orders()
+    order_refund(actor=manager_user, order=other_order, amount=Decimal("20.00"), reason="damaged")
+    assert services.points_earn_for_orders(customer_ids=[named.pk]).reversals == 0
+    assert services.points_earn_for_orders(customer_ids=[other.pk]).reversals == 1
+    assert Member.objects.get(customer=other).balance == 20
+    assert services.points_earn_for_orders().orders == 0
+    assert PointsEntry.objects.filter(kind="earn").count() == 2
+    assert_consistent()
+
+
+def test_a_sweep_in_batches_earns_what_one_batch_earns(programme):
+    """The candidates are looked up once per sweep, then earned in batches (one transaction each)."""
+    Programme.objects.filter(pk=1).update(first_purchase_bonus=20)
+    first, second = CustomerFactory(), CustomerFactory()
+    buy(first, "100.00", days_ago=3)
+    buy(second, "40.00", days_ago=2)
+    buy(first, "60.00", days_ago=1)
+    result = services.points_earn_for_orders(batch_size=1)
+    assert (result.enrolled, result.orders, result.points, result.bonuses) == (2, 3, 200, 2)
+    assert Member.objects.get(customer=first).balance == 180
+    assert services.points_earn_for_orders(batch_size=1).orders == 0
+    assert_consistent()
+
+
+def test_an_import_queues_a_sweep_for_the_customers_it_wrote(
+    programme, manager_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The import's customers_changed names the customers it wrote; loyalty queues the earning task
+    for them (recorded here instead of reaching a broker, then run in this process), which earns
+    their orders only; a re-import of the same file earns nothing more."""
+    from celery.app.task import Task
+
+    from loyalty.tasks import points_earn_task
+    from tests.customers.test_import_services import run_import
+
+    queued = []
+
+    def record(task, args=None, kwargs=None, **options):
+        if task.name == points_earn_task.name:
+            queued.append(kwargs)
+        return SimpleNamespace(id="")
+
+    monkeypatch.setattr(Task, "apply_async", record)
+    earlier = buy(CustomerFactory(), "10.00")  # an order whose own sweep never ran
+    csv = (
+        "订单号,下单时间,手机,姓名,商品名称,SKU,数量,单价,金额,渠道\n"
+        "IM-1,2026-03-01 10:00,13900000001,顾客一,茶叶,T-1,1,120,120,门店\n"
+        "IM-2,2026-03-02 10:00,13900000001,顾客一,茶叶,T-1,1,30,30,门店\n"
+        "IM-3,2026-03-02 11:00,13900000002,顾客二,茶叶,T-1,1,55,55,门店\n"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(manager_user, csv, name="orders.csv")
+    assert len(queued) == 1 and len(queued[0]["customer_ids"]) == 2
+    assert earlier.customer_id not in queued[0]["customer_ids"]
+    assert points_earn_task.run(**queued[0])["orders"] == 3
+    assert sorted(PointsEntry.objects.filter(kind="earn").values_list("points", flat=True)) == [30, 55, 120]
+    assert not Member.objects.filter(customer_id=earlier.customer_id).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(manager_user, csv, name="orders.csv")  # the same file again
+    for kwargs in queued[1:]:
+        assert points_earn_task.run(**kwargs)["orders"] == 0
+    assert PointsEntry.objects.filter(kind="earn").count() == 3
     assert_consistent()
 
 
@@ -458,3 +534,36 @@ def test_owners_are_notified_30_days_before_points_expire_once(programme, sales_
     assert notification.recipient_id == sales_user.pk and "Expiring Member" in notification.title
     assert notification.url.endswith(f"/loyalty/members/{member.pk}/")
     assert services.points_expiry_reminders(today=today + timedelta(days=1)) == 0
+
+
+# --- the public ledger primitives (used by rewards and referrals) -----------------------------------
+@pytest.mark.parametrize("points", [0, -5, True, 2.5])
+def test_credit_adds_a_positive_whole_number_only(programme, points):
+    from django.db import transaction
+
+    member = member_with_balance(10)
+    with transaction.atomic(), pytest.raises(ValueError):
+        services.credit(services.lock_member(member), kind="bonus", points=points, source="rule")
+    with transaction.atomic(), pytest.raises(ValueError):
+        services.credit(services.lock_member(member), kind="redeem", points=5, source="rule")
+    member.refresh_from_db()
+    assert member.balance == 10 and PointsEntry.objects.filter(member=member).count() == 1
+
+
+def test_debit_is_where_a_balance_is_kept_from_going_negative(programme):
+    """Every spending path (redemption, deduction, voucher) ends in `debit`, which refuses more than
+    the balance and writes nothing; only a refund may record a shortfall instead."""
+    from django.db import transaction
+
+    member = member_with_balance(30)
+    with transaction.atomic(), pytest.raises(ValidationError, match="Only 30 points"):
+        services.debit(services.lock_member(member), kind="redeem", points=31, source="redemption")
+    assert PointsEntry.objects.filter(member=member).count() == 1
+    with transaction.atomic():
+        entry = services.debit(
+            services.lock_member(member), kind="reverse", points=45, source="refund", allow_shortfall=True
+        )
+    assert (entry.points, entry.shortfall, entry.balance_after) == (-30, 15, 0)
+    member.refresh_from_db()
+    assert member.balance == 0 == ledger_sum(member)
+    assert_consistent()

@@ -208,9 +208,16 @@ def test_list_filters_and_columns(programme, manager_client):
     assert names(manager_client.get(url, {"tier": str(base.pk)})) == {"Rich Member", "Poor Member"}
     since = (timezone.localdate() - timedelta(days=1)).isoformat()
     assert names(manager_client.get(url, {"member_since": since})) == {"Rich Member", "Poor Member"}
-    manager_client.post(reverse("customers:columns"), {"columns": ["tier", "points"]})
-    body = manager_client.get(url).content.decode()
+    manager_client.post(reverse("customers:columns"), {"columns": ["tier", "points", "member_since"]})
+    response = manager_client.get(url)
+    body = response.content.decode()
     assert "普通" in body and "800" in body
+    rows = {row.name: row for row in response.context["page"].rows}
+    joined = Member.objects.get(customer=rich).joined_at
+    assert timezone.localdate(joined).isoformat() in body and rows["Not Member"].pk
+    # Sorted by member since, newest first: the later member comes first, non-members last.
+    newest = manager_client.get(url, {"sort": "-member_since"})
+    assert [c.name for c in newest.context["page"].rows][:2] == ["Poor Member", "Rich Member"]
 
 
 def test_segment_rules_can_use_tier_and_points(programme):

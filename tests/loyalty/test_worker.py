@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 from customers.services import order_create
 from loyalty.models import Member, PointsEntry, Programme, Tier
 from loyalty.services import member_enrol, points_earn_for_orders, programme_get
-from loyalty.tasks import points_nightly_all_tenants
+from loyalty.tasks import points_earn_all_tenants, points_nightly_all_tenants
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
@@ -91,4 +91,41 @@ def test_the_nightly_dispatcher_expires_points_in_each_tenant(
         with schema_context(second.schema_name):
             assert Member.objects.get(pk=members[second.schema_name]).balance == 100
             assert not PointsEntry.objects.filter(kind="expire").exists()
+        connection.set_schema_to_public()
+
+
+def test_the_catch_up_dispatcher_earns_orders_whose_sweep_was_lost_in_each_tenant(
+    celery_worker, committed_tenant, django_db_blocker
+):
+    """Orders written without customers_changed (a sweep that never ran) earn at the daily catch-up,
+    in their own tenant only, once however often it runs."""
+    first, second = committed_tenant(), committed_tenant()
+    with django_db_blocker.unblock():
+        customers = {}
+        for tenant, total in ((first, "70.00"), (second, "30.00")):
+            with schema_context(tenant.schema_name):
+                programme_get()
+                customer = CustomerFactory()
+                OrderFactory(customer=customer, total=total, placed_at=timezone.now())  # no signal
+                customers[tenant.schema_name] = customer.pk
+                assert not Member.objects.exists()
+        connection.set_schema_to_public()
+        points_earn_all_tenants.delay()
+        points_earn_all_tenants.delay()
+
+        def earned_in_both():
+            found = []
+            for tenant in (first, second):
+                with schema_context(tenant.schema_name):
+                    found.append(PointsEntry.objects.filter(kind="earn").exists())
+            return all(found)
+
+        _wait(earned_in_both, celery_worker["log"])
+        time.sleep(2)  # let the second round finish: it must add nothing
+        for tenant, points in ((first, 70), (second, 30)):
+            with schema_context(tenant.schema_name):
+                member = Member.objects.get()
+                assert member.customer_id == customers[tenant.schema_name]
+                assert member.balance == points
+                assert PointsEntry.objects.filter(kind="earn").count() == 1
         connection.set_schema_to_public()

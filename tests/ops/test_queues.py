@@ -61,6 +61,7 @@ ROWS = 30_000
         ("loyalty.tasks.points_earn_task", "imports"),
         ("loyalty.tasks.opening_import_task", "imports"),
         ("loyalty.tasks.points_nightly_all_tenants", "recompute"),
+        ("loyalty.tasks.points_earn_all_tenants", "recompute"),
         ("loyalty.tasks.loyalty_check_balances_task", "recompute"),
         ("loyalty.rewards.tasks.vouchers_expire_task", "recompute"),
         ("loyalty.rewards.tasks.vouchers_expire_all_tenants", "recompute"),
