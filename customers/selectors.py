@@ -59,6 +59,11 @@ def customer_get_for_user(*, user: User, customer_id: Any, include_deleted: bool
         raise Http404
 
 
+def customer_visible(user: User, pk: Any) -> Customer:
+    """`role_required(visible=...)` for a route on one customer: Http404 when the user may not see it."""
+    return customer_get_for_user(user=user, customer_id=pk)
+
+
 def customer_get_in_bin_for_user(*, user: User, customer_id: Any) -> Customer:
     try:
         return bin_list(user=user).get(pk=int(customer_id))

@@ -394,7 +394,7 @@ def customer_orders(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=lambda user, pk: selectors.order_get_for_user(user=user, order_id=pk))
 @require_POST
 def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
     order = selectors.order_get_for_user(user=request.user, order_id=pk)
@@ -416,7 +416,7 @@ def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("customers:detail", args=[order.customer_id]) + f"#order-{order.pk}")
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=selectors.customer_visible)
 @require_POST
 def customer_share(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)

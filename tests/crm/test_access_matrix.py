@@ -806,3 +806,47 @@ def _tenant_user(tenant: Tenant, key: str):
 
     with schema_context(tenant.schema_name):
         return User.objects.get(email=ROLE_EMAILS[key].format(slug=tenant.slug))
+
+
+# --- a record outside the user's visibility answers like a missing one ---------------------------
+
+MISSING_ID = 2_000_000_000
+
+
+def _scoped_rows(world) -> list[str]:
+    """Routes about one record whose "own" and "other" cells name different records."""
+    return [
+        name
+        for name in TENANT_URLS
+        if name in KWARGS and KWARGS[name](world, True) != KWARGS[name](world, False)
+    ]
+
+
+def test_no_route_answers_403_for_another_users_record(world):
+    """The class behind issue 15's share route: a sales user on another rep's record gets 404 on every
+    route (403 would say "it exists, you may not"), whatever the role the route asks for."""
+    refusing = [
+        f"{name} {method.upper()}"
+        for name in _scoped_rows(world)
+        for method in ("get", "post")
+        if getattr(matrix.TENANT[name], method)[matrix.OTHER] == 403
+    ]
+    assert not refusing, f"403 for another user's record (should be 404): {refusing}"
+
+
+def test_another_users_record_answers_like_a_missing_one(world, tenant, users):
+    """Live: for every route about one record and every method, the sales user gets the same status
+    for sales2's record as for an id that does not exist."""
+    connection.set_tenant(tenant)
+    client = _client(users["sales"], tenant)
+    problems = []
+    for name in _scoped_rows(world):
+        other = KWARGS[name](world, False)
+        missing = {key: MISSING_ID if isinstance(value, int) else value for key, value in other.items()}
+        for method in ("get", "post"):
+            data = POST_DATA[name](world, False) if method == "post" and name in POST_DATA else BROWSER_POST
+            urls = [reverse(name, kwargs=kwargs, urlconf=TENANT_URLCONF) for kwargs in (other, missing)]
+            theirs, absent = (_request(client, method, url, data).status_code for url in urls)
+            if theirs != absent or theirs == 403:
+                problems.append(f"{method.upper()} {name}: another's record {theirs}, missing {absent}")
+    assert not problems, "\n  ".join(problems)
