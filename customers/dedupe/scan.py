@@ -11,7 +11,11 @@ every other one in Python):
   case, accents, spaces and punctuation removed — so 張偉, 张伟, "Zhang Wei" and "zhangwei" share the
   key "zhangwei". Equal keys in the same city score 90, the same words in another order ("Wei
   Zhang") 85, and otherwise pg_trgm `similarity()` of the keys (≥ NAME_SIMILARITY_THRESHOLD) gives
-  90 × similarity. Fuzzy comparison only happens inside blocks of (city, first letters of the key)
+  90 × similarity. Word order is meaningful in a Chinese name (surname first): two names written in
+  Chinese characters are never "the same words in another order" (李颖洋 / 杨丽颖 are different
+  people). A *common* name (a surname and one given character such as 张伟, or a name key that
+  NAME_COMMON_MIN_COUNT or more of the scanned customers carry) in the same city is weak evidence on
+  its own: it scores NAME_COMMON_SCORE, so only an email or phone lifts such a pair to the top. Fuzzy comparison only happens inside blocks of (city, first letters of the key)
   loaded into a temporary table, so the work grows with the block sizes, not with n².
 
 Keys are computed in Python from one `values_list` read (cached per distinct name and per
@@ -45,6 +49,9 @@ PHONE_SCORE = 95
 NAME_EXACT_SCORE = 90
 NAME_REORDERED_SCORE = 85
 NAME_MAX_SCORE = 90
+# The same common name in the same city: two people as often as one (issue 15).
+NAME_COMMON_SCORE = 70
+NAME_COMMON_MIN_COUNT = 3
 # Trigram similarity of two name keys from which they count as "very similar": one typo in a short
 # name already costs three trigrams (jonathansmithson / jonathonsmithson = 0.70, catherinejones /
 # katherinejones = 0.67), while different names stay lower (marysmith / marksmith = 0.54).
@@ -62,13 +69,14 @@ REASON_LABELS = {
     "email": _("Same email"),
     "phone": _("Same phone"),
     "name": _("Same name in the same city"),
+    "name_common": _("Same common name in the same city"),
     "name_reordered": _("Same name, words in another order, same city"),
     "name_similar": _("Similar name in the same city"),
 }
 
 
 # Each signal is one bit, so the reasons of a pair aggregate with a vectorised sum.
-REASON_BITS = {"email": 1, "phone": 2, "name": 4, "name_reordered": 8, "name_similar": 16}
+REASON_BITS = {"email": 1, "phone": 2, "name": 4, "name_reordered": 8, "name_similar": 16, "name_common": 32}
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,25 @@ def _frame(queryset: QuerySet[Customer], region: str) -> pd.DataFrame:
             "name_sorted_key": [pair[1] for pair in name_pairs],
             "city_key": [city_key(city or "") for city in cities],
             "han": [bool(_CJK_RE.search(name)) for name in names],
+            "han_chars": [len(_CJK_RE.findall(name)) for name in names],
         }
     )
+
+
+def _common_names(frame: pd.DataFrame) -> pd.Series:
+    """True for rows whose name is common: a Chinese name of a surname and one given character, or a
+    name key carried by NAME_COMMON_MIN_COUNT or more of the scanned customers (any city)."""
+    counts = frame.groupby("name_key", sort=False)["id"].transform("size")
+    return (frame["han"] & (frame["han_chars"] == 2)) | (counts >= NAME_COMMON_MIN_COUNT)
+
+
+def _either(pairs: pd.DataFrame, flags: pd.Series) -> pd.Series:
+    """For each pair: is `flags` (indexed by customer id) true for either customer?"""
+    return (pairs["first_id"].map(flags) | pairs["second_id"].map(flags)).astype(bool)
+
+
+def _both(pairs: pd.DataFrame, flags: pd.Series) -> pd.Series:
+    return (pairs["first_id"].map(flags) & pairs["second_id"].map(flags)).astype(bool)
 
 
 def _usable_groups(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
@@ -286,6 +311,9 @@ def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -
         return DuplicateScan.empty()
     parts = []
     skipped_total = 0
+    han = frame.set_index("id")["han"]
+    name_key = frame.set_index("id")["name_key"]
+    common = pd.Series(_common_names(frame).to_numpy(), index=frame["id"])
     for code, score, columns in (
         ("email", EMAIL_SCORE, ["email_key"]),
         ("phone", PHONE_SCORE, ["phone_key"]),
@@ -295,14 +323,24 @@ def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -
         pairs, skipped = _pairs_on(frame, columns)
         skipped_total += skipped if code != "name_reordered" else 0
         signal = "name" if code.startswith("name") else code
-        parts.append(pairs.assign(code=code, signal=signal, score=score, similarity=float("nan")))
+        pairs = pairs.assign(code=code, signal=signal, score=score, similarity=float("nan"))
+        if code == "name_reordered":
+            # Chinese names are read surname first: the same characters' sounds in another order are
+            # another person (李颖洋 / 杨丽颖). A Latin spelling may put the surname last ("Wei Zhang").
+            pairs = pairs[~_both(pairs, han)]
+            pairs = pairs[pairs["first_id"].map(name_key) != pairs["second_id"].map(name_key)]
+        if code in ("name", "name_reordered"):
+            common_pair = _either(pairs, common)
+            pairs.loc[common_pair, "code"] = "name_common"
+            pairs.loc[common_pair, "score"] = NAME_COMMON_SCORE
+        parts.append(pairs)
     similar = _similar_name_pairs(frame)
     if not similar.empty:
-        parts.append(
-            similar.assign(
-                code="name_similar", signal="name", score=(similar["similarity"] * NAME_MAX_SCORE).round()
-            )
+        similar = similar.assign(
+            code="name_similar", signal="name", score=(similar["similarity"] * NAME_MAX_SCORE).round()
         )
+        similar.loc[_either(similar, common), "score"] = similar["score"].clip(upper=NAME_COMMON_SCORE)
+        parts.append(similar)
     parts = [part for part in parts if not part.empty]
     if not parts:
         return DuplicateScan.empty(len(frame), skipped_total)
