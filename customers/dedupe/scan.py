@@ -15,8 +15,9 @@ every other one in Python):
   Chinese characters are never "the same words in another order" (李颖洋 / 杨丽颖 are different
   people). A *common* name (a surname and one given character such as 张伟, or a name key that
   NAME_COMMON_MIN_COUNT or more of the scanned customers carry) in the same city is weak evidence on
-  its own: it scores NAME_COMMON_SCORE, so only an email or phone lifts such a pair to the top. Fuzzy comparison only happens inside blocks of (city, first letters of the key)
-  loaded into a temporary table, so the work grows with the block sizes, not with n².
+  its own: it scores NAME_COMMON_SCORE, so only an email or phone lifts such a pair to the top.
+  Fuzzy comparison only happens inside blocks of (city, first letters of the key) loaded into a
+  temporary table, so the work grows with the block sizes, not with n².
 
 Keys are computed in Python from one `values_list` read (cached per distinct name and per
 character, which keeps 100,000 names to a second or two), equal keys are grouped with pandas, and
