@@ -20,6 +20,7 @@ EXTRA_FIELD_LABELS = {
     "shared_with": _("Shared with"),
     "deleted_at": _("Deleted"),
     "merged_customer": _("Merged customer"),
+    "secondary_contacts": _("Other contacts"),
 }
 
 # audit action → (title, Bootstrap icon) in the History card and the timeline.

@@ -311,6 +311,7 @@ def _profile_context(request: HttpRequest, customer) -> dict:
         "custom_values": custom,
         "tags": list(customer.tags.order_by("name")),
         "shared_with": list(customer.shared_with.all()),
+        "secondary_contacts": list(customer.secondary_contacts.all()),
         "can_delete": services.can_delete(request.user, customer),
         "is_manager": user_has_role(request.user, MANAGERS),
     }

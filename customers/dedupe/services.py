@@ -26,6 +26,7 @@ The customers app's own hooks (orders, behaviour events, tags, shares) are regis
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,9 @@ from django.utils.translation import gettext as _
 from crm.accounts.permissions import visible_to
 from crm.audit.services import audit_record
 
-from ..models import Customer
+from ..models import Customer, SecondaryContact
 from ..registry import registry
-from ..search import build_search_text
+from ..search import build_search_text, phone_digits
 from ..signals import REASON_MERGE, REASON_MERGE_UNDONE, customers_changed_on_commit
 from .fields import (
     CUSTOM_PREFIX,
@@ -107,14 +108,24 @@ def _check_mergeable(*, actor, survivor: Customer, merged: Customer) -> None:
 
 @transaction.atomic
 def customer_merge(
-    *, actor, survivor: Customer, merged: Customer, field_choices: dict[str, Choice] | None = None
+    *,
+    actor,
+    survivor: Customer,
+    merged: Customer,
+    field_choices: dict[str, Choice] | None = None,
+    keep_secondary: Collection[str] = (),
 ) -> MergeResult:
     """Merge `merged` into `survivor`: chosen field values, then every app's rows, then the bin.
 
     `field_choices` maps a choice name (see `differing_fields`) to "survivor" or "merged"; a field not
-    named keeps the survivor's value. Nothing is written when the input is refused.
+    named keeps the survivor's value. `keep_secondary` names contact fields ("email", "phone") whose
+    losing value (the one of the two records the merge did not keep) is kept as a secondary contact
+    of the survivor. Nothing is written when the input is refused.
     """
     field_choices = dict(field_choices or {})
+    unknown_kinds = set(keep_secondary) - set(SecondaryContact.Kind.values)
+    if unknown_kinds:
+        raise ValidationError(_("Unknown contact kind."), code="bad_contact_kind")
     if survivor.pk == merged.pk:
         _check_mergeable(actor=actor, survivor=survivor, merged=merged)
     locked = _lock(survivor.pk, merged.pk)
@@ -140,6 +151,7 @@ def customer_merge(
     survivor_after: dict[str, Any] = {}
     merged_before: dict[str, Any] = {}
     changed: list[str] = []
+    contacts_before = {kind: {getattr(survivor, kind), getattr(merged, kind)} for kind in keep_secondary}
     for name in differing:
         if field_choices.get(name, "survivor") != "merged":
             continue
@@ -177,6 +189,7 @@ def customer_merge(
             )
         survivor.save()
 
+    secondary_ids = _keep_secondary_contacts(survivor, merged, contacts_before)
     relations_before = _relation_names(survivor)
     # The survivor's owner before the merge (when it took the merged record's): `move_shares` keeps
     # them seeing the customer.
@@ -207,6 +220,7 @@ def customer_merge(
             "survivor_after": survivor_after,
             "merged_before": merged_before,
             "moved": moved,
+            "secondary_contact_ids": secondary_ids,
             # jsonb does not keep key order: the order the hooks ran in, for undoing in reverse.
             "hook_order": hook_order,
             # Rows for the History card, in its {"old", "new"} form.
@@ -219,6 +233,9 @@ def customer_merge(
     for relation in ("tags", "shared_with"):
         if relations_before[relation] != relations_after[relation]:
             survivor_changes[relation] = {"old": relations_before[relation], "new": relations_after[relation]}
+    if secondary_ids:
+        values = list(SecondaryContact.objects.filter(pk__in=secondary_ids).values_list("value", flat=True))
+        survivor_changes["secondary_contacts"] = {"old": None, "new": sorted(values)}
     survivor_changes.update(
         {
             "merged_id": merged.pk,
@@ -229,6 +246,33 @@ def customer_merge(
     audit_record(actor=actor, action=MERGED_IN_ACTION, target=survivor, changes=survivor_changes)
     customers_changed_on_commit(reason=REASON_MERGE, customer_ids=[survivor.pk, merged.pk], actor=actor)
     return MergeResult(survivor=survivor, merged=merged, moved=moved, changed_fields=changed)
+
+
+def _keep_secondary_contacts(
+    survivor: Customer, merged: Customer, candidates: dict[str, set[str]]
+) -> list[int]:
+    """The losing value of each named contact field, as the survivor's secondary contact; the new ids."""
+    created = []
+    for kind, values in candidates.items():
+        kept = getattr(survivor, kind)
+        for value in sorted(v for v in values if v and v != kept):
+            contact, made = SecondaryContact.objects.get_or_create(
+                customer=survivor,
+                kind=kind,
+                value=value,
+                defaults={
+                    "search_value": contact_search_value(kind, value),
+                    "source_label": _label_with_id(merged),
+                },
+            )
+            if made:
+                created.append(contact.pk)
+    return created
+
+
+def contact_search_value(kind: str, value: str) -> str:
+    """What customer search matches for a secondary contact (as search_text holds the primary one)."""
+    return phone_digits(value) if kind == SecondaryContact.Kind.PHONE else value.strip().lower()
 
 
 def _label_with_id(customer: Customer) -> str:
@@ -317,6 +361,13 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
     order += [key for key in moved if key not in order]
     for key in reversed(order):
         registry.merge_hooks[key].undo(survivor, merged, moved[key])
+    secondary_ids = info.get("secondary_contact_ids") or []
+    removed_contacts = sorted(
+        SecondaryContact.objects.filter(pk__in=secondary_ids, customer=survivor).values_list(
+            "value", flat=True
+        )
+    )
+    SecondaryContact.objects.filter(pk__in=secondary_ids, customer=survivor).delete()
 
     before = info.get("survivor_before", {})
     after = info.get("survivor_after", {})
@@ -371,6 +422,8 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         {a: after.get(a) for a in restored_attributes}, {a: before[a] for a in restored_attributes}
     )
     survivor_changes["merged_customer"] = {"old": _label_with_id(merged), "new": None}
+    if removed_contacts:
+        survivor_changes["secondary_contacts"] = {"old": removed_contacts, "new": None}
     relations_after = _relation_names(survivor)
     for relation in ("tags", "shared_with"):
         if relations_before[relation] != relations_after[relation]:

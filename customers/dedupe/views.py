@@ -37,7 +37,9 @@ HOOK_LABELS = {
     "customers.events": gettext_lazy("Behaviour events"),
     "customers.tags": gettext_lazy("Tags added"),
     "customers.shares": gettext_lazy("Users it is now shared with"),
+    "customers.secondary_contacts": gettext_lazy("Secondary contacts"),
 }
+CONTACT_KINDS = ("email", "phone")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -112,8 +114,20 @@ class MergeForm(forms.Form):
     """One radio group per differing field ("choice__<name>"): keep the survivor's value or take the
     merged customer's."""
 
-    def __init__(self, *args, names: list[str], initial_choices: dict, **kwargs):
+    keep_secondary = forms.MultipleChoiceField(
+        choices=(
+            ("email", gettext_lazy("Keep the other email address as a secondary contact")),
+            ("phone", gettext_lazy("Keep the other phone number as a secondary contact")),
+        ),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    def __init__(self, *args, names: list[str], initial_choices: dict, contact_kinds=CONTACT_KINDS, **kwargs):
         super().__init__(*args, **kwargs)
+        field = self.fields["keep_secondary"]
+        field.choices = [choice for choice in field.choices if choice[0] in contact_kinds]
+        field.initial = list(contact_kinds)
         for name in names:
             self.fields[f"choice__{name}"] = forms.ChoiceField(
                 choices=CHOICE_LABELS,
@@ -211,11 +225,19 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
         return redirect("customers:detail", pk=survivor.pk)
     defaults = fields.default_choices(survivor, merged)
     names = fields.differing_fields(survivor, merged)
-    form = MergeForm(request.POST or None, names=names, initial_choices=defaults)
+    # Offered only where both records have a value and they differ: one of them loses.
+    contact_kinds = [
+        kind for kind in CONTACT_KINDS if kind in names and getattr(survivor, kind) and getattr(merged, kind)
+    ]
+    form = MergeForm(request.POST or None, names=names, initial_choices=defaults, contact_kinds=contact_kinds)
     if request.method == "POST" and form.is_valid():
         try:
             result = services.customer_merge(
-                actor=request.user, survivor=survivor, merged=merged, field_choices=form.field_choices()
+                actor=request.user,
+                survivor=survivor,
+                merged=merged,
+                field_choices=form.field_choices(),
+                keep_secondary=form.cleaned_data["keep_secondary"],
             )
         except SERVICE_ERRORS as error:
             show_service_error(request, error)

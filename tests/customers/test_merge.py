@@ -597,3 +597,64 @@ def test_taking_the_merged_records_owner_keeps_the_former_owner_in_the_loop(
     customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
     survivor.refresh_from_db()
     assert survivor.owner == sales_user and not survivor.shared_with.exists()
+
+
+# --- secondary contacts (issue 15) -----------------------------------------------------------------
+
+
+def test_merge_keeps_the_losing_email_and_phone_as_secondary_contacts_and_undo_removes_them(
+    pair, manager_user, manager_client
+):
+    from customers.models import SecondaryContact
+    from customers.selectors import customer_list
+
+    survivor, merged = pair["survivor"], pair["merged"]
+    url = reverse("customers:merge", args=[survivor.pk, merged.pk])
+    page = manager_client.get(url).content.decode()
+    assert 'name="keep_secondary" value="email"' in page and 'name="keep_secondary" value="phone"' in page
+    response = manager_client.post(
+        url, {"choice__email": "merged", "choice__phone": "survivor", "keep_secondary": ["email", "phone"]}
+    )
+    assert response.status_code == 302
+    survivor.refresh_from_db()
+    assert survivor.email == "zw@work.example"
+    # the losing values: the survivor's own e-mail (the merged one was taken) and the merged phone
+    contacts = set(SecondaryContact.objects.filter(customer=survivor).values_list("kind", "value"))
+    assert contacts == {("email", "zhang.wei@example.com"), ("phone", "+8613900139000")}
+
+    detail = manager_client.get(reverse("customers:detail", args=[survivor.pk])).content.decode()
+    assert "zhang.wei@example.com" in detail and 'data-field="secondary-contacts"' in detail
+    for query in ("zhang.wei@example", "139 0013 9000", "+8613900139000"):
+        found = customer_list(user=manager_user, filters={"q": query})
+        assert list(found.values_list("pk", flat=True)) == [survivor.pk], query
+
+    manager_client.post(reverse("customers:merge_undo", args=[merged.pk]))
+    assert not SecondaryContact.objects.exists()
+    assert (
+        not customer_list(user=manager_user, filters={"q": "139 0013 9000"}).filter(pk=survivor.pk).exists()
+    )
+
+
+def test_unticked_contacts_are_not_kept(pair, manager_user):
+    from customers.models import SecondaryContact
+
+    customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["merged"], keep_secondary=())
+    assert not SecondaryContact.objects.exists()
+
+
+def test_a_merged_records_secondary_contacts_follow_it_and_come_back_on_undo(pair, manager_user):
+    from customers.models import SecondaryContact
+
+    survivor, merged = pair["survivor"], pair["merged"]
+    third = CustomerFactory(name="張偉", email="old@example.com", owner=merged.owner)
+    customer_merge(actor=manager_user, survivor=merged, merged=third, keep_secondary=("email",))
+    assert list(merged.secondary_contacts.values_list("value", flat=True)) == ["old@example.com"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, keep_secondary=("email",))
+    assert set(survivor.secondary_contacts.values_list("value", flat=True)) == {
+        "old@example.com",
+        "zw@work.example",
+    }
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    assert list(SecondaryContact.objects.values_list("customer_id", "value")) == [
+        (merged.pk, "old@example.com")
+    ]
