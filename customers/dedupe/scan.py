@@ -13,8 +13,8 @@ every other one in Python):
   Zhang") 85, and otherwise pg_trgm `similarity()` of the keys (≥ NAME_SIMILARITY_THRESHOLD) gives
   90 × similarity. Word order is meaningful in a Chinese name (surname first): two names written in
   Chinese characters are never "the same words in another order" (李颖洋 / 杨丽颖 are different
-  people). A *common* name (a surname and one given character such as 张伟, or a name key that
-  NAME_COMMON_MIN_COUNT or more of the scanned customers carry) in the same city is weak evidence on
+  people). A *common* name (a surname and one given character such as 张伟, or a name key found in
+  NAME_COMMON_MIN_CITIES or more cities) in the same city is weak evidence on
   its own: it scores NAME_COMMON_SCORE, so only an email or phone lifts such a pair to the top.
   Fuzzy comparison only happens inside blocks of (city, first letters of the key) loaded into a
   temporary table, so the work grows with the block sizes, not with n².
@@ -52,7 +52,7 @@ NAME_REORDERED_SCORE = 85
 NAME_MAX_SCORE = 90
 # The same common name in the same city: two people as often as one (issue 15).
 NAME_COMMON_SCORE = 70
-NAME_COMMON_MIN_COUNT = 3
+NAME_COMMON_MIN_CITIES = 3
 # Trigram similarity of two name keys from which they count as "very similar": one typo in a short
 # name already costs three trigrams (jonathansmithson / jonathonsmithson = 0.70, catherinejones /
 # katherinejones = 0.67), while different names stay lower (marysmith / marksmith = 0.54).
@@ -146,6 +146,34 @@ class DuplicateScan:
     def pairs(self) -> list[DuplicatePair]:
         return list(self)
 
+    def groups(self, *, min_score: int, max_size: int, limit: int) -> list[list[int]]:
+        """Customers linked by pairs scoring `min_score` or more, in groups of three up to `max_size`
+        (larger ones are chains of weak matches, not one person), best first: at most `limit`."""
+        strong = self.frame[self.frame["score"] >= min_score]
+        parent: dict[int, int] = {}
+
+        def root(node: int) -> int:
+            while parent.setdefault(node, node) != node:
+                parent[node] = parent[parent[node]]
+                node = parent[node]
+            return node
+
+        best: dict[int, int] = {}
+        for first, second, score in zip(
+            strong["first_id"].tolist(), strong["second_id"].tolist(), strong["score"].tolist(), strict=True
+        ):
+            a, b = root(first), root(second)
+            if a != b:
+                parent[b] = a
+            best[first] = max(best.get(first, 0), score)
+            best[second] = max(best.get(second, 0), score)
+        members: dict[int, list[int]] = {}
+        for node in parent:
+            members.setdefault(root(node), []).append(node)
+        found = [sorted(group) for group in members.values() if 3 <= len(group) <= max_size]
+        found.sort(key=lambda group: (-min(best[pk] for pk in group), group[0]))
+        return found[:limit]
+
     @staticmethod
     def _pair(row) -> DuplicatePair:
         similarity = None if pd.isna(row.similarity) else round(float(row.similarity), 2)
@@ -196,9 +224,11 @@ def _frame(queryset: QuerySet[Customer], region: str) -> pd.DataFrame:
 
 def _common_names(frame: pd.DataFrame) -> pd.Series:
     """True for rows whose name is common: a Chinese name of a surname and one given character, or a
-    name key carried by NAME_COMMON_MIN_COUNT or more of the scanned customers (any city)."""
-    counts = frame.groupby("name_key", sort=False)["id"].transform("size")
-    return (frame["han"] & (frame["han_chars"] == 2)) | (counts >= NAME_COMMON_MIN_COUNT)
+    name key found in NAME_COMMON_MIN_CITIES or more cities among the scanned customers. (Cities, not
+    customers: three records of one person in one city are what the scan is looking for.)"""
+    cities = frame[frame["city_key"] != ""].groupby("name_key", sort=False)["city_key"].nunique()
+    spread = frame["name_key"].map(cities).fillna(0)
+    return (frame["han"] & (frame["han_chars"] == 2)) | (spread >= NAME_COMMON_MIN_CITIES)
 
 
 def _either(pairs: pd.DataFrame, flags: pd.Series) -> pd.Series:

@@ -51,6 +51,7 @@ from .fields import (
     _json_value,
     _set_attribute,
     choice_names_of,
+    default_choices,
     differing_fields,
 )
 from .hooks import ordered_hook_keys
@@ -458,3 +459,104 @@ def duplicate_dismiss(*, actor, first: Customer, second: Customer) -> None:
     audit_record(
         actor=actor, action=DISMISS_ACTION, target=second, changes={"other_id": first.pk, "other": str(first)}
     )
+
+
+# --- merging a group -------------------------------------------------------------------------------
+
+GROUP_MERGED_ACTION = "customer.group_merged"  # on the survivor: "merged these N customers into this one"
+GROUP_UNDONE_ACTION = "customer.group_merge_undone"
+MAX_GROUP_SIZE = 10  # a group larger than this is a placeholder value or a bad match, not one person
+
+
+@dataclass
+class GroupMergeResult:
+    survivor: Customer
+    merged: list[Customer]
+    event_id: int
+
+
+@transaction.atomic
+def customer_merge_group(
+    *, actor, survivor: Customer, others: list[Customer], keep_secondary: Collection[str] = ()
+) -> GroupMergeResult:
+    """Merge every customer of `others` into `survivor` in one step (three-way duplicates and more).
+
+    Each merge is an ordinary `customer_merge` (rows moved by every hook, the merged record to the bin)
+    in which the survivor keeps its values and takes only those it lacks (`default_choices`); the
+    group is recorded on the survivor, so `customer_merge_group_undo` takes all of them out again.
+    All or nothing: one refused merge writes nothing.
+    """
+    ids = [other.pk for other in others]
+    if not ids:
+        raise ValidationError(_("Choose at least two customers to merge."), code="too_few")
+    if len(set(ids)) != len(ids) or survivor.pk in ids:
+        raise ValidationError(_("Each customer can appear only once in a group."), code="repeated")
+    if len(ids) + 1 > MAX_GROUP_SIZE:
+        raise ValidationError(
+            _("At most %(count)d customers can be merged in one step.") % {"count": MAX_GROUP_SIZE},
+            code="too_many",
+        )
+    _lock(survivor.pk, *ids)
+    merged: list[Customer] = []
+    for pk in ids:
+        current = Customer.objects.get(pk=survivor.pk)
+        other = Customer.objects.filter(pk=pk).first()
+        if other is None:
+            raise ValidationError(_("Customer not found."), code="not_found")
+        result = customer_merge(
+            actor=actor,
+            survivor=current,
+            merged=other,
+            field_choices=default_choices(current, other),
+            keep_secondary=keep_secondary,
+        )
+        merged.append(result.merged)
+    survivor.refresh_from_db()
+    event = audit_record(
+        actor=actor,
+        action=GROUP_MERGED_ACTION,
+        target=survivor,
+        changes={
+            "merged_ids": ids,
+            "merged_customers": {"old": None, "new": [_label_with_id(c) for c in merged]},
+        },
+    )
+    return GroupMergeResult(survivor=survivor, merged=merged, event_id=getattr(event, "pk", 0))
+
+
+def group_merge_event_for(survivor: Customer):
+    """The survivor's latest group merge that has not been undone, or None."""
+    from crm.audit.models import AuditEvent
+
+    events = AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(survivor.pk))
+    latest = events.filter(action=GROUP_MERGED_ACTION).order_by("-created_at", "-id").first()
+    if (
+        latest is None
+        or events.filter(action=GROUP_UNDONE_ACTION, changes__group_event_id=latest.pk).exists()
+    ):
+        return None
+    return latest
+
+
+@transaction.atomic
+def customer_merge_group_undo(*, actor, survivor: Customer) -> list[UndoResult]:
+    """Undo the survivor's latest group merge: each merge of the group, last first (one already undone
+    on its own is skipped). All or nothing."""
+    event = group_merge_event_for(survivor)
+    if event is None:
+        raise ValidationError(_("There is no group merge to undo."), code="no_group")
+    results = []
+    for pk in reversed((event.changes or {}).get("merged_ids", [])):
+        merged = Customer.objects.filter(pk=pk, merged_into_id=survivor.pk).first()
+        if merged is not None:
+            results.append(customer_merge_undo(actor=actor, merged=merged))
+    audit_record(
+        actor=actor,
+        action=GROUP_UNDONE_ACTION,
+        target=survivor,
+        changes={
+            "group_event_id": event.pk,
+            "merged_customers": {"old": [_label_with_id(r.merged) for r in results], "new": None},
+        },
+    )
+    return results

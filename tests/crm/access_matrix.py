@@ -183,6 +183,10 @@ TENANT: dict[str, Row] = {
     "customers:merge": row(OWNED, OWNED_DONE),
     "customers:merge_result": row(OWNED, NO_POST),
     "customers:merge_undo": row(OWNED, OWNED_DONE),
+    # without ?ids= there is no group to merge; with ids: tests/customers/test_merge.py
+    "customers:merge_group": row(signed_in(404), signed_in(404)),
+    # a customer without a group merge to undo (the group pages' own tests: test_merge.py)
+    "customers:merge_group_undo": row(signed_in(404), signed_in(404)),
     # segmentation
     "segmentation:index": row(EVERYONE, NO_POST),
     "segmentation:recompute": row(MANAGERS_405, MANAGERS_DONE),

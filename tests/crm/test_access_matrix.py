@@ -408,6 +408,7 @@ KWARGS = {
     "customers:merge": lambda w, mine: {"survivor_pk": w.pair[mine][0].pk, "merged_pk": w.pair[mine][1].pk},
     "customers:merge_result": lambda w, mine: {"pk": w.merged[mine].pk},
     "customers:merge_undo": lambda w, mine: {"pk": w.merged[mine].pk},
+    "customers:merge_group_undo": lambda w, mine: {"pk": w.customer[mine].pk},
     "interactions:log": lambda w, mine: {"customer_id": w.customer[mine].pk},
     **{
         f"interactions:{name}": (lambda w, mine: {"pk": w.interaction[mine].pk})
