@@ -45,7 +45,14 @@ def _trio(tenant, django_db_blocker):
 
 def _no_page_overflow(page) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"{page.url}: the page scrolls sideways by {overflow} px"
+    if overflow > 0:
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+                .slice(0, 5)
+                .map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').trim().slice(0, 40))"""
+        )
+        raise AssertionError(f"{page.url}: the page scrolls sideways by {overflow} px: {wide}")
 
 
 def _shoot(page, name: str) -> None:
@@ -117,3 +124,67 @@ def test_manager_merges_three_duplicates_in_one_step_and_undoes_the_group(
         assert not Customer.objects.filter(deleted_at__isnull=False).exists()
         assert not SecondaryContact.objects.exists()
     connection.set_schema_to_public()
+
+
+def test_segment_builder_ticks_values_from_a_search_and_previews_customers(
+    page, committed_tenant, login, tenant_url, django_db_blocker
+):
+    from customers.models import Tag
+
+    tenant = committed_tenant()
+    email = f"manager@{tenant.slug}.test"
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        tags = [
+            Tag.objects.create(name=name)
+            for name in ("VIP", "Wholesale", "茶友", "Online", "Store", "Gift", "Staff")
+        ]
+        buyer = CustomerFactory(name="Tea Lover", tags=[tags[2]])
+        CustomerFactory(name="Someone Else", tags=[tags[0]])
+    connection.set_schema_to_public()
+    _set_language(tenant, email, "en", django_db_blocker)
+    login(page, tenant, email)
+    page.goto(tenant_url(tenant, "/segments/builder/"))
+    page.wait_for_load_state("networkidle")
+    preview = page.locator('[data-testid="builder-preview"]')
+    assert preview.locator(".text-danger").count() == 0  # nothing touched: no red error
+    assert "no conditions yet" in preview.inner_text()
+    page.select_option('select[name="g0_c0_field"]', "tags")
+    page.locator("[data-choice-filter]").wait_for()
+    page.fill("[data-choice-filter]", "茶")
+    visible = page.locator("[data-choice-label]:not(.d-none)")
+    assert visible.count() == 1
+    with page.expect_response(lambda response: response.url.endswith("/segments/builder/preview/")):
+        visible.locator("input").check()  # a tick, no Ctrl-click
+    page.wait_for_load_state("networkidle")
+    assert preview.locator("[data-count]").get_attribute("data-count") == "1"
+    assert preview.locator(f'a[href="/customers/{buyer.pk}/"]').is_visible()
+
+    for language in LANGUAGES:
+        _set_language(tenant, email, language, django_db_blocker)
+        for width_name, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(tenant_url(tenant, "/segments/builder/"))
+            page.wait_for_load_state("networkidle")
+            page.select_option('select[name="g0_c0_field"]', "tags")
+            page.locator("[data-choice-filter]").wait_for()
+            with page.expect_response(lambda response: response.url.endswith("/segments/builder/preview/")):
+                page.locator(f'[data-choice-label] input[value="{tags[2].pk}"]').check()
+            page.wait_for_load_state("networkidle")
+            assert preview.locator("[data-count]").get_attribute("data-count") == "1"
+            _no_page_overflow(page)
+            _shoot(page, f"segment-builder-{width_name}-{language}")
+
+
+def test_settings_page_screens(page, committed_tenant, login, tenant_url, django_db_blocker):
+    """Screenshots only: the company settings page is the admins'. (Its navigation bar overflows at
+    390 px when the admin has no full name: the phone-width part of issue 15, not asserted here.)"""
+    tenant = committed_tenant()
+    email = f"admin@{tenant.slug}.test"
+    login(page, tenant, email)
+    for language in LANGUAGES:
+        _set_language(tenant, email, language, django_db_blocker)
+        for width_name, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(tenant_url(tenant, "/accounts/settings/"))
+            page.wait_for_load_state("networkidle")
+            _shoot(page, f"settings-{width_name}-{language}")
