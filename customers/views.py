@@ -500,7 +500,8 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Custom field “%(label)s” added.") % {"label": definition.label})
             return redirect("customers:custom_fields")
-    definitions = selectors.custom_field_list(active_only=False).order_by("-is_active", "position", "label")
+    # in the order forms, the profile and exports show them (inactive ones stay in their place, greyed)
+    definitions = selectors.custom_field_list(active_only=False).order_by("position", "label", "pk")
     return render(request, "customers/customfield_list.html", {"form": form, "definitions": definitions})
 
 
@@ -519,6 +520,19 @@ def custom_field_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Custom field saved."))
             return redirect("customers:custom_fields")
     return render(request, "customers/customfield_form.html", {"form": form, "definition": definition})
+
+
+@role_required(*ADMINS)
+@require_POST
+def custom_field_move(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = selectors.custom_field_get(definition_id=pk)
+    try:
+        services.custom_field_move(
+            actor=request.user, definition=definition, direction=request.POST.get("direction", "")[:10]
+        )
+    except SERVICE_ERRORS as error:
+        show_service_error(request, error)
+    return redirect(reverse("customers:custom_fields") + f"#field-{definition.pk}")
 
 
 @role_required(*ADMINS)

@@ -156,6 +156,7 @@ TENANT: dict[str, Row] = {
     "customers:custom_fields": row(ADMINS, ADMINS_DONE),
     "customers:custom_field_edit": row(ADMINS, ADMINS_DONE),
     "customers:custom_field_toggle": row(ADMINS_405, ADMINS_DONE),
+    "customers:custom_field_move": row(ADMINS_405, ADMINS_DONE),
     "customers:order_refund": row(on_object(MANAGERS_405), on_object(MANAGERS_DONE)),
     "customers:detail": row(OWNED, NO_POST),
     "customers:edit": row(OWNED, OWNED_DONE),

@@ -381,6 +381,7 @@ KWARGS = {
     "customers:restore": lambda w, mine: {"pk": w.binned[mine].pk},
     "customers:custom_field_edit": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:custom_field_toggle": lambda w, mine: {"pk": w.custom_field.pk},
+    "customers:custom_field_move": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:order_refund": lambda w, mine: {"pk": w.order[mine].pk},
     **{
         f"customers:{name}": (lambda w, mine: {"pk": w.customer[mine].pk})
@@ -551,6 +552,7 @@ POST_DATA = {
         "position": 2,
     },
     "customers:order_refund": lambda w, mine: {"amount": "1.00", "reason": "matrix"},
+    "customers:custom_field_move": lambda w, mine: {"direction": "up"},
     "customers:share": lambda w, mine: {"users": [w.users["sales"].pk]},
     "customers:import_start": lambda w, mine: {
         "file": SimpleUploadedFile("m.csv", GOOD_CSV.encode(), "text/csv")

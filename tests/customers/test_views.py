@@ -678,3 +678,27 @@ def test_detail_query_count_does_not_grow_with_orders(admin_client, admin_user):
         html = page_text(admin_client.get(url))
     assert 'id="timeline-more"' in html  # more than one page of timeline
     assert len(many) == len(few), "\n".join(q["sql"][:120] for q in many.captured_queries)
+
+
+def test_admins_order_custom_fields_up_and_down(admin_client, admin_user, manager_client):
+    """Issue 15: settings lacked a field order; the order is the one forms, the profile and exports use."""
+    from customers.models import CustomFieldDefinition
+    from customers.selectors import custom_field_list
+
+    for position, key in enumerate(("first", "second", "third")):
+        CustomFieldDefinition.objects.create(key=key, label=key.title(), field_type="text", position=position)
+    third = CustomFieldDefinition.objects.get(key="third")
+    url = reverse("customers:custom_field_move", args=[third.pk])
+    assert admin_client.post(url, {"direction": "up"}).status_code == 302
+    assert [d.key for d in custom_field_list(active_only=False)] == ["first", "third", "second"]
+    admin_client.post(url, {"direction": "up"})
+    admin_client.post(url, {"direction": "up"})  # already first: stays
+    assert [d.key for d in custom_field_list(active_only=False)] == ["third", "first", "second"]
+    admin_client.post(url, {"direction": "down"})
+    assert [d.key for d in custom_field_list(active_only=False)] == ["first", "third", "second"]
+    page = admin_client.get(reverse("customers:custom_fields")).content.decode()
+    assert page.index('data-key="first"') < page.index('data-key="third"') < page.index('data-key="second"')
+    before = list(CustomFieldDefinition.objects.values_list("key", "position"))
+    admin_client.post(url, {"direction": "sideways"})
+    assert manager_client.post(url, {"direction": "up"}).status_code == 403
+    assert list(CustomFieldDefinition.objects.values_list("key", "position")) == before
