@@ -347,6 +347,9 @@ def _number(raw: Any, spec: RuleField) -> int | float:
     except NumberError as exc:
         if exc.code in ("invalid", "required"):
             raise ValueError(_t("enter a number"))
+        if spec.extra.get("percent") and exc.code in ("min", "max"):
+            # entered in percent (segmentation.builder): say so in the same unit
+            raise ValueError(_t("enter a percentage from 0 to 100"))
         raise
     return int(number) if number == number.to_integral_value() else float(number)
 

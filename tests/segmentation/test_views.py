@@ -405,3 +405,14 @@ def test_the_preview_lists_the_first_customers_and_a_saved_segment_can_be_export
         reverse("segmentation:builder_preview"), {**form, "g0_c0_value": "500", "segment": segment.pk}
     ).content.decode()
     assert 'data-testid="preview-actions"' not in changed  # the saved rules are not the ones shown
+
+
+def test_a_percentage_out_of_range_is_explained_in_percent(tenant, client_for, users):
+    english(users["sales"])
+    client = client_for(users["sales"])
+    form = {"top_op": "and", "g0_op": "and", "g0_c0_field": "probability_alive", "g0_c0_op": "gte"}
+    preview = client.post(
+        reverse("segmentation:builder_preview"), {**form, "g0_c0_value": "150"}
+    ).content.decode()
+    assert "enter a percentage from 0 to 100" in preview
+    assert "at most 1" not in preview
