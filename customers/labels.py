@@ -20,6 +20,8 @@ EXTRA_FIELD_LABELS = {
     "shared_with": _("Shared with"),
     "deleted_at": _("Deleted"),
     "merged_customer": _("Merged customer"),
+    "secondary_contacts": _("Other contacts"),
+    "merged_customers": _("Merged customers"),
 }
 
 # audit action → (title, Bootstrap icon) in the History card and the timeline.
@@ -34,6 +36,8 @@ ACTION_TITLES = {
     "customer.merged": (_("Merged"), "intersect"),
     "customer.merge_undone": (_("Merge undone"), "arrow-counterclockwise"),
     "customer.merged_in": (_("Another customer merged into this one"), "intersect"),
+    "customer.group_merged": (_("A group of customers merged into this one"), "intersect"),
+    "customer.group_merge_undone": (_("Group merge undone"), "arrow-counterclockwise"),
     "customer.duplicate_dismissed": (_("Marked as not a duplicate"), "x-circle"),
 }
 

@@ -239,6 +239,47 @@ class Customer(models.Model):
         return (self.total_spent / self.orders_count).quantize(Decimal("0.01"))
 
 
+class SecondaryContact(models.Model):
+    """Another e-mail address or phone number of a customer, kept when a merge chose the other record's
+    (issue 15): shown on the customer's page and found by the customer search. A merge undo removes the
+    ones it added."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", _("Email")
+        PHONE = "phone", _("Phone")
+
+    VISIBILITY_OWNER_FIELD = "customer__owner"
+    VISIBILITY_SHARED_WITH_FIELD = "customer__shared_with"
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="secondary_contacts"
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    value = models.CharField(_("email or phone"), max_length=254)
+    # What the customer search looks for: the lower-cased address, or the number's digits.
+    search_value = models.CharField(max_length=254, editable=False)
+    # The customer record the value came from (a merged record, in the bin), for the page's note.
+    source_label = models.CharField(_("merged from"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "id"]
+        verbose_name = _("secondary contact")
+        verbose_name_plural = _("secondary contacts")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "kind", "value"], name="secondary_contact_unique"),
+            models.CheckConstraint(condition=~models.Q(value=""), name="secondary_contact_not_blank"),
+        ]
+        indexes = [
+            GinIndex(
+                fields=["search_value"], name="secondary_contact_search_trgm", opclasses=["gin_trgm_ops"]
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Order(models.Model):
     class Status(models.TextChoices):
         PAID = "paid", _("Paid")

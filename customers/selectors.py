@@ -32,7 +32,7 @@ from crm.audit.models import AuditEvent
 from crm.numbers import parse_decimal, parse_id
 
 from .labels import action_title, field_label
-from .models import Customer, CustomFieldDefinition, Order, Refund, Tag
+from .models import Customer, CustomFieldDefinition, Order, Refund, SecondaryContact, Tag
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
 from .search import normalise_query
@@ -57,6 +57,11 @@ def customer_get_for_user(*, user: User, customer_id: Any, include_deleted: bool
         return visible_to(qs, user).get(pk=int(customer_id))
     except (Customer.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404
+
+
+def customer_visible(user: User, pk: Any) -> Customer:
+    """`role_required(visible=...)` for a route on one customer: Http404 when the user may not see it."""
+    return customer_get_for_user(user=user, customer_id=pk)
 
 
 def customer_get_in_bin_for_user(*, user: User, customer_id: Any) -> Customer:
@@ -159,6 +164,10 @@ def customer_search(qs: QuerySet[Customer], query: str) -> QuerySet[Customer]:
     if not needle:
         return qs
     condition = Q(search_text__contains=needle)
+    # another address or number kept by a merge (customers.models.SecondaryContact)
+    condition |= Q(
+        pk__in=SecondaryContact.objects.filter(search_value__contains=needle).values("customer_id")
+    )
     phone = try_normalise_phone(query)
     if phone:
         condition |= Q(phone=phone)

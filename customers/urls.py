@@ -18,6 +18,7 @@ urlpatterns = [
     path("custom-fields/", views.custom_field_list, name="custom_fields"),
     path("custom-fields/<int:pk>/", views.custom_field_edit, name="custom_field_edit"),
     path("custom-fields/<int:pk>/toggle/", views.custom_field_toggle, name="custom_field_toggle"),
+    path("custom-fields/<int:pk>/move/", views.custom_field_move, name="custom_field_move"),
     path("orders/<int:pk>/refund/", views.order_refund, name="order_refund"),
     path("<int:pk>/", views.customer_detail, name="detail"),
     path("<int:pk>/edit/", views.customer_edit, name="edit"),

@@ -356,6 +356,7 @@ def _profile_context(request: HttpRequest, customer) -> dict:
         "custom_values": custom,
         "tags": list(customer.tags.order_by("name")),
         "shared_with": list(customer.shared_with.all()),
+        "secondary_contacts": list(customer.secondary_contacts.all()),
         "can_delete": services.can_delete(request.user, customer),
         "is_manager": user_has_role(request.user, MANAGERS),
     }
@@ -439,7 +440,7 @@ def customer_orders(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=lambda user, pk: selectors.order_get_for_user(user=user, order_id=pk))
 @require_POST
 def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
     order = selectors.order_get_for_user(user=request.user, order_id=pk)
@@ -461,7 +462,7 @@ def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("customers:detail", args=[order.customer_id]) + f"#order-{order.pk}")
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=selectors.customer_visible)
 @require_POST
 def customer_share(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)
@@ -544,7 +545,8 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Custom field “%(label)s” added.") % {"label": definition.label})
             return redirect("customers:custom_fields")
-    definitions = selectors.custom_field_list(active_only=False).order_by("-is_active", "position", "label")
+    # in the order forms, the profile and exports show them (inactive ones stay in their place, greyed)
+    definitions = selectors.custom_field_list(active_only=False).order_by("position", "label", "pk")
     return render(request, "customers/customfield_list.html", {"form": form, "definitions": definitions})
 
 
@@ -563,6 +565,19 @@ def custom_field_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Custom field saved."))
             return redirect("customers:custom_fields")
     return render(request, "customers/customfield_form.html", {"form": form, "definition": definition})
+
+
+@role_required(*ADMINS)
+@require_POST
+def custom_field_move(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = selectors.custom_field_get(definition_id=pk)
+    try:
+        services.custom_field_move(
+            actor=request.user, definition=definition, direction=request.POST.get("direction", "")[:10]
+        )
+    except SERVICE_ERRORS as error:
+        show_service_error(request, error)
+    return redirect(reverse("customers:custom_fields") + f"#field-{definition.pk}")
 
 
 @role_required(*ADMINS)

@@ -17,6 +17,7 @@ The state kept here is RAW (what the user typed); `segmentation.rules.validate_r
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm.numbers import NumberError, parse_int
@@ -61,7 +62,7 @@ def rules_from_post(data) -> dict:
             op = data.get(f"{prefix}_op", "")
             spec = fields.get(field_key)
             if spec is not None and op not in spec.operators:
-                op = spec.operators[0]  # the field changed: start with its first comparison
+                op = spec.default_operator  # the field changed: start with its usual comparison
             if op in NO_VALUE_OPERATORS:
                 value: Any = None
             elif op in LIST_OPERATORS and spec is not None and spec.kind != "text":
@@ -72,10 +73,36 @@ def rules_from_post(data) -> dict:
                 value = data.get(f"{prefix}_value", "")
             condition = {"field": field_key, "op": op}
             if value is not None:
-                condition["value"] = value
+                condition["value"] = (
+                    _from_percent(value) if spec is not None and spec.extra.get("percent") else value
+                )
             conditions.append(condition)
         groups.append({"op": _op(data.get(f"g{g}_op", "and")), "rules": conditions})
     return {"op": _op(data.get("top_op", "and")), "rules": groups}
+
+
+def _scaled(value: Any, factor: Decimal) -> Any:
+    """A typed number times `factor` as plain text; anything else unchanged (validation says why)."""
+    if isinstance(value, list):
+        return [_scaled(v, factor) for v in value]
+    text = str(value).strip()
+    if not text or len(text) > 30:
+        return value
+    try:
+        number = Decimal(text.replace(",", ".")) * factor
+    except (InvalidOperation, ValueError):
+        return value
+    if not number.is_finite():
+        return value
+    return format(number.normalize(), "f")
+
+
+def _from_percent(value: Any) -> Any:
+    return _scaled(value, Decimal("0.01"))
+
+
+def _to_percent(value: Any) -> Any:
+    return _scaled(value, Decimal(100))
 
 
 def _index(text: str) -> int | None:
@@ -109,6 +136,23 @@ def apply_action(rules: dict, action: str) -> dict:
     if not groups:
         groups.append({"op": "and", "rules": [empty_condition()]})
     return rules
+
+
+def without_blank_conditions(rules: dict) -> dict:
+    """The rules without conditions that have no field yet (a row just added, or the empty builder):
+    the preview counts what has been chosen so far instead of complaining about what has not."""
+    groups = []
+    for group in rules.get("rules", []):
+        if not isinstance(group, dict):
+            continue
+        children = [
+            child
+            for child in group.get("rules", [])
+            if not (isinstance(child, dict) and "rules" not in child and not child.get("field"))
+        ]
+        if children:
+            groups.append({**group, "rules": children})
+    return {**rules, "rules": groups}
 
 
 def for_builder(rules: dict | None) -> dict:
@@ -167,8 +211,11 @@ def builder_context(rules: dict) -> dict:
             spec = fields.get(condition.get("field", ""))
             op = condition.get("op", "")
             if spec is not None and op not in spec.operators:
-                op = spec.operators[0]
-            values = _as_list(condition.get("value"))
+                op = spec.default_operator
+            raw = condition.get("value")
+            if spec is not None and spec.extra.get("percent") and raw not in (None, ""):
+                raw = _to_percent(raw)
+            values = _as_list(raw)
             widget = _widget(spec, op)
             choices = []
             if widget == "multi" and spec is not None and spec.choices:

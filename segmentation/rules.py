@@ -142,6 +142,12 @@ class RuleField:
     extra: dict = field(default_factory=dict)
 
     @property
+    def default_operator(self) -> str:
+        """The comparison a new condition on this field starts with: "at least" for a quantity (money,
+        counts, scores: "Total spent is 1000" would match almost nobody), else the first one."""
+        return "gte" if "gte" in self.operators else self.operators[0]
+
+    @property
     def operators(self) -> tuple[str, ...]:
         ops = KIND_OPERATORS[self.kind]
         if self.kind in ("choice", "multi_choice") and self.nullable:
@@ -260,8 +266,10 @@ BASE_FIELDS: list[RuleField] = [
     RuleField("m_score", _("M score (1-5)"), "number", "score__m_score", _("Value"), minimum=1, maximum=5,
               integer=True),
     RuleField("predicted_clv", _("Predicted CLV"), "number", "score__predicted_clv", _("Value")),
-    RuleField("probability_alive", _("Probability alive (0-1)"), "number", "score__probability_alive",
-              _("Value"), minimum=0, maximum=1),
+    # Stored as a fraction like the score; entered and shown in percent, as everywhere else on the
+    # pages (segmentation.builder converts).
+    RuleField("probability_alive", _("Chance still active (%)"), "number", "score__probability_alive",
+              _("Value"), minimum=0, maximum=1, extra={"percent": True}),
     RuleField("expected_purchases_90d", _("Expected purchases (90 days)"), "number",
               "score__expected_purchases_90d", _("Value"), minimum=0),
     RuleField("lifecycle_stage", _("Lifecycle stage"), "choice", "score__lifecycle_stage", _("Value"),
@@ -339,6 +347,9 @@ def _number(raw: Any, spec: RuleField) -> int | float:
     except NumberError as exc:
         if exc.code in ("invalid", "required"):
             raise ValueError(_t("enter a number"))
+        if spec.extra.get("percent") and exc.code in ("min", "max"):
+            # entered in percent (segmentation.builder): say so in the same unit
+            raise ValueError(_t("enter a percentage from 0 to 100"))
         raise
     return int(number) if number == number.to_integral_value() else float(number)
 

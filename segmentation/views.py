@@ -30,6 +30,8 @@ from .labels import ClvModel
 from .registry import alert_action_links
 from .rules import RuleError, count_conditions, validate_rules
 
+PREVIEW_CUSTOMERS = 10
+
 
 def _customer_list_url(**params) -> str:
     return f"{reverse('customers:list')}?{urlencode(params)}"
@@ -333,18 +335,43 @@ def builder_refresh(request: HttpRequest) -> HttpResponse:
 @role_required(*ALL_ROLES)
 @require_POST
 def builder_preview(request: HttpRequest) -> HttpResponse:
-    """htmx: how many customers (that the user may see) match the rules as they stand."""
-    rules = builder.rules_from_post(request.POST)
+    """htmx: how many customers (that the user may see) match the rules as they stand, the first of
+    them, and what can be done with them. Rows without a field yet are left out (nothing has been
+    asked of them); an unfinished condition is a hint, not an error, until the user saves."""
+    rules = builder.without_blank_conditions(builder.rules_from_post(request.POST))
+    segment = None
+    segment_id = request.POST.get("segment", "")[:12]
+    if segment_id:
+        segment = selectors.segment_get_for_user(user=request.user, segment_id=segment_id)
+    if not rules["rules"]:
+        rules = {"op": "and", "rules": []}
     try:
-        clean = validate_rules(rules)
+        clean = validate_rules(rules) if rules["rules"] else rules
     except RuleError as exc:
         return render(request, "segmentation/partials/_preview.html", {"count": None, "errors": exc.messages})
-    count = selectors.segment_customers(user=request.user, rules=clean).count()
+    matching = selectors.segment_customers(user=request.user, rules=clean)
+    count = matching.count()
+    first = list(matching.select_related("owner").order_by("-total_spent", "-id")[:PREVIEW_CUSTOMERS])
     return render(
         request,
         "segmentation/partials/_preview.html",
-        {"count": count, "errors": [], "conditions": count_conditions(clean)},
+        {
+            "count": count,
+            "errors": [],
+            "conditions": count_conditions(clean) if clean["rules"] else 0,
+            "first": first,
+            "segment": segment,
+            # the saved segment's actions apply to its saved rules: offered when the form shows them
+            "saved_rules_shown": segment is not None and _validated_or_none(segment.rules) == clean,
+        },
     )
+
+
+def _validated_or_none(rules) -> dict | None:
+    try:
+        return validate_rules(rules)
+    except RuleError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------------

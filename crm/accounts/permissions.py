@@ -57,8 +57,15 @@ def get_visible_or_404(queryset: QuerySet[M], user: User, **lookup) -> M:
         raise Http404
 
 
-def role_required(*roles: str) -> Callable:
-    """View decorator: anonymous users go to the login page, users without one of `roles` get 403."""
+def role_required(*roles: str, visible: Callable | None = None) -> Callable:
+    """View decorator: anonymous users go to the login page, users without one of `roles` get 403.
+
+    A route about one record passes `visible`, the access helper that fetches it for a user from the
+    view's URL arguments (e.g. ``lambda user, pk: customer_get_for_user(user=user, customer_id=pk)``).
+    A user without the role is then refused with 404 for a record outside their visibility, whatever
+    the method, exactly as for a missing record; only a record they may see gets 403. Without it, a
+    sales user could tell "not yours" from "no such record" by the status (issue 15).
+    """
     allowed = roles or ALL_ROLES
 
     def decorator(view):
@@ -68,10 +75,13 @@ def role_required(*roles: str) -> Callable:
             if not user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not user_has_role(user, allowed):
+                if visible is not None and user_has_role(user, ALL_ROLES):
+                    visible(user, **kwargs)  # Http404 for what the user may not see
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
         wrapped.allowed_roles = tuple(allowed)
+        wrapped.visible_lookup = visible
         return wrapped
 
     return decorator

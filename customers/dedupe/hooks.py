@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Model
 
-from ..models import BehaviourEvent, Customer, Order
+from ..models import BehaviourEvent, Customer, Order, SecondaryContact
 from ..registry import MergeHook, registry
 
 
@@ -72,6 +72,24 @@ def undo_tags(survivor: Customer, merged: Customer, info: dict) -> None:
         survivor.tags.remove(*info["ids"])
 
 
+def move_secondary_contacts(survivor: Customer, merged: Customer) -> dict:
+    """The merged record's own secondary contacts (from an earlier merge) go to the survivor, except
+    one the survivor already has."""
+    have = set(survivor.secondary_contacts.values_list("kind", "value"))
+    ids = sorted(
+        pk
+        for pk, kind, value in merged.secondary_contacts.values_list("pk", "kind", "value")
+        if (kind, value) not in have
+    )
+    SecondaryContact.objects.filter(pk__in=ids).update(customer=survivor)
+    return {"ids": ids}
+
+
+def undo_secondary_contacts(survivor: Customer, merged: Customer, info: dict) -> None:
+    if info.get("ids"):
+        SecondaryContact.objects.filter(pk__in=info["ids"], customer=survivor).update(customer=merged)
+
+
 def move_shares(survivor: Customer, merged: Customer) -> dict:
     """Everyone who could see either record keeps seeing the merged customer: the merged record's
     shares and its owner when that is not the survivor's owner, and the survivor's former owner when
@@ -99,6 +117,7 @@ BUILTIN_HOOKS = (
     MergeHook(key="customers.events", move=move_events, undo=undo_events),
     MergeHook(key="customers.tags", move=move_tags, undo=undo_tags),
     MergeHook(key="customers.shares", move=move_shares, undo=undo_shares),
+    MergeHook(key="customers.secondary_contacts", move=move_secondary_contacts, undo=undo_secondary_contacts),
 )
 
 

@@ -11,8 +11,13 @@ every other one in Python):
   case, accents, spaces and punctuation removed — so 張偉, 张伟, "Zhang Wei" and "zhangwei" share the
   key "zhangwei". Equal keys in the same city score 90, the same words in another order ("Wei
   Zhang") 85, and otherwise pg_trgm `similarity()` of the keys (≥ NAME_SIMILARITY_THRESHOLD) gives
-  90 × similarity. Fuzzy comparison only happens inside blocks of (city, first letters of the key)
-  loaded into a temporary table, so the work grows with the block sizes, not with n².
+  90 × similarity. Word order is meaningful in a Chinese name (surname first): two names written in
+  Chinese characters are never "the same words in another order" (李颖洋 / 杨丽颖 are different
+  people). A *common* name (a surname and one given character such as 张伟, or a name key found in
+  NAME_COMMON_MIN_CITIES or more cities) in the same city is weak evidence on
+  its own: it scores NAME_COMMON_SCORE, so only an email or phone lifts such a pair to the top.
+  Fuzzy comparison only happens inside blocks of (city, first letters of the key) loaded into a
+  temporary table, so the work grows with the block sizes, not with n².
 
 Keys are computed in Python from one `values_list` read (cached per distinct name and per
 character, which keeps 100,000 names to a second or two), equal keys are grouped with pandas, and
@@ -45,6 +50,9 @@ PHONE_SCORE = 95
 NAME_EXACT_SCORE = 90
 NAME_REORDERED_SCORE = 85
 NAME_MAX_SCORE = 90
+# The same common name in the same city: two people as often as one (issue 15).
+NAME_COMMON_SCORE = 70
+NAME_COMMON_MIN_CITIES = 3
 # Trigram similarity of two name keys from which they count as "very similar": one typo in a short
 # name already costs three trigrams (jonathansmithson / jonathonsmithson = 0.70, catherinejones /
 # katherinejones = 0.67), while different names stay lower (marysmith / marksmith = 0.54).
@@ -62,13 +70,14 @@ REASON_LABELS = {
     "email": _("Same email"),
     "phone": _("Same phone"),
     "name": _("Same name in the same city"),
+    "name_common": _("Same common name in the same city"),
     "name_reordered": _("Same name, words in another order, same city"),
     "name_similar": _("Similar name in the same city"),
 }
 
 
 # Each signal is one bit, so the reasons of a pair aggregate with a vectorised sum.
-REASON_BITS = {"email": 1, "phone": 2, "name": 4, "name_reordered": 8, "name_similar": 16}
+REASON_BITS = {"email": 1, "phone": 2, "name": 4, "name_reordered": 8, "name_similar": 16, "name_common": 32}
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,34 @@ class DuplicateScan:
     def pairs(self) -> list[DuplicatePair]:
         return list(self)
 
+    def groups(self, *, min_score: int, max_size: int, limit: int) -> list[list[int]]:
+        """Customers linked by pairs scoring `min_score` or more, in groups of three up to `max_size`
+        (larger ones are chains of weak matches, not one person), best first: at most `limit`."""
+        strong = self.frame[self.frame["score"] >= min_score]
+        parent: dict[int, int] = {}
+
+        def root(node: int) -> int:
+            while parent.setdefault(node, node) != node:
+                parent[node] = parent[parent[node]]
+                node = parent[node]
+            return node
+
+        best: dict[int, int] = {}
+        for first, second, score in zip(
+            strong["first_id"].tolist(), strong["second_id"].tolist(), strong["score"].tolist(), strict=True
+        ):
+            a, b = root(first), root(second)
+            if a != b:
+                parent[b] = a
+            best[first] = max(best.get(first, 0), score)
+            best[second] = max(best.get(second, 0), score)
+        members: dict[int, list[int]] = {}
+        for node in parent:
+            members.setdefault(root(node), []).append(node)
+        found = [sorted(group) for group in members.values() if 3 <= len(group) <= max_size]
+        found.sort(key=lambda group: (-min(best[pk] for pk in group), group[0]))
+        return found[:limit]
+
     @staticmethod
     def _pair(row) -> DuplicatePair:
         similarity = None if pd.isna(row.similarity) else round(float(row.similarity), 2)
@@ -180,8 +217,27 @@ def _frame(queryset: QuerySet[Customer], region: str) -> pd.DataFrame:
             "name_sorted_key": [pair[1] for pair in name_pairs],
             "city_key": [city_key(city or "") for city in cities],
             "han": [bool(_CJK_RE.search(name)) for name in names],
+            "han_chars": [len(_CJK_RE.findall(name)) for name in names],
         }
     )
+
+
+def _common_names(frame: pd.DataFrame) -> pd.Series:
+    """True for rows whose name is common: a Chinese name of a surname and one given character, or a
+    name key found in NAME_COMMON_MIN_CITIES or more cities among the scanned customers. (Cities, not
+    customers: three records of one person in one city are what the scan is looking for.)"""
+    cities = frame[frame["city_key"] != ""].groupby("name_key", sort=False)["city_key"].nunique()
+    spread = frame["name_key"].map(cities).fillna(0)
+    return (frame["han"] & (frame["han_chars"] == 2)) | (spread >= NAME_COMMON_MIN_CITIES)
+
+
+def _either(pairs: pd.DataFrame, flags: pd.Series) -> pd.Series:
+    """For each pair: is `flags` (indexed by customer id) true for either customer?"""
+    return (pairs["first_id"].map(flags) | pairs["second_id"].map(flags)).astype(bool)
+
+
+def _both(pairs: pd.DataFrame, flags: pd.Series) -> pd.Series:
+    return (pairs["first_id"].map(flags) & pairs["second_id"].map(flags)).astype(bool)
 
 
 def _usable_groups(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
@@ -286,6 +342,9 @@ def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -
         return DuplicateScan.empty()
     parts = []
     skipped_total = 0
+    han = frame.set_index("id")["han"]
+    name_key = frame.set_index("id")["name_key"]
+    common = pd.Series(_common_names(frame).to_numpy(), index=frame["id"])
     for code, score, columns in (
         ("email", EMAIL_SCORE, ["email_key"]),
         ("phone", PHONE_SCORE, ["phone_key"]),
@@ -295,14 +354,24 @@ def duplicate_scan(queryset: QuerySet[Customer], *, region: str | None = None) -
         pairs, skipped = _pairs_on(frame, columns)
         skipped_total += skipped if code != "name_reordered" else 0
         signal = "name" if code.startswith("name") else code
-        parts.append(pairs.assign(code=code, signal=signal, score=score, similarity=float("nan")))
+        pairs = pairs.assign(code=code, signal=signal, score=score, similarity=float("nan"))
+        if code == "name_reordered":
+            # Chinese names are read surname first: the same characters' sounds in another order are
+            # another person (李颖洋 / 杨丽颖). A Latin spelling may put the surname last ("Wei Zhang").
+            pairs = pairs[~_both(pairs, han)]
+            pairs = pairs[pairs["first_id"].map(name_key) != pairs["second_id"].map(name_key)]
+        if code in ("name", "name_reordered"):
+            common_pair = _either(pairs, common)
+            pairs.loc[common_pair, "code"] = "name_common"
+            pairs.loc[common_pair, "score"] = NAME_COMMON_SCORE
+        parts.append(pairs)
     similar = _similar_name_pairs(frame)
     if not similar.empty:
-        parts.append(
-            similar.assign(
-                code="name_similar", signal="name", score=(similar["similarity"] * NAME_MAX_SCORE).round()
-            )
+        similar = similar.assign(
+            code="name_similar", signal="name", score=(similar["similarity"] * NAME_MAX_SCORE).round()
         )
+        similar.loc[_either(similar, common), "score"] = similar["score"].clip(upper=NAME_COMMON_SCORE)
+        parts.append(similar)
     parts = [part for part in parts if not part.empty]
     if not parts:
         return DuplicateScan.empty(len(frame), skipped_total)

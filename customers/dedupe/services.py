@@ -26,6 +26,7 @@ The customers app's own hooks (orders, behaviour events, tags, shares) are regis
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,9 @@ from django.utils.translation import gettext as _
 from crm.accounts.permissions import visible_to
 from crm.audit.services import audit_record
 
-from ..models import Customer
+from ..models import Customer, SecondaryContact
 from ..registry import registry
-from ..search import build_search_text
+from ..search import build_search_text, phone_digits
 from ..signals import REASON_MERGE, REASON_MERGE_UNDONE, customers_changed_on_commit
 from .fields import (
     CUSTOM_PREFIX,
@@ -50,6 +51,7 @@ from .fields import (
     _json_value,
     _set_attribute,
     choice_names_of,
+    default_choices,
     differing_fields,
 )
 from .hooks import ordered_hook_keys
@@ -107,14 +109,24 @@ def _check_mergeable(*, actor, survivor: Customer, merged: Customer) -> None:
 
 @transaction.atomic
 def customer_merge(
-    *, actor, survivor: Customer, merged: Customer, field_choices: dict[str, Choice] | None = None
+    *,
+    actor,
+    survivor: Customer,
+    merged: Customer,
+    field_choices: dict[str, Choice] | None = None,
+    keep_secondary: Collection[str] = (),
 ) -> MergeResult:
     """Merge `merged` into `survivor`: chosen field values, then every app's rows, then the bin.
 
     `field_choices` maps a choice name (see `differing_fields`) to "survivor" or "merged"; a field not
-    named keeps the survivor's value. Nothing is written when the input is refused.
+    named keeps the survivor's value. `keep_secondary` names contact fields ("email", "phone") whose
+    losing value (the one of the two records the merge did not keep) is kept as a secondary contact
+    of the survivor. Nothing is written when the input is refused.
     """
     field_choices = dict(field_choices or {})
+    unknown_kinds = set(keep_secondary) - set(SecondaryContact.Kind.values)
+    if unknown_kinds:
+        raise ValidationError(_("Unknown contact kind."), code="bad_contact_kind")
     if survivor.pk == merged.pk:
         _check_mergeable(actor=actor, survivor=survivor, merged=merged)
     locked = _lock(survivor.pk, merged.pk)
@@ -140,6 +152,7 @@ def customer_merge(
     survivor_after: dict[str, Any] = {}
     merged_before: dict[str, Any] = {}
     changed: list[str] = []
+    contacts_before = {kind: {getattr(survivor, kind), getattr(merged, kind)} for kind in keep_secondary}
     for name in differing:
         if field_choices.get(name, "survivor") != "merged":
             continue
@@ -177,6 +190,7 @@ def customer_merge(
             )
         survivor.save()
 
+    secondary_ids = _keep_secondary_contacts(survivor, merged, contacts_before)
     relations_before = _relation_names(survivor)
     # The survivor's owner before the merge (when it took the merged record's): `move_shares` keeps
     # them seeing the customer.
@@ -207,6 +221,7 @@ def customer_merge(
             "survivor_after": survivor_after,
             "merged_before": merged_before,
             "moved": moved,
+            "secondary_contact_ids": secondary_ids,
             # jsonb does not keep key order: the order the hooks ran in, for undoing in reverse.
             "hook_order": hook_order,
             # Rows for the History card, in its {"old", "new"} form.
@@ -219,6 +234,9 @@ def customer_merge(
     for relation in ("tags", "shared_with"):
         if relations_before[relation] != relations_after[relation]:
             survivor_changes[relation] = {"old": relations_before[relation], "new": relations_after[relation]}
+    if secondary_ids:
+        values = list(SecondaryContact.objects.filter(pk__in=secondary_ids).values_list("value", flat=True))
+        survivor_changes["secondary_contacts"] = {"old": None, "new": sorted(values)}
     survivor_changes.update(
         {
             "merged_id": merged.pk,
@@ -229,6 +247,33 @@ def customer_merge(
     audit_record(actor=actor, action=MERGED_IN_ACTION, target=survivor, changes=survivor_changes)
     customers_changed_on_commit(reason=REASON_MERGE, customer_ids=[survivor.pk, merged.pk], actor=actor)
     return MergeResult(survivor=survivor, merged=merged, moved=moved, changed_fields=changed)
+
+
+def _keep_secondary_contacts(
+    survivor: Customer, merged: Customer, candidates: dict[str, set[str]]
+) -> list[int]:
+    """The losing value of each named contact field, as the survivor's secondary contact; the new ids."""
+    created = []
+    for kind, values in candidates.items():
+        kept = getattr(survivor, kind)
+        for value in sorted(v for v in values if v and v != kept):
+            contact, made = SecondaryContact.objects.get_or_create(
+                customer=survivor,
+                kind=kind,
+                value=value,
+                defaults={
+                    "search_value": contact_search_value(kind, value),
+                    "source_label": _label_with_id(merged),
+                },
+            )
+            if made:
+                created.append(contact.pk)
+    return created
+
+
+def contact_search_value(kind: str, value: str) -> str:
+    """What customer search matches for a secondary contact (as search_text holds the primary one)."""
+    return phone_digits(value) if kind == SecondaryContact.Kind.PHONE else value.strip().lower()
 
 
 def _label_with_id(customer: Customer) -> str:
@@ -317,6 +362,13 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
     order += [key for key in moved if key not in order]
     for key in reversed(order):
         registry.merge_hooks[key].undo(survivor, merged, moved[key])
+    secondary_ids = info.get("secondary_contact_ids") or []
+    removed_contacts = sorted(
+        SecondaryContact.objects.filter(pk__in=secondary_ids, customer=survivor).values_list(
+            "value", flat=True
+        )
+    )
+    SecondaryContact.objects.filter(pk__in=secondary_ids, customer=survivor).delete()
 
     before = info.get("survivor_before", {})
     after = info.get("survivor_after", {})
@@ -371,6 +423,8 @@ def customer_merge_undo(*, actor, merged: Customer) -> UndoResult:
         {a: after.get(a) for a in restored_attributes}, {a: before[a] for a in restored_attributes}
     )
     survivor_changes["merged_customer"] = {"old": _label_with_id(merged), "new": None}
+    if removed_contacts:
+        survivor_changes["secondary_contacts"] = {"old": removed_contacts, "new": None}
     relations_after = _relation_names(survivor)
     for relation in ("tags", "shared_with"):
         if relations_before[relation] != relations_after[relation]:
@@ -405,3 +459,104 @@ def duplicate_dismiss(*, actor, first: Customer, second: Customer) -> None:
     audit_record(
         actor=actor, action=DISMISS_ACTION, target=second, changes={"other_id": first.pk, "other": str(first)}
     )
+
+
+# --- merging a group -------------------------------------------------------------------------------
+
+GROUP_MERGED_ACTION = "customer.group_merged"  # on the survivor: "merged these N customers into this one"
+GROUP_UNDONE_ACTION = "customer.group_merge_undone"
+MAX_GROUP_SIZE = 10  # a group larger than this is a placeholder value or a bad match, not one person
+
+
+@dataclass
+class GroupMergeResult:
+    survivor: Customer
+    merged: list[Customer]
+    event_id: int
+
+
+@transaction.atomic
+def customer_merge_group(
+    *, actor, survivor: Customer, others: list[Customer], keep_secondary: Collection[str] = ()
+) -> GroupMergeResult:
+    """Merge every customer of `others` into `survivor` in one step (three-way duplicates and more).
+
+    Each merge is an ordinary `customer_merge` (rows moved by every hook, the merged record to the bin)
+    in which the survivor keeps its values and takes only those it lacks (`default_choices`); the
+    group is recorded on the survivor, so `customer_merge_group_undo` takes all of them out again.
+    All or nothing: one refused merge writes nothing.
+    """
+    ids = [other.pk for other in others]
+    if not ids:
+        raise ValidationError(_("Choose at least two customers to merge."), code="too_few")
+    if len(set(ids)) != len(ids) or survivor.pk in ids:
+        raise ValidationError(_("Each customer can appear only once in a group."), code="repeated")
+    if len(ids) + 1 > MAX_GROUP_SIZE:
+        raise ValidationError(
+            _("At most %(count)d customers can be merged in one step.") % {"count": MAX_GROUP_SIZE},
+            code="too_many",
+        )
+    _lock(survivor.pk, *ids)
+    merged: list[Customer] = []
+    for pk in ids:
+        current = Customer.objects.get(pk=survivor.pk)
+        other = Customer.objects.filter(pk=pk).first()
+        if other is None:
+            raise ValidationError(_("Customer not found."), code="not_found")
+        result = customer_merge(
+            actor=actor,
+            survivor=current,
+            merged=other,
+            field_choices=default_choices(current, other),
+            keep_secondary=keep_secondary,
+        )
+        merged.append(result.merged)
+    survivor.refresh_from_db()
+    event = audit_record(
+        actor=actor,
+        action=GROUP_MERGED_ACTION,
+        target=survivor,
+        changes={
+            "merged_ids": ids,
+            "merged_customers": {"old": None, "new": [_label_with_id(c) for c in merged]},
+        },
+    )
+    return GroupMergeResult(survivor=survivor, merged=merged, event_id=getattr(event, "pk", 0))
+
+
+def group_merge_event_for(survivor: Customer):
+    """The survivor's latest group merge that has not been undone, or None."""
+    from crm.audit.models import AuditEvent
+
+    events = AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(survivor.pk))
+    latest = events.filter(action=GROUP_MERGED_ACTION).order_by("-created_at", "-id").first()
+    if (
+        latest is None
+        or events.filter(action=GROUP_UNDONE_ACTION, changes__group_event_id=latest.pk).exists()
+    ):
+        return None
+    return latest
+
+
+@transaction.atomic
+def customer_merge_group_undo(*, actor, survivor: Customer) -> list[UndoResult]:
+    """Undo the survivor's latest group merge: each merge of the group, last first (one already undone
+    on its own is skipped). All or nothing."""
+    event = group_merge_event_for(survivor)
+    if event is None:
+        raise ValidationError(_("There is no group merge to undo."), code="no_group")
+    results = []
+    for pk in reversed((event.changes or {}).get("merged_ids", [])):
+        merged = Customer.objects.filter(pk=pk, merged_into_id=survivor.pk).first()
+        if merged is not None:
+            results.append(customer_merge_undo(actor=actor, merged=merged))
+    audit_record(
+        actor=actor,
+        action=GROUP_UNDONE_ACTION,
+        target=survivor,
+        changes={
+            "group_event_id": event.pk,
+            "merged_customers": {"old": [_label_with_id(r.merged) for r in results], "new": None},
+        },
+    )
+    return results

@@ -30,6 +30,9 @@ from . import fields, selectors, services
 from .scan import DuplicateScan
 
 PAGE_SIZE = 25
+# Three or more customers linked by pairs scoring this much are offered as one group to merge.
+GROUP_MIN_SCORE = 85
+GROUPS_SHOWN = 10
 CHOICE_LABELS = (("survivor", gettext_lazy("Keep")), ("merged", gettext_lazy("Take")))
 # What the result page calls each hook's rows; another app's hook shows under its key until named here.
 HOOK_LABELS = {
@@ -37,7 +40,9 @@ HOOK_LABELS = {
     "customers.events": gettext_lazy("Behaviour events"),
     "customers.tags": gettext_lazy("Tags added"),
     "customers.shares": gettext_lazy("Users it is now shared with"),
+    "customers.secondary_contacts": gettext_lazy("Secondary contacts"),
 }
+CONTACT_KINDS = ("email", "phone")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -112,8 +117,20 @@ class MergeForm(forms.Form):
     """One radio group per differing field ("choice__<name>"): keep the survivor's value or take the
     merged customer's."""
 
-    def __init__(self, *args, names: list[str], initial_choices: dict, **kwargs):
+    keep_secondary = forms.MultipleChoiceField(
+        choices=(
+            ("email", gettext_lazy("Keep the other email address as a secondary contact")),
+            ("phone", gettext_lazy("Keep the other phone number as a secondary contact")),
+        ),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    def __init__(self, *args, names: list[str], initial_choices: dict, contact_kinds=CONTACT_KINDS, **kwargs):
         super().__init__(*args, **kwargs)
+        field = self.fields["keep_secondary"]
+        field.choices = [choice for choice in field.choices if choice[0] in contact_kinds]
+        field.initial = list(contact_kinds)
         for name in names:
             self.fields[f"choice__{name}"] = forms.ChoiceField(
                 choices=CHOICE_LABELS,
@@ -165,6 +182,19 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
     ]
     if focus is not None and query:
         partners = selectors.merge_partner_search(user=request.user, customer=focus, query=query)
+    groups = []
+    if focus is None and page.number == 1:
+        id_groups = scan.groups(
+            min_score=GROUP_MIN_SCORE, max_size=services.MAX_GROUP_SIZE, limit=GROUPS_SHOWN
+        )
+        members = Customer.objects.filter(deleted_at__isnull=True).in_bulk(
+            {pk for group in id_groups for pk in group}
+        )
+        groups = [
+            {"customers": [members[pk] for pk in group], "ids": ",".join(map(str, group))}
+            for group in id_groups
+            if all(pk in members for pk in group)
+        ]
     querystring = f"customer={focus.pk}" if focus else ""
     return render(
         request,
@@ -177,6 +207,7 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
             "focus": focus,
             "query": query,
             "partners": partners,
+            "groups": groups,
             "querystring": querystring,
             "is_manager": user_has_role(request.user, MANAGERS),
         },
@@ -211,11 +242,19 @@ def customer_merge(request: HttpRequest, survivor_pk: int, merged_pk: int) -> Ht
         return redirect("customers:detail", pk=survivor.pk)
     defaults = fields.default_choices(survivor, merged)
     names = fields.differing_fields(survivor, merged)
-    form = MergeForm(request.POST or None, names=names, initial_choices=defaults)
+    # Offered only where both records have a value and they differ: one of them loses.
+    contact_kinds = [
+        kind for kind in CONTACT_KINDS if kind in names and getattr(survivor, kind) and getattr(merged, kind)
+    ]
+    form = MergeForm(request.POST or None, names=names, initial_choices=defaults, contact_kinds=contact_kinds)
     if request.method == "POST" and form.is_valid():
         try:
             result = services.customer_merge(
-                actor=request.user, survivor=survivor, merged=merged, field_choices=form.field_choices()
+                actor=request.user,
+                survivor=survivor,
+                merged=merged,
+                field_choices=form.field_choices(),
+                keep_secondary=form.cleaned_data["keep_secondary"],
             )
         except SERVICE_ERRORS as error:
             show_service_error(request, error)
@@ -312,6 +351,106 @@ def merge_undo(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "customers/merge_undo_confirm.html",
         {"merged": merged, "survivor": merged.merged_into, "event": selectors.merge_event_for(merged)},
+    )
+
+
+# --- merging a group (three-way duplicates and more) ---------------------------------------------
+
+
+class GroupMergeForm(forms.Form):
+    survivor = forms.TypedChoiceField(coerce=int, choices=())
+    keep_secondary = forms.MultipleChoiceField(
+        choices=(
+            ("email", gettext_lazy("Keep the other email addresses as secondary contacts")),
+            ("phone", gettext_lazy("Keep the other phone numbers as secondary contacts")),
+        ),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=["email", "phone"],
+    )
+
+    def __init__(self, *args, customers: list[Customer], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["survivor"].choices = [(c.pk, c.name) for c in customers]
+        self.fields["survivor"].widget = forms.RadioSelect(choices=self.fields["survivor"].choices)
+        self.fields["survivor"].initial = customers[0].pk if customers else None
+
+
+def _group_ids(request: HttpRequest) -> list[int]:
+    """The ids of `?ids=` (repeated or comma-separated), bounded before parsing, in order, once each."""
+    raw = request.POST.getlist("ids") if request.method == "POST" else request.GET.getlist("ids")
+    pieces = [piece for value in raw[: services.MAX_GROUP_SIZE + 1] for piece in value[:200].split(",")]
+    ids: list[int] = []
+    for piece in pieces[: services.MAX_GROUP_SIZE + 1]:
+        if not piece.strip().isdigit() or len(piece.strip()) > 12:
+            raise Http404
+        if int(piece) not in ids:
+            ids.append(int(piece))
+    return ids
+
+
+@role_required()
+@require_http_methods(["GET", "POST"])
+def merge_group(request: HttpRequest) -> HttpResponse:
+    """Merge three or more customers (?ids=1,2,3) into one in a single step; undone in one step too."""
+    ids = _group_ids(request)
+    if len(ids) < 2 or len(ids) > services.MAX_GROUP_SIZE:
+        raise Http404
+    # every one must be visible: one that is not answers like a missing one
+    customers = [customer_get_for_user(user=request.user, customer_id=pk) for pk in ids]
+    # the one with most orders (then the oldest) is offered to stay
+    customers.sort(key=lambda c: (-c.orders_count, c.created_at, c.pk))
+    form = GroupMergeForm(request.POST or None, customers=customers)
+    if request.method == "POST" and form.is_valid():
+        survivor_pk = form.cleaned_data["survivor"]
+        survivor = next(c for c in customers if c.pk == survivor_pk)
+        try:
+            result = services.customer_merge_group(
+                actor=request.user,
+                survivor=survivor,
+                others=[c for c in customers if c.pk != survivor_pk],
+                keep_secondary=form.cleaned_data["keep_secondary"],
+            )
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
+        else:
+            messages.success(
+                request,
+                _("%(count)d customers were merged into %(survivor)s.")
+                % {"count": len(result.merged), "survivor": result.survivor.name},
+            )
+            return redirect("customers:merge_group_undo", pk=result.survivor.pk)
+    return render(
+        request,
+        "customers/merge_group.html",
+        {"customers": customers, "form": form, "ids": ",".join(str(c.pk) for c in customers)},
+    )
+
+
+@role_required()
+@require_http_methods(["GET", "POST"])
+def merge_group_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    """The survivor's latest group merge: what it did, and "Undo all" (each merge, last first)."""
+    survivor = customer_get_for_user(user=request.user, customer_id=pk)
+    event = services.group_merge_event_for(survivor)
+    if event is None:
+        raise Http404
+    merged_ids = (event.changes or {}).get("merged_ids", [])
+    merged = list(Customer.objects.filter(pk__in=merged_ids, merged_into_id=survivor.pk).order_by("pk"))
+    if request.method == "POST":
+        try:
+            results = services.customer_merge_group_undo(actor=request.user, survivor=survivor)
+        except SERVICE_ERRORS as error:
+            show_service_error(request, error)
+        else:
+            messages.success(
+                request,
+                _("The group merge was undone: %(count)d customers are separate again.")
+                % {"count": len(results)},
+            )
+            return redirect("customers:detail", pk=survivor.pk)
+    return render(
+        request, "customers/merge_group_result.html", {"survivor": survivor, "merged": merged, "event": event}
     )
 
 

@@ -1,9 +1,9 @@
 """Spreadsheet-safe cell values and the CSV / XLSX writers shared by every export.
 
-A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is run as a formula by Excel
-and LibreOffice ("CSV injection"), so such text is prefixed with an apostrophe in both formats. The
-import takes that apostrophe off again (customers.imports.values.unescape_formula), so an export
-round-trips through an import unchanged.
+Text a spreadsheet would run as a formula ("CSV injection", the rule is crm.spreadsheets') is prefixed
+with an apostrophe in CSV; the import takes it off again, so an export round-trips through an import
+unchanged. XLSX text is written as string cells, which a spreadsheet never runs, so it keeps its text as
+it is (a phone number `+8613912345679` stays exactly that in both formats).
 """
 
 import csv
@@ -14,17 +14,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+from crm.spreadsheets import escape_formula
+
+__all__ = ["CSV_BOM", "CsvWriter", "cell_text", "csv_lines", "escape_formula", "write_xlsx", "xlsx_value"]
+
 CSV_BOM = "\ufeff"
 # Characters XLSX (XML) cannot hold; openpyxl refuses them.
 _XLSX_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
-
-
-def escape_formula(value: Any) -> Any:
-    """Prefix text that a spreadsheet would run as a formula with "'"; other values pass unchanged."""
-    if isinstance(value, str) and value and value[0] in FORMULA_TRIGGERS:
-        return "'" + value
-    return value
 
 
 def cell_text(value: Any) -> str:
@@ -68,7 +64,8 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]], *, batch: in
 
 
 def xlsx_value(value: Any) -> Any:
-    """A value for an XLSX cell: numbers and dates stay typed; text is escaped and cleaned."""
+    """A value for an XLSX cell: numbers and dates stay typed; text is cleaned (`write_xlsx` stores it
+    as a string cell, so it needs no formula prefix)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -78,8 +75,7 @@ def xlsx_value(value: Any) -> Any:
         return value.replace(tzinfo=None)
     if isinstance(value, int | float | Decimal | date):
         return value
-    text = _XLSX_ILLEGAL.sub("", str(value))
-    return escape_formula(text)
+    return _XLSX_ILLEGAL.sub("", str(value))
 
 
 def write_xlsx(
@@ -87,13 +83,25 @@ def write_xlsx(
 ) -> int:
     """Write a one-sheet workbook to `target` (a path or binary file). Returns the number of rows."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31])
-    sheet.append([xlsx_value(h) for h in header])
+
+    def cells(values: Sequence[Any]) -> list:
+        out = []
+        for value in map(xlsx_value, values):
+            if isinstance(value, str):
+                # openpyxl reads text starting with "=" as a formula; a string cell is only ever text
+                value = WriteOnlyCell(sheet, value=value)
+                value.data_type = "s"
+            out.append(value)
+        return out
+
+    sheet.append(cells(header))
     count = 0
     for row in rows:
-        sheet.append([xlsx_value(v) for v in row])
+        sheet.append(cells(row))
         count += 1
     workbook.save(target)
     return count

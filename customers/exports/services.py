@@ -24,12 +24,13 @@ from crm.errors import ApplicationError
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue
+from crm.spreadsheets import formula_escaped_sql
 from customers.forms import CustomerFilterForm
 from customers.imports.columns import BUILTIN_BY_KEY
 from customers.models import BehaviourEvent, Customer, CustomFieldDefinition, Order, OrderLine, Refund, Tag
 from customers.selectors import customer_list, parse_sort
 
-from .formats import CSV_BOM, FORMULA_TRIGGERS, csv_lines, write_xlsx
+from .formats import CSV_BOM, csv_lines, write_xlsx
 
 EXPORT_KIND = "customers.export"
 EXPORT_ALL_KIND = "customers.export_all"
@@ -273,11 +274,8 @@ def _export(run: JobRun) -> None:
 
 
 def _escaped(column: str) -> str:
-    """SQL for a text column with formula-like values prefixed by an apostrophe."""
-    triggers = ", ".join(
-        "E'\\t'" if t == "\t" else "E'\\r'" if t == "\r" else f"'{t}'" for t in FORMULA_TRIGGERS
-    )
-    return f"CASE WHEN left({column}, 1) IN ({triggers}) THEN '''' || {column} ELSE {column} END AS {column}"
+    """SQL for a text column with formula-like values prefixed by an apostrophe (crm.spreadsheets)."""
+    return formula_escaped_sql(column)
 
 
 def _copy_csv(cursor, select_sql: str, out) -> None:

@@ -15,6 +15,7 @@ from django.core.validators import EmailValidator
 from django.utils.translation import gettext as _
 
 from crm.numbers import NumberError, parse_decimal
+from crm.spreadsheets import unescape_formula  # noqa: F401  (the inverse of the exports' rule)
 
 
 class CellError(Exception):
@@ -25,15 +26,6 @@ class CellError(Exception):
 
 # Characters a spreadsheet treats as the start of a formula; exports prefix such cells with "'"
 # (see customers.exports.formats), and the import takes that prefix off again.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def unescape_formula(text: str) -> str:
-    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_TRIGGERS:
-        return text[1:]
-    return text
-
-
 def clean_text(text: str, max_length: int | None) -> str:
     if max_length is not None and len(text) > max_length:
         raise CellError(

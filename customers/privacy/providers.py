@@ -7,7 +7,7 @@ from django.db.models import Model
 from django.utils.translation import gettext_lazy as _
 
 from crm.audit.models import AuditEvent
-from customers.models import BehaviourEvent, Customer, Order, OrderLine, Refund
+from customers.models import BehaviourEvent, Customer, Order, OrderLine, Refund, SecondaryContact
 from customers.registry import PersonalDataProvider, registry
 
 PROFILE_FIELDS = (
@@ -59,6 +59,7 @@ def personal_values(customer: Customer) -> list[str]:
     values = [getattr(customer, field) for field in IDENTITY_FIELDS]
     values += [str(v) for v in (customer.custom_fields or {}).values() if isinstance(v, str)]
     values += _earlier_values(customer)
+    values += list(SecondaryContact.objects.filter(customer=customer).values_list("value", flat=True))
     if customer.phone.startswith("+86"):
         values.append(customer.phone[3:])  # also as typed without the country code
     return [value for value in dict.fromkeys(v.strip() for v in values if v) if len(value) >= 3]
@@ -80,6 +81,9 @@ def export_customer(customer: Customer) -> dict:
         "profile": {"id": customer.pk, **_row(customer, PROFILE_FIELDS)},
         "owner": customer.owner.get_full_name() if customer.owner_id else None,
         "tags": sorted(customer.tags.values_list("name", flat=True)),
+        "secondary_contacts": [
+            _row(contact, ("kind", "value", "created_at")) for contact in customer.secondary_contacts.all()
+        ],
         "orders": [
             {
                 **_row(
@@ -102,8 +106,10 @@ def erase_customer_activity(customer: Customer, actor) -> dict:
     text); orders, their lines and amounts stay for the books, attached to the anonymous customer."""
     events, _details = BehaviourEvent.objects.filter(customer=customer).delete()
     reasons = Refund.objects.filter(order__customer=customer).exclude(reason="").update(reason="")
+    contacts, _details = SecondaryContact.objects.filter(customer=customer).delete()
     return {
         "events_deleted": events,
+        "secondary_contacts_deleted": contacts,
         "refund_reasons_blanked": reasons,
         "orders_kept": customer.orders.count(),
     }

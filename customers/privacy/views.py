@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.accounts.permissions import ADMINS, role_required
 from crm.errors import SERVICE_ERRORS, show_service_error
 from customers.registry import registry
-from customers.selectors import customer_get_for_user
+from customers.selectors import customer_get_for_user, customer_visible
 
 from . import services
 from .forms import EraseForm
@@ -28,14 +28,14 @@ def _page(request, customer, form, status=200):
     )
 
 
-@role_required(*ADMINS)
+@role_required(*ADMINS, visible=customer_visible)
 @require_GET
 def customer_privacy(request, pk: int):
     customer = customer_get_for_user(user=request.user, customer_id=pk)
     return _page(request, customer, EraseForm())
 
 
-@role_required(*ADMINS)
+@role_required(*ADMINS, visible=customer_visible)
 @require_POST
 def customer_privacy_export(request, pk: int):
     customer = customer_get_for_user(user=request.user, customer_id=pk)
@@ -50,7 +50,7 @@ def customer_privacy_export(request, pk: int):
     return response
 
 
-@role_required(*ADMINS)
+@role_required(*ADMINS, visible=customer_visible)
 @require_POST
 def customer_privacy_erase(request, pk: int):
     customer = customer_get_for_user(user=request.user, customer_id=pk)

@@ -172,7 +172,7 @@ def followup_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, call)
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=lambda user, pk: selectors.followup_get_for_user(user=user, followup_id=pk))
 @require_POST
 def followup_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReassignForm(request.POST)

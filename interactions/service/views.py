@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required, user_has_role
 from crm.errors import SERVICE_ERRORS, show_service_error
+from crm.spreadsheets import escape_formula
 from customers.selectors import assignable_users, customer_get_for_user
 
 from . import forms, selectors, services
@@ -128,9 +129,7 @@ def _csv_line(values) -> str:
         def write(self, value):
             return value
 
-    return csv.writer(Echo()).writerow(
-        ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in values]
-    )
+    return csv.writer(Echo()).writerow([escape_formula(v) for v in values])
 
 
 @role_required(*ALL_ROLES)
@@ -364,7 +363,7 @@ def ticket_update(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("service:ticket", ticket.pk)
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=lambda user, pk: selectors.ticket_get_for_user(user=user, ticket_id=pk))
 @require_POST
 def ticket_delete(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get_for_user(user=request.user, ticket_id=pk)

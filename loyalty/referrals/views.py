@@ -53,7 +53,7 @@ def ambassadors(request: HttpRequest) -> HttpResponse:
     return render(request, "loyalty/referrals/ambassadors.html", context)
 
 
-@role_required(*MANAGERS)
+@role_required(*MANAGERS, visible=lambda user, member_id: member_get_for_user(user=user, member_id=member_id))
 @require_GET
 def ambassador(request: HttpRequest, member_id: int) -> HttpResponse:
     member = member_get_for_user(user=request.user, member_id=member_id)

@@ -240,4 +240,17 @@
       });
     }
   });
+
+  // <input data-choice-filter> inside [data-choice-picker]: show only the choices whose label
+  // (data-choice-label, lower case) contains what was typed. A search box for long lists of
+  // checkboxes (the segment builder's "is any of"), so nobody needs Ctrl-click on a <select multiple>.
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("[data-choice-filter]")) return;
+    var needle = box.value.trim().toLowerCase();
+    var picker = box.closest("[data-choice-picker]");
+    picker.querySelectorAll("[data-choice-label]").forEach(function (item) {
+      item.classList.toggle("d-none", needle !== "" && item.getAttribute("data-choice-label").indexOf(needle) === -1);
+    });
+  });
 })();

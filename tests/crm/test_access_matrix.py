@@ -381,6 +381,7 @@ KWARGS = {
     "customers:restore": lambda w, mine: {"pk": w.binned[mine].pk},
     "customers:custom_field_edit": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:custom_field_toggle": lambda w, mine: {"pk": w.custom_field.pk},
+    "customers:custom_field_move": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:order_refund": lambda w, mine: {"pk": w.order[mine].pk},
     **{
         f"customers:{name}": (lambda w, mine: {"pk": w.customer[mine].pk})
@@ -408,6 +409,7 @@ KWARGS = {
     "customers:merge": lambda w, mine: {"survivor_pk": w.pair[mine][0].pk, "merged_pk": w.pair[mine][1].pk},
     "customers:merge_result": lambda w, mine: {"pk": w.merged[mine].pk},
     "customers:merge_undo": lambda w, mine: {"pk": w.merged[mine].pk},
+    "customers:merge_group_undo": lambda w, mine: {"pk": w.customer[mine].pk},
     "interactions:log": lambda w, mine: {"customer_id": w.customer[mine].pk},
     **{
         f"interactions:{name}": (lambda w, mine: {"pk": w.interaction[mine].pk})
@@ -550,6 +552,7 @@ POST_DATA = {
         "position": 2,
     },
     "customers:order_refund": lambda w, mine: {"amount": "1.00", "reason": "matrix"},
+    "customers:custom_field_move": lambda w, mine: {"direction": "up"},
     "customers:share": lambda w, mine: {"users": [w.users["sales"].pk]},
     "customers:import_start": lambda w, mine: {
         "file": SimpleUploadedFile("m.csv", GOOD_CSV.encode(), "text/csv")
@@ -806,3 +809,47 @@ def _tenant_user(tenant: Tenant, key: str):
 
     with schema_context(tenant.schema_name):
         return User.objects.get(email=ROLE_EMAILS[key].format(slug=tenant.slug))
+
+
+# --- a record outside the user's visibility answers like a missing one ---------------------------
+
+MISSING_ID = 2_000_000_000
+
+
+def _scoped_rows(world) -> list[str]:
+    """Routes about one record whose "own" and "other" cells name different records."""
+    return [
+        name
+        for name in TENANT_URLS
+        if name in KWARGS and KWARGS[name](world, True) != KWARGS[name](world, False)
+    ]
+
+
+def test_no_route_answers_403_for_another_users_record(world):
+    """The class behind issue 15's share route: a sales user on another rep's record gets 404 on every
+    route (403 would say "it exists, you may not"), whatever the role the route asks for."""
+    refusing = [
+        f"{name} {method.upper()}"
+        for name in _scoped_rows(world)
+        for method in ("get", "post")
+        if getattr(matrix.TENANT[name], method)[matrix.OTHER] == 403
+    ]
+    assert not refusing, f"403 for another user's record (should be 404): {refusing}"
+
+
+def test_another_users_record_answers_like_a_missing_one(world, tenant, users):
+    """Live: for every route about one record and every method, the sales user gets the same status
+    for sales2's record as for an id that does not exist."""
+    connection.set_tenant(tenant)
+    client = _client(users["sales"], tenant)
+    problems = []
+    for name in _scoped_rows(world):
+        other = KWARGS[name](world, False)
+        missing = {key: MISSING_ID if isinstance(value, int) else value for key, value in other.items()}
+        for method in ("get", "post"):
+            data = POST_DATA[name](world, False) if method == "post" and name in POST_DATA else BROWSER_POST
+            urls = [reverse(name, kwargs=kwargs, urlconf=TENANT_URLCONF) for kwargs in (other, missing)]
+            theirs, absent = (_request(client, method, url, data).status_code for url in urls)
+            if theirs != absent or theirs == 403:
+                problems.append(f"{method.upper()} {name}: another's record {theirs}, missing {absent}")
+    assert not problems, "\n  ".join(problems)

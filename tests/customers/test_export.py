@@ -35,7 +35,19 @@ def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
 
 
-FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTabbed", "\rReturn"]
+FORMULAS = [
+    '=HYPERLINK("http://evil","x")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\tTabbed",
+    "\rReturn",
+    "-2+3+cmd|' /C calc'!A0",
+    "+A1",
+    "-",
+]
+# a sign followed by a number is a number, never a formula (issue 15: every phone had an apostrophe)
+NOT_FORMULAS = ["+8613912345679", "+86 139 1234 5679", "+1 (555) 123-4567", "-12.50", "Normal", "a=b", ""]
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +76,25 @@ def export(client, fmt="csv", query=""):
 def test_escape_formula():
     for value in FORMULAS:
         assert escape_formula(value) == "'" + value
-    assert escape_formula("Normal") == "Normal"
-    assert escape_formula("") == ""
+    for value in NOT_FORMULAS:
+        assert escape_formula(value) == value
     assert escape_formula(5) == 5
+
+
+def test_the_sql_rule_of_the_table_exports_is_the_same_rule(tenant):
+    """The COPY exports escape in SQL: the same pattern must decide the same way in PostgreSQL."""
+    from django.db import connection
+
+    from crm.spreadsheets import formula_escaped_sql, unescape_formula
+
+    values = FORMULAS + NOT_FORMULAS
+    with connection.cursor() as cursor:
+        rows = ", ".join(["(%s, %s)"] * len(values))
+        params = [p for index, value in enumerate(values) for p in (index, value)]
+        cursor.execute(f"SELECT {formula_escaped_sql('v')} FROM (VALUES {rows}) t(i, v) ORDER BY i", params)
+        escaped = [row[0] for row in cursor.fetchall()]
+    assert escaped == [escape_formula(value) for value in values]
+    assert [unescape_formula(value) for value in escaped] == values
 
 
 def test_formula_cells_are_escaped_in_csv_and_xlsx(tenant, manager_client):
@@ -81,19 +109,25 @@ def test_formula_cells_are_escaped_in_csv_and_xlsx(tenant, manager_client):
 
     response = export(manager_client, "xlsx")
     workbook = load_workbook(io.BytesIO(response.content))
-    assert all(cell.data_type != "f" for row in workbook.active.iter_rows() for cell in row), "no formulas"
+    cells = [cell for row in workbook.active.iter_rows() for cell in row if cell.value is not None]
+    assert all(cell.data_type != "f" for cell in cells), "no formulas"
     sheet = xlsx_rows(response)
     header = sheet[0]
-    # (XML reads a carriage return back as a line feed; the apostrophe is what matters)
-    assert {row[header.index("Name")] for row in sheet[1:]} == {"'" + t.replace("\r", "\n") for t in FORMULAS}
+    # XLSX string cells are never run: the text as it is, no apostrophe
+    # (XML reads a carriage return back as a line feed)
+    assert {row[header.index("Name")] for row in sheet[1:]} == {t.replace("\r", "\n") for t in FORMULAS}
     assert all(isinstance(row[header.index("City")], str) for row in sheet[1:])
-    assert {row[header.index("City")][0] for row in sheet[1:]} == {"'"}
 
 
-def test_phones_with_a_plus_are_escaped_too(tenant, manager_client):
-    CustomerFactory(name="Ann", phone="+8613800138000")
+def test_phone_numbers_are_not_escaped(tenant, manager_client):
+    """Issue 15: an E.164 number is not a formula, in CSV or XLSX."""
+    CustomerFactory(name="Ann", phone="+8613800138000", city="+86 Shanghai")
     rows = csv_rows(export(manager_client))
-    assert rows[1][rows[0].index("Phone")] == "'+8613800138000"
+    assert rows[1][rows[0].index("Phone")] == "+8613800138000"
+    assert rows[1][rows[0].index("City")] == "'+86 Shanghai"  # a sign then letters may run
+    sheet = xlsx_rows(export(manager_client, "xlsx"))
+    assert sheet[1][sheet[0].index("Phone")] == "+8613800138000"
+    assert sheet[1][sheet[0].index("City")] == "+86 Shanghai"
 
 
 def test_the_export_has_custom_fields_tags_and_owner_columns(tenant, manager_client, sales_user):
@@ -195,7 +229,7 @@ def test_export_all_is_for_managers_only(tenant, sales_client, manager_client):
 
 
 def test_export_all_writes_a_zip_of_every_table(tenant, manager_client):
-    alive = CustomerFactory(name="Alive", custom_fields={})
+    alive = CustomerFactory(name="Alive", custom_fields={}, phone="+8613912345679")
     binned = CustomerFactory(name="In the bin", deleted_at=timezone.now())
     order = OrderFactory(customer=alive, number="=NUM-1", total=Decimal("30.00"))
     OrderLineFactory(order=order, product_name="@product", unit_price=Decimal("30.00"))
@@ -227,6 +261,7 @@ def test_export_all_writes_a_zip_of_every_table(tenant, manager_client):
     customers = read("customers.csv")
     assert {c["Name"] for c in customers} == {"Alive", "In the bin"}
     assert [c["Deleted at"] != "" for c in customers if c["Name"] == "In the bin"] == [True]
+    assert [c["Phone"] for c in customers if c["Name"] == "Alive"] == ["+8613912345679"]
     orders = read("orders.csv")
     assert orders[0]["number"] == "'=NUM-1" and orders[0]["customer_id"] == str(alive.pk)
     assert read("order_lines.csv")[0]["product_name"] == "'@product"

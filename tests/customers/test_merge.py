@@ -597,3 +597,158 @@ def test_taking_the_merged_records_owner_keeps_the_former_owner_in_the_loop(
     customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
     survivor.refresh_from_db()
     assert survivor.owner == sales_user and not survivor.shared_with.exists()
+
+
+# --- secondary contacts (issue 15) -----------------------------------------------------------------
+
+
+def test_merge_keeps_the_losing_email_and_phone_as_secondary_contacts_and_undo_removes_them(
+    pair, manager_user, manager_client
+):
+    from customers.models import SecondaryContact
+    from customers.selectors import customer_list
+
+    survivor, merged = pair["survivor"], pair["merged"]
+    url = reverse("customers:merge", args=[survivor.pk, merged.pk])
+    page = manager_client.get(url).content.decode()
+    assert 'name="keep_secondary" value="email"' in page and 'name="keep_secondary" value="phone"' in page
+    response = manager_client.post(
+        url, {"choice__email": "merged", "choice__phone": "survivor", "keep_secondary": ["email", "phone"]}
+    )
+    assert response.status_code == 302
+    survivor.refresh_from_db()
+    assert survivor.email == "zw@work.example"
+    # the losing values: the survivor's own e-mail (the merged one was taken) and the merged phone
+    contacts = set(SecondaryContact.objects.filter(customer=survivor).values_list("kind", "value"))
+    assert contacts == {("email", "zhang.wei@example.com"), ("phone", "+8613900139000")}
+
+    detail = manager_client.get(reverse("customers:detail", args=[survivor.pk])).content.decode()
+    assert "zhang.wei@example.com" in detail and 'data-field="secondary-contacts"' in detail
+    for query in ("zhang.wei@example", "139 0013 9000", "+8613900139000"):
+        found = customer_list(user=manager_user, filters={"q": query})
+        assert list(found.values_list("pk", flat=True)) == [survivor.pk], query
+
+    manager_client.post(reverse("customers:merge_undo", args=[merged.pk]))
+    assert not SecondaryContact.objects.exists()
+    assert (
+        not customer_list(user=manager_user, filters={"q": "139 0013 9000"}).filter(pk=survivor.pk).exists()
+    )
+
+
+def test_unticked_contacts_are_not_kept(pair, manager_user):
+    from customers.models import SecondaryContact
+
+    customer_merge(actor=manager_user, survivor=pair["survivor"], merged=pair["merged"], keep_secondary=())
+    assert not SecondaryContact.objects.exists()
+
+
+def test_a_merged_records_secondary_contacts_follow_it_and_come_back_on_undo(pair, manager_user):
+    from customers.models import SecondaryContact
+
+    survivor, merged = pair["survivor"], pair["merged"]
+    third = CustomerFactory(name="張偉", email="old@example.com", owner=merged.owner)
+    customer_merge(actor=manager_user, survivor=merged, merged=third, keep_secondary=("email",))
+    assert list(merged.secondary_contacts.values_list("value", flat=True)) == ["old@example.com"]
+    customer_merge(actor=manager_user, survivor=survivor, merged=merged, keep_secondary=("email",))
+    assert set(survivor.secondary_contacts.values_list("value", flat=True)) == {
+        "old@example.com",
+        "zw@work.example",
+    }
+    customer_merge_undo(actor=manager_user, merged=Customer.objects.get(pk=merged.pk))
+    assert list(SecondaryContact.objects.values_list("customer_id", "value")) == [
+        (merged.pk, "old@example.com")
+    ]
+
+
+# --- merging a group (issue 15: three-way duplicates took three merges) --------------------------
+
+
+@pytest.fixture
+def trio(tenant, sales_user):
+    customers = [
+        CustomerFactory(
+            name="欧阳思远", email=f"siyuan{i}@example.com", phone="", city="北京", owner=sales_user
+        )
+        for i in range(3)
+    ]
+    customers[0].phone = "+8613800000001"
+    customers[0].save()
+    for index, customer in enumerate(customers):
+        for _ in range(index + 1):
+            OrderFactory(customer=customer, total=Decimal("10.00"))
+    customer_refresh_order_stats(customer_ids=[c.pk for c in customers])
+    return [Customer.objects.get(pk=c.pk) for c in customers]
+
+
+def test_a_group_merges_in_one_step_and_undoes_in_one_step(trio, manager_user):
+    from customers.dedupe.services import customer_merge_group, customer_merge_group_undo
+    from customers.models import SecondaryContact
+
+    survivor, *others = trio
+    result = customer_merge_group(
+        actor=manager_user, survivor=survivor, others=others, keep_secondary=("email", "phone")
+    )
+    assert [c.pk for c in result.merged] == [c.pk for c in others]
+    assert Order.objects.filter(customer=survivor).count() == 6
+    assert set(Customer.objects.filter(merged_into=survivor).values_list("pk", flat=True)) == {
+        c.pk for c in others
+    }
+    assert set(survivor.secondary_contacts.values_list("value", flat=True)) == {
+        "siyuan1@example.com",
+        "siyuan2@example.com",
+    }
+    survivor.refresh_from_db()
+    assert survivor.orders_count == 6 and survivor.email == "siyuan0@example.com"
+
+    undone = customer_merge_group_undo(actor=manager_user, survivor=survivor)
+    assert len(undone) == 2
+    assert [Order.objects.filter(customer=c).count() for c in trio] == [1, 2, 3]
+    assert not Customer.objects.filter(pk__in=[c.pk for c in trio], deleted_at__isnull=False).exists()
+    assert not SecondaryContact.objects.exists()
+    with _refused("no_group"):
+        customer_merge_group_undo(actor=manager_user, survivor=survivor)
+
+
+def test_a_group_with_a_customer_the_user_cannot_see_writes_nothing(trio, sales_user2):
+    from customers.dedupe.services import customer_merge_group
+
+    before = _written_state()
+    with _refused("not_found"):
+        customer_merge_group(actor=sales_user2, survivor=trio[0], others=trio[1:])
+    assert _written_state() == before
+
+
+def test_the_duplicates_page_offers_the_group_and_the_pages_merge_and_undo_it(trio, manager_client):
+    page = manager_client.get(reverse("customers:duplicates")).content.decode()
+    ids = ",".join(str(c.pk) for c in sorted(trio, key=lambda c: c.pk))
+    group_url = reverse("customers:merge_group") + f"?ids={ids}"
+    assert group_url in page
+    form = manager_client.get(group_url)
+    assert form.status_code == 200
+    # the one with most orders is offered to stay
+    assert form.context["form"]["survivor"].value() == trio[2].pk
+    response = manager_client.post(
+        reverse("customers:merge_group"), {"ids": ids, "survivor": trio[2].pk, "keep_secondary": ["email"]}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:merge_group_undo", args=[trio[2].pk])
+    result = manager_client.get(response["Location"])
+    assert result.status_code == 200 and len(result.context["merged"]) == 2
+    assert Order.objects.filter(customer=trio[2]).count() == 6
+    manager_client.post(response["Location"])
+    assert [Order.objects.filter(customer=c).count() for c in trio] == [1, 2, 3]
+    assert manager_client.get(response["Location"]).status_code == 404  # nothing left to undo
+
+
+def test_the_group_page_refuses_bad_or_foreign_ids_with_404(trio, client_for, sales_user2, manager_client):
+    ids = ",".join(str(c.pk) for c in trio)
+    other = client_for(sales_user2)
+    assert other.get(reverse("customers:merge_group") + f"?ids={ids}").status_code == 404
+    before = _written_state()
+    response = other.post(reverse("customers:merge_group"), {"ids": ids, "survivor": trio[0].pk})
+    assert response.status_code == 404 and _written_state() == before
+    for bad in ("1", "x,y", "1," * 20 + "2", "9" * 40):
+        assert manager_client.get(reverse("customers:merge_group") + f"?ids={bad}").status_code == 404
+    response = manager_client.post(reverse("customers:merge_group"), {"ids": ids, "survivor": "999999"})
+    assert response.status_code == 200 and response.context["form"].errors["survivor"]
+    assert _written_state() == before

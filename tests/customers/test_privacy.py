@@ -34,7 +34,8 @@ PHONE = "+8613900077310"
 OLD_EMAIL = "zhuo.old.7731@example.com"
 STREET = "77 Erasure Lane 3101"
 EXTERNAL = "EXT-ERASE-7731"
-PERSONAL = (NAME, EMAIL, PHONE, OLD_EMAIL, STREET, EXTERNAL, "13900077310")
+SECOND_PHONE = "+8613900077399"  # kept by a merge as a secondary contact
+PERSONAL = (NAME, EMAIL, PHONE, OLD_EMAIL, STREET, EXTERNAL, "13900077310", SECOND_PHONE)
 
 
 def _person(admin_user) -> Customer:
@@ -50,6 +51,12 @@ def _person(admin_user) -> Customer:
         email_consent=True,
     )
     customer_update(actor=admin_user, customer=customer, data={"email": EMAIL})  # history: old and new
+    customer.refresh_from_db()
+    from customers.dedupe.services import customer_merge
+
+    twin = customer_create(actor=admin_user, name=NAME, phone=SECOND_PHONE)
+    customer_merge(actor=admin_user, survivor=customer, merged=twin, keep_secondary=("phone",))
+    Customer.objects.filter(pk=twin.pk).delete()  # (only the survivor is erased here)
     customer.refresh_from_db()
     order = OrderFactory(customer=customer, total=Decimal("250.00"), number="ERASE-ORDER-1")
     OrderLineFactory(order=order, product_name="Tea set")

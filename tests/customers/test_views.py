@@ -705,3 +705,27 @@ def test_owner_names_in_the_list_do_not_wrap(manager_client, sales_user):
     CustomerFactory(owner=sales_user)
     html = manager_client.get(reverse("customers:list")).content.decode()
     assert f'<td class="small text-nowrap">{sales_user.get_full_name()}</td>' in html
+
+
+def test_admins_order_custom_fields_up_and_down(admin_client, admin_user, manager_client):
+    """Issue 15: settings lacked a field order; the order is the one forms, the profile and exports use."""
+    from customers.models import CustomFieldDefinition
+    from customers.selectors import custom_field_list
+
+    for position, key in enumerate(("first", "second", "third")):
+        CustomFieldDefinition.objects.create(key=key, label=key.title(), field_type="text", position=position)
+    third = CustomFieldDefinition.objects.get(key="third")
+    url = reverse("customers:custom_field_move", args=[third.pk])
+    assert admin_client.post(url, {"direction": "up"}).status_code == 302
+    assert [d.key for d in custom_field_list(active_only=False)] == ["first", "third", "second"]
+    admin_client.post(url, {"direction": "up"})
+    admin_client.post(url, {"direction": "up"})  # already first: stays
+    assert [d.key for d in custom_field_list(active_only=False)] == ["third", "first", "second"]
+    admin_client.post(url, {"direction": "down"})
+    assert [d.key for d in custom_field_list(active_only=False)] == ["first", "third", "second"]
+    page = admin_client.get(reverse("customers:custom_fields")).content.decode()
+    assert page.index('data-key="first"') < page.index('data-key="third"') < page.index('data-key="second"')
+    before = list(CustomFieldDefinition.objects.values_list("key", "position"))
+    admin_client.post(url, {"direction": "sideways"})
+    assert manager_client.post(url, {"direction": "up"}).status_code == 403
+    assert list(CustomFieldDefinition.objects.values_list("key", "position")) == before

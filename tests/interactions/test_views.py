@@ -376,7 +376,10 @@ def test_both_or_neither_when_the_follow_up_is_refused(sales_user):
 # The 360 page with every panel filled (interactions, follow-ups, tickets, loyalty, churn alert,
 # duplicates, segmentation), pinned exactly per role; the same with 1 and with many rows behind
 # each panel. Tenant lookup (3 with the search paths), session, user, then the page's own.
-CUSTOMER_360_QUERIES = {"sales": 50, "manager": 53}  # with the rewards, referrals and surveys panels
+CUSTOMER_360_QUERIES = {
+    "sales": 51,
+    "manager": 54,
+}  # with the rewards, referrals, surveys panels and secondary contacts
 
 
 def _fill_every_panel(actor, customer, n: int) -> None:

@@ -64,7 +64,7 @@ def test_bad_rules_list_every_problem_with_its_position(tenant):
         ("not a dict", "expected a group"),
         ({"op": "xor", "rules": []}, "“and” or “or”"),
         (rule("r_score", "gte", 9), "at most 5"),
-        (rule("probability_alive", "lt", -0.1), "at least 0"),
+        (rule("probability_alive", "lt", -0.1), "percentage from 0 to 100"),  # shown in percent
         (rule("orders_count", "gte", 1.5), "whole number"),
         (rule("last_order_at", "before", "31/12/2025"), "YYYY-MM-DD"),
         (rule("last_order_at", "within_last_days", "soon"), "days"),

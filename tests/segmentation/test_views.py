@@ -1,6 +1,10 @@
+from urllib.parse import urlencode
+
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.accounts.models import User
 from crm.jobs.models import BackgroundJob
@@ -8,6 +12,7 @@ from segmentation.models import ChurnAlert, Segment, SegmentationSettings
 from segmentation.recompute import recompute
 from segmentation.services import RECOMPUTE_JOB_KIND, alert_create, segment_create
 from tests.conftest import clear_run_cache
+from tests.factories import CustomerFactory
 
 from .conftest import customer_with_orders, english
 
@@ -171,10 +176,8 @@ def test_builder_refresh_adds_conditions_and_follows_the_chosen_field(tenant, cl
     }
     html = client.post(reverse("segmentation:builder_refresh"), form).content.decode()
     assert 'name="g0_c1_field"' in html
-    assert 'name="g0_c0_value" class="form-select form-select-sm" multiple' in html  # segment -> multi-select
+    assert 'type="checkbox" name="g0_c0_value"' in html  # segment -> values to tick
     assert '<option value="in" selected>' in html
-    preview = client.post(reverse("segmentation:builder_preview"), {"g0_c0_field": "", "g0_op": "and"})
-    assert 'data-testid="rule-errors"' in preview.content.decode()
 
 
 # --- settings and history -----------------------------------------------------------------------------
@@ -296,3 +299,150 @@ def test_the_history_chart_gets_times_for_a_real_time_axis(scored, client_for, u
     chart = response.context["chart"]
     assert len(chart["times"]) == len(chart["dates"]) == 2
     assert chart["times"] == sorted(chart["times"]) and all(isinstance(t, int) for t in chart["times"])
+
+
+# --- the builder as a new user meets it (issue 15) ---------------------------------------------------
+
+
+def test_the_untouched_builder_shows_no_error_but_everyone(tenant, client_for, users):
+    english(users["sales"])
+    client = client_for(users["sales"])
+    CustomerFactory(owner=users["sales"], name="Ann Early")
+    page = client.get(reverse("segmentation:builder")).content.decode()
+    assert 'data-testid="rule-errors"' not in page and "alert-danger" not in page
+    for form in ({"top_op": "and", "g0_op": "and", "g0_c0_field": ""}, {"top_op": "and"}):
+        preview = client.post(reverse("segmentation:builder_preview"), form).content.decode()
+        assert "text-danger" not in preview and "rule-errors" not in preview
+        assert 'data-count="1"' in preview and "no conditions yet" in preview
+    # a field chosen but no value yet: a hint, not a red error
+    preview = client.post(
+        reverse("segmentation:builder_preview"),
+        {"top_op": "and", "g0_op": "and", "g0_c0_field": "total_spent", "g0_c0_op": "gte", "g0_c0_value": ""},
+    ).content.decode()
+    assert "text-danger" not in preview and 'data-testid="rule-hints"' in preview
+
+
+def test_a_quantity_starts_with_at_least(tenant, client_for, users):
+    """Issue 15: "Total spent is 1000" matched almost nobody; money and counts start at "at least"."""
+    from segmentation.rules import available_fields
+
+    client = client_for(users["sales"])
+    for key in ("total_spent", "orders_count", "predicted_clv", "probability_alive"):
+        html = client.post(
+            reverse("segmentation:builder_refresh"), {"top_op": "and", "g0_op": "and", "g0_c0_field": key}
+        ).content.decode()
+        assert '<option value="gte" selected>' in html, key
+    fields = available_fields()
+    assert fields["total_spent"].default_operator == "gte"
+    assert fields["city"].default_operator == "eq" and fields["rfm_segment"].default_operator == "in"
+
+
+def test_many_values_are_ticked_without_ctrl_click_with_a_search_box(tenant, client_for, users):
+    from customers.models import Tag
+
+    client = client_for(users["sales"])
+    for index in range(8):
+        Tag.objects.create(name=f"tag-{index}")
+    html = client.post(
+        reverse("segmentation:builder_refresh"),
+        {
+            "top_op": "and",
+            "g0_op": "and",
+            "g0_c0_field": "tags",
+            "g0_c0_op": "has_any",
+            "g0_c0_value": ["tag-1"],
+        },
+    ).content.decode()
+    assert "multiple" not in html
+    assert html.count('type="checkbox" name="g0_c0_value"') == 8
+    assert "data-choice-filter" in html  # a long list gets a search box
+
+
+def test_chance_still_active_is_entered_and_shown_in_percent(tenant, client_for, users, sales_user):
+    from segmentation.builder import builder_context, rules_from_post
+    from segmentation.models import CustomerScore
+
+    english(users["sales"])
+    client = client_for(users["sales"])
+    likely = CustomerFactory(owner=sales_user, name="Likely")
+    unlikely = CustomerFactory(owner=sales_user, name="Unlikely")
+    for customer, chance in ((likely, "0.80"), (unlikely, "0.30")):
+        CustomerScore.objects.create(
+            customer=customer,
+            recency_days=1,
+            frequency=1,
+            monetary="10.00",
+            probability_alive=chance,
+            stage_since=timezone.now(),
+            computed_at=timezone.now(),
+        )
+    form = {"top_op": "and", "g0_op": "and", "g0_c0_field": "probability_alive", "g0_c0_op": "gte"}
+    rules = rules_from_post(QueryDict(urlencode({**form, "g0_c0_value": "50"})))
+    assert rules["rules"][0]["rules"][0]["value"] == "0.5"
+    preview = client.post(
+        reverse("segmentation:builder_preview"), {**form, "g0_c0_value": "50"}
+    ).content.decode()
+    assert 'data-count="1"' in preview and "Likely" in preview and "Unlikely" not in preview
+    stored = {"field": "probability_alive", "op": "gte", "value": 0.5}
+    shown = builder_context({"op": "and", "rules": [{"op": "and", "rules": [stored]}]})
+    assert shown["groups"][0]["conditions"][0]["value"] == "50"
+    page = client.get(reverse("segmentation:builder")).content.decode()
+    assert "Chance still active (%)" in page and "(0-1)" not in page
+
+
+def test_the_preview_lists_the_first_customers_and_a_saved_segment_can_be_exported_and_acted_on(
+    tenant, client_for, users, sales_user
+):
+    english(users["sales"])
+    client = client_for(users["sales"])
+    customers = [
+        customer_with_orders([5], amount=f"{100 * (i + 1)}.00", owner=sales_user, name=f"Buyer {i}")
+        for i in range(12)
+    ]
+    from customers.services import customer_refresh_order_stats
+
+    customer_refresh_order_stats(customer_ids=[c.pk for c in customers])
+    form = {
+        "top_op": "and",
+        "g0_op": "and",
+        "g0_c0_field": "total_spent",
+        "g0_c0_op": "gte",
+        "g0_c0_value": "100",
+    }
+    preview = client.post(reverse("segmentation:builder_preview"), form).content.decode()
+    assert 'data-count="12"' in preview
+    assert preview.count('href="/customers/') == 10
+    assert reverse("customers:detail", args=[customers[-1].pk]) in preview  # the biggest spender first
+    assert 'data-testid="preview-save-hint"' in preview and 'data-testid="preview-actions"' not in preview
+    segment = segment_create(
+        actor=sales_user,
+        name="Spenders",
+        rules={
+            "op": "and",
+            "rules": [{"op": "and", "rules": [{"field": "total_spent", "op": "gte", "value": 100}]}],
+        },
+        description="",
+        is_shared=False,
+    )
+    saved = client.post(
+        reverse("segmentation:builder_preview"), {**form, "segment": segment.pk}
+    ).content.decode()
+    assert reverse("segmentation:segment_open", args=[segment.pk]) in saved
+    assert reverse("customers:export") + f"?segment={segment.pk}" in saved
+    export_page = client.get(reverse("customers:export") + f"?segment={segment.pk}")
+    assert export_page.status_code == 200 and export_page.context["count"] == 12
+    changed = client.post(
+        reverse("segmentation:builder_preview"), {**form, "g0_c0_value": "500", "segment": segment.pk}
+    ).content.decode()
+    assert 'data-testid="preview-actions"' not in changed  # the saved rules are not the ones shown
+
+
+def test_a_percentage_out_of_range_is_explained_in_percent(tenant, client_for, users):
+    english(users["sales"])
+    client = client_for(users["sales"])
+    form = {"top_op": "and", "g0_op": "and", "g0_c0_field": "probability_alive", "g0_c0_op": "gte"}
+    preview = client.post(
+        reverse("segmentation:builder_preview"), {**form, "g0_c0_value": "150"}
+    ).content.decode()
+    assert "enter a percentage from 0 to 100" in preview
+    assert "at most 1" not in preview
