@@ -435,6 +435,7 @@ class SmtpSink:
 
         self.raw: list[bytes] = []
         self._parsed: list = []
+        self.sessions: set = set()  # the client (host, port) of each SMTP session that sent mail
         self.delay = 0.0
         self._lock = threading.Lock()
 
@@ -443,6 +444,7 @@ class SmtpSink:
         # parsing 10,000 messages in the server's loop would make the sink the benchmark's bottleneck.
         with self._lock:
             self.raw.append(envelope.original_content or envelope.content)
+            self.sessions.add(session.peer)
         if self.delay:
             import asyncio
 
