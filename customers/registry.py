@@ -61,16 +61,49 @@ class ListColumn:
     order: int = 100
 
 
+class DetailPage:
+    """What the 360° page has read once, shared by its panels so none reads it again.
+
+    `customer` (with its owner) and `user` (the viewer, whose `role` is on the row) are already
+    loaded. `once(key, load)` returns `load()` the first time a key is asked for during this request
+    and the same object afterwards: panels from several apps that need the same object (the loyalty
+    programme, the customer's member row...) read it once. Keys are namespaced by the app
+    ("loyalty.programme"). A page lives for one request only, so nothing goes stale.
+    """
+
+    def __init__(self, *, customer: Any, user: Any) -> None:
+        self.customer = customer
+        self.user = user
+        self._loaded: dict[str, Any] = {}
+
+    def once(self, key: str, load: Callable[[], Any]) -> Any:
+        if key not in self._loaded:
+            self._loaded[key] = load()
+        return self._loaded[key]
+
+
 @dataclass(frozen=True)
 class DetailPanel:
     """A card on the customer 360° page: `context(customer, user)` returns the template context, or
-    None to hide the panel; rendered with `template`."""
+    None to hide the panel; rendered with `template`.
+
+    With `takes_page`, `context` is called as `context(customer, user, page)` with the request's
+    `DetailPage`, through which panels share what they read (see `DetailPage.once`). A panel should
+    cost one or two indexed queries: fold a count and a list into one query, and take shared objects
+    from the page rather than reading them again.
+    """
 
     key: str
     title: str | Promise
     template: str
-    context: Callable[[Any, Any], dict | None]
+    context: Callable[..., dict | None]
     order: int = 100
+    takes_page: bool = False
+
+    def context_for(self, page: DetailPage) -> dict | None:
+        if self.takes_page:
+            return self.context(page.customer, page.user, page)
+        return self.context(page.customer, page.user)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -544,9 +544,15 @@ def customer_audit_events(*, customer: Customer) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
 
 
-def customer_history(*, customer: Customer, limit: int = 100) -> list[HistoryEntry]:
-    """The customer's audit records, newest first: who, when, and each field's old and new value."""
-    definitions = {d.key: d for d in CustomFieldDefinition.objects.all()}
+def customer_history(
+    *, customer: Customer, limit: int = 100, definitions: Iterable[CustomFieldDefinition] | None = None
+) -> list[HistoryEntry]:
+    """The customer's audit records, newest first: who, when, and each field's old and new value.
+    `definitions`: every custom field definition, when the caller has read them already (the 360
+    page reads them once for the profile card and the history)."""
+    if definitions is None:
+        definitions = CustomFieldDefinition.objects.all()
+    definitions = {d.key: d for d in definitions}
     entries = []
     for event in customer_audit_events(customer=customer).order_by("-created_at", "-id")[:limit]:
         changes = []

@@ -38,7 +38,7 @@ from .forms import (
     RefundForm,
     ShareForm,
 )
-from .registry import registry
+from .registry import DetailPage, registry
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +353,7 @@ def _profile_context(request: HttpRequest, customer) -> dict:
     ]
     return {
         "customer": customer,
+        "custom_definitions": definitions,
         "custom_values": custom,
         "tags": list(customer.tags.order_by("name")),
         "shared_with": list(customer.shared_with.all()),
@@ -363,11 +364,11 @@ def _profile_context(request: HttpRequest, customer) -> dict:
 
 
 def _panels(request: HttpRequest, customer) -> list[dict]:
-    user = request.user
+    page = DetailPage(customer=customer, user=request.user)
     panels = []
     for panel in registry.sorted_panels():
         try:
-            context = panel.context(customer, user)
+            context = panel.context_for(page)
         except Exception:  # one app's panel must not take the page down
             logger.exception("Detail panel %s failed for customer %s", panel.key, customer.pk)
             continue
@@ -382,14 +383,23 @@ def _panels(request: HttpRequest, customer) -> list[dict]:
 @require_GET
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)
-    entries, next_before = selectors.customer_timeline(customer=customer, user=request.user)
     context = _profile_context(request, customer)
+    # The timeline asks every app registered in customers.registry (a query or two each) and sits
+    # below the panels, so the page loads it with htmx when it scrolls into view; ?timeline=1 (the
+    # link shown until then, for browsers without JavaScript) renders it here instead.
+    timeline_inline = request.GET.get("timeline") == "1"
+    entries, next_before = [], None
+    if timeline_inline:
+        entries, next_before = selectors.customer_timeline(customer=customer, user=request.user)
     context.update(
         {
             "orders": selectors.customer_orders(customer=customer, page=request.GET.get("orders_page", 1)),
+            "timeline_inline": timeline_inline,
             "timeline": entries,
             "next_before": next_before.isoformat() if next_before else "",
-            "history": selectors.customer_history(customer=customer, limit=50),
+            "history": selectors.customer_history(
+                customer=customer, limit=50, definitions=context["custom_definitions"]
+            ),
             "panels": _panels(request, customer),
             "share_form": ShareForm(customer=customer, initial={"users": context["shared_with"]})
             if context["is_manager"]

@@ -131,11 +131,11 @@ COLUMNS = [
 # --------------------------------------------------------------------------------------------------
 # Panel
 # --------------------------------------------------------------------------------------------------
-def _panel_context(customer, user) -> dict:
+def _panel_context(customer, user, page) -> dict:
     from .selectors import member_statement, member_summary, programme_or_none
 
-    programme = programme_or_none()
-    member = _member(customer)
+    programme = page.once("loyalty.programme", programme_or_none)
+    member = _member(customer)  # cached on the customer: the rewards and referrals panels reuse it
     if member is None:
         return {
             "member": None,
@@ -144,7 +144,7 @@ def _panel_context(customer, user) -> dict:
         }
     return {
         "member": member,
-        "summary": member_summary(member=member),
+        "summary": member_summary(member=member, programme=programme),
         "entries": member_statement(member=member, limit=5).entries,
         "customer": customer,
     }
@@ -156,6 +156,7 @@ PANEL = DetailPanel(
     template="loyalty/partials/_customer_panel.html",
     context=_panel_context,
     order=30,
+    takes_page=True,
 )
 
 

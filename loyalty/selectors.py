@@ -90,10 +90,14 @@ def _qualifying_sql(programme: Programme, member_filter: str) -> str:
 
 
 def qualifying_values(
-    member_ids: Sequence[int] | None = None, *, today: date | None = None
+    member_ids: Sequence[int] | None = None,
+    *,
+    today: date | None = None,
+    programme: Programme | None = None,
 ) -> dict[int, Decimal]:
-    """Rolling 12-month spend (net of refunds) or points earned, per member."""
-    programme = programme_or_none() or Programme()
+    """Rolling 12-month spend (net of refunds) or points earned, per member. `programme`: the
+    programme when the caller has read it already (read here otherwise)."""
+    programme = programme or programme_or_none() or Programme()
     today = today or timezone.localdate()
     since = timezone.make_aware(
         datetime.combine(today - timedelta(days=QUALIFYING_DAYS), datetime.min.time())
@@ -139,12 +143,15 @@ class MemberSummary:
     tiers: list[Tier] = field(default_factory=list)
 
 
-def member_summary(*, member: Member, today: date | None = None) -> MemberSummary:
-    """Balance, tier, progress to the next tier and points expiring in the next 30 days."""
+def member_summary(
+    *, member: Member, today: date | None = None, programme: Programme | None = None
+) -> MemberSummary:
+    """Balance, tier, progress to the next tier and points expiring in the next 30 days.
+    `programme`: the programme when the caller has read it already (read here otherwise)."""
     today = today or timezone.localdate()
-    programme = programme_or_none() or Programme()
+    programme = programme or programme_or_none() or Programme()
     tiers = list(Tier.objects.order_by("rank"))
-    value = qualifying_values([member.pk], today=today).get(member.pk, Decimal("0"))
+    value = qualifying_values([member.pk], today=today, programme=programme).get(member.pk, Decimal("0"))
     current = member.tier.rank if member.tier_id else None
     progress = rules.progress(value, [(t.rank, t.threshold) for t in tiers], current)
     lots = PointsEntry.objects.filter(member=member, remaining__gt=0, expires_on__isnull=False).values_list(

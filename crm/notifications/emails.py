@@ -25,17 +25,20 @@ def user_zone(user, tenant) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo("UTC")
 
 
-def _preferences_url(tenant) -> str:
+def preferences_link(tenant) -> str:
     return tenant.url(reverse("notifications:preferences", urlconf="crm.urls_tenant"))
 
 
-def notification_email(*, notification, message_id: str, tenant, connection=None) -> EmailMultiAlternatives:
+def notification_email(
+    *, notification, message_id: str, tenant, connection=None, preferences_url: str | None = None
+) -> EmailMultiAlternatives:
+    """`preferences_url`: `preferences_link(tenant)` when the caller sends many (built once)."""
     user = notification.recipient
     context = {
         "notification": notification,
         "tenant": tenant,
         "link": tenant.url(notification.url) if notification.url else "",
-        "preferences_url": _preferences_url(tenant),
+        "preferences_url": preferences_url or preferences_link(tenant),
     }
     with translation.override(user_language(user, tenant)):
         body = render_to_string("notifications/email/notification.txt", context)
@@ -63,7 +66,7 @@ def digest_email(*, user, tenant, day, sections, message_id: str, connection=Non
             for title, items, more in sections
         ],
         "site_url": tenant.url("/"),
-        "preferences_url": _preferences_url(tenant),
+        "preferences_url": preferences_link(tenant),
     }
     with translation.override(user_language(user, tenant)):
         subject = render_to_string("notifications/email/digest_subject.txt", context).strip()

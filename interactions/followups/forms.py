@@ -60,9 +60,13 @@ class FollowUpForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         if user_has_role(user, MANAGERS):
-            self.fields["assignee"] = UserChoiceField(
-                queryset=team_members(), label=_("Assignee"), initial=user.pk
-            )
+            field = UserChoiceField(queryset=team_members(), label=_("Assignee"), initial=user.pk)
+            # Read the team once (one query): the crispy template walks the choices twice, and a model
+            # choice field's choices count and query again on every walk. The queryset still
+            # validates what is posted.
+            empty = [("", field.empty_label)] if field.empty_label is not None else []
+            field.choices = empty + [(u.pk, field.label_from_instance(u)) for u in field.queryset]
+            self.fields["assignee"] = field
 
     def assignee(self) -> User:
         return self.cleaned_data.get("assignee") or self.user

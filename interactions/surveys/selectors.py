@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet
-from django.db.models.functions import TruncMonth
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, TruncMonth
 from django.http import Http404
 from django.utils import timezone
 
 from crm.accounts.models import User
 from crm.accounts.permissions import visible_to
+from customers.models import Customer
 from customers.selectors import decode_cursor, encode_cursor
 
-from .models import CustomerSurveyScore, SurveyInvitation, SurveyKind, SurveyResponse, SurveyTemplate
+from .models import SurveyInvitation, SurveyKind, SurveyResponse, SurveyTemplate
 
 PAGE_SIZE = 50
 PERIODS = (3, 6, 12, 24)  # months a report covers
@@ -187,19 +188,32 @@ def response_page(*, qs: QuerySet[SurveyResponse], cursor: str | None, size: int
 
 
 def customer_survey_summary(*, customer) -> dict[str, Any] | None:
-    """The customer's last scores and last few answers (None: never answered nor invited)."""
-    score = CustomerSurveyScore.objects.filter(customer=customer).first()
+    """The customer's last scores and last few answers (None: never answered nor invited), in two
+    queries: the scores and the count of open invitations ride on one row of the customer."""
+    pending = (
+        SurveyInvitation.objects.filter(
+            customer=OuterRef("pk"), answered_at=None, expires_at__gt=timezone.now()
+        )
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    facts = (
+        Customer.objects.filter(pk=customer.pk)
+        .annotate(pending=Coalesce(Subquery(pending), 0))
+        .values("pending", "survey_score__last_nps", "survey_score__last_csat")
+        .first()
+    )
     recent = list(
         SurveyResponse.objects.filter(customer=customer)
         .select_related("template")
         .order_by("-answered_at", "-id")[:3]
     )
-    pending = SurveyInvitation.objects.filter(
-        customer=customer, answered_at=None, expires_at__gt=timezone.now()
-    ).count()
-    if score is None and not recent and not pending:
+    if facts is None or (not recent and not facts["pending"]):  # a score comes with an answer
         return None
-    return {"score": score, "recent": recent, "pending": pending}
+    score = {"last_nps": facts["survey_score__last_nps"], "last_csat": facts["survey_score__last_csat"]}
+    return {"score": score, "recent": recent, "pending": facts["pending"]}
 
 
 def csat_by_agent(*, user: User, since: datetime) -> dict[int, dict[str, Any]]:

@@ -21,20 +21,21 @@ from .models import Referral
 
 
 def _panel_context(customer, user) -> dict | None:
-    from .selectors import referral_of, referrals_count
+    from .selectors import referral_panel_facts
     from .services import referral_code_for
 
     try:
         member = customer.loyalty_member
     except Member.DoesNotExist:
         return None
-    code = referral_code_for(member)
+    facts = referral_panel_facts(member)
+    code = facts.code or referral_code_for(member)  # made on first view, as everywhere else
     return {
         "member": member,
         "code": code,
         "link_path": reverse("referral_link:join", args=[code]),
-        "referred_by": referral_of(member),
-        "count": referrals_count(member),
+        "referred_by_name": facts.referred_by_name,
+        "count": facts.count,
     }
 
 

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from customers.models import Order
 from loyalty.models import Member
 
-from .models import Referral
+from .models import Referral, ReferralCode
 
 TOP_AMBASSADORS = 50
 REFEREES_LIMIT = 200
@@ -93,3 +95,36 @@ def referral_of(member: Member) -> Referral | None:
 
 def referrals_count(member: Member) -> int:
     return Referral.objects.filter(referrer=member).count()
+
+
+@dataclass(frozen=True)
+class PanelFacts:
+    code: str | None  # None: the member has no code yet
+    referred_by_name: str | None
+    count: int
+
+
+def referral_panel_facts(member: Member) -> PanelFacts:
+    """What the 360 page's referral panel shows, in one query: the member's code, who referred them,
+    and how many people they referred (a count on the (referrer) index)."""
+    referral = Referral.objects.filter(referee=OuterRef("pk"))
+    made = (
+        Referral.objects.filter(referrer=OuterRef("pk"))
+        .order_by()
+        .values("referrer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    row = (
+        Member.objects.filter(pk=member.pk)
+        .annotate(
+            code=Subquery(ReferralCode.objects.filter(member=OuterRef("pk")).values("code")[:1]),
+            referrer_name=Subquery(referral.values("referrer__customer__name")[:1]),
+            made=Coalesce(Subquery(made), 0),
+        )
+        .values("code", "referrer_name", "made")
+        .first()
+    )
+    if row is None:
+        return PanelFacts(None, None, 0)
+    return PanelFacts(row["code"], row["referrer_name"], row["made"])

@@ -7,12 +7,15 @@ follow-ups). Customers and orders come from the customers demo seeder (COPY); in
 follow-ups are each one INSERT ... SELECT over generate_series in the tenant's schema, then ANALYZEd.
 Pages are requested in-process with Django's test client as a manager and as a sales rep.
 
-Recorded in bench-results.json: seconds to load, and per scenario the median of 5 requests (ms), the
-number of SQL queries and the load average. Query counts are pinned (PINNED: the same for every
-filter, page depth and size). Target: each page < 150 ms at the full size on a quiet machine.
+Recorded in bench-results.json: seconds to load, and per scenario the median and 95th percentile of
+INTERACTIONS_BENCH_REQUESTS requests (default 20, after one warm-up; ms), the number of SQL queries and
+the load average. Query counts are pinned (PINNED: the same for every filter, page depth and size).
+The 360 page's timeline is a request of its own (htmx, when it scrolls into view) and is measured as
+such. Target: each page < 150 ms at the full size on a quiet machine.
 """
 
 import io
+import math
 import os
 import random
 import statistics
@@ -33,7 +36,7 @@ from customers.models import Customer
 from interactions.labels import Channel, Direction
 from interactions.models import Interaction, InteractionOutcome
 from tests.followups.test_views import MY_DAY_QUERIES
-from tests.interactions.test_views import CUSTOMER_360_QUERIES
+from tests.interactions.test_views import CUSTOMER_360_QUERIES, CUSTOMER_TIMELINE_QUERIES
 
 from .conftest import record_benchmark
 from .test_followups_benchmark import load_followups
@@ -43,10 +46,12 @@ pytestmark = pytest.mark.slow
 CUSTOMERS = int(os.environ.get("INTERACTIONS_BENCH_CUSTOMERS", "100000"))
 PER_CUSTOMER = int(os.environ.get("INTERACTIONS_BENCH_PER_CUSTOMER", "20"))
 FOLLOWUPS = int(os.environ.get("INTERACTIONS_BENCH_FOLLOWUPS", "100000"))
+REQUESTS = max(1, int(os.environ.get("INTERACTIONS_BENCH_REQUESTS", "20")))
 # Pinned: every page of a kind makes the same number of queries whatever the filter and the size.
 PINNED = {
     "index": {"manager": 9, "sales": 9},
     "customer_360": CUSTOMER_360_QUERIES,  # with every panel filled; a customer here has fewer panels
+    "timeline": {"manager": CUSTOMER_TIMELINE_QUERIES, "sales": CUSTOMER_TIMELINE_QUERIES},  # at most
     "my_day": MY_DAY_QUERIES,
 }
 TARGET_MS = 150
@@ -92,17 +97,23 @@ def _load_interactions(per_customer: int) -> int:
     return written
 
 
-def _measure(client: Client, url: str) -> dict:
-    assert client.get(url).status_code == 200  # warm
+def _measure(client: Client, url: str, **headers) -> dict:
+    assert client.get(url, **headers).status_code == 200  # warm
     times, counts = [], []
-    for _ in range(5):
+    for _ in range(REQUESTS):
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
-            response = client.get(url)
+            response = client.get(url, **headers)
             times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, url
         counts.append(len(queries))
-    return {"median_ms": round(statistics.median(times), 1), "queries": counts[-1], "query_counts": counts}
+    p95 = sorted(times)[math.ceil(0.95 * len(times)) - 1]  # nearest rank
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(p95, 1),
+        "queries": min(counts),  # the steady count; a few requests also refresh an expired cache entry
+        "query_counts": counts,
+    }
 
 
 def test_360_and_interactions_pages_at_scale(committed_tenant, django_db_blocker):
@@ -166,6 +177,9 @@ def test_360_and_interactions_pages_at_scale(committed_tenant, django_db_blocker
             results[f"{role}.index_page_21"] = _measure(client, url)
             for n, pk in enumerate(sample[:3]):
                 results[f"{role}.customer_360_{n}"] = _measure(client, f"/customers/{pk}/")
+                results[f"{role}.timeline_{n}"] = _measure(
+                    client, f"/customers/{pk}/timeline/", HTTP_HX_REQUEST="true"
+                )
             results[f"{role}.my_day"] = _measure(client, "/my-day/")
             results[f"{role}.customer_list_last_contact"] = _measure(client, "/customers/")
             results[f"{role}.customer_list_no_contact_90"] = _measure(
@@ -180,10 +194,19 @@ def test_360_and_interactions_pages_at_scale(committed_tenant, django_db_blocker
         )
         print(f"{label}: {figures}")
     for label, figures in results.items():
-        assert len(set(figures["query_counts"])) == 1, (label, figures)
+        # The same count for every request but the odd one that refreshes a cache entry that expired
+        # meanwhile (the bell count, the navigation badges: two queries), which a slow run meets.
+        steady = figures["queries"]
+        assert sum(count != steady for count in figures["query_counts"]) <= max(1, REQUESTS // 10), (
+            label,
+            figures,
+        )
         role, scenario = label.split(".", 1)
-        page = next((kind for kind in ("index", "customer_360", "my_day") if scenario.startswith(kind)), None)
-        if page == "customer_360":  # the panels that have something to show depend on the customer
+        page = next(
+            (kind for kind in ("index", "customer_360", "timeline", "my_day") if scenario.startswith(kind)),
+            None,
+        )
+        if page in ("customer_360", "timeline"):  # what there is to show depends on the customer
             assert figures["queries"] <= PINNED[page][role], (label, figures["queries"])
         elif page is not None:
             assert figures["queries"] == PINNED[page][role], (label, figures["queries"])

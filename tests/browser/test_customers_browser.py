@@ -51,7 +51,11 @@ def test_search_open_edit_in_place_and_duplicate_warning(
     page.click("text=王小明")
     page.wait_for_url(f"**/customers/{wang.pk}/")
     assert "¥88.00" in page.locator("#key-figures").inner_text()
-    assert page.locator('.timeline-entry[data-kind="order"]').count() == 1
+    # The timeline, below the panels, arrives by htmx once it scrolls into view (the no-JavaScript
+    # link is replaced).
+    page.locator("#timeline").scroll_into_view_if_needed()
+    expect(page.locator('.timeline-entry[data-kind="order"]')).to_have_count(1)
+    expect(page.locator('[data-testid="timeline-pending"]')).to_have_count(0)
 
     # Edit in place: the card becomes a form, a bad email is refused at the field, then it saves.
     page.click("#edit-in-place")

@@ -107,6 +107,7 @@ def test_log_a_call_from_a_customer_list_row(browser, committed_tenant, tenant_u
             page.goto(tenant_url(tenant, f"/customers/{customer.pk}/"))
             panel = page.locator('[data-panel="interactions.latest"]')
             expect(panel).to_contain_text(f"Call {number} 回访")
+            page.locator("#timeline").scroll_into_view_if_needed()  # loaded by htmx when revealed
             expect(page.locator('.timeline-entry[data-kind="interaction"]').first).to_contain_text(
                 WECHAT[language]
             )

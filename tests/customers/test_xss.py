@@ -76,6 +76,10 @@ def test_custom_field_texts_are_escaped_on_the_admin_and_detail_pages(
             reverse("customers:custom_field_edit", args=[hostile_field.pk])
         ),
         "customer detail": admin_client.get(reverse("customers:detail", args=[customer.pk])),
+        "customer detail with its timeline": admin_client.get(
+            reverse("customers:detail", args=[customer.pk]), {"timeline": "1"}
+        ),
+        "customer timeline": admin_client.get(reverse("customers:timeline", args=[customer.pk])),
         "customer list filters": admin_client.get(reverse("customers:list")),
     }
     for where, response in pages.items():

@@ -164,8 +164,9 @@ def test_the_360_page_shows_the_panel_and_timeline_entries(sales_client, sales_u
     page = text(sales_client.get(reverse("customers:detail", args=[customer.pk])))
     assert 'data-panel="interactions.latest"' in page
     assert 'id="panel-log-interaction"' in page
-    assert 'data-kind="interaction"' in page
-    assert "Meeting · Promised a quote" in page
+    timeline = text(sales_client.get(reverse("customers:timeline", args=[customer.pk])))
+    assert 'data-kind="interaction"' in timeline
+    assert "Meeting · Promised a quote" in timeline
 
 
 def test_360_page_query_count_does_not_grow_with_interactions(sales_client, sales_user):
@@ -373,13 +374,15 @@ def test_both_or_neither_when_the_follow_up_is_refused(sales_user):
     assert not Interaction.objects.exists() and not FollowUp.objects.exists()
 
 
-# The 360 page with every panel filled (interactions, follow-ups, tickets, loyalty, churn alert,
-# duplicates, segmentation), pinned exactly per role; the same with 1 and with many rows behind
-# each panel. Tenant lookup (3 with the search paths), session, user, then the page's own.
-CUSTOMER_360_QUERIES = {
-    "sales": 51,
-    "manager": 54,
-}  # with the rewards, referrals, surveys panels and secondary contacts
+# The 360 page with every panel filled (interactions, follow-ups, tickets, loyalty, rewards,
+# referrals, surveys, churn alert, duplicates, segmentation), pinned exactly per role; the same with 1
+# and with many rows behind each panel. Tenant lookup (3 with the search paths), session, user, then
+# the page's own: customer 1, profile card 4 (with the secondary contacts), orders tab 4, history
+# tab 1, panels 15 (manager: +1 the follow-up form's assignee list, +1 the sharing form's users).
+# The timeline is a request of its own (htmx, when it scrolls into view): the customer and one or two
+# queries per registered provider.
+CUSTOMER_360_QUERIES = {"sales": 31, "manager": 33}
+CUSTOMER_TIMELINE_QUERIES = 20
 
 
 def _fill_every_panel(actor, customer, n: int) -> None:
@@ -421,8 +424,45 @@ def test_360_page_query_count_is_pinned_with_every_panel(role, client_for, sales
     client.get(url)
     with CaptureQueriesContext(connection) as many:
         page = client.get(url).content.decode()
-    for panel in ("interactions.latest", "followups", "service", "loyalty"):
-        assert f'data-panel="{panel}' in page, panel
+    for panel in (
+        "interactions.latest",
+        "followups",
+        "service.tickets",
+        "loyalty",
+        "loyalty_rewards",
+        "loyalty_referrals",
+        "customers.duplicates",
+    ):
+        assert f'data-panel="{panel}"' in page, panel
     sql = "\n".join(q["sql"][:150] for q in many.captured_queries)
     assert len(many) == len(one), sql
     assert len(many) == CUSTOMER_360_QUERIES[role], sql
+
+
+@pytest.mark.parametrize("role", ["sales", "manager"])
+def test_360_timeline_query_count_is_pinned_and_loaded_when_revealed(
+    role, client_for, sales_user, manager_user
+):
+    viewer = sales_user if role == "sales" else manager_user
+    customer = CustomerFactory(owner=sales_user)
+    client = client_for(viewer)
+    detail = reverse("customers:detail", args=[customer.pk])
+    timeline = reverse("customers:timeline", args=[customer.pk])
+    _fill_every_panel(sales_user, customer, 1)
+    page = client.get(detail).content.decode()
+    # The page asks for its timeline when it scrolls into view; without JavaScript, a link shows it.
+    assert f'hx-get="{timeline}" hx-trigger="revealed, customer-updated from:body"' in page
+    assert f'href="{detail}?timeline=1#tab-timeline"' in page and 'data-kind="interaction"' not in page
+    client.get(timeline)
+    with CaptureQueriesContext(connection) as one:
+        entries = client.get(timeline).content.decode()
+    for kind in ("interaction", "followup", "ticket", "order"):
+        assert f'data-kind="{kind}"' in entries, kind
+    _fill_every_panel(sales_user, customer, 12)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(timeline).status_code == 200
+    sql = "\n".join(q["sql"][:150] for q in many.captured_queries)
+    assert len(many) == len(one) == CUSTOMER_TIMELINE_QUERIES, sql
+    inline = client.get(detail, {"timeline": "1"}).content.decode()
+    assert 'class="list-group-item d-flex gap-3 timeline-entry"' in inline and 'id="timeline-more"' in inline
+    assert 'hx-trigger="customer-updated from:body"' in inline  # loaded already: not again on reveal

@@ -210,12 +210,16 @@ def test_timeline_shows_vouchers_and_referrals(programme, sales_client, sales_us
     voucher_use(actor=sales_user, code=first.code)
     second = voucher_issue(actor=sales_user, member=ambassador, reward=mug)
     voucher_cancel(actor=sales_user, voucher=second)
-    page = sales_client.get(reverse("customers:detail", args=[ambassador.customer_id])).content.decode()
+    page = sales_client.get(reverse("customers:timeline", args=[ambassador.customer_id])).content.decode()
     assert "Referred Ned Newcomer" in page
     assert page.count("Voucher issued: Mug") == 2 and "Voucher used: Mug" in page
     assert "Voucher cancelled: Mug (100 points returned)" in page
-    other = sales_client.get(reverse("customers:detail", args=[referee.customer_id])).content.decode()
+    other = sales_client.get(reverse("customers:timeline", args=[referee.customer_id])).content.decode()
     assert "Referred by Amy Ambassador" in other
+    panel = sales_client.get(reverse("customers:detail", args=[referee.customer_id])).content.decode()
+    assert "Referred by Amy Ambassador" in panel and "Referred 0 people" in panel  # the referral panel
+    panel = sales_client.get(reverse("customers:detail", args=[ambassador.customer_id])).content.decode()
+    assert "Referred by" not in panel and "Referred 1 person" in panel
 
 
 def test_referees_who_never_bought_do_not_hold_back_the_others(bonuses, monkeypatch):

@@ -83,3 +83,42 @@ def test_a_refused_message_stays_pending_and_is_counted(tenant, sales_user, kind
     assert email_deliveries_send()["failed"] == 1
     delivery = EmailDelivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.sent_at is None
+
+
+def test_batches_reuse_the_open_smtp_sessions(tenant, sales_user, kind, smtp_server, settings):
+    settings.NOTIFICATION_EMAIL_CONNECTIONS = 2
+    for i in range(25):
+        services.notify(recipient=sales_user, kind=kind, key=f"many-{i}", title=f"t{i}")
+    counts = email_deliveries_send(batch_size=5)  # five batches, the next prepared while one is sent
+    assert counts["sent"] == 25 and counts["failed"] == 0
+    assert len(smtp_server.wait_for(25)) == 25
+    assert len(smtp_server.sessions) == 2  # one session per connection for the whole run
+    assert set(EmailDelivery.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+def test_a_server_refusing_everything_gets_no_more_and_the_next_claim_is_given_back(
+    tenant, sales_user, kind, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
+    for i in range(12):
+        services.notify(recipient=sales_user, kind=kind, key=f"later-{i}", title="t")
+    counts = email_deliveries_send(batch_size=5)
+    assert counts["failed"] == 5 and counts["sent"] == 0
+    rows = list(EmailDelivery.objects.order_by("id").values_list("status", "attempts", "claimed_at"))
+    assert [(status, attempts) for status, attempts, _ in rows[:5]] == [("pending", 1)] * 5
+    # the batch claimed while the first was tried is claimable again at once, its attempt uncounted
+    assert rows[5:] == [("pending", 0, None)] * 7
+
+
+def test_a_batch_still_on_the_wire_is_not_claimed_again_by_its_own_run(tenant, sales_user, kind, settings):
+    # The run claims the next batch while one is being sent; were that one slower than the claim
+    # timeout, its stale claim must not come back to the same run as "the next batch" (sent twice).
+    settings.NOTIFICATION_EMAIL_CLAIM_SECONDS = 60
+    for i in range(3):
+        services.notify(recipient=sales_user, kind=kind, key=f"wire-{i}", title="t")
+    on_the_wire = email_deliveries_claim(batch_size=2)
+    EmailDelivery.objects.update(claimed_at=timezone.now() - timedelta(seconds=61))
+    assert email_deliveries_claim(batch_size=10, exclude=on_the_wire) == sorted(
+        set(EmailDelivery.objects.values_list("id", flat=True)) - set(on_the_wire)
+    )

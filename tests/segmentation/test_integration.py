@@ -177,8 +177,9 @@ def test_value_panel_timeline_and_badge_on_the_customer_pages(
     html = response.content.decode()
     assert 'data-panel="segmentation.value"' in html
     assert 'data-testid="historical-estimate"' in html  # one customer: the model falls back, and says so
-    assert "Stage: Repeat → At risk" in html
-    assert "Churn alert: Moved into At risk" in html
+    timeline = client.get(reverse("customers:timeline", args=[customer.pk])).content.decode()
+    assert "Stage: Repeat → At risk" in timeline
+    assert "Churn alert: Moved into At risk" in timeline
     badge = re.search(r'data-nav="segments".*?text-bg-danger">(\d+)<', html, re.S)
     assert badge and badge.group(1) == "1"
 
