@@ -409,7 +409,7 @@ def _provision(run: JobRun, *, admin_password: str | None) -> None:
                         email=tenant.admin_email,
                         password=admin_password,
                         role=Role.ADMIN,
-                        language=tenant.default_language,
+                        # No saved choice: they see the company's language until they pick one.
                     )
                     invite_needed = admin_password is None
     run.succeed(message=MSG_READY)
