@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from crm.templatetags.crm_format import localdt, money, number
+from crm.templatetags.crm_format import localdate, localdt, money, number
 from customers import custom_fields as cf
 from customers.phone import format_phone
 
@@ -90,9 +90,9 @@ def _cell(customer, column) -> str:
     if key == "total_spent":
         return format_html('<td class="text-end text-nowrap">{}</td>', money(customer.total_spent))
     if key == "last_order":
-        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.last_order_at, "Y-m-d"))
+        return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.last_order_at))
     if key == "created":
-        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.created_at, "Y-m-d"))
+        return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.created_at))
     return format_html('<td class="small">{}</td>', column_value(customer, column))
 
 
