@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from crm.templatetags.crm_format import localdate, localdt, money, number
+from crm.templatetags.crm_format import localdate, money, number
 from customers import custom_fields as cf
 from customers.phone import format_phone
 
