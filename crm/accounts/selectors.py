@@ -115,8 +115,8 @@ def audit_with_display_changes(events) -> list[AuditEvent]:
                     {
                         "field": label,
                         "is_edit": True,
-                        "old": display_value(change.get("old"), event.target_type),
-                        "new": display_value(change.get("new"), event.target_type),
+                        "old": display_value(change.get("old"), event.target_type, field),
+                        "new": display_value(change.get("new"), event.target_type, field),
                     }
                 )
             else:

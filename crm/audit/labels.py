@@ -73,12 +73,32 @@ def field_label(model_label: str, name: str) -> str:
     return str(capfirst(name.replace("_", " ")))
 
 
+def choice_label(model_label: str, name: str, value: Any) -> str | None:
+    """The display name of a stored choice ("zh-hans" -> "Simplified Chinese"), None when `name` is
+    not a choice field of the model or the value is not one of its choices."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    try:
+        field = apps.get_model(model_label)._meta.get_field(name)
+    except (LookupError, ValueError, FieldDoesNotExist, AttributeError):
+        return None
+    for key, label in getattr(field, "flatchoices", None) or ():
+        if str(key) == str(value):
+            return str(label)
+    return None
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}…"
 
 
-def display_value(value: Any, model_label: str = "") -> str:
-    """A stored audit value as the interface writes it (a dict's keys labelled as `model_label`'s fields)."""
+def display_value(value: Any, model_label: str = "", name: str = "") -> str:
+    """A stored audit value as the interface writes it: a choice by its name when `name` is a choice
+    field of `model_label`, a dict's keys labelled as the model's fields."""
+    if name and value not in (None, ""):
+        shown = choice_label(model_label, name, value)
+        if shown is not None:
+            return shown
     from crm.templatetags.crm_format import localdate, localdt, number
 
     if value is None or value == "":

@@ -158,6 +158,7 @@ TENANT: dict[str, Row] = {
     "customers:privacy_export": row(ADMINS_405, ADMINS),
     "customers:privacy_erase": row(ADMINS_405, ADMINS),
     "customers:timeline": row(OWNED, NO_POST),
+    "customers:history": row(OWNED, NO_POST),
     "customers:orders": row(OWNED, NO_POST),
     "customers:import_start": row(MANAGERS, MANAGERS_DONE),
     "customers:import_template": row(MANAGERS, MANAGERS),
