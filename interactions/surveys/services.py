@@ -34,6 +34,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.errors import ApplicationError
+from crm.jobs.messages import JobMessage
 from customers.models import Customer
 
 from .models import (
@@ -401,11 +402,9 @@ def bulk_send_run(run) -> None:
         created += len(rows)
         run.progress(
             int(90 * (start + len(chunk)) / len(ids)),
-            _("%(n)d of %(total)d invitations made")
-            % {
-                "n": start + len(chunk),
-                "total": len(ids),
-            },
+            JobMessage(
+                gettext_noop("%(n)d of %(total)d invitations made"), n=start + len(chunk), total=len(ids)
+            ),
         )
     invited = SurveyInvitation.objects.filter(source_key__startswith=prefix).count()
     from .tasks import invitations_send_task
@@ -413,7 +412,7 @@ def bulk_send_run(run) -> None:
     invitations_send_task.delay()
     run.succeed(
         result={"invited": invited, "template": template.pk, "segment": segment.pk},
-        message=_("%(n)d invitations queued for sending.") % {"n": invited},
+        message=JobMessage(gettext_noop("%(n)d invitations queued for sending."), n=invited),
     )
 
 
