@@ -136,7 +136,9 @@ def export_run(*, job_id: int) -> None:
 def _export(run: JobRun) -> None:
     user = run.job.created_by
     if user is None or not user.is_active:
-        raise ApplicationError(_t("The user who asked for this export is no longer active."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The user who asked for this export is no longer active."))
+        )
     query = QueryDict(run.params.get("query", ""))
     qs = export_queryset(user=user, query=query)
     total = max(1, qs.order_by().count())

@@ -250,14 +250,17 @@ def run_record(
                 value = body(run)
             except ApplicationError as error:
                 logger.info("%s failed: %s", record.label, error)
-                run.fail(str(error.message))
+                run.fail(_keep(error.message))
                 return None
             except Exception as error:
                 logger.exception("%s failed", record.label)
-                # A gettext_noop msgid is stored as the key and translated for whoever reads it.
-                message = (
-                    failure_message(error) if callable(failure_message) else JobMessage(str(failure_message))
-                )
+                if callable(failure_message):
+                    message = failure_message(error)
+                else:
+                    # Stored as the key (the English msgid of a gettext_noop or gettext_lazy text) and
+                    # translated for whoever reads it.
+                    with translation.override("en"):
+                        message = JobMessage(str(failure_message))
                 record.fail(message=message, params=None)
                 raise
             if not run.finished:

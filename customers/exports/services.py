@@ -239,7 +239,9 @@ def export_run(*, job_id: int) -> None:
 def _export(run: JobRun) -> None:
     user = run.job.created_by
     if user is None or not user.is_active:
-        raise ApplicationError(_t("The user who asked for this export is no longer active."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The user who asked for this export is no longer active."))
+        )
     params = run.params
     query = QueryDict(params.get("query", ""))
     definitions = export_definitions()

@@ -364,18 +364,22 @@ def bulk_send_run(run) -> None:
     actor = User.objects.filter(pk=run.job.created_by_id).first()
     template = SurveyTemplate.objects.filter(pk=params.get("template_id"), is_active=True).first()
     if actor is None or template is None:
-        raise ApplicationError(_("The survey template or its sender no longer exists."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The survey template or its sender no longer exists."))
+        )
     try:
         segment = segment_get_for_user(user=actor, segment_id=params.get("segment_id"))
     except Http404:
-        raise ApplicationError(_("The segment no longer exists."))
+        raise ApplicationError(JobMessage(gettext_noop("The segment no longer exists.")))
     ids = list(
         bulk_audience(actor=actor, segment=segment)
         .order_by("pk")
         .values_list("pk", flat=True)[: BULK_MAX + 1]
     )
     if len(ids) > BULK_MAX:
-        raise ApplicationError(_("The segment has grown over %(max)d customers.") % {"max": BULK_MAX})
+        raise ApplicationError(
+            JobMessage(gettext_noop("The segment has grown over %(max)d customers."), max=BULK_MAX)
+        )
     now = timezone.now()
     expires = now + timedelta(days=template.expires_days)
     language = tenant_language()

@@ -77,3 +77,17 @@ def test_job_bodies_report_keys_not_translated_text():
             if pattern.search(line) and ("progress" in line or "run." in line or "succeed" in line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_a_lazy_failure_message_is_stored_as_its_key_too(tenant):
+    from django.utils.translation import gettext_lazy
+
+    job = job_create(kind="test.messages", params={"language": "zh-hans"})
+
+    def body(run):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        run_job(job.pk, body, failure_message=gettext_lazy("The export failed. Please try again."))
+    job.refresh_from_db()
+    assert job.message == "The export failed. Please try again."
