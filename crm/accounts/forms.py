@@ -28,11 +28,16 @@ class ProfileForm(forms.Form):
     def __init__(self, *args, **kwargs):
         from django.conf import settings
 
-        from crm.tenancy.models import TIME_ZONE_CHOICES
+        from crm.timezones import time_zone_choices
 
         super().__init__(*args, **kwargs)
         self.fields["language"].choices = [("", _("Company default")), *settings.LANGUAGES]
-        self.fields["time_zone"].choices = [("", _("Company default")), *TIME_ZONE_CHOICES]
+        # Common zones by city in the reader's language, plus the one saved (crm/timezones.py).
+        current = (self.initial or {}).get("time_zone") or ""
+        self.fields["time_zone"].choices = [("", _("Company default")), *time_zone_choices(current=current)]
+        self.fields["time_zone"].widget.attrs.update(
+            {"data-searchable": "true", "data-search-label": _("Search by city or UTC offset")}
+        )
 
 
 class UserFilterForm(forms.Form):
