@@ -14,6 +14,7 @@ from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.numbers import BoundedDecimalField, BoundedIntegerField, parse_id
 
 from . import custom_fields as cf
+from .countries import country_choices
 from .labels import EXTRA_FIELD_LABELS as FIELD_LABELS  # the labels the History card and audit log use
 from .models import Customer, CustomFieldDefinition, Tag
 from .phone import normalise_phone
@@ -112,7 +113,12 @@ class CustomerForm(forms.Form):
             label=FIELD_LABELS["phone"], max_length=40, required=False, help_text=_("e.g. 138 0013 8000")
         )
         self.fields["birthday"].widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-        self.fields["country"].help_text = _("Two-letter code, e.g. CN")
+        # Countries by name in the reader's language (stored as the ISO code).
+        self.fields["country"] = forms.ChoiceField(
+            label=self.fields["country"].label,
+            required=False,
+            choices=country_choices(current=(self.initial or {}).get("country") or ""),
+        )
         self.fields["language"].choices = [("", _("The company's language"))] + [
             (code, label) for code, label in self.fields["language"].choices if code
         ]

@@ -14,9 +14,16 @@ from django.utils.translation import gettext as _
 
 from crm.templatetags.crm_format import localdate, money, number
 from customers import custom_fields as cf
+from customers.countries import country_name
 from customers.phone import format_phone
 
 register = template.Library()
+
+
+@register.filter
+def country_display(code: str) -> str:
+    """A country code as its name in the reader's language ("CN" -> "China" / "中国")."""
+    return country_name(code)
 
 
 @register.filter

@@ -95,3 +95,18 @@ def test_demo_names_are_seeded_in_the_company_language(tenant, language, tag, fi
     assert Tag.objects.filter(name=tag).exists()
     assert CustomFieldDefinition.objects.filter(label=field).exists()
     assert segment in names
+
+
+@pytest.mark.parametrize("language, name", [("en", "United States"), ("zh-hans", "美国")])
+def test_countries_show_by_name(client_for, sales_user, language, name):
+    from customers.forms import CustomerForm
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory(owner=sales_user, country="US", city="Boston")
+    sales_user.language = language
+    sales_user.save(update_fields=["language"])
+    page = client_for(sales_user).get(f"/customers/{customer.pk}/").content.decode()
+    assert f" · {name}</dd>" in page and " · US</dd>" not in page
+    with translation.override(language):
+        choices = dict(CustomerForm(user=sales_user, customer=customer).fields["country"].choices)
+    assert choices["US"] == name
