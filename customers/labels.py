@@ -9,6 +9,7 @@ custom field as "custom_fields.<key>" (history) or "custom:<key>" (merge choices
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from crm.audit.labels import event_name as audit_event_name
 from crm.audit.labels import field_label as audit_field_label
 
 from .models import CustomFieldDefinition
@@ -68,6 +69,9 @@ def field_title(name: str, definitions: dict[str, CustomFieldDefinition] | None 
 
 
 def action_title(action: str) -> tuple[str, str]:
-    """(title, icon) of an audit action; an unknown action shows as itself."""
-    title, icon = ACTION_TITLES.get(action, (action, "clock-history"))
-    return str(title), icon
+    """(title, icon) of an audit action."""
+    if action in ACTION_TITLES:
+        title, icon = ACTION_TITLES[action]
+        return str(title), icon
+    # Another app's event about this customer: its registered name, never the raw code.
+    return audit_event_name(action), "clock-history"

@@ -73,7 +73,10 @@ def test_history_updates_in_place_and_audit_log_reads_well(
         page.fill("#profile-card input[name=occupation]", "Teacher 教师")
         page.locator("#profile-card button[type=submit]").click()
         # No reload: the History tab fills in from the "customer-updated" event.
-        page.locator("#history-panel td", has_text=words["occupation"]).first.wait_for()
+        page.locator(
+            "#history-panel td:visible, #history-panel span.fw-semibold:visible", has_text=words["occupation"]
+        ).first.wait_for()
+        assert "segmentation." not in history.inner_text()  # another app's event by its name
         assert "Teacher 教师" in history.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator('[data-bs-target="#tab-history"]').click()

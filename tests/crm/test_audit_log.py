@@ -199,3 +199,21 @@ def test_audit_dates_in_viewer_zone(admin_client, admin_user):
     admin_user.save(update_fields=["time_zone"])
     page = admin_client.get(AUDIT + "?date_from=2026-12-04&date_to=2026-12-04").content.decode()
     assert "2026-12-04 03:10" in page
+
+
+@pytest.mark.parametrize(
+    "language, label, name",
+    [("en", "Occupation", "Churn alert acknowledged"), ("zh-hans", "职业", "已确认流失预警")],
+)
+def test_customer_history_uses_the_form_labels_and_event_names(admin_user, language, label, name):
+    from customers.selectors import customer_history
+
+    customer = CustomerFactory(name="History Person")
+    customer_update(actor=admin_user, customer=customer, data={"occupation": "Chef"})
+    audit_record(actor=admin_user, action="segmentation.alert_acknowledged", target=customer, changes={})
+    with translation.override(language):
+        entries = customer_history(customer=customer)
+        labels = [change.label for entry in entries for change in entry.changes]
+        titles = [entry.action_label for entry in entries]
+    assert label in labels and "occupation" not in labels
+    assert name in titles and "segmentation.alert_acknowledged" not in titles
