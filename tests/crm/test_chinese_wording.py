@@ -86,15 +86,20 @@ def test_demo_names_are_seeded_in_the_company_language(tenant, language, tag, fi
 
     from customers.demo import _ensure_custom_fields, _ensure_tags
     from customers.models import CustomFieldDefinition, Tag
+    from interactions.service.demo import CATEGORIES as SERVICE_CATEGORIES
+    from loyalty.demo import DEMO_TIERS as LOYALTY_TIERS
     from segmentation.demo import DEMO_SEGMENTS
 
     with translation.override(language):
         _ensure_tags()
         _ensure_custom_fields()
         names = [gettext(name) for name, _description, _rules in DEMO_SEGMENTS]
+        tier = gettext(LOYALTY_TIERS[2][0])
+        category = gettext(SERVICE_CATEGORIES[0])
     assert Tag.objects.filter(name=tag).exists()
     assert CustomFieldDefinition.objects.filter(label=field).exists()
     assert segment in names
+    assert (tier, category) == {"en": ("Gold", "Delivery"), "zh-hans": ("金卡", "物流")}[language]
 
 
 @pytest.mark.parametrize("language, name", [("en", "United States"), ("zh-hans", "美国")])
