@@ -20,6 +20,7 @@ WIDER = """(width) => Array.from(document.querySelectorAll('body *'))
 
 LABELS = {
     "en": {
+        "chinese": "Simplified Chinese",
         "tab": "History",
         "occupation": "Occupation",
         "edited": "Customer edited",
@@ -49,8 +50,8 @@ def test_history_updates_in_place_and_audit_log_reads_well(
             action="segmentation.alert_acknowledged",
             target=customer,
             changes={
-                "status": {"old": "open", "new": "acknowledged"},
-                "notify": True,
+                "language": {"old": "", "new": "zh-hans"},
+                "email_consent": True,
                 "tags": ["VIP", "新客"],
             },
         )
