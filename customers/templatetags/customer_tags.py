@@ -10,8 +10,8 @@
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext as _
 
+from crm.audit.labels import display_value
 from crm.templatetags.crm_format import localdate, money, number
 from customers import custom_fields as cf
 from customers.countries import country_name
@@ -51,15 +51,8 @@ def column_value(customer, column):
 
 @register.filter
 def history_value(value) -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if value is True:
-        return _("Yes")
-    if value is False:
-        return _("No")
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "—"
-    text = str(value)
+    """A History value as the audit log writes it (Yes/No, lists, dates in the viewer's zone)."""
+    text = display_value(value)
     return text if len(text) <= 120 else text[:119] + "…"
 
 

@@ -209,11 +209,13 @@ def test_customer_history_uses_the_form_labels_and_event_names(admin_user, langu
     from customers.selectors import customer_history
 
     customer = CustomerFactory(name="History Person")
-    customer_update(actor=admin_user, customer=customer, data={"occupation": "Chef"})
+    customer_update(actor=admin_user, customer=customer, data={"occupation": "Chef", "language": "zh-hans"})
     audit_record(actor=admin_user, action="segmentation.alert_acknowledged", target=customer, changes={})
     with translation.override(language):
         entries = customer_history(customer=customer)
         labels = [change.label for entry in entries for change in entry.changes]
         titles = [entry.action_label for entry in entries]
+        values = [change.new for entry in entries for change in entry.changes]
     assert label in labels and "occupation" not in labels
     assert name in titles and "segmentation.alert_acknowledged" not in titles
+    assert {"en": "Simplified Chinese", "zh-hans": "简体中文"}[language] in values and "zh-hans" not in values
