@@ -391,6 +391,7 @@ KWARGS = {
             "delete",
             "share",
             "timeline",
+            "history",
             "orders",
             "privacy",
             "privacy_export",
