@@ -441,8 +441,10 @@ def _refuse(run: JobRun, params: dict, rows: int, problems: list[RowProblem]) ->
             "error_count": len(problems),
             "errors": [p.__dict__ for p in problems[:ERRORS_KEPT]],
         },
-        message=_t("%(count)d problems found; nothing was imported. Fix the file and upload it again.")
-        % {"count": len(problems)},
+        message=JobMessage(
+            gettext_noop("%(count)d problems found; nothing was imported. Fix the file and upload it again."),
+            count=len(problems),
+        ),
         params=params,
     )
 
@@ -503,7 +505,7 @@ def _import(run: JobRun) -> None:
                     "already_imported": len(cleaned) - len(todo),
                 },
             },
-            message=_t("Every row is good. Check the figures and confirm the import."),
+            message=JobMessage(gettext_noop("Every row is good. Check the figures and confirm the import.")),
             params=params,
         )
         return

@@ -50,6 +50,10 @@ def shown(message: str, params: dict[str, Any] | None) -> str:
             key: number(value) if isinstance(value, int) and not isinstance(value, bool) else value
             for key, value in params.items()
         }
+        # A parameter stored as "<name>__msgid" is itself a text of the catalogue ("interactions"):
+        # translated too, under <name>.
+        for key in [key for key in grouped if key.endswith("__msgid")]:
+            grouped[key[: -len("__msgid")]] = gettext(str(grouped.pop(key)))
         grouped_text = re.sub(r"%\((\w+)\)d", lambda m: f"%({m[1]})s" if m[1] in grouped else m[0], text)
         try:
             return grouped_text % grouped

@@ -284,6 +284,14 @@ def _preview(kind: ImportKind, checked: CheckedRows, total: int) -> dict[str, An
     }
 
 
+def _msgid(text) -> str:
+    """The English source of a gettext_lazy text (its catalogue key)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        return str(text)
+
+
 def _preview_message(kind: ImportKind, preview: dict[str, Any]) -> str:
     if preview["error_count"]:
         return JobMessage(
@@ -369,6 +377,8 @@ def _write_body(run: JobRun) -> None:
         result.update(imported=written)
         run.succeed(
             result=result,
-            message=_t("%(count)d %(noun)s imported.") % {"count": written, "noun": kind.noun},
+            message=JobMessage(
+                gettext_noop("%(count)d %(noun)s imported."), count=written, noun__msgid=_msgid(kind.noun)
+            ),
             params=params,
         )
