@@ -219,3 +219,16 @@ def test_customer_history_uses_the_form_labels_and_event_names(admin_user, langu
     assert label in labels and "occupation" not in labels
     assert name in titles and "segmentation.alert_acknowledged" not in titles
     assert {"en": "Simplified Chinese", "zh-hans": "简体中文"}[language] in values and "zh-hans" not in values
+
+
+def test_history_tab_reloads_and_speaks_plain_chinese(client_for, sales_user):
+    customer = CustomerFactory(owner=sales_user, name="Reloaded")
+    customer_update(actor=sales_user, customer=customer, data={"occupation": "Chef"})
+    sales_user.language = "zh-hans"
+    sales_user.save(update_fields=["language"])
+    client = client_for(sales_user)
+    detail = client.get(f"/customers/{customer.pk}/").content.decode()
+    assert 'hx-trigger="customer-updated from:body"' in detail.split('id="history-panel"', 1)[1][:300]
+    page = client.get(f"/customers/{customer.pk}/history/").content.decode()
+    assert "职业" in page and "Chef" in page
+    assert "新值" in page and "旧值" in page and "新客户" not in page  # not the lifecycle stage "New"
