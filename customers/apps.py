@@ -7,6 +7,14 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self) -> None:
+        from crm.audit.labels import register_event_names, register_field_labels
+
+        from .audit_names import DETAIL_LABELS, EVENT_NAMES
+        from .labels import CUSTOMER, EXTRA_FIELD_LABELS
+
+        register_event_names(EVENT_NAMES)  # the audit log's names for this app's events
+        register_field_labels(CUSTOMER, {**DETAIL_LABELS, **EXTRA_FIELD_LABELS})
+
         from .registry import registry
         from .timeline import history_provider, orders_provider, refunds_provider
 

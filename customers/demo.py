@@ -16,6 +16,7 @@ import pandas as pd
 import phonenumbers
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from opencc import OpenCC
 
 from crm.accounts.models import Role
@@ -151,10 +152,31 @@ def _phone_ok(number: str) -> bool:
         return False
 
 
+# The demo's names, translated into the company's language when seeded (seed_demo activates it).
+DEMO_TAG_NAMES = {
+    "VIP": gettext_noop("VIP"),
+    "Wholesale": gettext_noop("Wholesale"),
+    "WeChat friend": gettext_noop("WeChat friend"),
+    "Newsletter": gettext_noop("Newsletter"),
+    "Corporate": gettext_noop("Corporate"),
+    "Influencer": gettext_noop("Influencer"),
+    "Complained": gettext_noop("Complained"),
+    "Gift buyer": gettext_noop("Gift buyer"),
+}
+DEMO_FIELD_LABELS = {
+    "WeChat ID": gettext_noop("WeChat ID"),
+    "Preferred store": gettext_noop("Preferred store"),
+    "Tea preference": gettext_noop("Tea preference"),
+    "Member card": gettext_noop("Member card"),
+}
+
+
 def _ensure_tags() -> list[int]:
     ids = []
     for name, color in gen.TAGS:
-        tag, _created = Tag.objects.get_or_create(name=name, defaults={"color": color})
+        tag, _created = Tag.objects.get_or_create(
+            name=gettext(DEMO_TAG_NAMES[name]), defaults={"color": color}
+        )
         ids.append(tag.pk)
     return ids
 
@@ -163,7 +185,12 @@ def _ensure_custom_fields() -> None:
     for position, (key, label, field_type, choices) in enumerate(gen.CUSTOM_FIELDS):
         CustomFieldDefinition.objects.get_or_create(
             key=key,
-            defaults={"label": label, "field_type": field_type, "choices": choices, "position": position},
+            defaults={
+                "label": gettext(DEMO_FIELD_LABELS[label]),
+                "field_type": field_type,
+                "choices": choices,
+                "position": position,
+            },
         )
 
 

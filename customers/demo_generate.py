@@ -146,32 +146,33 @@ CATALOGUE = [
 ]
 TIER_WEIGHTS = np.array([0.34, 0.34, 0.20, 0.10, 0.02])
 
+# English names; customers/demo.py writes them in the company's language (DEMO_TAG_NAMES).
 TAGS = [
     ("VIP", "warning"),
-    ("Wholesale 批发", "info"),
-    ("WeChat 微信好友", "success"),
+    ("Wholesale", "info"),
+    ("WeChat friend", "success"),
     ("Newsletter", "primary"),
-    ("Corporate 企业", "dark"),
-    ("Influencer 达人", "danger"),
-    ("Complained 投诉过", "secondary"),
-    ("Gift buyer 送礼", "info"),
+    ("Corporate", "dark"),
+    ("Influencer", "danger"),
+    ("Complained", "secondary"),
+    ("Gift buyer", "info"),
 ]
 CUSTOM_FIELDS = [
     # key, label, type, choices
-    ("wechat_id", "WeChat ID 微信号", "text", []),
+    ("wechat_id", "WeChat ID", "text", []),
     (
         "preferred_store",
-        "Preferred store 常去门店",
+        "Preferred store",
         "choice",
         ["Flagship 旗舰店", "Mall 商场店", "Online 线上"],
     ),
     (
         "tea_preference",
-        "Tea preference 茶类偏好",
+        "Tea preference",
         "multi_choice",
         ["Green 绿茶", "Oolong 乌龙", "Black 红茶", "Pu'er 普洱", "White 白茶"],
     ),
-    ("member_card", "Member card 会员卡", "boolean", []),
+    ("member_card", "Member card", "boolean", []),
 ]
 # Chinese New Year's Day in the years the window covers.
 NEW_YEAR_DAYS = [date(2024, 2, 10), date(2025, 1, 29), date(2026, 2, 17), date(2027, 2, 6), date(2028, 1, 26)]

@@ -14,6 +14,8 @@ from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.numbers import BoundedDecimalField, BoundedIntegerField, parse_id
 
 from . import custom_fields as cf
+from .countries import country_choices
+from .labels import EXTRA_FIELD_LABELS as FIELD_LABELS  # the labels the History card and audit log use
 from .models import Customer, CustomFieldDefinition, Tag
 from .phone import normalise_phone
 from .registry import registry
@@ -108,10 +110,15 @@ class CustomerForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields.update(forms.fields_for_model(Customer, fields=PROFILE_FORM_FIELDS))
         self.fields["phone"] = forms.CharField(
-            label=_("Phone"), max_length=40, required=False, help_text=_("e.g. 138 0013 8000")
+            label=FIELD_LABELS["phone"], max_length=40, required=False, help_text=_("e.g. 138 0013 8000")
         )
         self.fields["birthday"].widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-        self.fields["country"].help_text = _("Two-letter code, e.g. CN")
+        # Countries by name in the reader's language (stored as the ISO code).
+        self.fields["country"] = forms.ChoiceField(
+            label=self.fields["country"].label,
+            required=False,
+            choices=country_choices(current=(self.initial or {}).get("country") or ""),
+        )
         self.fields["language"].choices = [("", _("The company's language"))] + [
             (code, label) for code, label in self.fields["language"].choices if code
         ]
@@ -131,12 +138,15 @@ class CustomerForm(forms.Form):
             )
         if user_has_role(user, MANAGERS):
             self.fields["owner"] = UserChoiceField(
-                queryset=assignable_users(), required=False, label=_("Owner"), empty_label=_("Unassigned")
+                queryset=assignable_users(),
+                required=False,
+                label=FIELD_LABELS["owner"],
+                empty_label=_("Unassigned"),
             )
         self.fields["tags"] = forms.ModelMultipleChoiceField(
             queryset=tag_list(),
             required=False,
-            label=_("Tags"),
+            label=FIELD_LABELS["tags"],
             widget=forms.SelectMultiple(attrs={"size": 4}),
         )
         self.fields["new_tags"] = forms.CharField(
@@ -395,7 +405,7 @@ class ShareForm(forms.Form):
         queryset=User.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label=_("Shared with"),
+        label=FIELD_LABELS["shared_with"],
     )
 
     def __init__(self, *args, customer: Customer, **kwargs):

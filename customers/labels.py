@@ -6,16 +6,24 @@ Field names come in the forms the audit log and the merge page use: a model fiel
 custom field as "custom_fields.<key>" (history) or "custom:<key>" (merge choices).
 """
 
-from django.core.exceptions import FieldDoesNotExist
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from .models import Customer, CustomFieldDefinition
+from crm.audit.labels import event_name as audit_event_name
+from crm.audit.labels import field_label as audit_field_label
+
+from .models import CustomFieldDefinition
 
 CUSTOM_FIELD_PREFIXES = ("custom_fields.", "custom:")
 
-# Names that are not model fields (or whose model field's name would read wrongly).
+CUSTOMER = "customers.customer"
+
+# Names that are not model fields (or whose form label differs from the model field's verbose name).
+# Registered with the audit log's label registry (crm/audit/labels.py): the customer form, the
+# History card, the merge page and the audit log all read the same entry.
 EXTRA_FIELD_LABELS = {
+    "phone": _("Phone"),
+    "owner": _("Owner"),
     "tags": _("Tags"),
     "shared_with": _("Shared with"),
     "deleted_at": _("Deleted"),
@@ -48,7 +56,7 @@ def custom_field_definitions() -> dict[str, CustomFieldDefinition]:
 
 
 def field_label(name: str, definitions: dict[str, CustomFieldDefinition] | None = None) -> str:
-    """The label of a field name, as the History card shows it (the model's verbose name)."""
+    """The label of a field name, as the customer form shows it ("Occupation" / "职业")."""
     for prefix in CUSTOM_FIELD_PREFIXES:
         if name.startswith(prefix):
             key = name[len(prefix) :]
@@ -56,12 +64,7 @@ def field_label(name: str, definitions: dict[str, CustomFieldDefinition] | None 
                 definitions = custom_field_definitions()
             definition = definitions.get(key)
             return str(definition.label) if definition else key
-    if name in EXTRA_FIELD_LABELS:
-        return str(EXTRA_FIELD_LABELS[name])
-    try:
-        return str(Customer._meta.get_field(name).verbose_name)
-    except FieldDoesNotExist:  # an old record may name a field that no longer exists
-        return name
+    return audit_field_label(CUSTOMER, name)
 
 
 def field_title(name: str, definitions: dict[str, CustomFieldDefinition] | None = None) -> str:
@@ -70,6 +73,9 @@ def field_title(name: str, definitions: dict[str, CustomFieldDefinition] | None 
 
 
 def action_title(action: str) -> tuple[str, str]:
-    """(title, icon) of an audit action; an unknown action shows as itself."""
-    title, icon = ACTION_TITLES.get(action, (action, "clock-history"))
-    return str(title), icon
+    """(title, icon) of an audit action."""
+    if action in ACTION_TITLES:
+        title, icon = ACTION_TITLES[action]
+        return str(title), icon
+    # Another app's event about this customer: its registered name, never the raw code.
+    return audit_event_name(action), "clock-history"

@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role, visible_to
+from crm.audit.labels import choice_label
 from crm.audit.models import AuditEvent
 from crm.numbers import parse_decimal, parse_id
 
@@ -544,6 +545,9 @@ def customer_audit_events(*, customer: Customer) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk))
 
 
+CUSTOMER_LABEL = "customers.customer"
+
+
 def customer_history(
     *, customer: Customer, limit: int = 100, definitions: Iterable[CustomFieldDefinition] | None = None
 ) -> list[HistoryEntry]:
@@ -559,9 +563,14 @@ def customer_history(
         if isinstance(event.changes, dict):
             for name, change in sorted(event.changes.items()):
                 if isinstance(change, dict) and ("old" in change or "new" in change):
+                    old, new = change.get("old"), change.get("new")
                     changes.append(
                         HistoryChange(
-                            name, field_label(name, definitions), change.get("old"), change.get("new")
+                            name,
+                            field_label(name, definitions),
+                            # A choice by its name ("zh-hans" -> "Simplified Chinese"), as the form shows it.
+                            choice_label(CUSTOMER_LABEL, name, old) or old,
+                            choice_label(CUSTOMER_LABEL, name, new) or new,
                         )
                     )
         label = action_title(event.action)[0]

@@ -26,6 +26,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.customer_delete, name="delete"),
     path("<int:pk>/share/", views.customer_share, name="share"),
     path("<int:pk>/timeline/", views.customer_timeline, name="timeline"),
+    path("<int:pk>/history/", views.customer_history, name="history"),
     path("<int:pk>/orders/", views.customer_orders, name="orders"),
 ]
 

@@ -413,6 +413,19 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required()
 @require_GET
+def customer_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """htmx: the History tab again after an edit on the page ("customer-updated"), so a change shows
+    without a reload."""
+    customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)
+    return render(
+        request,
+        "customers/partials/_history.html",
+        {"history": selectors.customer_history(customer=customer, limit=50)},
+    )
+
+
+@role_required()
+@require_GET
 def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """htmx "load more" on the timeline: entries older than ?before=<ISO time>."""
     customer = selectors.customer_get_for_user(user=request.user, customer_id=pk)

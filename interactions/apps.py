@@ -7,6 +7,12 @@ class InteractionsConfig(AppConfig):
     verbose_name = _("Interactions")
 
     def ready(self) -> None:
+        from crm.audit.labels import register_event_names
+
+        from .audit_names import EVENT_NAMES
+
+        register_event_names(EVENT_NAMES)  # the audit log's names for this app's events
+
         from crm.navigation import NavItem
         from crm.navigation import register as register_nav
 

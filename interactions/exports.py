@@ -13,9 +13,11 @@ from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from crm.accounts.models import User
 from crm.errors import ApplicationError
+from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue
@@ -134,14 +136,16 @@ def export_run(*, job_id: int) -> None:
 def _export(run: JobRun) -> None:
     user = run.job.created_by
     if user is None or not user.is_active:
-        raise ApplicationError(_t("The user who asked for this export is no longer active."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The user who asked for this export is no longer active."))
+        )
     query = QueryDict(run.params.get("query", ""))
     qs = export_queryset(user=user, query=query)
     total = max(1, qs.order_by().count())
     file_format = run.params.get("format", "csv")
 
     def progress(done: int) -> None:
-        run.progress(min(95, done * 95 // total), _t("Writing rows"))
+        run.progress(min(95, done * 95 // total), JobMessage(gettext_noop("Writing rows")))
 
     written = [0]
 
@@ -161,4 +165,6 @@ def _export(run: JobRun) -> None:
         with open(tmp.name, "rb") as handle:
             run.save_output(export_filename(file_format), File(handle))
     count = written[0]
-    run.succeed(result={"rows": count}, message=_t("%(count)d interactions") % {"count": count})
+    run.succeed(
+        result={"rows": count}, message=JobMessage(gettext_noop("%(count)d interactions"), count=count)
+    )

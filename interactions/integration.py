@@ -17,7 +17,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from crm.numbers import BoundedIntegerField
-from crm.templatetags.crm_format import localdt
+from crm.templatetags.crm_format import localdate
 from customers.registry import (
     DetailPanel,
     ListColumn,
@@ -71,7 +71,7 @@ def _with_last_contact(qs):
 
 def _last_contact_cell(customer) -> str | None:
     value = getattr(customer, "last_contact_at", None)
-    return localdt(value, "Y-m-d") if value is not None else None
+    return localdate(value) if value is not None else None
 
 
 COLUMNS = [

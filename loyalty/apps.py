@@ -7,6 +7,12 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty")
 
     def ready(self) -> None:
+        from crm.audit.labels import register_event_names
+
+        from .audit_names import EVENT_NAMES
+
+        register_event_names(EVENT_NAMES)  # the audit log's names for this app's events
+
         from crm.navigation import NavItem, register
         from crm.notifications.registry import register_kind
         from customers.signals import customers_changed

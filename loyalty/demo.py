@@ -1,4 +1,5 @@
-"""`seed_demo` part of the loyalty app: a programme with four tiers (普通/银卡/金卡/钻石) and a year of
+"""`seed_demo` part of the loyalty app: a programme with four tiers (Classic/Silver/Gold/Diamond, in the
+company's language) and a year of
 ledger history: every demo order earns (members enrol on their first paid order), some members
 redeem and some get adjustments, points past their expiry day expire, tiers are evaluated."""
 
@@ -6,14 +7,29 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from .models import Member, Programme, Tier
 
+# Seeded in the company's language (seed_demo activates it): gettext at seed time.
+DEMO_PROGRAMME_NAME = gettext_noop("Members' club")
 DEMO_TIERS = (
-    ("普通", 0, "0", "1", "Welcome gift on sign-up."),
-    ("银卡", 1, "2000", "1.2", "1.2× points; birthday coupon."),
-    ("金卡", 2, "8000", "1.5", "1.5× points; free delivery; priority service line."),
-    ("钻石", 3, "30000", "2", "2× points; personal adviser; invitations to private sales."),
+    (gettext_noop("Classic"), 0, "0", "1", gettext_noop("Welcome gift on sign-up.")),
+    (gettext_noop("Silver"), 1, "2000", "1.2", gettext_noop("1.2× points; birthday coupon.")),
+    (
+        gettext_noop("Gold"),
+        2,
+        "8000",
+        "1.5",
+        gettext_noop("1.5× points; free delivery; priority service line."),
+    ),
+    (
+        gettext_noop("Diamond"),
+        3,
+        "30000",
+        "2",
+        gettext_noop("2× points; personal adviser; invitations to private sales."),
+    ),
 )
 
 
@@ -29,7 +45,7 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
 
     programme = programme_get()
     Programme.objects.filter(pk=programme.pk).update(
-        name="会员俱乐部",
+        name=gettext(DEMO_PROGRAMME_NAME),
         auto_enrol=True,
         points_per_unit=Decimal("1"),
         signup_bonus=100,
@@ -47,10 +63,10 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
         Tier.objects.update_or_create(
             rank=rank,
             defaults={
-                "name": name,
+                "name": gettext(name),
                 "threshold": Decimal(threshold),
                 "multiplier": Decimal(multiplier),
-                "benefits": benefits,
+                "benefits": gettext(benefits),
             },
         )
     earned = points_earn_for_orders()

@@ -31,10 +31,12 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
+from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue, job_requeue, job_wait_for_user
@@ -406,7 +408,7 @@ def _check_rows(
                 CleanRow(number, customer_id, member_id, points, expires_on, tier_id, new_number, key)
             )
         if run is not None and index % BATCH == 0:
-            run.progress(5 + 60 * index // total, _t("Checking rows"))
+            run.progress(5 + 60 * index // total, JobMessage(gettext_noop("Checking rows")))
     return cleaned, problems
 
 
@@ -439,8 +441,10 @@ def _refuse(run: JobRun, params: dict, rows: int, problems: list[RowProblem]) ->
             "error_count": len(problems),
             "errors": [p.__dict__ for p in problems[:ERRORS_KEPT]],
         },
-        message=_t("%(count)d problems found; nothing was imported. Fix the file and upload it again.")
-        % {"count": len(problems)},
+        message=JobMessage(
+            gettext_noop("%(count)d problems found; nothing was imported. Fix the file and upload it again."),
+            count=len(problems),
+        ),
         params=params,
     )
 
@@ -450,11 +454,14 @@ def _import(run: JobRun) -> None:
     params = dict(run.params)
     stage = params.get("stage")
     if stage not in (STAGE_CHECKING, STAGE_WRITING):
-        run.fail(message=_t("This import is not waiting to run."), params=params)
+        run.fail(message=JobMessage(gettext_noop("This import is not waiting to run.")), params=params)
         return
     actor = job.created_by
     if actor is None or not user_has_role(actor, MANAGERS):
-        run.fail(message=_t("The user who started this import may no longer import."), params=params)
+        run.fail(
+            message=JobMessage(gettext_noop("The user who started this import may no longer import.")),
+            params=params,
+        )
         return
     with job.input_file.open("rb") as handle:
         parsed = parsing.parse_upload(handle, params.get("filename", "upload"))
@@ -470,7 +477,7 @@ def _import(run: JobRun) -> None:
         RowProblem(number, "", _t("This row has a different number of columns than the header."))
         for number in sorted(parsed.width_errors)
     ]
-    run.progress(5, _t("Checking rows"))
+    run.progress(5, JobMessage(gettext_noop("Checking rows")))
     if stage == STAGE_CHECKING:
         cleaned, problems = _check_rows(rows, labels, file_hash, run)
         problems += width_problems
@@ -498,7 +505,7 @@ def _import(run: JobRun) -> None:
                     "already_imported": len(cleaned) - len(todo),
                 },
             },
-            message=_t("Every row is good. Check the figures and confirm the import."),
+            message=JobMessage(gettext_noop("Every row is good. Check the figures and confirm the import.")),
             params=params,
         )
         return
@@ -513,7 +520,7 @@ def _import(run: JobRun) -> None:
         if problems:
             transaction.set_rollback(True)
         else:
-            run.progress(70, _t("Writing opening balances"))
+            run.progress(70, JobMessage(gettext_noop("Writing opening balances")))
             written = _write(cleaned, actor=actor)
             audit_record(
                 actor=actor,
@@ -524,10 +531,15 @@ def _import(run: JobRun) -> None:
             )
             params["stage"] = STAGE_DONE
             message = (
-                _t("%(count)d opening balances imported (%(points)s points).")
-                % {"count": written["entries"], "points": f"{written['points']:,}"}
+                JobMessage(
+                    gettext_noop("%(count)d opening balances imported (%(points)s points)."),
+                    count=written["entries"],
+                    points=written["points"],
+                )
                 if written["entries"]
-                else _t("Nothing new to import: every row of this file was imported before.")
+                else JobMessage(
+                    gettext_noop("Nothing new to import: every row of this file was imported before.")
+                )
             )
             run.succeed(
                 result={"rows": len(rows), "error_count": 0, "errors": [], "written": written},

@@ -8,14 +8,15 @@ alerts they call for, so every page (history, movement, alerts) has something to
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from .models import RecomputeRun, Segment
 from .recompute import recompute
 
 DEMO_SEGMENTS = (
     (
-        "Champions and loyal in Shanghai",
-        "Best customers in one city: invite them to the store event.",
+        gettext_noop("Champions and loyal in Shanghai"),
+        gettext_noop("Best customers in one city: invite them to the store event."),
         {
             "op": "and",
             "rules": [
@@ -25,8 +26,8 @@ DEMO_SEGMENTS = (
         },
     ),
     (
-        "High value slipping away",
-        "Valuable customers who are at risk or unlikely to be active: call them.",
+        gettext_noop("High value slipping away"),
+        gettext_noop("Valuable customers who are at risk or unlikely to be active: call them."),
         {
             "op": "and",
             "rules": [
@@ -42,8 +43,8 @@ DEMO_SEGMENTS = (
         },
     ),
     (
-        "Women 25-40 with email consent",
-        "Audience for the spring newsletter.",
+        gettext_noop("Women 25-40 with email consent"),
+        gettext_noop("Audience for the spring newsletter."),
         {
             "op": "and",
             "rules": [
@@ -71,7 +72,9 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
     )
     author = next((u for u in users if getattr(u, "role", "") == "manager"), users[0] if users else None)
     created = 0
-    for name, description, rules in DEMO_SEGMENTS:
+    for msgid, description, rules in DEMO_SEGMENTS:
+        # In the company's language (seed_demo activates it).
+        name, description = gettext(msgid), gettext(description)
         if not Segment.objects.filter(name=name).exists():
             segment_create(actor=author, name=name, description=description, rules=rules, is_shared=True)
             created += 1

@@ -38,8 +38,9 @@ import pandas as pd
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from crm.jobs.messages import JobMessage
 from customers.models import Customer, Order
 
 from .analytics import clv as clv_analytics
@@ -734,13 +735,13 @@ def recompute(
     # busy machine does not inflate the way it inflates wall time.
     cpu: dict[str, float] = {}
     try:
-        report_progress(5, _("Reading orders"))
+        report_progress(5, JobMessage(gettext_noop("Reading orders")))
         started = time.perf_counter()
         customer_ids = load_customer_ids()
         purchases = load_purchases(as_of=as_of, customer_ids=customer_ids)
         timings["read"] = time.perf_counter() - started
 
-        report_progress(25, _("Scoring RFM and fitting the CLV model"))
+        report_progress(25, JobMessage(gettext_noop("Scoring RFM and fitting the CLV model")))
         warm_start = warm_start_parameters()
         cpu_started = time.process_time()
         frame, report, compute_timings = compute_values(
@@ -749,7 +750,7 @@ def recompute(
         cpu["rfm_clv"] = time.process_time() - cpu_started
         timings.update(compute_timings)
 
-        report_progress(60, _("Writing scores"))
+        report_progress(60, JobMessage(gettext_noop("Writing scores")))
         started = time.perf_counter()
         with transaction.atomic():
             _lock_tenant()
@@ -834,7 +835,7 @@ def recompute(
         timings["write_phase_total"] = time.perf_counter() - started
         run.timings = {key: round(value, 4) for key, value in timings.items()}
         RecomputeRun.objects.filter(pk=run.pk).update(timings=run.timings)
-        report_progress(100, _("Done"))
+        report_progress(100, JobMessage(gettext_noop("Done")))
         if on_scores_written is not None:
             on_scores_written(run)
     except Exception as exc:

@@ -28,11 +28,16 @@ class ProfileForm(forms.Form):
     def __init__(self, *args, **kwargs):
         from django.conf import settings
 
-        from crm.tenancy.models import TIME_ZONE_CHOICES
+        from crm.timezones import time_zone_choices
 
         super().__init__(*args, **kwargs)
         self.fields["language"].choices = [("", _("Company default")), *settings.LANGUAGES]
-        self.fields["time_zone"].choices = [("", _("Company default")), *TIME_ZONE_CHOICES]
+        # Common zones by city in the reader's language, plus the one saved (crm/timezones.py).
+        current = (self.initial or {}).get("time_zone") or ""
+        self.fields["time_zone"].choices = [("", _("Company default")), *time_zone_choices(current=current)]
+        self.fields["time_zone"].widget.attrs.update(
+            {"data-searchable": "true", "data-search-label": _("Search by city or UTC offset")}
+        )
 
 
 class UserFilterForm(forms.Form):
@@ -132,3 +137,46 @@ class SecuritySettingsForm(forms.Form):
         required=False,
         help_text=_("Admins without it are asked to set it up the next time they sign in."),
     )
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters: who, which customer, which event, which days (in the viewer's zone).
+
+    Every value is bounded: a chosen event from the registered names, a user id from the list, at
+    most 100 characters of customer name, dates between 2000 and 2100 and at most a year apart.
+    """
+
+    MAX_DAYS = 366
+
+    event = forms.ChoiceField(label=_("Event"), required=False)
+    user = forms.TypedChoiceField(label=_("User"), required=False, coerce=int, empty_value=None)
+    customer = forms.CharField(label=_("Customer"), required=False, max_length=100)
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def __init__(self, *args, users=(), **kwargs):
+        from crm.audit.labels import event_choices
+
+        super().__init__(*args, **kwargs)
+        self.fields["event"].choices = [("", _("All events")), *event_choices()]
+        self.fields["user"].choices = [("", _("Everyone")), *((u.pk, u.get_full_name()) for u in users)]
+        for name in ("date_from", "date_to"):
+            self.fields[name].widget.attrs.update({"min": "2000-01-01", "max": "2100-12-31", "maxlength": 10})
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("date_from"), data.get("date_to")
+        for name in ("date_from", "date_to"):
+            day = data.get(name)
+            if day is not None and not (2000 <= day.year <= 2100):
+                self.add_error(name, _("Enter a date between 2000 and 2100."))
+        if first and last:
+            if first > last:
+                self.add_error("date_to", _("The end date is before the start date."))
+            elif (last - first).days > self.MAX_DAYS:
+                self.add_error("date_to", _("Choose at most a year at a time."))
+        return data

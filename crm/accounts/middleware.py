@@ -8,8 +8,12 @@ from django.utils import timezone, translation
 class UserPreferencesMiddleware:
     """Activates the user's language and time zone, else the tenant's defaults.
 
-    Precedence for language: the user's saved choice, then the language cookie (set by the
-    switcher, also for anonymous visitors), then the tenant's default, then Accept-Language.
+    Language, signed in: the user's saved choice, then the language cookie (set by the switcher),
+    then the tenant's default (a new user has no choice saved, so they see the company's language).
+    Anonymous (login, password reset, public survey pages, the console's login): the cookie, then the
+    browser's Accept-Language - as LocaleMiddleware already decided - and the tenant's default only
+    when the browser names no language at all. An English browser is never sent to a Chinese page
+    because the company was set up in Chinese.
     """
 
     def __init__(self, get_response):
@@ -19,9 +23,15 @@ class UserPreferencesMiddleware:
         tenant = getattr(request, "tenant", None)
         user = getattr(request, "user", None)
         language = None
-        if user is not None and user.is_authenticated and getattr(user, "language", ""):
+        signed_in = user is not None and user.is_authenticated
+        chosen_in_browser = settings.LANGUAGE_COOKIE_NAME in request.COOKIES
+        if signed_in and getattr(user, "language", ""):
             language = user.language
-        elif settings.LANGUAGE_COOKIE_NAME not in request.COOKIES and getattr(tenant, "default_language", ""):
+        elif (
+            not chosen_in_browser
+            and getattr(tenant, "default_language", "")
+            and (signed_in or not request.headers.get("Accept-Language", "").strip())
+        ):
             language = tenant.default_language
         if language:
             translation.activate(language)

@@ -48,18 +48,47 @@ def invitation_get(*, invitation_id: int) -> Invitation:
         raise Http404
 
 
+def audit_actor_choices() -> list[User]:
+    """The users the audit log can be filtered by (former users too: their records stay)."""
+    return list(User.objects.order_by("full_name", "email").only("id", "full_name", "email"))
+
+
 def audit_event_list(
-    *, before_id: int | None = None, action: str = "", target_type: str = "", target_id: str = ""
+    *,
+    before_id: int | None = None,
+    action: str = "",
+    actor_id: int | None = None,
+    customer: str = "",
+    date_from=None,
+    date_to=None,
+    target_type: str = "",
+    target_id: str = "",
 ) -> list[AuditEvent]:
     """One page of the tenant's audit log, newest first, paged by id (no COUNT over a long log).
 
-    Returns up to AUDIT_PAGE_SIZE + 1 events: the extra one only tells the page there is more.
+    Dates are whole days in the viewer's time zone. Returns up to AUDIT_PAGE_SIZE + 1 events: the
+    extra one only tells the page there is more.
     """
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
     events = AuditEvent.objects.select_related("actor").order_by("-id")
     if before_id:
         events = events.filter(id__lt=before_id)
     if action:
-        events = events.filter(action__startswith=action)
+        events = events.filter(action=action)
+    if actor_id:
+        events = events.filter(actor_id=actor_id)
+    if customer:
+        events = events.filter(target_type=CUSTOMER_TARGET, target_label__icontains=customer)
+    zone = timezone.get_current_timezone()
+    if date_from:
+        events = events.filter(created_at__gte=datetime.combine(date_from, time.min, tzinfo=zone))
+    if date_to:
+        events = events.filter(
+            created_at__lt=datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone)
+        )
     if target_type:
         events = events.filter(target_type=target_type)
     if target_id:
@@ -67,19 +96,34 @@ def audit_event_list(
     return list(events[: AUDIT_PAGE_SIZE + 1])
 
 
+# The customers app's model label (a string: crm/ does not import the apps above it).
+CUSTOMER_TARGET = "customers.customer"
+
+
 def audit_with_display_changes(events) -> list[AuditEvent]:
-    """Attach `display_changes` (field, old, new, value) to each event, for templates that cannot tell
-    an {"old", "new"} edit apart from a plain detail value."""
+    """Attach what the log shows: `name` (the event's translated name) and `display_changes` (each
+    detail's label, as the forms name the field, and its formatted old/new or value)."""
+    from crm.audit.labels import display_value, event_name, field_label
+
     result = []
     for event in events:
         rows = []
         for field, change in (event.changes or {}).items():
-            if isinstance(change, dict) and set(change) <= {"old", "new"}:
+            label = field_label(event.target_type, field)
+            if isinstance(change, dict) and change and set(change) <= {"old", "new"}:
                 rows.append(
-                    {"field": field, "is_edit": True, "old": change.get("old"), "new": change.get("new")}
+                    {
+                        "field": label,
+                        "is_edit": True,
+                        "old": display_value(change.get("old"), event.target_type, field),
+                        "new": display_value(change.get("new"), event.target_type, field),
+                    }
                 )
             else:
-                rows.append({"field": field, "is_edit": False, "value": change})
+                rows.append(
+                    {"field": label, "is_edit": False, "value": display_value(change, event.target_type)}
+                )
+        event.name = event_name(event.action)
         event.display_changes = rows
         result.append(event)
     return result

@@ -46,6 +46,13 @@ class InvitationTokenError(Exception):
 @transaction.atomic
 def user_update_profile(*, actor: User, user: User, full_name: str, language: str, time_zone: str) -> User:
     before = {"full_name": user.full_name, "language": user.language, "time_zone": user.time_zone}
+    if time_zone and time_zone != user.time_zone:
+        from crm.timezones import validate_time_zone
+
+        try:
+            validate_time_zone(time_zone)
+        except ValidationError as error:
+            raise ValidationError({"time_zone": error.messages})
     user.full_name, user.language, user.time_zone = full_name.strip(), language, time_zone
     user.full_clean(exclude=["password"])
     user.save(update_fields=["full_name", "language", "time_zone", "updated_at"])

@@ -5,6 +5,7 @@ from django.db import connection
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -13,6 +14,7 @@ from crm.numbers import parse_id
 
 from . import selectors, services
 from .forms import (
+    AuditFilterForm,
     EmailAuthenticationForm,
     InvitationAcceptForm,
     InvitationForm,
@@ -271,16 +273,29 @@ def invitation_accept(request, token: str):
 @role_required(*ADMINS)
 def audit_log(request):
     before_id = parse_id(request.GET.get("before", ""))
-    action = (request.GET.get("action", "") or "").strip()[:60]
-    events = selectors.audit_event_list(before_id=before_id, action=action)
+    form = AuditFilterForm(request.GET or None, users=selectors.audit_actor_choices())
+    filters = form.cleaned_data if form.is_valid() else {}
+    if form.is_bound and not form.is_valid():
+        events = []  # a bad filter shows its message and no unfiltered log
+    else:
+        events = selectors.audit_event_list(
+            before_id=before_id,
+            action=filters.get("event") or "",
+            actor_id=filters.get("user"),
+            customer=(filters.get("customer") or "").strip(),
+            date_from=filters.get("date_from"),
+            date_to=filters.get("date_to"),
+        )
     has_more = len(events) > selectors.AUDIT_PAGE_SIZE
     events = events[: selectors.AUDIT_PAGE_SIZE]
+    query = urlencode({key: value for key, value in request.GET.items() if key in form.fields and value})
     return render(
         request,
         "accounts/audit_log.html",
         {
+            "form": form,
             "events": selectors.audit_with_display_changes(events),
-            "action": action,
+            "query": query,
             "next_before": events[-1].pk if has_more and events else None,
             "is_first_page": before_id is None,
         },

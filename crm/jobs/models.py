@@ -19,7 +19,9 @@ class BackgroundJob(models.Model):
     kind = models.CharField(_("kind"), max_length=60, db_index=True)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)  # 0..100
+    # A msgid (translated when shown, see crm/jobs/messages.py) or a sentence stored as it is.
     message = models.CharField(_("message"), max_length=500, blank=True)
+    message_params = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     # A file the job reads (an upload) or produces (an export); stored under the tenant's folder.
@@ -45,6 +47,13 @@ class BackgroundJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def shown_message(self) -> str:
+        """The message in the reader's language."""
+        from .messages import shown
+
+        return shown(self.message, self.message_params)
 
     @property
     def is_active(self) -> bool:

@@ -12,7 +12,9 @@ A Celery task takes the job id and hands its work to `run_job`::
 - starts the job: a job already finished (a redelivered or duplicated message, acks_late) or whose
   params no longer match `start_if` is left alone and the body does not run (returns None);
 - runs the body in the job's language (`params["language"]`, else the tenant's default language),
-  so the messages it stores read in the language of whoever will read them;
+  so a file it writes (an export's headers) is in the language of whoever asked for it; its progress
+  and result messages are stored as a key and parameters (`crm.jobs.messages.JobMessage`) and
+  translated for whoever reads them;
 - gives the body a `JobRun`: `run.job`, `run.params`, `run.progress(percent, message)`,
   `run.save_output(name, content)`, `run.succeed(result=..., message=..., params=...)` and
   `run.fail(message, params=...)`;
@@ -41,6 +43,7 @@ from django.utils import translation
 from crm.errors import ApplicationError
 
 from . import services
+from .messages import JobMessage, message_and_params
 from .models import BackgroundJob
 
 logger = logging.getLogger(__name__)
@@ -76,7 +79,7 @@ class JobRun:
     def __init__(self, record: JobRecord):
         self.record = record
         self.finished = False
-        self._last_progress: tuple[int, str] | None = None
+        self._last_progress: tuple | None = None
 
     @property
     def job(self) -> BackgroundJob:
@@ -92,9 +95,12 @@ class JobRun:
 
     def progress(self, percent: int, message: str = "") -> None:
         """Report progress (0-100) with a short message; repeated identical reports are not written."""
-        current = (max(0, min(100, int(percent))), str(message))
-        if current != self._last_progress:
-            self._last_progress = current
+        current = (
+            max(0, min(100, int(percent))),
+            message if isinstance(message, JobMessage) else str(message),
+        )
+        if (current[0], current[1], getattr(message, "params", None)) != self._last_progress:
+            self._last_progress = (current[0], current[1], getattr(message, "params", None))
             self.record.progress(*current)
 
     def save_output(self, name: str, content: bytes | File) -> str:
@@ -106,13 +112,18 @@ class JobRun:
     ) -> None:
         """Finish successfully; `params` are merged into the job's (a multi-step job's next stage).
         May be called inside the body's own transaction, so the finish commits with its writes."""
-        self.record.succeed(result=result or {}, message=str(message), params=params)
+        self.record.succeed(result=result or {}, message=_keep(message), params=params)
         self.finished = True
 
     def fail(self, message: str, *, params: dict[str, Any] | None = None) -> None:
         """Finish with a failure the user can read (the message is shown as it is)."""
-        self.record.fail(message=str(message), params=params)
+        self.record.fail(message=_keep(message), params=params)
         self.finished = True
+
+
+def _keep(message) -> str:
+    """The message as given: a JobMessage keeps its parameters, anything else becomes text."""
+    return message if isinstance(message, JobMessage) else str(message or "")
 
 
 class BackgroundJobRecord:
@@ -199,10 +210,13 @@ class SideConnection:
         if self.conn is None:
             return
         try:
+            from psycopg.types.json import Jsonb
+
+            text, params = message_and_params(message)
             self.conn.execute(
-                f"UPDATE {BackgroundJob._meta.db_table} SET progress = %s, message = %s, updated_at = now() "  # noqa: S608
-                "WHERE id = %s",
-                [percent, message[:500], job_id],
+                f"UPDATE {BackgroundJob._meta.db_table} SET progress = %s, message = %s, "  # noqa: S608
+                "message_params = %s, updated_at = now() WHERE id = %s",
+                [percent, text, Jsonb(params), job_id],
             )
         except Exception:  # noqa: BLE001
             logger.warning("Job progress could not be written", exc_info=True)
@@ -236,15 +250,17 @@ def run_record(
                 value = body(run)
             except ApplicationError as error:
                 logger.info("%s failed: %s", record.label, error)
-                run.fail(str(error.message))
+                run.fail(_keep(error.message))
                 return None
             except Exception as error:
                 logger.exception("%s failed", record.label)
-                message = (
-                    failure_message(error)
-                    if callable(failure_message)
-                    else translation.gettext(str(failure_message))
-                )
+                if callable(failure_message):
+                    message = failure_message(error)
+                else:
+                    # Stored as the key (the English msgid of a gettext_noop or gettext_lazy text) and
+                    # translated for whoever reads it.
+                    with translation.override("en"):
+                        message = JobMessage(str(failure_message))
                 record.fail(message=message, params=None)
                 raise
             if not run.finished:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .messages import message_and_params
 from .models import BackgroundJob
 
 logger = logging.getLogger(__name__)
@@ -124,8 +125,13 @@ def job_start(*, job_id: int, params_match: dict[str, Any] | None = None) -> Bac
 
 
 def job_progress(*, job_id: int, progress: int, message: str = "") -> None:
+    """`message`: text, or a JobMessage stored as its key and parameters (crm/jobs/messages.py)."""
+    text, message_params = message_and_params(message)
     BackgroundJob.objects.filter(pk=job_id).update(
-        progress=max(0, min(100, int(progress))), message=message[:500], updated_at=timezone.now()
+        progress=max(0, min(100, int(progress))),
+        message=text,
+        message_params=message_params,
+        updated_at=timezone.now(),
     )
 
 
@@ -146,7 +152,7 @@ def job_succeed(
         only_if_running=only_if_running,
         progress=100,
         result=result or {},
-        message=str(message)[:500],
+        **_message_fields(message),
         updated_at=timezone.now(),
     )
 
@@ -157,9 +163,14 @@ def job_fail(*, job_id: int, message: str, params: dict[str, Any] | None = None)
         BackgroundJob.Status.FAILED,
         params=params,
         only_if_running=False,
-        message=str(message)[:500],
+        **_message_fields(message),
         updated_at=F("updated_at"),
     )
+
+
+def _message_fields(message) -> dict[str, Any]:
+    text, message_params = message_and_params(message)
+    return {"message": text, "message_params": message_params}
 
 
 def _finish(job_id: int, status: str, *, params, only_if_running: bool, **fields) -> bool:

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from crm.tenancy.dispatch import enqueue_for_active_tenants
 
@@ -18,8 +18,9 @@ def fail_stale_jobs_task(max_age_hours: int = 6) -> int:
         status__in=BackgroundJob.ACTIVE_STATUSES, updated_at__lt=cutoff
     ).update(
         status=BackgroundJob.Status.FAILED,
-        message=_("Stopped: no progress for %(hours)s hours. Please start it again.")
-        % {"hours": max_age_hours},
+        # A worker's language is nobody's: the key and parameters, translated when shown.
+        message=gettext_noop("Stopped: no progress for %(hours)s hours. Please start it again."),
+        message_params={"hours": max_age_hours},
         finished_at=timezone.now(),
     )
 

@@ -375,6 +375,8 @@ PERMISSIONS_POLICY = {
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One date/time/number format per language (crm/formats/__init__.py explains the choice).
+FORMAT_MODULE_PATH = ["crm.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,8 +1,11 @@
 from django import forms
 from django.conf import settings
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from .models import CURRENCY_CHOICES, TIME_ZONE_CHOICES, Tenant
+from crm.timezones import time_zone_choices
+
+from .models import CURRENCY_CHOICES, Tenant
 
 
 class TenantCreateForm(forms.Form):
@@ -14,9 +17,9 @@ class TenantCreateForm(forms.Form):
             attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
         ),
     )
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES, initial="Asia/Shanghai")
+    time_zone = forms.ChoiceField(label=_("Time zone"), initial="Asia/Shanghai")
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES, initial="CNY")
-    default_language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES, initial="zh-hans")
+    default_language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     admin_email = forms.EmailField(
         label=_("First admin's email"),
         help_text=_("They receive an email with a link to choose their password."),
@@ -24,6 +27,14 @@ class TenantCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices(
+            current=(self.initial or {}).get("time_zone", "")
+        )
+        self.fields["time_zone"].widget.attrs.update(
+            {"data-searchable": "true", "data-search-label": _("Search by city or UTC offset")}
+        )
+        # Offered in the operator's own language rather than always Chinese.
+        self.fields["default_language"].initial = get_language() or settings.LANGUAGE_CODE
         self.fields["slug"].help_text = _(
             "Lowercase letters, digits and hyphens. The workspace will live at address.%(domain)s"
         ) % {"domain": settings.BASE_DOMAIN}

@@ -1,4 +1,5 @@
 from django.shortcuts import render
+from django.utils import translation
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
@@ -17,10 +18,17 @@ class TenantMiddleware(TenantMainMiddleware):
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.schema_name == get_public_schema_name():
             return None
+        if tenant.status == tenant.Status.ACTIVE:
+            return None
+        # These pages are answered before sessions and LocaleMiddleware run: they speak the company's
+        # language (its users read it), not whatever language the worker process last activated.
         if tenant.status == tenant.Status.DELETED:
-            return render(request, "tenancy/tenant_deleted.html", {"tenant": tenant}, status=410)
-        if tenant.status == tenant.Status.SUSPENDED:
-            return render(request, "tenancy/tenant_suspended.html", {"tenant": tenant}, status=403)
-        if tenant.status != tenant.Status.ACTIVE:
-            return render(request, "tenancy/tenant_not_ready.html", {"tenant": tenant}, status=503)
-        return None
+            template, status = "tenancy/tenant_deleted.html", 410
+        elif tenant.status == tenant.Status.SUSPENDED:
+            template, status = "tenancy/tenant_suspended.html", 403
+        else:
+            template, status = "tenancy/tenant_not_ready.html", 503
+        with translation.override(tenant.default_language or None):
+            response = render(request, template, {"tenant": tenant}, status=status)
+            response.headers.setdefault("Content-Language", translation.get_language())
+        return response

@@ -26,6 +26,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from crm.audit.services import audit_record
 from crm.jobs.runner import JobRun, run_record
+from crm.timezones import validate_time_zone
 
 from . import cloning
 from .models import Domain, Tenant
@@ -115,6 +116,10 @@ def tenant_create(
     """Record a new tenant in the provisioning state; `tenant_provision` builds its schema."""
     slug = (slug or "").strip().lower()
     validate_slug(slug)
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError as error:
+        raise ValidationError({"time_zone": error.messages})
     tenant = Tenant(
         name=(name or "").strip(),
         slug=slug,
@@ -409,7 +414,7 @@ def _provision(run: JobRun, *, admin_password: str | None) -> None:
                         email=tenant.admin_email,
                         password=admin_password,
                         role=Role.ADMIN,
-                        language=tenant.default_language,
+                        # No saved choice: they see the company's language until they pick one.
                     )
                     invite_needed = admin_password is None
     run.succeed(message=MSG_READY)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+from crm.jobs.messages import JobMessage
 
 from .cache import CACHE_SECONDS, _remember, _scope_key, _version, remember_scan
 from .scan import duplicate_scan, scope_queryset
@@ -36,7 +39,7 @@ def duplicate_scan_run(*, job_id: int, user_id: int, key: str) -> int:
 
     def body(run: JobRun) -> int:
         user = User.objects.get(pk=user_id)
-        run.progress(10, _("Comparing customers"))
+        run.progress(10, JobMessage(gettext_noop("Comparing customers")))
         queryset = scope_queryset(user)
         current_key, _customers = _version(user, queryset)
         scan = duplicate_scan(queryset)

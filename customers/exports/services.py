@@ -16,11 +16,13 @@ from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.errors import ApplicationError
+from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue
@@ -238,7 +240,9 @@ def export_run(*, job_id: int) -> None:
 def _export(run: JobRun) -> None:
     user = run.job.created_by
     if user is None or not user.is_active:
-        raise ApplicationError(_t("The user who asked for this export is no longer active."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The user who asked for this export is no longer active."))
+        )
     params = run.params
     query = QueryDict(params.get("query", ""))
     definitions = export_definitions()
@@ -246,7 +250,7 @@ def _export(run: JobRun) -> None:
     total = max(1, export_count(user=user, query=query, limit=10**9))
 
     def progress(done: int) -> None:
-        run.progress(min(95, done * 95 // total), _t("Writing rows"))
+        run.progress(min(95, done * 95 // total), JobMessage(gettext_noop("Writing rows")))
 
     file_format = params.get("format", "csv")
     written = [0]
@@ -267,7 +271,7 @@ def _export(run: JobRun) -> None:
         count = written[0]
         with open(tmp.name, "rb") as handle:
             run.save_output(export_filename(file_format), File(handle))
-    run.succeed(result={"rows": count}, message=_t("%(count)d customers") % {"count": count})
+    run.succeed(result={"rows": count}, message=JobMessage(gettext_noop("%(count)d customers"), count=count))
 
 
 # --- all tenant data ----------------------------------------------------------------------------------
@@ -348,7 +352,7 @@ def _export_all(run: JobRun) -> None:
     steps = len(tables) + 1
 
     def progress(done: int) -> None:
-        run.progress(min(60, done * 60 // total), _t("Customers"))
+        run.progress(min(60, done * 60 // total), JobMessage(gettext_noop("Customers")))
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
         with zipfile.ZipFile(tmp.name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -372,4 +376,4 @@ def _export_all(run: JobRun) -> None:
             run.save_output(
                 f"{connection.schema_name}-data-{timezone.localtime():%Y%m%d-%H%M}.zip", File(handle)
             )
-    run.succeed(result={"customers": total}, message=_t("Ready to download"))
+    run.succeed(result={"customers": total}, message=JobMessage(gettext_noop("Ready to download")))

@@ -37,10 +37,12 @@ from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
+from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_create, job_enqueue, job_requeue, job_wait_for_user
@@ -261,7 +263,7 @@ def _mapped_rows(run: JobRun) -> tuple[list[tuple[int, dict[str, str]]], dict[st
 
 
 def _check(kind: ImportKind, run: JobRun) -> tuple[CheckedRows, int]:
-    run.progress(5, _t("Checking rows"))
+    run.progress(5, JobMessage(gettext_noop("Checking rows")))
     rows, labels, parsed = _mapped_rows(run)
     checked = kind.check_rows(rows, labels)
     for number in sorted(parsed.width_errors):
@@ -283,12 +285,23 @@ def _preview(kind: ImportKind, checked: CheckedRows, total: int) -> dict[str, An
     }
 
 
+def _msgid(text) -> str:
+    """The English source of a gettext_lazy text (its catalogue key)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        return str(text)
+
+
 def _preview_message(kind: ImportKind, preview: dict[str, Any]) -> str:
     if preview["error_count"]:
-        return _t("%(count)d problems found; nothing can be imported. Fix the file and upload it again.") % {
-            "count": preview["error_count"]
-        }
-    return _t("%(count)d rows ready to import.") % {"count": preview["valid_rows"]}
+        return JobMessage(
+            gettext_noop(
+                "%(count)d problems found; nothing can be imported. Fix the file and upload it again."
+            ),
+            count=preview["error_count"],
+        )
+    return JobMessage(gettext_noop("%(count)d rows ready to import."), count=preview["valid_rows"])
 
 
 def kind_check(*, job_id: int) -> None:
@@ -305,7 +318,10 @@ def _check_body(run: JobRun) -> None:
     kind = import_kind(run.job.kind)
     params = dict(run.params)
     if run.job.created_by is None or not user_has_role(run.job.created_by, kind.roles):
-        run.fail(_t("The user who started this import may no longer import."), params={"stage": STAGE_FAILED})
+        run.fail(
+            JobMessage(gettext_noop("The user who started this import may no longer import.")),
+            params={"stage": STAGE_FAILED},
+        )
         return
     checked, total = _check(kind, run)
     preview = _preview(kind, checked, total)
@@ -330,7 +346,10 @@ def _write_body(run: JobRun) -> None:
     params = dict(run.params)
     actor = job.created_by
     if actor is None or not user_has_role(actor, kind.roles):
-        run.fail(_t("The user who started this import may no longer import."), params={"stage": STAGE_FAILED})
+        run.fail(
+            JobMessage(gettext_noop("The user who started this import may no longer import.")),
+            params={"stage": STAGE_FAILED},
+        )
         return
     with transaction.atomic():
         with connection.cursor() as cursor:  # one import of this kind writes at a time per tenant
@@ -345,7 +364,7 @@ def _write_body(run: JobRun) -> None:
             params["stage"] = STAGE_PREVIEW
             run.succeed(result={"preview": preview}, message=_preview_message(kind, preview), params=params)
             return
-        run.progress(70, _t("Writing"))
+        run.progress(70, JobMessage(gettext_noop("Writing")))
         written = kind.write(actor, checked.rows, job)
         transaction.on_commit(
             lambda: records_imported.send_robust(sender=ImportKind, kind=kind.key, rows=written)
@@ -362,6 +381,8 @@ def _write_body(run: JobRun) -> None:
         result.update(imported=written)
         run.succeed(
             result=result,
-            message=_t("%(count)d %(noun)s imported.") % {"count": written, "noun": kind.noun},
+            message=JobMessage(
+                gettext_noop("%(count)d %(noun)s imported."), count=written, noun__msgid=_msgid(kind.noun)
+            ),
             params=params,
         )

@@ -32,10 +32,12 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_record
+from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_cancel, job_create, job_enqueue, job_requeue, job_wait_for_user
@@ -173,7 +175,11 @@ def import_analyse(
     started = time.perf_counter()
     context, owner_labels = import_context()
     report = (
-        (lambda done, total: progress(int(60 * done / max(total, 1)), _t("Checking rows")))
+        (
+            lambda done, total: progress(
+                int(60 * done / max(total, 1)), JobMessage(gettext_noop("Checking rows"))
+            )
+        )
         if progress
         else None
     )
@@ -182,7 +188,7 @@ def import_analyse(
     timings["validate"] = time.perf_counter() - started
     started = time.perf_counter()
     if progress:
-        progress(60, _t("Matching existing customers"))
+        progress(60, JobMessage(gettext_noop("Matching existing customers")))
     planner = Planner(
         rows=clean_rows,
         errors=errors,
@@ -228,7 +234,7 @@ def import_rows(
 
     def write_progress(percent: int, message: str = "") -> None:
         if progress:
-            progress(45 + percent * 50 // 100, _t("Writing"))
+            progress(45 + percent * 50 // 100, JobMessage(gettext_noop("Writing")))
 
     outcome.written = write_plan(
         outcome.plan, actor=actor, job_id=job_id, now=now, progress=write_progress, timings=outcome.timings
@@ -500,9 +506,9 @@ def _validate(run: JobRun) -> None:
     if outcome.errors:
         _save_error_file(run, outcome, params.get("filename", "import"))
     message = (
-        _t("%(count)d problems found") % {"count": len(outcome.errors)}
+        JobMessage(gettext_noop("%(count)d problems found"), count=len(outcome.errors))
         if outcome.errors
-        else _t("No problems found")
+        else JobMessage(gettext_noop("No problems found"))
     )
     run.succeed(result={"preview": _summary(outcome)}, message=message, params={"stage": STAGE_PREVIEW})
 
@@ -570,7 +576,7 @@ def _import(run: JobRun) -> dict[str, Any] | None:
             if not job.is_active or params.get("stage") != STAGE_IMPORTING:
                 return None
             actor = job.created_by
-            run.progress(1, _t("Reading the file"))
+            run.progress(1, JobMessage(gettext_noop("Reading the file")))
             started = time.perf_counter()
             with _no_cyclic_gc():
                 parsed = _read_job_file(job)
@@ -621,7 +627,7 @@ def _import(run: JobRun) -> dict[str, Any] | None:
         _save_error_file(run, failed, params.get("filename", "import"))
         run.succeed(
             result={"preview": _summary(failed)},
-            message=_t("Problems were found when importing; nothing was written."),
+            message=JobMessage(gettext_noop("Problems were found when importing; nothing was written.")),
             params={"stage": STAGE_PREVIEW},
         )
         return None
@@ -659,8 +665,9 @@ def _import_result(outcome: ImportOutcome) -> dict[str, Any]:
 
 def _done_message(result: dict[str, Any]) -> str:
     written = result["written"]
-    return _t("%(created)d customers created, %(updated)d updated, %(orders)d orders imported") % {
-        "created": written["customers_created"],
-        "updated": written["customers_updated"],
-        "orders": written["orders_created"] + written["orders_updated"],
-    }
+    return JobMessage(
+        gettext_noop("%(created)d customers created, %(updated)d updated, %(orders)d orders imported"),
+        created=written["customers_created"],
+        updated=written["customers_updated"],
+        orders=written["orders_created"] + written["orders_updated"],
+    )

@@ -11,13 +11,20 @@
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext as _
 
-from crm.templatetags.crm_format import localdt, money, number
+from crm.audit.labels import display_value
+from crm.templatetags.crm_format import localdate, money, number
 from customers import custom_fields as cf
+from customers.countries import country_name
 from customers.phone import format_phone
 
 register = template.Library()
+
+
+@register.filter
+def country_display(code: str) -> str:
+    """A country code as its name in the reader's language ("CN" -> "China" / "中国")."""
+    return country_name(code)
 
 
 @register.filter
@@ -62,15 +69,8 @@ def column_value(customer, column):
 
 @register.filter
 def history_value(value) -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if value is True:
-        return _("Yes")
-    if value is False:
-        return _("No")
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "—"
-    text = str(value)
+    """A History value as the audit log writes it (Yes/No, lists, dates in the viewer's zone)."""
+    text = display_value(value)
     return text if len(text) <= 120 else text[:119] + "…"
 
 
@@ -108,9 +108,9 @@ def _cell(customer, column) -> str:
     if key == "total_spent":
         return format_html('<td class="text-end text-nowrap">{}</td>', money(customer.total_spent))
     if key == "last_order":
-        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.last_order_at, "Y-m-d"))
+        return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.last_order_at))
     if key == "created":
-        return format_html('<td class="small text-nowrap">{}</td>', localdt(customer.created_at, "Y-m-d"))
+        return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.created_at))
     return format_html('<td class="small">{}</td>', column_value(customer, column))
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from crm.accounts.models import Role
 from customers.models import Customer
@@ -16,7 +17,14 @@ from . import business_hours as bh
 from .models import Priority, SlaPolicy, Status, Team, Ticket, TicketCategory, TicketMessage
 from .services import calendar_get, settings_get, sla_recompute
 
-CATEGORIES = ("Delivery 物流", "Returns 退换货", "Billing 账单", "Product question 产品咨询")
+# Seeded in the company's language (seed_demo activates it).
+CATEGORIES = (
+    gettext_noop("Delivery"),
+    gettext_noop("Returns"),
+    gettext_noop("Billing"),
+    gettext_noop("Product question"),
+)
+TEAM_NAME = gettext_noop("Customer care")
 POLICIES = {
     Priority.URGENT: (30, 240),
     Priority.HIGH: (60, 480),
@@ -50,7 +58,7 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
         stdout.write("service: this tenant already has tickets; skipped.")
         return {"skipped": True}
     settings_get()
-    categories = [TicketCategory.objects.get_or_create(name=name)[0] for name in CATEGORIES]
+    categories = [TicketCategory.objects.get_or_create(name=gettext(name))[0] for name in CATEGORIES]
     for priority, (first, resolution) in POLICIES.items():
         SlaPolicy.objects.get_or_create(
             priority=priority,
@@ -60,7 +68,7 @@ def seed(*, users, customers: int, rng, stdout, **_kwargs) -> dict:
     sales = [u for u in users if u.role == Role.SALES]
     managers = [u for u in users if u.role == Role.MANAGER] or [u for u in users if u.role == Role.ADMIN]
     team, _created = Team.objects.get_or_create(
-        name="Customer care 客服部", defaults={"manager": managers[0] if managers else None}
+        name=gettext(TEAM_NAME), defaults={"manager": managers[0] if managers else None}
     )
     team.members.add(*sales)
     customer_ids = list(

@@ -34,6 +34,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, user_has_role
 from crm.audit.services import audit_record
 from crm.errors import ApplicationError
+from crm.jobs.messages import JobMessage
 from customers.models import Customer
 
 from .models import (
@@ -363,18 +364,22 @@ def bulk_send_run(run) -> None:
     actor = User.objects.filter(pk=run.job.created_by_id).first()
     template = SurveyTemplate.objects.filter(pk=params.get("template_id"), is_active=True).first()
     if actor is None or template is None:
-        raise ApplicationError(_("The survey template or its sender no longer exists."))
+        raise ApplicationError(
+            JobMessage(gettext_noop("The survey template or its sender no longer exists."))
+        )
     try:
         segment = segment_get_for_user(user=actor, segment_id=params.get("segment_id"))
     except Http404:
-        raise ApplicationError(_("The segment no longer exists."))
+        raise ApplicationError(JobMessage(gettext_noop("The segment no longer exists.")))
     ids = list(
         bulk_audience(actor=actor, segment=segment)
         .order_by("pk")
         .values_list("pk", flat=True)[: BULK_MAX + 1]
     )
     if len(ids) > BULK_MAX:
-        raise ApplicationError(_("The segment has grown over %(max)d customers.") % {"max": BULK_MAX})
+        raise ApplicationError(
+            JobMessage(gettext_noop("The segment has grown over %(max)d customers."), max=BULK_MAX)
+        )
     now = timezone.now()
     expires = now + timedelta(days=template.expires_days)
     language = tenant_language()
@@ -401,11 +406,9 @@ def bulk_send_run(run) -> None:
         created += len(rows)
         run.progress(
             int(90 * (start + len(chunk)) / len(ids)),
-            _("%(n)d of %(total)d invitations made")
-            % {
-                "n": start + len(chunk),
-                "total": len(ids),
-            },
+            JobMessage(
+                gettext_noop("%(n)d of %(total)d invitations made"), n=start + len(chunk), total=len(ids)
+            ),
         )
     invited = SurveyInvitation.objects.filter(source_key__startswith=prefix).count()
     from .tasks import invitations_send_task
@@ -413,7 +416,7 @@ def bulk_send_run(run) -> None:
     invitations_send_task.delay()
     run.succeed(
         result={"invited": invited, "template": template.pk, "segment": segment.pk},
-        message=_("%(n)d invitations queued for sending.") % {"n": invited},
+        message=JobMessage(gettext_noop("%(n)d invitations queued for sending."), n=invited),
     )
 
 

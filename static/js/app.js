@@ -85,8 +85,37 @@
     if (modal) modal.hide();
   });
 
+  // A long <select data-searchable> (time zones by city) gets a search box above it that hides the
+  // options whose text and value do not contain what is typed; the chosen option always stays.
+  function searchableSelects(scope) {
+    var selects = scope.querySelectorAll ? scope.querySelectorAll("select[data-searchable]") : [];
+    Array.prototype.forEach.call(selects, function (select) {
+      if (select.dataset.searchReady) return;
+      select.dataset.searchReady = "1";
+      var box = document.createElement("input");
+      box.type = "search";
+      box.className = "form-control form-control-sm mb-1";
+      box.placeholder = select.getAttribute("data-search-label") || "";
+      box.setAttribute("aria-label", box.placeholder);
+      box.setAttribute("aria-controls", select.id);
+      box.maxLength = 50;
+      select.parentNode.insertBefore(box, select);
+      box.addEventListener("input", function () {
+        var words = box.value.trim().toLowerCase();
+        Array.prototype.forEach.call(select.options, function (option) {
+          var text = (option.text + " " + option.value).toLowerCase();
+          option.hidden = !!words && !option.selected && text.indexOf(words) === -1;
+        });
+      });
+    });
+  }
+
   applyWidths(document);
-  document.addEventListener("htmx:load", function (event) { applyWidths(event.target); });
+  searchableSelects(document);
+  document.addEventListener("htmx:load", function (event) {
+    applyWidths(event.target);
+    searchableSelects(event.target);
+  });
 
   // Tables on a phone (static/css/app.css, .table-cards): every body cell gets its column's header
   // as data-label, shown before the value when the table is drawn as cards. A table wider than its

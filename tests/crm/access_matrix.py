@@ -168,6 +168,7 @@ TENANT: dict[str, Row] = {
     "customers:privacy_export": row(on_object(ADMINS_405), on_object(ADMINS)),
     "customers:privacy_erase": row(on_object(ADMINS_405), on_object(ADMINS)),
     "customers:timeline": row(OWNED, NO_POST),
+    "customers:history": row(OWNED, NO_POST),
     "customers:orders": row(OWNED, NO_POST),
     "customers:import_start": row(MANAGERS, MANAGERS_DONE),
     "customers:import_template": row(MANAGERS, MANAGERS),

@@ -392,6 +392,7 @@ KWARGS = {
             "delete",
             "share",
             "timeline",
+            "history",
             "orders",
             "privacy",
             "privacy_export",

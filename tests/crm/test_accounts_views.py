@@ -219,12 +219,14 @@ def test_audit_log_lists_the_tenants_events_newest_first_with_paging(admin_clien
     from crm.audit.services import audit_record
 
     for number in range(55):
-        audit_record(actor=admin_user, action="user.test_event", target=sales_user, changes={"n": number})
-    first = admin_client.get("/accounts/settings/audit/?action=user.test")
+        audit_record(
+            actor=admin_user, action="user.profile_updated", target=sales_user, changes={"n": number}
+        )
+    first = admin_client.get("/accounts/settings/audit/?event=user.profile_updated")
     assert len(first.context["events"]) == 50 and first.context["next_before"]
     assert first.context["events"][0].changes == {"n": 54}
     older = admin_client.get(
-        f"/accounts/settings/audit/?action=user.test&before={first.context['next_before']}"
+        f"/accounts/settings/audit/?event=user.profile_updated&before={first.context['next_before']}"
     )
     assert [e.changes["n"] for e in older.context["events"]] == [4, 3, 2, 1, 0]
     assert older.context["next_before"] is None

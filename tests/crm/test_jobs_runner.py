@@ -74,7 +74,7 @@ def test_an_unexpected_error_is_logged_and_the_user_reads_the_fixed_message(tena
     job.refresh_from_db()
     assert job.status == FAILED
     with translation.override("zh-hans"):
-        assert job.message == translation.gettext("The export failed. Please try again.")
+        assert job.shown_message == translation.gettext("The export failed. Please try again.")
     assert "customers_secret" not in job.message
     assert "customers_secret" in caplog.text and "Traceback" in caplog.text  # the log keeps the details
 
@@ -171,8 +171,12 @@ def test_a_real_worker_runs_a_job_once_in_its_language_and_fails_it_readably(
         job.refresh_from_db()
         assert job.status == SUCCEEDED and job.result == {"rows": 2}, celery_worker["log"].read_text()[-2000:]
         assert job.output_file.name == output  # written once
+        # Stored as a key and parameters, shown in the reader's language (issue 15).
+        assert (job.message, job.message_params) == ("%(count)d customers", {"count": 2})
         with translation.override("zh-hans"):
-            assert job.message == translation.gettext("%(count)d customers") % {"count": 2}
+            assert job.shown_message == translation.gettext("%(count)d customers") % {"count": 2}
+        with translation.override("en"):
+            assert job.shown_message == "2 customers"
 
         User.objects.filter(pk=sales.pk).update(is_active=False)
         refused = job_create(kind=EXPORT_KIND, created_by=sales, params=params)
@@ -180,7 +184,7 @@ def test_a_real_worker_runs_a_job_once_in_its_language_and_fails_it_readably(
         refused.refresh_from_db()
         assert refused.status == FAILED and not refused.output_file
         with translation.override("zh-hans"):
-            assert refused.message == translation.gettext(
+            assert refused.shown_message == translation.gettext(
                 "The user who asked for this export is no longer active."
             )
         job.output_file.storage.delete(output)

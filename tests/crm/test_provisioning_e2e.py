@@ -79,6 +79,7 @@ def test_console_to_worker_to_active_tenant_to_admin_sign_in(celery_worker, djan
             with schema_context(tenant.schema_name):
                 admin = User.objects.get(email=f"boss@{slug}.test")
                 assert admin.role == Role.ADMIN and not admin.has_usable_password()
+                assert admin.language == ""  # not pinned: the company's language until they choose
                 link = set_password_link(user=admin, tenant=tenant)
             connection.set_schema_to_public()
 

@@ -69,7 +69,7 @@ def test_a_kind_goes_upload_mapping_check_preview_confirm_write(manager_user):
     kinds.kind_write(job_id=job.pk)
     kinds.kind_write(job_id=job.pk)  # redelivered: nothing more
     job.refresh_from_db()
-    assert job.params["stage"] == "done" and job.message == "2 tags imported."
+    assert job.params["stage"] == "done" and job.shown_message == "2 tags imported."
     assert sorted(Tag.objects.values_list("name", "color")) == [("New", "blue"), ("VIP", "red")]
     assert AuditEvent.objects.filter(action="tests.tags.written", target_id=str(job.pk)).exists()
 

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone, translation
 
-from crm.templatetags.crm_format import localdt, money, number
+from crm.templatetags.crm_format import localdate, localdt, money, number
 from customers.templatetags.customer_tags import cf_display, history_value, phone_display
 
 
@@ -23,7 +23,7 @@ def test_localdt_renders_in_the_active_time_zone():
     moment = datetime(2026, 1, 1, 16, 30, tzinfo=UTC)
     with timezone.override(ZoneInfo("Asia/Shanghai")):
         assert localdt(moment) == "2026-01-02 00:30"
-        assert localdt(moment, "Y-m-d") == "2026-01-02"
+        assert localdate(moment) == "2026-01-02"
     assert localdt(date(2026, 3, 1)) == "2026-03-01" and localdt(None) == ""
 
 

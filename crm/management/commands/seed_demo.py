@@ -2,6 +2,7 @@ import random
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 from django.utils.module_loading import import_string
 from django_tenants.utils import schema_context
 
@@ -33,7 +34,12 @@ class Command(BaseCommand):
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {tenant!r}. Create it with provision_tenant first.")
         rng = random.Random(seed)
-        with schema_context(tenant_obj.schema_name):
+        # Seeded names (saved segments, tags, custom fields...) are written in the company's language:
+        # each seeder translates its gettext_noop names while this is active.
+        with (
+            schema_context(tenant_obj.schema_name),
+            translation.override(tenant_obj.default_language or "en"),
+        ):
             if once and AuditEvent.objects.filter(action=SEEDED_ACTION).exists():
                 self.stdout.write(f"Demo data in tenant {tenant} is there already (seeded before); skipped.")
                 return
