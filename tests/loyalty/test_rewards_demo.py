@@ -19,11 +19,12 @@ def test_seed_demo_adds_a_programme_tiers_rewards_vouchers_and_referrals_with_co
     connection.set_tenant(tenant)
     # The programme with its four tiers and a year of ledger history (every kind of entry).
     assert Programme.objects.get().auto_enrol
+    # Named in the company's language (English for this tenant; 普通/银卡/金卡/钻石 for a Chinese one).
     assert list(Tier.objects.order_by("rank").values_list("name", flat=True)) == [
-        "普通",
-        "银卡",
-        "金卡",
-        "钻石",
+        "Classic",
+        "Silver",
+        "Gold",
+        "Diamond",
     ]
     assert Member.objects.count() > 20 and Member.objects.values("tier").distinct().count() >= 2
     span = PointsEntry.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
