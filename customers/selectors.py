@@ -702,8 +702,13 @@ def monthly_revenue(*, user: User, months: int = 12) -> list[dict]:
 # For the dashboards: the scopes every figure starts from (dashboards never import our models)
 # --------------------------------------------------------------------------------------------------
 def purchase_orders(*, user: User) -> QuerySet[Order]:
-    """Purchases (paid or partly refunded) the user may see, of customers not in the bin."""
-    return _orders_for(user).filter(status__in=PURCHASE_STATUSES)
+    """Purchases (paid or partly refunded) the user may see, of customers not in the bin.
+
+    The binned customers are few and indexed (customer_deleted_idx): leaving their ids out costs a
+    report over a million orders far less than joining every customer to read `deleted_at`."""
+    binned = Customer.objects.filter(deleted_at__isnull=False).values("pk")
+    orders = Order.objects.filter(status__in=PURCHASE_STATUSES).exclude(customer_id__in=binned)
+    return visible_to(orders, user)
 
 
 def customer_scope(*, user: User) -> QuerySet[Customer]:
