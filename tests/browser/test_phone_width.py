@@ -250,3 +250,42 @@ def test_the_platform_console_fits_a_phone_in_chinese(
     finally:
         context.close()
     assert not problems, "Console pages that do not work on a 390 px phone:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("width", [1200, 1280, 1440])
+def test_the_expanded_navbar_fits_on_one_line_in_english_at_desktop_widths(
+    browser, committed_tenant, tenant_url, login, width
+):
+    """Issue 15: at 1280 px in English the bar was 1,321 px wide: the language select was squeezed to
+    nothing and the bell pushed off the page. Every entry, the language, the user menu and the bell
+    fit on one line from the width the bar expands at."""
+    tenant = committed_tenant()
+    context = browser.new_context(viewport={"width": width, "height": 700}, locale="en-US")
+    page = context.new_page()
+    try:
+        login(page, tenant, f"admin@{tenant.slug}.test")
+        page.goto(tenant_url(tenant, "/customers/"))
+        assert page.locator("html").get_attribute("lang") == "en"
+        sizes = page.evaluate(
+            """() => {
+                const nav = document.querySelector("nav.navbar");
+                const links = [...nav.querySelectorAll(".navbar-nav .nav-link")];
+                const select = nav.querySelector("#language-switch select");
+                const bell = nav.querySelector("[data-testid=notification-bell], .bi-bell");
+                return {
+                    page: document.documentElement.scrollWidth,
+                    nav: nav.scrollWidth,
+                    tops: [...new Set(links.map(a => Math.round(a.getBoundingClientRect().top)))],
+                    select: select.getBoundingClientRect().width,
+                    selectNeeds: select.scrollWidth,
+                    bellRight: bell ? bell.getBoundingClientRect().right : 0,
+                };
+            }"""
+        )
+        assert sizes["page"] <= width and sizes["nav"] <= width, sizes
+        assert len(sizes["tops"]) == 1, sizes  # one line of entries
+        assert sizes["select"] >= 80, sizes  # "English" readable, not squeezed
+        assert 0 < sizes["bellRight"] <= width, sizes
+        page.screenshot(path=str(ARTIFACTS / f"navbar_en_{width}.png"))
+    finally:
+        context.close()
