@@ -51,20 +51,26 @@ def _replacement() -> Callable[[], None]:
         data_changed()
 
     replace.done = False
-    replace.dashboards_replacement = True
     return replace
 
 
 def data_changed_on_commit(**_kwargs) -> None:
     """Receiver for row signals: replace the version when the transaction commits, once however many
-    rows it wrote (a bulk path saving rows one by one costs one cache write, not one per row)."""
+    rows it wrote (a bulk path saving rows one by one costs one cache write, not one per row).
+
+    The replacement waiting in this transaction is remembered on the connection with the list of
+    on-commit hooks it sits in: Django starts a new list at every commit or rollback (of a savepoint
+    too), so a list that is still the same one still holds it, at no cost per row."""
     if not connection.in_atomic_block:
         data_changed()
         return
-    for _sids, func, _robust in reversed(connection.run_on_commit):
-        if getattr(func, "dashboards_replacement", False) and not func.done:
-            return
-    transaction.on_commit(_replacement())
+    waiting = getattr(connection, "dashboards_replacement", None)
+    if waiting is not None and not waiting.done and waiting.hooks is connection.run_on_commit:
+        return
+    replacement = _replacement()
+    replacement.hooks = connection.run_on_commit
+    connection.dashboards_replacement = replacement
+    transaction.on_commit(replacement)
 
 
 def watch(*models) -> None:
