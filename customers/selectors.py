@@ -514,6 +514,12 @@ def customer_find_existing(
 # --- the 360° page ---------------------------------------------------------------------------------
 
 
+def customer_order_count(*, customer: Customer) -> int:
+    """Every order of the customer, whatever its status (the Orders tab's badge; `orders_count` on
+    the customer counts purchases only)."""
+    return Order.objects.filter(customer=customer).count()
+
+
 def customer_orders(*, customer: Customer, page: Any = 1, per_page: int = 10):
     """The customer's orders, newest first, with lines and refunds, as a Django Page."""
     qs = (

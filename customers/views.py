@@ -391,15 +391,21 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entries, next_before = [], None
     if timeline_inline:
         entries, next_before = selectors.customer_timeline(customer=customer, user=request.user)
+    # The Orders and History tabs are hidden until clicked: each loads with htmx when it is first
+    # shown (their own views below), so the page reads neither the orders with their lines and
+    # refunds nor the audit records unless they are looked at. An ?orders_page= link (the pager's
+    # href) still renders the orders here.
+    orders_inline = "orders_page" in request.GET
     context.update(
         {
-            "orders": selectors.customer_orders(customer=customer, page=request.GET.get("orders_page", 1)),
+            "orders": selectors.customer_orders(customer=customer, page=request.GET.get("orders_page", 1))
+            if orders_inline
+            else None,
+            "orders_inline": orders_inline,
+            "orders_total": selectors.customer_order_count(customer=customer),
             "timeline_inline": timeline_inline,
             "timeline": entries,
             "next_before": next_before.isoformat() if next_before else "",
-            "history": selectors.customer_history(
-                customer=customer, limit=50, definitions=context["custom_definitions"]
-            ),
             "panels": _panels(request, customer),
             "share_form": ShareForm(customer=customer, initial={"users": context["shared_with"]})
             if context["is_manager"]

@@ -56,6 +56,11 @@ def test_search_open_edit_in_place_and_duplicate_warning(
     page.locator("#timeline").scroll_into_view_if_needed()
     expect(page.locator('.timeline-entry[data-kind="order"]')).to_have_count(1)
     expect(page.locator('[data-testid="timeline-pending"]')).to_have_count(0)
+    # The Orders tab (its badge counts every order) loads with htmx when it is first shown.
+    assert page.locator('[data-testid="orders-pending"]').count() == 1
+    page.click("button[data-bs-target='#tab-orders']")
+    expect(page.locator("#orders")).to_contain_text("WEB-1")
+    expect(page.locator("#orders")).to_contain_text("Jasmine tea")
 
     # Edit in place: the card becomes a form, a bad email is refused at the field, then it saves.
     page.click("#edit-in-place")

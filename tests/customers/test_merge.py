@@ -575,8 +575,9 @@ def test_undo_page_confirms_before_undoing(pair, manager_user, manager_client):
 def test_the_survivors_page_shows_the_merge_in_its_history(pair, manager_user, manager_client):
     survivor, merged = pair["survivor"], pair["merged"]
     customer_merge(actor=manager_user, survivor=survivor, merged=merged, field_choices={"phone": "merged"})
+    history = manager_client.get(reverse("customers:history", args=[survivor.pk])).content.decode()
+    assert f"張偉 (Zhang Wei) (#{merged.pk})" in history
     body = manager_client.get(reverse("customers:detail", args=[survivor.pk])).content.decode()
-    assert f"張偉 (Zhang Wei) (#{merged.pk})" in body
     assert "wholesale" in body
 
 

@@ -377,11 +377,11 @@ def test_both_or_neither_when_the_follow_up_is_refused(sales_user):
 # The 360 page with every panel filled (interactions, follow-ups, tickets, loyalty, rewards,
 # referrals, surveys, churn alert, duplicates, segmentation), pinned exactly per role; the same with 1
 # and with many rows behind each panel. Tenant lookup (3 with the search paths), session, user, then
-# the page's own: customer 1, profile card 4 (with the secondary contacts), orders tab 4, history
-# tab 1, panels 15 (manager: +1 the follow-up form's assignee list, +1 the sharing form's users).
+# the page's own: customer 1, profile card 4 (with the secondary contacts), the Orders tab's badge 1,
+# panels 15 (manager: +1 the follow-up form's assignee list, +1 the sharing form's users).
 # The timeline is a request of its own (htmx, when it scrolls into view): the customer and one or two
-# queries per registered provider.
-CUSTOMER_360_QUERIES = {"sales": 31, "manager": 33}
+# queries per registered provider; so are the Orders and History tabs (htmx, when first shown).
+CUSTOMER_360_QUERIES = {"sales": 27, "manager": 29}
 CUSTOMER_TIMELINE_QUERIES = 20
 
 
