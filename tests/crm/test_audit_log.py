@@ -228,7 +228,8 @@ def test_history_tab_reloads_and_speaks_plain_chinese(client_for, sales_user):
     sales_user.save(update_fields=["language"])
     client = client_for(sales_user)
     detail = client.get(f"/customers/{customer.pk}/").content.decode()
-    assert 'hx-trigger="intersect once, customer-updated from:body"' in detail.split('id="history-panel"', 1)[1][:300]
+    panel = detail.split('id="history-panel"', 1)[1][:300]
+    assert 'hx-trigger="intersect once, customer-updated from:body"' in panel
     page = client.get(f"/customers/{customer.pk}/history/").content.decode()
     assert "职业" in page and "Chef" in page
     assert "新值" in page and "旧值" in page and "新客户" not in page  # not the lifecycle stage "New"
