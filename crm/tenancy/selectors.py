@@ -228,7 +228,8 @@ def tenant_usage_chart(rows: list[TenantUsage]) -> dict:
         "active_users": [row.active_users for row in rows],
         "customers": [row.customers for row in rows],
         "orders": [row.orders for row in rows],
-        "storage_mb": [round(row.storage_bytes / 1_000_000, 1) for row in rows],
+        # MB as the page's figures count them (Django's filesizeformat: 1 MB = 1024 x 1024 bytes).
+        "storage_mb": [round(row.storage_bytes / 1_048_576, 1) for row in rows],
     }
 
 

@@ -197,6 +197,9 @@ if (typeof Chart !== "undefined") {
   function day(value) {
     return new Date(value).toLocaleDateString(language, {month: "short", day: "numeric", timeZone: "UTC"});
   }
+  var DAY = 86400000;
+  var span = data.times.length ? (data.times[data.times.length - 1] - data.times[0]) / DAY : 0;
+  var step = DAY * Math.max(1, Math.ceil(span / 5));  // about five dates along the axis
   function draw(id, series, whole) {
     var canvas = document.getElementById(id);
     if (!canvas) return;
@@ -209,9 +212,12 @@ if (typeof Chart !== "undefined") {
         })
       },
       options: {
+        animation: false,
         interaction: {mode: "index", intersect: false},
         scales: {
-          x: {type: "linear", ticks: {maxTicksLimit: 5, callback: function (value) { return day(value); }}},
+          // The axis spans the recorded days exactly (a linear axis would round out to "nice" values).
+          x: {type: "linear", min: data.times[0], max: data.times[data.times.length - 1],
+              ticks: {stepSize: step, callback: function (value) { return day(value); }}},
           y: {beginAtZero: true, ticks: whole ? {precision: 0} : {}}
         },
         plugins: {
