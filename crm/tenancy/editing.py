@@ -10,7 +10,7 @@ they have a usable password or have signed in.
 
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -49,6 +49,12 @@ def _first_admin_user(tenant: Tenant, *, for_update: bool = False):
     return users.first() if tenant.admin_email else None
 
 
+def _require_platform_admin(actor) -> None:
+    """The second line behind the views' platform_admin_required: only platform admins change companies."""
+    if not (actor is not None and actor.is_active and actor.is_superuser):
+        raise PermissionDenied
+
+
 def _has_accepted(user) -> bool:
     return user.has_usable_password() or user.last_login is not None
 
@@ -82,6 +88,7 @@ def tenant_update(
     is refused. The first admin's e-mail can change only while they have not accepted their
     invitation; their account in the company's workspace changes with it (and the link sent to the
     old address stops working: the token covers the e-mail)."""
+    _require_platform_admin(actor)
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.status == Tenant.Status.DELETED:
         raise ApplicationError(_("A deleted company cannot be edited. Cancel its deletion first."))
@@ -105,6 +112,11 @@ def tenant_update(
     if "admin_email" in changes:
         if not tenant.admin_email:
             raise ValidationError({"admin_email": _("Enter the first admin's email.")})
+        if tenant.status == Tenant.Status.PROVISIONING:
+            # The worker creates the first admin from the address it read when it started.
+            raise ValidationError(
+                {"admin_email": _("The company is being set up; change the e-mail once it is ready.")}
+            )
         _move_first_admin(tenant=tenant, old_email=before["admin_email"])
     tenant.save(update_fields=[*changes, "updated_at"])
     audit_record(actor=actor, action="tenant.updated", target=tenant, changes=changes)
@@ -146,6 +158,7 @@ def tenant_admin_invitation_resend(*, actor, tenant: Tenant) -> str:
     sent before still works."""
     from crm.accounts.services import send_first_admin_welcome
 
+    _require_platform_admin(actor)
     # The company's row is locked: two clicks at once are serialised, and the second sees the first's
     # audit row and is refused by the rate limit.
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -88,6 +89,18 @@ def test_only_platform_operators_reach_the_new_pages(public_client, tenant_a, ad
     connection.set_schema_to_public()
     assert Tenant.objects.get(pk=tenant_a.pk).name != "Hijacked"
     assert not _events(tenant_a, "tenant.updated")
+
+
+def test_the_services_refuse_anyone_but_a_platform_admin(tenant_a, admin_user):
+    """The second line behind the views: a tenant admin (not a platform superuser) is refused."""
+    _pending_admin(tenant_a)
+    mail.outbox.clear()
+    with pytest.raises(PermissionDenied):
+        editing.tenant_update(actor=admin_user, tenant=tenant_a, name="Hijacked")
+    with pytest.raises(PermissionDenied):
+        editing.tenant_admin_invitation_resend(actor=admin_user, tenant=tenant_a)
+    tenant_a.refresh_from_db()
+    assert tenant_a.name != "Hijacked" and mail.outbox == []
 
 
 def test_unknown_and_public_tenants_are_404(platform_client):
@@ -195,6 +208,16 @@ def test_the_pending_first_admins_email_can_be_corrected(platform_client, tenant
         assert not User.objects.filter(email="chief@alpha.test").exists()
     [event] = _events(tenant_a, "tenant.updated")
     assert event.changes == {"admin_email": {"old": "boss@alpha.test", "new": "chief@alpha.test"}}
+
+
+def test_the_first_admins_email_waits_for_the_set_up_to_finish(platform_admin, tenant_a):
+    Tenant.objects.filter(pk=tenant_a.pk).update(status=Tenant.Status.PROVISIONING)
+    tenant_a.refresh_from_db()
+    with pytest.raises(editing.ValidationError) as error:
+        editing.tenant_update(actor=platform_admin, tenant=tenant_a, admin_email="new@alpha.test", name="X")
+    assert "being set up" in error.value.message_dict["admin_email"][0]
+    tenant_a.refresh_from_db()
+    assert (tenant_a.admin_email, tenant_a.name) == ("admin@alpha.test", "Alpha Trading 阿尔法")
 
 
 def test_an_accepted_first_admins_email_stays(platform_client, platform_admin, tenant_a):
