@@ -292,6 +292,7 @@ def test_resend_is_limited_to_once_a_minute(platform_client, tenant_a):
     assert len(mail.outbox) == 1 and len(_events(tenant_a, editing.RESEND_EVENT)) == 1
     # The button says so too.
     assert 'data-testid="resend-invitation" disabled' in response.content.decode()
+    assert "Sent a moment ago: again in" in response.content.decode()
     # A minute later it may be sent again.
     AuditEvent.objects.filter(action=editing.RESEND_EVENT).update(
         created_at=timezone.now() - timedelta(seconds=61)
