@@ -36,8 +36,10 @@ class CustomersConfig(AppConfig):
         from crm.navigation import register as register_nav
         from crm.tenancy.selectors import register_tenant_count
 
-        from .models import Customer
+        from .models import Customer, Order
 
         register_nav(NavItem("customers", _("Customers"), "customers:list", "people", order=20))
-        # The platform console's tenants list counts live customers in each tenant's schema.
+        # The platform console counts live customers (the binned ones are few and indexed) and orders
+        # in each tenant's schema: the tenants list and the daily usage (crm.tenancy.usage).
         register_tenant_count("customers", model=Customer, where="deleted_at IS NULL")
+        register_tenant_count("orders", model=Order)

@@ -15,6 +15,8 @@ EVENT_NAMES = {
     "tenant.purged": _("Company purged"),
     "tenant.restored": _("Company restored"),
     "tenant.welcome_email_failed": _("Welcome e-mail failed"),
+    "tenant.updated": _("Company settings changed"),
+    "tenant.admin_invitation_resent": _("First admin's invitation sent again"),
     "user.created": _("User created"),
     "user.deactivated": _("User deactivated"),
     "user.reactivated": _("User reactivated"),

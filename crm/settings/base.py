@@ -241,6 +241,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Companies deleted in the console more than TENANT_DELETE_GRACE_DAYS ago are purged (their final
     # backup is kept); idempotent, so hourly is fine.
     "tenancy-purge-deleted": {"task": "crm.tenancy.tasks.purge_deleted_all_tenants", "schedule": 60 * 60},
+    # Each active company's users, customers, orders, storage and last activity, one row a day for the
+    # console's usage charts; after the nightly jobs (21:00 UTC, 05:00 in China). An upsert per
+    # (company, day), so a second run that day only refreshes the figures.
+    "tenancy-usage-daily": {
+        "task": "crm.tenancy.tasks.tenant_usage_all_tenants",
+        "schedule": crontab(hour=21, minute=0),
+    },
     # RFM, CLV, lifecycle stages and churn alerts, recomputed per tenant every night at 18:30 UTC
     # (02:30 in China); a tenant whose recompute is already running is joined, not started twice.
     # Follow-ups that fell due are handed to notifications once (idempotent, so every minute is fine).

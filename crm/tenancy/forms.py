@@ -8,20 +8,17 @@ from crm.timezones import time_zone_choices
 from .models import CURRENCY_CHOICES, Tenant
 
 
-class TenantCreateForm(forms.Form):
+class TenantSettingsForm(forms.Form):
+    """A company's settings, as entered when it is created and when it is edited (the rules are the
+    service's: crm.tenancy.services.tenant_settings_apply)."""
+
     name = forms.CharField(label=_("Company name"), max_length=200)
-    slug = forms.CharField(
-        label=_("Address"),
-        max_length=40,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
-        ),
-    )
     time_zone = forms.ChoiceField(label=_("Time zone"), initial="Asia/Shanghai")
     currency = forms.ChoiceField(label=_("Currency"), choices=CURRENCY_CHOICES, initial="CNY")
     default_language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
     admin_email = forms.EmailField(
         label=_("First admin's email"),
+        max_length=254,
         help_text=_("They receive an email with a link to choose their password."),
     )
 
@@ -33,6 +30,20 @@ class TenantCreateForm(forms.Form):
         self.fields["time_zone"].widget.attrs.update(
             {"data-searchable": "true", "data-search-label": _("Search by city or UTC offset")}
         )
+
+
+class TenantCreateForm(TenantSettingsForm):
+    slug = forms.CharField(
+        label=_("Address"),
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}
+        ),
+    )
+    field_order = ["name", "slug", "time_zone", "currency", "default_language", "admin_email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         # Offered in the operator's own language rather than always Chinese.
         self.fields["default_language"].initial = get_language() or settings.LANGUAGE_CODE
         self.fields["slug"].help_text = _(
@@ -42,6 +53,24 @@ class TenantCreateForm(forms.Form):
     def clean_slug(self) -> str:
         # Checked in full by the service (format, reserved names, duplicates); only tidy it here.
         return self.cleaned_data["slug"].strip()
+
+
+class TenantEditForm(TenantSettingsForm):
+    """The console's edit of a company (its address, and so its schema, never changes)."""
+
+    def __init__(self, *args, admin_email_editable: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        email = self.fields["admin_email"]
+        if admin_email_editable:
+            email.help_text = _(
+                "They have not accepted their invitation yet: correct the address here, then send the "
+                "invitation again."
+            )
+        else:
+            email.disabled = True
+            email.help_text = _(
+                "They have accepted their invitation; they change their e-mail in the workspace."
+            )
 
 
 class TenantFilterForm(forms.Form):

@@ -102,3 +102,38 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class TenantUsage(models.Model):
+    """One tenant's size and activity on one day (UTC), recorded by the daily usage task
+    (crm.tenancy.usage). Written with an upsert on (tenant, day): a re-run that day refreshes its row."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="usage", verbose_name=_("tenant")
+    )
+    day = models.DateField(_("day"))
+    users = models.PositiveIntegerField(_("users"), default=0)
+    active_users = models.PositiveIntegerField(_("active users"), default=0)
+    customers = models.PositiveBigIntegerField(_("customers"), default=0)
+    orders = models.PositiveBigIntegerField(_("orders"), default=0)
+    # The tenant's tables (pg_total_relation_size: rows, indexes and TOAST) and its files on disk.
+    database_bytes = models.PositiveBigIntegerField(_("database size"), default=0)
+    files_bytes = models.PositiveBigIntegerField(_("files size"), default=0)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "-day"]
+        verbose_name = _("tenant usage")
+        verbose_name_plural = _("tenant usage")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="tenant_usage_one_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}"
+
+    @property
+    def storage_bytes(self) -> int:
+        return self.database_bytes + self.files_bytes

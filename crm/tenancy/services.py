@@ -102,6 +102,32 @@ def ensure_template_schema(*, verbosity: int = 0) -> None:
     connection.set_schema_to_public()
 
 
+def tenant_settings_apply(tenant: Tenant, **values: str) -> None:
+    """Set a company's settings on `tenant` (unsaved) and check them: the one place for their rules,
+    shared by provisioning (tenant_create) and the console's edit (crm.tenancy.editing.tenant_update).
+    `values` holds any of name, admin_email, time_zone, currency, default_language; every problem is
+    raised at once as a ValidationError by field."""
+    if "name" in values:
+        tenant.name = (values["name"] or "").strip()
+    if "admin_email" in values:
+        tenant.admin_email = (values["admin_email"] or "").strip().lower()
+    for field in ("time_zone", "currency", "default_language"):
+        if field in values:
+            setattr(tenant, field, values[field] or "")
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_time_zone(tenant.time_zone)
+    except ValidationError as error:
+        errors["time_zone"] = error.messages
+    try:
+        tenant.full_clean(exclude=list(errors))
+    except ValidationError as error:
+        for field, messages in error.message_dict.items():
+            errors.setdefault(field, messages)
+    if errors:
+        raise ValidationError(errors)
+
+
 @transaction.atomic
 def tenant_create(
     *,
@@ -116,22 +142,20 @@ def tenant_create(
     """Record a new tenant in the provisioning state; `tenant_provision` builds its schema."""
     slug = (slug or "").strip().lower()
     validate_slug(slug)
-    try:
-        validate_time_zone(time_zone)
-    except ValidationError as error:
-        raise ValidationError({"time_zone": error.messages})
     tenant = Tenant(
-        name=(name or "").strip(),
         slug=slug,
         schema_name=schema_name_for_slug(slug),
-        admin_email=(admin_email or "").strip().lower(),
-        time_zone=time_zone,
-        currency=currency,
-        default_language=default_language,
         status=Tenant.Status.PROVISIONING,
         provisioning_message=MSG_WAITING,
     )
-    tenant.full_clean()
+    tenant_settings_apply(
+        tenant,
+        name=name,
+        admin_email=admin_email,
+        time_zone=time_zone,
+        currency=currency,
+        default_language=default_language,
+    )
     tenant.save()
     Domain.objects.create(domain=tenant.primary_domain, tenant=tenant, is_primary=True)
     if actor is not None:

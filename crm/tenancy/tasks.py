@@ -41,3 +41,31 @@ def purge_deleted_all_tenants() -> int:
     for tenant_id in due:
         tenant_purge_task.delay(tenant_id)
     return len(due)
+
+
+@shared_task(acks_late=True)
+def tenant_usage_task(tenant_id: int, day: str) -> bool:
+    """Record one tenant's usage for `day` (ISO date) in the public schema; an upsert, so a re-run or a
+    redelivery after a crash rewrites the same row."""
+    from datetime import date
+
+    from .usage import tenant_usage_record
+
+    return tenant_usage_record(tenant_id=tenant_id, day=date.fromisoformat(day)) is not None
+
+
+@shared_task(acks_late=True)
+def tenant_usage_all_tenants() -> int:
+    """Beat (daily): send tenant_usage_task for every active tenant, all for the same day, and drop
+    rows past their keeping time."""
+    from django.utils import timezone
+
+    from .dispatch import active_tenants
+    from .usage import tenant_usage_forget_old
+
+    day = timezone.now().date()
+    tenant_ids = list(active_tenants().values_list("pk", flat=True))
+    for tenant_id in tenant_ids:
+        tenant_usage_task.delay(tenant_id, day.isoformat())
+    tenant_usage_forget_old(today=day)
+    return len(tenant_ids)

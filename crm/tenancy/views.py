@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 from crm.accounts.permissions import platform_admin_required
 from crm.errors import SERVICE_ERRORS, show_service_error
 
-from . import deletion, selectors, services
-from .forms import TenantCreateForm, TenantDeleteForm, TenantFilterForm
+from . import deletion, editing, selectors, services
+from .forms import TenantCreateForm, TenantDeleteForm, TenantEditForm, TenantFilterForm
 
 TENANTS_PAGE_SIZE = 50
 
@@ -28,7 +28,10 @@ def tenant_list(request):
     filters = TenantFilterForm(request.GET or None)
     cleaned = filters.cleaned_data if filters.is_valid() else {}
     tenants = selectors.tenant_list(search=cleaned.get("q", ""), status=cleaned.get("status", ""))
-    page = Paginator(tenants, TENANTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    summary = selectors.tenant_summary(tenants=tenants)
+    page = Paginator(selectors.with_latest_usage(tenants), TENANTS_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     stats = selectors.tenant_stats(tenants=page.object_list)
     rows = [{"tenant": tenant, "stats": stats[tenant.pk]} for tenant in page.object_list]
     query = request.GET.copy()
@@ -36,7 +39,13 @@ def tenant_list(request):
     return render(
         request,
         "tenancy/tenant_list.html",
-        {"filters": filters, "page_obj": page, "rows": rows, "querystring": query.urlencode()},
+        {
+            "filters": filters,
+            "page_obj": page,
+            "rows": rows,
+            "summary": summary,
+            "querystring": query.urlencode(),
+        },
     )
 
 
@@ -58,6 +67,7 @@ def tenant_create(request):
 def tenant_detail(request, tenant_id: int):
     tenant = selectors.tenant_get(tenant_id=tenant_id)
     stats = selectors.tenant_stats(tenants=[tenant], fresh=True)[tenant.pk]
+    usage = selectors.tenant_usage_history(tenant=tenant)
     return render(
         request,
         "tenancy/tenant_detail.html",
@@ -66,8 +76,49 @@ def tenant_detail(request, tenant_id: int):
             "stats": stats,
             "domains": list(tenant.domains.order_by("-is_primary", "domain")),
             "events": selectors.tenant_audit_events(tenant=tenant),
+            "first_admin": editing.first_admin_state(tenant=tenant),
+            "resend_wait": editing.resend_wait_seconds(tenant=tenant),
+            "usage_latest": usage[-1] if usage else None,
+            "usage_chart": selectors.tenant_usage_chart(usage),
+            "usage_days": selectors.USAGE_CHART_DAYS,
+            "exact_below": selectors.EXACT_COUNT_BELOW,
         },
     )
+
+
+@platform_admin_required
+def tenant_edit(request, tenant_id: int):
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    editable_email = editing.first_admin_state(tenant=tenant) != editing.FirstAdmin.ACCEPTED
+    initial = {field: getattr(tenant, field) for field in editing.EDITABLE_FIELDS}
+    form = TenantEditForm(request.POST or None, initial=initial, admin_email_editable=editable_email)
+    if request.method == "POST" and form.is_valid():
+        try:
+            editing.tenant_update(actor=request.user, tenant=tenant, **form.cleaned_data)
+        except SERVICE_ERRORS as exc:
+            show_service_error(form, exc)
+        else:
+            selectors.tenant_stats_forget(tenant=tenant)
+            messages.success(request, _("%(name)s is saved.") % {"name": form.cleaned_data["name"]})
+            return redirect("tenancy:detail", tenant_id=tenant.pk)
+    return render(request, "tenancy/tenant_edit.html", {"tenant": tenant, "form": form})
+
+
+@platform_admin_required
+@require_POST
+def tenant_invitation_resend(request, tenant_id: int):
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    try:
+        email = editing.tenant_admin_invitation_resend(actor=request.user, tenant=tenant)
+    except SERVICE_ERRORS as exc:
+        show_service_error(request, exc)
+    else:
+        messages.success(
+            request,
+            _("A new invitation is on its way to %(email)s. Links sent before no longer work.")
+            % {"email": email},
+        )
+    return redirect("tenancy:detail", tenant_id=tenant.pk)
 
 
 @platform_admin_required

@@ -185,3 +185,58 @@ if (typeof Chart !== "undefined") {
     }
   });
 })();
+
+/* Platform console: a company's usage per day over the last 90 days (users, customers and orders,
+   storage in MB) on a real time axis of UTC days (a missed day is a gap in time, not a squeezed step). */
+(function () {
+  "use strict";
+  var element = document.getElementById("tenant-usage-data");
+  if (!element || typeof Chart === "undefined") return;
+  var data = JSON.parse(element.textContent);
+  var language = document.documentElement.lang || undefined;
+  function day(value) {
+    return new Date(value).toLocaleDateString(language, {month: "short", day: "numeric", timeZone: "UTC"});
+  }
+  var DAY = 86400000;
+  var span = data.times.length ? (data.times[data.times.length - 1] - data.times[0]) / DAY : 0;
+  var step = DAY * Math.max(1, Math.ceil(span / 5));  // about five dates along the axis
+  function draw(id, series, whole) {
+    var canvas = document.getElementById(id);
+    if (!canvas) return;
+    new Chart(canvas, {
+      type: "line",
+      data: {
+        datasets: series.map(function (s) {
+          return {label: s.label, tension: 0.2, pointRadius: data.times.length > 30 ? 0 : 2,
+                  data: s.values.map(function (y, i) { return {x: data.times[i], y: y}; })};
+        })
+      },
+      options: {
+        animation: false,
+        interaction: {mode: "index", intersect: false},
+        scales: {
+          // The axis spans the recorded days exactly (a linear axis would round out to "nice" values).
+          x: {type: "linear", min: data.times[0], max: data.times[data.times.length - 1],
+              ticks: {stepSize: step, callback: function (value) { return day(value); }}},
+          y: {beginAtZero: true, ticks: whole ? {precision: 0} : {}}
+        },
+        plugins: {
+          legend: {display: series.length > 1, position: "bottom", labels: {boxWidth: 12}},
+          tooltip: {callbacks: {title: function (items) { return items.length ? day(items[0].parsed.x) : ""; }}}
+        }
+      }
+    });
+  }
+  var users = document.getElementById("usage-users");
+  var records = document.getElementById("usage-records");
+  var storage = document.getElementById("usage-storage");
+  if (users) {
+    draw("usage-users", [{label: users.dataset.labelUsers, values: data.users},
+                         {label: users.dataset.labelActive, values: data.active_users}], true);
+  }
+  if (records) {
+    draw("usage-records", [{label: records.dataset.labelCustomers, values: data.customers},
+                           {label: records.dataset.labelOrders, values: data.orders}], true);
+  }
+  if (storage) draw("usage-storage", [{label: storage.dataset.labelStorage, values: data.storage_mb}], false);
+})();

@@ -244,7 +244,13 @@ def test_the_platform_console_fits_a_phone_in_chinese(
         page.click("main button[type=submit]")
         page.wait_for_url(re.compile(r"/console/$"))
         assert page.locator("html").get_attribute("lang") == "zh-hans"
-        for path in ("/console/", "/console/new/", f"/console/{tenant.pk}/", "/accounts/profile/"):
+        for path in (
+            "/console/",
+            "/console/new/",
+            f"/console/{tenant.pk}/",
+            f"/console/{tenant.pk}/edit/",
+            "/accounts/profile/",
+        ):
             _check(page, public_url(path), problems, expect_ok=path != "/accounts/profile/")
         _check_open_navigation(page, "console", problems)
     finally:

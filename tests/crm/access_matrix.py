@@ -321,6 +321,10 @@ PUBLIC: dict[str, Row] = {
     "tenancy:create": public_row(OPERATOR_ONLY, OPERATOR_DONE),
     "tenancy:detail": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
     "tenancy:progress": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
+    # an empty edit form comes back with its errors; a resend for an admin who accepted is refused
+    # with a message and a redirect (tests/crm/test_tenancy_console.py sends one)
+    "tenancy:edit": public_row(OPERATOR_ONLY, OPERATOR_ONLY),
+    "tenancy:resend_invitation": public_row(OPERATOR_405, OPERATOR_DONE),
     "tenancy:suspend": public_row(OPERATOR_405, OPERATOR_DONE),
     "tenancy:reactivate": public_row(OPERATOR_405, OPERATOR_DONE),
     "tenancy:retry": public_row(OPERATOR_405, OPERATOR_DONE),

@@ -760,7 +760,16 @@ def test_tenant_access_matrix(name, world, tenant, tenant_b, users):
 
 PUBLIC_KWARGS = {
     f"tenancy:{name}": (lambda w: {"tenant_id": w.tenant.pk})
-    for name in ("detail", "progress", "suspend", "reactivate", "retry", "delete")
+    for name in (
+        "detail",
+        "edit",
+        "resend_invitation",
+        "progress",
+        "suspend",
+        "reactivate",
+        "retry",
+        "delete",
+    )
 }
 PUBLIC_POST_DATA = {
     "set_language": lambda w: {"language": "en", "next": "/"},
