@@ -39,5 +39,21 @@ class CustomersConfig(AppConfig):
         from .models import Customer
 
         register_nav(NavItem("customers", _("Customers"), "customers:list", "people", order=20))
+
+        from crm.accounts.permissions import ADMINS, MANAGERS
+        from crm.settings_registry import SettingsEntry
+        from crm.settings_registry import register as register_setting
+
+        register_setting(
+            SettingsEntry(
+                "custom-fields",
+                _("Custom fields"),
+                "customers:custom_fields",
+                "input-cursor-text",
+                ADMINS,
+                40,
+            )
+        )
+        register_setting(SettingsEntry("tags", _("Tags"), "customers:tags", "tags", MANAGERS, 45))
         # The platform console's tenants list counts live customers in each tenant's schema.
         register_tenant_count("customers", model=Customer, where="deleted_at IS NULL")

@@ -670,7 +670,8 @@ def customer_figures(*, user: User) -> dict:
 
 def monthly_revenue(*, user: User, months: int = 12) -> list[dict]:
     scope = "all" if user.sees_all_customers else f"user-{user.pk}"
-    key = f"dashboard:monthly-revenue:{scope}:{months}"
+    # Months are cut in the current time zone (the user's or the company's): part of the key.
+    key = f"dashboard:monthly-revenue:{scope}:{months}:{timezone.get_current_timezone_name()}"
     cached = cache.get(key)
     if cached is not None:
         return cached

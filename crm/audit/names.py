@@ -15,6 +15,7 @@ EVENT_NAMES = {
     "tenant.purged": _("Company purged"),
     "tenant.restored": _("Company restored"),
     "tenant.welcome_email_failed": _("Welcome e-mail failed"),
+    "tenant.profile_updated": _("Company profile updated"),
     "user.created": _("User created"),
     "user.deactivated": _("User deactivated"),
     "user.reactivated": _("User reactivated"),

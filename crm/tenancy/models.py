@@ -48,6 +48,8 @@ class Tenant(TenantMixin):
     default_language = models.CharField(
         _("default language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"
     )
+    # The company's logo in its own storage folder (crm.tenancy.profile): a PNG we re-encoded, or "".
+    logo = models.CharField(_("logo"), max_length=200, blank=True)
     admin_email = models.EmailField(_("first admin's email"), blank=True)
     provisioning_progress = models.PositiveSmallIntegerField(default=0)
     provisioning_message = models.CharField(max_length=300, blank=True)
@@ -85,6 +87,17 @@ class Tenant(TenantMixin):
     @property
     def currency_symbol(self) -> str:
         return CURRENCY_SYMBOLS.get(self.currency, self.currency + " ")
+
+    @property
+    def logo_url(self) -> str:
+        """Where the company's own site serves its logo ("" without one); the name carries its hash."""
+        if not self.logo:
+            return ""
+        from django.urls import reverse
+
+        from .profile import logo_name_version
+
+        return reverse("accounts:company_logo", args=[logo_name_version(self.logo)])
 
     @property
     def primary_domain(self) -> str:
