@@ -9,11 +9,12 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         from crm.audit.labels import register_event_names, register_field_labels
 
-        from .audit_names import DETAIL_LABELS, EVENT_NAMES
+        from .audit_names import DETAIL_LABELS, EVENT_NAMES, TAG_DETAIL_LABELS
         from .labels import CUSTOMER, EXTRA_FIELD_LABELS
 
         register_event_names(EVENT_NAMES)  # the audit log's names for this app's events
         register_field_labels(CUSTOMER, {**DETAIL_LABELS, **EXTRA_FIELD_LABELS})
+        register_field_labels("customers.tag", TAG_DETAIL_LABELS)
 
         from .registry import registry
         from .timeline import history_provider, orders_provider, refunds_provider

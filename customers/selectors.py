@@ -409,7 +409,7 @@ def customer_page(
     rows = rows[:size]
     if backwards:
         rows.reverse()
-    prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.order_by("name")))
+    prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.live().order_by("name")))
     if not rows:
         return KeysetPage([], None, None, sort_key, is_first=position is None, page_size=page_size)
     first, last = rows[0], rows[-1]
@@ -462,7 +462,8 @@ def assignable_users() -> QuerySet[User]:
 
 
 def tag_list() -> QuerySet[Tag]:
-    return Tag.objects.order_by("name")
+    """Tags offered by pickers and filters: not the ones in the recycle bin."""
+    return Tag.objects.live().order_by("name")
 
 
 def custom_field_list(*, active_only: bool = True) -> QuerySet[CustomFieldDefinition]:
