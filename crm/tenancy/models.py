@@ -30,6 +30,12 @@ CURRENCY_SYMBOLS = {
 }
 
 
+def logo_name_version(name: str) -> str:
+    """The hash part of a stored logo's name ("<schema>/company/logo-<hash>.png" -> "<hash>"), for its URL."""
+    stem = name.rsplit("/", 1)[-1]
+    return stem.removeprefix("logo-").removesuffix(".png")
+
+
 class Tenant(TenantMixin):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", _("Provisioning")
@@ -94,8 +100,6 @@ class Tenant(TenantMixin):
         if not self.logo:
             return ""
         from django.urls import reverse
-
-        from .profile import logo_name_version
 
         return reverse("accounts:company_logo", args=[logo_name_version(self.logo)])
 

@@ -29,7 +29,7 @@ from django_tenants.utils import schema_context
 from crm.audit.services import audit_diff, audit_record
 from crm.timezones import validate_time_zone
 
-from .models import Tenant
+from .models import Tenant, logo_name_version
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,6 @@ def logo_png(upload) -> bytes:
 def logo_name(png: bytes) -> str:
     """A name from the content: a new logo gets a new URL, so browsers never show a cached old one."""
     return f"{LOGO_FOLDER}/logo-{hashlib.sha256(png).hexdigest()[:16]}.png"
-
-
-def logo_name_version(name: str) -> str:
-    """The hash part of a stored logo's name ("company/logo-<hash>.png" -> "<hash>"), for its URL."""
-    stem = name.rsplit("/", 1)[-1]
-    return stem.removeprefix("logo-").removesuffix(".png")
 
 
 def _store_logo(*, tenant: Tenant, png: bytes) -> str:

@@ -30,10 +30,11 @@ def _live_customer_count():
     return Count("customers", filter=Q(customers__deleted_at__isnull=True))
 
 
-def tag_get(*, tag_id, binned: bool = False) -> Tag:
-    """A live tag (or, with binned=True, one in the bin); Http404 for anything else. The page's role
+def tag_get(*, tag_id, binned: bool | None = False) -> Tag:
+    """A live tag (binned=True: one in the bin; None: either); Http404 for anything else. The page's role
     check comes first (managers and admins), so there is no per-user visibility to apply here."""
+    qs = Tag.objects.all() if binned is None else Tag.objects.filter(deleted_at__isnull=not binned)
     try:
-        return Tag.objects.get(pk=int(tag_id), deleted_at__isnull=not binned)
+        return qs.get(pk=int(tag_id))
     except (Tag.DoesNotExist, TypeError, ValueError):
         raise Http404 from None

@@ -95,7 +95,7 @@ def tag_merge(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*MANAGERS)
 @require_POST
 def tag_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    tag = selectors.tag_get(tag_id=pk)
+    tag = selectors.tag_get(tag_id=pk, binned=None)  # sent twice: already in the bin, nothing more to do
     services.tag_delete(actor=request.user, tag=tag)
     messages.success(
         request,
@@ -108,7 +108,7 @@ def tag_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*MANAGERS)
 @require_POST
 def tag_restore(request: HttpRequest, pk: int) -> HttpResponse:
-    tag = selectors.tag_get(tag_id=pk, binned=True)
+    tag = selectors.tag_get(tag_id=pk, binned=None)  # sent twice: already restored
     try:
         services.tag_restore(actor=request.user, tag=tag)
     except SERVICE_ERRORS as error:
