@@ -30,6 +30,7 @@ from crm.audit.services import audit_diff, audit_record
 from crm.timezones import validate_time_zone
 
 from .models import Tenant, logo_name_version
+from .worker_cache import tenant_settings_changed
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +222,8 @@ def _update_profile(
         return locked
     locked.save(update_fields=[*PROFILE_FIELDS, "logo", "updated_at"])
     audit_record(actor=actor, action="tenant.profile_updated", target=locked, changes=changes)
+    schema = locked.schema_name
+    transaction.on_commit(lambda: tenant_settings_changed(schema))  # workers drop their cached row
     if old_logo and locked.logo != old_logo:
         schema_name = locked.schema_name
         transaction.on_commit(lambda: _delete_logo_file(schema_name=schema_name, name=old_logo))

@@ -301,3 +301,19 @@ def test_the_monthly_revenue_series_is_cached_per_time_zone(tenant, manager_user
     with timezone.override("Europe/London"):
         london = monthly_revenue(user=manager_user)
     assert [row["month"] for row in shanghai] != [row["month"] for row in london]
+
+
+def test_a_worker_reads_the_changed_profile_on_its_next_task(
+    tenant, admin_user, django_capture_on_commit_callbacks
+):
+    """Workers cache tenant rows (CELERY_TASK_TENANT_CACHE_SECONDS); a profile change must not wait."""
+    from crm.celery import app
+
+    task = app.Task
+    assert task.get_tenant_for_schema("alpha").time_zone == tenant.time_zone  # cached in this process
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_update_profile(
+            actor=admin_user, tenant=tenant, **{**_service_values(tenant), "time_zone": "Europe/Paris"}
+        )
+    assert task.get_tenant_for_schema("alpha").time_zone == "Europe/Paris"
+    assert task.get_tenant_for_schema("beta").schema_name == "beta"
