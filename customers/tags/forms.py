@@ -11,7 +11,7 @@ class TagSearchForm(forms.Form):
 
 
 class TagForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=NAME_MAX)
+    name = forms.CharField(label=_("Tag name"), max_length=NAME_MAX)
     color = forms.ChoiceField(label=_("Colour"), choices=TagColor.choices, widget=forms.RadioSelect)
 
 
