@@ -179,8 +179,10 @@ DEMO_FIELD_LABELS = {
 def _ensure_tags() -> list[int]:
     ids = []
     for name, color in gen.TAGS:
-        tag, _created = Tag.objects.get_or_create(
-            name=gettext(DEMO_TAG_NAMES[name]), defaults={"color": color}
+        shown = gettext(DEMO_TAG_NAMES[name])
+        # the live tag of that name in any case (tag names are unique so among live tags)
+        tag = Tag.objects.live().filter(name__iexact=shown).first() or Tag.objects.create(
+            name=shown, color=color
         )
         ids.append(tag.pk)
     return ids
