@@ -220,6 +220,20 @@ def _compile_tags(op: str, value: list[int]) -> Q:
     return q
 
 
+def replace_tag(rules: Any, *, source_id: int, target_id: int) -> Any:
+    """`rules` with every tags condition naming `source_id` naming `target_id` instead (once)."""
+    if isinstance(rules, dict):
+        if rules.get("field") == "tags" and isinstance(rules.get("value"), list):
+            values = [target_id if v == source_id else v for v in rules["value"]]
+            return {**rules, "value": list(dict.fromkeys(values))}
+        return {
+            key: replace_tag(value, source_id=source_id, target_id=target_id) for key, value in rules.items()
+        }
+    if isinstance(rules, list):
+        return [replace_tag(item, source_id=source_id, target_id=target_id) for item in rules]
+    return rules
+
+
 def _stage_choices():
     return list(LifecycleStage.choices)
 

@@ -14,6 +14,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import MANAGERS, user_has_role
 from crm.audit.services import audit_diff, audit_record
 from customers.models import Customer, Tag, TagColor
+from customers.signals import tags_merged
 
 NAME_MAX = Tag._meta.get_field("name").max_length
 
@@ -117,6 +118,7 @@ def tag_merge(*, actor: User, source: Tag, target: Tag) -> dict[str, int]:
         target=target,
         changes={"merged_tag": source.name, **counts},
     )
+    tags_merged.send(sender=Tag, source_id=source.pk, target_id=target.pk, actor=actor)
     source.delete()
     return counts
 

@@ -167,13 +167,35 @@ def test_merge_moves_customers_keeps_one_link_each_and_deletes_the_source(
 def test_merge_runs_in_a_fixed_number_of_statements(manager_user, sales_user, django_assert_num_queries):
     source, target = TagFactory(name="A"), TagFactory(name="B")
     CustomerFactory.create_batch(25, owner=sales_user, tags=[source])
-    # savepoint, lock both, INSERT ... SELECT, DELETE links, audit row, the tag's delete (its links, then
-    # its row), release: the same for 25 customers as for 25,000
+    # savepoint, lock both, INSERT ... SELECT, DELETE links, audit row, the saved segments' rules (read),
+    # the tag's delete (its links, then its row), release: the same for 25 customers as for 25,000
     with django_assert_num_queries(MERGE_QUERIES):
         tag_merge(actor=manager_user, source=source, target=target)
 
 
-MERGE_QUERIES = 8
+MERGE_QUERIES = 9
+
+
+def test_saved_segments_naming_the_merged_tag_follow_it(manager_user, sales_user):
+    from segmentation.models import Segment
+
+    source, target, other = TagFactory(name="V.I.P."), TagFactory(name="VIP"), TagFactory(name="Tea")
+    customer = CustomerFactory(owner=sales_user, tags=[source])
+    condition = {"field": "tags", "op": "has_any", "value": [source.pk, target.pk, other.pk]}
+    segment = Segment.objects.create(
+        name="VIPs", rules={"op": "and", "rules": [condition]}, created_by=manager_user
+    )
+    untouched = Segment.objects.create(
+        name="Tea",
+        rules={"op": "and", "rules": [{**condition, "value": [other.pk]}]},
+        created_by=manager_user,
+    )
+    tag_merge(actor=manager_user, source=source, target=target)
+    segment.refresh_from_db()
+    assert segment.rules["rules"][0]["value"] == [target.pk, other.pk]
+    assert Customer.objects.filter(compile_rules(segment.rules)).filter(pk=customer.pk).exists()
+    untouched.refresh_from_db()
+    assert untouched.rules["rules"][0]["value"] == [other.pk]
 
 
 def test_merge_into_itself_or_a_binned_tag_is_refused(manager_user):
