@@ -1,33 +1,50 @@
 """Reading tags for the management page and the recycle bin."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from customers.models import Tag
+from customers.models import Customer, Tag
 
 
-def tag_list_with_counts(*, search: str = "") -> QuerySet[Tag]:
-    """Live tags with the number of live customers carrying each, in one query (LEFT JOIN + GROUP BY)."""
+def tag_search(*, search: str = "") -> QuerySet[Tag]:
+    """Live tags by name (what the paginator counts: no join)."""
     qs = Tag.objects.live()
     if search:
         qs = qs.filter(name__icontains=search[:60])
-    return qs.annotate(customer_count=_live_customer_count()).order_by("name", "pk")
+    return qs.order_by("name", "pk")
+
+
+def tag_list_with_counts(*, search: str = "") -> QuerySet[Tag]:
+    """Live tags with the number of live customers carrying each, in one query: the count is a
+    subquery per tag of the page (through the link table's tag index), so a page of 50 tags never
+    aggregates the links of every tag."""
+    return with_customer_counts(tag_search(search=search))
 
 
 def tag_bin_list() -> QuerySet[Tag]:
     """Tags in the recycle bin, newest first, with who binned them and how many customers they keep."""
-    return (
+    return with_customer_counts(
         Tag.objects.filter(deleted_at__isnull=False)
         .select_related("deleted_by")
-        .annotate(customer_count=_live_customer_count())
         .order_by("-deleted_at", "-pk")
     )
 
 
-def _live_customer_count():
-    from django.db.models import Q
+def with_customer_counts(qs: QuerySet[Tag]) -> QuerySet[Tag]:
+    """Annotate `customer_count`: the tag's links (an index-only count on the link table's tag index)
+    minus the links of binned customers (few; found through the customers' deleted_at), so no link
+    is joined to its customer row."""
+    through = Customer.tags.through.objects
 
-    return Count("customers", filter=Q(customers__deleted_at__isnull=True))
+    def counted(links):
+        return Coalesce(Subquery(links.order_by().values("tag_id").annotate(n=Count("*")).values("n")), 0)
+
+    binned = Customer.objects.filter(deleted_at__isnull=False).values("pk")
+    return qs.annotate(
+        customer_count=counted(through.filter(tag_id=OuterRef("pk")))
+        - counted(through.filter(tag_id=OuterRef("pk"), customer_id__in=binned))
+    )
 
 
 def tag_get(*, tag_id, binned: bool | None = False) -> Tag:

@@ -23,7 +23,9 @@ PAGE_SIZE = 50
 def tag_list(request: HttpRequest) -> HttpResponse:
     search = TagSearchForm(request.GET or None)
     q = search.cleaned_data.get("q", "").strip() if search.is_valid() else ""
-    page = Paginator(selectors.tag_list_with_counts(search=q), PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(selectors.tag_list_with_counts(search=q), PAGE_SIZE)
+    paginator.count = selectors.tag_search(search=q).count()  # counted without the per-tag subqueries
+    page = paginator.get_page(request.GET.get("page"))
     return render(
         request,
         "customers/tags_list.html",
