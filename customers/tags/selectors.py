@@ -16,9 +16,8 @@ def tag_search(*, search: str = "") -> QuerySet[Tag]:
 
 
 def tag_list_with_counts(*, search: str = "") -> QuerySet[Tag]:
-    """Live tags with the number of live customers carrying each, in one query: the count is a
-    subquery per tag of the page (through the link table's tag index), so a page of 50 tags never
-    aggregates the links of every tag."""
+    """Live tags with the number of live customers carrying each, in one query (see
+    `with_customer_counts`): only the tags of the page are counted."""
     return with_customer_counts(tag_search(search=search))
 
 
