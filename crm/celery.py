@@ -14,7 +14,8 @@ from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
 
-app = CeleryApp("crm")
+# Tasks re-read a tenant whose profile changed instead of keeping its row for the cache's lifetime.
+app = CeleryApp("crm", task_cls="crm.tenancy.worker_cache:FreshSettingsTenantTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 

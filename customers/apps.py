@@ -9,11 +9,12 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         from crm.audit.labels import register_event_names, register_field_labels
 
-        from .audit_names import DETAIL_LABELS, EVENT_NAMES
+        from .audit_names import DETAIL_LABELS, EVENT_NAMES, TAG_DETAIL_LABELS
         from .labels import CUSTOMER, EXTRA_FIELD_LABELS
 
         register_event_names(EVENT_NAMES)  # the audit log's names for this app's events
         register_field_labels(CUSTOMER, {**DETAIL_LABELS, **EXTRA_FIELD_LABELS})
+        register_field_labels("customers.tag", TAG_DETAIL_LABELS)
 
         from .registry import registry
         from .timeline import history_provider, orders_provider, refunds_provider
@@ -39,6 +40,22 @@ class CustomersConfig(AppConfig):
         from .models import Customer, Order
 
         register_nav(NavItem("customers", _("Customers"), "customers:list", "people", order=20))
+
+        from crm.accounts.permissions import ADMINS, MANAGERS
+        from crm.settings_registry import SettingsEntry
+        from crm.settings_registry import register as register_setting
+
+        register_setting(
+            SettingsEntry(
+                "custom-fields",
+                _("Custom fields"),
+                "customers:custom_fields",
+                "input-cursor-text",
+                ADMINS,
+                40,
+            )
+        )
+        register_setting(SettingsEntry("tags", _("Tags"), "customers:tags", "tags", MANAGERS, 45))
         # The platform console counts live customers (the binned ones are few and indexed) and orders
         # in each tenant's schema: the tenants list and the daily usage (crm.tenancy.usage).
         register_tenant_count("customers", model=Customer, where="deleted_at IS NULL")

@@ -29,6 +29,18 @@ EVENT_NAMES = {
     "custom_field.moved": _("Custom field moved"),
     "order.created": _("Order recorded"),
     "order.refunded": _("Order refunded"),
+    "tag.updated": _("Tag renamed or recoloured"),
+    "tag.merged": _("Tags merged"),
+    "tag.deleted": _("Tag moved to the recycle bin"),
+    "tag.restored": _("Tag restored"),
+}
+
+# Detail keys of the tag events (Settings > Tags).
+TAG_DETAIL_LABELS = {
+    "merged_tag": _("Merged tag"),
+    "customers": _("Customers"),
+    "moved": _("Customers moved"),
+    "already_tagged": _("Customers who already had the tag"),
 }
 
 # Detail keys of the customers' events that are not customer fields (merge and erasure records).

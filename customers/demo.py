@@ -77,6 +77,11 @@ def seed(*, users, customers: int, rng, stdout, force: bool = False) -> dict:
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # faster index builds
         tags = _ensure_tags()
         _ensure_custom_fields()
+        # New tag rows leave deferred foreign-key checks pending (Tag.deleted_by), and PostgreSQL refuses
+        # to ALTER a table with pending trigger events: run the checks now, then defer them again.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         with _bulk_load_mode(loaded_models, enabled=customers >= BULK_MODE_MIN_CUSTOMERS):
             customer_ids = _reserve_ids(Customer, len(frame))
             # External ids (from the "ERP") follow the row ids, so a forced second batch cannot clash.
@@ -174,8 +179,10 @@ DEMO_FIELD_LABELS = {
 def _ensure_tags() -> list[int]:
     ids = []
     for name, color in gen.TAGS:
-        tag, _created = Tag.objects.get_or_create(
-            name=gettext(DEMO_TAG_NAMES[name]), defaults={"color": color}
+        shown = gettext(DEMO_TAG_NAMES[name])
+        # the live tag of that name in any case (tag names are unique so among live tags)
+        tag = Tag.objects.live().filter(name__iexact=shown).first() or Tag.objects.create(
+            name=shown, color=color
         )
         ids.append(tag.pk)
     return ids

@@ -102,7 +102,7 @@ class CustomerForm(forms.Form):
         if customer is not None and "initial" not in kwargs:
             initial = {name: getattr(customer, name) for name in PROFILE_FORM_FIELDS}
             initial["owner"] = customer.owner_id
-            initial["tags"] = [t.pk for t in customer.tags.all()]
+            initial["tags"] = [t.pk for t in customer.tags.live()]
             for definition in self.definitions:
                 value = (customer.custom_fields or {}).get(definition.key)
                 initial[cf.form_field_name(definition.key)] = custom_initial(definition, value)

@@ -10,19 +10,61 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
 
+class TagColor(models.TextChoices):
+    """The fixed palette of tag colours: Bootstrap's badge colours, readable on light and dark text."""
+
+    GREY = "secondary", _("Grey")
+    BLUE = "primary", _("Blue")
+    GREEN = "success", _("Green")
+    RED = "danger", _("Red")
+    YELLOW = "warning", _("Yellow")
+    CYAN = "info", _("Cyan")
+    BLACK = "dark", _("Black")
+
+
+class TagQuerySet(models.QuerySet):
+    def live(self):
+        """Tags not in the recycle bin: the ones filters, pickers and segment rules offer."""
+        return self.filter(deleted_at__isnull=True)
+
+
 class Tag(models.Model):
-    name = models.CharField(_("name"), max_length=60, unique=True)
-    color = models.CharField(_("colour"), max_length=20, default="secondary")
+    # Unique among live tags, ignoring case (the constraint below); a binned tag keeps its name and its
+    # customer links until it is restored or purged.
+    name = models.CharField(_("name"), max_length=60)
+    color = models.CharField(_("colour"), max_length=20, choices=TagColor.choices, default=TagColor.GREY)
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("deleted by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    objects = TagQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
         verbose_name = _("tag")
         verbose_name_plural = _("tags")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=models.Q(deleted_at__isnull=True),
+                name="customers_tag_live_name_ci_uniq",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(color__in=[value for value, _label in TagColor.choices]),
+                name="customers_tag_color_in_palette",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -409,7 +409,7 @@ def customer_page(
     rows = rows[:size]
     if backwards:
         rows.reverse()
-    prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.order_by("name")))
+    prefetch_related_objects(rows, Prefetch("tags", queryset=Tag.objects.live().order_by("name")))
     if not rows:
         return KeysetPage([], None, None, sort_key, is_first=position is None, page_size=page_size)
     first, last = rows[0], rows[-1]
@@ -462,7 +462,8 @@ def assignable_users() -> QuerySet[User]:
 
 
 def tag_list() -> QuerySet[Tag]:
-    return Tag.objects.order_by("name")
+    """Tags offered by pickers and filters: not the ones in the recycle bin."""
+    return Tag.objects.live().order_by("name")
 
 
 def custom_field_list(*, active_only: bool = True) -> QuerySet[CustomFieldDefinition]:
@@ -676,7 +677,8 @@ def customer_figures(*, user: User) -> dict:
 
 def monthly_revenue(*, user: User, months: int = 12) -> list[dict]:
     scope = "all" if user.sees_all_customers else f"user-{user.pk}"
-    key = f"dashboard:monthly-revenue:{scope}:{months}"
+    # Months are cut in the current time zone (the user's or the company's): part of the key.
+    key = f"dashboard:monthly-revenue:{scope}:{months}:{timezone.get_current_timezone_name()}"
     cached = cache.get(key)
     if cached is not None:
         return cached

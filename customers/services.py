@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _t
@@ -94,7 +94,7 @@ def customer_snapshot(customer: Customer, *, with_tags: bool = True) -> dict[str
     snapshot = {field: _json_safe(getattr(customer, field)) for field in PROFILE_FIELDS}
     snapshot["owner"] = _user_label(customer.owner) if customer.owner_id else None
     if with_tags and customer.pk:
-        snapshot["tags"] = sorted(customer.tags.values_list("name", flat=True))
+        snapshot["tags"] = sorted(customer.tags.live().values_list("name", flat=True))
     for key, value in (customer.custom_fields or {}).items():
         snapshot[f"custom_fields.{key}"] = value
     return snapshot
@@ -314,7 +314,9 @@ def customer_update(*, actor: User | None, customer: Customer, data: Mapping[str
     _refresh_search_text(locked)
     locked.save()
     if "tags" in data:
-        locked.tags.set(list(data["tags"] or []))
+        # The form offers live tags only: links to binned tags stay, for the tag's restore.
+        binned = list(locked.tags.filter(deleted_at__isnull=False))
+        locked.tags.set([*(tag for tag in data["tags"] or [] if tag.deleted_at is None), *binned])
     changes = audit_diff(before, customer_snapshot(locked))
     if changes:
         audit_record(actor=actor, action="customer.updated", target=locked, changes=changes)
@@ -340,14 +342,22 @@ def customer_share(*, actor: User, customer: Customer, users: Iterable[User]) ->
 
 
 def tag_get_or_create(*, name: str) -> Tag:
-    name = " ".join((name or "").split())
+    """The live tag with this name in any case, else a new one (a binned tag of the same name stays in
+    the bin with its customers: restoring it is a choice made on the bin page)."""
+    from .tags.services import NAME_MAX, normalise_tag_name
+
+    name = normalise_tag_name(name)
     if not name:
         raise ValidationError({"tag": [_("Enter a tag name.")]})
-    if len(name) > Tag._meta.get_field("name").max_length:
+    if len(name) > NAME_MAX:
         raise ValidationError({"tag": [_("A tag name can be at most 60 characters.")]})
-    tag = Tag.objects.filter(name__iexact=name).first()
+    tag = Tag.objects.live().filter(name__iexact=name).first()
     if tag is None:
-        tag, _created = Tag.objects.get_or_create(name=name)
+        try:
+            with transaction.atomic():
+                tag = Tag.objects.create(name=name)
+        except IntegrityError:  # created by a concurrent request in the meantime
+            tag = Tag.objects.live().get(name__iexact=name)
     return tag
 
 

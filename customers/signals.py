@@ -33,6 +33,11 @@ REASON_PURGED = "purged"  # customers deleted for good from the recycle bin
 
 customers_changed = Signal()
 
+# Settings > Tags merged one tag into another (customers.tags.services.tag_merge). Sent INSIDE the
+# merge's transaction, so what a receiver writes (segment rules naming the merged tag) commits or rolls
+# back with the merge; kwargs: source_id (the tag that is gone), target_id, actor.
+tags_merged = Signal()
+
 # An import of another kind (interactions, opening balances...; `customers.imports.kinds`) wrote its
 # rows. Sent when the import's transaction commits; kwargs: kind (the import kind's key), rows.
 records_imported = Signal()

@@ -5,6 +5,7 @@ from .dedupe import urls as dedupe_urls
 from .exports import urls as exports_urls
 from .imports import urls as imports_urls
 from .privacy import urls as privacy_urls
+from .tags import urls as tags_urls
 
 app_name = "customers"
 urlpatterns = [
@@ -36,6 +37,12 @@ urlpatterns += [
     path("export/", include(exports_urls.urlpatterns)),
 ]
 # --- end import/export ---
+
+# --- tag management (customers.tags), Settings > Tags ---
+urlpatterns += [
+    path("tags/", include(tags_urls.urlpatterns))
+]  # tags, tag_edit, tag_merge, tag_delete, tag_restore
+# --- end tag management ---
 
 # --- duplicates and merge (customers.dedupe) ---
 urlpatterns += [path("duplicates/", include(dedupe_urls.urlpatterns))]  # duplicates, merge, merge_undo

@@ -39,6 +39,7 @@ from .forms import (
     ShareForm,
 )
 from .registry import DetailPage, registry
+from .tags import selectors as tag_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +356,7 @@ def _profile_context(request: HttpRequest, customer) -> dict:
         "customer": customer,
         "custom_definitions": definitions,
         "custom_values": custom,
-        "tags": list(customer.tags.order_by("name")),
+        "tags": list(customer.tags.live().order_by("name")),
         "shared_with": list(customer.shared_with.all()),
         "secondary_contacts": list(customer.secondary_contacts.all()),
         "can_delete": services.can_delete(request.user, customer),
@@ -532,11 +533,26 @@ def customer_bin(request: HttpRequest) -> HttpResponse:
         {"customer": c, "purge_at": services.purge_date(c), "undo_merge_url": _undo_merge_url(c)}
         for c in page.object_list
     ]
+    # Binned tags (Settings > Tags) for those who manage tags: one more query, the newest first.
+    binned_tags = (
+        list(tag_selectors.tag_bin_list()[:BINNED_TAGS_SHOWN])
+        if user_has_role(request.user, MANAGERS)
+        else None
+    )
     return render(
         request,
         "customers/customer_bin.html",
-        {"page_obj": page, "rows": rows, "retention_days": services.BIN_RETENTION_DAYS},
+        {
+            "page_obj": page,
+            "rows": rows,
+            "retention_days": services.BIN_RETENTION_DAYS,
+            "binned_tags": binned_tags,
+            "binned_tags_shown": BINNED_TAGS_SHOWN,
+        },
     )
+
+
+BINNED_TAGS_SHOWN = 100
 
 
 def _undo_merge_url(customer) -> str | None:

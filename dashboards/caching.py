@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
 
 VERSION_KEY = "dashboards:data-version"
 TIMEOUT = 60 * 60
@@ -99,6 +100,9 @@ def cached(
     name: str, user, params: dict[str, Any], compute: Callable[[], Any], *, timeout: int = TIMEOUT
 ) -> Any:
     scope = "all" if user.sees_all_customers else f"user-{user.pk}"
+    # Periods, months and "today" are cut in the viewer's time zone (the user's, else the company's,
+    # which its admin can change): a figure cut in another zone is another figure.
+    params = {**params, "_zone": timezone.get_current_timezone_name()}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:24]
     key = f"dashboards:{data_version()}:{name}:{scope}:{digest}"
     value = cache.get(key)

@@ -29,3 +29,18 @@ class InteractionsConfig(AppConfig):
 
         register_privacy()
         register_nav(NavItem("interactions", _("Interactions"), "interactions:index", "chat-dots", order=30))
+
+        from crm.accounts.permissions import ADMINS
+        from crm.settings_registry import SettingsEntry
+        from crm.settings_registry import register as register_setting
+
+        register_setting(
+            SettingsEntry(
+                "interaction-outcomes",
+                _("Interaction outcomes"),
+                "interactions:outcomes",
+                "list-check",
+                ADMINS,
+                50,
+            )
+        )

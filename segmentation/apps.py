@@ -36,3 +36,8 @@ class SegmentationConfig(AppConfig):
             )
         )
         customers_changed.connect(recompute_when_customers_change, dispatch_uid="segmentation.recompute")
+        from customers.signals import tags_merged
+
+        from .integration import follow_tag_merge
+
+        tags_merged.connect(follow_tag_merge, dispatch_uid="segmentation.follow_tag_merge")

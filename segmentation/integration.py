@@ -305,3 +305,15 @@ def recompute_when_customers_change(sender, *, reason: str, actor=None, **kwargs
     from .services import recompute_request
 
     recompute_request(user=actor, trigger=reason)
+
+
+def follow_tag_merge(sender, *, source_id: int, target_id: int, **kwargs) -> None:
+    """Receiver of customers' `tags_merged`: saved segments that named the merged tag name the tag it
+    was merged into (inside the merge's transaction), instead of an id that no longer exists."""
+    from .models import Segment
+    from .rules import replace_tag
+
+    for pk, rules in Segment.objects.values_list("pk", "rules"):
+        changed = replace_tag(rules, source_id=source_id, target_id=target_id)
+        if changed != rules:
+            Segment.objects.filter(pk=pk).update(rules=changed)

@@ -173,7 +173,7 @@ def _model_choices(model_path: str, field_name: str) -> Callable[[], list[tuple[
 def _tag_choices() -> list[tuple[Any, Any]]:
     from customers.models import Tag
 
-    return list(Tag.objects.order_by("name").values_list("pk", "name"))
+    return list(Tag.objects.live().order_by("name").values_list("pk", "name"))
 
 
 def _years_before(today: dt.date, years: int) -> dt.date:
@@ -208,15 +208,30 @@ def _compile_age(op: str, value: Any) -> Q:
 def _compile_tags(op: str, value: list[int]) -> Q:
     from customers.models import Customer
 
-    through = Customer.tags.through
+    # A tag in the recycle bin counts for nothing, even in a rule saved before it was binned.
+    through = Customer.tags.through.objects.filter(tag__deleted_at__isnull=True)
     if op == "has_any":
-        return Q(pk__in=through.objects.filter(tag_id__in=value).values("customer_id"))
+        return Q(pk__in=through.filter(tag_id__in=value).values("customer_id"))
     if op == "has_none":
-        return ~Q(pk__in=through.objects.filter(tag_id__in=value).values("customer_id"))
+        return ~Q(pk__in=through.filter(tag_id__in=value).values("customer_id"))
     q = Q()
     for tag_id in value:  # has_all: one semi-join per tag
-        q &= Q(pk__in=through.objects.filter(tag_id=tag_id).values("customer_id"))
+        q &= Q(pk__in=through.filter(tag_id=tag_id).values("customer_id"))
     return q
+
+
+def replace_tag(rules: Any, *, source_id: int, target_id: int) -> Any:
+    """`rules` with every tags condition naming `source_id` naming `target_id` instead (once)."""
+    if isinstance(rules, dict):
+        if rules.get("field") == "tags" and isinstance(rules.get("value"), list):
+            values = [target_id if v == source_id else v for v in rules["value"]]
+            return {**rules, "value": list(dict.fromkeys(values))}
+        return {
+            key: replace_tag(value, source_id=source_id, target_id=target_id) for key, value in rules.items()
+        }
+    if isinstance(rules, list):
+        return [replace_tag(item, source_id=source_id, target_id=target_id) for item in rules]
+    return rules
 
 
 def _stage_choices():

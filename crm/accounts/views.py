@@ -2,15 +2,19 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.db import connection
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.errors import SERVICE_ERRORS, show_service_error
 from crm.numbers import parse_id
+from crm.settings_registry import entries_for
+from crm.tenancy.profile import logo_name_version, logo_open, tenant_update_profile
+from crm.tenancy.profile_forms import CompanyProfileForm
 
 from . import selectors, services
 from .forms import (
@@ -22,7 +26,7 @@ from .forms import (
     RoleForm,
     UserFilterForm,
 )
-from .permissions import ADMINS, role_required
+from .permissions import ADMINS, MANAGERS, role_required
 from .services import user_update_profile
 from .views_lockout import lockout  # noqa: F401  (AXES_LOCKOUT_CALLABLE names it here)
 
@@ -48,9 +52,41 @@ class LoginView(auth_views.LoginView):
         return super().form_valid(form)
 
 
-@role_required(*ADMINS)
+@role_required(*MANAGERS)
 def settings_index(request):
-    return render(request, "accounts/settings_index.html")
+    """The settings pages each app registered (crm.settings_registry) that this user may open."""
+    return render(request, "accounts/settings_index.html", {"entries": entries_for(request.user)})
+
+
+@role_required(*ADMINS)
+@require_http_methods(["GET", "POST"])
+def company_profile(request):
+    form = CompanyProfileForm(request.POST or None, request.FILES or None, tenant=request.tenant)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tenant_update_profile(actor=request.user, tenant=request.tenant, **form.service_arguments())
+        except SERVICE_ERRORS as error:
+            show_service_error(form, error)
+        else:
+            messages.success(request, _("The company profile has been saved."))
+            return redirect("accounts:company_profile")
+    return render(request, "accounts/company_profile.html", {"form": form, "tenant": request.tenant})
+
+
+@require_GET
+def company_logo(request, version: str):
+    """The company's logo (shown in the navigation bar, the sign-in page's too): this tenant's file only.
+    The file name carries its content hash, so a response can be cached for good."""
+    tenant = request.tenant
+    if not tenant.logo or logo_name_version(tenant.logo) != version:
+        raise Http404
+    handle = logo_open(tenant)
+    if handle is None:
+        raise Http404
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @role_required()

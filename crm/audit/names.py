@@ -17,6 +17,7 @@ EVENT_NAMES = {
     "tenant.welcome_email_failed": _("Welcome e-mail failed"),
     "tenant.updated": _("Company settings changed"),
     "tenant.admin_invitation_resent": _("First admin's invitation sent again"),
+    "tenant.profile_updated": _("Company profile updated"),
     "user.created": _("User created"),
     "user.deactivated": _("User deactivated"),
     "user.reactivated": _("User reactivated"),

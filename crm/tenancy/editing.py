@@ -23,6 +23,7 @@ from crm.errors import ApplicationError
 
 from .models import Tenant
 from .services import tenant_settings_apply
+from .worker_cache import tenant_settings_changed
 
 EDITABLE_FIELDS = ("name", "time_zone", "currency", "default_language", "admin_email")
 RESEND_EVENT = "tenant.admin_invitation_resent"
@@ -120,6 +121,8 @@ def tenant_update(
         _move_first_admin(tenant=tenant, old_email=before["admin_email"])
     tenant.save(update_fields=[*changes, "updated_at"])
     audit_record(actor=actor, action="tenant.updated", target=tenant, changes=changes)
+    schema = tenant.schema_name
+    transaction.on_commit(lambda: tenant_settings_changed(schema))  # workers drop their cached row
     return tenant
 
 

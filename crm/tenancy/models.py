@@ -30,6 +30,12 @@ CURRENCY_SYMBOLS = {
 }
 
 
+def logo_name_version(name: str) -> str:
+    """The hash part of a stored logo's name ("<schema>/company/logo-<hash>.png" -> "<hash>"), for its URL."""
+    stem = name.rsplit("/", 1)[-1]
+    return stem.removeprefix("logo-").removesuffix(".png")
+
+
 class Tenant(TenantMixin):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", _("Provisioning")
@@ -48,6 +54,8 @@ class Tenant(TenantMixin):
     default_language = models.CharField(
         _("default language"), max_length=10, choices=settings.LANGUAGES, default="zh-hans"
     )
+    # The company's logo in its own storage folder (crm.tenancy.profile): a PNG we re-encoded, or "".
+    logo = models.CharField(_("logo"), max_length=200, blank=True)
     admin_email = models.EmailField(_("first admin's email"), blank=True)
     provisioning_progress = models.PositiveSmallIntegerField(default=0)
     provisioning_message = models.CharField(max_length=300, blank=True)
@@ -85,6 +93,15 @@ class Tenant(TenantMixin):
     @property
     def currency_symbol(self) -> str:
         return CURRENCY_SYMBOLS.get(self.currency, self.currency + " ")
+
+    @property
+    def logo_url(self) -> str:
+        """Where the company's own site serves its logo ("" without one); the name carries its hash."""
+        if not self.logo:
+            return ""
+        from django.urls import reverse
+
+        return reverse("accounts:company_logo", args=[logo_name_version(self.logo)])
 
     @property
     def primary_domain(self) -> str:

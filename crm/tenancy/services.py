@@ -104,7 +104,8 @@ def ensure_template_schema(*, verbosity: int = 0) -> None:
 
 def tenant_settings_apply(tenant: Tenant, **values: str) -> None:
     """Set a company's settings on `tenant` (unsaved) and check them: the one place for their rules,
-    shared by provisioning (tenant_create) and the console's edit (crm.tenancy.editing.tenant_update).
+    shared by provisioning (tenant_create), the console's edit (crm.tenancy.editing.tenant_update) and
+    the company's own profile page (crm.tenancy.profile.tenant_update_profile).
     `values` holds any of name, admin_email, time_zone, currency, default_language; every problem is
     raised at once as a ValidationError by field."""
     if "name" in values:

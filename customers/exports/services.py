@@ -133,7 +133,7 @@ def customer_rows(
     def flush(rows: list[tuple]) -> Iterator[list[Any]]:
         tags: dict[int, list[str]] = {}
         for customer_id, name in (
-            through.objects.filter(customer_id__in=[r[0] for r in rows])
+            through.objects.filter(customer_id__in=[r[0] for r in rows], tag__deleted_at__isnull=True)
             .order_by("tag__name")
             .values_list("customer_id", "tag__name")
         ):

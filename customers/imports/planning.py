@@ -231,7 +231,7 @@ def load_current_customers(ids: list[int], fields: set[str]) -> dict[int, dict[s
         # A join with unnest (not "= ANY(array)") so a long list of ids is hashed, not scanned per row.
         f"SELECT ct.customer_id, t.name FROM unnest(%s::bigint[]) AS ids(id) "  # noqa: S608
         f"JOIN {through} ct ON ct.customer_id = ids.id "
-        f"JOIN {tag_table} t ON t.id = ct.tag_id ORDER BY t.name",
+        f"JOIN {tag_table} t ON t.id = ct.tag_id AND t.deleted_at IS NULL ORDER BY t.name",
         [ids],
     ):
         current[customer_id]["tags"].append(name)

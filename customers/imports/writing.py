@@ -202,7 +202,10 @@ def _ensure_tags(cursor, names: set[str]) -> dict[str, int]:
         return {}
     table = Tag._meta.db_table
     lowered = sorted({n.lower() for n in names})
-    cursor.execute(f"SELECT id, name FROM {table} WHERE lower(name) = ANY(%s) ORDER BY id", [lowered])  # noqa: S608
+    cursor.execute(
+        f"SELECT id, name FROM {table} WHERE lower(name) = ANY(%s) AND deleted_at IS NULL ORDER BY id",  # noqa: S608
+        [lowered],
+    )
     ids: dict[str, int] = {}
     for pk, name in cursor.fetchall():
         ids.setdefault(name.lower(), pk)
@@ -214,12 +217,12 @@ def _ensure_tags(cursor, names: set[str]) -> dict[str, int]:
         color = Tag._meta.get_field("color").get_default()
         cursor.execute(
             f"INSERT INTO {table} (name, color, created_at) SELECT n, %s, now() FROM unnest(%s::text[]) AS n "  # noqa: S608
-            "ON CONFLICT (name) DO NOTHING",
+            "ON CONFLICT (lower(name)) WHERE deleted_at IS NULL DO NOTHING",
             [color, list(missing.values())],
         )
         cursor.execute(
-            f"SELECT id, name FROM {table} WHERE lower(name) = ANY(%s) ORDER BY id",
-            [list(missing)],  # noqa: S608
+            f"SELECT id, name FROM {table} WHERE lower(name) = ANY(%s) AND deleted_at IS NULL ORDER BY id",  # noqa: S608
+            [list(missing)],
         )
         for pk, name in cursor.fetchall():
             ids.setdefault(name.lower(), pk)

@@ -25,3 +25,13 @@ class FollowupsConfig(AppConfig):
         register_kind(REMINDER_KIND, _("Follow-up due"), default_email=True)
         register_digest_sections()
         register_nav(NavItem("my_day", _("My day"), "followups:my_day", "calendar-check", order=5))
+
+        from crm.accounts.permissions import ADMINS
+        from crm.settings_registry import SettingsEntry
+        from crm.settings_registry import register as register_setting
+
+        register_setting(
+            SettingsEntry(
+                "followup-rules", _("Follow-up rules"), "followups:rules", "calendar-plus", ADMINS, 60
+            )
+        )

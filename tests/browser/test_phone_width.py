@@ -67,6 +67,9 @@ MAIN_PAGES = [
     "/accounts/settings/",
     "/accounts/settings/users/",
     "/accounts/settings/audit/",
+    "/accounts/settings/company/",
+    "/customers/tags/",
+    "/customers/bin/",
     "/accounts/profile/",
     "/notifications/",
 ]

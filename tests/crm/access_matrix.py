@@ -112,7 +112,11 @@ TENANT: dict[str, Row] = {
     "accounts:password_reset_confirm": row(everyone(302), everyone(302)),  # valid link -> set-password
     "accounts:password_reset_complete": row(everyone(200), everyone(405)),
     "accounts:invitation_accept": row(everyone(200), everyone(302)),  # a valid invitation link
-    "accounts:settings": row(ADMINS, ADMINS),
+    # the settings page lists what each role may change: tags for managers, everything for admins
+    "accounts:settings": row(MANAGERS, MANAGERS),
+    "accounts:company_profile": row(ADMINS, ADMINS_DONE),
+    # the company's logo: anyone on the company's own site (the sign-in page shows it)
+    "accounts:company_logo": row(everyone(200), everyone(405)),
     "accounts:user_list": row(ADMINS, ADMINS),
     "accounts:user_invite": row(ADMINS, ADMINS_DONE),
     "accounts:user_detail": row(ADMINS, ADMINS),
@@ -154,6 +158,12 @@ TENANT: dict[str, Row] = {
     "customers:bin": row(EVERYONE, NO_POST),
     "customers:restore": row(NO_GET, OWNED_DONE),
     "customers:custom_fields": row(ADMINS, ADMINS_DONE),
+    # tag management (Settings > Tags): managers and admins
+    "customers:tags": row(MANAGERS, MANAGERS_405),
+    "customers:tag_edit": row(MANAGERS, MANAGERS_DONE),
+    "customers:tag_merge": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:tag_delete": row(MANAGERS_405, MANAGERS_DONE),
+    "customers:tag_restore": row(MANAGERS_405, MANAGERS_DONE),
     "customers:custom_field_edit": row(ADMINS, ADMINS_DONE),
     "customers:custom_field_toggle": row(ADMINS_405, ADMINS_DONE),
     "customers:custom_field_move": row(ADMINS_405, ADMINS_DONE),

@@ -34,7 +34,7 @@ from segmentation.models import ChurnAlert, Segment
 from tests.conftest import PASSWORD, PLATFORM_ADMIN_EMAIL, ROLE_EMAILS, tenant_host
 from tests.crm import access_matrix as matrix
 from tests.crm.access_matrix import ANON, FOREIGN, LOGIN, OPERATOR, OWN, TENANT_ADMIN
-from tests.factories import CustomerFactory, OrderFactory
+from tests.factories import CustomerFactory, OrderFactory, TagFactory
 
 TENANT_URLCONF = "crm.urls_tenant"
 PUBLIC_URLCONF = "crm.urls_public"
@@ -191,6 +191,7 @@ def world(tenant, users, settings, tmp_path):
         email="matrix-invitee@alpha.test", role="sales", invited_by=admin
     )
     w.invitation_token = invitation_make_token(invitation=w.invitation, schema_name=tenant.schema_name)
+    _settings_world(w, tenant)
     # a session of the sales user's (not the one the test client uses) and one of sales2's
     w.user_session = {
         mine: UserSession.objects.create(
@@ -334,6 +335,31 @@ def _service_world(w, sales, sales2):
     _surveys_world(w)
 
 
+def _settings_world(w, tenant):
+    """A company logo (stored under the test's MEDIA_ROOT), a live tag and a binned one."""
+    import io
+
+    from PIL import Image
+
+    from crm.tenancy.profile import logo_name_version, tenant_update_profile
+    from customers.tags.services import tag_delete
+
+    png = io.BytesIO()
+    Image.new("RGB", (40, 20), "#123456").save(png, format="PNG")
+    tenant_update_profile(
+        actor=w.users["admin"],
+        tenant=tenant,
+        name=tenant.name,
+        time_zone=tenant.time_zone,
+        currency=tenant.currency,
+        default_language=tenant.default_language,
+        logo=SimpleUploadedFile("logo.png", png.getvalue(), "image/png"),
+    )
+    w.logo_version = logo_name_version(tenant.logo)
+    w.tag = TagFactory(name="Matrix tag")
+    w.binned_tag = tag_delete(actor=w.users["admin"], tag=TagFactory(name="Matrix binned tag"))
+
+
 def _surveys_world(w):
     from interactions.surveys import services as surveys
     from interactions.surveys.models import SurveyTemplate
@@ -379,6 +405,12 @@ KWARGS = {
     "jobs:download": lambda w, mine: {"job_id": w.job[mine].pk},
     "customers:export_job": lambda w, mine: {"job_id": w.job[mine].pk},
     "customers:restore": lambda w, mine: {"pk": w.binned[mine].pk},
+    "accounts:company_logo": lambda w, mine: {"version": w.logo_version},
+    "customers:tag_edit": lambda w, mine: {"pk": w.tag.pk},
+    # merged away by the first POST that succeeds: the next actor gets a tag of the same name again
+    "customers:tag_merge": lambda w, mine: {"pk": TagFactory(name="Matrix merged tag").pk},
+    "customers:tag_delete": lambda w, mine: {"pk": w.tag.pk},
+    "customers:tag_restore": lambda w, mine: {"pk": w.binned_tag.pk},
     "customers:custom_field_edit": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:custom_field_toggle": lambda w, mine: {"pk": w.custom_field.pk},
     "customers:custom_field_move": lambda w, mine: {"pk": w.custom_field.pk},
@@ -553,6 +585,14 @@ POST_DATA = {
         "position": 2,
     },
     "customers:order_refund": lambda w, mine: {"amount": "1.00", "reason": "matrix"},
+    "customers:tag_edit": lambda w, mine: {"name": "Matrix tag", "color": "danger"},
+    "customers:tag_merge": lambda w, mine: {"target": w.tag.pk},
+    "accounts:company_profile": lambda w, mine: {
+        "name": "Alpha Trading 阿尔法",
+        "time_zone": "Asia/Shanghai",
+        "currency": "CNY",
+        "default_language": "en",
+    },
     "customers:custom_field_move": lambda w, mine: {"direction": "up"},
     "customers:share": lambda w, mine: {"users": [w.users["sales"].pk]},
     "customers:import_start": lambda w, mine: {

@@ -29,8 +29,11 @@ def _check_rows(rows, labels):
     return checked
 
 
+PALETTE = {"red": "danger", "green": "success", "blue": "primary"}  # the colours a tag may have
+
+
 def _write(actor, rows, job):
-    Tag.objects.bulk_create([Tag(**row) for row in rows])
+    Tag.objects.bulk_create([Tag(name=row["name"], color=PALETTE[row["color"]]) for row in rows])
     return len(rows)
 
 
@@ -70,7 +73,7 @@ def test_a_kind_goes_upload_mapping_check_preview_confirm_write(manager_user):
     kinds.kind_write(job_id=job.pk)  # redelivered: nothing more
     job.refresh_from_db()
     assert job.params["stage"] == "done" and job.shown_message == "2 tags imported."
-    assert sorted(Tag.objects.values_list("name", "color")) == [("New", "blue"), ("VIP", "red")]
+    assert sorted(Tag.objects.values_list("name", "color")) == [("New", "primary"), ("VIP", "danger")]
     assert AuditEvent.objects.filter(action="tests.tags.written", target_id=str(job.pk)).exists()
 
 

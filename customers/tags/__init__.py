@@ -1,0 +1,1 @@
+"""Tag management (Settings > Tags): list with counts, rename, colour, merge, recycle bin."""
