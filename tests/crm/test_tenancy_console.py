@@ -124,14 +124,23 @@ def _edit_data(tenant: Tenant, **changes) -> dict:
     return {**data, **changes}
 
 
-def test_edit_changes_one_company_and_audits_before_and_after(platform_client, tenant_a, tenant_b):
+def test_edit_changes_one_company_and_audits_before_and_after(
+    platform_client, tenant_a, tenant_b, django_capture_on_commit_callbacks
+):
+    from crm.tenancy.worker_cache import settings_stamp
+
     beta_before = Tenant.objects.filter(pk=tenant_b.pk).values().get()
+    stamps_before = settings_stamp(tenant_a.schema_name), settings_stamp(tenant_b.schema_name)
     response = platform_client.get(f"{CONSOLE}{tenant_a.pk}/edit/")
     assert response.status_code == 200 and response.context["form"].initial["name"] == tenant_a.name
-    response = platform_client.post(
-        f"{CONSOLE}{tenant_a.pk}/edit/",
-        _edit_data(tenant_a, name="  Alpha Renamed  ", time_zone="Europe/Berlin", currency="EUR"),
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = platform_client.post(
+            f"{CONSOLE}{tenant_a.pk}/edit/",
+            _edit_data(tenant_a, name="  Alpha Renamed  ", time_zone="Europe/Berlin", currency="EUR"),
+        )
+    # Workers that cached the company's row (its time zone) fetch it again; the other company's stays.
+    assert settings_stamp(tenant_a.schema_name) != stamps_before[0]
+    assert settings_stamp(tenant_b.schema_name) == stamps_before[1]
     assert response.status_code == 302 and response["Location"] == f"{CONSOLE}{tenant_a.pk}/"
     tenant_a.refresh_from_db()
     assert (tenant_a.name, tenant_a.time_zone, tenant_a.currency) == ("Alpha Renamed", "Europe/Berlin", "EUR")
