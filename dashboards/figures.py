@@ -25,7 +25,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Trunc
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -314,38 +330,119 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole * 100, 1) if whole else None
 
 
-def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
-    """Every per-period figure for one period: three queries whatever the data's size."""
-    start, end = period.bounds(scope.zone)
-    # One pass over the period's purchases, grouped by buyer: money, orders, buyers, and for each
-    # buyer whether they had bought before (new or returning) and how often they bought in the period
-    # (repeat = returning, or bought twice in the period; `repeat_customers` lists the same).
-    if scope.filters.channel:
-        before = Exists(scope.orders().filter(customer_id=OuterRef("customer_id"), placed_at__lt=start))
-        per_buyer = scope.orders_between(start, end).order_by().values("customer_id")
-        per_buyer = per_buyer.annotate(returning=before)
-    else:
-        per_buyer = (
-            scope.orders_between(start, end).order_by().values("customer_id", "customer__first_order_at")
+def _overlap(period: Period, compared: Period | None) -> bool:
+    return compared is not None and compared.first <= period.last and period.first <= compared.last
+
+
+def _sides(scope: Scope, periods: list[Period]) -> tuple[Q, Case, list[datetime]]:
+    """For one pass over the purchases of up to two disjoint periods: the filter that keeps either
+    period's purchases, which period (0 or 1) a purchase falls in, and each period's start."""
+    bounds = [p.bounds(scope.zone) for p in periods]
+    either = Q()
+    for start, end in bounds:
+        either |= Q(placed_at__gte=start, placed_at__lt=end)
+    first_start, first_end = bounds[0]
+    side = Case(
+        When(placed_at__gte=first_start, placed_at__lt=first_end, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    return either, side, [start for start, _end in bounds]
+
+
+def _sql(qs: QuerySet) -> tuple[str, tuple]:
+    sql, params = qs.query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _purchase_figures(scope: Scope, periods: list[Period]) -> list[dict]:
+    """Money, orders, buyers, new/returning and repeat buyers of each of up to two disjoint periods,
+    in one pass over their purchases grouped by (buyer, period). A buyer is returning when they had
+    bought before the start of that period; repeat = returning, or bought twice within the period
+    (`repeat_customers` lists the same)."""
+    either, side, starts = _sides(scope, periods)
+    per_buyer = scope.orders().filter(either).order_by().annotate(side=side).values("customer_id", "side")
+    if scope.filters.channel:  # the buyer's first purchase through that channel
+        first = Subquery(
+            scope.orders()
+            .filter(customer_id=OuterRef("customer_id"))
+            .order_by()
+            .values("customer_id")
+            .annotate(first=Min("placed_at"))
+            .values("first")[:1]
         )
-        per_buyer = per_buyer.annotate(returning=Q(customer__first_order_at__lt=start))
+    else:  # every purchase counts: the first one is kept on the customer
+        first = Min("customer__first_order_at")
     per_buyer = per_buyer.annotate(
-        buyer_total=Sum("total"), buyer_refunded=Sum("refunded_total"), purchases=Count("pk")
+        first=first, buyer_total=Sum("total"), buyer_refunded=Sum("refunded_total"), purchases=Count("pk")
     )
-    counted = per_buyer.aggregate(
-        total=Sum("buyer_total"),
-        refunded=Sum("buyer_refunded"),
-        orders=Sum("purchases"),
-        active=Count("customer_id"),
-        returning_n=Count("customer_id", filter=Q(returning=True)),
-        repeat=Count("customer_id", filter=Q(returning=True) | Q(purchases__gte=2)),
+    inner_sql, inner_params = _sql(per_buyer)
+    starts_sql = " ".join("WHEN %s THEN %s" for _ in starts)
+    sql = f"""
+        SELECT b.side, sum(b.buyer_total), sum(b.buyer_refunded), sum(b.purchases), count(*),
+               count(*) FILTER (WHERE b.returning), count(*) FILTER (WHERE b.returning OR b.purchases >= 2)
+        FROM (
+            SELECT p.side, p.buyer_total, p.buyer_refunded, p.purchases,
+                   coalesce(p.first < CASE p.side {starts_sql} END, false) AS returning
+            FROM ({inner_sql}) AS p
+        ) AS b
+        GROUP BY b.side
+    """  # noqa: S608 - the inner statement is the ORM's, every value is a parameter
+    side_params = [value for i, start in enumerate(starts) for value in (i, start)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*side_params, *inner_params))
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+    result = []
+    for i in range(len(periods)):
+        total, refunded, orders, active, returning, repeat = found.get(i, (None, None, 0, 0, 0, 0))
+        result.append(
+            {
+                "revenue": (total or Decimal("0")) - (refunded or Decimal("0")),
+                "orders": int(orders or 0),
+                "active": active,
+                "returning": returning,
+                "repeat": repeat,
+            }
+        )
+    return result
+
+
+def _churned_counts(scope: Scope, periods: list[Period]) -> list[int]:
+    """Customers in scope who moved to the churned stage in each period (`churned_customers` lists
+    them): one pass over those stage changes."""
+    bounds = [p.bounds(scope.zone) for p in periods]
+    either = Q()
+    for start, end in bounds:
+        either |= Q(at__gte=start, at__lt=end)
+    moved = stage_transitions(user=scope.user).filter(
+        either, to_stage=CHURNED_STAGE, customer_id__in=scope.customers().values("pk")
     )
-    revenue = (counted["total"] or Decimal("0")) - (counted["refunded"] or Decimal("0"))
-    orders = counted["orders"] or 0
-    active = counted["active"]  # the distinct buyers of the period: active_customers() lists them
-    new, repeat = active - counted["returning_n"], counted["repeat"]
-    churned = churned_customers(scope, start, end).count()
-    base = churn_base(scope, start).count()
+    counted = moved.aggregate(
+        **{
+            f"n{i}": Count("customer_id", distinct=True, filter=Q(at__gte=start, at__lt=end))
+            for i, (start, end) in enumerate(bounds)
+        }
+    )
+    return [counted[f"n{i}"] for i in range(len(bounds))]
+
+
+def _customer_figures(scope: Scope, starts: list[datetime]) -> dict:
+    """One pass over the customers in scope: the churn base of each period (customers who had bought
+    before its start), predicted CLV (total, average, how many are scored) and outstanding points."""
+    counted = scope.customers().aggregate(
+        **{f"base{i}": Count("pk", filter=_bought_before(scope, start)) for i, start in enumerate(starts)},
+        clv_total=Sum("score__predicted_clv"),
+        clv_average=Avg("score__predicted_clv"),
+        scored=Count("score__predicted_clv"),
+        points=Sum("loyalty_member__balance"),
+    )
+    counted["bases"] = [counted.pop(f"base{i}") for i in range(len(starts))]
+    return counted
+
+
+def _period_figures(purchases: dict, churned: int, base: int) -> dict[str, FigureValue]:
+    revenue, orders, active = purchases["revenue"], purchases["orders"], purchases["active"]
+    new, repeat = active - purchases["returning"], purchases["repeat"]
     aov = (revenue / orders).quantize(Decimal("0.01")) if orders else None
     f = FIGURES
     return {
@@ -362,6 +459,15 @@ def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
             f["churn_rate"], _share(churned, base), numerator=churned, denominator=base
         ),
     }
+
+
+def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
+    """Every per-period figure for one period (what `overview_values` computes for two at once)."""
+    start, _end = period.bounds(scope.zone)
+    purchases = _purchase_figures(scope, [period])[0]
+    churned = _churned_counts(scope, [period])[0]
+    base = _customer_figures(scope, [start])["bases"][0]
+    return _period_figures(purchases, churned, base)
 
 
 def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
@@ -409,27 +515,31 @@ def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
     }
 
 
-def liability_value(scope: Scope) -> FigureValue:
+def _liability(points: int | None) -> FigureValue:
     programme = programme_or_none()
-    # The members of the customers in scope (`members_in_scope`), summed in one join.
-    points = scope.customers().aggregate(points=Sum("loyalty_member__balance"))["points"] or 0
+    points = points or 0
     value = (programme.point_value * points).quantize(Decimal("0.01")) if programme else None
     return FigureValue(FIGURES["loyalty_liability"], value, numerator=points)
+
+
+def liability_value(scope: Scope) -> FigureValue:
+    # The members of the customers in scope (`members_in_scope`), summed in one join.
+    return _liability(scope.customers().aggregate(points=Sum("loyalty_member__balance"))["points"])
+
+
+def _clv(total, average, scored: int) -> dict[str, FigureValue]:
+    average = average.quantize(Decimal("0.01")) if average is not None else None
+    return {
+        "clv_total": FigureValue(FIGURES["clv_total"], total, numerator=scored),
+        "clv_average": FigureValue(FIGURES["clv_average"], average, numerator=scored),
+    }
 
 
 def clv_values(scope: Scope) -> dict[str, FigureValue]:
     row = scored_customers(scope).aggregate(
         total=Sum("score__predicted_clv"), average=Avg("score__predicted_clv"), customers=Count("pk")
     )
-    average = row["average"].quantize(Decimal("0.01")) if row["average"] is not None else None
-    return {
-        "clv_total": FigureValue(
-            FIGURES["clv_total"],
-            row["total"],
-            numerator=row["customers"],  # None: nobody scored yet
-        ),
-        "clv_average": FigureValue(FIGURES["clv_average"], average, numerator=row["customers"]),
-    }
+    return _clv(row["total"], row["average"], row["customers"])
 
 
 def revenue_series(scope: Scope, period: Period, unit: str) -> list[Decimal]:
@@ -463,9 +573,31 @@ def overview_series(scope: Scope, period: Period, compared: Period | None) -> di
 
 
 def overview_values(scope: Scope, period: Period, compared: Period | None) -> list[FigureValue]:
-    current = period_values(scope, period) | service_values(scope, period)
+    """Every figure of the overview for `period`, each with its value for `compared` (if any).
+
+    The two periods share their passes: one over their purchases, one over the churned-stage
+    changes, one over the customers in scope (churn bases, CLV, points); periods that overlap (a
+    long custom range against last year) are counted one after the other."""
+    if compared is None:
+        periods = [period]
+    elif _overlap(period, compared):
+        periods = []
+    else:
+        periods = [period, compared]
+    starts = [p.bounds(scope.zone)[0] for p in (period, compared) if p is not None]
+    customers = _customer_figures(scope, starts)
+    if periods:
+        purchases = _purchase_figures(scope, periods)
+        churned = _churned_counts(scope, periods)
+    else:
+        purchases = _purchase_figures(scope, [period]) + _purchase_figures(scope, [compared])
+        churned = _churned_counts(scope, [period]) + _churned_counts(scope, [compared])
+    current = _period_figures(purchases[0], churned[0], customers["bases"][0]) | service_values(scope, period)
     if compared is not None:
-        previous = period_values(scope, compared) | service_values(scope, compared)
+        previous = _period_figures(purchases[1], churned[1], customers["bases"][1]) | service_values(
+            scope, compared
+        )
         for key, value in current.items():
             value.previous = previous[key].value
-    return list(current.values()) + list(clv_values(scope).values()) + [liability_value(scope)]
+    clv = _clv(customers["clv_total"], customers["clv_average"], customers["scored"])
+    return list(current.values()) + list(clv.values()) + [_liability(customers["points"])]
