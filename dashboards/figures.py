@@ -542,28 +542,43 @@ def clv_values(scope: Scope) -> dict[str, FigureValue]:
     return _clv(row["total"], row["average"], row["customers"])
 
 
-def revenue_series(scope: Scope, period: Period, unit: str) -> list[Decimal]:
-    """Revenue (net of refunds) of `period` per bucket of `unit` (day, week or month in the tenant's
-    time zone), one value per `period.buckets(unit)`, zeros included: one query."""
-    start, end = period.bounds(scope.zone)
+def _revenue_per_bucket(scope: Scope, periods: list[Period], unit: str) -> list[list[Decimal]]:
+    """Revenue (net of refunds) of each of up to two disjoint periods per bucket of `unit` (day, week
+    or month in the tenant's time zone), one value per `period.buckets(unit)`, zeros included: one
+    query for both."""
+    either, side, _starts = _sides(scope, periods)
     rows = (
-        scope.orders_between(start, end)
-        .annotate(bucket=Trunc("placed_at", unit, tzinfo=scope.zone))
+        scope.orders()
+        .filter(either)
+        .annotate(side=side, bucket=Trunc("placed_at", unit, tzinfo=scope.zone))
         .order_by()
-        .values("bucket")
+        .values("side", "bucket")
         .annotate(net=Sum(F("total") - F("refunded_total")))
     )
-    found = {bucket_start(row["bucket"].date(), unit): row["net"] for row in rows}
-    return [found.get(day, Decimal("0")) for day in period.buckets(unit)]
+    found = {(row["side"], bucket_start(row["bucket"].date(), unit)): row["net"] for row in rows}
+    return [
+        [found.get((i, day), Decimal("0")) for day in period.buckets(unit)]
+        for i, period in enumerate(periods)
+    ]
+
+
+def revenue_series(scope: Scope, period: Period, unit: str) -> list[Decimal]:
+    """Revenue (net of refunds) of `period` per bucket of `unit`, zeros included: one query."""
+    return _revenue_per_bucket(scope, [period], unit)[0]
 
 
 def overview_series(scope: Scope, period: Period, compared: Period | None) -> dict:
     """The overview's chart: revenue per day, week or month of the period and, bucket by bucket, of
-    the period it is compared with (the n-th bucket of each side together)."""
+    the period it is compared with (the n-th bucket of each side together); one query for both
+    unless they overlap."""
     unit = period.bucket
     days = period.buckets(unit)
-    current = revenue_series(scope, period, unit)
-    earlier = revenue_series(scope, compared, unit) if compared is not None else []
+    if compared is None:
+        current, earlier = revenue_series(scope, period, unit), []
+    elif _overlap(period, compared):
+        current, earlier = revenue_series(scope, period, unit), revenue_series(scope, compared, unit)
+    else:
+        current, earlier = _revenue_per_bucket(scope, [period, compared], unit)
     return {
         "unit": unit,
         "days": days,
