@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 
 from django.db import connection
@@ -32,6 +32,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Func,
     IntegerField,
     Min,
     OuterRef,
@@ -42,7 +43,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Trunc
+from django.db.models.expressions import RawSQL
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -52,7 +53,7 @@ from interactions.surveys.selectors import responses_visible
 from loyalty.selectors import member_queryset, programme_or_none
 from segmentation.selectors import stage_transitions
 
-from .periods import Period, bucket_start, change_percent
+from .periods import Period, change_percent
 from .scope import Scope
 
 CHURNED_STAGE = "churned"
@@ -542,22 +543,46 @@ def clv_values(scope: Scope) -> dict[str, FigureValue]:
     return _clv(row["total"], row["average"], row["customers"])
 
 
+def _bucket_number(scope: Scope, period: Period, unit: str) -> Func:
+    """Which of `period.buckets(unit)` a purchase of the period falls in, numbered from 1: a binary
+    search over the buckets' starts as instants (midnight in the tenant's time zone; the first is
+    the period's start), instead of a time-zone conversion and date_trunc per purchase."""
+    start, _end = period.bounds(scope.zone)
+    starts = [start] + [
+        datetime.combine(day, time.min, tzinfo=scope.zone) for day in period.buckets(unit)[1:]
+    ]
+    return Func(
+        F("placed_at"),
+        RawSQL("%s::timestamptz[]", (starts,)),
+        function="width_bucket",
+        output_field=IntegerField(),
+    )
+
+
 def _revenue_per_bucket(scope: Scope, periods: list[Period], unit: str) -> list[list[Decimal]]:
     """Revenue (net of refunds) of each of up to two disjoint periods per bucket of `unit` (day, week
     or month in the tenant's time zone), one value per `period.buckets(unit)`, zeros included: one
     query for both."""
     either, side, _starts = _sides(scope, periods)
+    first_start, first_end = periods[0].bounds(scope.zone)
+    bucket = _bucket_number(scope, periods[0], unit)
+    if len(periods) > 1:
+        bucket = Case(
+            When(placed_at__gte=first_start, placed_at__lt=first_end, then=bucket),
+            default=_bucket_number(scope, periods[1], unit),
+            output_field=IntegerField(),
+        )
     rows = (
         scope.orders()
         .filter(either)
-        .annotate(side=side, bucket=Trunc("placed_at", unit, tzinfo=scope.zone))
+        .annotate(side=side, bucket=bucket)
         .order_by()
         .values("side", "bucket")
         .annotate(net=Sum(F("total") - F("refunded_total")))
     )
-    found = {(row["side"], bucket_start(row["bucket"].date(), unit)): row["net"] for row in rows}
+    found = {(row["side"], row["bucket"]): row["net"] for row in rows}
     return [
-        [found.get((i, day), Decimal("0")) for day in period.buckets(unit)]
+        [found.get((i, n), Decimal("0")) for n in range(1, len(period.buckets(unit)) + 1)]
         for i, period in enumerate(periods)
     ]
 

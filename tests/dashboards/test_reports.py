@@ -570,3 +570,24 @@ def test_cohort_months_start_at_local_midnight_across_daylight_saving(manager_us
         assert (march.cells[1]["customers"], march.cells[1]["revenue_per_customer"]) == (1, Decimal("20.00"))
         assert (april.size, april.cells[0]["revenue_per_customer"]) == (1, Decimal("40.00"))
         assert [c.name for c in analyses.cohort_customers(scope, cohort=date(2026, 3, 1), k=1)] == ["G"]
+
+
+def test_chart_days_start_at_local_midnight_across_daylight_saving(manager_user):
+    """New York moves to summer time on 8 March 2026: 23:30 that day is on the 8th, 00:30 the next
+    day on the 9th (both on the 9th in UTC, and the 9th starts an hour earlier than on 1 March)."""
+    zone = ZoneInfo("America/New_York")
+    g = CustomerFactory(name="G")
+    OrderFactory(customer=g, total=Decimal("10"), placed_at=datetime(2026, 3, 8, 23, 30, tzinfo=zone))
+    OrderFactory(customer=g, total=Decimal("20"), placed_at=datetime(2026, 3, 9, 0, 30, tzinfo=zone))
+    OrderFactory(customer=g, total=Decimal("5"), placed_at=datetime(2026, 2, 28, 23, 30, tzinfo=zone))
+    with timezone.override(zone):
+        scope = Scope(user=manager_user, filters=Filters())
+        selection = parse_selection(
+            {"range": "custom", "from": "2026-03-01", "to": "2026-03-31", "compare": "previous"},
+            date(2026, 4, 15),
+        )
+        series = figures.overview_series(scope, selection.period, selection.compared)
+    by_day = dict(zip(series["days"], series["current"], strict=True))
+    assert (by_day[date(2026, 3, 8)], by_day[date(2026, 3, 9)]) == (Decimal("10"), Decimal("20"))
+    assert sum(series["current"]) == Decimal("30")
+    assert series["earlier"][-1] == Decimal("5")  # 28 February, the last day of the earlier period
