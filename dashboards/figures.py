@@ -357,10 +357,11 @@ def _sql(qs: QuerySet) -> tuple[str, tuple]:
 
 
 def _purchase_figures(scope: Scope, periods: list[Period]) -> list[dict]:
-    """Money, orders, buyers, new/returning and repeat buyers of each of up to two disjoint periods,
-    in one pass over their purchases grouped by (buyer, period). A buyer is returning when they had
-    bought before the start of that period; repeat = returning, or bought twice within the period
-    (`repeat_customers` lists the same)."""
+    """Orders, buyers, new/returning and repeat buyers of each of up to two disjoint periods, in one
+    pass over their purchases grouped by (buyer, period). A buyer is returning when they had bought
+    before the start of that period; repeat = returning, or bought twice within the period
+    (`repeat_customers` lists the same). The money is summed by the chart's pass (`_revenue_per_bucket`):
+    summing it per buyer here too cost about a third of this statement."""
     either, side, starts = _sides(scope, periods)
     per_buyer = scope.orders().filter(either).order_by().annotate(side=side).values("customer_id", "side")
     if scope.filters.channel:  # the buyer's first purchase through that channel
@@ -374,16 +375,14 @@ def _purchase_figures(scope: Scope, periods: list[Period]) -> list[dict]:
         )
     else:  # every purchase counts: the first one is kept on the customer
         first = Min("customer__first_order_at")
-    per_buyer = per_buyer.annotate(
-        first=first, buyer_total=Sum("total"), buyer_refunded=Sum("refunded_total"), purchases=Count("pk")
-    )
+    per_buyer = per_buyer.annotate(first=first, purchases=Count("pk"))
     inner_sql, inner_params = _sql(per_buyer)
     starts_sql = " ".join("WHEN %s THEN %s" for _ in starts)
     sql = f"""
-        SELECT b.side, sum(b.buyer_total), sum(b.buyer_refunded), sum(b.purchases), count(*),
+        SELECT b.side, sum(b.purchases), count(*),
                count(*) FILTER (WHERE b.returning), count(*) FILTER (WHERE b.returning OR b.purchases >= 2)
         FROM (
-            SELECT p.side, p.buyer_total, p.buyer_refunded, p.purchases,
+            SELECT p.side, p.purchases,
                    coalesce(p.first < CASE p.side {starts_sql} END, false) AS returning
             FROM ({inner_sql}) AS p
         ) AS b
@@ -395,10 +394,9 @@ def _purchase_figures(scope: Scope, periods: list[Period]) -> list[dict]:
         found = {row[0]: row[1:] for row in cursor.fetchall()}
     result = []
     for i in range(len(periods)):
-        total, refunded, orders, active, returning, repeat = found.get(i, (None, None, 0, 0, 0, 0))
+        orders, active, returning, repeat = found.get(i, (0, 0, 0, 0))
         result.append(
             {
-                "revenue": (total or Decimal("0")) - (refunded or Decimal("0")),
                 "orders": int(orders or 0),
                 "active": active,
                 "returning": returning,
@@ -441,8 +439,8 @@ def _customer_figures(scope: Scope, starts: list[datetime]) -> dict:
     return counted
 
 
-def _period_figures(purchases: dict, churned: int, base: int) -> dict[str, FigureValue]:
-    revenue, orders, active = purchases["revenue"], purchases["orders"], purchases["active"]
+def _period_figures(revenue: Decimal, purchases: dict, churned: int, base: int) -> dict[str, FigureValue]:
+    orders, active = purchases["orders"], purchases["active"]
     new, repeat = active - purchases["returning"], purchases["repeat"]
     aov = (revenue / orders).quantize(Decimal("0.01")) if orders else None
     f = FIGURES
@@ -465,10 +463,11 @@ def _period_figures(purchases: dict, churned: int, base: int) -> dict[str, Figur
 def period_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
     """Every per-period figure for one period (what `overview_values` computes for two at once)."""
     start, _end = period.bounds(scope.zone)
+    revenue = sum(revenue_series(scope, period, period.bucket), Decimal("0"))
     purchases = _purchase_figures(scope, [period])[0]
     churned = _churned_counts(scope, [period])[0]
     base = _customer_figures(scope, [start])["bases"][0]
-    return _period_figures(purchases, churned, base)
+    return _period_figures(revenue, purchases, churned, base)
 
 
 def service_values(scope: Scope, period: Period) -> dict[str, FigureValue]:
@@ -592,38 +591,51 @@ def revenue_series(scope: Scope, period: Period, unit: str) -> list[Decimal]:
     return _revenue_per_bucket(scope, [period], unit)[0]
 
 
-def overview_series(scope: Scope, period: Period, compared: Period | None) -> dict:
-    """The overview's chart: revenue per day, week or month of the period and, bucket by bucket, of
-    the period it is compared with (the n-th bucket of each side together); one query for both
-    unless they overlap."""
+def _series(
+    scope: Scope, period: Period, compared: Period | None
+) -> tuple[str, list[Decimal], list[Decimal]]:
+    """Revenue per bucket of the period and of the whole period it is compared with (one query for
+    both unless they overlap)."""
     unit = period.bucket
-    days = period.buckets(unit)
     if compared is None:
-        current, earlier = revenue_series(scope, period, unit), []
-    elif _overlap(period, compared):
-        current, earlier = revenue_series(scope, period, unit), revenue_series(scope, compared, unit)
-    else:
-        current, earlier = _revenue_per_bucket(scope, [period, compared], unit)
+        return unit, revenue_series(scope, period, unit), []
+    if _overlap(period, compared):
+        return unit, revenue_series(scope, period, unit), revenue_series(scope, compared, unit)
+    current, earlier = _revenue_per_bucket(scope, [period, compared], unit)
+    return unit, current, earlier
+
+
+def _chart(period: Period, unit: str, current: list[Decimal], earlier: list[Decimal]) -> dict:
+    """The overview's chart: revenue per day, week or month of the period and, bucket by bucket, of
+    the period it is compared with (the n-th bucket of each side together)."""
     return {
         "unit": unit,
-        "days": days,
+        "days": period.buckets(unit),
         "current": current,
         "earlier": earlier[: len(current)],
     }
 
 
-def overview_values(scope: Scope, period: Period, compared: Period | None) -> list[FigureValue]:
-    """Every figure of the overview for `period`, each with its value for `compared` (if any).
+def overview_series(scope: Scope, period: Period, compared: Period | None) -> dict:
+    return _chart(period, *_series(scope, period, compared))
 
-    The two periods share their passes: one over their purchases, one over the churned-stage
-    changes, one over the customers in scope (churn bases, CLV, points); periods that overlap (a
-    long custom range against last year) are counted one after the other."""
+
+def overview(scope: Scope, period: Period, compared: Period | None) -> dict:
+    """Every figure of the overview for `period`, each with its value for `compared` (if any), and
+    the chart (`overview_series`).
+
+    The two periods share their passes: one over their purchases per bucket (the chart, and the
+    revenue as the sum of its buckets), one over their purchases per buyer, one over the
+    churned-stage changes, one over the customers in scope (churn bases, CLV, points); periods that
+    overlap (a long custom range against last year) are counted one after the other."""
     if compared is None:
         periods = [period]
     elif _overlap(period, compared):
         periods = []
     else:
         periods = [period, compared]
+    unit, current_series, earlier_series = _series(scope, period, compared)
+    revenues = [sum(current_series, Decimal("0")), sum(earlier_series, Decimal("0"))]
     starts = [p.bounds(scope.zone)[0] for p in (period, compared) if p is not None]
     customers = _customer_figures(scope, starts)
     if periods:
@@ -632,12 +644,20 @@ def overview_values(scope: Scope, period: Period, compared: Period | None) -> li
     else:
         purchases = _purchase_figures(scope, [period]) + _purchase_figures(scope, [compared])
         churned = _churned_counts(scope, [period]) + _churned_counts(scope, [compared])
-    current = _period_figures(purchases[0], churned[0], customers["bases"][0]) | service_values(scope, period)
+    current = _period_figures(revenues[0], purchases[0], churned[0], customers["bases"][0])
+    current |= service_values(scope, period)
     if compared is not None:
-        previous = _period_figures(purchases[1], churned[1], customers["bases"][1]) | service_values(
-            scope, compared
-        )
+        previous = _period_figures(revenues[1], purchases[1], churned[1], customers["bases"][1])
+        previous |= service_values(scope, compared)
         for key, value in current.items():
             value.previous = previous[key].value
     clv = _clv(customers["clv_total"], customers["clv_average"], customers["scored"])
-    return list(current.values()) + list(clv.values()) + [_liability(customers["points"])]
+    return {
+        "values": list(current.values()) + list(clv.values()) + [_liability(customers["points"])],
+        "series": _chart(period, unit, current_series, earlier_series),
+    }
+
+
+def overview_values(scope: Scope, period: Period, compared: Period | None) -> list[FigureValue]:
+    """The overview's figures (see `overview`)."""
+    return overview(scope, period, compared)["values"]
