@@ -91,7 +91,8 @@ def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
     # are then counted together, so what leaves PostgreSQL is a few thousand rows. (Grouping by
     # (customer, month) first hashed three times as many groups and cost about four times as much.)
     # Subqueries, not CTEs: a CTE used twice is materialised and its row count guessed, which led
-    # PostgreSQL to 64,000 index probes instead of one hash join.
+    # PostgreSQL to 64,000 index probes instead of one hash join. Money is summed in whole cents
+    # (two decimal places): integer sums cost less than numeric ones over half a million rows.
     sql = f"""
         SELECT g.per_cell, g.cohort, g.months_or_month, count(*), sum(g.net)
         FROM (
@@ -99,7 +100,7 @@ def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
                    CASE WHEN GROUPING(o.customer_id) = 0 THEN min(x.cohort) ELSE x.cohort END AS cohort,
                    CASE WHEN GROUPING(o.customer_id) = 0 THEN bit_or(1 << x.month) ELSE x.month END
                        AS months_or_month,
-                   sum(o.total - o.refunded_total) AS net
+                   sum(((o.total - o.refunded_total) * 100)::bigint) AS net
             FROM ({orders_sql}) AS o
             JOIN ({firsts_sql}) AS f ON f.customer_id = o.customer_id
             CROSS JOIN LATERAL (
@@ -117,7 +118,7 @@ def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
     revenues: dict[tuple[int, int], Decimal] = {}
     for per_cell, c, value, n, net in found:
         if per_cell:  # value is the month: the revenue of (cohort, month)
-            revenues[(c, value - c)] = net or Decimal(0)
+            revenues[(c, value - c)] = Decimal(net or 0).scaleb(-2)  # summed in cents
             continue
         bits = value >> c  # value is the set of months: bit 0 is now the cohort's own month
         k = 0
