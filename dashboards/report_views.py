@@ -76,9 +76,10 @@ def _base_context(request: HttpRequest, scope: Scope) -> dict:
 def overview(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection = parse_selection(request.GET, _today())
-    # The figures and the chart share their passes over the purchases: computed and cached together.
+    # The figures and the chart share their passes over the purchases: computed and cached together
+    # (under a new name: an entry cached by the earlier code under "overview" holds the figures only).
     computed = cached(
-        "overview",
+        "overview-and-chart",
         request.user,
         {"period": selection.period, "compared": selection.compared, **scope.filters.as_params()},
         lambda: figures.overview(scope, selection.period, selection.compared),
