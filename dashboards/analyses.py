@@ -55,53 +55,81 @@ def cohort_matrix(scope: Scope, *, months: int, today: date) -> list[CohortRow]:
     """The last `months` cohorts (oldest first), each with its months since the first purchase."""
     months = max(1, min(int(months), MAX_COHORT_MONTHS))
     first_cohort = _add_months(_month_start(today), -(months - 1))
-    zone = str(scope.zone)
-    cohort_start = datetime.combine(first_cohort, time.min, tzinfo=scope.zone)
+    # The start of every month of the matrix and of the month after it, as instants (midnight on the
+    # 1st in the tenant's time zone, daylight saving included): width_bucket() then gives a purchase's
+    # month as a number by a binary search, instead of a time-zone conversion and date_trunc per row
+    # (about half the statement's time over half a million purchases).
+    bounds = [
+        datetime.combine(_add_months(first_cohort, i), time.min, tzinfo=scope.zone) for i in range(months + 1)
+    ]
+    cohort_start, after_last = bounds[0], bounds[-1]
     if scope.filters.channel:  # the first purchase through that channel
         firsts_sql, firsts_params = _sql(
             scope.orders()
             .order_by()
             .values("customer_id")
             .annotate(first=Min("placed_at"))
-            .filter(first__gte=cohort_start)
+            .filter(first__gte=cohort_start, first__lt=after_last)
             .values("customer_id", "first")
         )
     else:  # the first purchase is kept on the customer: no pass over every order to find it
         firsts_sql, firsts_params = _sql(
             scope.customers()
-            .filter(first_order_at__gte=cohort_start)
+            .filter(first_order_at__gte=cohort_start, first_order_at__lt=after_last)
             .order_by()
             .values(customer_id=F("pk"), first=F("first_order_at"))
         )
     orders_sql, orders_params = _sql(  # no ORDER BY: sorting the orders cost more than the rest
         scope.orders()
-        .filter(placed_at__gte=cohort_start)  # a cohort customer's purchases are all after it
+        .filter(placed_at__gte=cohort_start, placed_at__lt=after_last)  # a cohort's purchases follow it
         .order_by()
         .values("customer_id", "placed_at", "total", "refunded_total")
     )
-    # Each cohort customer's purchases are first summed by (customer, local month), so a cell counts
-    # rows instead of distinct customers. (Subqueries, not CTEs: a CTE used twice is materialised and
-    # its row count guessed, which led PostgreSQL to 64,000 index probes instead of one hash join.)
+    # One pass over the cohort customers' purchases, grouped two ways at once (grouping sets):
+    # per customer, the set of months they bought in as bits (month m = bit m, numbered 1..months by
+    # width_bucket), and per (cohort, month) the revenue. Customers with the same cohort and months
+    # are then counted together, so what leaves PostgreSQL is a few thousand rows. (Grouping by
+    # (customer, month) first hashed three times as many groups and cost about four times as much.)
+    # Subqueries, not CTEs: a CTE used twice is materialised and its row count guessed, which led
+    # PostgreSQL to 64,000 index probes instead of one hash join. Money is summed in whole cents
+    # (two decimal places): integer sums cost less than numeric ones over half a million rows.
     sql = f"""
-        SELECT per.cohort,
-               ((extract(year FROM per.month) - extract(year FROM per.cohort)) * 12
-                + extract(month FROM per.month) - extract(month FROM per.cohort))::int AS k,
-               count(*), sum(per.net)
+        SELECT g.per_cell, g.cohort, g.months_or_month, count(*), sum(g.net)
         FROM (
-            SELECT o.customer_id,
-                   date_trunc('month', f.first AT TIME ZONE %s)::date AS cohort,
-                   date_trunc('month', o.placed_at AT TIME ZONE %s)::date AS month,
-                   sum(o.total - o.refunded_total) AS net
-            FROM ({orders_sql}) AS o JOIN ({firsts_sql}) AS f ON f.customer_id = o.customer_id
-            GROUP BY 1, 2, 3
-        ) AS per
-        GROUP BY 1, 2
-    """
+            SELECT GROUPING(o.customer_id) AS per_cell,
+                   CASE WHEN GROUPING(o.customer_id) = 0 THEN min(x.cohort) ELSE x.cohort END AS cohort,
+                   CASE WHEN GROUPING(o.customer_id) = 0 THEN bit_or(1 << x.month) ELSE x.month END
+                       AS months_or_month,
+                   sum(((o.total - o.refunded_total) * 100)::bigint) AS net
+            FROM ({orders_sql}) AS o
+            JOIN ({firsts_sql}) AS f ON f.customer_id = o.customer_id
+            CROSS JOIN LATERAL (
+                SELECT width_bucket(f.first, %s::timestamptz[]) AS cohort,
+                       width_bucket(o.placed_at, %s::timestamptz[]) AS month
+            ) AS x
+            GROUP BY GROUPING SETS ((o.customer_id), (x.cohort, x.month))
+        ) AS g
+        GROUP BY 1, 2, 3
+    """  # noqa: S608 - the inner statements are the ORM's, every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(sql, (zone, zone, *orders_params, *firsts_params))
+        cursor.execute(sql, (*orders_params, *firsts_params, bounds, bounds))
         found = cursor.fetchall()
+    counts: dict[tuple[int, int], int] = {}
+    revenues: dict[tuple[int, int], Decimal] = {}
+    for per_cell, c, value, n, net in found:
+        if per_cell:  # value is the month: the revenue of (cohort, month)
+            revenues[(c, value - c)] = Decimal(net or 0).scaleb(-2)  # summed in cents
+            continue
+        bits = value >> c  # value is the set of months: bit 0 is now the cohort's own month
+        k = 0
+        while bits:
+            if bits & 1:
+                counts[(c, k)] = counts.get((c, k), 0) + n
+            bits >>= 1
+            k += 1
     cells: dict[tuple[date, int], tuple[int, Decimal]] = {
-        (c, k): (n, rev or Decimal(0)) for c, k, n, rev in found
+        (_add_months(first_cohort, c - 1), k): (n, revenues.get((c, k), Decimal(0)))
+        for (c, k), n in counts.items()
     }
     rows = []
     for i in range(months):

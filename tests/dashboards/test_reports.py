@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboards import analyses, figures
@@ -511,3 +512,85 @@ def test_the_selectors_the_reports_read_are_scoped_to_the_user(data, manager_use
     assert {t.customer_id for t in segment_transitions(user=sales_user)} == {data["A"].pk, data["C"].pk}
     assert not tickets_visible(user=sales_user).exists()  # B's and D's tickets
     assert tickets_visible(user=manager_user).count() == 2
+
+
+@pytest.mark.parametrize("user_key", ["manager_user", "sales_user"])
+def test_the_period_and_its_comparison_in_one_pass_equal_each_period_counted_alone(
+    zone, data, tenant, request, user_key
+):
+    """The overview reads both periods in the same statements (the period decided per row); each side
+    must equal that period counted on its own, for both comparisons and for periods that overlap (a
+    purchase in both is counted in both)."""
+    OrderFactory(customer=data["D"], total=Decimal("15"), placed_at=_at(tenant, date(2025, 1, 1)))
+    user = request.getfixturevalue(user_key)
+    scope = Scope(user=user, filters=Filters())
+    long_range = {"range": "custom", "from": "2025-01-01", "to": "2026-01-31", "compare": "last_year"}
+    # Per pair of periods: revenue per bucket, purchases per buyer, churned, customers, the programme,
+    # and follow-ups, tickets and answers per period; overlapping periods take a pass of each of the
+    # first three per period.
+    for params, queries in ((JANUARY, 11), (JANUARY | {"compare": "last_year"}, 11), (long_range, 14)):
+        selection = parse_selection(params, date(2026, 2, 15))
+        with CaptureQueriesContext(connection) as captured:
+            both = figures.overview_values(scope, selection.period, selection.compared)
+        # (django-tenants may first set the search path: not one of the figures' queries)
+        assert len([q for q in captured if not q["sql"].startswith("SET ")]) == queries
+        alone = figures.period_values(scope, selection.period)
+        earlier = figures.period_values(scope, selection.compared)
+        for value in both:
+            if value.definition.key in alone:
+                key = value.definition.key
+                assert (value.value, value.numerator, value.denominator) == (
+                    alone[key].value,
+                    alone[key].numerator,
+                    alone[key].denominator,
+                ), key
+                assert value.previous == earlier[key].value, key
+    selection = parse_selection(long_range, date(2026, 2, 15))
+    v = {x.definition.key: x for x in figures.overview_values(scope, selection.period, selection.compared)}
+    if (
+        user_key == "manager_user"
+    ):  # D (sales2's) bought for 15 on 1 January 2025: in both periods, in the first bucket
+        assert (v["revenue"].value, v["revenue"].previous) == (Decimal("15") + 100 + 80 + 370, Decimal("15"))
+        assert (v["new_customers"].value, v["new_customers"].previous) == (4, 1)
+    series = figures.overview_series(scope, selection.period, selection.compared)
+    assert sum(series["earlier"]) == v["revenue"].previous
+
+
+def test_cohort_months_start_at_local_midnight_across_daylight_saving(manager_user):
+    """New York is on summer time (UTC-4) on 1 April: a purchase at 23:30 on 31 March is in March,
+    one at 00:30 on 1 April in April, although both are on 1 April in UTC and the matrix's first
+    month (February) starts at UTC-5."""
+    zone = ZoneInfo("America/New_York")
+    g, h = CustomerFactory(name="G"), CustomerFactory(name="H")
+    OrderFactory(customer=g, total=Decimal("10"), placed_at=datetime(2026, 3, 31, 23, 30, tzinfo=zone))
+    OrderFactory(customer=g, total=Decimal("20"), placed_at=datetime(2026, 4, 1, 0, 30, tzinfo=zone))
+    OrderFactory(customer=h, total=Decimal("40"), placed_at=datetime(2026, 4, 1, 0, 30, tzinfo=zone))
+    with timezone.override(zone):
+        scope = Scope(user=manager_user, filters=Filters())
+        rows = {r.month: r for r in analyses.cohort_matrix(scope, months=3, today=date(2026, 4, 15))}
+        march, april = rows[date(2026, 3, 1)], rows[date(2026, 4, 1)]
+        assert (march.size, march.cells[0]["revenue_per_customer"]) == (1, Decimal("10.00"))
+        assert (march.cells[1]["customers"], march.cells[1]["revenue_per_customer"]) == (1, Decimal("20.00"))
+        assert (april.size, april.cells[0]["revenue_per_customer"]) == (1, Decimal("40.00"))
+        assert [c.name for c in analyses.cohort_customers(scope, cohort=date(2026, 3, 1), k=1)] == ["G"]
+
+
+def test_chart_days_start_at_local_midnight_across_daylight_saving(manager_user):
+    """New York moves to summer time on 8 March 2026: 23:30 that day is on the 8th, 00:30 the next
+    day on the 9th (both on the 9th in UTC, and the 9th starts an hour earlier than on 1 March)."""
+    zone = ZoneInfo("America/New_York")
+    g = CustomerFactory(name="G")
+    OrderFactory(customer=g, total=Decimal("10"), placed_at=datetime(2026, 3, 8, 23, 30, tzinfo=zone))
+    OrderFactory(customer=g, total=Decimal("20"), placed_at=datetime(2026, 3, 9, 0, 30, tzinfo=zone))
+    OrderFactory(customer=g, total=Decimal("5"), placed_at=datetime(2026, 2, 28, 23, 30, tzinfo=zone))
+    with timezone.override(zone):
+        scope = Scope(user=manager_user, filters=Filters())
+        selection = parse_selection(
+            {"range": "custom", "from": "2026-03-01", "to": "2026-03-31", "compare": "previous"},
+            date(2026, 4, 15),
+        )
+        series = figures.overview_series(scope, selection.period, selection.compared)
+    by_day = dict(zip(series["days"], series["current"], strict=True))
+    assert (by_day[date(2026, 3, 8)], by_day[date(2026, 3, 9)]) == (Decimal("10"), Decimal("20"))
+    assert sum(series["current"]) == Decimal("30")
+    assert series["earlier"][-1] == Decimal("5")  # 28 February, the last day of the earlier period
