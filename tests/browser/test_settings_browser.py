@@ -121,6 +121,10 @@ def test_admin_sets_the_company_profile_and_logo_and_sees_it_in_the_navbar(
                 page.goto(tenant_url(tenant, path))
                 page.wait_for_load_state("networkidle")
                 _no_page_overflow(page)
+                if width_name == "phone":  # the logo and the name leave the menu button on the same line
+                    brand = page.locator("nav.navbar .navbar-brand").bounding_box()
+                    toggler = page.locator("nav.navbar .navbar-toggler").bounding_box()
+                    assert toggler["y"] < brand["y"] + brand["height"], (brand, toggler)
                 _shoot(page, f"{name}-{width_name}-{language}")
 
 
