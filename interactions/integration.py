@@ -17,7 +17,6 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from crm.numbers import BoundedIntegerField
-from crm.templatetags.crm_format import localdate
 from customers.registry import (
     DetailPanel,
     ListColumn,
@@ -69,9 +68,8 @@ def _with_last_contact(qs):
     return qs.annotate(last_contact_at=last_contact_subquery())
 
 
-def _last_contact_cell(customer) -> str | None:
-    value = getattr(customer, "last_contact_at", None)
-    return localdate(value) if value is not None else None
+def _last_contact_cell(customer):
+    return getattr(customer, "last_contact_at", None)  # a time: the list shows its day
 
 
 COLUMNS = [

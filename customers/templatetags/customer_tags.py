@@ -8,6 +8,9 @@
 {{ value|history_value }}                -> an audit old/new value as short text
 """
 
+from datetime import date
+from decimal import Decimal
+
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -111,7 +114,14 @@ def _cell(customer, column) -> str:
         return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.last_order_at))
     if key == "created":
         return format_html('<td class="small text-nowrap">{}</td>', localdate(customer.created_at))
-    return format_html('<td class="small">{}</td>', column_value(customer, column))
+    value = column_value(customer, column)
+    # Another app's column: a day or a time is formatted like every date of the list and never wraps
+    # ("2026-09-" / "16"); a count is grouped and right-aligned like Orders.
+    if isinstance(value, date):
+        return format_html('<td class="small text-nowrap">{}</td>', localdate(value))
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return format_html('<td class="text-end text-nowrap">{}</td>', number(value))
+    return format_html('<td class="small">{}</td>', value)
 
 
 @register.simple_tag
