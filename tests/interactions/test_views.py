@@ -152,7 +152,9 @@ def test_customer_list_rows_offer_the_log_action_and_last_contact(sales_client, 
     assert f'hx-get="{log_url}"' in page and 'data-row-action="interactions.log"' in page
     assert "Last contact" in page
     # the day in the list's one date format, on one line (a date never wraps at its hyphens)
-    assert f'<td class="small text-nowrap">{(timezone.localdate() - timedelta(days=2)).isoformat()}</td>' in page
+    assert (
+        f'<td class="small text-nowrap">{(timezone.localdate() - timedelta(days=2)).isoformat()}</td>' in page
+    )
     no_contact = text(sales_client.get("/customers/", {"no_contact_days": "1"}))
     assert "Han Meimei" in no_contact
     recent = text(sales_client.get("/customers/", {"no_contact_days": "3"}))
