@@ -404,7 +404,7 @@ class ShareForm(forms.Form):
     users = UserMultipleChoiceField(
         queryset=User.objects.none(),
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),  # drawn one per line
         label=FIELD_LABELS["shared_with"],
     )
 

@@ -448,6 +448,10 @@ def test_refund_from_the_detail_page(manager_client, sales_user):
 
 def test_share_from_the_detail_page(manager_client, sales_user, sales_user2, client_for):
     customer = CustomerFactory(owner=sales_user2, name="Share Me")
+    page = page_text(manager_client.get(detail_url(customer)))
+    # each rep a Bootstrap check box beside its name (not a bare box touching the label)
+    boxes = re.findall(r'<input[^>]*name="users"[^>]*>', page)
+    assert boxes and all('class="form-check-input"' in box for box in boxes), boxes
     manager_client.post(reverse("customers:share", args=[customer.pk]), {"users": [sales_user.pk]})
     assert list(customer.shared_with.all()) == [sales_user]
     assert client_for(sales_user).get(detail_url(customer)).status_code == 200
