@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from .search_index import search_text_han_grams
+
 
 class Tag(models.Model):
     name = models.CharField(_("name"), max_length=60, unique=True)
@@ -215,6 +217,8 @@ class Customer(models.Model):
             models.Index(Upper("city"), name="customer_city_upper_idx", condition=models.Q(deleted_at=None)),
             GinIndex(fields=["custom_fields"], name="customer_custom_fields_gin"),
             GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
+            # One- and two-character Chinese searches (no trigram to use): customers.search_index.
+            GinIndex(search_text_han_grams(), name="customer_search_han_grams"),
         ]
         constraints = [
             models.UniqueConstraint(
