@@ -180,7 +180,9 @@ def customer_search(qs: QuerySet[Customer], query: str) -> QuerySet[Customer]:
         condition = Q(han_grams_contain(needle))
     else:
         condition = Q(search_text__contains=needle)
-    merged_in = SecondaryContact.objects.filter(search_value__contains=needle).values("customer_id")
+    merged_in = (
+        SecondaryContact.objects.filter(search_value__contains=needle).order_by().values("customer_id")
+    )
     condition |= Q(InArray("pk", ArraySubquery(merged_in)))
     phone = try_normalise_phone(query)
     if phone:

@@ -23,4 +23,11 @@ class Migration(migrations.Migration):
             model_name='customer',
             index=django.contrib.postgres.indexes.GinIndex(models.Func(customers.search_index.ConcatOp(models.Func(models.Func(models.F('search_text'), models.Value('[^㐀-鿿豈-\ufaff]+'), models.Value(''), models.Value('g'), function='regexp_replace', output_field=models.TextField()), models.Value(''), function='regexp_split_to_array', output_field=django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), models.Func(customers.search_index.ConcatOp(models.Func(models.Func(models.F('search_text'), models.Value('[^㐀-鿿豈-\ufaff]+'), models.Value(' '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), models.Value('([㐀-鿿豈-\ufaff]{2})'), models.Value('\\1 '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), models.Value(' '), models.Func(models.Func(models.Func(models.F('search_text'), models.Value('[^㐀-鿿豈-\ufaff]+'), models.Value(' '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), models.Value('(^| )[㐀-鿿豈-\ufaff]'), models.Value('\\1'), models.Value('g'), function='regexp_replace', output_field=models.TextField()), models.Value('([㐀-鿿豈-\ufaff]{2})'), models.Value('\\1 '), models.Value('g'), function='regexp_replace', output_field=models.TextField()), output_field=models.TextField()), models.Value(' +'), function='regexp_split_to_array', output_field=django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), output_field=django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), models.Value(''), function='array_remove', output_field=django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), name='customer_search_han_grams'),
         ),
+        # The planner's estimate of how many customers a search matches decides between reading the
+        # matches (bitmap) and walking the list's sort index until 50 match; with the default 100-value
+        # histogram of search_text it guessed 1,016 for "wangxiao" (229) and walked 23,000 rows.
+        migrations.RunSQL(
+            "ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS 1000",
+            reverse_sql="ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS -1",
+        ),
     ]
