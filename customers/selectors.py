@@ -177,6 +177,9 @@ def customer_search(qs: QuerySet[Customer], query: str) -> QuerySet[Customer]:
     if not needle:
         return qs
     if is_short_han(needle):
+        # The grams alone: PostgreSQL takes the rows from the index without re-testing them. (With a
+        # LIKE beside it in the same arm, the whole OR became a filter run on every candidate row,
+        # and the grams expression, five regular expressions, cost 100 ms on a surname's 9,500 rows.)
         condition = Q(han_grams_contain(needle))
     else:
         condition = Q(search_text__contains=needle)

@@ -30,4 +30,8 @@ class Migration(migrations.Migration):
             "ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS 1000",
             reverse_sql="ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS -1",
         ),
+        # Statistics for the new index expression and the finer histogram now, not at the next
+        # auto-analyse (which waits for 10% of the rows to change): until then the planner guesses
+        # 0.5% for every gram (500 of 100,000 customers for 王, which 9,530 have).
+        migrations.RunSQL("ANALYZE customers_customer", reverse_sql=migrations.RunSQL.noop),
     ]

@@ -96,7 +96,9 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
             figures = {
                 "median_ms": round(statistics.median(times), 1),
                 "p95_ms": round(_percentile(times, 95), 1),
-                "queries": max(counts),
+                # the steady count: a cache entry expiring mid-run adds two queries to the odd request
+                "queries": statistics.mode(counts),
+                "queries_max": max(counts),
                 "role": role,
                 "repeats": repeats,
                 "load": _load(),
