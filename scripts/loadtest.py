@@ -314,6 +314,7 @@ def main() -> int:
     try:
         prepare_data(env)
         os.environ.update(env)
+        sys.path.insert(0, str(ROOT))
         import django
 
         django.setup()
