@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
+# A search the planner expects to match more customers than this shows its estimate, uncounted.
+SEARCH_ESTIMATE_FROM = 5 * COUNT_CAP
 # A cursor is a short base64 JSON pair; anything longer is not one of ours.
 MAX_CURSOR_LENGTH = 1000
 
@@ -459,12 +461,34 @@ def customer_table_estimate() -> int:
     return int(row[0]) if row else -1
 
 
+def search_estimate(qs: QuerySet[Customer]) -> int:
+    """The planner's row estimate for `qs` (EXPLAIN, nothing is read)."""
+    sql, params = qs.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, Any]) -> TotalEstimate:
     """A total for the list header in one query: the planner's estimate for a manager's unfiltered
-    list of a large table, else an exact count capped at COUNT_CAP ("10,000+")."""
+    list of a large table, else an exact count capped at COUNT_CAP ("10,000+").
+
+    A search the planner expects to match more than SEARCH_ESTIMATE_FROM customers is not counted
+    either: its estimate is shown ("about 95,800"). Counting even up to the cap reads 10,001 rows
+    spread over the whole table (a surname at 1,000,000 customers: 0.9 s, 32,000 blocks); its
+    statistics (search_text's 1,000-value histogram, the grams index's element frequencies) are
+    good enough that a search estimated at five times the cap has far more than the cap.
+    """
     if user_has_role(user, MANAGERS) and filters_are_empty(filters):
         estimate = customer_table_estimate()
         if estimate > COUNT_CAP:
+            return TotalEstimate(estimate, exact=False)
+    if filters.get("q"):
+        estimate = search_estimate(qs)
+        if estimate > SEARCH_ESTIMATE_FROM:
             return TotalEstimate(estimate, exact=False)
     counted = qs.order_by()[: COUNT_CAP + 1].count()
     if counted > COUNT_CAP:

@@ -171,3 +171,23 @@ def test_the_grams_query_matches_the_index_expression(people):
     assert "customer_search_han_grams" in plan, plan
     with pytest.raises(ValueError):
         han_grams_contain("王小明")
+
+
+def test_a_search_expected_to_match_very_many_shows_the_planners_estimate(tenant, manager_user, monkeypatch):
+    import customers.selectors as selectors
+    from customers.selectors import customer_count
+
+    CustomerFactory.create_batch(6, name="王某")
+    CustomerFactory(name="Li")
+    qs = customer_list(user=manager_user, filters={"q": "王"})
+    counted = customer_count(user=manager_user, qs=qs, filters={"q": "王"})
+    assert (counted.value, counted.exact) == (6, True)
+    # past the threshold nothing is counted: the planner's figure is shown as an estimate
+    monkeypatch.setattr(selectors, "SEARCH_ESTIMATE_FROM", 0)
+    with CaptureQueriesContext(connection) as queries:
+        estimated = customer_count(user=manager_user, qs=qs, filters={"q": "王"})
+    assert estimated.exact is False and estimated.capped is False and estimated.value >= 1
+    assert len(queries) == 1 and queries.captured_queries[0]["sql"].startswith("EXPLAIN")
+    # the list without a search is not estimated this way
+    plain = customer_count(user=manager_user, qs=customer_list(user=manager_user), filters={"city": ""})
+    assert (plain.value, plain.exact) == (7, True)
