@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench messages venv clean-data mutants
+.PHONY: run test lint audit format bench load messages venv clean-data mutants
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: $(STAMP) lint audit
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" $(ARGS)
+
+# Many signed-in users at once: gunicorn with the production settings on 127.0.0.1, a Celery worker,
+# Locust headless; a recompute and an import run meanwhile. Exits 1 on any 5xx (scripts/loadtest.py).
+# LOAD_CUSTOMERS (default 10000; 100000 documented), LOAD_USERS (50), LOAD_DURATION (60s).
+load: $(STAMP)
+	$(PY) scripts/loadtest.py
 
 # Plant faults (dropped scoping, role checks, rollbacks, tenant scoping) one at a time in a copy of
 # the tree and list the ones the tests do not catch (scripts/mutants.py; ARGS="--list" to preview,

@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
+from .search_index import search_text_han_grams
+
 
 class TagColor(models.TextChoices):
     """The fixed palette of tag colours: Bootstrap's badge colours, readable on light and dark text."""
@@ -257,6 +259,8 @@ class Customer(models.Model):
             models.Index(Upper("city"), name="customer_city_upper_idx", condition=models.Q(deleted_at=None)),
             GinIndex(fields=["custom_fields"], name="customer_custom_fields_gin"),
             GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
+            # One- and two-character Chinese searches (no trigram to use): customers.search_index.
+            GinIndex(search_text_han_grams(), name="customer_search_han_grams"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -9,6 +9,7 @@ PostgreSQL can copy directly:
     CREATE TABLE new.t (LIKE template.t INCLUDING ALL EXCLUDING INDEXES)   -- columns, defaults,
         identity, CHECK constraints, comments, storage
     ALTER TABLE new.t SET (fillfactor = ...)   -- storage parameters, which LIKE leaves out
+    ALTER TABLE new.t ALTER COLUMN c SET STATISTICS n   -- statistics targets, likewise
     primary keys / unique / exclusion constraints and indexes, under their original names
         (later migrations drop or rename them by name), from pg_get_constraintdef / pg_get_indexdef
     foreign keys, from pg_get_constraintdef, pointing at the new schema's tables
@@ -95,6 +96,18 @@ def build_clone_script(source: str, target: str) -> list[str]:
         )
         for table, options in cursor.fetchall():
             statements.append(f"ALTER TABLE {dst}.{_quote(table)} SET ({options})")
+        # Nor per-column statistics targets (e.g. customers' search_text, for the planner's estimates of
+        # search matches).
+        cursor.execute(
+            "SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r' AND a.attnum > 0 "
+            "AND NOT a.attisdropped AND a.attstattarget >= 0 ORDER BY c.relname, a.attname",
+            [source],
+        )
+        for table, column, stattarget in cursor.fetchall():
+            column_sql = f"ALTER COLUMN {_quote(column)} SET STATISTICS {int(stattarget)}"
+            statements.append(f"ALTER TABLE {dst}.{_quote(table)} {column_sql}")
         # Constraints: primary keys and unique/exclusion constraints first (foreign keys need them).
         cursor.execute(
             """

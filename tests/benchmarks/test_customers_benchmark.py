@@ -3,18 +3,24 @@
 Run with `make bench` (or `make bench ARGS="-k customers"`). The seeder generates the data with numpy
 and loads it with COPY into a committed throw-away tenant (customers.demo.seed), then the list is
 requested in-process with Django's test client as a manager and as a sales rep: unfiltered, sorted,
-21 pages deep by keyset, searched (pinyin, Chinese, phone, e-mail domain) and filtered.
+21 pages deep by keyset, filtered, and searched: a Chinese full name, two characters, a surname, pinyin,
+a phone number and its tail, an e-mail domain, searches with a filter and a sort, and a search that
+matches nobody, each as a manager and as a sales rep (SEARCH_REPEATS requests each, default 20).
 
 Recorded in bench-results.json: seconds per seeding, and per list scenario the median of 5 requests
 (ms) and the number of SQL queries. Targets: 100,000 customers seeded in < 120 s on this machine;
-each list request < 300 ms, with the same number of queries on every page.
+each list request < 300 ms, with the same number of queries on every page; searches p95 < 150 ms (issue
+18; recorded as p95_ms with the machine's load beside it, not asserted: the machine is shared).
 """
 
 import io
+import math
+import os
 import random
 import re
 import statistics
 import time
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -73,11 +79,13 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
                 client.force_login(user)
             clients[role] = client
 
-        def measure(role: str, query: str, label: str) -> str:
+        measured: dict[str, dict] = {}
+
+        def measure(role: str, query: str, label: str, repeats: int = 5) -> str:
             client = clients[role]
             client.get(f"{LIST}?{query}")  # warm
             times, counts, html = [], [], ""
-            for _ in range(5):
+            for _ in range(repeats):
                 with CaptureQueriesContext(connection) as queries:
                     started = time.perf_counter()
                     response = client.get(f"{LIST}?{query}")
@@ -85,8 +93,18 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
                 assert response.status_code == 200
                 counts.append(len(queries))
                 html = response.content.decode()
-            figures = {"median_ms": round(statistics.median(times), 1), "queries": max(counts), "role": role}
+            figures = {
+                "median_ms": round(statistics.median(times), 1),
+                "p95_ms": round(_percentile(times, 95), 1),
+                # the steady count: a cache entry expiring mid-run adds two queries to the odd request
+                "queries": statistics.mode(counts),
+                "queries_max": max(counts),
+                "role": role,
+                "repeats": repeats,
+                "load": _load(),
+            }
             record_benchmark(f"customers.list.{label}", **figures)
+            measured[label] = figures
             print(label, figures)
             return html
 
@@ -98,11 +116,51 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
             html = clients["manager"].get(f"{LIST}?{query}").content.decode()
             query = re.search(r'rel="next" href="\?([^"]+)"', html).group(1).replace("&amp;", "&")
         measure("manager", query, "page21")
-        measure("manager", "q=wangxiao", "search_pinyin")
-        measure("manager", "q=%E7%8E%8B%E5%B0%8F", "search_chinese")  # 王小
-        measure("manager", "q=138%200013", "search_phone")
-        measure("manager", "q=qq.com", "search_domain")
         measure("manager", "city=%E4%B8%8A%E6%B5%B7&email_consent=yes", "filter_city_consent")
         measure("sales", "", "sales_unfiltered")
-        measure("sales", "q=li&sort=-last_order", "sales_search_sorted")
+
+        # Search (issue 18: p95 under 150 ms), as a manager (100,000 customers) and as a sales rep
+        # (30,000 own), SEARCH_REPEATS requests each for p50 / p95.
+        with schema_context(tenant.schema_name):
+            sample = (
+                Customer.objects.filter(name__regex=r"^[\u4e00-\u9fff]{3}$", phone__startswith="+86")
+                .order_by("pk")
+                .values("name", "phone")
+                .first()
+            )
+        full_name, phone_tail = sample["name"], sample["phone"][-6:]
+        cases = {
+            "chinese_full_name": {"q": full_name},
+            "chinese_two_chars": {"q": "王小"},
+            "surname": {"q": "王"},
+            "pinyin": {"q": "wangxiao"},
+            "pinyin_short": {"q": "li", "sort": "-last_order"},
+            "phone": {"q": "138 0013"},
+            "phone_tail": {"q": phone_tail},
+            "email_domain": {"q": "qq.com"},
+            "surname_city_by_spent": {"q": "王", "city": "上海", "sort": "-total_spent"},
+            "domain_consent_by_name": {"q": "qq.com", "email_consent": "yes", "sort": "name"},
+            "no_match": {"q": "zzzqqq"},
+        }
+        repeats = int(os.environ.get("SEARCH_REPEATS", "20"))
+        for role in ("manager", "sales"):
+            for label, params in cases.items():
+                measure(role, urlencode(params), f"search.{role}.{label}", repeats=repeats)
+        # Every search answers in the same few queries whatever it matches (the pinned count is the
+        # list view's, tests/customers/test_views.py); a search path that adds a query per row shows here.
+        for role in ("manager", "sales"):
+            counts = {label: measured[f"search.{role}.{label}"]["queries"] for label in cases}
+            assert max(counts.values()) - min(counts.values()) <= 1, counts
         connection.set_schema_to_public()
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (p95 of 20 requests is the 19th fastest)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _load() -> str:
+    """The machine's 1-minute load average and core count beside every figure."""
+    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"

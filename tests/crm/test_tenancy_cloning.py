@@ -48,6 +48,12 @@ def _shape(schema: str) -> dict[str, set]:
             """SELECT c.relname, c.reloptions FROM pg_class c
                 WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r'"""
         ),
+        "statistics": rows(  # e.g. customers' search_text
+            """SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a
+                 JOIN pg_class c ON c.oid = a.attrelid
+                WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+                  AND NOT a.attisdropped AND a.attstattarget >= 0"""
+        ),
         "sequences": rows(
             "SELECT count(*) FROM pg_class WHERE relnamespace = %(schema)s::regnamespace AND relkind = 'S'"
         ),
@@ -67,9 +73,10 @@ def test_the_template_holds_only_what_the_fast_copy_handles(public):
 def test_fast_copy_has_the_templates_tables_constraints_indexes_and_rows(public):
     cloning.clone_schema_fast(source=TEMPLATE, target="copy_check")
     template, copy = _shape(TEMPLATE), _shape("copy_check")
-    for part in ("columns", "constraints", "indexes", "storage", "sequences"):
+    for part in ("columns", "constraints", "indexes", "storage", "statistics", "sequences"):
         assert copy[part] == template[part], part
     assert ("loyalty_member", "['fillfactor=70']") in copy["storage"]
+    assert ("customers_customer", "search_text", "1000") in copy["statistics"]
     assert len(template["indexes"]) > 30 and len(template["constraints"]) > 50
     for table in ("django_migrations", "django_content_type", "auth_permission"):
         assert _rows("copy_check", table) == _rows(TEMPLATE, table) != []

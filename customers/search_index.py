@@ -1,0 +1,108 @@
+"""The SQL side of customer search: what the indexes on `search_text` hold and the conditions that use them.
+
+`search_text LIKE '%needle%'` is served by the trigram GIN index (customer_search_trgm) when the needle
+has at least one whole trigram, i.e. three characters. A Chinese surname (王) or a two-character
+given name (小明) has none: PostgreSQL then reads every row. For those, a second GIN index holds the Han
+characters of `search_text` and every pair of adjacent Han characters (customer_search_han_grams).
+For a needle of one or two Han characters, "the text contains the needle" and "the needle is one of
+those grams" are the same statement, so the results do not change, only the plan does.
+
+The grams are an expression index, not a column: nothing on the write paths (services, imports, the
+demo's COPY) has to keep them current, and a tenant schema cloned from the template copies the index
+definition like any other (a function of our own in the schema would not clone; see
+crm/tenancy/cloning.py). The expression uses only immutable built-ins (regexp_replace,
+regexp_split_to_array, array_remove); a query must spell it exactly as the index does, which
+`search_text_han_grams()` guarantees.
+
+Worked example, search_text "王小明 | wang xiao ming":
+  Han runs, one space between them:           "王小明"
+  pairs from each run's 1st character:        "王小 明"
+  pairs from each run's 2nd character:        "小明"
+  single characters:                          "王", "小", "明"
+  grams: {王, 小, 明, 王小, 小明}
+"""
+
+import re
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.lookups import DataContains
+from django.db.models import BooleanField, F, Func, TextField, Value
+from django.db.models.expressions import Combinable
+
+# The same ranges as customers.search._HAN (CJK Extension A, Unified Ideographs, Compatibility),
+# written as the characters themselves: no escape sequences to differ between Python and SQL.
+_HAN_RANGES = "\u3400-\u9fff\uf900-\ufaff"
+HAN = f"[{_HAN_RANGES}]"
+NOT_HAN_RUN = f"[^{_HAN_RANGES}]+"
+_SHORT_HAN = re.compile(rf"^{HAN}{{1,2}}$")
+
+
+class ConcatOp(Func):
+    """`a || b || ...` for text or arrays (Django's Concat adds COALESCE and casts we do not want here)."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || "
+
+
+def _replace(expression, pattern: str, replacement: str) -> Func:
+    return Func(
+        expression,
+        Value(pattern),
+        Value(replacement),
+        Value("g"),
+        function="regexp_replace",
+        output_field=TextField(),
+    )
+
+
+def _split(expression, pattern: str) -> Func:
+    return Func(
+        expression, Value(pattern), function="regexp_split_to_array", output_field=ArrayField(TextField())
+    )
+
+
+def _pairs(han_runs) -> Func:
+    """'王小明' -> '王小 明': a space after every two Han characters, from the start of each run."""
+    return _replace(han_runs, f"({HAN}{{2}})", r"\1 ")
+
+
+def search_text_han_grams(field: str = "search_text") -> Func:
+    """text[]: every Han character of `field` and every two adjacent Han characters (see module doc)."""
+    han_runs = _replace(F(field), NOT_HAN_RUN, " ")
+    without_first = _replace(han_runs, f"(^| ){HAN}", r"\1")
+    singles = _split(_replace(F(field), NOT_HAN_RUN, ""), "")
+    pairs = _split(
+        ConcatOp(_pairs(han_runs), Value(" "), _pairs(without_first), output_field=TextField()), " +"
+    )
+    return Func(
+        ConcatOp(singles, pairs, output_field=ArrayField(TextField())),
+        Value(""),
+        function="array_remove",
+        output_field=ArrayField(TextField()),
+    )
+
+
+def is_short_han(needle: str) -> bool:
+    """One or two Han characters: too short for trigrams, answered by the grams index instead."""
+    return bool(_SHORT_HAN.match(needle or ""))
+
+
+def han_grams_contain(needle: str) -> DataContains:
+    """The condition `search_text LIKE '%needle%'` for a one- or two-character Han needle, on the index."""
+    if not is_short_han(needle):
+        raise ValueError("han_grams_contain takes one or two Han characters")
+    return DataContains(search_text_han_grams(), Value([needle], output_field=ArrayField(TextField())))
+
+
+class InArray(Func):
+    """`expression = ANY(ARRAY(subquery))`. Unlike `IN (subquery)`, which PostgreSQL turns into a
+    hashed sub-plan it can only test row by row, this is evaluated once and can be one arm of a
+    BitmapOr on the primary key next to other indexed conditions."""
+
+    template = "%(expressions)s)"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, expression: Combinable | str, array: Combinable):
+        super().__init__(F(expression) if isinstance(expression, str) else expression, array)

@@ -1,0 +1,193 @@
+"""Customer search on its indexes (customers.search_index): the same rows as a plain substring search,
+in the sales scope and per tenant, and plans PostgreSQL can serve from the indexes."""
+
+import itertools
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from customers.models import Customer, SecondaryContact
+from customers.search import normalise_query
+from customers.search_index import han_grams_contain, is_short_han, search_text_han_grams
+from customers.selectors import customer_list, customer_search
+from customers.services import customer_create
+from tests.factories import CustomerFactory
+
+NAMES = [
+    "王小明",
+    "王小",
+    "小王",
+    "陳大文",
+    "陈大文",
+    "欧阳娜娜",
+    "司马懿",
+    "王 小明",
+    "Wang 小",
+    "Anna 李",
+    "John",
+]
+
+
+def _grams_in_python(text: str) -> set[str]:
+    han = [c for c in text if is_short_han(c)]
+    pairs = {a + b for a, b in itertools.pairwise(text) if is_short_han(a + b)}
+    return set(han) | pairs
+
+
+def _ids(qs) -> list[int]:
+    return sorted(qs.values_list("pk", flat=True))
+
+
+@pytest.fixture
+def people(tenant, admin_user):
+    return [customer_create(actor=admin_user, name=name) for name in NAMES]
+
+
+def test_grams_are_the_han_characters_and_adjacent_pairs(people):
+    rows = Customer.objects.annotate(grams=search_text_han_grams()).values_list("search_text", "grams")
+    for text, grams in rows:
+        assert set(grams) == _grams_in_python(text), text
+    assert {"王", "小", "明", "王小", "小明"} <= set(
+        Customer.objects.annotate(g=search_text_han_grams()).get(name="王小明").g
+    )
+    # a space or a Latin letter between two characters makes no pair
+    assert "王小" not in Customer.objects.annotate(g=search_text_han_grams()).get(name="王 小明").g
+
+
+def test_short_chinese_needles_find_exactly_what_a_substring_search_finds(people, admin_user):
+    texts = list(Customer.objects.values_list("search_text", flat=True))
+    needles = {c for text in texts for c in _grams_in_python(text)} | {"明王", "大", "懿", "李", "龍"}
+    assert len(needles) > 20
+    for needle in sorted(needles):
+        expected = _ids(Customer.objects.filter(search_text__contains=needle))
+        assert _ids(Customer.objects.filter(han_grams_contain(needle))) == expected, needle
+        # through the list, a traditional character is looked up in its simplified form
+        simplified = _ids(Customer.objects.filter(search_text__contains=normalise_query(needle)))
+        assert _ids(customer_list(user=admin_user, filters={"q": needle})) == simplified, needle
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("王", ["王 小明", "王小", "王小明", "小王"]),
+        ("小王", ["小王"]),
+        ("王小", ["王小", "王小明"]),
+        ("陳", ["陈大文", "陳大文"]),  # traditional query, simplified in search_text of both
+        ("欧阳", ["欧阳娜娜"]),
+        ("李", ["Anna 李"]),
+        ("小", ["Wang 小", "王 小明", "王小", "王小明", "小王"]),
+    ],
+)
+def test_surname_and_given_name_searches(people, admin_user, query, expected):
+    assert is_short_han(normalise_query(query))
+    found = customer_list(user=admin_user, filters={"q": query})
+    assert sorted(found.values_list("name", flat=True)) == sorted(expected)
+
+
+def test_short_chinese_search_keeps_the_sales_scope(tenant, sales_user, sales_user2):
+    mine = CustomerFactory(owner=sales_user, name="王一")
+    shared = CustomerFactory(owner=sales_user2, name="王二", shared_with=[sales_user])
+    CustomerFactory(owner=sales_user2, name="王三")
+    CustomerFactory(owner=None, name="王四")
+    for query in ("王", "王二", "王三"):
+        found = set(customer_list(user=sales_user, filters={"q": query}))
+        assert found == {c for c in (mine, shared) if query in c.name}, query
+
+
+def test_search_finds_merged_in_contacts_and_stays_in_scope(tenant, sales_user, sales_user2):
+    mine = CustomerFactory(owner=sales_user, name="Mine")
+    theirs = CustomerFactory(owner=sales_user2, name="Theirs")
+    for customer, value in ((mine, "old.mine@qq.com"), (theirs, "old.theirs@qq.com")):
+        SecondaryContact.objects.create(
+            customer=customer, kind="email", value=value, search_value=value, source_label="x"
+        )
+    assert list(customer_list(user=sales_user, filters={"q": "old.mine"})) == [mine]
+    assert list(customer_list(user=sales_user, filters={"q": "old.theirs"})) == []
+    assert set(customer_list(user=sales_user2, filters={"q": "qq.com"})) == {theirs}
+
+
+def test_search_reads_one_query_whatever_the_path(people, admin_user):
+    for query in ("王", "王小明", "wang", "+86 138 0013 8000", "a@b.cn"):
+        with CaptureQueriesContext(connection) as queries:
+            list(customer_list(user=admin_user, filters={"q": query}))
+        assert len(queries) == 1, query
+
+
+def test_tenants_do_not_see_each_others_short_name_matches(tenant_a, tenant_b):
+    with schema_context(tenant_b.schema_name):
+        beta_admin = User.objects.filter(role="admin").first()
+        CustomerFactory(name="王贝塔")
+        assert customer_list(user=beta_admin, filters={"q": "王"}).count() == 1
+    with schema_context(tenant_a.schema_name):
+        alpha_admin = User.objects.filter(role="admin").first()
+        CustomerFactory(name="王阿尔法")
+        assert list(customer_list(user=alpha_admin, filters={"q": "王"}).values_list("name", flat=True)) == [
+            "王阿尔法"
+        ]
+
+
+def _plan(qs) -> str:
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # A handful of rows: PostgreSQL would rightly read the whole table. Switched off, as are plain
+        # index scans (a walk of a list index filtering every row), what is left are the bitmap scans
+        # of indexes whose condition the query names: the plan shows which indexes can serve it.
+        cursor.execute("ANALYZE customers_customer")
+        for setting in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        for setting in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan"):
+            cursor.execute(f"SET LOCAL {setting} = on")
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ("王", "customer_search_han_grams"),
+        ("王小", "customer_search_han_grams"),
+        ("王小明", "customer_search_trgm"),
+        ("wangxiao", "customer_search_trgm"),
+        ("138 0013 8000", "customer_search_trgm"),
+    ],
+)
+def test_every_arm_of_the_search_is_served_by_an_index(people, query, index):
+    # the search condition alone (the list adds "not in the bin", which partial list indexes cover)
+    plan = _plan(customer_search(Customer.objects.order_by(), query))
+    assert index in plan, plan
+    # merged-in contacts are looked up once, on the primary key, not by a sub-plan per customer row
+    assert "SubPlan" not in plan, plan
+    assert "BitmapOr" in plan, plan
+    assert "Seq Scan on customers_customer" not in plan, plan
+
+
+def test_the_grams_query_matches_the_index_expression(people):
+    # The index is used only when the query spells the expression exactly as the index does.
+    plan = _plan(Customer.objects.filter(han_grams_contain("王")))
+    assert "customer_search_han_grams" in plan, plan
+    with pytest.raises(ValueError):
+        han_grams_contain("王小明")
+
+
+def test_a_search_expected_to_match_very_many_shows_the_planners_estimate(tenant, manager_user, monkeypatch):
+    import customers.selectors as selectors
+    from customers.selectors import customer_count
+
+    CustomerFactory.create_batch(6, name="王某")
+    CustomerFactory(name="Li")
+    qs = customer_list(user=manager_user, filters={"q": "王"})
+    counted = customer_count(user=manager_user, qs=qs, filters={"q": "王"})
+    assert (counted.value, counted.exact) == (6, True)
+    # past the threshold nothing is counted: the planner's figure is shown as an estimate
+    monkeypatch.setattr(selectors, "SEARCH_ESTIMATE_FROM", 0)
+    with CaptureQueriesContext(connection) as queries:
+        estimated = customer_count(user=manager_user, qs=qs, filters={"q": "王"})
+    assert estimated.exact is False and estimated.capped is False and estimated.value >= 1
+    assert len(queries) == 1 and queries.captured_queries[0]["sql"].startswith("EXPLAIN")
+    # the list without a search is not estimated this way
+    plain = customer_count(user=manager_user, qs=customer_list(user=manager_user), filters={"city": ""})
+    assert (plain.value, plain.exact) == (7, True)
