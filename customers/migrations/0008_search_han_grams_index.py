@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0006_secondary_contacts'),
+        ('customers', '0007_tag_bin_palette_and_case_insensitive_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
