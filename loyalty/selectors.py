@@ -89,6 +89,23 @@ def _qualifying_sql(programme: Programme, member_filter: str) -> str:
     """  # noqa: S608
 
 
+def qualifying_values_sql(
+    member_filter: str = "TRUE",
+    params: Sequence[Any] = (),
+    *,
+    today: date | None = None,
+    programme: Programme | None = None,
+) -> tuple[str, list]:
+    """The query of `qualifying_values` (columns: member id, value) for the members matching
+    `member_filter` (SQL on the member alias m, with its `params`), to embed in a larger statement."""
+    programme = programme or programme_or_none() or Programme()
+    today = today or timezone.localdate()
+    since = timezone.make_aware(
+        datetime.combine(today - timedelta(days=QUALIFYING_DAYS), datetime.min.time())
+    )
+    return _qualifying_sql(programme, member_filter), [since, *params]
+
+
 def qualifying_values(
     member_ids: Sequence[int] | None = None,
     *,
@@ -97,17 +114,13 @@ def qualifying_values(
 ) -> dict[int, Decimal]:
     """Rolling 12-month spend (net of refunds) or points earned, per member. `programme`: the
     programme when the caller has read it already (read here otherwise)."""
-    programme = programme or programme_or_none() or Programme()
-    today = today or timezone.localdate()
-    since = timezone.make_aware(
-        datetime.combine(today - timedelta(days=QUALIFYING_DAYS), datetime.min.time())
-    )
-    member_filter, params = "TRUE", [since]
+    member_filter, params = "TRUE", []
     if member_ids is not None:
         member_filter = "m.id = ANY(%s)"
         params.append(list(member_ids))
+    sql, params = qualifying_values_sql(member_filter, params, today=today, programme=programme)
     with connection.cursor() as cursor:
-        cursor.execute(_qualifying_sql(programme, member_filter), params)
+        cursor.execute(sql, params)
         return {pk: Decimal(value) for pk, value in cursor.fetchall()}
 
 
