@@ -35,7 +35,7 @@ from customers.models import Customer, Order, OrderLine
 
 from . import rules
 from .models import Member, PointsEntry, Programme, Tier, TierChange
-from .selectors import qualifying_values, qualifying_values_sql
+from .selectors import qualifying_values_sql
 from .signals import points_swept
 
 logger = logging.getLogger(__name__)
@@ -962,15 +962,24 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
 # --------------------------------------------------------------------------------------------------
 # Expiry
 # --------------------------------------------------------------------------------------------------
-def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
+def _expire_due_for(
+    member_ids: Sequence[int], today: date, *, lot_ids: Sequence[int] | None = None
+) -> tuple[int, int]:
     """Expire every lot of these (already locked) members whose day has come, in one statement:
     an expire entry per lot (keyed by the lot: never twice), the lot emptied, the balance lowered.
-    Returns (entries, points)."""
+    `lot_ids`: the due lots when the caller has listed them already (the nightly run), read by
+    primary key instead of searched among every due lot of the tenant; each is checked again here
+    (still due, still open) under the members' locks. Returns (entries, points)."""
     entry, member = _table(PointsEntry), _table(Member)
+    if lot_ids is None:
+        lots_sql = "member_id = ANY(%s::bigint[]) AND remaining > 0 AND expires_on <= %s"
+        params = [id_array(member_ids), today]
+    else:
+        lots_sql = "id = ANY(%s::bigint[]) AND remaining > 0 AND expires_on <= %s"
+        params = [id_array(lot_ids), today]
     sql = f"""
         WITH lots AS (
-            SELECT id, member_id, remaining, expires_on FROM {entry}
-            WHERE member_id = ANY(%s) AND remaining > 0 AND expires_on <= %s
+            SELECT id, member_id, remaining, expires_on FROM {entry} WHERE {lots_sql}
         ), emptied AS (
             UPDATE {entry} AS e SET remaining = 0 FROM lots WHERE e.id = lots.id
         ), written AS (
@@ -982,6 +991,7 @@ def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
                        PARTITION BY lots.member_id ORDER BY lots.expires_on, lots.id),
                    0, lots.expires_on, 0, 'rule', 'lot:' || lots.id, 'expired', now(), now()
             FROM lots JOIN {member} AS m ON m.id = lots.member_id
+            ORDER BY lots.member_id, lots.expires_on, lots.id
         ), lowered AS (
             UPDATE {member} AS m SET balance = m.balance - s.points, updated_at = now()
             FROM (SELECT member_id, SUM(remaining) AS points FROM lots GROUP BY member_id) AS s
@@ -990,33 +1000,43 @@ def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
         SELECT COUNT(*), COALESCE(SUM(remaining), 0) FROM lots
     """  # noqa: S608 - table names from model metadata, values are parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(member_ids), today])
+        cursor.execute(sql, params)
         count, points = cursor.fetchone()
     return int(count), int(points)
 
 
 def points_expire(*, today: date | None = None, batch_size: int = EXPIRY_BATCH) -> dict[str, int]:
     """The nightly expiry: every lot whose day has come, in batches of members (each batch one
-    transaction holding those members' locks). Idempotent: an expired lot has nothing left and its
-    expire entry is unique, so a run killed half-way and started again expires each lot once."""
+    transaction holding those members' locks for a moment only). Idempotent: an expired lot has
+    nothing left and its expire entry is unique, so a run killed half-way and started again expires
+    each lot once.
+
+    The due lots are listed once (one range scan of the open-lots index); each batch then reads its
+    own lots by primary key, so the run costs what it writes, not batches x every due lot."""
     today = today or timezone.localdate()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT member_id FROM {_table(PointsEntry)} "  # noqa: S608
-            "WHERE remaining > 0 AND expires_on <= %s ORDER BY member_id",
+            f"SELECT member_id, id FROM {_table(PointsEntry)} "  # noqa: S608
+            "WHERE remaining > 0 AND expires_on <= %s ORDER BY member_id, id",
             [today],
         )
-        member_ids = [row[0] for row in cursor.fetchall()]
+        due = cursor.fetchall()
+    lots: dict[int, list[int]] = {}
+    for member_id, lot_id in due:
+        lots.setdefault(member_id, []).append(lot_id)
+    member_ids = list(lots)  # in id order: members are locked in that order
     totals = {"members": 0, "entries": 0, "points": 0}
     for start in range(0, len(member_ids), batch_size):
         chunk = member_ids[start : start + batch_size]
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-                    [chunk],
+                    f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
+                    [id_array(chunk)],
                 )
-            entries, points = _expire_due_for(chunk, today)
+            entries, points = _expire_due_for(
+                chunk, today, lot_ids=[lot for member_id in chunk for lot in lots[member_id]]
+            )
         totals["members"] += len(chunk)
         totals["entries"] += entries
         totals["points"] += points
@@ -1097,64 +1117,74 @@ def _upgrade_tiers_in(member_filter: str, params: list, tiers: Sequence[Tier], *
 
 
 def tiers_evaluate(*, today: date | None = None) -> dict[str, int]:
-    """The periodic evaluation of every member: upgrades at once, downgrades only after the grace
-    period (the first day a member no longer qualified is kept in `below_tier_since`). Bulk: one
-    aggregate query, the rules on arrays, one UPDATE for the changes. Idempotent for a given day."""
-    import numpy as np
+    """The periodic evaluation of every active member: upgrades at once, downgrades only after the
+    grace period (the first day a member no longer qualified is kept in `below_tier_since`).
 
+    One statement: the rolling 12-month qualifying value per member (one aggregate), the rank it
+    qualifies for and the decision of `rules.qualify` / `rules.evaluate` written in SQL (a test
+    holds the two to the same results on random data), then one UPDATE ... FROM for the members
+    whose tier changes, one INSERT of their history rows and one UPDATE of the downgrade clocks
+    that start or stop. Idempotent for a given day."""
     today = today or timezone.localdate()
     programme = programme_get()
-    tiers = _tiers()
-    if not tiers:
+    if not Tier.objects.exists():
         return {"upgrades": 0, "downgrades": 0, "waiting": 0}
-    rank_of = {tier.pk: tier.rank for tier in tiers}
-    id_of = {tier.rank: tier.pk for tier in tiers}
-    values = qualifying_values(today=today)
-    rows = list(
-        Member.objects.filter(status=Member.Status.ACTIVE).values_list("pk", "tier_id", "below_tier_since")
+    qualifying_sql, qualifying_params = qualifying_values_sql(
+        "m.status = 'active'", [], today=today, programme=programme
     )
-    if not rows:
-        return {"upgrades": 0, "downgrades": 0, "waiting": 0}
-    epoch = date(1970, 1, 1)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    current = np.array([rank_of.get(r[1], -1) for r in rows], dtype=np.int64)
-    below = np.array([(r[2] - epoch).days if r[2] else -1 for r in rows], dtype=np.int64)
-    value_array = np.array([float(values.get(r[0], 0)) for r in rows])
-    qualified = rules.qualify_many(value_array, [(t.rank, float(t.threshold)) for t in tiers])
-    new_rank, new_below, change = rules.evaluate_many(
-        current=current,
-        qualified=qualified,
-        below_since=below,
-        today=today,
-        grace_days=programme.tier_grace_days,
-    )
-    with transaction.atomic():
-        changed = np.nonzero(change != 0)[0]
-        changes = [
-            (
-                int(ids[i]),
-                id_of.get(int(current[i])),
-                id_of.get(int(new_rank[i])),
-                TierChange.Reason.UPGRADE if change[i] > 0 else TierChange.Reason.DOWNGRADE,
-                values.get(int(ids[i]), Decimal("0")),
-            )
-            for i in changed
-        ]
-        _write_tier_changes(changes, today)
-        clock = np.nonzero((change == 0) & (new_below != below))[0]
-        if clock.size:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {_table(Member)} AS m SET below_tier_since = "  # noqa: S608
-                    "CASE WHEN u.days < 0 THEN NULL ELSE DATE '1970-01-01' + u.days END "
-                    "FROM unnest(%s::bigint[], %s::int[]) AS u(id, days) WHERE m.id = u.id",
-                    [ids[clock].tolist(), new_below[clock].tolist()],
-                )
-    return {
-        "upgrades": int((change > 0).sum()),
-        "downgrades": int((change < 0).sum()),
-        "waiting": int(((change == 0) & (new_below >= 0)).sum()),
-    }
+    member, tier, history = _table(Member), _table(Tier), _table(TierChange)
+    sql = f"""
+        WITH qualifying (id, value) AS ({qualifying_sql}
+        ), ranked AS (
+            SELECT m.id, m.tier_id, m.below_tier_since, q.value,
+                   COALESCE(current.rank, -1) AS current_rank,
+                   COALESCE((SELECT MAX(t.rank) FROM {tier} AS t WHERE q.value >= t.threshold), -1)
+                       AS qualified_rank
+            FROM qualifying AS q
+            JOIN {member} AS m ON m.id = q.id
+            LEFT JOIN {tier} AS current ON current.id = m.tier_id
+        ), decided AS (
+            SELECT r.*,
+                   CASE WHEN r.qualified_rank > r.current_rank THEN 1
+                        WHEN r.qualified_rank < r.current_rank
+                             AND %s::date - COALESCE(r.below_tier_since, %s::date) >= %s THEN -1
+                        ELSE 0 END AS change,
+                   CASE WHEN r.qualified_rank < r.current_rank
+                        THEN COALESCE(r.below_tier_since, %s::date) END AS since
+            FROM ranked AS r
+        ), changed AS (
+            UPDATE {member} AS m
+            SET tier_id = (SELECT t.id FROM {tier} AS t WHERE t.rank = d.qualified_rank),
+                tier_since = %s::date, below_tier_since = NULL, updated_at = now()
+            FROM decided AS d
+            WHERE m.id = d.id AND d.change <> 0
+            RETURNING m.id, d.tier_id AS from_tier_id, m.tier_id AS to_tier_id, d.change, d.value
+        ), recorded AS (
+            INSERT INTO {history} (member_id, from_tier_id, to_tier_id, reason, qualifying_value, at)
+            SELECT id, from_tier_id, to_tier_id,
+                   CASE WHEN change > 0 THEN 'upgrade' ELSE 'downgrade' END, value, now()
+            FROM changed ORDER BY id
+        ), clocks AS (
+            UPDATE {member} AS m SET below_tier_since = d.since
+            FROM decided AS d
+            WHERE m.id = d.id AND d.change = 0 AND d.since IS DISTINCT FROM d.below_tier_since
+        )
+        SELECT COUNT(*) FILTER (WHERE change > 0), COUNT(*) FILTER (WHERE change < 0),
+               COUNT(*) FILTER (WHERE change = 0 AND since IS NOT NULL)
+        FROM decided
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    params = [
+        *qualifying_params,
+        today,
+        today,
+        programme.tier_grace_days,
+        today,
+        today,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        upgrades, downgrades, waiting = cursor.fetchone()
+    return {"upgrades": int(upgrades), "downgrades": int(downgrades), "waiting": int(waiting)}
 
 
 # --------------------------------------------------------------------------------------------------

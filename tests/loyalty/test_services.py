@@ -371,11 +371,11 @@ def test_a_failure_part_way_through_the_expiry_run_then_a_rerun_expires_nothing_
     real = services._expire_due_for
     calls = {"n": 0}
 
-    def failing(member_ids, today):
+    def failing(member_ids, today, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker died")
-        return real(member_ids, today)
+        return real(member_ids, today, **kwargs)
 
     monkeypatch.setattr(services, "_expire_due_for", failing)
     with pytest.raises(RuntimeError):
