@@ -729,9 +729,18 @@ def _earn_customers(
     result.orders += int(orders)
     result.points += int(points)
     result.bonuses += bonuses
-    result.upgrades += _upgrade_tiers_in(
-        f"m.id IN (SELECT member_id FROM {_SWEEP})", [], tiers, reason=TierChange.Reason.UPGRADE
-    )
+    swept = f"m.id IN (SELECT member_id FROM {_SWEEP})"
+    if programme.tier_basis == Programme.TierBasis.SPEND:
+        # The customer's total spent (net of refunds, all time; kept by customers in the transaction
+        # of every order write, import and merge) bounds the 12-month spend from above: a member it
+        # leaves below the next threshold cannot move up, and is not aggregated (most of an import's
+        # members). Were it ever stale, the nightly evaluation still upgrades from the orders.
+        tier = _table(Tier)
+        swept += f""" AND EXISTS (
+            SELECT 1 FROM {_table(Customer)} AS c WHERE c.id = m.customer_id AND c.total_spent >= (
+                SELECT MIN(t.threshold) FROM {tier} AS t WHERE t.rank > COALESCE(
+                    (SELECT current.rank FROM {tier} AS current WHERE current.id = m.tier_id), -1)))"""  # noqa: S608
+    result.upgrades += _upgrade_tiers_in(swept, [], tiers, reason=TierChange.Reason.UPGRADE)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {_SWEEP}")
 
