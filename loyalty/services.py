@@ -729,20 +729,39 @@ def _earn_customers(
     result.orders += int(orders)
     result.points += int(points)
     result.bonuses += bonuses
-    swept = f"m.id IN (SELECT member_id FROM {_SWEEP})"
     if programme.tier_basis == Programme.TierBasis.SPEND:
-        # The customer's total spent (net of refunds, all time; kept by customers in the transaction
-        # of every order write, import and merge) bounds the 12-month spend from above: a member it
-        # leaves below the next threshold cannot move up, and is not aggregated (most of an import's
-        # members). Were it ever stale, the nightly evaluation still upgrades from the orders.
-        tier = _table(Tier)
-        swept += f""" AND EXISTS (
-            SELECT 1 FROM {_table(Customer)} AS c WHERE c.id = m.customer_id AND c.total_spent >= (
-                SELECT MIN(t.threshold) FROM {tier} AS t WHERE t.rank > COALESCE(
-                    (SELECT current.rank FROM {tier} AS current WHERE current.id = m.tier_id), -1)))"""  # noqa: S608
-    result.upgrades += _upgrade_tiers_in(swept, [], tiers, reason=TierChange.Reason.UPGRADE)
+        result.upgrades += _upgrade_tiers(_may_move_up(tiers), tiers)
+    else:
+        swept = f"m.id IN (SELECT member_id FROM {_SWEEP})"
+        result.upgrades += _upgrade_tiers_in(swept, [], tiers, reason=TierChange.Reason.UPGRADE)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {_SWEEP}")
+
+
+def _may_move_up(tiers: Sequence[Tier]) -> list[int]:
+    """Of this batch's members, those whose customer's total spent reaches the least threshold above
+    their tier. The total spent (net of refunds, all time; kept by customers in the transaction of
+    every order write, import and merge) bounds the 12-month spend from above, so the others cannot
+    move up and are not aggregated (most of an import's members). Were it ever stale, the nightly
+    evaluation still upgrades from the orders."""
+    next_threshold = {}  # tier id (0: no tier) -> least threshold above it
+    for current in [None, *tiers]:
+        above = [t.threshold for t in tiers if current is None or t.rank > current.rank]
+        if above:
+            next_threshold[current.pk if current else 0] = min(above)
+    if not next_threshold:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT DISTINCT s.member_id
+            FROM {_SWEEP} AS s
+            JOIN {_table(Member)} AS m ON m.id = s.member_id
+            JOIN unnest(%s::bigint[], %s::numeric[]) AS n(tier_id, threshold)
+                 ON n.tier_id = COALESCE(m.tier_id, 0)
+            JOIN {_table(Customer)} AS c ON c.id = s.customer_id AND c.total_spent >= n.threshold""",  # noqa: S608
+            [list(next_threshold), list(next_threshold.values())],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _first_purchase_bonuses(cursor, programme: Programme) -> int:
@@ -943,16 +962,17 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
     scope = ""
     params: list[Any] = []
     if customer_ids is not None:
-        scope = "JOIN unnest(%s::bigint[]) AS s(id) ON s.id = o.customer_id"
+        # = ANY: PostgreSQL may scan the orders testing each against a hash of the ids (no index
+        # covers refunds) rather than probe the customer index once per named customer.
+        scope = "AND o.customer_id = ANY(%s::bigint[])"
         params.append(id_array(customer_ids))
     sql = f"""
         SELECT e.member_id, o.id, e.points, o.total, o.refunded_total,
                COALESCE((SELECT SUM(-r.points + r.shortfall) FROM {_table(PointsEntry)} AS r
                          WHERE r.order_id = o.id AND r.kind = 'reverse'), 0)
         FROM {_table(Order)} AS o
-        {scope}
         JOIN {_table(PointsEntry)} AS e ON e.order_id = o.id AND e.kind = 'earn'
-        WHERE o.refunded_total > 0
+        WHERE o.refunded_total > 0 {scope}
     """  # noqa: S608 - table names from model metadata, values are parameters
     with transaction.atomic(), connection.cursor() as cursor:
         _without_jit(cursor)
