@@ -753,12 +753,12 @@ def _may_move_up(tiers: Sequence[Tier]) -> list[int]:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT DISTINCT s.member_id
-            FROM {_SWEEP} AS s
-            JOIN {_table(Member)} AS m ON m.id = s.member_id
+            f"""SELECT m.id
+            FROM {_table(Member)} AS m
             JOIN unnest(%s::bigint[], %s::numeric[]) AS n(tier_id, threshold)
                  ON n.tier_id = COALESCE(m.tier_id, 0)
-            JOIN {_table(Customer)} AS c ON c.id = s.customer_id AND c.total_spent >= n.threshold""",  # noqa: S608
+            JOIN {_table(Customer)} AS c ON c.id = m.customer_id AND c.total_spent >= n.threshold
+            WHERE m.id IN (SELECT member_id FROM {_SWEEP})""",  # noqa: S608
             [list(next_threshold), list(next_threshold.values())],
         )
         return [row[0] for row in cursor.fetchall()]
