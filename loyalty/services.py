@@ -674,6 +674,9 @@ def _earn_customers(
                     FROM joining ORDER BY customer_id
                     ON CONFLICT (customer_id) DO NOTHING
                     RETURNING id, customer_id
+                ), recorded AS (
+                    INSERT INTO {_table(TierChange)} (member_id, from_tier_id, to_tier_id, reason, at)
+                    SELECT id, NULL, %s, 'joined', now() FROM joined ORDER BY id
                 )
                 UPDATE {_SWEEP} AS s SET member_id = joined.id FROM joined
                 WHERE s.customer_id = joined.customer_id AND s.new_member""",  # noqa: S608
@@ -682,29 +685,23 @@ def _earn_customers(
                     first_bonus,
                     entry_tier.pk if entry_tier else None,
                     today if entry_tier else None,
+                    entry_tier.pk if entry_tier else None,
                 ],
             )
             # A customer enrolled by someone else meanwhile (ON CONFLICT): the next sweep earns it.
             cursor.execute(f"DELETE FROM {_SWEEP} WHERE member_id IS NULL")
             cursor.execute(f"SELECT COUNT(DISTINCT member_id) FROM {_SWEEP} WHERE new_member")
             enrolled = cursor.fetchone()[0]
-            if enrolled:
+            if enrolled and signup:
                 cursor.execute(
-                    f"INSERT INTO {_table(TierChange)} (member_id, from_tier_id, to_tier_id, reason, at) "  # noqa: S608
-                    f"SELECT DISTINCT member_id, NULL::bigint, %s::bigint, 'joined', now() FROM {_SWEEP} "
-                    "WHERE new_member ORDER BY member_id",
-                    [entry_tier.pk if entry_tier else None],
-                )
-                if signup:
-                    cursor.execute(
-                        f"""INSERT INTO {entry}
+                    f"""INSERT INTO {entry}
                             (member_id, kind, points, balance_after, remaining, expires_on, shortfall,
                              source, source_key, reason, occurred_at, created_at)
                         SELECT DISTINCT member_id, 'bonus', %s, %s, %s, %s::date, 0, 'rule',
                                'signup:' || member_id, 'signup', now(), now()
                         FROM {_SWEEP} WHERE new_member ORDER BY member_id""",  # noqa: S608
-                        [signup, signup, signup, _expires_on(programme, today)],
-                    )
+                    [signup, signup, signup, _expires_on(programme, today)],
+                )
         else:
             cursor.execute(f"DELETE FROM {_SWEEP} WHERE member_id IS NULL")
         cursor.execute(

@@ -42,6 +42,8 @@ def test_first_paid_order_enrols_and_earns_once(programme):
     kinds = sorted(PointsEntry.objects.filter(member=member).values_list("kind", "points"))
     assert kinds == [("bonus", 20), ("bonus", 50), ("earn", 59), ("earn", 100)]
     assert member.balance == 229 == ledger_sum(member)
+    history = list(TierChange.objects.filter(member=member).values_list("reason", "from_tier", "to_tier"))
+    assert history == [("joined", None, member.tier_id)]
     # Again, and again for this customer only: nothing more.
     assert services.points_earn_for_orders().orders == 0
     assert services.points_earn_for_orders(customer_ids=[customer.pk]).orders == 0
