@@ -147,7 +147,10 @@ class Member(models.Model):
     customer = models.OneToOneField(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="loyalty_member"
     )
-    number = models.CharField(_("member number"), max_length=20, unique=True)
+    # Unique through a constraint (loyalty_member_number_unique), not unique=True, which adds a second
+    # (LIKE pattern) index: member numbers are only looked up exactly, and every index here is
+    # written again for each member a sweep enrols.
+    number = models.CharField(_("member number"), max_length=20)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     joined_at = models.DateTimeField(_("member since"))
     balance = models.IntegerField(_("points balance"), default=0)
@@ -179,6 +182,7 @@ class Member(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="loyalty_member_balance_gte_0"),
+            models.UniqueConstraint(fields=["number"], name="loyalty_member_number_unique"),
         ]
 
     def __str__(self) -> str:

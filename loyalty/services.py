@@ -35,13 +35,13 @@ from customers.models import Customer, Order, OrderLine
 
 from . import rules
 from .models import Member, PointsEntry, Programme, Tier, TierChange
-from .selectors import qualifying_values
+from .selectors import qualifying_values_sql
 from .signals import points_swept
 
 logger = logging.getLogger(__name__)
 
 MAX_POINTS = 10_000_000  # one redemption or adjustment
-EARN_BATCH = 20_000  # orders per earning transaction
+EARN_BATCH = 50_000  # customers per earning transaction
 EXPIRY_BATCH = 5_000  # members per expiry transaction
 # Serialises earning sweeps within a tenant (the lock is per database, the tables per schema: the
 # key mixes in the schema name).
@@ -56,6 +56,14 @@ def _lock_key(name: str) -> int:
     import zlib
 
     return zlib.crc32(f"{connection.schema_name}:{name}".encode())
+
+
+def _without_jit(cursor) -> None:
+    """Turn PostgreSQL's JIT compilation off for the rest of the current transaction. The bulk
+    statements of the sweeps are costed above `jit_above_cost` at a tenant's real size, and compiling
+    them (with inlining and optimisation) took longer than running them: 1.8 s of a 3 s tier
+    evaluation at 100,000 members. Must run inside `transaction.atomic()` (SET LOCAL)."""
+    cursor.execute("SET LOCAL jit = off")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -439,61 +447,16 @@ def member_set_status(*, actor, member: Member, status: str) -> Member:
     return locked
 
 
-def _auto_enrol(programme: Programme, customer_ids: Sequence[int] | None, tiers: Sequence[Tier]) -> list[int]:
-    """Enrol, in one statement, every live customer with an earning order and no membership yet;
-    joined at their first such order. Returns the new member ids."""
-    where, params = _order_conditions(programme, alias="o")
-    if customer_ids is not None:
-        where += " AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
-        params.append(list(customer_ids))
-    tier = _entry_tier(tiers)
-    today = timezone.localdate()
-    sql = f"""
-        INSERT INTO {_table(Member)}
-            (customer_id, number, status, joined_at, balance, tier_id, tier_since, below_tier_since,
-             created_at, updated_at)
-        SELECT o.customer_id, 'M' || lpad(o.customer_id::text, 8, '0'), 'active', MIN(o.placed_at), 0,
-               %s, %s, NULL, now(), now()
-        FROM {_table(Order)} AS o
-        JOIN {_table(Customer)} AS c ON c.id = o.customer_id
-        WHERE {where} AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
-          AND NOT EXISTS (SELECT 1 FROM {_table(Member)} AS m WHERE m.customer_id = o.customer_id)
-        GROUP BY o.customer_id
-        ON CONFLICT (customer_id) DO NOTHING
-        RETURNING id
-    """  # noqa: S608 - table names from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [tier.pk if tier else None, today if tier else None, *params])
-        new_ids = [row[0] for row in cursor.fetchall()]
-        if not new_ids:
-            return []
-        cursor.execute(
-            f"INSERT INTO {_table(TierChange)} (member_id, from_tier_id, to_tier_id, reason, at) "  # noqa: S608
-            "SELECT id, NULL, %s, 'joined', now() FROM unnest(%s::bigint[]) AS t(id)",
-            [tier.pk if tier else None, new_ids],
-        )
-        if programme.signup_bonus:
-            bonus = programme.signup_bonus
-            cursor.execute(
-                f"""INSERT INTO {_table(PointsEntry)}
-                    (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
-                     source_key, reason, occurred_at, created_at)
-                SELECT id, 'bonus', %s, %s, %s, %s, 0, 'rule', 'signup:' || id, 'signup', now(), now()
-                FROM unnest(%s::bigint[]) AS t(id)""",  # noqa: S608
-                [bonus, bonus, bonus, _expires_on(programme, today), new_ids],
-            )
-            cursor.execute(
-                f"UPDATE {_table(Member)} SET balance = balance + %s WHERE id = ANY(%s)",  # noqa: S608
-                [bonus, new_ids],
-            )
-    return new_ids
-
-
 # --------------------------------------------------------------------------------------------------
 # Earning
 # --------------------------------------------------------------------------------------------------
-# Lists of ids are matched with `IN (SELECT unnest(...))` rather than `= ANY(...)`: at tens of
-# thousands of ids PostgreSQL may otherwise scan the orders and compare each row with the whole array.
+def id_array(ids: Iterable[int]) -> str:
+    """Ids as one PostgreSQL array literal ('{1,2,3}', cast with ::bigint[] in the statement).
+    psycopg would quote each element of a list in Python: about 20 ms per 20,000 ids, paid again
+    for every statement that takes the list."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+
+
 def _order_conditions(programme: Programme, *, alias: str) -> tuple[str, list]:
     where = f"{alias}.status = ANY(%s)"
     params: list[Any] = [list(Order.PURCHASE_STATUSES)]
@@ -524,7 +487,11 @@ def points_earn_for_orders(
     import's customers, a merge's two) every step - enrolment, earning, reversals, referral bonuses -
     looks at those customers' orders only, so the cost follows the change, not the tenant's history.
     Without it the sweep covers every customer: the nightly catch-up, for an order whose sweep was
-    lost (a task that never ran) or an import too big to name its customers."""
+    lost (a task that never ran) or an import too big to name its customers.
+
+    The customers are taken `batch_size` at a time, one transaction each (their members locked in
+    id order for that transaction only); each batch is a handful of set-based statements whatever
+    its size (see `_earn_customers`)."""
     programme = programme_get()
     result = EarnResult()
     if not programme.is_active:
@@ -533,86 +500,54 @@ def points_earn_for_orders(
     if ids is not None and not ids:
         return result
     tiers = _tiers()
-    candidates: list[int] | None = None
-    start = 0
-    while True:
+    todo = ids if ids is not None else _customers_with_earnings_due(programme)
+    for start in range(0, len(todo), batch_size):
         with transaction.atomic():
             with connection.cursor() as cursor:
+                _without_jit(cursor)
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(_EARN_LOCK)])
-            if candidates is None:
-                if programme.auto_enrol:
-                    result.enrolled += len(_auto_enrol(programme, ids, tiers))
-                # Looked up once per sweep (the scan of the customers' orders is the costly part);
-                # each batch checks its slice again under the lock, so a sweep that ran in between
-                # (sweeps take turns per batch) leaves nothing to earn twice.
-                candidates = _earn_candidates(programme, ids)
-            chunk = candidates[start : start + batch_size]
-            if chunk:
-                _earn_batch(programme, tiers, chunk, result)
-        start += batch_size
-        if start >= len(candidates):
-            break
+            _earn_customers(programme, tiers, todo[start : start + batch_size], result)
     result.reversals = points_reverse_for_orders(customer_ids=ids)
     points_swept.send(sender=EarnResult, customer_ids=ids)  # referral bonuses (loyalty.referrals)
     return result
 
 
-_EARNABLE = """
+# An order earns when it is a purchase (status, channel), has no earn entry yet (the anti-join on
+# loyalty_one_earn_per_order) and its customer is an active member who had joined when it was placed,
+# or a live customer with no membership yet when the programme enrols automatically (they join at
+# their first such order, so all of their orders qualify).
+_DUE = """
     FROM {order} AS o
-    JOIN {member} AS m ON m.customer_id = o.customer_id
-    WHERE {where} AND m.status = 'active' AND o.placed_at >= m.joined_at
+    {scope}
+    JOIN {customer} AS c ON c.id = o.customer_id
+    LEFT JOIN {member} AS m ON m.customer_id = o.customer_id
+    WHERE {where}
+      AND CASE WHEN m.id IS NULL THEN %s AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
+               ELSE m.status = 'active' AND o.placed_at >= m.joined_at END
       AND NOT EXISTS (SELECT 1 FROM {entry} AS e WHERE e.order_id = o.id AND e.kind = 'earn')
 """
 
 
-def _earn_candidates(programme: Programme, customer_ids: list[int] | None) -> list[int]:
-    """Ids of the paid orders of active members (of `customer_ids`, or everyone's) that have not
-    earned yet, in id order."""
+def _due_sql(programme: Programme, scope: str) -> tuple[str, list]:
     where, params = _order_conditions(programme, alias="o")
-    if customer_ids is not None:
-        where += " AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
-        params.append(customer_ids)
-    sql = "SELECT o.id " + _EARNABLE.format(
-        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
+    sql = _DUE.format(
+        order=_table(Order),
+        customer=_table(Customer),
+        member=_table(Member),
+        entry=_table(PointsEntry),
+        scope=scope,
+        where=where,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY o.id", params)
+    return sql, [*params, programme.auto_enrol]
+
+
+def _customers_with_earnings_due(programme: Programme) -> list[int]:
+    """The catch-up sweep's customers: those with an order that would earn now, in id order."""
+    sql, params = _due_sql(programme, scope="")
+    with transaction.atomic(), connection.cursor() as cursor:
+        _without_jit(cursor)
+        cursor.execute(f"SELECT DISTINCT o.customer_id {sql} ORDER BY 1", params)
         return [row[0] for row in cursor.fetchall()]
-
-
-def _earn_batch(
-    programme: Programme, tiers: Sequence[Tier], order_ids: list[int], result: EarnResult
-) -> None:
-    """One batch of the sweep, in the caller's transaction: of these candidate orders, those that still
-    have not earned, their members locked, then every earn entry (running balances by a window) and
-    the new balances written in one statement.
-
-    The points are computed by PostgreSQL's exact numeric arithmetic with the same formula as
-    `rules.points_for_amount` / `rules.earn_multiplier` / `rules.lot_expiry` (a test holds the two
-    to the same results); doing it in SQL keeps earning well under 20% of an import's time."""
-    where, params = _order_conditions(programme, alias="o")
-    where += " AND o.id IN (SELECT unnest(%s::bigint[]))"
-    params.append(order_ids)
-    sql = "SELECT o.id, m.id " + _EARNABLE.format(
-        order=_table(Order), member=_table(Member), entry=_table(PointsEntry), where=where
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY o.id", params)
-        rows = cursor.fetchall()
-        if not rows:
-            return
-        order_ids = [row[0] for row in rows]
-        member_ids = sorted({row[1] for row in rows})
-        cursor.execute(
-            f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-            [member_ids],
-        )
-        earned = _insert_earnings(cursor, programme, order_ids)
-    result.orders += earned["orders"]
-    result.points += earned["points"]
-    if earned["orders"]:
-        result.bonuses += _first_purchase_bonuses(programme, member_ids, order_ids)
-        result.upgrades += _upgrade_tiers(member_ids, tiers)
 
 
 ROUNDING_SQL = {"down": "floor", "up": "ceil", "nearest": "round"}  # round(numeric): half away from 0
@@ -628,106 +563,244 @@ def _expiry_sql(programme: Programme, local_date: str) -> tuple[str, list]:
     return "NULL::date", []
 
 
-def _insert_earnings(cursor, programme: Programme, order_ids: list[int]) -> dict[str, int]:
-    order, member, entry = _table(Order), _table(Member), _table(PointsEntry)
-    excluded = [c for c in programme.excluded_categories if c]
-    excluded_sql, excluded_params = "0", []
-    if excluded:
-        excluded_sql = (
-            f"COALESCE((SELECT SUM(l.quantity * l.unit_price) FROM {_table(OrderLine)} AS l "  # noqa: S608
-            "WHERE l.order_id = o.id AND l.category = ANY(%s)), 0)"
+_SWEEP = "pg_temp.loyalty_earn_sweep"  # this batch's due orders, dropped when the batch ends
+
+
+def _earn_customers(
+    programme: Programme, tiers: Sequence[Tier], customer_ids: list[int], result: EarnResult
+) -> None:
+    """One batch of the sweep, in the caller's transaction (which holds the sweep lock):
+
+    1. the members of these customers locked, in id order;
+    2. their due orders with the points each earns, into a temporary table (one pass over the
+       orders; the points by PostgreSQL's exact numeric arithmetic with the formula of
+       `rules.points_for_amount` / `rules.earn_multiplier` / `rules.lot_expiry`, which
+       `tests/loyalty/test_services.py` holds to the same results);
+    3. customers without a membership enrolled with their final balance (sign-up bonus, earnings,
+       first-purchase bonus) in one INSERT, so a new member's row is written once, not updated;
+    4. every earn entry in one INSERT (running balances by a window), the existing members'
+       balances raised in one UPDATE ... FROM;
+    5. first-purchase bonuses, then upgrades for whoever now qualifies for a higher tier."""
+    entry_tier = _entry_tier(tiers)
+    entry_multiplier = entry_tier.multiplier if entry_tier else Decimal("1")
+    today = timezone.localdate()
+    member, entry = _table(Member), _table(PointsEntry)
+    signup = programme.signup_bonus
+    first_bonus = programme.first_purchase_bonus
+    customers = id_array(customer_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_SWEEP}")
+        cursor.execute(
+            f"SELECT m.id FROM {member} AS m JOIN unnest(%s::bigint[]) AS s(id) ON s.id = m.customer_id "  # noqa: S608
+            "ORDER BY m.id FOR UPDATE OF m",
+            [customers],
         )
-        excluded_params = [excluded]
-    campaign_sql, campaign_params = "1", []
-    if programme.campaign_starts and programme.campaign_ends:
-        campaign_sql = "CASE WHEN local_date BETWEEN %s AND %s THEN %s::numeric ELSE 1 END"
-        campaign_params = [programme.campaign_starts, programme.campaign_ends, programme.campaign_multiplier]
-    expiry_sql, expiry_params = _expiry_sql(programme, "local_date")
-    rounding = ROUNDING_SQL[programme.rounding]
-    sql = f"""
-        WITH orders AS (
-            SELECT o.id AS order_id, m.id AS member_id, o.placed_at, m.balance,
-                   (o.placed_at AT TIME ZONE %s)::date AS local_date,
-                   GREATEST(o.total - {excluded_sql}, 0) AS amount,
-                   COALESCE(t.multiplier, 1) AS tier_multiplier,
-                   EXTRACT(MONTH FROM c.birthday) AS birthday_month
-            FROM {order} AS o
-            JOIN {member} AS m ON m.customer_id = o.customer_id
-            JOIN {_table(Customer)} AS c ON c.id = o.customer_id
-            LEFT JOIN {_table(Tier)} AS t ON t.id = m.tier_id
-            WHERE o.id IN (SELECT unnest(%s::bigint[]))
-        ), scored AS (
-            SELECT *, GREATEST(0, {rounding}(
+        due_sql, due_params = _due_sql(
+            programme, scope="JOIN unnest(%s::bigint[]) AS s(id) ON s.id = o.customer_id"
+        )
+        excluded = [c for c in programme.excluded_categories if c]
+        excluded_sql, excluded_params = "0", []
+        if excluded:
+            excluded_sql = (
+                f"COALESCE((SELECT SUM(l.quantity * l.unit_price) FROM {_table(OrderLine)} AS l "  # noqa: S608
+                "WHERE l.order_id = o.id AND l.category = ANY(%s)), 0)"
+            )
+            excluded_params = [excluded]
+        campaign_sql, campaign_params = "1", []
+        if programme.campaign_starts and programme.campaign_ends:
+            campaign_sql = "CASE WHEN local_date BETWEEN %s AND %s THEN %s::numeric ELSE 1 END"
+            campaign_params = [
+                programme.campaign_starts,
+                programme.campaign_ends,
+                programme.campaign_multiplier,
+            ]
+        expiry_sql, expiry_params = _expiry_sql(programme, "local_date")
+        rounding = ROUNDING_SQL[programme.rounding]
+        cursor.execute(
+            f"""CREATE TEMPORARY TABLE {_SWEEP} AS
+            SELECT order_id, customer_id, member_id, member_id IS NULL AS new_member, tier_id, total_spent,
+                   placed_at, amount,
+                   GREATEST(0, {rounding}(
                        amount * %s::numeric * tier_multiplier
                        * CASE WHEN birthday_month = EXTRACT(MONTH FROM local_date) THEN %s::numeric ELSE 1 END
-                       * {campaign_sql}))::int AS points
-            FROM orders
-        ), written AS (
-            INSERT INTO {entry}
-                (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
-                 source_key, order_id, amount, reason, occurred_at, created_at)
-            SELECT member_id, 'earn', points,
-                   balance + SUM(points) OVER (PARTITION BY member_id ORDER BY placed_at, order_id),
-                   points, {expiry_sql}, 0, 'order', '', order_id, amount, '',
-                   placed_at, now()
-            FROM scored WHERE points > 0
-            ORDER BY member_id, placed_at, order_id
-            RETURNING member_id, points
-        ), raised AS (
-            UPDATE {member} AS m SET balance = m.balance + s.points, updated_at = now()
-            FROM (SELECT member_id, SUM(points) AS points FROM written GROUP BY member_id) AS s
-            WHERE m.id = s.member_id
+                       * {campaign_sql}))::int AS points,
+                   {expiry_sql} AS expires_on
+            FROM (
+                SELECT o.id AS order_id, o.customer_id, m.id AS member_id, o.placed_at, c.total_spent,
+                       CASE WHEN m.id IS NULL THEN %s::bigint ELSE m.tier_id END AS tier_id,
+                       (o.placed_at AT TIME ZONE %s)::date AS local_date,
+                       GREATEST(o.total - {excluded_sql}, 0) AS amount,
+                       CASE WHEN m.id IS NULL THEN %s::numeric
+                            ELSE COALESCE((SELECT t.multiplier FROM {_table(Tier)} AS t
+                                           WHERE t.id = m.tier_id), 1)
+                       END AS tier_multiplier,
+                       EXTRACT(MONTH FROM c.birthday) AS birthday_month
+                {due_sql}
+            ) AS due""",  # noqa: S608 - table names from model metadata, values are parameters
+            [
+                programme.points_per_unit,
+                programme.birthday_multiplier,
+                *campaign_params,
+                *expiry_params,
+                entry_tier.pk if entry_tier else None,
+                timezone.get_current_timezone_name(),
+                *excluded_params,
+                entry_multiplier,
+                customers,
+                *due_params,
+            ],
         )
-        SELECT COUNT(*), COALESCE(SUM(points), 0) FROM written
-    """  # noqa: S608 - table names from model metadata, values are parameters
-    params = [
-        timezone.get_current_timezone_name(),
-        *excluded_params,
-        order_ids,
-        programme.points_per_unit,
-        programme.birthday_multiplier,
-        *campaign_params,
-        *expiry_params,
-    ]
-    cursor.execute(sql, params)
-    count, points = cursor.fetchone()
-    return {"orders": int(count), "points": int(points)}
+        if not cursor.rowcount:
+            cursor.execute(f"DROP TABLE {_SWEEP}")
+            return
+        # Autovacuum never analyses a temporary table: without statistics PostgreSQL guesses 200
+        # members and probes indexes once per row where a hash join over the table is cheaper.
+        cursor.execute(f"ANALYZE {_SWEEP}")
+        enrolled = 0
+        if programme.auto_enrol:
+            # New members, each with the balance the rest of this batch gives it.
+            cursor.execute(
+                f"""WITH joining AS (
+                    SELECT customer_id, MIN(placed_at) AS joined_at,
+                           COALESCE(SUM(points) FILTER (WHERE points > 0), 0) AS earned,
+                           COUNT(*) FILTER (WHERE points > 0) AS earning
+                    FROM {_SWEEP} WHERE new_member GROUP BY customer_id
+                ), joined AS (
+                    INSERT INTO {member}
+                        (customer_id, number, status, joined_at, balance, tier_id, tier_since,
+                         below_tier_since, created_at, updated_at)
+                    SELECT customer_id, 'M' || lpad(customer_id::text, 8, '0'), 'active', joined_at,
+                           %s + earned + CASE WHEN earning > 0 THEN %s ELSE 0 END, %s, %s, NULL, now(), now()
+                    FROM joining ORDER BY customer_id
+                    ON CONFLICT (customer_id) DO NOTHING
+                    RETURNING id, customer_id
+                ), recorded AS (
+                    INSERT INTO {_table(TierChange)} (member_id, from_tier_id, to_tier_id, reason, at)
+                    SELECT id, NULL, %s, 'joined', now() FROM joined ORDER BY id
+                )
+                UPDATE {_SWEEP} AS s SET member_id = joined.id FROM joined
+                WHERE s.customer_id = joined.customer_id AND s.new_member""",  # noqa: S608
+                [
+                    signup,
+                    first_bonus,
+                    entry_tier.pk if entry_tier else None,
+                    today if entry_tier else None,
+                    entry_tier.pk if entry_tier else None,
+                ],
+            )
+            # A customer enrolled by someone else meanwhile (ON CONFLICT): the next sweep earns it.
+            cursor.execute(f"DELETE FROM {_SWEEP} WHERE member_id IS NULL")
+            cursor.execute(f"SELECT COUNT(DISTINCT member_id) FROM {_SWEEP} WHERE new_member")
+            enrolled = cursor.fetchone()[0]
+            if enrolled and signup:
+                cursor.execute(
+                    f"""INSERT INTO {entry}
+                            (member_id, kind, points, balance_after, remaining, expires_on, shortfall,
+                             source, source_key, reason, occurred_at, created_at)
+                        SELECT DISTINCT member_id, 'bonus', %s, %s, %s, %s::date, 0, 'rule',
+                               'signup:' || member_id, 'signup', now(), now()
+                        FROM {_SWEEP} WHERE new_member ORDER BY member_id""",  # noqa: S608
+                    [signup, signup, signup, _expires_on(programme, today)],
+                )
+        else:
+            cursor.execute(f"DELETE FROM {_SWEEP} WHERE member_id IS NULL")
+        cursor.execute(
+            f"""WITH written AS (
+                INSERT INTO {entry}
+                    (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                     source_key, order_id, amount, reason, occurred_at, created_at)
+                SELECT s.member_id, 'earn', s.points,
+                       CASE WHEN s.new_member THEN %s ELSE m.balance END
+                       + SUM(s.points) OVER (PARTITION BY s.member_id ORDER BY s.placed_at, s.order_id),
+                       s.points, s.expires_on, 0, 'order', '', s.order_id, s.amount, '', s.placed_at, now()
+                FROM {_SWEEP} AS s JOIN {member} AS m ON m.id = s.member_id
+                WHERE s.points > 0
+                ORDER BY s.member_id, s.placed_at, s.order_id
+                RETURNING points
+            ), raised AS (
+                UPDATE {member} AS m SET balance = m.balance + s.points, updated_at = now()
+                FROM (SELECT member_id, SUM(points) AS points FROM {_SWEEP}
+                      WHERE points > 0 AND NOT new_member GROUP BY member_id) AS s
+                WHERE m.id = s.member_id
+            )
+            SELECT COUNT(*), COALESCE(SUM(points), 0) FROM written""",  # noqa: S608
+            [signup],
+        )
+        orders, points = cursor.fetchone()
+        bonuses = _first_purchase_bonuses(cursor, programme) if first_bonus and orders else 0
+    result.enrolled += enrolled
+    result.orders += int(orders)
+    result.points += int(points)
+    result.bonuses += bonuses
+    if programme.tier_basis == Programme.TierBasis.SPEND:
+        result.upgrades += _upgrade_tiers(_may_move_up(tiers), tiers)
+    else:
+        swept = f"m.id IN (SELECT member_id FROM {_SWEEP})"
+        result.upgrades += _upgrade_tiers_in(swept, [], tiers, reason=TierChange.Reason.UPGRADE)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {_SWEEP}")
 
 
-def _first_purchase_bonuses(programme: Programme, member_ids: list[int], order_ids: list[int]) -> int:
-    """The first-purchase bonus for members whose first earning orders are in this batch (keyed by
-    the member: once, even if a later batch or sweep looks again)."""
+def _may_move_up(tiers: Sequence[Tier]) -> list[int]:
+    """Of this batch's members, those whose customer's total spent reaches the least threshold above
+    their tier (both read with the due orders, while the members were locked). The total spent (net
+    of refunds, all time; kept by customers in the transaction of every order write, import and
+    merge) bounds the 12-month spend from above, so the others cannot move up and are not aggregated
+    (most of an import's members). Were it ever stale, the nightly evaluation still upgrades from
+    the orders."""
+    next_threshold = {}  # tier id (0: no tier) -> least threshold above it
+    for current in [None, *tiers]:
+        above = [t.threshold for t in tiers if current is None or t.rank > current.rank]
+        if above:
+            next_threshold[current.pk if current else 0] = min(above)
+    if not next_threshold:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT DISTINCT s.member_id
+            FROM {_SWEEP} AS s
+            JOIN unnest(%s::bigint[], %s::numeric[]) AS n(tier_id, threshold)
+                 ON n.tier_id = COALESCE(s.tier_id, 0)
+            WHERE s.total_spent >= n.threshold""",  # noqa: S608
+            [list(next_threshold), list(next_threshold.values())],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _first_purchase_bonuses(cursor, programme: Programme) -> int:
+    """The first-purchase bonus for the members whose first earnings are in this batch (keyed by the
+    member: once, even if a later batch or sweep looks again). A member enrolled by this batch has it
+    in the balance it was created with already; an existing member's balance is raised."""
     bonus = programme.first_purchase_bonus
-    if not bonus:
-        return 0
     entry, member = _table(PointsEntry), _table(Member)
-    expiry_sql, expiry_params = _expiry_sql(programme, "CURRENT_DATE")
     sql = f"""
-        WITH due AS (
-            SELECT m.id, m.balance FROM {member} AS m
-            WHERE m.id = ANY(%s)
-              AND EXISTS (SELECT 1 FROM {entry} AS e
-                          WHERE e.member_id = m.id AND e.kind = 'earn' AND e.order_id = ANY(%s))
+        WITH earning AS (
+            SELECT member_id, bool_or(new_member) AS new_member, COUNT(*) AS earned
+            FROM {_SWEEP} WHERE points > 0 GROUP BY member_id
+        ), due AS (
+            SELECT g.member_id, g.new_member FROM earning AS g
+            WHERE (g.new_member OR g.earned = (SELECT COUNT(*) FROM {entry} AS e
+                                              WHERE e.member_id = g.member_id AND e.kind = 'earn'))
               AND NOT EXISTS (SELECT 1 FROM {entry} AS e
-                              WHERE e.member_id = m.id AND e.kind = 'earn' AND NOT e.order_id = ANY(%s))
-              AND NOT EXISTS (SELECT 1 FROM {entry} AS e
-                              WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || m.id)
+                              WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || g.member_id)
         ), written AS (
             INSERT INTO {entry}
                 (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
                  source_key, reason, occurred_at, created_at)
-            SELECT id, 'bonus', %s, balance + %s, %s, {expiry_sql}, 0, 'rule', 'first_purchase:' || id,
-                   'first_purchase', now(), now()
-            FROM due
+            SELECT d.member_id, 'bonus', %s, CASE WHEN d.new_member THEN m.balance ELSE m.balance + %s END,
+                   %s, %s::date, 0, 'rule', 'first_purchase:' || d.member_id, 'first_purchase', now(), now()
+            FROM due AS d JOIN {member} AS m ON m.id = d.member_id
+            ORDER BY d.member_id
             RETURNING member_id
         ), raised AS (
-            UPDATE {member} AS m SET balance = m.balance + %s FROM written WHERE m.id = written.member_id
+            UPDATE {member} AS m SET balance = m.balance + %s FROM due AS d
+            WHERE m.id = d.member_id AND NOT d.new_member
         )
         SELECT COUNT(*) FROM written
     """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [member_ids, order_ids, order_ids, bonus, bonus, bonus, *expiry_params, bonus])
-        return int(cursor.fetchone()[0])
+    expires_on = _expires_on(programme, timezone.localdate())
+    cursor.execute(sql, [bonus, bonus, bonus, expires_on, bonus])
+    return int(cursor.fetchone()[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -886,21 +959,26 @@ def points_reverse(
 
 def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> int:
     """Reverse, in proportion, the points of earned orders that were refunded since (or before) they
-    earned. Keyed by the order and its refunded total: the same state never reverses twice."""
-    where = ""
+    earned. Keyed by the order and its refunded total: the same state never reverses twice.
+    Driven from the refunded orders (few) of the customers, each joined to its earn entry by the
+    one-earn-per-order index, rather than from every earn entry."""
+    scope = ""
     params: list[Any] = []
     if customer_ids is not None:
-        where = "AND o.customer_id IN (SELECT unnest(%s::bigint[]))"
-        params.append(list(customer_ids))
+        # = ANY: PostgreSQL may scan the orders testing each against a hash of the ids (no index
+        # covers refunds) rather than probe the customer index once per named customer.
+        scope = "AND o.customer_id = ANY(%s::bigint[])"
+        params.append(id_array(customer_ids))
     sql = f"""
         SELECT e.member_id, o.id, e.points, o.total, o.refunded_total,
                COALESCE((SELECT SUM(-r.points + r.shortfall) FROM {_table(PointsEntry)} AS r
                          WHERE r.order_id = o.id AND r.kind = 'reverse'), 0)
-        FROM {_table(PointsEntry)} AS e
-        JOIN {_table(Order)} AS o ON o.id = e.order_id
-        WHERE e.kind = 'earn' AND o.refunded_total > 0 {where}
+        FROM {_table(Order)} AS o
+        JOIN {_table(PointsEntry)} AS e ON e.order_id = o.id AND e.kind = 'earn'
+        WHERE o.refunded_total > 0 {scope}
     """  # noqa: S608 - table names from model metadata, values are parameters
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _without_jit(cursor)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     count = 0
@@ -927,15 +1005,24 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
 # --------------------------------------------------------------------------------------------------
 # Expiry
 # --------------------------------------------------------------------------------------------------
-def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
+def _expire_due_for(
+    member_ids: Sequence[int], today: date, *, lot_ids: Sequence[int] | None = None
+) -> tuple[int, int]:
     """Expire every lot of these (already locked) members whose day has come, in one statement:
     an expire entry per lot (keyed by the lot: never twice), the lot emptied, the balance lowered.
-    Returns (entries, points)."""
+    `lot_ids`: the due lots when the caller has listed them already (the nightly run), read by
+    primary key instead of searched among every due lot of the tenant; each is checked again here
+    (still due, still open) under the members' locks. Returns (entries, points)."""
     entry, member = _table(PointsEntry), _table(Member)
+    if lot_ids is None:
+        lots_sql = "member_id = ANY(%s::bigint[]) AND remaining > 0 AND expires_on <= %s"
+        params = [id_array(member_ids), today]
+    else:
+        lots_sql = "id = ANY(%s::bigint[]) AND remaining > 0 AND expires_on <= %s"
+        params = [id_array(lot_ids), today]
     sql = f"""
         WITH lots AS (
-            SELECT id, member_id, remaining, expires_on FROM {entry}
-            WHERE member_id = ANY(%s) AND remaining > 0 AND expires_on <= %s
+            SELECT id, member_id, remaining, expires_on FROM {entry} WHERE {lots_sql}
         ), emptied AS (
             UPDATE {entry} AS e SET remaining = 0 FROM lots WHERE e.id = lots.id
         ), written AS (
@@ -947,6 +1034,7 @@ def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
                        PARTITION BY lots.member_id ORDER BY lots.expires_on, lots.id),
                    0, lots.expires_on, 0, 'rule', 'lot:' || lots.id, 'expired', now(), now()
             FROM lots JOIN {member} AS m ON m.id = lots.member_id
+            ORDER BY lots.member_id, lots.expires_on, lots.id
         ), lowered AS (
             UPDATE {member} AS m SET balance = m.balance - s.points, updated_at = now()
             FROM (SELECT member_id, SUM(remaining) AS points FROM lots GROUP BY member_id) AS s
@@ -955,33 +1043,45 @@ def _expire_due_for(member_ids: Sequence[int], today: date) -> tuple[int, int]:
         SELECT COUNT(*), COALESCE(SUM(remaining), 0) FROM lots
     """  # noqa: S608 - table names from model metadata, values are parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(member_ids), today])
+        cursor.execute(sql, params)
         count, points = cursor.fetchone()
     return int(count), int(points)
 
 
 def points_expire(*, today: date | None = None, batch_size: int = EXPIRY_BATCH) -> dict[str, int]:
     """The nightly expiry: every lot whose day has come, in batches of members (each batch one
-    transaction holding those members' locks). Idempotent: an expired lot has nothing left and its
-    expire entry is unique, so a run killed half-way and started again expires each lot once."""
+    transaction holding those members' locks for a moment only). Idempotent: an expired lot has
+    nothing left and its expire entry is unique, so a run killed half-way and started again expires
+    each lot once.
+
+    The due lots are listed once (one range scan of the open-lots index); each batch then reads its
+    own lots by primary key, so the run costs what it writes, not batches x every due lot."""
     today = today or timezone.localdate()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _without_jit(cursor)
         cursor.execute(
-            f"SELECT DISTINCT member_id FROM {_table(PointsEntry)} "  # noqa: S608
-            "WHERE remaining > 0 AND expires_on <= %s ORDER BY member_id",
+            f"SELECT member_id, id FROM {_table(PointsEntry)} "  # noqa: S608
+            "WHERE remaining > 0 AND expires_on <= %s ORDER BY member_id, id",
             [today],
         )
-        member_ids = [row[0] for row in cursor.fetchall()]
+        due = cursor.fetchall()
+    lots: dict[int, list[int]] = {}
+    for member_id, lot_id in due:
+        lots.setdefault(member_id, []).append(lot_id)
+    member_ids = list(lots)  # in id order: members are locked in that order
     totals = {"members": 0, "entries": 0, "points": 0}
     for start in range(0, len(member_ids), batch_size):
         chunk = member_ids[start : start + batch_size]
         with transaction.atomic():
             with connection.cursor() as cursor:
+                _without_jit(cursor)
                 cursor.execute(
-                    f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-                    [chunk],
+                    f"SELECT id FROM {_table(Member)} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
+                    [id_array(chunk)],
                 )
-            entries, points = _expire_due_for(chunk, today)
+            entries, points = _expire_due_for(
+                chunk, today, lot_ids=[lot for member_id in chunk for lot in lots[member_id]]
+            )
         totals["members"] += len(chunk)
         totals["entries"] += entries
         totals["points"] += points
@@ -1024,18 +1124,36 @@ def _upgrade_tiers(
     member_ids: Sequence[int], tiers: Sequence[Tier], *, reason: str = TierChange.Reason.UPGRADE
 ) -> int:
     """Upgrade at once the members who now qualify for a higher tier (never a downgrade here)."""
-    if not tiers or not member_ids:
+    if not member_ids:
         return 0
-    values = qualifying_values(member_ids)
+    return _upgrade_tiers_in("m.id = ANY(%s::bigint[])", [id_array(member_ids)], tiers, reason=reason)
+
+
+def _upgrade_tiers_in(member_filter: str, params: list, tiers: Sequence[Tier], *, reason: str) -> int:
+    """`_upgrade_tiers` for the members matching `member_filter` (SQL on member alias m). PostgreSQL
+    returns only the members whose qualifying value reaches a threshold above their tier's (the least
+    such threshold: exactly those `rules.qualify` can move up), so the rules run on the few that change."""
+    if not tiers:
+        return 0
+    programme = programme_get()
+    qualifying_sql, qualifying_params = qualifying_values_sql(member_filter, params, programme=programme)
+    sql = f"""
+        SELECT q.id, m.tier_id, q.value
+        FROM ({qualifying_sql}) AS q(id, value)
+        JOIN {_table(Member)} AS m ON m.id = q.id
+        LEFT JOIN {_table(Tier)} AS current ON current.id = m.tier_id
+        WHERE q.value >= (SELECT MIN(t.threshold) FROM {_table(Tier)} AS t
+                          WHERE t.rank > COALESCE(current.rank, -1))
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, qualifying_params)
+        rows = cursor.fetchall()
     by_rank = {tier.rank: tier for tier in tiers}
     by_id = {tier.pk: tier for tier in tiers}
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, tier_id FROM {_table(Member)} WHERE id = ANY(%s)", [list(member_ids)])  # noqa: S608
-        current = dict(cursor.fetchall())
     changes = []
-    for pk, value in values.items():
+    for pk, tier_id, value in rows:
+        value = Decimal(value)
         rank = rules.qualify(value, _thresholds(tiers))
-        tier_id = current.get(pk)
         current_rank = by_id[tier_id].rank if tier_id in by_id else -1
         if rank is not None and rank > current_rank:
             changes.append((pk, tier_id, by_rank[rank].pk, reason, value))
@@ -1044,64 +1162,75 @@ def _upgrade_tiers(
 
 
 def tiers_evaluate(*, today: date | None = None) -> dict[str, int]:
-    """The periodic evaluation of every member: upgrades at once, downgrades only after the grace
-    period (the first day a member no longer qualified is kept in `below_tier_since`). Bulk: one
-    aggregate query, the rules on arrays, one UPDATE for the changes. Idempotent for a given day."""
-    import numpy as np
+    """The periodic evaluation of every active member: upgrades at once, downgrades only after the
+    grace period (the first day a member no longer qualified is kept in `below_tier_since`).
 
+    One statement: the rolling 12-month qualifying value per member (one aggregate), the rank it
+    qualifies for and the decision of `rules.qualify` / `rules.evaluate` written in SQL (a test
+    holds the two to the same results on random data), then one UPDATE ... FROM for the members
+    whose tier changes, one INSERT of their history rows and one UPDATE of the downgrade clocks
+    that start or stop. Idempotent for a given day."""
     today = today or timezone.localdate()
     programme = programme_get()
-    tiers = _tiers()
-    if not tiers:
+    if not Tier.objects.exists():
         return {"upgrades": 0, "downgrades": 0, "waiting": 0}
-    rank_of = {tier.pk: tier.rank for tier in tiers}
-    id_of = {tier.rank: tier.pk for tier in tiers}
-    values = qualifying_values(today=today)
-    rows = list(
-        Member.objects.filter(status=Member.Status.ACTIVE).values_list("pk", "tier_id", "below_tier_since")
+    qualifying_sql, qualifying_params = qualifying_values_sql(
+        "m.status = 'active'", [], today=today, programme=programme
     )
-    if not rows:
-        return {"upgrades": 0, "downgrades": 0, "waiting": 0}
-    epoch = date(1970, 1, 1)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    current = np.array([rank_of.get(r[1], -1) for r in rows], dtype=np.int64)
-    below = np.array([(r[2] - epoch).days if r[2] else -1 for r in rows], dtype=np.int64)
-    value_array = np.array([float(values.get(r[0], 0)) for r in rows])
-    qualified = rules.qualify_many(value_array, [(t.rank, float(t.threshold)) for t in tiers])
-    new_rank, new_below, change = rules.evaluate_many(
-        current=current,
-        qualified=qualified,
-        below_since=below,
-        today=today,
-        grace_days=programme.tier_grace_days,
-    )
-    with transaction.atomic():
-        changed = np.nonzero(change != 0)[0]
-        changes = [
-            (
-                int(ids[i]),
-                id_of.get(int(current[i])),
-                id_of.get(int(new_rank[i])),
-                TierChange.Reason.UPGRADE if change[i] > 0 else TierChange.Reason.DOWNGRADE,
-                values.get(int(ids[i]), Decimal("0")),
-            )
-            for i in changed
-        ]
-        _write_tier_changes(changes, today)
-        clock = np.nonzero((change == 0) & (new_below != below))[0]
-        if clock.size:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {_table(Member)} AS m SET below_tier_since = "  # noqa: S608
-                    "CASE WHEN u.days < 0 THEN NULL ELSE DATE '1970-01-01' + u.days END "
-                    "FROM unnest(%s::bigint[], %s::int[]) AS u(id, days) WHERE m.id = u.id",
-                    [ids[clock].tolist(), new_below[clock].tolist()],
-                )
-    return {
-        "upgrades": int((change > 0).sum()),
-        "downgrades": int((change < 0).sum()),
-        "waiting": int(((change == 0) & (new_below >= 0)).sum()),
-    }
+    member, tier, history = _table(Member), _table(Tier), _table(TierChange)
+    sql = f"""
+        WITH qualifying (id, value) AS ({qualifying_sql}
+        ), ranked AS (
+            SELECT m.id, m.tier_id, m.below_tier_since, q.value,
+                   COALESCE(current.rank, -1) AS current_rank,
+                   COALESCE((SELECT MAX(t.rank) FROM {tier} AS t WHERE q.value >= t.threshold), -1)
+                       AS qualified_rank
+            FROM qualifying AS q
+            JOIN {member} AS m ON m.id = q.id
+            LEFT JOIN {tier} AS current ON current.id = m.tier_id
+        ), decided AS (
+            SELECT r.*,
+                   CASE WHEN r.qualified_rank > r.current_rank THEN 1
+                        WHEN r.qualified_rank < r.current_rank
+                             AND %s::date - COALESCE(r.below_tier_since, %s::date) >= %s THEN -1
+                        ELSE 0 END AS change,
+                   CASE WHEN r.qualified_rank < r.current_rank
+                        THEN COALESCE(r.below_tier_since, %s::date) END AS since
+            FROM ranked AS r
+        ), changed AS (
+            UPDATE {member} AS m
+            SET tier_id = (SELECT t.id FROM {tier} AS t WHERE t.rank = d.qualified_rank),
+                tier_since = %s::date, below_tier_since = NULL, updated_at = now()
+            FROM decided AS d
+            WHERE m.id = d.id AND d.change <> 0
+            RETURNING m.id, d.tier_id AS from_tier_id, m.tier_id AS to_tier_id, d.change, d.value
+        ), recorded AS (
+            INSERT INTO {history} (member_id, from_tier_id, to_tier_id, reason, qualifying_value, at)
+            SELECT id, from_tier_id, to_tier_id,
+                   CASE WHEN change > 0 THEN 'upgrade' ELSE 'downgrade' END, value, now()
+            FROM changed ORDER BY id
+        ), clocks AS (
+            UPDATE {member} AS m SET below_tier_since = d.since
+            FROM decided AS d
+            WHERE m.id = d.id AND d.change = 0 AND d.since IS DISTINCT FROM d.below_tier_since
+        )
+        SELECT COUNT(*) FILTER (WHERE change > 0), COUNT(*) FILTER (WHERE change < 0),
+               COUNT(*) FILTER (WHERE change = 0 AND since IS NOT NULL)
+        FROM decided
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    params = [
+        *qualifying_params,
+        today,
+        today,
+        programme.tier_grace_days,
+        today,
+        today,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        _without_jit(cursor)
+        cursor.execute(sql, params)
+        upgrades, downgrades, waiting = cursor.fetchone()
+    return {"upgrades": int(upgrades), "downgrades": int(downgrades), "waiting": int(waiting)}
 
 
 # --------------------------------------------------------------------------------------------------

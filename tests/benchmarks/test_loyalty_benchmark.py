@@ -138,8 +138,16 @@ def test_loyalty_nightly_and_lookup(committed_tenant, django_db_blocker):
         assert differences == []
 
         admin = User.objects.get(email=f"admin@{tenant.slug}.test")
-        some = list(Member.objects.order_by("?").values_list("number", "customer_id")[:20])
+        # Customers whose name is not the prefix of more than LOOKUP_LIMIT others ("Bench 765" also
+        # finds Bench 7650..76599 at 100,000 customers and lists the newest 25 of them).
+        last = Member.objects.order_by("-customer_id").values_list("customer_id", flat=True)[0]
+        some = list(
+            Member.objects.filter(customer_id__gt=last // 10)
+            .order_by("?")
+            .values_list("number", "customer_id")[:20]
+        )
         timings = {"phone": [], "number": [], "name": []}
+        missed = []
         for number, customer_id in some:
             for kind, query in (
                 ("phone", f"138{customer_id:08d}"),
@@ -149,7 +157,8 @@ def test_loyalty_nightly_and_lookup(committed_tenant, django_db_blocker):
                 started = time.perf_counter()
                 found = member_lookup(user=admin, query=query)
                 timings[kind].append((time.perf_counter() - started) * 1000)
-                assert any(m.customer_id == customer_id for m in found), (kind, query)
+                if not any(m.customer_id == customer_id for m in found):
+                    missed.append((kind, query))
         medians = {kind: round(statistics.median(values), 1) for kind, values in timings.items()}
     connection.set_schema_to_public()
     print(
@@ -171,6 +180,7 @@ def test_loyalty_nightly_and_lookup(committed_tenant, django_db_blocker):
         setup_seconds=round(setup),
         load_average=round(os.getloadavg()[0], 1),
     )
+    assert missed == []
     assert nightly < NIGHTLY_TARGET
     assert max(medians.values()) < LOOKUP_TARGET_MS
 

@@ -42,6 +42,8 @@ def test_first_paid_order_enrols_and_earns_once(programme):
     kinds = sorted(PointsEntry.objects.filter(member=member).values_list("kind", "points"))
     assert kinds == [("bonus", 20), ("bonus", 50), ("earn", 59), ("earn", 100)]
     assert member.balance == 229 == ledger_sum(member)
+    history = list(TierChange.objects.filter(member=member).values_list("reason", "from_tier", "to_tier"))
+    assert history == [("joined", None, member.tier_id)]
     # Again, and again for this customer only: nothing more.
     assert services.points_earn_for_orders().orders == 0
     assert services.points_earn_for_orders(customer_ids=[customer.pk]).orders == 0
@@ -371,11 +373,11 @@ def test_a_failure_part_way_through_the_expiry_run_then_a_rerun_expires_nothing_
     real = services._expire_due_for
     calls = {"n": 0}
 
-    def failing(member_ids, today):
+    def failing(member_ids, today, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker died")
-        return real(member_ids, today)
+        return real(member_ids, today, **kwargs)
 
     monkeypatch.setattr(services, "_expire_due_for", failing)
     with pytest.raises(RuntimeError):
@@ -468,8 +470,11 @@ def test_two_tenants_never_cross(programme, tenant, tenant_b):
 
 
 # --- the SQL of the sweep agrees with the maths module ---------------------------------------------
+@pytest.mark.parametrize("enrolled_by_the_sweep", [False, True])
 @pytest.mark.parametrize("rounding", ["down", "nearest", "up"])
-def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding):
+def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding, enrolled_by_the_sweep):
+    """For a member enrolled before and for one the sweep enrols (created with its balance in the
+    same pass, at the entry tier's multiplier)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -489,7 +494,8 @@ def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding):
         ("7.00", datetime(2026, 7, 1, 0, 0, tzinfo=shanghai)),
     ]
     customer = CustomerFactory(birthday=date(1990, 5, 20))
-    services.member_enrol(actor=None, customer=customer, joined_at=datetime(2020, 1, 1, tzinfo=shanghai))
+    if not enrolled_by_the_sweep:
+        services.member_enrol(actor=None, customer=customer, joined_at=datetime(2020, 1, 1, tzinfo=shanghai))
     orders = [buy(customer, amount, placed_at=placed) for amount, placed in cases]
     with timezone.override(shanghai):
         services.points_earn_for_orders()
@@ -510,6 +516,79 @@ def test_the_sweep_earns_exactly_what_the_rules_say(programme, rounding):
                 continue
             assert entries[order.pk].points == expected, (amount, rounding)
             assert entries[order.pk].expires_on == rules.lot_expiry(local, mode="months", months=1)
+    assert_consistent()
+
+
+def test_the_tier_evaluation_in_sql_decides_what_the_rules_say(programme):
+    """`tiers_evaluate` computes qualification and the grace-period decision in SQL; on random
+    members (tiers, downgrade clocks, orders in and out of the 12-month window, refunds, a suspended
+    member) over several evaluation days, every member ends where `rules.qualify` +
+    `rules.evaluate` say, with one history row per change."""
+    import random
+
+    from loyalty import rules
+    from loyalty.selectors import qualifying_values
+
+    rng = random.Random(20261204)
+    tiers = list(Tier.objects.order_by("rank"))
+    by_rank = {tier.rank: tier for tier in tiers}
+    rank_of = {tier.pk: tier.rank for tier in tiers}
+    thresholds = [(tier.rank, tier.threshold) for tier in tiers]
+    today = timezone.localdate()
+    for index in range(60):
+        customer = CustomerFactory()
+        tier = rng.choice([None, *tiers])
+        Member.objects.create(
+            customer=customer,
+            number=services.member_number_for(customer.pk),
+            status="suspended" if index % 17 == 0 else "active",
+            joined_at=timezone.now() - timedelta(days=900),
+            tier=tier,
+            below_tier_since=rng.choice([None, today - timedelta(days=rng.randrange(0, 60))]),
+        )
+        for _ in range(rng.randrange(0, 4)):
+            total = Decimal(rng.choice(["0", "300", "999.99", "1000", "4999.99", "5000", "12000", "21000"]))
+            refunded = rng.choice([Decimal("0"), total / 2, total]) if total else Decimal("0")
+            buy(customer, total, days_ago=rng.uniform(0, 500), refunded_total=refunded)
+    Tier.objects.filter(rank=0).update(threshold=Decimal("100"))  # some qualify for no tier at all
+    for tier in tiers:
+        tier.refresh_from_db()
+    thresholds = [(tier.rank, tier.threshold) for tier in tiers]
+    for days_on, grace in ((0, 30), (20, 30), (45, 10), (400, 0)):
+        day = today + timedelta(days=days_on)
+        Programme.objects.filter(pk=1).update(tier_grace_days=grace)
+        values = qualifying_values(today=day)
+        before = {m.pk: m for m in Member.objects.all()}
+        expected = {}
+        for pk, member in before.items():
+            if member.status != "active":
+                expected[pk] = (member.tier_id, member.below_tier_since, None)
+                continue
+            decision = rules.evaluate(
+                current=rank_of.get(member.tier_id),
+                qualified=rules.qualify(values[pk], thresholds),
+                below_since=member.below_tier_since,
+                today=day,
+                grace_days=grace,
+            )
+            tier_id = by_rank[decision.rank].pk if decision.rank is not None else None
+            expected[pk] = (tier_id, decision.below_since, decision.change)
+        changes_before = TierChange.objects.count()
+        counts = services.tiers_evaluate(today=day)
+        after = {m.pk: (m.tier_id, m.below_tier_since) for m in Member.objects.all()}
+        assert after == {pk: (tier_id, since) for pk, (tier_id, since, _c) in expected.items()}, day
+        changes = [c for _t, _s, c in expected.values() if c]
+        assert counts["upgrades"] == changes.count("upgrade")
+        assert counts["downgrades"] == changes.count("downgrade")
+        assert counts["waiting"] == sum(
+            1 for pk, (_t, since, c) in expected.items() if since and before[pk].status == "active"
+        )
+        history = TierChange.objects.order_by("id")[changes_before:]
+        assert sorted((h.member_id, h.reason, h.to_tier_id) for h in history) == sorted(
+            (pk, c, tier_id) for pk, (tier_id, _s, c) in expected.items() if c
+        )
+        assert all(h.qualifying_value == values[h.member_id] for h in history)
+    assert len({c for _t, _s, c in expected.values()}) > 1  # the data did move members
 
 
 def test_owners_are_notified_30_days_before_points_expire_once(programme, sales_user):

@@ -44,7 +44,8 @@ def test_lookup_by_phone_number_and_name_within_scope(programme, sales_client, s
     member = member_with_balance(10, owner=sales_user, name="陈大文", phone="+8613900001111")
     hidden = member_with_balance(10, owner=sales_user2, name="陈小明", phone="+8613900002222")
     url = reverse("loyalty:members")
-    for query in ("13900001111", member.number, member.number.lower(), "陈大文", "chendawen"):
+    queries = ("13900001111", "+86 139 0000 1111", member.number, member.number.lower(), "陈大文")
+    for query in (*queries, "chendawen"):
         response = sales_client.get(url, {"q": query})
         assert [m.pk for m in response.context["results"]] == [member.pk], query
     assert sales_client.get(url, {"q": "13900002222"}).context["results"] == []
