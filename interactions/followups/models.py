@@ -17,6 +17,11 @@ NOTES_MAX = 4000
 
 
 class FollowUp(models.Model):
+    # crm.accounts.permissions.visible_to: a follow-up is seen with its customer (a rep also sees the
+    # ones assigned to them: interactions.followups.selectors.followup_visible).
+    VISIBILITY_OWNER_FIELD = "customer__owner"
+    VISIBILITY_SHARED_WITH_FIELD = "customer__shared_with"
+
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
         DONE = "done", _("Done")

@@ -38,8 +38,11 @@ def followup_visible(*, user: User) -> QuerySet[FollowUp]:
         return qs.none()
     if user_has_role(user, MANAGERS):
         return qs
-    customers = visible_to(Customer.objects.all(), user).values("pk")
-    return qs.filter(Q(assignee=user) | Q(customer_id__in=customers))
+    # The follow-ups of the customers the rep sees (visible_to: the customer's owner by a join, the
+    # few shared ones by a small subquery) and those assigned to them. Not `customer_id IN (every
+    # customer the rep sees)`: PostgreSQL built that whole list (60,000 ids for a rep owning 30% of
+    # 200,000 customers, 50 ms) for every follow-up query, a customer's panel included.
+    return visible_to(qs, user) | qs.filter(assignee=user)
 
 
 def followup_get_for_user(*, user: User, followup_id: Any) -> FollowUp:

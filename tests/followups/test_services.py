@@ -205,3 +205,25 @@ def test_reminder_key_changes_with_the_due_time(sales_user, own_customer):
     assert key == f"followup:{followup.pk}:{followup.due_at.isoformat()}"
     snoozed = services.followup_snooze(actor=sales_user, followup=followup, hours=1)
     assert services.reminder_key(snoozed) != key
+
+
+def test_a_rep_sees_follow_ups_of_own_and_shared_customers_and_those_assigned_to_them(
+    sales_user, sales_user2, manager_user
+):
+    from interactions.followups.selectors import customer_open_followups, followup_visible
+
+    own = CustomerFactory(owner=sales_user)
+    shared = CustomerFactory(owner=sales_user2)
+    shared.shared_with.add(sales_user)
+    others = CustomerFactory(owner=sales_user2)
+    binned = CustomerFactory(owner=sales_user, deleted_at=timezone.now())
+    on_own = make_followup(customer=own, assignee=sales_user2)  # someone else's task on my customer
+    on_shared = make_followup(customer=shared, assignee=sales_user2)
+    assigned = make_followup(customer=others, assignee=sales_user)  # mine on another rep's customer
+    hidden = make_followup(customer=others, assignee=sales_user2)
+    make_followup(customer=binned, assignee=sales_user)
+    seen = set(followup_visible(user=sales_user).values_list("pk", flat=True))
+    assert seen == {on_own.pk, on_shared.pk, assigned.pk}
+    assert set(followup_visible(user=manager_user).values_list("pk", flat=True)) >= seen | {hidden.pk}
+    assert [f.pk for f in customer_open_followups(user=sales_user, customer=others)] == [assigned.pk]
+    assert [f.pk for f in customer_open_followups(user=sales_user, customer=shared)] == [on_shared.pk]

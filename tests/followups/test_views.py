@@ -90,16 +90,27 @@ def _sql(queries) -> str:
 
 @pytest.mark.parametrize("role", ["sales", "manager"])
 def test_my_day_query_count_is_pinned_and_does_not_grow(
-    role, client_for, sales_user, manager_user, own_customer
+    role, tenant, client_for, sales_user, manager_user, own_customer
 ):
     viewer = sales_user if role == "sales" else manager_user
+    # One follow-up per customer in each section, placed by the page's own day (its time zone), so
+    # the sections fill alike at any time of day (hours from now put them all in "upcoming" near
+    # midnight, and a section shows 25 at most).
+    zone = ZoneInfo(viewer.time_zone or tenant.time_zone or "UTC")
+    start = timezone.localtime(timezone=zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def at(moment):
+        return (moment - timezone.now()).total_seconds() / 3600
 
     def grow(n):
         for i in range(n):
             customer = CustomerFactory(owner=sales_user, birthday=timezone.localdate().replace(year=1990))
-            make_followup(customer=customer, assignee=sales_user, hours=-1 - i, notes="n")
-            make_followup(customer=customer, assignee=sales_user, hours=1 + i, snooze_count=1)
-            make_followup(customer=customer, assignee=sales_user, hours=30 + i)
+            overdue, today = start - timedelta(minutes=1 + i), start + timedelta(minutes=1 + i)
+            make_followup(customer=customer, assignee=sales_user, hours=at(overdue), notes="n")
+            make_followup(customer=customer, assignee=sales_user, hours=at(today), snooze_count=1)
+            make_followup(
+                customer=customer, assignee=sales_user, hours=at(start + timedelta(days=1, hours=1 + i))
+            )
             alert_create(customer=customer, reason="entered_at_risk")
             if i % 2:
                 customer.owner = None
