@@ -522,16 +522,18 @@ class Planner:
             rows = [r for r in identity.rows if r.row not in plan.invalid_rows]
             if not rows:
                 continue
-            merged: dict[str, Any] = {}
-            custom: dict[str, Any] = {}
-            tags: dict[str, None] = {}
-            for row in rows:
-                for key, value in row.customer.items():
-                    merged.setdefault(key, value)
-                for key, value in row.custom.items():
-                    custom.setdefault(key, value)
-                for tag in row.tags:
-                    tags.setdefault(tag, None)
+            if len(rows) == 1:  # most customers have one row: copy it (what the loop below makes)
+                only = rows[0]
+                merged, custom, tags = dict(only.customer), dict(only.custom), dict.fromkeys(only.tags)
+            else:
+                merged, custom, tags = {}, {}, {}
+                for row in rows:
+                    for key, value in row.customer.items():
+                        merged.setdefault(key, value)
+                    for key, value in row.custom.items():
+                        custom.setdefault(key, value)
+                    for tag in row.tags:
+                        tags.setdefault(tag, None)
             if "email" in merged:
                 merged["email"] = merged["email"].lower()
             first = rows[0].row
