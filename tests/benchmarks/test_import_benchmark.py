@@ -1,10 +1,17 @@
-"""Benchmark: 100,000 customer rows validated and written by the import (target: under 30 s).
+"""Benchmark: 100,000 customer rows validated and written by the import.
+
+Issue 18's target is under 10 s for 100,000 rows (and 120 s for 1,000,000); the assertion here is a
+looser guard (30 s per 100,000 rows) because the machine is shared and its load moves every figure.
 
 Runs the same service the Celery task runs (`customers.imports.services.import_run`): read the file,
 check every row, match against existing customers, COPY into staging tables, INSERT ... SELECT,
-tags, audit rows and order figures, in one transaction. Run with `make bench`.
+tags, audit rows and order figures, in one transaction. The result carries the seconds of each
+phase (read, validate, plan, customers_new_copy, customers_new_insert, write_tags, analyse,
+order_stats, audit, constraints), printed here. Run with `make bench`; IMPORT_BENCH_ROWS=300000
+measures a bigger file (for extrapolating to 1,000,000).
 """
 
+import os
 import random
 import time
 
@@ -22,8 +29,9 @@ def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
 
 
-ROWS = 100_000
-TARGET_SECONDS = 30
+ROWS = int(os.environ.get("IMPORT_BENCH_ROWS", "100000"))
+TARGET_SECONDS = 30 * max(1, ROWS // 100_000)
+ISSUE_TARGET_SECONDS = 10 * ROWS / 100_000  # issue 18: 10 s per 100,000 rows (120 s for 1,000,000)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英"
@@ -81,11 +89,16 @@ def test_import_100k_customers(tenant, manager_user, record_benchmark):
     assert result["written"]["customers_created"] == ROWS
     assert Customer.objects.count() == ROWS
     assert AuditEvent.objects.filter(action="customer.imported").count() == ROWS
-    print(f"\nimport of {ROWS:,} customer rows: {seconds:.1f} s; phases: {result['seconds']}")
+    print(
+        f"\nimport of {ROWS:,} customer rows: {seconds:.1f} s (issue target {ISSUE_TARGET_SECONDS:.0f} s, "
+        f"load {os.getloadavg()[0]:.1f}); phases: {result['seconds']}"
+    )
     record_benchmark(
         "import_100k_customers",
         seconds=round(seconds, 2),
         target_seconds=TARGET_SECONDS,
+        issue_target_seconds=ISSUE_TARGET_SECONDS,
+        load_average=os.getloadavg()[0],
         rows=ROWS,
         phases=result["seconds"],
     )
