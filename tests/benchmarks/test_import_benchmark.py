@@ -1,18 +1,26 @@
-"""Benchmark: 100,000 customer rows validated and written by the import (target: under 30 s).
+"""Benchmark: 100,000 customer rows validated and written by the import.
+
+Issue 18's target is under 10 s for 100,000 rows (and 120 s for 1,000,000); the assertion here is a
+looser guard (30 s per 100,000 rows) because the machine is shared and its load moves every figure.
 
 Runs the same service the Celery task runs (`customers.imports.services.import_run`): read the file,
 check every row, match against existing customers, COPY into staging tables, INSERT ... SELECT,
-tags, audit rows and order figures, in one transaction. Run with `make bench`.
+tags, audit rows and order figures, in one transaction. The result carries the seconds of each
+phase (read, validate, plan, customers_new_copy, customers_new_insert, write_tags, analyse,
+order_stats, audit, constraints), printed here. Run with `make bench`; IMPORT_BENCH_ROWS=300000
+measures a bigger file (for extrapolating to 1,000,000).
 """
 
+import os
 import random
 import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from crm.audit.models import AuditEvent
-from customers.imports import services
+from customers.imports import parsing, services
 from customers.models import Customer
 
 
@@ -22,8 +30,9 @@ def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
 
 
-ROWS = 100_000
-TARGET_SECONDS = 30
+ROWS = int(os.environ.get("IMPORT_BENCH_ROWS", "100000"))
+TARGET_SECONDS = 30 * max(1, ROWS // 100_000)
+ISSUE_TARGET_SECONDS = 10 * ROWS / 100_000  # issue 18: 10 s per 100,000 rows (120 s for 1,000,000)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英"
@@ -40,6 +49,19 @@ CITIES = [
 SOURCES = ["门店", "website", "referral", "social", "电话"]
 MOBILE_BLOCKS = ["135", "136", "138", "139", "150", "151", "186", "187", "199"]
 TAGS = ["VIP", "老客户", "newsletter", "wholesale", ""]
+
+
+def _backend_cpu_seconds() -> float | None:
+    """CPU seconds the PostgreSQL backend of this connection has used (it runs on this machine in the
+    benchmark), or None where /proc cannot tell. Beside the wall time, it shows how much of an import
+    is the database's own work, which the machine's load does not change."""
+    connection.ensure_connection()
+    try:
+        with open(f"/proc/{connection.connection.info.backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _csv(rows: int, seed: int = 7) -> bytes:
@@ -61,8 +83,11 @@ def _csv(rows: int, seed: int = 7) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def test_import_100k_customers(tenant, manager_user, record_benchmark):
+def test_import_100k_customers(tenant, manager_user, record_benchmark, monkeypatch, settings):
     data = _csv(ROWS)
+    # A measurement beyond the upload limits (IMPORT_BENCH_ROWS): the limits are not what is measured.
+    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", max(parsing.MAX_UPLOAD_BYTES, len(data)))
+    settings.IMPORT_MAX_ROWS = max(settings.IMPORT_MAX_ROWS, ROWS)
     job = services.import_upload(actor=manager_user, uploaded_file=SimpleUploadedFile("bench.csv", data))
     job = services.import_set_mapping(
         actor=manager_user, job=job, mapping=job.params["mapping"], policy="update"
@@ -73,19 +98,31 @@ def test_import_100k_customers(tenant, manager_user, record_benchmark):
     assert job.result["preview"]["errors_total"] == 0, job.result["preview"]["errors"][:5]
     services.import_confirm(actor=manager_user, job=job, skip_invalid=False)
 
+    backend_before, python_before = _backend_cpu_seconds(), time.process_time()
     started = time.perf_counter()
     result = services.import_run(job_id=job.pk)
     seconds = time.perf_counter() - started
+    python_cpu = time.process_time() - python_before
+    backend_after = _backend_cpu_seconds()
+    backend_cpu = None if backend_after is None else round(backend_after - backend_before, 2)
 
     assert result is not None
     assert result["written"]["customers_created"] == ROWS
     assert Customer.objects.count() == ROWS
     assert AuditEvent.objects.filter(action="customer.imported").count() == ROWS
-    print(f"\nimport of {ROWS:,} customer rows: {seconds:.1f} s; phases: {result['seconds']}")
+    print(
+        f"\nimport of {ROWS:,} customer rows: {seconds:.1f} s (issue target {ISSUE_TARGET_SECONDS:.0f} s, "
+        f"load {os.getloadavg()[0]:.1f}); CPU: Python {python_cpu:.1f} s, PostgreSQL {backend_cpu} s; "
+        f"phases: {result['seconds']}"
+    )
     record_benchmark(
         "import_100k_customers",
         seconds=round(seconds, 2),
         target_seconds=TARGET_SECONDS,
+        issue_target_seconds=ISSUE_TARGET_SECONDS,
+        load_average=os.getloadavg()[0],
+        python_cpu_seconds=round(python_cpu, 2),
+        postgres_cpu_seconds=backend_cpu,
         rows=ROWS,
         phases=result["seconds"],
     )

@@ -291,6 +291,24 @@ def test_custom_fields_are_validated_by_type_and_required_ones_are_enforced(tena
     }
 
 
+def test_an_update_compares_custom_fields_with_the_stored_ones(tenant, manager_user):
+    CustomFieldDefinitionFactory(key="level", label="Level", field_type="choice", choices=["gold", "silver"])
+    CustomFieldDefinitionFactory(key="visits", label="Visits", field_type="number")
+    existing = CustomerFactory(
+        name="Ann", email="ann@example.com", external_id="", custom_fields={"level": "gold", "visits": 3}
+    )
+    same = run_import(manager_user, "email,level,visits\nann@example.com,gold,3\n")
+    assert written(same)["customers_updated"] == 0 and same.result["unchanged"]["customers"] == 1
+
+    changed = run_import(manager_user, "email,level,visits\nann@example.com,silver,3\n")
+    assert written(changed)["customers_updated"] == 1
+    existing.refresh_from_db()
+    assert existing.custom_fields == {"level": "silver", "visits": 3}
+    event = AuditEvent.objects.get(action="customer.updated_by_import", target_id=str(existing.pk))
+    assert event.changes["custom_fields.level"] == {"old": "gold", "new": "silver"}
+    assert "custom_fields.visits" not in event.changes
+
+
 ORDERS = (
     "订单号,下单时间,手机,姓名,商品名称,SKU,数量,单价,金额,渠道\n"
     "SO-1,2024-03-01 10:00,13800138000,王小明,茶叶,T-1,2,50,120,线上\n"
