@@ -67,6 +67,7 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/test_scoped_content.py",
         "tests/crm/test_accounts_views.py",
         "tests/crm/test_accounts_services.py",
+        "tests/crm/test_company_profile.py",
     ],
     "crm/audit": [*ACCESS, "tests/crm/test_accounts_views.py"],
     "crm/jobs": [*ACCESS, "tests/crm/test_jobs_views.py", "tests/crm/test_job_retention.py"],
@@ -76,7 +77,10 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/crm/test_tenancy_services.py",
         "tests/crm/test_tenancy_views.py",
         "tests/crm/test_tenancy_cloning.py",
+        "tests/crm/test_tenancy_console.py",
+        "tests/crm/test_company_profile.py",
     ],
+    "crm/settings_registry.py": [*ACCESS, "tests/crm/test_company_profile.py"],
     "crm/storage.py": ["tests/crm/test_tenant_scoping.py", *ACCESS],
     "crm/settings": ["tests/crm/test_tenant_scoping.py"],
     "crm": [*ACCESS, "tests/crm"],
@@ -87,6 +91,7 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/customers/test_import_views.py",
     ],
     "customers/exports": [*ACCESS, "tests/customers/test_export.py"],
+    "customers/tags": [*ACCESS, "tests/customers/test_tags.py"],
     "customers/dedupe": [
         "tests/customers/test_rollbacks.py",
         *ACCESS,
@@ -161,6 +166,8 @@ NO_OP = "with transaction.atomic() made a no-op"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("crm/accounts/services.py", "invitation_create", NO_OP): "the savepoint around save() only turns an "
     "IntegrityError into a ValidationError; the function's own @transaction.atomic rolls back either way",
+    ("customers/tags/services.py", "tag_update", NO_OP): "the savepoint around save() only turns an "
+    "IntegrityError into a ValidationError; the function's own @transaction.atomic rolls back either way",
     ("crm/jobs/services.py", "job_get_or_create_active", NO_OP): "it wraps a select_for_update, which "
     "raises at once outside a transaction (the browser tests' live server runs in autocommit); inside "
     "a test transaction the lock is taken all the same",
@@ -177,6 +184,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "tenant_open",
         "@transaction.atomic removed from tenant_open",
     ): "its one write is tenant_create(), atomic itself; the provisioning task is sent on commit either way",
+    (
+        "crm/tenancy/usage.py",
+        "tenant_usage_record",
+        "@transaction.atomic removed from tenant_usage_record",
+    ): "its one write is a single INSERT ... ON CONFLICT DO UPDATE statement, all or nothing by itself; "
+    "the reads before it only measure",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }
@@ -191,6 +204,8 @@ ATOMIC_TESTS: dict[str, list[str]] = {
     "interactions/service": ["tests/interactions/service"],
     "interactions": ["tests/interactions"],
     "loyalty": ["tests/loyalty"],
+    # the console's resend sends its e-mail inside the transaction: a mail failure must undo the new link
+    "crm/tenancy/editing.py": ["tests/crm/test_tenancy_console.py"],
 }
 
 

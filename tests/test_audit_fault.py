@@ -13,10 +13,13 @@ from django.utils import timezone
 from crm.accounts import services as accounts
 from crm.accounts.models import Invitation, User
 from crm.audit.models import AuditEvent
+from crm.tenancy import editing as tenancy_editing
+from crm.tenancy import profile as tenancy_profile
 from crm.tenancy import services as tenancy
 from crm.tenancy.models import Tenant
 from customers import services as customers
 from customers.models import Customer, CustomFieldDefinition, Order, Tag
+from customers.tags import services as tag_services
 from segmentation import services as segmentation
 from segmentation.models import ChurnAlert, Segment, SegmentationSettings
 from tests.factories import CustomerFactory, OrderFactory
@@ -46,6 +49,7 @@ def _state(models=TENANT_MODELS):
     state["tags"] = sorted(Customer.tags.through.objects.values_list("customer_id", "tag_id"))
     state["shares"] = sorted(Customer.shared_with.through.objects.values_list("customer_id", "user_id"))
     state["settings"] = sorted(map(repr, SegmentationSettings.objects.values()))
+    state["company"] = sorted(map(repr, Tenant.objects.values()))  # the profile's row (public table)
     return state
 
 
@@ -80,6 +84,8 @@ def w(tenant, users):
         "segment": segment,
         "alert": alert,
         "tag": Tag.objects.create(name="vip"),
+        "tag2": Tag.objects.create(name="gold"),
+        "binned_tag": Tag.objects.create(name="old", deleted_at=timezone.now()),
     }
 
 
@@ -148,6 +154,20 @@ TENANT_CASES = {
     "segment_delete": lambda w: segmentation.segment_delete(actor=w["sales"], segment=w["segment"]),
     "alert_acknowledge": lambda w: segmentation.alert_acknowledge(actor=w["sales"], alert=w["alert"]),
     "alert_dismiss": lambda w: segmentation.alert_dismiss(actor=w["sales"], alert=w["alert"]),
+    "tag_update": lambda w: tag_services.tag_update(
+        actor=w["manager"], tag=w["tag"], name="VIP", color="danger"
+    ),
+    "tag_merge": lambda w: tag_services.tag_merge(actor=w["manager"], source=w["tag"], target=w["tag2"]),
+    "tag_delete": lambda w: tag_services.tag_delete(actor=w["manager"], tag=w["tag"]),
+    "tag_restore": lambda w: tag_services.tag_restore(actor=w["manager"], tag=w["binned_tag"]),
+    "tenant_update_profile": lambda w: tenancy_profile.tenant_update_profile(
+        actor=w["admin"],
+        tenant=w["tenant"],
+        name="Renamed Co",
+        time_zone="Europe/Berlin",
+        currency="EUR",
+        default_language="en",
+    ),
     # through its page: the duplicates module is being moved
     "duplicate_dismiss": lambda w: w["admin_client"].post(
         reverse("customers:duplicate_dismiss", args=[w["pair"][0].pk, w["pair"][1].pk])
@@ -191,6 +211,9 @@ PUBLIC_CASES = {
         actor=admin, name="Eta", slug="eta", admin_email="a@eta.test"
     ),
     "tenant_suspend": lambda admin, t: tenancy.tenant_suspend(actor=admin, tenant=t["beta"]),
+    "tenant_update": lambda admin, t: tenancy_editing.tenant_update(
+        actor=admin, tenant=t["beta"], name="Beta Renamed", time_zone="Europe/Paris"
+    ),
     "tenant_reactivate": lambda admin, t: tenancy.tenant_reactivate(actor=admin, tenant=t["suspended"]),
     "tenant_retry_provisioning": lambda admin, t: tenancy.tenant_retry_provisioning(
         actor=admin, tenant=t["failed"]

@@ -317,3 +317,16 @@ def test_a_worker_reads_the_changed_profile_on_its_next_task(
         )
     assert task.get_tenant_for_schema("alpha").time_zone == "Europe/Paris"
     assert task.get_tenant_for_schema("beta").schema_name == "beta"
+
+
+def test_the_settings_page_lists_what_each_role_may_open(client_for, sales_user, manager_user, admin_user):
+    """The settings registry offers an entry only to the roles it names: a manager sees Tags and
+    nothing of the admin's (users, security, company profile); an admin sees all of them."""
+    from crm.settings_registry import entries_for
+
+    keys = {user.role: {entry["key"] for entry in entries_for(user)} for user in (manager_user, admin_user)}
+    assert keys["manager"] == {"tags"}
+    assert {"tags", "custom-fields"} < keys["admin"] and len(keys["admin"]) > len(keys["manager"]) + 2
+    assert entries_for(sales_user) == []
+    page = client_for(manager_user).get("/accounts/settings/").content.decode()
+    assert "/customers/tags/" in page and URL not in page

@@ -284,3 +284,25 @@ def test_tag_names_are_escaped(manager_client, sales_user):
     TagFactory(name="<script>alert(1)</script>")
     page = manager_client.get(LIST).content.decode()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_tag_services_refuse_a_sales_user_themselves(sales_user):
+    """Behind the views' role check, each tag service checks the role too (a task or another app
+    calling it cannot rename, merge, bin or restore tags for a sales user)."""
+
+    from customers.tags import services as tag_services
+
+    vip, gold = Tag.objects.create(name="vip-x"), Tag.objects.create(name="gold-x")
+    calls = [
+        lambda: tag_services.tag_update(actor=sales_user, tag=vip, name="VIP 2", color=vip.color),
+        lambda: tag_services.tag_merge(actor=sales_user, source=vip, target=gold),
+        lambda: tag_services.tag_delete(actor=sales_user, tag=vip),
+        lambda: tag_services.tag_restore(actor=sales_user, tag=gold),
+    ]
+    for call in calls:
+        with pytest.raises(PermissionDenied):
+            call()
+    assert sorted(Tag.objects.filter(pk__in=[vip.pk, gold.pk]).values_list("name", "deleted_at")) == [
+        ("gold-x", None),
+        ("vip-x", None),
+    ]

@@ -227,3 +227,6 @@ def test_a_rep_sees_follow_ups_of_own_and_shared_customers_and_those_assigned_to
     assert set(followup_visible(user=manager_user).values_list("pk", flat=True)) >= seen | {hidden.pk}
     assert [f.pk for f in customer_open_followups(user=sales_user, customer=others)] == [assigned.pk]
     assert [f.pk for f in customer_open_followups(user=sales_user, customer=shared)] == [on_shared.pk]
+    sales_user.is_active = False  # a deactivated rep sees nothing, not even what is assigned to them
+    sales_user.save(update_fields=["is_active"])
+    assert not followup_visible(user=sales_user).exists()
