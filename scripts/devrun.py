@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from services import ROOT, ServiceError, service_environment, stop_servers
+from services import ROOT, ServiceError, service_environment, stop_processes, stop_servers
 
 PYTHON = sys.executable
 PORT = int(os.environ.get("PORT", "8000"))
@@ -129,14 +129,7 @@ def main() -> int:
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.5)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         stop_servers(servers)
     return 0
 

@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services import ROOT, ServiceError, service_environment, stop_servers
+from services import ROOT, ServiceError, service_environment, stop_processes, stop_servers
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -405,14 +405,7 @@ def main() -> int:
             return 1
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes, timeout=20)
         stop_servers(servers)
 
 

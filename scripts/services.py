@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -154,6 +155,18 @@ def service_environment() -> tuple[dict[str, str], list]:
     redis_env, redis_server = ensure_redis(env)
     env.update(redis_env)
     return env, [server for server in (pg_server, redis_server) if server is not None]
+
+
+def stop_processes(processes: list, *, timeout: float = 10) -> None:
+    """Terminate the child processes still running, wait `timeout` seconds for each, then kill."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def stop_servers(servers: list) -> None:

@@ -1,6 +1,7 @@
 """Fixtures shared by the platform tests (import them into a test module to use them)."""
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -23,3 +24,15 @@ def english_ui(db):
     if previous != "public":
         connection.set_tenant(Tenant.objects.get(schema_name=previous))
     yield
+
+
+@pytest.fixture
+def fresh_stats(db):
+    """The console's per-tenant stats are cached for a minute in Redis, which outlives each test's
+    rolled-back transaction: start each test without them."""
+    connection.set_schema_to_public()
+    cache.delete_many(
+        [f"tenancy:stats:{name}" for name in Tenant.objects.values_list("schema_name", flat=True)]
+    )
+    yield
+    connection.set_schema_to_public()

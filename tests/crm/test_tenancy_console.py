@@ -8,7 +8,6 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test import Client
@@ -22,22 +21,12 @@ from crm.tenancy.models import Tenant, TenantUsage
 from crm.tenancy.tasks import tenant_usage_all_tenants, tenant_usage_task
 from customers.models import Customer
 from tests.conftest import PASSWORD
-from tests.crm.platform_fixtures import english_ui  # noqa: F401
+from tests.crm.platform_fixtures import english_ui, fresh_stats  # noqa: F401
 from tests.factories import CustomerFactory, OrderFactory
 
 CONSOLE = "/console/"
 
-pytestmark = pytest.mark.usefixtures("english_ui")
-
-
-@pytest.fixture(autouse=True)
-def fresh_stats(db):
-    connection.set_schema_to_public()
-    cache.delete_many(
-        [f"tenancy:stats:{name}" for name in Tenant.objects.values_list("schema_name", flat=True)]
-    )
-    yield
-    connection.set_schema_to_public()
+pytestmark = pytest.mark.usefixtures("english_ui", "fresh_stats")
 
 
 def _events(tenant: Tenant, action: str) -> list[AuditEvent]:

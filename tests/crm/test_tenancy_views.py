@@ -12,22 +12,11 @@ from crm.audit.models import AuditEvent
 from crm.tenancy import selectors
 from crm.tenancy.models import Domain, Tenant
 from tests.conftest import PASSWORD
-from tests.crm.platform_fixtures import english_ui  # noqa: F401
+from tests.crm.platform_fixtures import english_ui, fresh_stats  # noqa: F401
 
 CONSOLE = "/console/"
 
-pytestmark = pytest.mark.usefixtures("english_ui")
-
-
-@pytest.fixture(autouse=True)
-def fresh_stats(db):
-    """Stats are cached for a minute in Redis, which outlives each test's rolled-back transaction."""
-    connection.set_schema_to_public()
-    cache.delete_many(
-        [f"tenancy:stats:{name}" for name in Tenant.objects.values_list("schema_name", flat=True)]
-    )
-    yield
-    connection.set_schema_to_public()
+pytestmark = pytest.mark.usefixtures("english_ui", "fresh_stats")
 
 
 def _light_tenant(slug: str, status: str = Tenant.Status.ACTIVE) -> Tenant:
