@@ -7,7 +7,6 @@ import signal
 import time
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -16,40 +15,9 @@ from django_tenants.utils import schema_context
 from crm.tenancy.models import Tenant, TenantUsage
 from crm.tenancy.tasks import tenant_usage_all_tenants, tenant_usage_task
 from tests.factories import CustomerFactory, OrderFactory
+from tests.worker_kill import raw_connection, wait_until, waiting_on_lock
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
-
-
-def _wait(check, log, timeout: float = 120):
-    deadline = time.monotonic() + timeout  # a loaded machine takes its time
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not done in {timeout} s:\n{log.read_text()[-2000:]}")
-
-
-def _raw_connection():
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        dbname=db["NAME"],
-        autocommit=False,
-    )
-
-
-def _upsert_waiting_on_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            ['INSERT INTO "tenancy_tenantusage"%'],
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_daily_usage_through_a_worker_and_a_kill_mid_write(
@@ -70,7 +38,9 @@ def test_daily_usage_through_a_worker_and_a_kill_mid_write(
             worker = celery_worker_factory()
             sent = tenant_usage_all_tenants.delay().get(timeout=120)
             assert sent >= 1
-            row = _wait(lambda: TenantUsage.objects.filter(tenant=busy).first(), celery_worker_factory.log)
+            row = wait_until(
+                lambda: TenantUsage.objects.filter(tenant=busy).first(), celery_worker_factory.log
+            )
             assert (row.customers, row.orders, row.day) == (5, 3, timezone.now().date())
             assert row.users >= 1 and row.database_bytes > 0
             assert not TenantUsage.objects.filter(tenant=quiet).exists()
@@ -78,7 +48,7 @@ def test_daily_usage_through_a_worker_and_a_kill_mid_write(
             # Killed while writing: another transaction holds the day's row of `busy` for tomorrow, so
             # the worker's upsert waits on it and is killed there.
             tomorrow = (timezone.now().date() + timedelta(days=1)).isoformat()
-            blocker = _raw_connection()
+            blocker = raw_connection()
             try:
                 with blocker.cursor() as cursor:
                     cursor.execute(
@@ -88,7 +58,9 @@ def test_daily_usage_through_a_worker_and_a_kill_mid_write(
                         [busy.pk, tomorrow],
                     )
                 tenant_usage_task.delay(busy.pk, tomorrow)
-                _wait(_upsert_waiting_on_lock, celery_worker_factory.log)
+                wait_until(
+                    lambda: waiting_on_lock('INSERT INTO "tenancy_tenantusage"%'), celery_worker_factory.log
+                )
                 os.kill(worker.pid, signal.SIGKILL)
                 worker.wait(timeout=10)
             finally:

@@ -10,7 +10,6 @@ import os
 import signal
 import time
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -20,22 +19,11 @@ from loyalty.models import Member, PointsEntry, Programme
 from loyalty.services import EXPIRY_BATCH, member_balances_check, programme_get
 from loyalty.tasks import points_nightly_task
 from tests.benchmarks.test_recompute_benchmark import generate
+from tests.worker_kill import raw_connection, wait_until, waiting_on_lock
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 
 MEMBERS = 12_000  # three batches
-
-
-def _raw_connection():
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        dbname=db["NAME"],
-        autocommit=False,
-    )
 
 
 def _members_with_due_lots() -> None:
@@ -65,27 +53,6 @@ def _members_with_due_lots() -> None:
         )
 
 
-def _expiry_waiting_on_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            # the statement text is cut at track_activity_query_size: match its start
-            ['SELECT id FROM "loyalty_member" WHERE id = ANY%'],
-        )
-        return cursor.fetchone()[0] > 0
-
-
-def _wait(check, log, timeout: float = 120):
-    deadline = time.monotonic() + timeout  # a loaded machine takes its time
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not done in {timeout} s:\n{log.read_text()[-1500:]}")
-
-
 def test_a_worker_killed_mid_expiry_and_rerun_expires_each_lot_once(
     committed_tenant, celery_worker_factory, django_db_blocker
 ):
@@ -105,7 +72,7 @@ def test_a_worker_killed_mid_expiry_and_rerun_expires_each_lot_once(
             last = Member.objects.order_by("-id").values_list("pk", flat=True)[0]
         assert members >= MEMBERS
 
-        blocker = _raw_connection()
+        blocker = raw_connection()
         try:
             # Another transaction holds the last member's row: the third batch waits on it.
             with blocker.cursor() as cursor:
@@ -114,7 +81,11 @@ def test_a_worker_killed_mid_expiry_and_rerun_expires_each_lot_once(
             worker = celery_worker_factory()
             with tenant_context(tenant):
                 points_nightly_task.delay()
-            _wait(_expiry_waiting_on_lock, celery_worker_factory.log)
+            wait_until(
+                # the statement text is cut at track_activity_query_size: match its start
+                lambda: waiting_on_lock('SELECT id FROM "loyalty_member" WHERE id = ANY%'),
+                celery_worker_factory.log,
+            )
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)
         finally:

@@ -11,7 +11,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -21,6 +20,7 @@ from interactions.service import services
 from interactions.service.models import ServiceSettings, SlaEvent, SlaPolicy, Ticket
 from interactions.service.tasks import sla_scan_task
 from tests.conftest import REPO_ROOT, _test_database_url
+from tests.worker_kill import raw_connection, waiting_on_lock
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 
@@ -71,28 +71,6 @@ def _start_worker(queue: str, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"worker did not start:\n{log.read_text()}")
 
 
-def _raw_connection():
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        dbname=db["NAME"],
-        autocommit=False,
-    )
-
-
-def _scan_waiting_on_lock(schema: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            ["%service_slaevent%"],
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def test_a_worker_killed_mid_scan_leaves_nothing_and_the_next_scan_raises_each_event_once(
     committed_tenant, django_db_blocker, tmp_path
 ):
@@ -123,7 +101,7 @@ def test_a_worker_killed_mid_scan_leaves_nothing_and_the_next_scan_raises_each_e
                 first_response_due_at=now - timedelta(hours=1),
             )
             last = tickets[9]
-        blocker = _raw_connection()
+        blocker = raw_connection()
         try:
             # Another transaction holds the claim of one warning: the scan's INSERT waits on it, mid-scan.
             with blocker.cursor() as cursor:
@@ -137,7 +115,7 @@ def test_a_worker_killed_mid_scan_leaves_nothing_and_the_next_scan_raises_each_e
             with tenant_context(tenant):
                 sla_scan_task.apply_async(queue=queue)
             deadline = time.monotonic() + 120  # a loaded machine takes its time
-            while not _scan_waiting_on_lock(tenant.schema_name):
+            while not waiting_on_lock("%service_slaevent%"):
                 assert time.monotonic() < deadline, (tmp_path / "worker-1.log").read_text()
                 time.sleep(0.2)
             workers[0].send_signal(signal.SIGKILL)
