@@ -35,8 +35,11 @@ format: $(STAMP)
 test: $(STAMP) lint audit
 	$(PY) scripts/testrun.py -n 2
 
+# SCALE=1m: the benchmarks marked at_scale at 1,000,000 customers (tests/benchmarks/scale.py).
+SCALE ?= 100k
 bench: $(STAMP)
-	$(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" $(ARGS)
+	BENCH_SCALE=$(SCALE) $(PY) -m pytest tests/benchmarks -p no:cacheprovider -s -q --create-db -o addopts="" \
+		$(if $(filter 1m,$(SCALE)),-m at_scale) $(ARGS)
 
 # Many signed-in users at once: gunicorn with the production settings on 127.0.0.1, a Celery worker,
 # Locust headless; a recompute and an import run meanwhile. Exits 1 on any 5xx (scripts/loadtest.py).
