@@ -61,6 +61,16 @@ ACCESS = [
     "tests/test_service_roles.py",
     "tests/test_role_offers.py",
 ]
+CUSTOMERS_TESTS = [
+    *ACCESS,
+    "tests/customers/test_rollbacks.py",
+    "tests/customers/test_services.py",
+    "tests/customers/test_selectors.py",
+    "tests/customers/test_views.py",
+    "tests/customers/test_bin.py",
+    "tests/customers/test_export.py",
+    "tests/dashboards/test_reports.py",  # the scopes the reports read (purchase_orders, customer_scope)
+]
 TEST_MAP: dict[str, list[str]] = {
     "crm/accounts": [
         *ACCESS,
@@ -90,7 +100,13 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/customers/test_import_services.py",
         "tests/customers/test_import_views.py",
     ],
+    "customers/imports/kinds.py": [
+        "tests/customers/test_import_kinds.py",
+        *ACCESS,
+        "tests/interactions/test_imports.py",
+    ],
     "customers/exports": [*ACCESS, "tests/customers/test_export.py"],
+    "customers/privacy": [*ACCESS, "tests/customers/test_privacy.py"],
     "customers/tags": [*ACCESS, "tests/customers/test_tags.py"],
     "customers/dedupe": [
         "tests/customers/test_rollbacks.py",
@@ -99,16 +115,9 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/customers/test_duplicates.py",
         "tests/customers/test_duplicates_background.py",
     ],
-    "customers": [
-        *ACCESS,
-        "tests/customers/test_rollbacks.py",
-        "tests/customers/test_services.py",
-        "tests/customers/test_selectors.py",
-        "tests/customers/test_views.py",
-        "tests/customers/test_bin.py",
-        "tests/customers/test_export.py",
-        "tests/dashboards/test_reports.py",  # the scopes the reports read (purchase_orders, customer_scope)
-    ],
+    "customers": CUSTOMERS_TESTS,
+    # the dashboard's figures (customer_figures, period_figures, monthly_revenue) are read here too
+    "customers/selectors.py": [*CUSTOMERS_TESTS, "tests/dashboards/test_dashboard.py"],
     "segmentation": [
         "tests/test_scoped_content.py",
         *ACCESS,
@@ -190,6 +199,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "@transaction.atomic removed from tenant_usage_record",
     ): "its one write is a single INSERT ... ON CONFLICT DO UPDATE statement, all or nothing by itself; "
     "the reads before it only measure",
+    (
+        "crm/notifications/services.py",
+        "notify",
+        "@transaction.atomic removed from notify",
+    ): "its one write is notify_many(), atomic itself; what follows is a read of the row",
+    ("crm/notifications/mailing.py", "_claim_run", NO_OP): "get_or_create() makes its own savepoint "
+    "around the INSERT and reads the row again on a conflict: the outer block adds nothing",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }
@@ -204,6 +220,10 @@ ATOMIC_TESTS: dict[str, list[str]] = {
     "interactions/service": ["tests/interactions/service"],
     "interactions": ["tests/interactions"],
     "loyalty": ["tests/loyalty"],
+    "customers/imports/kinds.py": ["tests/customers/test_import_kinds.py"],
+    # committed tenants: a purge or a restore that fails part-way (pg_dump and DROP SCHEMA need them)
+    "crm/tenancy/backup.py": ["tests/ops/test_tenant_backup.py"],
+    "crm/tenancy/deletion.py": ["tests/ops/test_tenant_backup.py"],
     # the console's resend sends its e-mail inside the transaction: a mail failure must undo the new link
     "crm/tenancy/editing.py": ["tests/crm/test_tenancy_console.py"],
 }

@@ -13,12 +13,16 @@ from django.utils import timezone
 from crm.accounts import services as accounts
 from crm.accounts.models import Invitation, User
 from crm.audit.models import AuditEvent
+from crm.notifications import services as notifications
+from crm.notifications.models import NotificationPreference
+from crm.tenancy import deletion as tenancy_deletion
 from crm.tenancy import editing as tenancy_editing
 from crm.tenancy import profile as tenancy_profile
 from crm.tenancy import services as tenancy
 from crm.tenancy.models import Tenant
 from customers import services as customers
 from customers.models import Customer, CustomFieldDefinition, Order, Tag
+from customers.privacy import services as privacy
 from customers.tags import services as tag_services
 from segmentation import services as segmentation
 from segmentation.models import ChurnAlert, Segment, SegmentationSettings
@@ -41,7 +45,17 @@ def _refuse_audit_rows() -> None:
         )
 
 
-TENANT_MODELS = (Customer, Order, Tag, CustomFieldDefinition, User, Invitation, Segment, ChurnAlert)
+TENANT_MODELS = (
+    Customer,
+    Order,
+    Tag,
+    CustomFieldDefinition,
+    User,
+    Invitation,
+    Segment,
+    ChurnAlert,
+    NotificationPreference,
+)
 
 
 def _state(models=TENANT_MODELS):
@@ -126,6 +140,16 @@ TENANT_CASES = {
         actor=w["manager"], customer_ids=[w["customer"].pk, w["pair"][0].pk]
     ),
     "customer_restore": lambda w: customers.customer_restore(actor=w["admin"], customer=w["binned"]),
+    # the last step of an erasure is its audit row: the providers' and the record's blanking go back
+    "customer_erase": lambda w: privacy.customer_erase(
+        actor=w["admin"], customer=w["customer"], confirmation=privacy.ERASE_CONFIRMATION
+    ),
+    # two topics saved, then the audit row
+    "preferences_update": lambda w: notifications.preferences_update(
+        actor=w["sales"],
+        user=w["sales"],
+        choices={"followups.due": {"email": False}, "alerts.churn": {"email": False, "digest": False}},
+    ),
     # the nightly purge: each batch's deletes and audit rows together
     "customers_purge_expired": lambda w: customers.customers_purge_expired(
         now=timezone.now() + timedelta(days=customers.BIN_RETENTION_DAYS + 1)
@@ -213,6 +237,9 @@ PUBLIC_CASES = {
     "tenant_suspend": lambda admin, t: tenancy.tenant_suspend(actor=admin, tenant=t["beta"]),
     "tenant_update": lambda admin, t: tenancy_editing.tenant_update(
         actor=admin, tenant=t["beta"], name="Beta Renamed", time_zone="Europe/Paris"
+    ),
+    "tenant_delete": lambda admin, t: tenancy_deletion.tenant_delete(
+        actor=admin, tenant=t["beta"], confirm_slug=t["beta"].slug
     ),
     "tenant_reactivate": lambda admin, t: tenancy.tenant_reactivate(actor=admin, tenant=t["suspended"]),
     "tenant_retry_provisioning": lambda admin, t: tenancy.tenant_retry_provisioning(

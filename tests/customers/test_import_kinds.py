@@ -3,6 +3,8 @@ rule, row checks and write, and gets upload, mapping guess, the checking job, th
 one-transaction write, role checks and redelivery safety without copying the job code. Shown with a
 toy kind that imports tags; the customer import itself is untouched (its own tests)."""
 
+import dataclasses
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -100,3 +102,52 @@ def test_the_mapping_rule_and_the_role_are_the_kinds(manager_user, sales_user):
         _upload(sales_user, "name\nx\n")
     with pytest.raises(PermissionDenied):
         kinds.kind_set_mapping(kind=TAGS, actor=sales_user, job=job, mapping=["name", "colour"])
+
+
+def _demote(user):
+    from crm.accounts.models import User
+
+    User.objects.filter(pk=user.pk).update(role="sales")
+
+
+def test_an_importer_who_lost_the_role_before_the_check_gets_a_failed_job(manager_user):
+    job = _upload(manager_user, "name,colour\nVIP,red\n")
+    job = kinds.kind_set_mapping(kind=TAGS, actor=manager_user, job=job, mapping=["name", "colour"])
+    _demote(manager_user)
+    kinds.kind_check(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.params["stage"] == "failed" and "preview" not in (job.result or {})
+    assert job.shown_message == "The user who started this import may no longer import."
+
+
+def test_an_importer_who_lost_the_role_before_the_write_writes_nothing(manager_user):
+    job = _upload(manager_user, "name,colour\nVIP,red\n")
+    job = kinds.kind_set_mapping(kind=TAGS, actor=manager_user, job=job, mapping=["name", "colour"])
+    kinds.kind_check(job_id=job.pk)
+    job.refresh_from_db()
+    job = kinds.kind_confirm(kind=TAGS, actor=manager_user, job=job)
+    _demote(manager_user)
+    kinds.kind_write(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.params["stage"] == "failed" and not Tag.objects.exists()
+
+
+def test_a_write_that_fails_part_way_writes_nothing(manager_user):
+    """The kind's write raises after its first rows are in: the job fails and no row stays."""
+
+    def write_then_fail(actor, rows, job):
+        _write(actor, rows[:1], job)
+        raise RuntimeError("the disk is full")
+
+    failing = dataclasses.replace(TAGS, write=write_then_fail)
+    kinds.register_import_kind(failing)
+    job = _upload(manager_user, "name,colour\nVIP,red\nNew,green\n")
+    job = kinds.kind_set_mapping(kind=failing, actor=manager_user, job=job, mapping=["name", "colour"])
+    kinds.kind_check(job_id=job.pk)
+    job.refresh_from_db()
+    job = kinds.kind_confirm(kind=failing, actor=manager_user, job=job)
+    with pytest.raises(RuntimeError):  # raised on to the task (logged), after the job is marked failed
+        kinds.kind_write(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and not Tag.objects.exists()
+    assert job.shown_message == "The import failed. Nothing was written. Please try again."

@@ -148,6 +148,55 @@ def test_an_undo_whose_hook_fails_changes_nothing(pair, monkeypatch, client_for,
     assert Customer.objects.get(pk=merged.pk).merged_into_id == survivor.pk
 
 
+@pytest.fixture
+def trio(pair, users):
+    third = CustomerFactory(owner=users["sales"], name="Same Person", email="third@person.test")
+    OrderFactory.create_batch(2, customer=third)
+    return (*pair, third)
+
+
+def _hook_failing_for(monkeypatch, *, step: str, customer_pk: int):
+    """Another app's hook that fails for one customer of a group only, so the group's first merge (or
+    undo) has been written when its second one fails."""
+
+    def move(survivor, merged):
+        if step == "move" and merged.pk == customer_pk:
+            raise RuntimeError("hook failed on the group's second customer")
+        return {"ok": True}
+
+    def undo(survivor, merged, info):
+        if step == "undo" and merged.pk == customer_pk:
+            raise RuntimeError("hook failed on the group's second customer")
+
+    monkeypatch.setitem(registry.merge_hooks, "zz.fails", MergeHook(key="zz.fails", move=move, undo=undo))
+
+
+def test_a_group_merge_whose_second_merge_fails_changes_nothing(trio, monkeypatch, users):
+    from customers.dedupe.services import customer_merge_group
+
+    survivor, first, second = trio
+    _hook_failing_for(monkeypatch, step="move", customer_pk=second.pk)
+    before = _state()
+    with pytest.raises(RuntimeError):
+        customer_merge_group(actor=users["manager"], survivor=survivor, others=[first, second])
+    assert _state() == before
+
+
+def test_a_group_undo_whose_second_undo_fails_changes_nothing(trio, monkeypatch, users):
+    from customers.dedupe.services import customer_merge_group, customer_merge_group_undo
+
+    survivor, first, second = trio
+    # undone last first: `second` is undone, then `first` fails
+    _hook_failing_for(monkeypatch, step="undo", customer_pk=first.pk)
+    customer_merge_group(actor=users["manager"], survivor=survivor, others=[first, second])
+    assert Order.objects.filter(customer=survivor).count() == 6
+    before = _state()
+    with pytest.raises(RuntimeError):
+        customer_merge_group_undo(actor=users["manager"], survivor=survivor)
+    assert _state() == before
+    assert Customer.objects.get(pk=second.pk).merged_into_id == survivor.pk
+
+
 # --- demo data ---------------------------------------------------------------------------------------
 
 

@@ -57,6 +57,26 @@ def test_notify_many_inserts_in_bulk_and_skips_existing(
     assert EmailDelivery.objects.count() == 2500
 
 
+def test_a_refused_email_row_undoes_the_notifications_too(tenant, sales_user, sales_user2, kinds):
+    """The notifications and their e-mail rows are written together: when the e-mail rows are refused
+    (the database raises part-way), no notification stays without its e-mail."""
+    from django.db import DatabaseError
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'no e-mail rows today'; END $$"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER refuse_delivery BEFORE INSERT ON "{EmailDelivery._meta.db_table}" '
+            "FOR EACH ROW EXECUTE FUNCTION refuse_delivery()"
+        )
+    items = [NotificationSpec(sales_user, "a", "Call A"), NotificationSpec(sales_user2, "b", "Call B")]
+    with pytest.raises(DatabaseError):
+        services.notify_many(kind="test.due", items=items)
+    assert not Notification.objects.exists() and not EmailDelivery.objects.exists()
+
+
 def test_preferences_decide_the_email_and_in_app_always_happens(tenant, sales_user, sales_user2, kinds):
     NotificationPreference.objects.create(user=sales_user, kind="test.due", email=False)
     NotificationPreference.objects.create(user=sales_user2, kind="test.quiet", email=True)

@@ -132,3 +132,40 @@ def test_the_digest_dispatcher_runs_once_per_local_day_through_a_real_worker(
     assert len(runs) == len({user for user, _ in runs}) == active
     assert {status for _, status in runs} == {"skipped"}
     assert smtp_server.messages == []
+
+
+def test_a_claim_left_by_a_dead_worker_is_sent_again_outside_a_test_transaction(
+    committed_tenant, django_db_blocker, smtp_server
+):
+    """As in a worker (autocommit, no surrounding transaction): a digest claimed by a worker that died
+    long ago is taken again, its attempt counted, and sent."""
+    import datetime as dt
+
+    from crm.notifications.digest import DigestItem, register_section, unregister_section
+    from crm.notifications.mailing import claim_seconds, digest_send_due
+    from crm.notifications.models import DigestRun
+
+    UTC = dt.UTC
+
+    tenant = committed_tenant()
+    now = dt.datetime(2026, 12, 3, 13, 0, tzinfo=UTC)  # 21:00 in Shanghai
+    with django_db_blocker.unblock():
+        with tenant_context(tenant):
+            user = User.objects.filter(is_active=True).order_by("pk").first()
+            User.objects.exclude(pk=user.pk).update(is_active=False)
+            User.objects.filter(pk=user.pk).update(time_zone="Asia/Shanghai")
+            run = DigestRun.objects.create(
+                user=user,
+                day=dt.date(2026, 12, 3),
+                status=DigestRun.Status.CLAIMED,
+                claimed_at=now - dt.timedelta(seconds=claim_seconds() + 60),
+            )
+            register_section("test.stale", "Things", lambda user, day: [DigestItem(text="Call Li", url="/")])
+            try:
+                counts = digest_send_due(now=now)
+            finally:
+                unregister_section("test.stale")
+            run.refresh_from_db()
+        connection.set_schema_to_public()
+    assert counts["sent"] == 1 and run.status == DigestRun.Status.SENT and run.attempts == 2
+    assert [message["To"] for message in smtp_server.messages] == [user.email]

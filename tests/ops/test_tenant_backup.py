@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists, tenant_context
 
@@ -166,6 +166,74 @@ def test_restore_as_a_new_company_leaves_the_original_untouched(
                 assert Customer.objects.get(pk=first.pk).city == "Copy City"
         finally:
             connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                    [f"{copy_slug.replace('-', '_')}%"],
+                )
+                for (name,) in cursor.fetchall():
+                    cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            _drop(copy_slug)
+
+
+def _refuse_in_public(table: str, event: str) -> None:
+    """A committed trigger on a public table that refuses every `event` (INSERT/DELETE) on it."""
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION public.refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused by the test trigger'; END $$"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER refuse_row BEFORE {event} ON public."{table}" '
+            "FOR EACH ROW EXECUTE FUNCTION public.refuse_row()"
+        )
+
+
+def _allow_again(table: str) -> None:
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TRIGGER IF EXISTS refuse_row ON public."{table}"')
+        cursor.execute("DROP FUNCTION IF EXISTS public.refuse_row()")
+
+
+def test_a_purge_that_fails_part_way_drops_nothing(committed_tenant, django_db_blocker, tmp_path):
+    """The schema is dropped, then the company's rows: when removing its domain fails, the schema and
+    the company are still there (the purge runs again on beat's next round)."""
+    tenant = committed_tenant()
+    final = tmp_path / "final.tar"
+    final.write_bytes(b"a final backup")
+    with django_db_blocker.unblock():
+        Tenant.objects.filter(pk=tenant.pk).update(
+            status=Tenant.Status.DELETED,
+            delete_after=timezone.now() - timedelta(minutes=1),
+            final_backup=str(final),
+        )
+        _refuse_in_public(Domain._meta.db_table, "DELETE")
+        try:
+            with pytest.raises(DatabaseError):
+                tenant_purge(tenant_id=tenant.pk)
+        finally:
+            _allow_again(Domain._meta.db_table)
+        assert schema_exists(tenant.schema_name)
+        assert Tenant.objects.filter(pk=tenant.pk, status=Tenant.Status.DELETED).exists()
+        assert not AuditEvent.objects.filter(action="tenant.purged", target_id=str(tenant.pk)).exists()
+
+
+def test_a_restore_whose_audit_row_is_refused_adds_no_company(committed_tenant, django_db_blocker, tmp_path):
+    tenant = committed_tenant()
+    copy_slug = f"{tenant.slug}-copy"
+    with django_db_blocker.unblock():
+        archive = tenant_backup(tenant=tenant, output_dir=tmp_path)
+        _refuse_in_public(AuditEvent._meta.db_table, "INSERT")
+        try:
+            with pytest.raises(DatabaseError):
+                tenant_restore(archive=archive, slug=copy_slug)
+            _allow_again(AuditEvent._meta.db_table)
+            assert not Tenant.objects.filter(slug=copy_slug).exists()
+            assert not Domain.objects.filter(domain__startswith=f"{copy_slug}.").exists()
+        finally:
+            _allow_again(AuditEvent._meta.db_table)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
