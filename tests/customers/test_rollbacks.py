@@ -3,6 +3,8 @@ row fails when written (a PostgreSQL trigger refuses it), an import whose data c
 preview, and a merge / undo merge whose registered hook raises after other hooks already moved rows.
 Each must leave nothing written."""
 
+import time
+
 import pytest
 from django.db import DatabaseError, connection
 from django.urls import reverse
@@ -222,3 +224,50 @@ def test_demo_seeding_that_fails_part_way_writes_nothing(tenant, users):
     with pytest.raises((DatabaseError, psycopg.Error)):  # COPY runs on psycopg's own cursor
         demo.seed(users=list(users.values()), customers=20, rng=random.Random(1), stdout=io.StringIO())
     assert _state() == before
+
+
+# --- a tag created meanwhile ------------------------------------------------------------------------
+
+
+def test_a_tag_created_meanwhile_by_another_request_is_used_and_the_caller_goes_on(
+    committed_tenant, django_db_blocker
+):
+    """Another request creates the tag between this one's look-up and its insert: the insert waits for
+    the other to commit, fails on the unique name, and the tag is read again; the caller's transaction
+    is still usable (a savepoint held the failed insert)."""
+    import threading
+
+    from django.db import transaction
+    from django_tenants.utils import tenant_context
+
+    from customers.services import tag_get_or_create
+    from tests.worker_kill import raw_connection, waiting_on_lock
+
+    tenant = committed_tenant()
+    with django_db_blocker.unblock():
+        other = raw_connection()
+        try:
+            other.execute(f'SET search_path TO "{tenant.schema_name}"')
+            other.execute(
+                "INSERT INTO customers_tag (name, color, created_at) VALUES ('VIP', 'secondary', now())"
+            )
+
+            def commit_once_waited_on():
+                deadline = time.monotonic() + 30
+                while not waiting_on_lock('INSERT INTO "customers_tag"%') and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                other.commit()
+
+            committer = threading.Thread(target=commit_once_waited_on)
+            committer.start()
+            with tenant_context(tenant), transaction.atomic():
+                tag = tag_get_or_create(name="vip")
+                customer = Customer.objects.create(name="Goes on after the tag")
+                customer.tags.add(tag)
+            committer.join()
+            with tenant_context(tenant):
+                assert list(Tag.objects.values_list("name", flat=True)) == ["VIP"]
+                assert list(Customer.objects.get(pk=customer.pk).tags.all()) == [tag]
+        finally:
+            other.close()
+            connection.set_schema_to_public()

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from customers.selectors import customer_figures, period_figures
+from customers.selectors import customer_figures, monthly_revenue, period_figures
 from dashboards.selectors import change_percent, dashboard_context
 from tests.factories import CustomerFactory, OrderFactory
 
@@ -44,6 +44,17 @@ def test_sales_figures_cover_only_their_own_customers(tenant, sales_user, sales_
     assert figures.revenue == Decimal("130.00")
     row = customer_figures(user=sales_user)
     assert (row["total"], row["buyers"], row["repeat_buyers"], row["repeat_rate"]) == (2, 1, 1, 100.0)
+
+
+def test_the_monthly_revenue_a_manager_caches_is_not_what_a_rep_gets(
+    tenant, manager_user, sales_user, sales_user2
+):
+    _data(sales_user, sales_user2)
+    everyone = monthly_revenue(user=manager_user)  # cached first
+    own = monthly_revenue(user=sales_user)
+    assert sum(month["revenue"] for month in everyone) == 590.0  # 100 + 30 + 400 + 60
+    assert sum(month["revenue"] for month in own) == 190.0  # the rep's customer only
+    assert monthly_revenue(user=sales_user) == own  # and the rep's own figures are cached apart
 
 
 def test_period_comparison_and_empty_tenant(tenant, manager_user):
