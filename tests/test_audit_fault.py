@@ -95,6 +95,7 @@ def w(tenant, users):
         "token": accounts.invitation_make_token(invitation=invitation),
         "order": OrderFactory(customer=customer, total=Decimal("100.00")),
         "field": CustomFieldDefinition.objects.create(key="level", label="Level", field_type="text"),
+        "field2": CustomFieldDefinition.objects.create(key="shoe", label="Shoe size", field_type="text"),
         "segment": segment,
         "alert": alert,
         "tag": Tag.objects.create(name="vip"),
@@ -169,6 +170,10 @@ TENANT_CASES = {
     ),
     "custom_field_update": lambda w: customers.custom_field_update(
         actor=w["admin"], definition=w["field"], data={"label": "Tier"}
+    ),
+    # both fields renumbered, then the audit row
+    "custom_field_move": lambda w: customers.custom_field_move(
+        actor=w["admin"], definition=w["field2"], direction="up"
     ),
     "settings_update": lambda w: segmentation.settings_update(actor=w["admin"], margin=Decimal("0.4")),
     "segment_create": lambda w: segmentation.segment_create(actor=w["sales"], name="Another", rules=RULES),

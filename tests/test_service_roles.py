@@ -50,6 +50,11 @@ def _csv():
     return SimpleUploadedFile("c.csv", b"name\nAnn\n", content_type="text/csv")
 
 
+def _deactivated(user):
+    user.is_active = False  # as a session or task still holding the account would see it
+    return user
+
+
 REFUSED = {
     "customer_share by sales": lambda w: customers.customer_share(
         actor=w["sales"], customer=w["own"], users=[]
@@ -66,6 +71,13 @@ REFUSED = {
     ),
     "custom field by a manager": lambda w: customers.custom_field_create(
         actor=w["manager"], key="size", label="Size", field_type="text"
+    ),
+    "custom field move by a manager": lambda w: customers.custom_field_move(
+        actor=w["manager"], definition=w["field"], direction="up"
+    ),
+    # roles are read with the account's state: a deactivated owner no longer deletes
+    "delete by a deactivated owner": lambda w: customers.customer_delete(
+        actor=_deactivated(w["sales"]), customer=w["own"]
     ),
     "custom field change by a manager": lambda w: customers.custom_field_update(
         actor=w["manager"], definition=w["field"], data={"label": "Level"}

@@ -213,6 +213,23 @@ def test_managers_bulk_assign_and_delete(manager_client, sales_user, sales_user2
     assert Customer.objects.filter(pk__in=ids, deleted_at__isnull=False).count() == 2
 
 
+def test_another_apps_bulk_action_is_offered_only_to_the_roles_it_names(
+    monkeypatch, manager_client, sales_client, sales_user
+):
+    from customers.registry import BulkAction
+
+    CustomerFactory(owner=sales_user)
+    monkeypatch.setitem(
+        registry.bulk_actions,
+        "test.managers",
+        BulkAction(
+            key="test.managers", label="Managers only action", url_name="customers:list", roles=("manager",)
+        ),
+    )
+    assert "Managers only action" in manager_client.get(reverse("customers:list")).content.decode()
+    assert "Managers only action" not in sales_client.get(reverse("customers:list")).content.decode()
+
+
 def test_bulk_without_selection_or_tag_explains(manager_client):
     url = reverse("customers:bulk")
     html = page_text(manager_client.post(url, {"action": "tag_add", "tag": "x"}, follow=True))
