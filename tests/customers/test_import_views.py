@@ -132,14 +132,18 @@ def test_bad_uploads_get_a_message_not_an_error_page(tenant, manager_client, nam
 
 
 def test_a_too_large_upload_is_refused(tenant, manager_client, monkeypatch):
-    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 1000)
-    from customers.imports import forms
-
-    monkeypatch.setattr(forms.parsing, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(parsing, "MAX_CSV_UPLOAD_BYTES", 1000)
     response = manager_client.post(
         reverse("customers:import_start"), {"file": csv_file("name\n" + "x\n" * 1000)}
     )
     assert response.status_code == 200 and "larger than" in response.content.decode()
+    assert not BackgroundJob.objects.filter(kind="customers.import").exists()
+
+
+def test_the_upload_page_states_both_bounds(tenant, manager_client):
+    page = manager_client.get(reverse("customers:import_start")).content.decode()
+    assert "200 MB" in page and "1,000,000" in page  # CSV
+    assert "20 MB" in page and "200,000" in page  # XLSX
 
 
 def test_a_file_with_a_huge_cell_and_a_missing_file_field_do_not_break(tenant, manager_client):
