@@ -316,7 +316,7 @@ def test_a_broken_row_is_named_in_a_file_read_in_chunks():
     keeps its number."""
     good = "".join(f"王{n},上海\n" for n in range(80_000)).encode()
     assert len(good) > 1024 * 1024
-    data = "name,city\n".encode() + good + b"Bad\xff,x\n" + "韩梅梅,广州\n".encode()
+    data = b"name,city\n" + good + b"Bad\xff,x\n" + "韩梅梅,广州\n".encode()
     parsed = parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True)
     assert parsed.encoding == "utf-8" and parsed.undecodable_rows == {80_002}
     assert parsed.rows[-1] == (80_003, ["韩梅梅", "广州"])
