@@ -642,3 +642,13 @@ def test_a_file_that_grew_past_the_bound_after_the_upload_writes_nothing(tenant,
     job.refresh_from_db()
     assert job.params["stage"] == "failed" and "more than 1 data rows" in job.message
     assert Customer.objects.count() == 0
+
+
+def test_a_big_import_tells_the_planner_the_customer_tables_new_size(tenant, manager_user, monkeypatch):
+    """Inside the import's transaction (autovacuum cannot see the rows yet), so the queries that follow
+    and the list's total estimate do not plan for the table as it was."""
+    monkeypatch.setattr(services, "ANALYZE_AFTER_ROWS", 2)
+    run_import(manager_user, GOOD)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Customer._meta.db_table])
+        assert cursor.fetchone()[0] == 2

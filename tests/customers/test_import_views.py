@@ -141,9 +141,11 @@ def test_a_too_large_upload_is_refused(tenant, manager_client, monkeypatch):
 
 
 def test_the_upload_page_states_both_bounds(tenant, manager_client):
-    page = manager_client.get(reverse("customers:import_start")).content.decode()
-    assert "200 MB" in page and "1,000,000" in page  # CSV
-    assert "20 MB" in page and "200,000" in page  # XLSX
+    page = " ".join(manager_client.get(reverse("customers:import_start")).content.decode().split())
+    # the page's own sentence and the form's help text
+    assert "CSV file (UTF-8, UTF-8 with BOM, or GB18030 as saved by Chinese Excel) of at most 200 MB" in page
+    assert "and 1,000,000 rows, or an Excel .xlsx workbook of at most 20 MB and 200,000 rows" in page
+    assert "of at most 200 MB and 1,000,000 rows, or Excel .xlsx of at most 20 MB and 200,000 rows" in page
 
 
 def test_a_file_with_a_huge_cell_and_a_missing_file_field_do_not_break(tenant, manager_client):
