@@ -9,9 +9,15 @@ Bounds (settings `IMPORT_MAX_*`) are enforced while the file is read, before any
 full, in the web request and in the worker alike (both come through `parse_upload`): for XLSX the
 expanded size of the zip's parts and their compression ratio (from the zip's directory, then again
 while each part is decompressed, as a directory can lie), then rows (blank ones too), columns and
-cell length; for CSV the line length, cell length, rows and columns. A small upload that would
-expand to gigabytes, or a sheet of two million blank rows, is refused with a message naming the
-limit.
+cell length; for CSV the bytes, the line length, cell length, rows and columns. A small upload
+that would expand to gigabytes, or a sheet of two million blank rows, is refused with a message
+naming the limit.
+
+A CSV file is read as a stream (twice: once to judge its encoding, once to parse it a line at a
+time), never held whole in memory as bytes or text; the customer import admits one of up to
+MAX_CSV_UPLOAD_BYTES and settings.IMPORT_MAX_CSV_ROWS rows (issue 18: a million customers). An XLSX
+workbook, which openpyxl expands in memory, and the CSV files of the other imports keep the lower
+MAX_UPLOAD_BYTES and settings.IMPORT_MAX_ROWS.
 """
 
 import codecs
