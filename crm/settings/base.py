@@ -406,7 +406,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Imports: bounds checked while an upload is read, before any full parse (customers.imports.parsing)
-IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=200_000)  # data rows
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=200_000)  # data rows (XLSX; other imports' CSV)
+# The customer import's CSV, read as a stream (customers.imports.parsing.MAX_CSV_UPLOAD_BYTES)
+IMPORT_MAX_CSV_ROWS = env.int("IMPORT_MAX_CSV_ROWS", default=1_000_000)
 IMPORT_MAX_BLANK_ROWS = env.int("IMPORT_MAX_BLANK_ROWS", default=100_000)  # blank rows, all told
 IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
 IMPORT_MAX_CELL_CHARS = env.int("IMPORT_MAX_CELL_CHARS", default=32_767)  # Excel's own limit

@@ -12,7 +12,10 @@ from .columns import BUILTIN_TARGETS, CUSTOMER, LINE, ORDER, target_label
 from .planning import POLICY_CREATE, POLICY_SKIP, POLICY_UPDATE
 
 ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
-SIZE_MB = parsing.MAX_UPLOAD_BYTES // (1024 * 1024)
+
+
+def _megabytes(size: int) -> int:
+    return size // (1024 * 1024)
 
 
 class UploadForm(forms.Form):
@@ -24,8 +27,14 @@ class UploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Built per request, so the text is in the user's language.
         self.fields["file"].help_text = _(
-            "CSV (UTF-8, UTF-8 with BOM or GB18030) or Excel .xlsx; at most %(size)d MB and %(rows)s rows."
-        ) % {"size": SIZE_MB, "rows": f"{settings.IMPORT_MAX_ROWS:,}"}
+            "CSV (UTF-8, UTF-8 with BOM or GB18030) of at most %(csv_size)d MB and %(csv_rows)s rows, "
+            "or Excel .xlsx of at most %(size)d MB and %(rows)s rows."
+        ) % {
+            "csv_size": _megabytes(parsing.upload_bound(large_csv=True)),
+            "csv_rows": f"{settings.IMPORT_MAX_CSV_ROWS:,}",
+            "size": _megabytes(parsing.MAX_UPLOAD_BYTES),
+            "rows": f"{settings.IMPORT_MAX_ROWS:,}",
+        }
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -34,12 +43,13 @@ class UploadForm(forms.Form):
             raise forms.ValidationError(_("Upload a .csv or .xlsx file."), code="file_type")
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."), code="empty")
-        if upload.size > parsing.MAX_UPLOAD_BYTES:
+        if upload.size > parsing.upload_bound(large_csv=True):
             raise forms.ValidationError(
                 _("The file is larger than %(size)d MB. Split it into smaller files."),
                 code="too_large",
-                params={"size": SIZE_MB},
+                params={"size": _megabytes(parsing.upload_bound(large_csv=True))},
             )
+        # (An Excel workbook over its lower bound is refused by parsing, which looks at the content.)
         return upload
 
 

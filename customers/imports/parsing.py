@@ -9,9 +9,15 @@ Bounds (settings `IMPORT_MAX_*`) are enforced while the file is read, before any
 full, in the web request and in the worker alike (both come through `parse_upload`): for XLSX the
 expanded size of the zip's parts and their compression ratio (from the zip's directory, then again
 while each part is decompressed, as a directory can lie), then rows (blank ones too), columns and
-cell length; for CSV the line length, cell length, rows and columns. A small upload that would
-expand to gigabytes, or a sheet of two million blank rows, is refused with a message naming the
-limit.
+cell length; for CSV the bytes, the line length, cell length, rows and columns. A small upload
+that would expand to gigabytes, or a sheet of two million blank rows, is refused with a message
+naming the limit.
+
+A CSV file is read as a stream (twice: once to judge its encoding, once to parse it a line at a
+time), never held whole in memory as bytes or text; the customer import admits one of up to
+MAX_CSV_UPLOAD_BYTES and settings.IMPORT_MAX_CSV_ROWS rows (issue 18: a million customers). An XLSX
+workbook, which openpyxl expands in memory, and the CSV files of the other imports keep the lower
+MAX_UPLOAD_BYTES and settings.IMPORT_MAX_ROWS.
 """
 
 import codecs
@@ -19,7 +25,7 @@ import csv
 import io
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -28,12 +34,19 @@ from typing import BinaryIO
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+# An upload's size: every XLSX workbook, and a CSV file of the other imports (loyalty balances and
+# the kinds in customers.imports.kinds, which hold every row as objects), at most 20 MB; a CSV file
+# of the customer import, read as a stream, at most 200 MB (about 1,000,000 rows of a dozen columns;
+# its rows are bounded by settings.IMPORT_MAX_CSV_ROWS).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_CSV_UPLOAD_BYTES = 200 * 1024 * 1024
 # Marks a cell whose bytes were not valid text in the file's encoding (see `decode_csv_bytes`).
 UNDECODABLE = "\ufffd"
 # Zip parts smaller than this are not held to the compression ratio (tiny XML compresses oddly).
 RATIO_EXEMPT_BYTES = 1024 * 1024
 _CHUNK = 1024 * 1024
+# What str.splitlines() ends a line at.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 @dataclass(frozen=True)
@@ -51,9 +64,9 @@ class Limits:
     compression_ratio: int
 
     @classmethod
-    def from_settings(cls) -> "Limits":
+    def from_settings(cls, *, large_csv: bool = False) -> "Limits":
         return cls(
-            rows=settings.IMPORT_MAX_ROWS,
+            rows=settings.IMPORT_MAX_CSV_ROWS if large_csv else settings.IMPORT_MAX_ROWS,
             blank_rows=settings.IMPORT_MAX_BLANK_ROWS,
             columns=settings.IMPORT_MAX_COLUMNS,
             cell_chars=settings.IMPORT_MAX_CELL_CHARS,
@@ -89,10 +102,14 @@ class ParsedFile:
     # Row number -> number of columns found, for rows whose width differs from the header's
     # (reported by validation as row errors; the row's cells are padded/cut to the header).
     width_errors: dict[int, int] = field(default_factory=dict)
+    # For a file read whole but kept in part (an upload's first look at a CSV): its data rows.
+    counted_rows: int | None = None
 
     @property
     def row_count(self) -> int:
-        return self.estimated_rows if self.estimated_rows is not None else len(self.rows)
+        if self.estimated_rows is not None:
+            return self.estimated_rows
+        return self.counted_rows if self.counted_rows is not None else len(self.rows)
 
 
 def detect_format(filename: str, head: bytes) -> str:
@@ -113,38 +130,117 @@ def detect_format(filename: str, head: bytes) -> str:
     return "csv"
 
 
-def decode_csv_bytes(data: bytes) -> tuple[str, str]:
-    """Decode a CSV file: strict UTF-8 (with or without BOM), else strict GB18030.
+class _BoundedReader(io.RawIOBase):
+    """A binary stream read at most `limit` bytes far: one byte more raises the size message. Every
+    byte of a CSV file is read through it (twice: to judge the encoding, then to parse), so a file
+    larger than its bound is refused after reading no more than the bound."""
 
-    A file that is clearly UTF-8 but has a few broken bytes (one row pasted from elsewhere) is decoded
+    def __init__(self, stream: BinaryIO, limit: int, message: str):
+        self._stream = stream
+        self._left = limit
+        self._message = message
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise ImportFileError(self._message)
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _chunks(raw: io.RawIOBase) -> Iterator[bytes]:
+    while chunk := raw.read(_CHUNK):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class CsvEncoding:
+    name: str  # what the file is said to be in: "utf-8", "utf-8-sig" or "gb18030"
+    codec: str  # what decodes it
+    errors: str = "strict"  # "replace": a few broken bytes become UNDECODABLE, named by validation
+
+
+def detect_csv_encoding(chunks: Iterator[bytes], again: Callable[[], Iterator[bytes]]) -> CsvEncoding:
+    """The encoding of a CSV file read as `chunks` (one pass, nothing kept): strict UTF-8 (with or
+    without BOM), else strict GB18030. `again()` reads the file anew for the rare second look.
+
+    A file that is clearly UTF-8 but has a few broken bytes (one row pasted from elsewhere) is read
     with those bytes replaced by U+FFFD, so validation can name the rows instead of refusing the file.
-    Returns (text, encoding).
     """
-    if b"\x00" in data[:65536]:
-        # UTF-16 text or a binary file: GB18030 would "decode" it into nonsense.
-        raise ImportFileError(
-            _("The file is not UTF-8 or GB18030 text. Save it as CSV (UTF-8) and try again.")
-        )
-    try:
-        text = data.decode("utf-8-sig")
-        return text, "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
-    except UnicodeDecodeError:
-        pass
-    lenient = data.decode("utf-8-sig", errors="replace")
-    replaced = lenient.count(UNDECODABLE)
-    decoded_non_ascii = sum(1 for ch in lenient if ord(ch) > 127) - replaced
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head = b""
+    strict = True
+    for chunk in chunks:
+        if len(head) < 65536:
+            head += chunk[: 65536 - len(head)]
+            if b"\x00" in head:
+                # UTF-16 text or a binary file: GB18030 would "decode" it into nonsense.
+                raise ImportFileError(
+                    _("The file is not UTF-8 or GB18030 text. Save it as CSV (UTF-8) and try again.")
+                )
+        if strict:
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                strict = False  # read on: the size bound and the NUL check still apply
+    if strict:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            strict = False
+    has_bom = head.startswith(codecs.BOM_UTF8)
+    if strict:
+        return CsvEncoding("utf-8-sig" if has_bom else "utf-8", "utf-8-sig")
+    # Not strict UTF-8: count what a lenient reading replaces, and whether GB18030 reads it.
+    lenient = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    gb18030 = codecs.getincrementaldecoder("gb18030")()
+    gb18030_reads = True
+    replaced = non_ascii = lines = broken_lines = 0
+    carry = ""
+
+    def count(text: str, final: bool) -> str:
+        """Count the finished lines of `carry + text` (str.splitlines' line breaks); return the rest."""
+        nonlocal lines, broken_lines
+        pieces = (carry + text).splitlines(keepends=True)
+        rest = ""
+        if pieces and not final and (pieces[-1][-1] not in _LINE_BREAKS or pieces[-1][-1] == "\r"):
+            rest = pieces.pop()  # an unfinished line, or a CR whose LF may open the next chunk
+        lines += len(pieces)
+        broken_lines += sum(1 for piece in pieces if UNDECODABLE in piece)
+        return rest
+
+    for chunk in again():
+        text = lenient.decode(chunk)
+        replaced += text.count(UNDECODABLE)
+        non_ascii += len(text) - len(text.encode("ascii", "ignore"))
+        carry = count(text, final=False)
+        if gb18030_reads:
+            try:
+                gb18030.decode(chunk)
+            except UnicodeDecodeError:
+                gb18030_reads = False
+    text = lenient.decode(b"", final=True)
+    replaced += text.count(UNDECODABLE)
+    non_ascii += len(text) - len(text.encode("ascii", "ignore"))
+    count(text, final=True)
+    if gb18030_reads:
+        try:
+            gb18030.decode(b"", final=True)
+        except UnicodeDecodeError:
+            gb18030_reads = False
+    decoded_non_ascii = non_ascii - replaced
     if decoded_non_ascii > 0 and replaced < decoded_non_ascii // 4 + 1:
-        return lenient, "utf-8"
-    try:
-        return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError:
-        pass
+        return CsvEncoding("utf-8", "utf-8-sig", "replace")
+    if gb18030_reads:
+        return CsvEncoding("gb18030", "gb18030")
     # Neither decodes: if the broken bytes sit in one line in a hundred (a row pasted from elsewhere),
     # read it as UTF-8 and let validation name those rows; otherwise the file is in another encoding.
-    lines = lenient.splitlines()
-    broken_lines = sum(1 for line in lines if UNDECODABLE in line)
-    if broken_lines <= max(1, len(lines) // 100):
-        return lenient, "utf-8"
+    if broken_lines <= max(1, lines // 100):
+        return CsvEncoding("utf-8", "utf-8-sig", "replace")
     raise ImportFileError(_("The file is not UTF-8 or GB18030 text. Save it as CSV (UTF-8) and try again."))
 
 
@@ -174,15 +270,22 @@ def _found_width(cells: list[str], width: int) -> int | None:
 
 
 def _collect(
-    records: Iterator[tuple[int, list[str]]], limits: Limits, limit: int | None = None
-) -> tuple[list[str], list[tuple[int, list[str]]], dict[int, int]]:
-    """Header, non-blank data rows and the rows of the wrong width; with `limit`, stop after that
-    many data rows. Blank rows count against `limits.blank_rows`, so a sheet of millions of empty
-    rows is refused after a bounded amount of work."""
+    records: Iterator[tuple[int, list[str]]],
+    limits: Limits,
+    limit: int | None = None,
+    *,
+    keep: int | None = None,
+) -> tuple[list[str], list[tuple[int, list[str]]], dict[int, int], int]:
+    """Header, non-blank data rows, the rows of the wrong width and the number of data rows; with
+    `limit`, stop after that many data rows; with `keep`, read every row (every bound is checked and
+    every row counted) but keep only the first `keep`. Blank rows count against
+    `limits.blank_rows`, so a sheet of millions of empty rows is refused after a bounded amount of
+    work."""
     headers: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     width_errors: dict[int, int] = {}
     blank = 0
+    count = 0
     for row_number, cells in records:
         if len(cells) > limits.columns and any(c.strip() for c in cells[limits.columns :]):
             raise ImportFileError(
@@ -205,61 +308,105 @@ def _collect(
             while headers and not headers[-1]:
                 headers.pop()
             continue
-        found = _found_width(cells, len(headers))
-        if found is not None:
-            width_errors[row_number] = found
-        rows.append((row_number, _normalise_row(cells, len(headers))))
-        if limit is not None and len(rows) >= limit:
+        count += 1
+        if keep is None or count <= keep:
+            found = _found_width(cells, len(headers))
+            if found is not None:
+                width_errors[row_number] = found
+            rows.append((row_number, _normalise_row(cells, len(headers))))
+        if limit is not None and count >= limit:
             break
-        if len(rows) > limits.rows:
+        if count > limits.rows:
             raise ImportFileError(
                 _("The file has more than %(max)s data rows. Split it into smaller files.")
                 % {"max": f"{limits.rows:,}"}
             )
     if headers is None:
         raise ImportFileError(_("The file is empty."))
-    if not rows:
+    if not count:
         raise ImportFileError(_("The file has a header row but no data rows."))
-    return headers, rows, width_errors
+    return headers, rows, width_errors, count
 
 
-def _longest_line(text: str) -> int:
-    longest, start = 0, 0
-    while True:
-        end = text.find("\n", start)
-        if end < 0:
-            return max(longest, len(text) - start)
-        longest = max(longest, end - start)
-        start = end + 1
+def _line_too_long(limits: Limits) -> ImportFileError:
+    return ImportFileError(
+        _("A line of the file is longer than %(max)s characters.") % {"max": f"{limits.line_chars:,}"}
+    )
 
 
-def parse_csv(data: bytes, limits: Limits | None = None) -> ParsedFile:
+def parse_csv(
+    data: bytes | BinaryIO,
+    limits: Limits | None = None,
+    *,
+    keep: int | None = None,
+    max_bytes: int | None = None,
+) -> ParsedFile:
+    """Read a CSV file as a stream: once to judge its encoding, once to parse it, a line at a time
+    (no copy of the whole file in memory, as bytes or as text). With `keep`, only the first `keep`
+    rows are kept (an upload's first look: every row is still read, checked and counted).
+    `max_bytes` bounds the bytes read (past it the file is refused)."""
     limits = limits or Limits.from_settings()
-    text, encoding = decode_csv_bytes(data)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if _longest_line(text) > limits.line_chars:
-        raise ImportFileError(
-            _("A line of the file is longer than %(max)s characters.") % {"max": f"{limits.line_chars:,}"}
-        )
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    bound = max_bytes if max_bytes is not None else MAX_UPLOAD_BYTES
+    too_large = _("The file is larger than %(size)d MB. Split it into smaller files.") % {
+        "size": bound // (1024 * 1024)
+    }
+
+    def raw() -> _BoundedReader:
+        stream.seek(0)
+        return _BoundedReader(stream, bound, too_large)
+
+    encoding = detect_csv_encoding(_chunks(raw()), lambda: _chunks(raw()))
+    text = io.TextIOWrapper(
+        io.BufferedReader(raw(), _CHUNK), encoding=encoding.codec, errors=encoding.errors, newline=""
+    )
+    # A line may end in "\r\n": read two characters past the bound to see the whole of one that fits.
+    read_size = limits.line_chars + 2
+    undecodable_seen = False
+
+    def read_line() -> str:
+        nonlocal undecodable_seen
+        line = text.readline(read_size)
+        if len(line.rstrip("\r\n")) > limits.line_chars:
+            raise _line_too_long(limits)
+        if UNDECODABLE in line:
+            undecodable_seen = True
+        return line
+
+    first = read_line()
+    if first.startswith("\ufeff"):
+        first = first[1:]
     skipped_lines = 0
-    first_line = text[:20].split("\n", 1)[0].strip()
-    if first_line.lower().startswith("sep=") and len(first_line) == 5:
+    hint = first[:20].split("\n", 1)[0].strip()
+    if hint.lower().startswith("sep=") and len(hint) == 5:
         # Excel's "sep=;" hint line names the delimiter; row numbers still count it.
-        delimiter = first_line[4]
-        text = text.split("\n", 1)[1] if "\n" in text else ""
+        delimiter = hint[4]
+        first = read_line()
         skipped_lines = 1
     else:
-        delimiter = _sniff_delimiter(text[:4096])
+        delimiter = _sniff_delimiter(first[:4096])
+
+    def lines() -> Iterator[str]:
+        line = first
+        while line:
+            yield line
+            line = read_line()
+
     # The csv module's cell limit is process-wide; set it for this read.
     csv.field_size_limit(limits.cell_chars)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(lines(), delimiter=delimiter)
+    undecodable: set[int] = set()
 
     def records() -> Iterator[tuple[int, list[str]]]:
+        nonlocal undecodable_seen
         row_number = skipped_lines
         try:
             for cells in reader:
                 row_number += 1
+                if undecodable_seen:  # rare: look at this row's cells only
+                    undecodable_seen = False
+                    if any(UNDECODABLE in c for c in cells):
+                        undecodable.add(row_number)
                 yield row_number, cells
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
@@ -271,19 +418,23 @@ def parse_csv(data: bytes, limits: Limits | None = None) -> ParsedFile:
                 _("Row %(row)d could not be read as CSV (%(error)s).") % {"row": row_number + 1, "error": exc}
             )
 
-    headers, rows, width_errors = _collect(records(), limits)
-    undecodable = (
-        {number for number, cells in rows if any(UNDECODABLE in c for c in cells)}
-        if UNDECODABLE in text
-        else set()
-    )
+    try:
+        headers, rows, width_errors, count = _collect(records(), limits, keep=keep)
+    except UnicodeDecodeError:
+        # The encoding was judged on these very bytes; only a file changed under us gets here.
+        raise ImportFileError(
+            _("The file is not UTF-8 or GB18030 text. Save it as CSV (UTF-8) and try again.")
+        )
+    if undecodable:  # the data rows only (not the header), and only the ones kept
+        undecodable &= {number for number, _cells in rows}
     return ParsedFile(
         headers=headers,
         rows=rows,
         file_format="csv",
-        encoding=encoding,
+        encoding=encoding.name,
         undecodable_rows=undecodable,
         width_errors=width_errors,
+        counted_rows=count if keep is not None else None,
     )
 
 
@@ -451,7 +602,7 @@ def parse_xlsx(stream: BinaryIO, *, limit: int | None = None, limits: Limits | N
                     header_width = max((i + 1 for i, c in enumerate(cells) if c.strip()), default=0)
                 yield row_number, cells
 
-        headers, rows, width_errors = _collect(records(), limits, limit)
+        headers, rows, width_errors, _count = _collect(records(), limits, limit)
         stated_rows = sheet.max_row if limit is not None else None
     except (zipfile.BadZipFile, zlib.error, KeyError, OSError, ValueError, TypeError, EOFError) as exc:
         raise ImportFileError(
@@ -465,25 +616,55 @@ def parse_xlsx(stream: BinaryIO, *, limit: int | None = None, limits: Limits | N
     return parsed
 
 
-def parse_upload(stream: BinaryIO, filename: str, *, preview_rows: int | None = None) -> ParsedFile:
+def upload_bound(*, large_csv: bool = False) -> int:
+    """The most bytes an upload may have before its format is known (the form's first check)."""
+    return MAX_CSV_UPLOAD_BYTES if large_csv else MAX_UPLOAD_BYTES
+
+
+def parse_upload(
+    stream: BinaryIO, filename: str, *, preview_rows: int | None = None, large_csv: bool = False
+) -> ParsedFile:
     """Read an uploaded file (CSV or XLSX). Raises ImportFileError for anything unreadable or
     beyond the limits (see the module's docstring).
 
+    With `large_csv` (the customer import), a CSV file may have up to MAX_CSV_UPLOAD_BYTES and
+    settings.IMPORT_MAX_CSV_ROWS rows: it is read as a stream, a line at a time. An XLSX workbook
+    keeps MAX_UPLOAD_BYTES and settings.IMPORT_MAX_ROWS everywhere, as openpyxl expands it in memory.
+
     With `preview_rows`, an XLSX workbook is only opened and its first rows read (reading 200,000
-    rows of XLSX takes long; the background check reads them all). A CSV file is always read whole:
-    that is quick, and its encoding can only be judged on all of it.
+    rows of XLSX takes long; the background check reads them all). A CSV file is always read whole
+    (its encoding can only be judged on all of it, and its rows are counted), but only
+    `preview_rows` rows are kept.
     """
     stream.seek(0)
-    data = stream.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ImportFileError(
-            _("The file is larger than %(size)d MB. Split it into smaller files.")
-            % {"size": MAX_UPLOAD_BYTES // (1024 * 1024)}
-        )
-    if not data.strip():
+    head = stream.read(_CHUNK)
+    if len(head) < _CHUNK and not head.strip():
         raise ImportFileError(_("The file is empty."))
-    limits = Limits.from_settings()
-    file_format = detect_format(filename, data[:8])
+    file_format = detect_format(filename, head[:8])
     if file_format == "xlsx":
-        return parse_xlsx(io.BytesIO(data), limit=preview_rows, limits=limits)
-    return parse_csv(data, limits)
+        stream.seek(0)
+        data = stream.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            if large_csv:
+                raise ImportFileError(
+                    _(
+                        "An Excel workbook may be at most %(size)d MB. Save the sheet as CSV (up to "
+                        "%(csv_size)d MB and %(csv_rows)s rows) or split it into smaller files."
+                    )
+                    % {
+                        "size": MAX_UPLOAD_BYTES // (1024 * 1024),
+                        "csv_size": MAX_CSV_UPLOAD_BYTES // (1024 * 1024),
+                        "csv_rows": f"{settings.IMPORT_MAX_CSV_ROWS:,}",
+                    }
+                )
+            raise ImportFileError(
+                _("The file is larger than %(size)d MB. Split it into smaller files.")
+                % {"size": MAX_UPLOAD_BYTES // (1024 * 1024)}
+            )
+        return parse_xlsx(io.BytesIO(data), limit=preview_rows, limits=Limits.from_settings())
+    return parse_csv(
+        stream,
+        Limits.from_settings(large_csv=large_csv),
+        keep=preview_rows,
+        max_bytes=upload_bound(large_csv=large_csv),
+    )

@@ -11,7 +11,6 @@ non-empty cells that differ (so importing the same file twice changes nothing th
 "create" makes new customers even when one with the same email or phone exists.
 """
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, Order, OrderLine, Tag
-from customers.search import build_search_text, has_han, phone_digits
+from customers.search import build_search_text
 
 from .columns import CUSTOM_PREFIX, target_label
 from .validation import CleanRow, ImportContext, RowError
@@ -39,7 +38,6 @@ MONEY = Decimal("0.01")
 
 
 SEARCH_TEXT_FULL = "full"
-SEARCH_TEXT_DEFERRED = "deferred"
 SEARCH_TEXT_NONE = "none"
 
 
@@ -48,9 +46,9 @@ class ImportOptions:
     policy: str = POLICY_UPDATE
     default_owner_id: int | None = None
     default_source: str = Customer.Source.IMPORT
-    # How search_text is built: "full" (customers.search, with pinyin), "deferred" (without the
-    # pinyin of Chinese names, which a follow-up task adds; a big import would otherwise spend most
-    # of its time in pypinyin) or "none" (a preview, which writes nothing).
+    # How search_text is built: "full" (customers.search.build_search_text, with the simplified and
+    # pinyin forms of Chinese names, written with the row itself so nothing is rewritten after the
+    # import) or "none" (a preview, which writes nothing).
     search_text: str = SEARCH_TEXT_FULL
 
 
@@ -102,11 +100,6 @@ class ImportPlan:
     counts: dict[str, int] = field(default_factory=dict)
     # Existing customers whose orders change (for refreshing their order figures).
     touched_customer_ids: set[int] = field(default_factory=set)
-    # Customers (NewCustomer or id) whose search_text still lacks the pinyin of a Chinese name.
-    search_text_pending: list = field(default_factory=list)
-
-    def pending_search_ids(self) -> list[int]:
-        return sorted(c if isinstance(c, int) else c.id for c in self.search_text_pending)
 
     def changed_customer_ids(self) -> list[int]:
         """Every customer the written plan created or changed, or whose orders it created, changed or
@@ -183,21 +176,6 @@ class CustomerIndex:
             if pk is not None:
                 return pk, "phone"
         return None, ""
-
-
-_SPACES = re.compile(r"\s+")
-
-
-def basic_search_text(*, name: str, email: str = "", phone: str = "", external_id: str = "") -> str:
-    """customers.search.build_search_text without the simplified and pinyin forms of the name: the
-    same text for a name without Chinese characters, and a searchable start for one with them."""
-    parts = [
-        _SPACES.sub(" ", (name or "").strip().lower()),
-        (email or "").lower(),
-        phone_digits(phone),
-        (external_id or "").lower(),
-    ]
-    return " | ".join(p for p in parts if p)
 
 
 def _fetch(sql: str, params) -> list[tuple]:
@@ -586,7 +564,6 @@ class Planner:
                 fields[f"{consent}_at"] = self.now
         new = NewCustomer(row=row, fields=fields, custom=custom, tags=tags)
         fields["search_text"] = self._search_text(
-            new,
             name=fields.get("name", ""),
             email=fields.get("email", ""),
             phone=fields.get("phone", ""),
@@ -624,7 +601,7 @@ class Planner:
         search_text = None
         if any(k in fields for k in SEARCH_FIELDS):
             values = {k: fields.get(k, before.get(k) or "") for k in SEARCH_FIELDS}
-            search_text = self._search_text(customer_id, **values)
+            search_text = self._search_text(**values)
         label = fields.get("name") or before.get("name") or ""
         return CustomerChange(
             id=customer_id,
@@ -637,13 +614,11 @@ class Planner:
             search_text=search_text,
         )
 
-    def _search_text(self, customer, *, name: str, email: str, phone: str, external_id: str) -> str:
-        mode = self.options.search_text
-        if mode == SEARCH_TEXT_NONE:
+    def _search_text(self, *, name: str, email: str, phone: str, external_id: str) -> str:
+        """The row's search text, by the one rule every write path uses (customers.search; its
+        name forms are cached per name, so a file's repeated names are converted once)."""
+        if self.options.search_text == SEARCH_TEXT_NONE:
             return ""
-        if mode == SEARCH_TEXT_DEFERRED and has_han(name):
-            self.plan.search_text_pending.append(customer)
-            return basic_search_text(name=name, email=email, phone=phone, external_id=external_id)
         return build_search_text(name=name, email=email, phone=phone, external_id=external_id)
 
     # pass 4: orders (every check was made in pass 2)

@@ -23,7 +23,9 @@ def import_run_task(job_id: int) -> dict | None:
 
 @shared_task(acks_late=True, max_retries=2, default_retry_delay=10)
 def search_text_refresh_task(runs: list[list[int]]) -> int:
-    """After a big import: add the pinyin forms of Chinese names to search_text (idempotent)."""
+    """Add the pinyin forms of Chinese names to search_text (idempotent). Nothing sends it any more:
+    imports write the full search text with each row. It stays registered so that messages an earlier
+    version queued before an upgrade still run."""
     from .services import search_text_refresh
 
     return search_text_refresh(runs=runs)

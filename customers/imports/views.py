@@ -54,6 +54,8 @@ def import_start(request):
             "recent": recent,
             "max_mb": parsing.MAX_UPLOAD_BYTES // (1024 * 1024),
             "max_rows": settings.IMPORT_MAX_ROWS,
+            "max_csv_mb": parsing.upload_bound(large_csv=True) // (1024 * 1024),
+            "max_csv_rows": settings.IMPORT_MAX_CSV_ROWS,
         },
     )
 

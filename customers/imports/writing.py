@@ -105,8 +105,8 @@ _NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 def encode_column(values: Sequence[Any]) -> Sequence[str]:
     """One column of COPY text values, encoded a column at a time: a column of plain strings is
     checked for characters to escape in one scan of the joined column (not one call per value), and
-    a column of integers or of NULLs is converted by a builtin; anything else goes through copy_text.
-    """
+    a column of integers, of NULLs, of dates (or NULLs) or of JSON objects (mostly empty: custom
+    fields) takes a short path; anything else goes through copy_text, which gives the same text."""
     kinds = set(map(type, values))
     if kinds <= {str}:
         joined = "\x00".join(values)
@@ -117,6 +117,10 @@ def encode_column(values: Sequence[Any]) -> Sequence[str]:
         return list(map(str, values))
     if kinds <= {type(None)}:
         return ["\\N"] * len(values)
+    if kinds <= {date, type(None)}:
+        return ["\\N" if v is None else v.isoformat() for v in values]
+    if kinds <= {dict}:
+        return ["{}" if not v else copy_text(v) for v in values]
     return [copy_text(v) for v in values]
 
 

@@ -232,3 +232,93 @@ def test_a_quick_look_at_a_workbook_reads_only_its_first_rows():
     assert peek.row_count == 50 and peek.estimated_rows == 50
     full = parsing.parse_upload(io.BytesIO(data), "big.xlsx")
     assert full.row_count == 50 and full.estimated_rows is None
+
+
+# --- the customer import's bounds: CSV up to 200 MB / 1,000,000 rows, read as a stream ---------------
+
+
+class CountingStream(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_the_customer_import_admits_a_csv_beyond_the_other_bounds(settings, monkeypatch):
+    settings.IMPORT_MAX_ROWS = 3
+    settings.IMPORT_MAX_CSV_ROWS = 6
+    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 40)
+    monkeypatch.setattr(parsing, "MAX_CSV_UPLOAD_BYTES", 400)
+    data = b"name,city\n" + b"".join(b"Customer %d,Paris\n" % n for n in range(5))
+    assert 40 < len(data) < 400
+    parsed = parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True)
+    assert parsed.row_count == 5 and parsed.rows[-1] == (6, ["Customer 4", "Paris"])
+    # other imports (loyalty balances, the kinds) keep the lower bounds
+    with pytest.raises(parsing.ImportFileError, match="larger than"):
+        parsing.parse_upload(io.BytesIO(data), "a.csv")
+    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 4000)
+    with pytest.raises(parsing.ImportFileError, match="more than 3 data rows"):
+        parsing.parse_upload(io.BytesIO(data), "a.csv")
+
+
+def test_a_csv_over_the_customer_import_bounds_is_refused_with_the_bound(settings, monkeypatch):
+    settings.IMPORT_MAX_CSV_ROWS = 4
+    data = b"name\n" + b"".join(b"c%d\n" % n for n in range(5))
+    with pytest.raises(parsing.ImportFileError, match="more than 4 data rows"):
+        parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True)
+    settings.IMPORT_MAX_CSV_ROWS = 5
+    assert parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True).row_count == 5
+
+    monkeypatch.setattr(parsing, "MAX_CSV_UPLOAD_BYTES", 3 * 1024 * 1024)
+    big = CountingStream(b"name\n" + b"x" * 100 + b"\n" * (4 * 1024 * 1024))
+    with pytest.raises(parsing.ImportFileError, match="larger than 3 MB"):
+        parsing.parse_upload(big, "a.csv", large_csv=True)
+    # refused once the bound is passed, not after reading the whole file
+    assert big.bytes_read <= 3 * 1024 * 1024 + 2 * 1024 * 1024
+
+
+def test_an_xlsx_keeps_the_lower_bound_in_the_customer_import(monkeypatch):
+    data = xlsx_bytes([["name"], ["Ann"], ["Bob"]])
+    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", len(data) - 1)
+    with pytest.raises(parsing.ImportFileError, match="Save the sheet as CSV"):
+        parsing.parse_upload(io.BytesIO(data), "a.xlsx", large_csv=True)
+    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", len(data))
+    assert parsing.parse_upload(io.BytesIO(data), "a.xlsx", large_csv=True).row_count == 2
+
+
+def test_the_first_look_at_a_csv_counts_every_row_but_keeps_a_sample():
+    data = b"name,city\n" + b"".join(b"C%d,Paris\n" % n for n in range(1000)) + b"Last,Rome,extra\n"
+    parsed = parsing.parse_upload(io.BytesIO(data), "a.csv", preview_rows=5, large_csv=True)
+    assert parsed.row_count == 1001 and len(parsed.rows) == 5
+    assert parsed.rows[0] == (2, ["C0", "Paris"])
+    assert parsed.width_errors == {}  # of the kept rows only
+    full = parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True)
+    assert full.row_count == 1001 and full.width_errors == {1002: 3}
+
+
+def test_streamed_csv_rows_keep_their_spreadsheet_numbers():
+    """Quoted cells over several lines, CRLF line ends, a BOM and blank lines: the row numbers and
+    cells are the ones a spreadsheet shows (what validation names in its errors)."""
+    text = '\ufeffname,note\r\nAnn,"two\r\nlines"\r\n\r\nBob,"say ""hi"""\r\nCat,x\r\n'
+    parsed = parsing.parse_upload(io.BytesIO(text.encode("utf-8")), "a.csv", large_csv=True)
+    assert parsed.encoding == "utf-8-sig" and parsed.headers == ["name", "note"]
+    assert parsed.rows == [(2, ["Ann", "two\r\nlines"]), (4, ["Bob", 'say "hi"']), (5, ["Cat", "x"])]
+
+
+def test_a_broken_row_is_named_in_a_file_read_in_chunks():
+    """The encoding is judged over the whole stream (here past the first chunk) and the broken row
+    keeps its number."""
+    good = "".join(f"王{n},上海\n" for n in range(80_000)).encode()
+    assert len(good) > 1024 * 1024
+    data = b"name,city\n" + good + b"Bad\xff,x\n" + "韩梅梅,广州\n".encode()
+    parsed = parsing.parse_upload(io.BytesIO(data), "a.csv", large_csv=True)
+    assert parsed.encoding == "utf-8" and parsed.undecodable_rows == {80_002}
+    assert parsed.rows[-1] == (80_003, ["韩梅梅", "广州"])
+    gb = "name,city\n".encode("gb18030") + "".join(f"王{n},上海\n" for n in range(80_000)).encode("gb18030")
+    assert parsing.parse_upload(io.BytesIO(gb), "a.csv", large_csv=True).encoding == "gb18030"

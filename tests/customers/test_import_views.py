@@ -132,14 +132,20 @@ def test_bad_uploads_get_a_message_not_an_error_page(tenant, manager_client, nam
 
 
 def test_a_too_large_upload_is_refused(tenant, manager_client, monkeypatch):
-    monkeypatch.setattr(parsing, "MAX_UPLOAD_BYTES", 1000)
-    from customers.imports import forms
-
-    monkeypatch.setattr(forms.parsing, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(parsing, "MAX_CSV_UPLOAD_BYTES", 1000)
     response = manager_client.post(
         reverse("customers:import_start"), {"file": csv_file("name\n" + "x\n" * 1000)}
     )
     assert response.status_code == 200 and "larger than" in response.content.decode()
+    assert not BackgroundJob.objects.filter(kind="customers.import").exists()
+
+
+def test_the_upload_page_states_both_bounds(tenant, manager_client):
+    page = " ".join(manager_client.get(reverse("customers:import_start")).content.decode().split())
+    # the page's own sentence and the form's help text
+    assert "CSV file (UTF-8, UTF-8 with BOM, or GB18030 as saved by Chinese Excel) of at most 200 MB" in page
+    assert "and 1,000,000 rows, or an Excel .xlsx workbook of at most 20 MB and 200,000 rows" in page
+    assert "of at most 200 MB and 1,000,000 rows, or Excel .xlsx of at most 20 MB and 200,000 rows" in page
 
 
 def test_a_file_with_a_huge_cell_and_a_missing_file_field_do_not_break(tenant, manager_client):

@@ -42,3 +42,23 @@ def test_columns_of_integers_and_of_nulls():
 
 def test_no_rows_no_lines():
     assert list(encode_rows([])) == []
+
+
+def test_tag_links_are_written_to_one_index_by_customer_and_still_found_through_it(tenant):
+    """Migration 0009: the plain index on customers_customer_tags(customer_id) is gone (one btree write
+    fewer per tag link an import writes); lookups by customer use the unique (customer_id, tag_id)."""
+    from django.db import connection
+
+    from customers.models import Customer
+
+    table = Customer.tags.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s", [table]
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+        assert not [d for d in definitions if d.endswith("(customer_id)")], definitions
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN SELECT tag_id FROM {table} WHERE customer_id = 1")  # noqa: S608
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "customer_id_tag_id" in plan, plan
