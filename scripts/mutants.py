@@ -206,6 +206,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ): "its one write is notify_many(), atomic itself; what follows is a read of the row",
     ("crm/notifications/mailing.py", "_claim_run", NO_OP): "get_or_create() makes its own savepoint "
     "around the INSERT and reads the row again on a conflict: the outer block adds nothing",
+    (
+        "segmentation/evaluation.py",
+        "alert_evaluation_for_tenant",
+        "@transaction.atomic removed from alert_evaluation_for_tenant",
+    ): "its one write is _store(), a single INSERT; the rest reads and computes",
+    (
+        "segmentation/evaluation.py",
+        "alert_evaluation_simulated",
+        "@transaction.atomic removed from alert_evaluation_simulated",
+    ): "its one write is _store(), a single INSERT; the rest simulates in memory",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }

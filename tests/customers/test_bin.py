@@ -136,3 +136,14 @@ def test_beat_dispatcher_purges_every_active_tenant_through_a_worker(
                 assert not Order.objects.filter(customer_id=ids[tenant.schema_name][0]).exists()
                 assert AuditEvent.objects.filter(action="customer.purged").count() == 1
         connection.set_schema_to_public()
+
+
+def test_binned_tags_are_listed_in_the_bin_for_managers_only(client_for, manager_user, sales_user):
+    from django.urls import reverse
+
+    from customers.models import Tag
+
+    Tag.objects.create(name="Old campaign", deleted_at=timezone.now())
+    url = reverse("customers:bin")
+    assert "Old campaign" in client_for(manager_user).get(url).content.decode()
+    assert "Old campaign" not in client_for(sales_user).get(url).content.decode()
