@@ -83,6 +83,7 @@ def w(tenant, users):
     )
     segment = Segment.objects.create(name="Mine", rules=RULES, created_by=users["sales"])
     alert = ChurnAlert.objects.create(customer=customer, owner=users["sales"], reason="entered_at_risk")
+    alert2 = ChurnAlert.objects.create(customer=pair[0], owner=users["sales"], reason="entered_at_risk")
     return {
         **users,
         "admin_client": _client(tenant, users["admin"]),
@@ -98,6 +99,7 @@ def w(tenant, users):
         "field2": CustomFieldDefinition.objects.create(key="shoe", label="Shoe size", field_type="text"),
         "segment": segment,
         "alert": alert,
+        "alerts": [alert, alert2],
         "tag": Tag.objects.create(name="vip"),
         "tag2": Tag.objects.create(name="gold"),
         "binned_tag": Tag.objects.create(name="old", deleted_at=timezone.now()),
@@ -182,6 +184,13 @@ TENANT_CASES = {
     ),
     "segment_delete": lambda w: segmentation.segment_delete(actor=w["sales"], segment=w["segment"]),
     "alert_acknowledge": lambda w: segmentation.alert_acknowledge(actor=w["sales"], alert=w["alert"]),
+    # two alerts changed, then the first audit row
+    "alert_acknowledge_many": lambda w: segmentation.alert_acknowledge_many(
+        actor=w["sales"], alerts=w["alerts"]
+    ),
+    "alert_assign_many": lambda w: segmentation.alert_assign_many(
+        actor=w["manager"], alerts=w["alerts"], owner=w["sales2"]
+    ),
     "alert_dismiss": lambda w: segmentation.alert_dismiss(actor=w["sales"], alert=w["alert"]),
     "tag_update": lambda w: tag_services.tag_update(
         actor=w["manager"], tag=w["tag"], name="VIP", color="danger"

@@ -93,6 +93,9 @@ REFUSED = {
     "segment delete by another rep": lambda w: segmentation.segment_delete(
         actor=w["sales2"], segment=w["segment"]
     ),
+    "alerts given to someone by sales": lambda w: segmentation.alert_assign_many(
+        actor=w["sales"], alerts=[w["alert"]], owner=w["sales2"]
+    ),
     "alert handled by another rep": lambda w: segmentation.alert_dismiss(actor=w["sales2"], alert=w["alert"]),
     "merge of another rep's customers by sales": lambda w: dedupe.customer_merge(
         actor=w["sales"], survivor=w["others_pair"][0], merged=w["others_pair"][1]
@@ -109,6 +112,13 @@ def test_a_service_refuses_a_role_that_may_not_use_it(case, w):
     with pytest.raises((PermissionDenied, ValidationError)):
         REFUSED[case](w)
     assert _state() == before
+
+
+def test_another_reps_alerts_are_left_alone_in_a_bulk_acknowledge(w):
+    before = _state()
+    assert segmentation.alert_acknowledge_many(actor=w["sales2"], alerts=[w["alert"]]) == 0
+    assert _state() == before
+    assert segmentation.alert_acknowledge_many(actor=w["manager"], alerts=[w["alert"]]) == 1
 
 
 def test_a_customer_created_by_sales_is_theirs_whatever_owner_they_name(w):
