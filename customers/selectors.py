@@ -38,7 +38,7 @@ from .models import Customer, CustomFieldDefinition, Order, Refund, SecondaryCon
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
 from .search import normalise_query
-from .search_index import InArray, han_grams_contain, is_short_han
+from .search_index import InArray, han_grams_contain, is_short_han, served_by_an_index
 
 logger = logging.getLogger(__name__)
 
@@ -525,16 +525,18 @@ def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, 
 def page_reads_matches_first(*, filters: Mapping[str, Any], total: TotalEstimate) -> bool:
     """Whether the list's page should read a search's matches first (`customer_page(matches_first=)`).
 
-    Yes when there is a search and its matches were just counted exactly (at most COUNT_CAP): the
-    page then costs at most what the count cost, reading the same rows (now cached) through the
-    search's index, whatever the sort. Left to the planner, a search plus a sort often walked the
+    Yes when an index serves the search and its matches were just counted exactly (at most
+    COUNT_CAP): the page then costs at most what the count cost, reading the same rows (now cached)
+    through the search's index, whatever the sort. Left to the planner, a search plus a sort often walked the
     sort's index testing every row until 51 matched, which is quick only when the matches are
     spread evenly along the sort order: "qq.com" sorted by name passed every Latin name before the
     first Chinese one (17,000 rows at 100,000 customers), a surname with a city every customer in
     order of total spent. A search counted past the cap or only estimated matches so many customers
     that the walk finds a page within a few hundred rows, and reading all of them would cost more:
-    the planner keeps its choice (docs/search-plans.md)."""
-    return bool(filters.get("q")) and total.exact
+    the planner keeps its choice (docs/search-plans.md). So does a search no index serves (one or two
+    Latin letters, "li"): reading its matches means reading every customer."""
+    needle = normalise_query(str(filters.get("q") or ""))
+    return bool(needle) and total.exact and served_by_an_index(needle)
 
 
 # --- choices for forms -----------------------------------------------------------------------------

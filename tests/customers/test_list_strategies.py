@@ -148,6 +148,9 @@ def test_matches_first_only_for_a_search_counted_exactly(crowd, manager_user, mo
     exact = TotalEstimate(30, exact=True)
     assert page_reads_matches_first(filters={"q": "qq.com"}, total=exact)
     assert not page_reads_matches_first(filters={}, total=exact)  # no search: the list's own indexes
+    assert not page_reads_matches_first(filters={"q": "li"}, total=exact)  # no trigram: no index serves it
+    for served in ("王", "王小", "wangxiao", "138 0013", "qq.com"):
+        assert page_reads_matches_first(filters={"q": served}, total=exact), served
     assert not page_reads_matches_first(filters={"q": "qq.com"}, total=TotalEstimate(10_000, False, True))
     assert not page_reads_matches_first(filters={"q": "qq.com"}, total=TotalEstimate(95_843, exact=False))
     qs = customer_list(user=manager_user, filters={"q": "qq.com"})
