@@ -144,7 +144,7 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
             "domain_by_name": {"q": "qq.com", "sort": "name"},
             # counted exactly (~9,500 at 100,000): read matches first, not walked
             "surname_by_spent": {"q": "王", "sort": "-total_spent"},
-            # every Chinese name sorts after every Latin one: walked, the name index is read to its end
+            # Chinese names sort after every Latin one: the planner's walk read the name index past them all
             "surname_by_name": {"q": "王", "sort": "name"},
             # a nullable sort (customers without a purchase last) with a filter
             "pinyin_consent_by_last_order": {"q": "wangxiao", "email_consent": "yes", "sort": "-last_order"},
