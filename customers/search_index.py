@@ -87,6 +87,17 @@ def is_short_han(needle: str) -> bool:
     return bool(_SHORT_HAN.match(needle or ""))
 
 
+# pg_trgm splits text into words of letters and digits (Han characters included) and indexes their
+# trigrams; a LIKE needle without three such characters in a row gives it nothing to look up.
+_TRIGRAM = re.compile(r"[^\W_]{3}")
+
+
+def served_by_an_index(needle: str) -> bool:
+    """Whether `customer_search` finds the customers containing `needle` through an index (trigrams,
+    or the grams for one or two Han characters) rather than by reading every customer ("li")."""
+    return is_short_han(needle) or bool(_TRIGRAM.search(needle or ""))
+
+
 def han_grams_contain(needle: str) -> DataContains:
     """The condition `search_text LIKE '%needle%'` for a one- or two-character Han needle, on the index."""
     if not is_short_han(needle):

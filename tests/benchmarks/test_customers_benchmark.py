@@ -140,18 +140,71 @@ def test_seed_100000_customers_and_list_pages(committed_tenant, django_db_blocke
             "email_domain": {"q": "qq.com"},
             "surname_city_by_spent": {"q": "王", "city": "上海", "sort": "-total_spent"},
             "domain_consent_by_name": {"q": "qq.com", "email_consent": "yes", "sort": "name"},
+            # dense, counted past the cap, and the matches sort last by name (Chinese after Latin)
+            "domain_by_name": {"q": "qq.com", "sort": "name"},
+            # counted exactly (~9,500 at 100,000): read matches first, not walked
+            "surname_by_spent": {"q": "王", "sort": "-total_spent"},
+            # Chinese names sort after every Latin one: the planner's walk read the name index past them all
+            "surname_by_name": {"q": "王", "sort": "name"},
+            # a nullable sort (customers without a purchase last) with a filter
+            "pinyin_consent_by_last_order": {"q": "wangxiao", "email_consent": "yes", "sort": "-last_order"},
             "no_match": {"q": "zzzqqq"},
         }
         repeats = int(os.environ.get("SEARCH_REPEATS", "20"))
         for role in ("manager", "sales"):
             for label, params in cases.items():
                 measure(role, urlencode(params), f"search.{role}.{label}", repeats=repeats)
+        if os.environ.get("SEARCH_EXPLAIN"):
+            with schema_context(tenant.schema_name):
+                _explain_searches(tenant, cases)
+        if os.environ.get("SEARCH_COMPARE_PLANNER"):
+            # The same requests with every page left to the planner (matches_first never chosen):
+            # what the list did before, measured in the same run on the same data and load.
+            from unittest import mock
+
+            with mock.patch("customers.selectors.page_reads_matches_first", return_value=False):
+                for role in ("manager", "sales"):
+                    for label, params in cases.items():
+                        measure(role, urlencode(params), f"search_planner.{role}.{label}", repeats=repeats)
         # Every search answers in the same few queries whatever it matches (the pinned count is the
         # list view's, tests/customers/test_views.py); a search path that adds a query per row shows here.
         for role in ("manager", "sales"):
             counts = {label: measured[f"search.{role}.{label}"]["queries"] for label in cases}
             assert max(counts.values()) - min(counts.values()) <= 1, counts
         connection.set_schema_to_public()
+
+
+def _explain_searches(tenant, cases: dict) -> None:
+    """SEARCH_EXPLAIN=1: print EXPLAIN (ANALYZE, BUFFERS) of the count and of the page of every search
+    case, the page both ways when the list reads its matches first (for docs/search-plans.md)."""
+    from customers.forms import CustomerFilterForm
+    from customers.selectors import customer_count, customer_list, customer_page, page_reads_matches_first
+
+    def explain(title: str, captured: list[dict]) -> None:
+        for query in captured:
+            sql = query["sql"]
+            if "customers_customer" not in sql or sql.startswith("EXPLAIN") or "customer_tags" in sql:
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            print(f"\n### {title}\n{sql[:300]}\n{plan}")
+
+    for role in ("manager", "sales"):
+        user = User.objects.get(email=f"{role}@{tenant.slug}.test")
+        for label, params in cases.items():
+            form = CustomerFilterForm(params, user=user, definitions=[], owners=[], tags=[])
+            form.is_valid()
+            filters = form.filters()
+            qs = customer_list(user=user, filters=filters)
+            with CaptureQueriesContext(connection) as counting:
+                total = customer_count(user=user, qs=qs, filters=filters)
+            explain(f"{label}, {role}: count ({total})", counting.captured_queries)
+            first = page_reads_matches_first(filters=filters, total=total)
+            for matches_first in sorted({first, False}, reverse=True):
+                with CaptureQueriesContext(connection) as paging:
+                    customer_page(qs, sort=params.get("sort"), page_size=50, matches_first=matches_first)
+                explain(f"{label}, {role}: page, matches_first={matches_first}", paging.captured_queries)
 
 
 def _percentile(values: list[float], pct: float) -> float:
