@@ -50,3 +50,16 @@ def test_churn_alerts_and_birthdays(sales_user, manager_user, own_customer, othe
     texts = [item.text for item in _items("followups.birthdays", sales_user, today)]
     assert texts == [f"Birthday Soon · {soon:%m-%d}"]
     assert _items("followups.due", sales_user, today) == []
+
+
+def test_a_reps_birthdays_are_of_their_own_customers_a_managers_of_the_team(
+    sales_user, sales_user2, manager_user
+):
+    today = timezone.localdate()
+    soon = (today + timedelta(days=1)).replace(year=1990)
+    CustomerFactory(owner=sales_user, name="Mine Soon", birthday=soon)
+    CustomerFactory(owner=sales_user2, name="Shared Soon", birthday=soon, shared_with=[sales_user])
+    mine = [item.text.split(" · ")[0] for item in _items("followups.birthdays", sales_user, today)]
+    team = [item.text.split(" · ")[0] for item in _items("followups.birthdays", manager_user, today)]
+    assert mine == ["Mine Soon"]  # a customer shared with the rep is their colleague's to greet
+    assert sorted(team) == ["Mine Soon", "Shared Soon"]

@@ -276,6 +276,15 @@ def test_bulk_action_from_the_customer_list(manager_client, sales_user, sales_us
     )
 
 
+def test_only_managers_choose_who_gets_bulk_follow_ups(manager_client, sales_client, sales_user):
+    ids = [CustomerFactory(owner=sales_user).pk]
+    asked = {"ids": ids, "action": "tag_add"}
+    assert 'name="assignee"' in manager_client.post(reverse("followups:bulk_new"), asked).content.decode()
+    page = sales_client.post(reverse("followups:bulk_new"), asked)
+    assert page.status_code == 200 and 'name="title"' in page.content.decode()
+    assert 'name="assignee"' not in page.content.decode()
+
+
 def test_rules_page_saves_and_refuses_bad_input(admin_client):
     response = admin_client.post(
         reverse("followups:rules"),
