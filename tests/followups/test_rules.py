@@ -143,6 +143,38 @@ def test_segment_rule_follows_entrants_only(sales_user, admin_user):
     assert sorted(FollowUp.objects.values_list("customer_id", flat=True)) == sorted([entrant.pk, already.pk])
 
 
+def test_a_segment_rule_whose_follow_ups_are_refused_remembers_no_entrant(sales_user, admin_user):
+    """Entrants are remembered and followed up together: when writing the follow-ups fails, nobody is
+    remembered as entered, so the next evaluation follows them up."""
+    from django.db import DatabaseError
+
+    from interactions.followups.models import RuleSegmentMember
+
+    segment = Segment.objects.create(
+        name="Hangzhou",
+        rules={"op": "and", "rules": [{"field": "city", "op": "eq", "value": "Hangzhou"}]},
+        created_by=admin_user,
+    )
+    _rule("segment", segment=segment)
+    rules.on_recompute(run_id=_run().pk)  # the first evaluation: nobody in yet
+    entrant = CustomerFactory(owner=sales_user, city="Hangzhou")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_followup() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'no follow-ups today'; END $$"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER refuse_followup BEFORE INSERT ON "{FollowUp._meta.db_table}" '
+            "FOR EACH ROW EXECUTE FUNCTION refuse_followup()"
+        )
+    with pytest.raises(DatabaseError):
+        rules.on_recompute(run_id=_run().pk)
+    assert not RuleSegmentMember.objects.filter(customer_id=entrant.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TRIGGER refuse_followup ON "{FollowUp._meta.db_table}"')
+    assert rules.on_recompute(run_id=_run().pk) == 1
+
+
 def test_two_workers_racing_on_one_alert_make_one_follow_up(sales_user):
     """The race source_key guards against, made real: a trigger inserts the same follow-up (as a
     second worker handling the same signal would) just before our insert of it. The batch insert
