@@ -82,7 +82,7 @@ def seed(*, users, customers: int, rng, stdout, force: bool = False) -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        with _bulk_load_mode(loaded_models, enabled=customers >= BULK_MODE_MIN_CUSTOMERS):
+        with bulk_load_mode(loaded_models, enabled=customers >= BULK_MODE_MIN_CUSTOMERS):
             customer_ids = _reserve_ids(Customer, len(frame))
             # External ids (from the "ERP") follow the row ids, so a forced second batch cannot clash.
             frame["external_id"] = np.where(
@@ -202,10 +202,11 @@ def _ensure_custom_fields() -> None:
 
 
 @contextmanager
-def _bulk_load_mode(models, *, enabled: bool):
+def bulk_load_mode(models, *, enabled: bool):
     """Drop the plain indexes and the foreign keys of the tables being loaded, and put them back (with
     the same names and definitions, so migrations stay in step) when the block ends. Runs inside the
-    caller's transaction: if anything fails, the DDL rolls back with the data."""
+    caller's transaction: if anything fails, the DDL rolls back with the data. The other apps' demo
+    seeders use it for their own large tables (interactions)."""
     if not enabled:
         yield
         return
