@@ -212,6 +212,10 @@ def bulk_load_mode(models, *, enabled: bool):
         return
     tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
+        # PostgreSQL refuses to ALTER a table with pending deferred foreign-key checks (rows written
+        # earlier in this transaction): run them now, then defer again.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         cursor.execute(
             """
             SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
