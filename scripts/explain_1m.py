@@ -51,13 +51,35 @@ def pages(sample_id: int, sales_sample_id: int, full_name: str) -> list[tuple[st
         ("Dashboard cohorts (24 months)", "manager", "/dashboards/cohorts/?months=24"),
         ("Segments page", "manager", "/segments/"),
         ("Duplicates page", "manager", "/customers/duplicates/"),
+        ("Interactions page", "manager", "/interactions/"),
     ]  # fmt: skip
 
 
-def explain(cursor, sql: str) -> str:
+def explain(cursor, sql: str, *, analyze: bool = True) -> str:
     sql = re.sub(r"^\s*DECLARE \S+ NO SCROLL CURSOR (?:WITH(?:OUT)? HOLD )?FOR ", "", sql, flags=re.I)
-    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+    cursor.execute(("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + sql)
     return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def big_table_index_scans(plan: str) -> list[tuple[str, int]]:
+    """(index, estimated rows) of every index scan of customers or orders in a plan: an index that
+    hands over most of the table (an index read whole, or a partial index's predicate only) stands
+    in for a sequential scan rather than avoiding one; the row estimate tells which."""
+    lines = plan.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        match = re.search(r"(?:Index Scan|Index Only Scan)(?: Backward)? using (\w+) on (\w+)", line)
+        heap = re.search(r"Bitmap Heap Scan on (\w+)", line)
+        if match and match.group(2) in BIG_TABLES:
+            index = match.group(1)
+        elif heap and heap.group(1) in BIG_TABLES:
+            inner = next((x for x in lines[i + 1 :] if "Bitmap Index Scan on" in x), "")
+            index = re.search(r"Bitmap Index Scan on (\w+)", inner).group(1) if inner else "bitmap"
+        else:
+            continue
+        rows = re.search(r"rows=(\d+)", line)
+        found.append((index, int(rows.group(1)) if rows else 0))
+    return sorted(set(found))
 
 
 def heaviest(captured: list[dict], top: int) -> list[dict]:
@@ -83,7 +105,7 @@ def main() -> int:
     from django_tenants.utils import schema_context
 
     from crm.accounts.models import User
-    from crm.tenancy.models import Tenant
+    from crm.tenancy.models import Domain, Tenant
     from customers.dedupe.scan import duplicate_scan
     from customers.models import Customer, Order
     from dashboards.caching import data_changed
@@ -92,7 +114,10 @@ def main() -> int:
     with schema_context(tenant.schema_name):
         customers, orders = Customer.objects.count(), Order.objects.count()
         manager = User.objects.filter(role="manager", is_active=True).order_by("pk").first()
-        sales = User.objects.get(email=f"sales@{tenant.slug}.test")
+        sales = (
+            User.objects.filter(email=f"sales@{tenant.slug}.test").first()  # the bench tenant's rep
+            or User.objects.filter(role="sales", is_active=True).order_by("pk").first()
+        )
         sample = Customer.objects.filter(orders_count__gt=2, deleted_at__isnull=True).order_by("pk").first()
         sales_sample = (
             Customer.objects.filter(owner=sales, orders_count__gt=2, deleted_at__isnull=True)
@@ -108,7 +133,8 @@ def main() -> int:
         cursor = connection.cursor()
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    host = f"{tenant.slug}.{settings.BASE_DOMAIN}"
+    primary = Domain.objects.filter(tenant=tenant, is_primary=True).values_list("domain", flat=True).first()
+    host = primary or f"{tenant.slug}.{settings.BASE_DOMAIN}"
     clients = {}
     for role, user in (("manager", manager), ("sales", sales)):
         clients[role] = Client(HTTP_HOST=host)
@@ -201,6 +227,26 @@ def _section(title, url, role, status, ms, captured, top, tenant, flagged, *, by
         ]
         if scans:
             note = " (by design: the scan reads every live customer)" if by_design else ""
+            if not by_design:
+                # Could an index serve it at all? The plan with sequential scans priced out says so.
+                with schema_context(tenant.schema_name), connection.cursor() as cursor:
+                    cursor.execute("SET enable_seqscan = off")
+                    try:
+                        forced = explain(cursor, query["sql"], analyze=False)
+                    finally:
+                        cursor.execute("RESET enable_seqscan")
+                left = sorted({t for t in SEQ_SCAN.findall(forced) if t in BIG_TABLES})
+                served = big_table_index_scans(forced)
+                note = (
+                    f" (no index can serve it: still a sequential scan of {', '.join(left)} with "
+                    "sequential scans priced out)"
+                    if left
+                    else " (with sequential scans priced out: "
+                    + "; ".join(f"{index}, about {rows:,} rows" for index, rows in served)
+                    + ")"
+                )
+                lines.insert(-4, f"Without sequential scans:{note}.")
+                lines.insert(-4, "")
             flagged.append(f"{title}, query {n}: sequential scan of {', '.join(scans)}{note}")
     return lines
 
