@@ -202,11 +202,12 @@ def _ensure_custom_fields() -> None:
 
 
 @contextmanager
-def bulk_load_mode(models, *, enabled: bool):
+def bulk_load_mode(models, *, enabled: bool, indexes: bool = True):
     """Drop the plain indexes and the foreign keys of the tables being loaded, and put them back (with
     the same names and definitions, so migrations stay in step) when the block ends. Runs inside the
     caller's transaction: if anything fails, the DDL rolls back with the data. The other apps' demo
-    seeders use it for their own large tables (interactions)."""
+    seeders use it for their own large tables (interactions; loyalty with `indexes=False`: its sweep
+    reads through its indexes while it writes, so only the per-row foreign-key checks are saved)."""
     if not enabled:
         yield
         return
@@ -225,7 +226,7 @@ def bulk_load_mode(models, *, enabled: bool):
             """,
             [tables],
         )
-        indexes = cursor.fetchall()
+        dropped = cursor.fetchall() if indexes else []
         cursor.execute(
             """
             SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
@@ -236,11 +237,11 @@ def bulk_load_mode(models, *, enabled: bool):
         foreign_keys = cursor.fetchall()
         for table, name, _definition in foreign_keys:
             cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-        for name, _definition in indexes:
+        for name, _definition in dropped:
             cursor.execute(f"DROP INDEX {name}")
     yield
     with connection.cursor() as cursor:
-        for _name, definition in indexes:
+        for _name, definition in dropped:
             cursor.execute(definition)
         for table, name, definition in foreign_keys:
             cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
