@@ -82,7 +82,7 @@ def seed(*, users, customers: int, rng, stdout, force: bool = False) -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        with _bulk_load_mode(loaded_models, enabled=customers >= BULK_MODE_MIN_CUSTOMERS):
+        with bulk_load_mode(loaded_models, enabled=customers >= BULK_MODE_MIN_CUSTOMERS):
             customer_ids = _reserve_ids(Customer, len(frame))
             # External ids (from the "ERP") follow the row ids, so a forced second batch cannot clash.
             frame["external_id"] = np.where(
@@ -202,15 +202,21 @@ def _ensure_custom_fields() -> None:
 
 
 @contextmanager
-def _bulk_load_mode(models, *, enabled: bool):
+def bulk_load_mode(models, *, enabled: bool, indexes: bool = True):
     """Drop the plain indexes and the foreign keys of the tables being loaded, and put them back (with
     the same names and definitions, so migrations stay in step) when the block ends. Runs inside the
-    caller's transaction: if anything fails, the DDL rolls back with the data."""
+    caller's transaction: if anything fails, the DDL rolls back with the data. The other apps' demo
+    seeders use it for their own large tables (interactions; loyalty with `indexes=False`: its sweep
+    reads through its indexes while it writes, so only the per-row foreign-key checks are saved)."""
     if not enabled:
         yield
         return
     tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
+        # PostgreSQL refuses to ALTER a table with pending deferred foreign-key checks (rows written
+        # earlier in this transaction): run them now, then defer again.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         cursor.execute(
             """
             SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
@@ -220,7 +226,7 @@ def _bulk_load_mode(models, *, enabled: bool):
             """,
             [tables],
         )
-        indexes = cursor.fetchall()
+        dropped = cursor.fetchall() if indexes else []
         cursor.execute(
             """
             SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
@@ -231,11 +237,11 @@ def _bulk_load_mode(models, *, enabled: bool):
         foreign_keys = cursor.fetchall()
         for table, name, _definition in foreign_keys:
             cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-        for name, _definition in indexes:
+        for name, _definition in dropped:
             cursor.execute(f"DROP INDEX {name}")
     yield
     with connection.cursor() as cursor:
-        for _name, definition in indexes:
+        for _name, definition in dropped:
             cursor.execute(definition)
         for table, name, definition in foreign_keys:
             cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_POINTS = 10_000_000  # one redemption or adjustment
 EARN_BATCH = 50_000  # customers per earning transaction
 EXPIRY_BATCH = 5_000  # members per expiry transaction
+REVERSE_BATCH = 5_000  # members per refund-reversal transaction
 # Serialises earning sweeps within a tenant (the lock is per database, the tables per schema: the
 # key mixes in the schema name).
 _EARN_LOCK = "loyalty.earn"
@@ -770,19 +771,30 @@ def _may_move_up(tiers: Sequence[Tier]) -> list[int]:
 def _first_purchase_bonuses(cursor, programme: Programme) -> int:
     """The first-purchase bonus for the members whose first earnings are in this batch (keyed by the
     member: once, even if a later batch or sweep looks again). A member enrolled by this batch has it
-    in the balance it was created with already; an existing member's balance is raised."""
+    in the balance it was created with already; an existing member's balance is raised.
+
+    One set-based statement whatever the batch size: "first earnings" is "no earn entry of the member
+    outside this batch's orders" (one join of the batch's existing members with their ledger, not a
+    count per member), and "once" is the unique (kind, source_key) index itself (ON CONFLICT DO
+    NOTHING, only the rows written raise a balance). The former NOT EXISTS on the key could not use
+    that partial index, and with the fresh ledger's statistics PostgreSQL compared every member of
+    the batch with every bonus entry: 3.4 s for 3,000 new members, quadratic in the batch."""
     bonus = programme.first_purchase_bonus
     entry, member = _table(PointsEntry), _table(Member)
     sql = f"""
         WITH earning AS (
-            SELECT member_id, bool_or(new_member) AS new_member, COUNT(*) AS earned
+            SELECT member_id, bool_or(new_member) AS new_member
             FROM {_SWEEP} WHERE points > 0 GROUP BY member_id
+        ), earned_before AS (
+            SELECT DISTINCT e.member_id
+            FROM earning AS g
+            JOIN {entry} AS e ON e.member_id = g.member_id AND e.kind = 'earn'
+            LEFT JOIN {_SWEEP} AS s ON s.order_id = e.order_id
+            WHERE NOT g.new_member AND s.order_id IS NULL
         ), due AS (
             SELECT g.member_id, g.new_member FROM earning AS g
-            WHERE (g.new_member OR g.earned = (SELECT COUNT(*) FROM {entry} AS e
-                                              WHERE e.member_id = g.member_id AND e.kind = 'earn'))
-              AND NOT EXISTS (SELECT 1 FROM {entry} AS e
-                              WHERE e.kind = 'bonus' AND e.source_key = 'first_purchase:' || g.member_id)
+            LEFT JOIN earned_before AS b ON b.member_id = g.member_id
+            WHERE b.member_id IS NULL
         ), written AS (
             INSERT INTO {entry}
                 (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
@@ -791,10 +803,12 @@ def _first_purchase_bonuses(cursor, programme: Programme) -> int:
                    %s, %s::date, 0, 'rule', 'first_purchase:' || d.member_id, 'first_purchase', now(), now()
             FROM due AS d JOIN {member} AS m ON m.id = d.member_id
             ORDER BY d.member_id
+            ON CONFLICT (kind, source_key) WHERE source_key <> '' DO NOTHING
             RETURNING member_id
         ), raised AS (
-            UPDATE {member} AS m SET balance = m.balance + %s FROM due AS d
-            WHERE m.id = d.member_id AND NOT d.new_member
+            UPDATE {member} AS m SET balance = m.balance + %s
+            FROM written AS w JOIN due AS d ON d.member_id = w.member_id
+            WHERE m.id = w.member_id AND NOT d.new_member
         )
         SELECT COUNT(*) FROM written
     """  # noqa: S608
@@ -961,7 +975,14 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
     """Reverse, in proportion, the points of earned orders that were refunded since (or before) they
     earned. Keyed by the order and its refunded total: the same state never reverses twice.
     Driven from the refunded orders (few) of the customers, each joined to its earn entry by the
-    one-earn-per-order index, rather than from every earn entry."""
+    one-earn-per-order index, rather than from every earn entry.
+
+    What is due is `rules.reversal_due` per order; the members are then taken `REVERSE_BATCH` at a
+    time (one transaction each, locked in id order) and each reversal is `points_reverse`'s debit
+    (the order's own lot first, then FIFO by `rules.consume`, the rest recorded as shortfall) worked
+    out in memory and written with one INSERT, one lot UPDATE and one balance UPDATE per batch. One
+    `points_reverse` call per order (a dozen statements and a commit each) took 25 ms a reversal:
+    the first catch-up after loading a tenant with 10,000,000 orders would have run for hours."""
     scope = ""
     params: list[Any] = []
     if customer_ids is not None:
@@ -970,36 +991,117 @@ def points_reverse_for_orders(*, customer_ids: Iterable[int] | None = None) -> i
         scope = "AND o.customer_id = ANY(%s::bigint[])"
         params.append(id_array(customer_ids))
     sql = f"""
-        SELECT e.member_id, o.id, e.points, o.total, o.refunded_total,
+        SELECT e.member_id, o.id, e.id, e.points, o.total, o.refunded_total,
                COALESCE((SELECT SUM(-r.points + r.shortfall) FROM {_table(PointsEntry)} AS r
                          WHERE r.order_id = o.id AND r.kind = 'reverse'), 0)
         FROM {_table(Order)} AS o
         JOIN {_table(PointsEntry)} AS e ON e.order_id = o.id AND e.kind = 'earn'
         WHERE o.refunded_total > 0 {scope}
+        ORDER BY e.member_id, o.id
     """  # noqa: S608 - table names from model metadata, values are parameters
     with transaction.atomic(), connection.cursor() as cursor:
         _without_jit(cursor)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    count = 0
-    for member_id, order_id, earned, total, refunded, reversed_already in rows:
+    due_by_member: dict[int, list[tuple[int, int, int, Decimal]]] = {}
+    for member_id, order_id, earn_id, earned, total, refunded, reversed_already in rows:
         due = rules.reversal_due(
             earned=earned, total=total, refunded=refunded, already_reversed=reversed_already
         )
-        if due <= 0:
-            continue
-        points_reverse(
-            actor=None,
-            member=Member(pk=member_id),
-            points=due,
-            source=PointsEntry.Source.REFUND,
-            source_key=f"order:{order_id}:refunded:{refunded}",
-            reason="refund",
-            order_id=order_id,
-            amount=refunded,
-        )
-        count += 1
+        if due > 0:
+            due_by_member.setdefault(member_id, []).append((order_id, earn_id, due, refunded))
+    member_ids = sorted(due_by_member)
+    count = 0
+    for start in range(0, len(member_ids), REVERSE_BATCH):
+        with transaction.atomic():
+            count += _reverse_for_members(
+                {pk: due_by_member[pk] for pk in member_ids[start : start + REVERSE_BATCH]}
+            )
     return count
+
+
+def _reverse_for_members(due_by_member: Mapping[int, list[tuple[int, int, int, Decimal]]]) -> int:
+    """One batch of `points_reverse_for_orders`, in the caller's transaction: the members and their
+    open lots locked, the reversals already written (same key) skipped, the rest debited."""
+    entry, member = _table(PointsEntry), _table(Member)
+    ids = id_array(due_by_member)
+    keys = {
+        f"order:{order_id}:refunded:{refunded}": member_id
+        for member_id, dues in due_by_member.items()
+        for order_id, _earn, _due, refunded in dues
+    }
+    with connection.cursor() as cursor:
+        _without_jit(cursor)
+        cursor.execute(
+            f"SELECT id, balance FROM {member} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
+            [ids],
+        )
+        balances = dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT source_key, member_id FROM {entry} "  # noqa: S608
+            "WHERE kind = 'reverse' AND source_key <> '' AND source_key = ANY(%s::text[])",
+            [list(keys)],
+        )
+        written = dict(cursor.fetchall())
+        if any(keys[key] != member_id for key, member_id in written.items()):
+            raise ApplicationError(_("This reference was already used for another member."), code="key_used")
+        cursor.execute(
+            f"SELECT id, member_id, remaining, expires_on FROM {entry} "  # noqa: S608
+            "WHERE member_id = ANY(%s::bigint[]) AND remaining > 0 ORDER BY id FOR UPDATE",
+            [ids],
+        )
+        lots: dict[int, list[rules.Lot]] = {}
+        for lot_id, member_id, remaining, expires_on in cursor.fetchall():
+            lots.setdefault(member_id, []).append(rules.Lot(lot_id, remaining, expires_on))
+    new_rows: list[tuple] = []
+    taken_from: dict[int, int] = {}
+    new_balances: dict[int, int] = {}
+    for member_id, dues in due_by_member.items():
+        if member_id not in balances:  # the member was deleted meanwhile
+            continue
+        balance = balances[member_id]
+        open_lots = {lot.id: lot for lot in lots.get(member_id, [])}
+        for order_id, earn_id, due, refunded in dues:
+            key = f"order:{order_id}:refunded:{refunded}"
+            if key in written:
+                continue
+            points = _bounded_points(due)
+            taken, shortfall = rules.consume(list(open_lots.values()), points, first=earn_id)
+            for lot_id, take in taken:
+                lot = open_lots[lot_id]
+                open_lots[lot_id] = rules.Lot(lot.id, lot.remaining - take, lot.expires_on)
+                taken_from[lot_id] = taken_from.get(lot_id, 0) + take
+            balance -= points - shortfall
+            new_rows.append((member_id, shortfall - points, balance, shortfall, key, order_id, refunded))
+        new_balances[member_id] = balance
+    if not new_rows:
+        return 0
+    columns = list(zip(*new_rows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {entry}
+                    (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
+                     source_key, order_id, amount, reason, occurred_at, created_at)
+                SELECT r.member_id, 'reverse', r.points, r.balance_after, 0, NULL, r.shortfall, %s,
+                       r.source_key, r.order_id, r.amount, 'refund', now(), now()
+                FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[], %s::text[], %s::bigint[],
+                            %s::numeric[]) WITH ORDINALITY
+                     AS r(member_id, points, balance_after, shortfall, source_key, order_id, amount, n)
+                ORDER BY r.n""",  # noqa: S608
+            [PointsEntry.Source.REFUND, *[list(column) for column in columns]],
+        )
+        if taken_from:
+            cursor.execute(
+                f"UPDATE {entry} AS e SET remaining = e.remaining - t.take "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::int[]) AS t(id, take) WHERE e.id = t.id",
+                [list(taken_from), list(taken_from.values())],
+            )
+        cursor.execute(
+            f"UPDATE {member} AS m SET balance = t.balance, updated_at = now() "  # noqa: S608
+            "FROM unnest(%s::bigint[], %s::int[]) AS t(id, balance) WHERE m.id = t.id",
+            [list(new_balances), list(new_balances.values())],
+        )
+    return len(new_rows)
 
 
 # --------------------------------------------------------------------------------------------------

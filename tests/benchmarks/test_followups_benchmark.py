@@ -62,6 +62,7 @@ def load_followups(*, count: int, sales_id: int) -> None:
             INSERT INTO segmentation_churnalert (customer_id, owner_id, reason, details, status, created_at)
             SELECT id, owner_id, 'entered_at_risk', '{}'::jsonb, 'open', now() - (id % 30) * interval '1 day'
             FROM customers_customer WHERE deleted_at IS NULL AND id % 50 = 0
+            ON CONFLICT DO NOTHING
             """
         )
         cursor.execute(f"ANALYZE {table}")

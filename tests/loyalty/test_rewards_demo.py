@@ -37,3 +37,31 @@ def test_seed_demo_adds_a_programme_tiers_rewards_vouchers_and_referrals_with_co
     assert Referral.objects.exists() and Referral.objects.filter(rewarded_at__isnull=False).exists()
     assert loyalty_services.member_balances_check() == []
     assert "rewards:" in out.getvalue()
+
+
+def test_the_loyalty_demo_in_bulk_mode_puts_the_foreign_keys_back_and_ends_consistent(tenant, monkeypatch):
+    """From the bulk size on the demo earns with the ledger's foreign keys dropped (checked once when
+    put back); here at 60 customers: the same ledger rules, the same constraints afterwards."""
+    from loyalty import demo
+
+    def foreign_keys():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace "
+                "AND conrelid::regclass::text LIKE 'loyalty_%%'"
+            )
+            return set(cursor.fetchall())
+
+    before = foreign_keys()
+    monkeypatch.setattr(demo, "BULK_MODE_MIN_CUSTOMERS", 1)
+    out = io.StringIO()
+    call_command("seed_demo", tenant="alpha", customers=60, seed=5, stdout=out)
+    connection.set_tenant(tenant)
+    assert foreign_keys() == before and len(before) >= 3
+    assert Member.objects.count() > 20
+    assert (
+        PointsEntry.objects.filter(kind="bonus", reason="first_purchase").count()
+        == Member.objects.filter(entries__kind="earn").distinct().count()
+    )
+    assert loyalty_services.member_balances_check() == []
