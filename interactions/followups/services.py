@@ -94,9 +94,11 @@ def _check_assignee(actor: User | None, assignee: Any, errors: dict[str, list]) 
     valid = (
         isinstance(assignee, User)
         and assignee.pk is not None
-        and user_has_role(assignee, ALL_ROLES)
-        # The object must be this schema's user of that id (not a user of another tenant).
-        and User.objects.filter(pk=assignee.pk, email=assignee.email, is_active=True).exists()
+        # Read from the database, not the object passed in: this schema's user of that id (not a user
+        # of another tenant), active and with a role now.
+        and User.objects.filter(
+            pk=assignee.pk, email=assignee.email, is_active=True, role__in=ALL_ROLES
+        ).exists()
     )
     if not valid:
         errors.setdefault("assignee", []).append(
