@@ -72,6 +72,18 @@ def _seeded(committed_tenant, django_db_blocker) -> Tenant:
     return tenant
 
 
+def _drop_copy(slug: str) -> None:
+    """Drop a restored copy: its schema, any schema kept aside by a restore over it, and its rows."""
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{slug.replace('-', '_')}%"]
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    _drop(slug)
+
+
 def _drop(slug: str) -> None:
     connection.set_schema_to_public()
     for tenant in Tenant.objects.filter(slug=slug):
@@ -165,15 +177,7 @@ def test_restore_as_a_new_company_leaves_the_original_untouched(
             with schema_context(aside[0]):
                 assert Customer.objects.get(pk=first.pk).city == "Copy City"
         finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                    [f"{copy_slug.replace('-', '_')}%"],
-                )
-                for (name,) in cursor.fetchall():
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-            _drop(copy_slug)
+            _drop_copy(copy_slug)
 
 
 def _refuse_in_public(table: str, event: str) -> None:
@@ -234,14 +238,7 @@ def test_a_restore_whose_audit_row_is_refused_adds_no_company(committed_tenant, 
             assert not Domain.objects.filter(domain__startswith=f"{copy_slug}.").exists()
         finally:
             _allow_again(AuditEvent._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                    [f"{copy_slug.replace('-', '_')}%"],
-                )
-                for (name,) in cursor.fetchall():
-                    cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-            _drop(copy_slug)
+            _drop_copy(copy_slug)
 
 
 def test_bad_input_to_the_backup_commands_gets_one_line(db, tmp_path):
