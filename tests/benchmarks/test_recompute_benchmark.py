@@ -1,6 +1,6 @@
-"""Benchmark: the full segmentation recompute on 100,000 customers / 1,000,000 orders.
-
-Run with `make bench` (pytest tests/benchmarks -s). The data is simulated from the BG/NBD and
+"""Benchmark: the full segmentation recompute on 100,000 customers / 1,000,000 orders (`make bench`),
+or 1,000,000 / 10,000,000 (`make bench SCALE=1m`; RECOMPUTE_BENCH_CUSTOMERS gives another size, with
+ten orders a customer). The data is simulated from the BG/NBD and
 Gamma-Gamma processes (segmentation.analytics.simulate) so the CLV fit does real work, and written
 with COPY into a committed throw-away tenant. Timed, up to the moment the scores, transitions,
 snapshot and alerts are committed (the holdout check of the model runs after that and is reported
@@ -9,14 +9,16 @@ separately):
 * the first run on the fresh tenant (every score inserted) and three nightly runs (every score
   updated); the headline is the best nightly run;
 * a bare baseline in the same run, best of three: COPY the same purchases out (binary, like the
-  recompute), one pandas groupby, COPY 100,000 rows into a temp table.
+  recompute), one pandas groupby, COPY a row per customer into a temp table.
 
 Wall time on this shared 2-core machine swings with the other processes, so CPU seconds (this
 process + its PostgreSQL backend) are recorded too.
 
-Targets from the issue, both asserted: full recompute < 10 s, and its ratio to the baseline < 3
-(wall time, best nightly run over best baseline; the CPU ratio is asserted too, as it does not swing
-with the neighbours' load).
+Targets, asserted: at 100,000 the full recompute < 10 s and its ratio to the baseline < 3;
+at 1,000,000 < 30 s and a ratio of at most 2.5 (issue 18). The ratio is wall time, best nightly run
+over best baseline; the CPU ratio is asserted too, as it does not swing with the neighbours' load. The
+peak resident memory of the process during the runs (VmHWM, reset before the first run: the worker
+runs the same function) is recorded and asserted under 6 GiB.
 """
 
 import os
@@ -35,12 +37,29 @@ from segmentation.models import CustomerScore, RecomputeRun
 from segmentation.pgcopy import copy_in_arrays, copy_out_arrays
 from segmentation.recompute import recompute
 
-from .conftest import record_benchmark
+from . import scale
+from .conftest import load_text, record_benchmark
 
-N_CUSTOMERS = 100_000
-N_ORDERS = 1_000_000
+N_CUSTOMERS = scale.size("RECOMPUTE_BENCH_CUSTOMERS", 100_000)
+N_ORDERS = 10 * N_CUSTOMERS
+AT_SCALE = N_CUSTOMERS >= 1_000_000
+TARGET_SECONDS, TARGET_RATIO = (30, 2.5) if AT_SCALE else (10, 3)
+MEMORY_LIMIT_MB = 6 * 1024
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.at_scale]
+
+
+def _reset_peak_memory() -> None:
+    """Reset this process's peak resident set (VmHWM) to its current size (Linux: clear_refs 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_memory_mb() -> float:
+    """This process's peak resident set since the last reset, in MiB (VmHWM in /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _cpu_seconds() -> float:
@@ -160,7 +179,7 @@ def generate(n_customers: int = N_CUSTOMERS, n_orders: int = N_ORDERS, seed: int
 
 
 def baseline() -> float:
-    """COPY the same purchases out, one pandas groupby, COPY 100,000 rows into a temp table (with the
+    """COPY the same purchases out, one pandas groupby, COPY a row per customer into a temp table (with the
     same binary COPY the recompute uses, so the ratio measures the recompute's own work)."""
     started = time.perf_counter()
     customer, placed_us, amount = copy_out_arrays(
@@ -192,7 +211,7 @@ def baseline() -> float:
     return time.perf_counter() - started
 
 
-def test_recompute_100k(committed_tenant, django_db_blocker):
+def test_recompute(committed_tenant, django_db_blocker):
     tenant = committed_tenant("bench-seg", "Benchmark Segmentation")
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         started = time.perf_counter()
@@ -225,8 +244,11 @@ def test_recompute_100k(committed_tenant, django_db_blocker):
             return run, marks["written"] - started, time.perf_counter() - started
 
         # First run on a fresh tenant: every score inserted. Then the nightly case: every score updated.
+        memory_before = _peak_memory_mb()
+        _reset_peak_memory()
         first, first_seconds, first_total = timed_run(RecomputeRun.Trigger.MANUAL)
         nightly = [timed_run(RecomputeRun.Trigger.NIGHTLY) for _ in range(3)]
+        peak_mb = _peak_memory_mb()
         best, seconds, total = min(nightly, key=lambda item: item[1])
         assert CustomerScore.objects.count() == customers
         ratio = seconds / baseline_seconds
@@ -240,8 +262,12 @@ def test_recompute_100k(committed_tenant, django_db_blocker):
         cpu_ratio = cpu_seconds / baseline_cpu
         print(f"CPU seconds (client + database): recompute {cpu_seconds:.2f}, baseline {baseline_cpu:.2f}")
         print(f"CPU ratio: {cpu_ratio:.2f}")
+        print(
+            f"peak memory of the runs: {peak_mb:,.0f} MiB "
+            f"(before the runs, with the generated data: {memory_before:,.0f})"
+        )
         record_benchmark(
-            "recompute_100k",
+            f"recompute_{scale.scale_name()}",
             seconds=round(seconds, 3),
             baseline_seconds=round(baseline_seconds, 3),
             ratio=round(ratio, 2),
@@ -256,12 +282,19 @@ def test_recompute_100k(committed_tenant, django_db_blocker):
             clv_model=first.clv_model,
             phases_first=first.timings,
             phases_best=best.timings,
+            peak_memory_mb=round(peak_mb),
+            load=load_text(),
         )
-        assert seconds < 10, f"nightly recompute took {seconds:.1f} s (target < 10 s)"
-        assert first_seconds < 15, f"first recompute took {first_seconds:.1f} s"
+        assert seconds < TARGET_SECONDS, (
+            f"nightly recompute took {seconds:.1f} s (target < {TARGET_SECONDS} s)"
+        )
+        assert first_seconds < 1.5 * TARGET_SECONDS, f"first recompute took {first_seconds:.1f} s"
+        assert peak_mb < MEMORY_LIMIT_MB, f"peak memory {peak_mb:,.0f} MiB (limit {MEMORY_LIMIT_MB:,} MiB)"
         # Where the time goes beyond the baseline's read: two maximum-likelihood fits on 100,000
         # customers (warm-started from the last run), the CLV sum over monthly steps, and writing
         # 100,000 score rows into a fresh table whose five indexes are built once (segmentation.
         # tableswap) instead of updating every row and its index entries in place.
-        assert ratio < 3, f"recompute / baseline = {ratio:.2f} (target < 3)"
-        assert cpu_ratio < 3, f"recompute / baseline CPU = {cpu_ratio:.2f} (target < 3)"
+        assert ratio <= TARGET_RATIO, f"recompute / baseline = {ratio:.2f} (target {TARGET_RATIO})"
+        assert cpu_ratio <= TARGET_RATIO, (
+            f"recompute / baseline CPU = {cpu_ratio:.2f} (target {TARGET_RATIO})"
+        )
