@@ -30,6 +30,9 @@ from tests.conftest import PASSWORD, REPO_ROOT, _test_database_url, wait_until_l
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# The in-place profile form once htmx has taken it over: htmx binds swapped-in content when the swap
+# settles (and then drops "htmx-added"); a click before that is the browser's own submit.
+SETTLED_FORM = "#profile-card:not(.htmx-added) form"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

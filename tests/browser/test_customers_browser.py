@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from crm.accounts.models import User
 from customers.models import Customer
 from customers.services import customer_create, customer_refresh_order_stats
+from tests.browser.conftest import SETTLED_FORM
 from tests.factories import OrderFactory, OrderLineFactory
 
 pytestmark = pytest.mark.browser
@@ -64,11 +65,12 @@ def test_search_open_edit_in_place_and_duplicate_warning(
 
     # Edit in place: the card becomes a form, a bad email is refused at the field, then it saves.
     page.click("#edit-in-place")
-    page.locator("#profile-card form").wait_for()
+    page.locator(SETTLED_FORM).wait_for()
     page.fill("#profile-card input[name=email]", "not-an-email")
     page.click("#profile-card button[type=submit]")
     page.locator("#profile-card .invalid-feedback").first.wait_for()
     assert "valid email" in page.locator("#profile-card").inner_text()
+    page.locator(SETTLED_FORM).wait_for()
     page.fill("#profile-card input[name=email]", "xiaoming@example.cn")
     page.fill("#profile-card input[name=city]", "杭州")
     page.click("#profile-card button[type=submit]")

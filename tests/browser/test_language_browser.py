@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
 from crm.audit.services import audit_record
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, SETTLED_FORM
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
@@ -65,14 +65,34 @@ def test_history_updates_in_place_and_audit_log_reads_well(
     try:
         page = context.new_page()
         login(page, tenant, admin.email)
+        # The tab's first load is held until after the save and then answered with a stand-in for the page
+        # as it was before: the refresh after the save must still come after it, not be dropped
+        # while it is in flight (on a slow machine the first load can still be running when the user saves).
+        held = []
+
+        def hold_first(route):
+            if held:
+                route.continue_()
+            else:
+                held.append(route)
+
+        page.route(f"**/customers/{customer.pk}/history/", hold_first)
         page.goto(tenant_url(tenant, f"/customers/{customer.pk}/"))
         page.locator('[data-bs-target="#tab-history"]').click()
         history = page.locator("#history-panel")
         history.wait_for()
-        assert words["occupation"] not in history.inner_text()
+        for _ in range(150):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the History tab did not load"
         page.locator("#edit-in-place").click()
+        page.locator(SETTLED_FORM).wait_for()
         page.fill("#profile-card input[name=occupation]", "Teacher 教师")
         page.locator("#profile-card button[type=submit]").click()
+        # The read-only card is back: htmx has fired "customer-updated" (it does so before the swap).
+        page.locator("#profile-card:has(#edit-in-place)", has_text="Teacher 教师").wait_for()
+        held[0].fulfill(status=200, content_type="text/html", body='<p data-testid="stale">…</p>')
         # No reload: the History tab fills in from the "customer-updated" event.
         page.locator(
             "#history-panel td:visible, #history-panel span.fw-semibold:visible", has_text=words["occupation"]
