@@ -466,3 +466,24 @@ class BehaviourEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} @ {self.occurred_at:%Y-%m-%d}"
+
+
+class OrderChange(models.Model):
+    """A journal of the customers whose orders changed, read and emptied by the segmentation
+    recompute: an incremental recompute re-reads only these customers' orders. Written by triggers on
+    the order table (migration 0010), so no way of changing an order (a service, an import's COPY, a
+    queryset update, a shell) can leave it out: one row per customer per statement.
+
+    `txid` is the writing transaction's id (`pg_current_xact_id()`): a recompute deletes exactly the
+    rows that were visible in the snapshot it read the orders with, so a change committed while it
+    was reading stays for the next run."""
+
+    customer_id = models.BigIntegerField()
+    txid = models.TextField(editable=False)  # xid8 in the database (see migration 0010)
+
+    class Meta:
+        verbose_name = _("order change")
+        verbose_name_plural = _("order changes")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id or 'all'}"

@@ -252,6 +252,10 @@ class RecomputeRun(models.Model):
         SUCCEEDED = "succeeded", _("Finished")
         FAILED = "failed", _("Failed")
 
+    class Kind(models.TextChoices):
+        FULL = "full", _("Full")
+        INCREMENTAL = "incremental", _("Incremental")
+
     class Trigger(models.TextChoices):
         MANUAL = "manual", _("On demand")
         NIGHTLY = "nightly", _("Nightly")
@@ -284,6 +288,14 @@ class RecomputeRun(models.Model):
     holdout = models.JSONField(default=dict, blank=True)
     settings_used = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # "full": every customer's orders read; "incremental": only the customers whose orders changed
+    # since the previous run (see segmentation.recompute), the others from their stored features.
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.FULL)
+    changed_customers = models.PositiveIntegerField(_("customers re-read"), default=0)
+    # Customers re-read by the incremental runs since the CLV model was last fitted (0 after a fit).
+    changed_since_fit = models.PositiveIntegerField(default=0)
+    # The run left every customer's features in CustomerFeatures: the next one may be incremental.
+    features_written = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -304,6 +316,38 @@ class RecomputeRun(models.Model):
         if not self.finished_at:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class CustomerFeatures(models.Model):
+    """What the recompute derives from a customer's purchases, kept so that the next run can re-read
+    only the customers whose orders changed (segmentation.recompute, "incremental"). One row per
+    customer scored by the last run; days are UTC day numbers, money is net of refunds.
+
+    Lifetime: first/last purchase day, number of purchase days, total, total of the first day.
+    Window (the RFM window ending on the run's UTC day): the same five measures, zeros when none.
+    And the last purchase's instant and the number of purchases.
+    Written in bulk by every run; never read by a page."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    first_day = models.IntegerField(default=0)
+    last_day = models.IntegerField(default=0)
+    day_count = models.IntegerField(default=0)
+    total = models.FloatField(default=0.0)
+    first_day_total = models.FloatField(default=0.0)
+    w_first_day = models.IntegerField(default=0)
+    w_last_day = models.IntegerField(default=0)
+    w_day_count = models.IntegerField(default=0)
+    w_total = models.FloatField(default=0.0)
+    w_first_day_total = models.FloatField(default=0.0)
+    last_purchase_us = models.BigIntegerField(default=0)  # last purchase instant, µs since 1970 (UTC)
+    order_count = models.IntegerField(default=0)  # purchases (orders) counted
+
+    class Meta:
+        verbose_name = _("customer features")
+        verbose_name_plural = _("customer features")
+
+    def __str__(self) -> str:
+        return f"features of {self.customer_id}"
 
 
 class LifecycleTransition(models.Model):

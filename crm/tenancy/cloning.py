@@ -13,9 +13,10 @@ PostgreSQL can copy directly:
     primary keys / unique / exclusion constraints and indexes, under their original names
         (later migrations drop or rename them by name), from pg_get_constraintdef / pg_get_indexdef
     foreign keys, from pg_get_constraintdef, pointing at the new schema's tables
+    triggers, from pg_get_triggerdef, on the new schema's tables (their functions live in public)
     INSERT INTO new.t SELECT * FROM template.t; identity sequences moved past the copied ids
 
-If the template ever holds anything else (views, functions, triggers, sequences outside identity
+If the template ever holds anything else (views, functions, triggers calling them, sequences outside identity
 columns, ...), `can_clone_fast` says no and the caller falls back to django-tenants' function.
 """
 
@@ -49,8 +50,10 @@ def unsupported_objects(source: str) -> list[str]:
              WHERE c.relnamespace = %(schema)s::regnamespace
                AND pg_get_expr(ad.adbin, ad.adrelid) ILIKE '%%nextval%%'
             UNION ALL
-            SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+            SELECT 'trigger ' || t.tgname || ' calling a function of the schema'
+              FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
              WHERE c.relnamespace = %(schema)s::regnamespace AND NOT t.tgisinternal
+               AND p.pronamespace = %(schema)s::regnamespace
             UNION ALL
             SELECT 'function ' || p.proname FROM pg_proc p WHERE p.pronamespace = %(schema)s::regnamespace
             UNION ALL
@@ -156,6 +159,14 @@ def build_clone_script(source: str, target: str) -> list[str]:
                 f"SELECT setval(pg_get_serial_sequence('{qualified}', '{column}'), "
                 f"COALESCE((SELECT max({_quote(column)}) FROM {qualified}), 0) + 1, false)"
             )
+        # Triggers last, after the rows (calling functions of another schema, see unsupported_objects).
+        cursor.execute(
+            "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal ORDER BY t.tgname",
+            [source],
+        )
+        for (definition,) in cursor.fetchall():
+            statements.append(_retarget(definition, source, target, marker=" ON "))
     return statements
 
 

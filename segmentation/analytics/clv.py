@@ -966,8 +966,12 @@ def predict_clv(
     penalizer: float = 0.0,
     initial_bgnbd: Sequence[float] | None = None,
     initial_gamma_gamma: Sequence[float] | None = None,
+    fitted: tuple[BGNBDFit, GammaGammaFit] | None = None,
 ) -> tuple[pd.DataFrame, ModelReport]:
     """Fit BG/NBD + Gamma-Gamma on an RFM summary and predict per-customer value, or fall back.
+
+    ``fitted`` (earlier fits of both models) skips the fitting: the predictions use those parameters,
+    under the same checks (an incremental recompute when the data has moved little since the fit).
 
     ``summary_df`` is the output of :func:`summary_from_transactions` with the same ``time_unit``
     (``frequency``, ``recency``, ``T``, ``monetary_value``; ``total_value`` optional).
@@ -1042,8 +1046,11 @@ def predict_clv(
     else:
         # A warm start (yesterday's parameters, r/alpha/a/b and p/q/gamma) cuts the optimiser's
         # iterations; the fits still fall back to their own starts if it does not converge.
-        bg = fit_bgnbd(x, tx, TT, penalizer=penalizer, initial=initial_bgnbd)
-        gg = fit_gamma_gamma(x, m, penalizer=penalizer, initial=initial_gamma_gamma)
+        if fitted is not None:
+            bg, gg = fitted
+        else:
+            bg = fit_bgnbd(x, tx, TT, penalizer=penalizer, initial=initial_bgnbd)
+            gg = fit_gamma_gamma(x, m, penalizer=penalizer, initial=initial_gamma_gamma)
         report.bgnbd, report.gamma_gamma = bg, gg
         if not bg.converged:
             reasons.append(f"the BG/NBD fit did not converge ({bg.message})")

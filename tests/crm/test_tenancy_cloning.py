@@ -26,6 +26,10 @@ def _shape(schema: str) -> dict[str, set]:
             return {tuple(str(v).replace(f"{schema}.", "S.") for v in row) for row in cursor.fetchall()}
 
     return {
+        "triggers": rows(
+            "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relnamespace = %(schema)s::regnamespace AND NOT t.tgisinternal"
+        ),
         "columns": rows(
             """SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                       a.attidentity, a.attgenerated, pg_get_expr(d.adbin, d.adrelid),
@@ -73,8 +77,9 @@ def test_the_template_holds_only_what_the_fast_copy_handles(public):
 def test_fast_copy_has_the_templates_tables_constraints_indexes_and_rows(public):
     cloning.clone_schema_fast(source=TEMPLATE, target="copy_check")
     template, copy = _shape(TEMPLATE), _shape("copy_check")
-    for part in ("columns", "constraints", "indexes", "storage", "statistics", "sequences"):
+    for part in ("columns", "constraints", "indexes", "storage", "statistics", "sequences", "triggers"):
         assert copy[part] == template[part], part
+    assert len(template["triggers"]) == 3  # the order journal's (customers.OrderChange)
     assert ("loyalty_member", "['fillfactor=70']") in copy["storage"]
     assert ("customers_customer", "search_text", "1000") in copy["statistics"]
     assert len(template["indexes"]) > 30 and len(template["constraints"]) > 50
