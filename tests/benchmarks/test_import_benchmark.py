@@ -40,7 +40,8 @@ def media_in_tmp(settings, tmp_path):
 
 ROWS = size("IMPORT_BENCH_ROWS", 100_000)
 REFERENCE_ROWS = max(1_000, ROWS // 10)
-ISSUE_TARGET_SECONDS = 10 * ROWS / 100_000  # issue 18: 10 s per 100,000 rows (120 s for 1,000,000)
+# issue 18: 100,000 rows in 10 s, 1,000,000 in 120 s (a row may cost a fifth more at ten times the size)
+ISSUE_TARGET_SECONDS = 10 * ROWS / 100_000 * (1.2 if ROWS >= 1_000_000 else 1.0)
 # The issue's 1,000,000 rows in 120 s against 100,000 in 10 s: a row may cost a fifth more at ten
 # times the size.
 PER_ROW_GROWTH_TARGET = 1.2
