@@ -3,12 +3,14 @@ and the scores are the ones a full run computes on the same data with the same C
 back to a full one when that would not hold; the order journal is written by the database itself and
 belongs to its tenant."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -165,3 +167,23 @@ def test_every_way_of_changing_an_order_is_journalled(tenant, change):
     else:
         Order.objects.filter(pk=order.pk).delete()
         assert list(OrderChange.objects.values_list("customer_id", flat=True)) == [first.pk]
+
+
+@pytest.mark.parametrize(
+    "language, incremental, full",
+    [("en", "Incremental · 1 customer re-read", "Full"), ("zh-hans", "增量 · 重读 1 位客户", "全量")],
+)
+def test_the_history_page_tells_an_incremental_run_from_a_full_one(
+    tenant, users, client_for, language, incremental, full
+):
+    buyer, *_others = customers = [CustomerFactory() for _ in range(5)]
+    for customer in customers:
+        _buy(customer, timezone.now() - timedelta(days=30))
+    recompute(with_holdout=False, incremental=False)
+    _buy(buyer, timezone.now())
+    recompute(with_holdout=False)
+    manager = users["manager"]
+    type(manager).objects.filter(pk=manager.pk).update(language=language)
+    page = client_for(manager).get(reverse("segmentation:history")).content.decode()
+    kinds = re.findall(r'data-testid="run-kind">([^<]*)</td>', page)
+    assert [" ".join(kind.split()) for kind in kinds] == [incremental, full]
