@@ -2,7 +2,10 @@
 service (a trigger on the audit table, tests/test_audit_fault.py), everything the service wrote before
 it is undone too. Services whose last write is not an audit row are failed at their last write instead
 (a trigger refusing that table's statement), and the senders run the way a worker runs them: with no
-transaction around the call, so they must open their own to take their row lock."""
+transaction around the call, so they must open their own to take their row lock.
+
+scripts/mutants.py runs this file's tests for a dropped transaction with `-k "<function> or not
+test_audit_fault"`: each test's name holds the name of the service it fails."""
 
 import io
 import random
@@ -189,7 +192,7 @@ def test_a_refused_delete_undoes_its_audit_row(case, w):
 # --- the periodic scan and its delivery ------------------------------------------------------------------
 
 
-def test_the_scan_raises_all_its_events_or_none(w):
+def test_sla_scan_raises_all_its_events_or_none(w):
     """The scan inserts the first-response events before the resolution ones: when the database refuses
     a resolution event, the first-response breach raised in the same scan is undone too."""
     services.tickets_assign(actor=w["manager"], ticket_ids=[w["fresh"].pk], assignee=w["sales"])
@@ -201,7 +204,7 @@ def test_the_scan_raises_all_its_events_or_none(w):
     assert _service_state() == before
 
 
-def test_a_delivery_that_cannot_mark_its_events_notifies_nobody(w):
+def test_sla_deliver_pending_that_cannot_mark_its_events_notifies_nobody(w):
     """Notifications are written, then the events marked delivered: when the mark is refused, the
     notifications go back too (the next run delivers them, once)."""
     services.tickets_assign(actor=w["manager"], ticket_ids=[w["fresh"].pk], assignee=w["sales"])
@@ -229,7 +232,9 @@ def test_a_demo_seed_that_fails_at_its_last_write_leaves_nothing(tenant, users):
 # --- the senders, as a worker runs them ---------------------------------------------------------------
 
 
-def test_the_senders_lock_their_row_in_their_own_transaction(committed_tenant, django_db_blocker):
+def test_ticket_reply_send_and_contact_acknowledge_send_lock_their_row_themselves(
+    committed_tenant, django_db_blocker
+):
     """A worker calls the senders with no transaction open (autocommit): each takes its row lock in a
     transaction of its own, sends, marks the row, and a second call sends nothing."""
     tenant = committed_tenant()
