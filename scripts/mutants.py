@@ -128,7 +128,13 @@ TEST_MAP: dict[str, list[str]] = {
     "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards"],
     "crm/notifications": [*ACCESS, "tests/notifications"],
     "interactions/followups": [*ACCESS, "tests/followups"],
-    "interactions/service": [*ACCESS, "tests/interactions/service", "tests/dashboards/test_reports.py"],
+    "interactions/service": [
+        "tests/interactions/service/test_audit_fault_service.py",
+        "tests/interactions/service/test_service_scope.py",
+        *ACCESS,
+        "tests/interactions/service",
+        "tests/dashboards/test_reports.py",
+    ],
     "interactions/surveys": [*ACCESS, "tests/interactions/surveys"],
     "interactions": [*ACCESS, "tests/interactions"],
     "loyalty": [*ACCESS, "tests/loyalty"],
@@ -216,6 +222,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "alert_evaluation_simulated",
         "@transaction.atomic removed from alert_evaluation_simulated",
     ): "its one write is _store(), a single INSERT; the rest simulates in memory",
+    (
+        "interactions/service/services.py",
+        "ticket_open_from_contact_form",
+        "@transaction.atomic removed from ticket_open_from_contact_form",
+    ): "its one write is ticket_open(), atomic itself (settings_get() after it reads the row ticket_open "
+    "made or read); the acknowledgement is sent on commit either way",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }
@@ -227,7 +239,10 @@ ATOMIC_TESTS: dict[str, list[str]] = {
     # the newer apps keep their all-or-nothing tests with their other tests
     "crm/notifications": ["tests/notifications"],
     "interactions/followups": ["tests/followups"],
-    "interactions/service": ["tests/interactions/service"],
+    "interactions/service": [
+        "tests/interactions/service/test_audit_fault_service.py",
+        "tests/interactions/service",
+    ],
     "interactions": ["tests/interactions"],
     "loyalty": ["tests/loyalty"],
     "customers/imports/kinds.py": ["tests/customers/test_import_kinds.py"],
