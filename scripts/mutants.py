@@ -222,6 +222,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "user_has_role(...) -> True",
     ): "alert_list() is visible_to-scoped and a ChurnAlert is seen by its owner only (no shares): "
     "a rep's alerts are already theirs, so the owner filter removes none",
+    ("interactions/followups/services.py", "followup_create_for_source", NO_OP): "the save is the "
+    "function's first write: on the caught IntegrityError (save() marks the block for rollback) its own "
+    "@transaction.atomic rolls back to where it began: None, and the caller's transaction still usable",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }

@@ -9,9 +9,12 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection
+from django.urls import reverse
 from django.utils import timezone
 
+from crm.accounts.models import User
 from crm.notifications.models import Notification
 from interactions.followups import demo, rules, services
 from interactions.followups.models import FollowUp, FollowUpRule, RuleSegmentMember
@@ -19,6 +22,7 @@ from segmentation.models import ChurnAlert, Segment
 from segmentation.services import alert_create
 from tests.factories import CustomerFactory
 from tests.test_audit_fault import _refuse_audit_rows, _state
+from tests.test_service_roles import _deactivated
 
 from .conftest import make_followup
 
@@ -141,8 +145,8 @@ def test_followup_reminders_send_undoes_the_notifications_when_the_follow_ups_ca
 
 
 def test_followup_create_for_source_asked_twice_makes_one_and_leaves_the_transaction_usable(f):
-    """The second request for the same source key is refused by the unique key inside its own
-    savepoint: it answers None, and the caller's transaction (a survey response being saved) goes on."""
+    """The second request for the same source key is refused by the unique key: it answers None, and
+    the caller's transaction (a survey response being saved) goes on."""
     first = services.followup_create_for_source(
         customer=f["customer"], assignee=f["sales"], source_key="survey:7", due_at=_soon(), title="Detractor"
     )
@@ -172,3 +176,91 @@ def test_the_bulk_form_gives_a_reps_follow_ups_to_the_rep_whatever_is_posted(f):
     assert _bulk_form(f["sales"], "") == f["sales"]
     assert _bulk_form(f["manager"], "") is None
     assert _bulk_form(f["manager"], f["sales2"].pk) == f["sales2"]
+
+
+# --- the services' own role checks: a deactivated user is nobody -------------------------------------
+
+
+def test_followups_create_many_refuses_a_deactivated_actor(f):
+    before = _state(MODELS)
+    with pytest.raises(PermissionDenied):
+        services.followups_create_many(
+            actor=_deactivated(f["sales"]), customer_ids=[f["customer"].pk], due_at=_soon(), title="Call"
+        )
+    assert _state(MODELS) == before
+
+
+def test_followups_create_many_gives_a_reps_follow_ups_to_the_rep_on_a_shared_customer_too(f):
+    """A rep's bulk follow-ups are the rep's own work: a customer shared with them by its owner does
+    not hand the owner a task."""
+    f["other"].shared_with.add(f["sales"])
+    created = services.followups_create_many(
+        actor=f["sales"], customer_ids=[f["customer"].pk, f["other"].pk], due_at=_soon(), title="Call"
+    )
+    assert sorted((row.customer_id, row.assignee_id) for row in created) == sorted(
+        [(f["customer"].pk, f["sales"].pk), (f["other"].pk, f["sales"].pk)]
+    )
+
+
+def test_followups_create_many_passes_over_a_deactivated_owner_to_the_manager(f):
+    User.objects.filter(pk=f["sales2"].pk).update(is_active=False)
+    created = services.followups_create_many(
+        actor=f["manager"], customer_ids=[f["customer"].pk, f["other"].pk], due_at=_soon(), title="Call"
+    )
+    assert sorted((row.customer_id, row.assignee_id) for row in created) == sorted(
+        [(f["customer"].pk, f["sales"].pk), (f["other"].pk, f["manager"].pk)]
+    )
+
+
+def test_followups_create_from_rule_skips_a_customer_with_no_owner_and_a_deactivated_fallback(f):
+    User.objects.filter(pk=f["sales2"].pk).update(is_active=False)
+    FollowUpRule.objects.filter(pk=f["rule"].pk).update(fallback_assignee=f["sales2"])
+    rule = FollowUpRule.objects.select_related("fallback_assignee").get(pk=f["rule"].pk)
+    orphan = CustomerFactory(owner=None)
+    occurrences = [services.RuleOccurrence(orphan.pk, "alert:9")]
+    assert services.followups_create_from_rule(rule=rule, occurrences=occurrences) == []
+    assert not FollowUp.objects.filter(customer=orphan).exists()
+
+
+def test_followup_create_for_source_gives_nothing_to_a_deactivated_assignee(f):
+    User.objects.filter(pk=f["sales2"].pk).update(is_active=False)
+    f["sales2"].refresh_from_db()
+    made = services.followup_create_for_source(
+        customer=f["other"], assignee=f["sales2"], source_key="survey:8", due_at=_soon(), title="Detractor"
+    )
+    assert made is None and not FollowUp.objects.filter(source_key="survey:8").exists()
+
+
+@pytest.mark.parametrize("role", ["manager", "sales"])
+def test_rule_create_and_rule_update_are_for_admins(f, role):
+    before = _state(MODELS)
+    with pytest.raises(PermissionDenied):
+        services.rule_create(actor=f[role], name="Welcome", trigger="customer_created", title="Hello")
+    with pytest.raises(PermissionDenied):
+        services.rule_update(actor=f[role], rule=f["rule"], name="Renamed")
+    assert _state(MODELS) == before
+
+
+def test_rule_create_refuses_a_fallback_user_held_as_deactivated(f):
+    """The fallback user is checked as given (a form or task holding the account after it was
+    deactivated) as well as in the database."""
+    with pytest.raises(ValidationError) as caught:
+        services.rule_create(
+            actor=f["admin"],
+            name="Welcome",
+            trigger="customer_created",
+            title="Hello",
+            fallback_assignee=_deactivated(f["sales2"]),
+        )
+    assert "fallback_assignee" in caught.value.message_dict
+    assert not FollowUpRule.objects.filter(name="Welcome").exists()
+
+
+def test_my_day_of_a_rep_is_their_own_list_with_no_team_picker(f, client_for):
+    """A rep's My day lists what is assigned to them, not a colleague's task on the rep's customer,
+    and offers no rep picker."""
+    make_followup(customer=f["customer"], assignee=f["sales"], hours=1, title="Mine to do")
+    make_followup(customer=f["customer"], assignee=f["sales2"], hours=1, title="Colleague's task")
+    page = client_for(f["sales"]).get(reverse("followups:my_day")).content.decode()
+    assert "Mine to do" in page and "Colleague's task" not in page
+    assert 'data-testid="rep-picker"' not in page
