@@ -127,7 +127,7 @@ TEST_MAP: dict[str, list[str]] = {
     ],
     "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards"],
     "crm/notifications": [*ACCESS, "tests/notifications"],
-    "interactions/followups": [*ACCESS, "tests/followups"],
+    "interactions/followups": ["tests/followups/test_audit_fault_followups.py", *ACCESS, "tests/followups"],
     "interactions/service": [
         "tests/interactions/service/test_audit_fault_service.py",
         "tests/interactions/service/test_service_scope.py",
@@ -228,6 +228,15 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "@transaction.atomic removed from ticket_open_from_contact_form",
     ): "its one write is ticket_open(), atomic itself (settings_get() after it reads the row ticket_open "
     "made or read); the acknowledgement is sent on commit either way",
+    (
+        "interactions/followups/digest.py",
+        "new_churn_alerts",
+        "user_has_role(...) -> True",
+    ): "alert_list() is visible_to-scoped and a ChurnAlert is seen by its owner only (no shares): "
+    "a rep's alerts are already theirs, so the owner filter removes none",
+    ("interactions/followups/services.py", "followup_create_for_source", NO_OP): "the save is the "
+    "function's first write: on the caught IntegrityError (save() marks the block for rollback) its own "
+    "@transaction.atomic rolls back to where it began: None, and the caller's transaction still usable",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
 }
@@ -238,7 +247,7 @@ ATOMIC_TESTS: dict[str, list[str]] = {
     "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
     # the newer apps keep their all-or-nothing tests with their other tests
     "crm/notifications": ["tests/notifications"],
-    "interactions/followups": ["tests/followups"],
+    "interactions/followups": ["tests/followups/test_audit_fault_followups.py", "tests/followups"],
     "interactions/service": [
         "tests/interactions/service/test_audit_fault_service.py",
         "tests/interactions/service",
