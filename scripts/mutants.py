@@ -129,8 +129,12 @@ TEST_MAP: dict[str, list[str]] = {
     "crm/notifications": [*ACCESS, "tests/notifications"],
     "interactions/followups": [*ACCESS, "tests/followups"],
     "interactions/service": [*ACCESS, "tests/interactions/service", "tests/dashboards/test_reports.py"],
-    "interactions/surveys": [*ACCESS, "tests/interactions/surveys"],
-    "interactions": [*ACCESS, "tests/interactions"],
+    "interactions/surveys": [
+        "tests/interactions/surveys/test_audit_fault_surveys.py",
+        *ACCESS,
+        "tests/interactions/surveys",
+    ],
+    "interactions": ["tests/interactions/test_audit_fault_interactions.py", *ACCESS, "tests/interactions"],
     "loyalty": [*ACCESS, "tests/loyalty"],
 }
 
@@ -228,7 +232,11 @@ ATOMIC_TESTS: dict[str, list[str]] = {
     "crm/notifications": ["tests/notifications"],
     "interactions/followups": ["tests/followups"],
     "interactions/service": ["tests/interactions/service"],
-    "interactions": ["tests/interactions"],
+    "interactions": [
+        "tests/interactions/test_audit_fault_interactions.py",
+        "tests/interactions/surveys/test_audit_fault_surveys.py",
+        "tests/interactions",
+    ],
     "loyalty": ["tests/loyalty"],
     "customers/imports/kinds.py": ["tests/customers/test_import_kinds.py"],
     # committed tenants: a purge or a restore that fails part-way (pg_dump and DROP SCHEMA need them)

@@ -222,3 +222,38 @@ def test_require_admin_refuses_other_roles_the_outcome_changes(w, role):
         with pytest.raises(PermissionDenied):
             change()
     assert _state(MODELS) == before
+
+
+# --- the log's scope (selectors._scoped) and the page's offers ------------------------------------------
+
+
+def test_scoped_shows_a_deactivated_user_nothing(w):
+    from interactions import selectors
+
+    author = w["sales"]
+    assert set(selectors.interaction_list(user=author)) == {w["interaction"]}
+    User.objects.filter(pk=author.pk).update(is_active=False)
+    author.refresh_from_db()
+    assert not selectors.interaction_list(user=author).exists()
+    assert not selectors.interaction_list(user=author, filters={"binned": True}).exists()
+
+
+def test_scoped_shows_sales_only_their_own_and_shared_customers(w):
+    from interactions import selectors
+
+    theirs = CustomerFactory(owner=w["sales2"])
+    other = _log(w["sales2"], theirs, subject="Not for sales")
+    assert other not in selectors.interaction_list(user=w["sales"])
+    theirs.shared_with.add(w["sales"])
+    assert other in selectors.interaction_list(user=w["sales"])
+    assert set(selectors.interaction_list(user=w["manager"])) >= {w["interaction"], other}
+
+
+def test_interaction_index_offers_the_import_to_managers_only(w, client_for):
+    from django.urls import reverse
+
+    link = f'href="{reverse("interactions:import")}"'
+    for role, offered in (("sales", False), ("manager", True), ("admin", True)):
+        page = client_for(w[role]).get(reverse("interactions:index"))
+        assert page.status_code == 200
+        assert (link in page.content.decode()) is offered, role
