@@ -257,3 +257,26 @@ def test_interaction_index_offers_the_import_to_managers_only(w, client_for):
         page = client_for(w[role]).get(reverse("interactions:index"))
         assert page.status_code == 200
         assert (link in page.content.decode()) is offered, role
+
+
+# --- the demo seeder ---------------------------------------------------------------------------------------
+
+
+def test_interactions_demo_seed_writes_nothing_when_a_later_copy_is_refused(tenant, users, monkeypatch):
+    """The seeder writes its interactions in one COPY per batch of customers: when a later batch is
+    refused, the earlier ones go back too (a re-run then seeds afresh instead of skipping a tenant
+    that has only some of its demo interactions)."""
+    import io
+    import random
+
+    import psycopg
+
+    from interactions import demo
+
+    customers = [CustomerFactory(owner=users["sales"]) for _ in range(4)]
+    monkeypatch.setattr(demo, "CUSTOMERS_PER_COPY", 2)
+    before = _state(MODELS)
+    refuse_rows(Interaction, when=f"NEW.customer_id = {customers[-1].pk}")
+    with pytest.raises(psycopg.errors.RaiseException):  # the COPY runs on psycopg's own cursor
+        demo.seed(users=[users["sales"]], customers=0, rng=random.Random(2), stdout=io.StringIO())
+    assert _state(MODELS) == before
