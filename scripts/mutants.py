@@ -222,6 +222,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ): "its one write is _store(), a single INSERT; the rest simulates in memory",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
+    ("interactions/surveys/services.py", "bulk_send_run", NO_OP): "the block holds one bulk_create(), "
+    "which wraps its INSERT in transaction.atomic() itself; the job body runs in autocommit (run_job)",
+    (
+        "interactions/surveys/services.py",
+        "scores_rebuild_all",
+        "@transaction.atomic removed from scores_rebuild_all",
+    ): "its one write is a single INSERT ... ON CONFLICT DO UPDATE statement, all or nothing by itself",
 }
 
 # A dropped transaction in these modules shows in their own tests too (a savepoint that lets a
