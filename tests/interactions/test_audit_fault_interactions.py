@@ -95,7 +95,7 @@ CASES = {
     "interaction_log": lambda w: _log(
         w["sales"], w["customer"], subject="New", outcome=w["outcome"], attachments=[_pdf("new.pdf")]
     ),
-    # the new file is written before the audit row: it must not stay behind in the storage
+    # with a new file: neither its row nor the file itself may stay behind
     "interaction_update": lambda w: services.interaction_update(
         actor=w["sales"],
         interaction=w["interaction"],
@@ -280,3 +280,16 @@ def test_interactions_demo_seed_writes_nothing_when_a_later_copy_is_refused(tena
     with pytest.raises(psycopg.errors.RaiseException):  # the COPY runs on psycopg's own cursor
         demo.seed(users=[users["sales"]], customers=0, rng=random.Random(2), stdout=io.StringIO())
     assert _state(MODELS) == before
+
+
+def test_interaction_update_audits_the_added_files_and_stores_them(w, _media):
+    """The files are written after the audit row now: the row still names them, and they are stored."""
+    from crm.audit.models import AuditEvent
+
+    services.interaction_update(
+        actor=w["sales"], interaction=w["interaction"], data={}, attachments=[_pdf("quote.pdf")]
+    )
+    event = AuditEvent.objects.get(action="interaction.updated", target_id=str(w["interaction"].pk))
+    assert event.changes == {"attachments": {"old": None, "new": ["quote.pdf"]}}
+    added = w["interaction"].attachments.get(original_name="quote.pdf")
+    assert Path(added.file.path).read_bytes() == b"%PDF-1.4 quote.pdf"
