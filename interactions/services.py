@@ -198,6 +198,11 @@ def _check_attachments(files: Sequence[UploadedFile], errors: dict[str, list], *
             )
 
 
+def _stored_name(upload: UploadedFile) -> str:
+    """The user's file name as the attachment's row keeps it."""
+    return (upload.name or "file")[-200:]
+
+
 def _store_attachments(
     *, actor, interaction: Interaction, files: Sequence[UploadedFile]
 ) -> list[InteractionAttachment]:
@@ -211,7 +216,7 @@ def _store_attachments(
             extension = name.rsplit(".", 1)[-1].lower()
             attachment = InteractionAttachment(
                 interaction=interaction,
-                original_name=name[-200:],
+                original_name=_stored_name(upload),
                 size=upload.size,
                 content_type=(getattr(upload, "content_type", "") or "")[:100],
                 uploaded_by=actor if getattr(actor, "pk", None) else None,
@@ -318,9 +323,29 @@ def interaction_log_with_follow_up(
     `complete_followup` (an open follow-up of this customer: the call logged from My day), that
     follow-up is marked done too. All or nothing: a refused follow-up rolls the interaction back; its
     errors are put on `follow_up_in_days` (or `complete_followup`)."""
+    interaction = interaction_log(actor=actor, customer=customer, **values)
+    # the attachments' files are written by now: a refused follow-up rolls the rows back, the files
+    # must go with them
+    files = attachment_files_of_interaction(interaction) if values.get("attachments") else []
+    try:
+        followup = _follow_up_for_log(
+            actor=actor,
+            customer=customer,
+            interaction=interaction,
+            follow_up_in_days=follow_up_in_days,
+            complete_followup=complete_followup,
+        )
+    except BaseException:
+        delete_stored_files(files)
+        raise
+    return interaction, followup
+
+
+def _follow_up_for_log(
+    *, actor: User, customer: Customer, interaction: Interaction, follow_up_in_days, complete_followup
+):
     from interactions.followups.services import followup_complete, followup_create
 
-    interaction = interaction_log(actor=actor, customer=customer, **values)
     if complete_followup is not None:
         if complete_followup.customer_id != customer.pk:
             raise ValidationError({"complete_followup": _t("This follow-up belongs to another customer.")})
@@ -329,7 +354,7 @@ def interaction_log_with_follow_up(
         except ValidationError as error:
             raise ValidationError({"complete_followup": error.messages})
     if not follow_up_in_days:
-        return interaction, None
+        return None
     if not 1 <= follow_up_in_days <= FOLLOW_UP_MAX_DAYS:
         raise ValidationError(
             {
@@ -352,7 +377,7 @@ def interaction_log_with_follow_up(
         )
     except ValidationError as error:
         raise ValidationError({"follow_up_in_days": error.messages})
-    return interaction, followup
+    return followup
 
 
 def _require_change(actor, interaction: Interaction, message: str) -> None:
@@ -395,11 +420,12 @@ def interaction_update(
     locked.full_clean(exclude=["customer", "author", "outcome", "order", "deleted_by"])
     locked.save()
     changes = audit_diff(before, interaction_snapshot(locked))
-    stored = _store_attachments(actor=actor, interaction=locked, files=files)
-    if stored:
-        changes["attachments"] = {"old": None, "new": [a.original_name for a in stored]}
+    if files:
+        changes["attachments"] = {"old": None, "new": [_stored_name(upload) for upload in files]}
     if changes:
         audit_record(actor=actor, action="interaction.updated", target=locked, changes=changes)
+    # the files last, as in interaction_log: a refused audit row leaves no file behind
+    _store_attachments(actor=actor, interaction=locked, files=files)
     return locked
 
 
@@ -469,6 +495,11 @@ def attachment_files_of_customers(customer_ids: Sequence[int]) -> list[str]:
         .exclude(file="")
         .values_list("file", flat=True)
     )
+
+
+def attachment_files_of_interaction(interaction: Interaction) -> list[str]:
+    """The stored file names of one interaction's attachments."""
+    return list(interaction.attachments.exclude(file="").values_list("file", flat=True))
 
 
 def delete_stored_files(names: Sequence[str]) -> None:

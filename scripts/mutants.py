@@ -135,8 +135,12 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/interactions/service",
         "tests/dashboards/test_reports.py",
     ],
-    "interactions/surveys": [*ACCESS, "tests/interactions/surveys"],
-    "interactions": [*ACCESS, "tests/interactions"],
+    "interactions/surveys": [
+        "tests/interactions/surveys/test_audit_fault_surveys.py",
+        *ACCESS,
+        "tests/interactions/surveys",
+    ],
+    "interactions": ["tests/interactions/test_audit_fault_interactions.py", *ACCESS, "tests/interactions"],
     "loyalty": [*ACCESS, "tests/loyalty"],
 }
 
@@ -239,6 +243,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     "@transaction.atomic rolls back to where it began: None, and the caller's transaction still usable",
     ("crm/tenancy/cloning.py", "spares_prepare", NO_OP): "clone_schema_fast() sends its script as one "
     "multi-statement query, which PostgreSQL runs as one implicit transaction: all or nothing without it",
+    ("interactions/surveys/services.py", "bulk_send_run", NO_OP): "the block holds one bulk_create(), "
+    "which wraps its INSERT in transaction.atomic() itself; the job body runs in autocommit (run_job)",
+    (
+        "interactions/surveys/services.py",
+        "scores_rebuild_all",
+        "@transaction.atomic removed from scores_rebuild_all",
+    ): "its one write is a single INSERT ... ON CONFLICT DO UPDATE statement, all or nothing by itself",
 }
 
 # A dropped transaction in these modules shows in their own tests too (a savepoint that lets a
@@ -252,7 +263,11 @@ ATOMIC_TESTS: dict[str, list[str]] = {
         "tests/interactions/service/test_audit_fault_service.py",
         "tests/interactions/service",
     ],
-    "interactions": ["tests/interactions"],
+    "interactions": [
+        "tests/interactions/test_audit_fault_interactions.py",
+        "tests/interactions/surveys/test_audit_fault_surveys.py",
+        "tests/interactions",
+    ],
     "loyalty": ["tests/loyalty"],
     "customers/imports/kinds.py": ["tests/customers/test_import_kinds.py"],
     # committed tenants: a purge or a restore that fails part-way (pg_dump and DROP SCHEMA need them)
