@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from customers.models import Customer
 from interactions import demo
@@ -64,6 +65,10 @@ def test_the_demo_interactions_are_bulk_written_repeatably_with_the_rules_of_the
 
     before = schema_objects()
     monkeypatch.setattr(demo, "BULK_MODE_MIN_CUSTOMERS", 1)
+    # the same clock for both seeds (their times are counted back from now, to the second: on a busy
+    # machine the second seed could start a second later)
+    clock = timezone.now()
+    monkeypatch.setattr(demo.timezone, "now", lambda: clock)
     users = [sales_user, manager_user]
     summary = demo.seed(users=users, customers=60, rng=random.Random(5), stdout=io.StringIO())
     assert schema_objects() == before
