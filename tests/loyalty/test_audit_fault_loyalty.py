@@ -1,0 +1,404 @@
+"""The loyalty app's writes are all or nothing (tests/test_audit_fault.py for the other apps): when the
+audit row cannot be written (a trigger on the audit table refuses it), or a later row of the same
+service is refused by the database, what the service wrote before is undone too. The sweeps work in
+batches, one transaction each: a refused batch leaves nothing of itself and keeps the batches before
+it. Each case is named after the function whose transaction it shows (the mutation tool runs the
+cases of the function it changed)."""
+
+import io
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from crm.jobs.models import BackgroundJob
+from customers.models import Order
+from loyalty import demo, imports
+from loyalty import services as loyalty
+from loyalty.models import Member, PointsEntry, Programme, Tier, TierChange
+from loyalty.referrals import services as referrals
+from loyalty.referrals.models import Referral, ReferralCode, ReferralSettings
+from loyalty.rewards import services as rewards
+from loyalty.rewards.models import Reward, Voucher
+from tests.factories import CustomerFactory
+from tests.test_audit_fault import TENANT_MODELS, _refuse_audit_rows, _state
+
+from .conftest import buy, member_with_balance
+
+LOYALTY_MODELS = (
+    *TENANT_MODELS,
+    Programme,
+    Tier,
+    Member,
+    PointsEntry,
+    TierChange,
+    Reward,
+    Reward.tiers.through,
+    Voucher,
+    Referral,
+    ReferralCode,
+    ReferralSettings,
+)
+
+
+def _loyalty_state():
+    return _state(LOYALTY_MODELS)
+
+
+def _refuse(model, event: str = "INSERT", when: str = "") -> None:
+    """A trigger that makes the database refuse `event` on the model's table (only the rows matching
+    `when`, a trigger WHEN condition on NEW, when given)."""
+    table = model._meta.db_table
+    name = f"refuse_{table}_{event.lower()}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION 'the database refused the {event} on {table}'; END $$"
+        )
+        condition = f"WHEN ({when}) " if when else ""
+        cursor.execute(
+            f'CREATE TRIGGER {name} BEFORE {event} ON "{table}" '
+            f"FOR EACH ROW {condition}EXECUTE FUNCTION {name}()"
+        )
+
+
+@pytest.fixture
+def lw(programme, tenant, users, settings, tmp_path):
+    """A loyalty programme (four tiers, a sign-up bonus) with: a member with 1,000 points and a
+    referral code, a member to be referred, a referred member who has since bought (their bonuses
+    due), a customer who is not a member yet, a reward in stock and a voucher issued for it."""
+    settings.MEDIA_ROOT = tmp_path
+    Programme.objects.filter(pk=programme.pk).update(signup_bonus=50, name="Club")
+    rich = member_with_balance(1000, owner=users["sales"], name="Rich", email="rich@example.com")
+    referee = member_with_balance(0, owner=users["sales"], name="Newcomer", email="new@example.com")
+    buyer = member_with_balance(0, owner=users["sales"], name="Buyer", email="buyer@example.com")
+    code = referrals.referral_code_for(rich)
+    referrals.referral_settings_get()
+    referrals.referral_record(actor=None, referee=buyer, code=code)
+    buy(buyer.customer, "80.00")
+    reward = Reward.objects.create(name="Mug", points_cost=100, stock=5, voucher_days=30)
+    voucher = rewards.voucher_issue(actor=users["sales"], member=rich, reward=reward)
+    rich.refresh_from_db()
+    return {
+        **users,
+        "tenant": tenant,
+        "rich": rich,
+        "referee": referee,
+        "buyer": buyer,
+        "code": code,
+        "customer": CustomerFactory(owner=users["sales"], name="Not Yet"),
+        "reward": reward,
+        "voucher": voucher,
+        "tier": Tier.objects.get(rank=1),
+    }
+
+
+# Services whose last write is their audit row.
+AUDITED_CASES = {
+    "programme_update": lambda w: loyalty.programme_update(
+        actor=w["admin"], data={"name": "Renamed club", "signup_bonus": 80}
+    ),
+    "tier_save": lambda w: loyalty.tier_save(
+        actor=w["admin"],
+        data={"name": "Platinum", "rank": 4, "threshold": Decimal("50000"), "multiplier": Decimal("3")},
+    ),
+    # the member, its history row and its sign-up bonus, then the audit row
+    "member_enrol": lambda w: loyalty.member_enrol(actor=w["sales"], customer=w["customer"]),
+    "member_set_status": lambda w: loyalty.member_set_status(
+        actor=w["manager"], member=w["rich"], status=Member.Status.SUSPENDED
+    ),
+    "points_redeem": lambda w: loyalty.points_redeem(actor=w["sales"], member=w["rich"], points=300),
+    "points_adjust": lambda w: loyalty.points_adjust(
+        actor=w["manager"], member=w["rich"], points=-200, reason="Correction"
+    ),
+    # the reward, its tiers, then the audit row
+    "reward_save": lambda w: rewards.reward_save(
+        actor=w["manager"],
+        data={"name": "Tea set", "points_cost": 400, "stock": 3, "voucher_days": 14, "is_active": True},
+        tiers=[w["tier"]],
+    ),
+    "reward_deactivate": lambda w: rewards.reward_deactivate(actor=w["manager"], reward=w["reward"]),
+    # the points spent, the stock taken, the voucher written, then the audit row
+    "voucher_issue": lambda w: rewards.voucher_issue(actor=w["sales"], member=w["rich"], reward=w["reward"]),
+    # the points and the stock back, the voucher cancelled, then the audit row
+    "voucher_cancel": lambda w: rewards.voucher_cancel(actor=w["manager"], voucher=w["voucher"]),
+    "voucher_use": lambda w: rewards.voucher_use(actor=w["sales"], code=w["voucher"].code),
+    "referral_settings_update": lambda w: referrals.referral_settings_update(
+        actor=w["admin"], data={"referrer_bonus": 300}
+    ),
+    "referral_record": lambda w: referrals.referral_record(
+        actor=w["sales"], referee=w["referee"], code=w["code"]
+    ),
+    # both bonuses credited and the referral marked rewarded, then its audit row (_award_batch)
+    "referral_bonuses_award-_award_batch": lambda w: referrals.referral_bonuses_award(
+        customer_ids=[w["buyer"].customer_id]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUDITED_CASES))
+def test_a_refused_audit_row_undoes_the_loyalty_change(case, lw):
+    before = _loyalty_state()
+    _refuse_audit_rows()
+    with pytest.raises(DatabaseError):
+        AUDITED_CASES[case](lw)
+    connection.set_tenant(lw["tenant"])
+    assert _loyalty_state() == before
+
+
+def test_referral_join_by_link_undoes_the_new_customer_when_the_referral_is_refused(lw):
+    """The sign-up writes a customer and a membership (each audited), then the referral: when the
+    referral row is refused, the customer and the membership are gone too."""
+    before = _loyalty_state()
+    _refuse(Referral)
+    with pytest.raises(DatabaseError):
+        referrals.referral_join_by_link(code=lw["code"], name="Linked Friend", email="friend@example.com")
+    assert _loyalty_state() == before
+
+
+def test_points_reverse_undoes_its_entry_when_the_balance_cannot_be_written(lw):
+    """A reversal writes its ledger row and takes from the lots, then lowers the balance: when the
+    member's row is refused, the entry and the lots are back as they were."""
+    before = _loyalty_state()
+    _refuse(Member, "UPDATE")
+    with pytest.raises(DatabaseError):
+        loyalty.points_reverse(
+            actor=None, member=lw["rich"], points=150, source=PointsEntry.Source.REFUND, source_key="refund:1"
+        )
+    assert _loyalty_state() == before
+
+
+def test_referral_code_for_tries_another_code_after_a_collision(lw):
+    """The first random code collides with another member's (the unique index refuses it: played
+    here by a trigger that raises the unique violation once); the member still gets a code, and the
+    request goes on in its transaction."""
+    member = lw["referee"]
+    table = ReferralCode._meta.db_table
+    with connection.cursor() as cursor:
+        # a sequence is not rolled back with the refused insert: the second attempt goes through
+        cursor.execute("CREATE SEQUENCE code_attempts")
+        cursor.execute(
+            "CREATE FUNCTION collide_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('code_attempts') = 1 THEN RAISE unique_violation USING MESSAGE = "
+            f"'duplicate key value violates unique constraint on {table}.code'; END IF; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER collide_once BEFORE INSERT ON "{table}" '
+            "FOR EACH ROW EXECUTE FUNCTION collide_once()"
+        )
+    code = referrals.referral_code_for(member)
+    assert list(ReferralCode.objects.filter(member=member).values_list("code", flat=True)) == [code]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value FROM code_attempts")
+        assert cursor.fetchone()[0] == 2
+
+
+# --- the sweeps: one transaction per batch -----------------------------------------------------------
+
+
+def test_points_earn_for_orders_keeps_the_earlier_batch_and_nothing_of_the_refused_one(lw):
+    """Two new customers, one batch each: the second batch's members are enrolled first, then its
+    earnings are refused; it leaves no member, history row or bonus behind, the first batch stays."""
+    first, second = CustomerFactory(name="First buyer"), CustomerFactory(name="Second buyer")
+    buy(first, "120.00")
+    refused_order = buy(second, "90.00")
+    before = (Member.objects.count(), PointsEntry.objects.count(), TierChange.objects.count())
+    _refuse(PointsEntry, when=f"NEW.order_id = {refused_order.pk}")
+    with pytest.raises(DatabaseError):
+        loyalty.points_earn_for_orders(customer_ids=[first.pk, second.pk], batch_size=1)
+    assert not Member.objects.filter(customer=second).exists()
+    kept = Member.objects.get(customer=first)
+    assert kept.balance == 50 + 120 and loyalty.member_balances_check() == []
+    assert (
+        Member.objects.exclude(pk=kept.pk).count(),
+        PointsEntry.objects.exclude(member=kept).count(),
+        TierChange.objects.exclude(member=kept).count(),
+    ) == before
+
+
+def test_points_reverse_for_orders_undoes_a_batch_whose_balances_are_refused(lw):
+    """A refund reversal batch writes its entries and empties the lots, then lowers the balances:
+    refused there, the batch leaves nothing."""
+    customer = CustomerFactory(name="Refunded")
+    order = buy(customer, "200.00")
+    loyalty.points_earn_for_orders(customer_ids=[customer.pk])
+    Order.objects.filter(pk=order.pk).update(
+        refunded_total=Decimal("100.00"), status=Order.Status.PARTIALLY_REFUNDED
+    )
+    before = _loyalty_state()
+    _refuse(Member, "UPDATE")
+    with pytest.raises(DatabaseError):
+        loyalty.points_reverse_for_orders(customer_ids=[customer.pk])
+    assert _loyalty_state() == before
+
+
+def test_points_expire_keeps_the_earlier_batch_and_nothing_of_the_refused_one(lw):
+    """Two members with a lot due, one batch each: the second's expiry entry is refused; its lot and
+    balance are as they were, the first member's expiry stays."""
+    first = member_with_balance(300, name="First expiring")
+    second = member_with_balance(200, name="Second expiring")
+    yesterday = timezone.localdate() - timedelta(days=1)
+    PointsEntry.objects.filter(member__in=[first, second]).update(expires_on=yesterday)
+    second_before = (
+        Member.objects.get(pk=second.pk).balance,
+        sorted(map(repr, PointsEntry.objects.filter(member=second).values())),
+    )
+    _refuse(PointsEntry, when=f"NEW.kind = 'expire' AND NEW.member_id = {second.pk}")
+    with pytest.raises(DatabaseError):
+        loyalty.points_expire(batch_size=1)
+    first.refresh_from_db()
+    assert first.balance == 0 and not PointsEntry.objects.filter(member=first, remaining__gt=0).exists()
+    assert PointsEntry.objects.filter(member=first, kind="expire").exists()
+    assert (
+        Member.objects.get(pk=second.pk).balance,
+        sorted(map(repr, PointsEntry.objects.filter(member=second).values())),
+    ) == second_before
+
+
+# --- the opening-balance import and the demo -----------------------------------------------------------
+
+
+def test_import_run_writes_no_opening_balance_when_its_audit_row_is_refused(lw):
+    """The import's write (_import): members enrolled, opening lots, tiers, then the audit row; the
+    audit refused, the job fails and no row of the file is written."""
+    CustomerFactory(email="opening@example.com", name="Opening")
+    csv = f"会员号,邮箱,积分,会员等级\n{lw['rich'].number},,1200,金卡\n,opening@example.com,300,\n"
+    job = imports.import_upload(
+        actor=lw["manager"], uploaded_file=SimpleUploadedFile("opening.csv", csv.encode("utf-8"))
+    )
+    job = imports.import_start(actor=lw["manager"], job=job, mapping=job.params["mapping"])
+    imports.import_run(job_id=job.pk)
+    job = imports.import_confirm(actor=lw["manager"], job=BackgroundJob.objects.get(pk=job.pk))
+    before = _loyalty_state()
+    _refuse_audit_rows()
+    with pytest.raises(DatabaseError):
+        imports.import_run(job_id=job.pk)
+    assert _loyalty_state() == before
+    assert BackgroundJob.objects.get(pk=job.pk).status == "failed"
+
+
+def _loyalty_foreign_keys() -> set:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace "
+            "AND conrelid::regclass::text LIKE 'loyalty_%%'"
+        )
+        return set(cursor.fetchall())
+
+
+def test_demo_seed_in_bulk_mode_puts_the_foreign_keys_back_when_earning_fails(lw):
+    """The demo (seed) earns with the ledger's foreign keys dropped from the bulk size on; when the
+    earning fails, the keys are back and no member or entry of it is left."""
+    buy(CustomerFactory(name="Demo buyer"), "150.00")
+    keys = _loyalty_foreign_keys()
+    counts = (Member.objects.count(), PointsEntry.objects.count(), TierChange.objects.count())
+    _refuse(TierChange)
+    with pytest.raises(DatabaseError):
+        demo.seed(
+            users=[lw["manager"]],
+            customers=demo.BULK_MODE_MIN_CUSTOMERS,
+            rng=random.Random(5),
+            stdout=io.StringIO(),
+        )
+    assert _loyalty_foreign_keys() == keys and len(keys) >= 3
+    assert (Member.objects.count(), PointsEntry.objects.count(), TierChange.objects.count()) == counts
+
+
+# --- the sweeps' reads: JIT off, which needs their own transaction ---------------------------------------
+
+
+# the call, and the start of the sweep's own statement (the one run with JIT off)
+SWEEP_READS = {
+    "_customers_with_earnings_due": (
+        lambda: loyalty._customers_with_earnings_due(Programme()),
+        "SELECT DISTINCT o.customer_id",
+    ),
+    "points_reverse_for_orders": (
+        lambda: loyalty.points_reverse_for_orders(customer_ids=[]),
+        "SELECT e.member_id, o.id",
+    ),
+    "points_expire": (lambda: loyalty.points_expire(today=date(2000, 1, 1)), "SELECT member_id, id FROM"),
+    "tiers_evaluate": (lambda: loyalty.tiers_evaluate(), "WITH qualifying"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SWEEP_READS))
+def test_the_sweeps_read_without_jit_in_their_own_transaction(case, committed_tenant, django_db_blocker):
+    """The sweeps run in a Celery worker, outside any transaction. Their big statements turn JIT
+    compilation off with SET LOCAL, which only holds inside a transaction: PostgreSQL ignores it
+    with a warning otherwise. Here, in autocommit with JIT forced for every statement, the sweep's
+    statement is not compiled and no warning comes back."""
+    call, statement = SWEEP_READS[case]
+    tenant = committed_tenant()
+    notices: list = []
+    with django_db_blocker.unblock(), tenant_context(tenant):
+        Tier.objects.create(name="Classic", rank=0, threshold=Decimal("0"), multiplier=Decimal("1"))
+        Programme.objects.get_or_create(pk=1)
+        connection.ensure_connection()
+        assert connection.get_autocommit() and not connection.in_atomic_block
+        raw = connection.connection
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_jit_available()")
+            jit_available = cursor.fetchone()[0]
+            cursor.execute("LOAD 'auto_explain'")
+            cursor.execute("SET auto_explain.log_min_duration = 0")
+            cursor.execute("SET auto_explain.log_level = 'notice'")
+            cursor.execute("SET jit_above_cost = 0")
+
+        def keep(notice) -> None:  # a notice is only readable while its handler runs
+            notices.append((notice.severity_nonlocalized, notice.message_primary or ""))
+
+        raw.add_notice_handler(keep)
+        try:
+            call()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_class AS jit_control")  # compiled: JIT is on
+        finally:
+            raw.remove_notice_handler(keep)
+            with connection.cursor() as cursor:
+                cursor.execute("RESET ALL")
+    assert not [notice for notice in notices if notice[0] == "WARNING"], notices
+    plans = {
+        key: [
+            text
+            for _severity, text in notices
+            if "plan:" in text and f"Query Text: {start}" in " ".join(text.split())
+        ]
+        for key, start in (("sweep", statement), ("control", "SELECT count(*) FROM pg_class AS jit_control"))
+    }
+    assert len(plans["sweep"]) == 1 and len(plans["control"]) == 1, notices
+    if jit_available:
+        assert "JIT:" in plans["control"][0]
+        assert "JIT:" not in plans["sweep"][0], plans["sweep"][0]
+
+
+# --- roles checked by the services themselves ---------------------------------------------------------
+
+
+def test_import_run_refuses_to_write_for_an_importer_who_lost_the_role(lw):
+    """The opening import is written by a background job, later: a manager demoted to sales between
+    the confirmation and the write gets a failed job, and no row of the file is written."""
+    CustomerFactory(email="opening@example.com", name="Opening")
+    csv = f"会员号,邮箱,积分\n{lw['rich'].number},,1200\n,opening@example.com,300\n"
+    job = imports.import_upload(
+        actor=lw["manager"], uploaded_file=SimpleUploadedFile("opening.csv", csv.encode("utf-8"))
+    )
+    job = imports.import_start(actor=lw["manager"], job=job, mapping=job.params["mapping"])
+    imports.import_run(job_id=job.pk)
+    job = imports.import_confirm(actor=lw["manager"], job=BackgroundJob.objects.get(pk=job.pk))
+    before = _loyalty_state()
+    type(lw["manager"]).objects.filter(pk=lw["manager"].pk).update(role="sales")
+    imports.import_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.shown_message == "The user who started this import may no longer import."
+    assert not PointsEntry.objects.filter(kind=PointsEntry.Kind.OPENING).exists()
+    after = _loyalty_state()
+    after["User"], before["User"] = [], []  # the demotion itself
+    assert after == before
