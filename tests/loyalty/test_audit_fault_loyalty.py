@@ -11,18 +11,24 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError, connection
+from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from crm.errors import ApplicationError
 from crm.jobs.models import BackgroundJob
 from customers.models import Order
 from loyalty import demo, imports
+from loyalty import selectors as loyalty_selectors
 from loyalty import services as loyalty
 from loyalty.models import Member, PointsEntry, Programme, Tier, TierChange
 from loyalty.referrals import services as referrals
 from loyalty.referrals.models import Referral, ReferralCode, ReferralSettings
+from loyalty.rewards import selectors as reward_selectors
 from loyalty.rewards import services as rewards
 from loyalty.rewards.models import Reward, Voucher
 from tests.factories import CustomerFactory
@@ -96,6 +102,105 @@ def lw(programme, tenant, users, settings, tmp_path):
         "voucher": voucher,
         "tier": Tier.objects.get(rank=1),
     }
+
+
+# --- roles and scopes checked by the services themselves (not only by their pages) --------------------
+
+ROLE_CASES = {
+    "programme_update": lambda w: loyalty.programme_update(actor=w["manager"], data={"name": "Mine"}),
+    "tier_save": lambda w: loyalty.tier_save(
+        actor=w["manager"], data={"name": "Platinum", "rank": 4, "threshold": Decimal("1")}
+    ),
+    "member_set_status": lambda w: loyalty.member_set_status(
+        actor=w["sales"], member=w["rich"], status=Member.Status.CLOSED
+    ),
+    "reward_save": lambda w: rewards.reward_save(actor=w["sales"], data={"name": "Free", "points_cost": 1}),
+    "reward_deactivate": lambda w: rewards.reward_deactivate(actor=w["sales"], reward=w["reward"]),
+    "referral_settings_update": lambda w: referrals.referral_settings_update(
+        actor=w["manager"], data={"referrer_bonus": 5000}
+    ),
+}
+
+# The second sales rep cannot see the first one's customers.
+SCOPE_CASES = {
+    "member_enrol": lambda w: loyalty.member_enrol(actor=w["sales2"], customer=w["customer"]),
+    "points_redeem-_check_visible": lambda w: loyalty.points_redeem(
+        actor=w["sales2"], member=w["rich"], points=100
+    ),
+    "points_adjust-_check_visible": lambda w: loyalty.points_adjust(
+        actor=w["sales2"], member=w["rich"], points=10, reason="Goodwill"
+    ),
+    "voucher_issue": lambda w: rewards.voucher_issue(actor=w["sales2"], member=w["rich"], reward=w["reward"]),
+    "voucher_cancel": lambda w: rewards.voucher_cancel(actor=w["sales2"], voucher=w["voucher"]),
+    "referral_record": lambda w: referrals.referral_record(
+        actor=w["sales2"], referee=w["referee"], code=w["code"]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROLE_CASES))
+def test_the_service_refuses_a_role_without_the_right(case, lw):
+    before = _loyalty_state()
+    with pytest.raises(PermissionDenied):
+        ROLE_CASES[case](lw)
+    assert _loyalty_state() == before
+
+
+@pytest.mark.parametrize("case", sorted(SCOPE_CASES))
+def test_the_service_refuses_a_member_the_actor_cannot_see(case, lw):
+    before = _loyalty_state()
+    with pytest.raises(PermissionDenied):
+        SCOPE_CASES[case](lw)
+    assert _loyalty_state() == before
+
+
+def test_members_and_vouchers_the_user_cannot_see_are_not_found(lw):
+    assert lw["rich"] not in loyalty_selectors.member_queryset(lw["sales2"])
+    assert loyalty_selectors.member_get_for_user(user=lw["sales"], member_id=lw["rich"].pk) == lw["rich"]
+    with pytest.raises(Http404):
+        loyalty_selectors.member_get_for_user(user=lw["sales2"], member_id=lw["rich"].pk)
+    voucher = lw["voucher"]
+    assert reward_selectors.voucher_get_for_user(user=lw["sales"], voucher_id=voucher.pk) == voucher
+    assert voucher not in reward_selectors.voucher_queryset(lw["sales2"])
+    with pytest.raises(Http404):
+        reward_selectors.voucher_get_for_user(user=lw["sales2"], voucher_id=voucher.pk)
+
+
+def test_adjustments_above_the_limit_need_a_manager(lw):
+    """The programme's limit is 500 points: sales may adjust up to it, managers beyond."""
+    assert loyalty.can_adjust(lw["sales"], 500) and loyalty.can_adjust(lw["sales"], -500)
+    assert not loyalty.can_adjust(lw["sales"], 600) and not loyalty.can_adjust(lw["sales"], -600)
+    assert loyalty.can_adjust(lw["manager"], 600)
+    before, balance = _loyalty_state(), lw["rich"].balance
+    with pytest.raises(ValidationError):
+        loyalty.points_adjust(actor=lw["sales"], member=lw["rich"], points=600, reason="Too much")
+    assert _loyalty_state() == before
+    loyalty.points_adjust(actor=lw["manager"], member=lw["rich"], points=600, reason="Approved")
+    lw["rich"].refresh_from_db()
+    assert lw["rich"].balance == balance + 600
+
+
+def test_only_a_manager_cancels_a_voucher_after_the_issuers_day(lw):
+    """The issuer may cancel their own voucher for 24 hours; after that only a manager may."""
+    voucher = lw["voucher"]
+    Voucher.objects.filter(pk=voucher.pk).update(issued_at=timezone.now() - timedelta(hours=25))
+    voucher.refresh_from_db()
+    assert not rewards.can_cancel(lw["sales"], voucher) and rewards.can_cancel(lw["manager"], voucher)
+    before = _loyalty_state()
+    with pytest.raises(ApplicationError) as refused:
+        rewards.voucher_cancel(actor=lw["sales"], voucher=voucher)
+    assert refused.value.code == "cancel_forbidden"
+    assert _loyalty_state() == before
+    assert rewards.voucher_cancel(actor=lw["manager"], voucher=voucher).status == Voucher.Status.CANCELLED
+
+
+def test_only_managers_see_withdrawn_rewards_in_the_catalogue(lw, client_for):
+    Reward.objects.create(name="Withdrawn teapot", points_cost=300, is_active=False)
+    url = reverse("loyalty:rewards:catalogue")
+    assert "Withdrawn teapot" in client_for(lw["manager"]).get(url).content.decode()
+    page = client_for(lw["sales"]).get(url)
+    assert page.status_code == 200 and "Mug" in page.content.decode()
+    assert "Withdrawn teapot" not in page.content.decode()
 
 
 # Services whose last write is their audit row.
