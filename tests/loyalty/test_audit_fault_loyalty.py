@@ -75,7 +75,7 @@ def _refuse(model, event: str = "INSERT", when: str = "") -> None:
 
 @pytest.fixture
 def lw(programme, tenant, users, settings, tmp_path):
-    """A loyalty programme (four tiers, a sign-up bonus) with: a member with 1,000 points and a
+    """A loyalty programme (four tiers, a sign-up bonus) with: a member with about 1,000 points and a
     referral code, a member to be referred, a referred member who has since bought (their bonuses
     due), a customer who is not a member yet, a reward in stock and a voucher issued for it."""
     settings.MEDIA_ROOT = tmp_path
@@ -451,23 +451,25 @@ def test_the_sweeps_read_without_jit_in_their_own_transaction(case, committed_te
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_jit_available()")
             jit_available = cursor.fetchone()[0]
-            cursor.execute("LOAD 'auto_explain'")
-            cursor.execute("SET auto_explain.log_min_duration = 0")
-            cursor.execute("SET auto_explain.log_level = 'notice'")
-            cursor.execute("SET jit_above_cost = 0")
 
         def keep(notice) -> None:  # a notice is only readable while its handler runs
             notices.append((notice.severity_nonlocalized, notice.message_primary or ""))
 
         raw.add_notice_handler(keep)
         try:
+            with connection.cursor() as cursor:
+                # every statement's plan comes back as a notice; JIT for every statement
+                cursor.execute("LOAD 'auto_explain'")
+                cursor.execute("SET auto_explain.log_min_duration = 0")
+                cursor.execute("SET auto_explain.log_level = 'notice'")
+                cursor.execute("SET jit_above_cost = 0")
             call()
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM pg_class AS jit_control")  # compiled: JIT is on
         finally:
             raw.remove_notice_handler(keep)
             with connection.cursor() as cursor:
-                cursor.execute("RESET ALL")
+                cursor.execute("RESET ALL")  # the connection is used by the next tests
     assert not [notice for notice in notices if notice[0] == "WARNING"], notices
     plans = {
         key: [
