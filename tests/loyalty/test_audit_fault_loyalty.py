@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from crm.audit.models import AuditEvent
 from crm.errors import ApplicationError
 from crm.jobs.models import BackgroundJob
 from customers.models import Order
@@ -228,8 +229,6 @@ AUDITED_CASES = {
         tiers=[w["tier"]],
     ),
     "reward_deactivate": lambda w: rewards.reward_deactivate(actor=w["manager"], reward=w["reward"]),
-    # the points spent, the stock taken, the voucher written, then the audit row
-    "voucher_issue": lambda w: rewards.voucher_issue(actor=w["sales"], member=w["rich"], reward=w["reward"]),
     # the points and the stock back, the voucher cancelled, then the audit row
     "voucher_cancel": lambda w: rewards.voucher_cancel(actor=w["manager"], voucher=w["voucher"]),
     "voucher_use": lambda w: rewards.voucher_use(actor=w["sales"], code=w["voucher"].code),
@@ -253,6 +252,17 @@ def test_a_refused_audit_row_undoes_the_loyalty_change(case, lw):
     with pytest.raises(DatabaseError):
         AUDITED_CASES[case](lw)
     connection.set_tenant(lw["tenant"])
+    assert _loyalty_state() == before
+
+
+def test_voucher_issue_gives_the_points_and_the_stock_back_when_its_audit_row_is_refused(lw):
+    """A redemption spends the points (points_redeem, audited on its own), takes one item of stock,
+    writes the voucher, then its own audit row: when only that last row is refused, the points and
+    the stock are back."""
+    before = _loyalty_state()
+    _refuse(AuditEvent, when="NEW.action = 'loyalty.voucher_issued'")
+    with pytest.raises(DatabaseError):
+        rewards.voucher_issue(actor=lw["sales"], member=lw["rich"], reward=lw["reward"])
     assert _loyalty_state() == before
 
 
