@@ -1,9 +1,13 @@
-"""The loyalty app's writes are all or nothing (tests/test_audit_fault.py for the other apps): when the
-audit row cannot be written (a trigger on the audit table refuses it), or a later row of the same
-service is refused by the database, what the service wrote before is undone too. The sweeps work in
-batches, one transaction each: a refused batch leaves nothing of itself and keeps the batches before
-it. Each case is named after the function whose transaction it shows (the mutation tool runs the
-cases of the function it changed)."""
+"""The loyalty app's faults that the mutation tool plants (scripts/mutants.py), shown by real outcomes:
+
+- its writes are all or nothing (tests/test_audit_fault.py for the other apps): when the audit row
+  cannot be written (a trigger on the audit table refuses it), or a later row of the same service is
+  refused by the database, what the service wrote before is undone too. The sweeps work in batches,
+  one transaction each: a refused batch leaves nothing of itself and keeps the batches before it;
+- the sweeps' big reads turn JIT off, which holds only in a transaction of their own;
+- the services themselves refuse a role without the right and a member the actor cannot see.
+
+Each case is named after the function it shows (the tool runs the cases of the function it changed)."""
 
 import io
 import random
