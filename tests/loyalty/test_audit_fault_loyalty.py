@@ -159,6 +159,20 @@ def test_the_service_refuses_a_member_the_actor_cannot_see(case, lw):
     assert _loyalty_state() == before
 
 
+def test_voucher_issue_refuses_a_member_the_actor_cannot_see_before_replaying_a_form(lw):
+    """A repeated confirm form returns the voucher it issued (and its code) without spending again:
+    only to someone who may see the member. Another rep replaying the form's key is refused."""
+    issued = rewards.voucher_issue(
+        actor=lw["sales"], member=lw["rich"], reward=lw["reward"], request_key="f-1"
+    )
+    again = rewards.voucher_issue(
+        actor=lw["sales"], member=lw["rich"], reward=lw["reward"], request_key="f-1"
+    )
+    assert again == issued
+    with pytest.raises(PermissionDenied):
+        rewards.voucher_issue(actor=lw["sales2"], member=lw["rich"], reward=lw["reward"], request_key="f-1")
+
+
 def test_members_and_vouchers_the_user_cannot_see_are_not_found(lw):
     assert lw["rich"] not in loyalty_selectors.member_queryset(lw["sales2"])
     assert loyalty_selectors.member_get_for_user(user=lw["sales"], member_id=lw["rich"].pk) == lw["rich"]
