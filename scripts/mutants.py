@@ -141,7 +141,7 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/interactions/surveys",
     ],
     "interactions": ["tests/interactions/test_audit_fault_interactions.py", *ACCESS, "tests/interactions"],
-    "loyalty": [*ACCESS, "tests/loyalty"],
+    "loyalty": ["tests/loyalty/test_audit_fault_loyalty.py", *ACCESS, "tests/loyalty"],
 }
 
 # The access matrix is filtered to the URLs a mutant can affect (ACCESS_MATRIX_FILTER: namespaces,
@@ -250,6 +250,15 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "scores_rebuild_all",
         "@transaction.atomic removed from scores_rebuild_all",
     ): "its one write is a single INSERT ... ON CONFLICT DO UPDATE statement, all or nothing by itself",
+    ("loyalty/rewards/services.py", "voucher_issue", NO_OP): "the savepoint around save() only turns an "
+    "IntegrityError into an ApplicationError, which leaves the function: its own @transaction.atomic "
+    "rolls back either way",
+    (
+        "loyalty/imports.py",
+        "_import",
+        "transaction.set_rollback(True) -> None",
+    ): "set_rollback(True) follows _check_rows() finding problems, before any write (its progress "
+    "writes are overwritten by _refuse's): nothing is in the transaction to undo",
 }
 
 # A dropped transaction in these modules shows in their own tests too (a savepoint that lets a
