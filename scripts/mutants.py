@@ -125,7 +125,12 @@ TEST_MAP: dict[str, list[str]] = {
         "tests/segmentation",
         "tests/dashboards/test_reports.py",  # stage and segment changes as the reports read them
     ],
-    "dashboards": ["tests/test_scoped_content.py", *ACCESS, "tests/dashboards"],
+    "dashboards": [
+        "tests/dashboards/test_audit_fault_dashboards.py",
+        "tests/test_scoped_content.py",
+        *ACCESS,
+        "tests/dashboards",
+    ],
     "crm/notifications": [*ACCESS, "tests/notifications"],
     "interactions/followups": ["tests/followups/test_audit_fault_followups.py", *ACCESS, "tests/followups"],
     "interactions/service": [
@@ -220,7 +225,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "segmentation/evaluation.py",
         "alert_evaluation_for_tenant",
         "@transaction.atomic removed from alert_evaluation_for_tenant",
-    ): "its one write is _store(), a single INSERT; the rest reads and computes",
+    ): "its one write is _store(), a single INSERT; the rest reads (each read its own snapshot under READ "
+    "COMMITTED, in a transaction or not) and computes; settings_get() may add the default settings row, "
+    "which any reader adds alike",
     (
         "segmentation/evaluation.py",
         "alert_evaluation_simulated",
@@ -265,6 +272,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # retry go on after a refused lock, ...): run them before the fault tests.
 ATOMIC_TESTS: dict[str, list[str]] = {
     "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
+    # the reports' transaction: its settings hold for its own statements only
+    "dashboards": ["tests/dashboards/test_audit_fault_dashboards.py"],
     # the newer apps keep their all-or-nothing tests with their other tests
     "crm/notifications": ["tests/notifications"],
     "interactions/followups": ["tests/followups/test_audit_fault_followups.py", "tests/followups"],
