@@ -774,27 +774,33 @@ def _first_purchase_bonuses(cursor, programme: Programme) -> int:
     in the balance it was created with already; an existing member's balance is raised.
 
     One set-based statement whatever the batch size: "first earnings" is "no earn entry of the member
-    outside this batch's orders" (one join of the batch's existing members with their ledger, not a
-    count per member), and "once" is the unique (kind, source_key) index itself (ON CONFLICT DO
-    NOTHING, only the rows written raise a balance). The former NOT EXISTS on the key could not use
-    that partial index, and with the fresh ledger's statistics PostgreSQL compared every member of
-    the batch with every bonus entry: 3.4 s for 3,000 new members, quadratic in the batch."""
+    outside this batch's orders", i.e. the member has no more earn entries than the batch just wrote
+    for it (every sweep row with points wrote one). Only the batch's existing members are looked up,
+    each by its own ledger index (at most `earned + 1` entries read); "once" is the unique (kind,
+    source_key) index itself (ON CONFLICT DO NOTHING, only the rows written raise a balance).
+
+    Both earlier forms were quadratic when the ledger's statistics lagged (a bulk load in one
+    transaction, where autovacuum cannot analyse): a NOT EXISTS on the key compared every member of
+    the batch with every bonus entry (3.4 s for 3,000 new members), and a join of the ledger with
+    the batch's orders, estimated at a few rows, rescanned the batch's members once per earlier
+    earn entry (minutes per 50,000-customer batch from 200,000 customers on). The per-member
+    subquery has one plan whatever the estimates: an index probe per existing member, and no CTE is
+    joined with another (the batch table's member ids are set after it was analysed, so PostgreSQL
+    takes the batch for 200 members, and a join of two CTEs becomes a nested loop: quadratic). An
+    existing member's balance becomes the one its bonus entry records; a new member's entry records
+    the balance it was created with."""
     bonus = programme.first_purchase_bonus
     entry, member = _table(PointsEntry), _table(Member)
     sql = f"""
         WITH earning AS (
-            SELECT member_id, bool_or(new_member) AS new_member
+            SELECT member_id, bool_or(new_member) AS new_member, COUNT(*) AS earned
             FROM {_SWEEP} WHERE points > 0 GROUP BY member_id
-        ), earned_before AS (
-            SELECT DISTINCT e.member_id
-            FROM earning AS g
-            JOIN {entry} AS e ON e.member_id = g.member_id AND e.kind = 'earn'
-            LEFT JOIN {_SWEEP} AS s ON s.order_id = e.order_id
-            WHERE NOT g.new_member AND s.order_id IS NULL
         ), due AS (
             SELECT g.member_id, g.new_member FROM earning AS g
-            LEFT JOIN earned_before AS b ON b.member_id = g.member_id
-            WHERE b.member_id IS NULL
+            WHERE g.new_member
+               OR (SELECT COUNT(*) FROM (
+                       SELECT 1 FROM {entry} AS e WHERE e.member_id = g.member_id AND e.kind = 'earn'
+                       LIMIT g.earned + 1) AS seen) <= g.earned
         ), written AS (
             INSERT INTO {entry}
                 (member_id, kind, points, balance_after, remaining, expires_on, shortfall, source,
@@ -804,16 +810,16 @@ def _first_purchase_bonuses(cursor, programme: Programme) -> int:
             FROM due AS d JOIN {member} AS m ON m.id = d.member_id
             ORDER BY d.member_id
             ON CONFLICT (kind, source_key) WHERE source_key <> '' DO NOTHING
-            RETURNING member_id
+            RETURNING member_id, balance_after
         ), raised AS (
-            UPDATE {member} AS m SET balance = m.balance + %s
-            FROM written AS w JOIN due AS d ON d.member_id = w.member_id
-            WHERE m.id = w.member_id AND NOT d.new_member
+            UPDATE {member} AS m SET balance = w.balance_after
+            FROM written AS w
+            WHERE m.id = w.member_id AND m.balance <> w.balance_after
         )
         SELECT COUNT(*) FROM written
     """  # noqa: S608
     expires_on = _expires_on(programme, timezone.localdate())
-    cursor.execute(sql, [bonus, bonus, bonus, expires_on, bonus])
+    cursor.execute(sql, [bonus, bonus, bonus, expires_on])
     return int(cursor.fetchone()[0])
 
 
