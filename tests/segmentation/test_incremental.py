@@ -347,7 +347,7 @@ def test_an_incremental_run_equals_the_full_run_with_the_same_population_paramet
     """Every kind of affected customer at once; every column of every customer, every transition,
     alert and snapshot row compared with the full run that uses the base run's fit, cut points and
     typical interval."""
-    customers = _population()
+    customers = _population(400)  # 17 affected stay under the refit share
     t1, t2 = _times()
     between = t1 + (t2 - t1) / 2
     came_due = customers[10]
@@ -402,15 +402,28 @@ def test_an_incremental_run_equals_the_full_run_with_the_same_population_paramet
         lifecycle_stage="reactivated", stage_since=t2 - timedelta(days=new_days) + timedelta(hours=1)
     )
 
+    # Newcomers who bought on five days in a row six weeks ago: the model thinks them gone, but the
+    # population's typical interval (about two months) keeps them out of "at risk"; among the affected
+    # customers alone they would be the typical buyers (an interval of a day).
+    hasty = [CustomerFactory(name=f"Hasty {i}") for i in range(7)]
+    for customer in hasty:
+        for days_ago in range(45, 50):
+            _buy(customer, t1 - timedelta(days=days_ago))
+
     run, incremental, full = _incremental_and_full(t2)
     _assert_same(incremental, full)
 
-    affected = {c.pk for c in buyers} | {quiet.customer_id, newcomer.pk, newcomer_without_purchases.pk}
+    assert population.typical_interval_days > 45
+    affected = {c.pk for c in buyers + hasty} | {
+        quiet.customer_id,
+        newcomer.pk,
+        newcomer_without_purchases.pk,
+    }
     affected |= {twin.pk, restored.pk, came_due.pk, ending}
     assert run.changed_customers == len(affected)
     assert run.population["affected_by"] == {
-        "journal": 6,
-        "no_features": 4,
+        "journal": 13,
+        "no_features": 11,
         "came_due": 5,
         "reactivation_ended": 1,
     }
@@ -421,9 +434,13 @@ def test_an_incremental_run_equals_the_full_run_with_the_same_population_paramet
     assert CustomerFeatures.objects.get(customer_id=twin.pk).w_total == cut
     assert scores[twin.pk][by_field["m_score"]] == scores[source.customer_id][by_field["m_score"]]
     assert scores[ending][by_field["lifecycle_stage"]] in ("repeat", "loyal")
+    assert scores[ending][by_field["stage_since"]] == t2  # a new stage starts now
+    assert scores[lasting][by_field["stage_since"]] < t1  # an unchanged one keeps its start
     assert scores[lasting][by_field["lifecycle_stage"]] == "reactivated"
     assert scores[newcomer_without_purchases.pk][by_field["lifecycle_stage"]] == "prospect"
     assert scores[came_due.pk][by_field["recency_days"]] == 0
+    assert {scores[c.pk][by_field["lifecycle_stage"]] for c in hasty} == {"loyal"}
+    assert all(scores[c.pk][by_field["probability_alive"]] < 0.3 for c in hasty)
     assert binned.pk in scores and binned.pk not in {
         row[0] for row in incremental["features (customers not in the bin)"]
     }
