@@ -698,9 +698,11 @@ def _scores_aggregate() -> ScoresAggregate:
             "count(*), count(s.r_score), COALESCE(sum(f.order_count), 0), "
             "COALESCE(round(sum(s.window_revenue) * 100), 0)::int8, "
             "COALESCE(round(sum(s.predicted_clv) * 100), 0)::int8, count(s.predicted_clv) "
-            f"FROM {SCORE_TABLE} s JOIN customers_customer c "
-            "ON c.id = s.customer_id AND c.deleted_at IS NULL "
-            f"LEFT JOIN {FEATURE_TABLE} f ON f.customer_id = s.customer_id "
+            f"FROM {SCORE_TABLE} s LEFT JOIN {FEATURE_TABLE} f ON f.customer_id = s.customer_id "
+            # every score row has its customer (ON DELETE CASCADE): "not in the bin" reads the few
+            # binned ones through their partial index instead of joining every customer
+            "WHERE NOT EXISTS (SELECT 1 FROM customers_customer c "
+            "WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL) "
             "GROUP BY GROUPING SETS ((s.rfm_segment), (s.lifecycle_stage), ())"
         )
         rows = cursor.fetchall()
