@@ -1229,11 +1229,13 @@ def recompute(
     try:
         report_progress(5, JobMessage(gettext_noop("Reading orders")))
         snapshot = _read_snapshot()  # before the orders: a change committed after it waits for next time
+        started = time.perf_counter()
         plan, why_full = (
             (None, "asked for")
             if incremental is False
             else _incremental_plan(cfg, as_of=as_of, snapshot=snapshot, refit=refit)
         )
+        timings["plan"] = time.perf_counter() - started  # which customers an incremental run scores
         if plan is not None:
             _score_incremental(run, plan, cfg, as_of=as_of, snapshot=snapshot, timings=timings, cpu=cpu,
                                progress=report_progress)  # fmt: skip
