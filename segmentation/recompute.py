@@ -691,40 +691,39 @@ class ScoresAggregate:
 
 def _scores_aggregate() -> ScoresAggregate:
     """The run's counts and snapshot from the STORED scores of the customers not in the bin, in one
-    aggregate (the incremental run, after writing its few rows: it holds no frame of everyone)."""
+    aggregate (the incremental run, after writing its few rows: it holds no frame of everyone).
+
+    One GROUP BY over the (segment, stage) cells, rolled up here: the sums are whole cents, so the
+    roll-up is exact, and at 1,000,000 customers it takes a fifth of the time of GROUPING SETS (which
+    PostgreSQL answers with a sorted MixedAggregate instead of one parallel hash aggregate)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT GROUPING(s.rfm_segment), GROUPING(s.lifecycle_stage), s.rfm_segment, s.lifecycle_stage, "
-            "count(*), count(s.r_score), COALESCE(sum(f.order_count), 0), "
-            "COALESCE(round(sum(s.window_revenue) * 100), 0)::int8, "
+            "SELECT s.rfm_segment, s.lifecycle_stage, count(*), count(s.r_score), "
+            "COALESCE(sum(f.order_count), 0), COALESCE(round(sum(s.window_revenue) * 100), 0)::int8, "
             "COALESCE(round(sum(s.predicted_clv) * 100), 0)::int8, count(s.predicted_clv) "
             f"FROM {SCORE_TABLE} s LEFT JOIN {FEATURE_TABLE} f ON f.customer_id = s.customer_id "
             # every score row has its customer (ON DELETE CASCADE): "not in the bin" reads the few
             # binned ones through their partial index instead of joining every customer
             "WHERE NOT EXISTS (SELECT 1 FROM customers_customer c "
             "WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL) "
-            "GROUP BY GROUPING SETS ((s.rfm_segment), (s.lifecycle_stage), ())"
+            "GROUP BY s.rfm_segment, s.lifecycle_stage"
         )
-        rows = cursor.fetchall()
-    totals = ScoresAggregate(customers=0, scored=0, orders=0, groups=[])
-    by_dimension: dict[str, list[SnapshotGroup]] = {
-        SegmentSnapshot.Dimension.RFM: [],
-        SegmentSnapshot.Dimension.STAGE: [],
-    }
-    for no_segment, no_stage, segment, stage, customers, scored, orders, revenue, clv, clv_count in rows:
-        if no_segment and no_stage:
-            totals = ScoresAggregate(customers=customers, scored=scored, orders=int(orders), groups=[])
-            continue
-        dimension, key = (
-            (SegmentSnapshot.Dimension.RFM, segment)
-            if not no_segment
-            else (SegmentSnapshot.Dimension.STAGE, stage)
-        )
-        by_dimension[dimension].append(SnapshotGroup(str(dimension), key, customers, revenue, clv, clv_count))
-    groups = [
-        group for dimension in by_dimension.values() for group in sorted(dimension, key=lambda g: g.key)
-    ]
-    return ScoresAggregate(totals.customers, totals.scored, totals.orders, groups)
+        cells = cursor.fetchall()
+    sums: dict[tuple[str, str], list[int]] = {}
+    for segment, stage, customers, _scored, _orders, revenue, clv, clv_customers in cells:
+        for key in (
+            (SegmentSnapshot.Dimension.RFM.value, segment),
+            (SegmentSnapshot.Dimension.STAGE.value, stage),
+        ):
+            total = sums.setdefault(key, [0, 0, 0, 0])
+            for i, value in enumerate((customers, revenue, clv, clv_customers)):
+                total[i] += int(value)
+    return ScoresAggregate(
+        customers=sum(int(cell[2]) for cell in cells),
+        scored=sum(int(cell[3]) for cell in cells),
+        orders=sum(int(cell[4]) for cell in cells),
+        groups=[SnapshotGroup(dimension, key, *sums[dimension, key]) for dimension, key in sorted(sums)],
+    )
 
 
 def _temp_table(name: str, columns: list[tuple[str, str, np.ndarray]]) -> None:
