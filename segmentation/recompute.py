@@ -1110,8 +1110,10 @@ def _ids(sql: str, params: list) -> np.ndarray:
 def _affected_customers(
     cfg: Config, *, base: RecomputeRun, as_of: datetime, snapshot: str
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The customers an incremental run scores, by reason (see "Incremental runs"; each query reads
-    through an index, none reads every customer), and the journalled customers in the bin."""
+    """The customers an incremental run scores, by reason (see "Incremental runs"), and the journalled
+    customers in the bin. All but one query read through an index; "no_features" is an anti-join of
+    every live customer id with the features' keys (about 0.6-0.9 s at 1,000,000 customers on the
+    shared machine): journalling new and restored customers would spare it."""
     journalled = f"SELECT DISTINCT customer_id FROM {JOURNAL_TABLE} WHERE {JOURNAL_SEEN}"
     affected = {
         "journal": _ids(f"SELECT customer_id FROM ({journalled}) a WHERE {LIVE}", [snapshot]),
