@@ -296,6 +296,10 @@ class RecomputeRun(models.Model):
     changed_since_fit = models.PositiveIntegerField(default=0)
     # The run left every customer's features in CustomerFeatures: the next one may be incremental.
     features_written = models.BooleanField(default=False)
+    # The population parameters the scores were computed with (segmentation.recompute,
+    # "Incremental runs"): RFM quintile cut points, the lifecycle rule's typical interval, the run that
+    # computed them; an incremental run adds how many customers each reason made it score.
+    population = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

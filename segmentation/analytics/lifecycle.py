@@ -24,7 +24,10 @@ Derived quantities (all in days, see :func:`lifecycle_features`)
 * ``days_since_last = as_of_date - last_purchase_date``; ``days_since_first`` likewise.
 * ``typical_interval_days`` -- the tenant's typical purchase interval: the *median* over the repeat
   customers in the frame of their own mean interval ``(last - first) / (frequency - 1)``
-  (``default_interval_days`` when the frame has no repeat customer). The same for every row.
+  (``default_interval_days`` when the frame has no repeat customer), floored at 1 day
+  (:func:`typical_interval_days`). The same for every row. It is the one quantity that makes a
+  customer's stage depend on the other customers: ``typical_interval=`` gives it from outside (the
+  incremental recompute passes the value of the last full run, so a few customers can be staged alone).
 * ``interval_days`` -- the customer's interval, made robust when it rests on few purchases: the own
   mean interval shrunk towards the typical one with ``interval_prior_weight`` pseudo-gaps,
   ``((frequency - 1) * own + k * typical) / ((frequency - 1) + k)`` (an empirical-Bayes style average:
@@ -93,6 +96,7 @@ __all__ = [
     "StageInfo",
     "assign_lifecycle_stage",
     "lifecycle_features",
+    "typical_interval_days",
 ]
 
 STAGE_PROSPECT = "prospect"
@@ -129,6 +133,29 @@ DEFAULT_AT_RISK_QUIET_PROBABILITY = 0.6
 _LOYAL_SEGMENTS = (SEGMENT_CHAMPIONS, SEGMENT_LOYAL)
 
 
+def _own_intervals(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frequency, first day, last day, own mean interval: NaN unless two or more purchase days)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"lifecycle input is missing column(s): {', '.join(missing)}")
+    frequency = pd.to_numeric(df["frequency"]).to_numpy(dtype=float, na_value=np.nan)
+    first = to_utc_day_numbers(df["first_purchase"])
+    last = to_utc_day_numbers(df["last_purchase"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.where(frequency >= 2, (last - first) / (frequency - 1.0), np.nan)
+    return frequency, first, last, own
+
+
+def typical_interval_days(df: pd.DataFrame, *, default_interval_days: float = 30.0) -> float:
+    """The typical purchase interval of the customers in ``df`` (see the module docstring)."""
+    if default_interval_days <= 0:
+        raise ValueError("default_interval_days must be > 0")
+    _frequency, _first, _last, own = _own_intervals(df)
+    own_valid = own[np.isfinite(own)]
+    typical = float(np.median(own_valid)) if own_valid.size else float(default_interval_days)
+    return max(typical, 1.0)
+
+
 def lifecycle_features(
     df: pd.DataFrame,
     *,
@@ -140,16 +167,16 @@ def lifecycle_features(
     at_risk_min_days: int = 0,
     default_interval_days: float = 30.0,
     interval_prior_weight: float = 2.0,
+    typical_interval: float | None = None,
 ) -> pd.DataFrame:
     """The intermediate day counts behind :func:`assign_lifecycle_stage` (useful to explain a stage).
 
     Columns: ``days_since_first``, ``days_since_last``, ``interval_days``, ``typical_interval_days``,
     ``quiet_floor``, ``at_risk_after``, ``churn_after`` (floats, NaN for prospects). See the module
-    docstring for the definitions.
+    docstring for the definitions. ``typical_interval``: the typical interval to use instead of the
+    frame's own (None: :func:`typical_interval_days` of ``df``).
     """
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"lifecycle input is missing column(s): {', '.join(missing)}")
+    frequency, first, last, own = _own_intervals(df)
     if new_days < 0 or churn_min_days < 0 or at_risk_min_days < 0:
         raise ValueError("new_days, churn_min_days and at_risk_min_days must be >= 0")
     if at_risk_multiplier <= 0 or churn_multiplier < at_risk_multiplier:
@@ -158,21 +185,18 @@ def lifecycle_features(
         raise ValueError("default_interval_days must be > 0")
     if not (interval_prior_weight >= 0 and np.isfinite(interval_prior_weight)):
         raise ValueError("interval_prior_weight must be >= 0")
+    if typical_interval is not None and not (typical_interval >= 1 and np.isfinite(typical_interval)):
+        raise ValueError("typical_interval must be a number of days >= 1")
 
     as_of_day = to_utc_day_number(as_of)
-    frequency = pd.to_numeric(df["frequency"]).to_numpy(dtype=float, na_value=np.nan)
-    first = to_utc_day_numbers(df["first_purchase"])
-    last = to_utc_day_numbers(df["last_purchase"])
     since_first = as_of_day - first
     since_last = as_of_day - last
 
-    repeat = frequency >= 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        own = np.where(repeat, (last - first) / (frequency - 1.0), np.nan)
-    own_valid = own[repeat & np.isfinite(own)]
-    typical = float(np.median(own_valid)) if own_valid.size else float(default_interval_days)
-    typical = max(typical, 1.0)
-    gaps = np.where(repeat & np.isfinite(own), frequency - 1.0, 0.0)
+    if typical_interval is None:
+        typical = typical_interval_days(df, default_interval_days=default_interval_days)
+    else:
+        typical = float(typical_interval)
+    gaps = np.where(np.isfinite(own), frequency - 1.0, 0.0)
     own_or_typical = np.where(gaps > 0, own, typical)
     k = float(interval_prior_weight)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -215,8 +239,10 @@ def assign_lifecycle_stage(
     default_interval_days: float = 30.0,
     interval_prior_weight: float = 2.0,
     at_risk_quiet_probability: float = DEFAULT_AT_RISK_QUIET_PROBABILITY,
+    typical_interval: float | None = None,
 ) -> pd.Series:
     """Lifecycle stage key per customer, by the ordered rules of the module docstring.
+    ``typical_interval``: as in :func:`lifecycle_features`.
 
     Returns a Series of stage keys (``object`` dtype) named ``"lifecycle_stage"`` with ``df``'s index.
     """
@@ -236,6 +262,7 @@ def assign_lifecycle_stage(
         at_risk_min_days=at_risk_min_days,
         default_interval_days=default_interval_days,
         interval_prior_weight=interval_prior_weight,
+        typical_interval=typical_interval,
     )
     n = len(df)
     frequency = np.nan_to_num(pd.to_numeric(df["frequency"]).to_numpy(dtype=float, na_value=np.nan), nan=0.0)

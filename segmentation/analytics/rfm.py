@@ -60,6 +60,13 @@ frequency/monetary score = ``1 + k`` and recency score = ``5 - k``. E.g. frequen
 1 day -> 1, 2 -> 2, 3-4 -> 3, 5-8 -> 4, 9+ -> 5; recency [30, 90, 180, 365]: <=30 days -> 5, ...,
 >365 -> 1. Metrics missing from the dict use the default quintiles.
 
+Frozen quintiles: :func:`quintile_cut_points` turns one population's quintile scores into 4 cut
+points per metric with which the threshold rule above gives every customer of that population
+exactly their quintile score (``c_j`` = the largest value on the worse side of the boundary between
+scores ``j`` and ``j + 1``, or ``-inf`` when no value lies there, e.g. when the bottom scores are
+empty because of ties). ``score_rfm(..., cut_points=...)`` scores with them: a customer's score then
+no longer depends on the other customers (the incremental recompute scores a few customers that way).
+
 Segments (``rfm_segment`` / ``assign_segments``)
 ------------------------------------------------
 ``fm = (f_score + m_score + 1) // 2`` (the F/M average, halves rounded up), then the R x FM grid below.
@@ -81,6 +88,7 @@ At Risk R1-2/FM2-5, Cannot Lose Them R1/FM4-5, Hibernating R1-2/FM1-2, Lost R1-2
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any, Literal, NamedTuple
@@ -109,6 +117,8 @@ __all__ = [
     "assign_segments",
     "compute_rfm",
     "day_numbers_to_timestamps",
+    "population_cut_points",
+    "quintile_cut_points",
     "rfm_segment",
     "score_rfm",
     "to_utc_day_number",
@@ -376,26 +386,86 @@ def _threshold_scores(values: np.ndarray, cuts: Sequence[float], *, higher_is_be
     return scores.astype(np.int64)
 
 
-def score_rfm(rfm: pd.DataFrame, *, thresholds: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+# (score column, measure column, metric, higher is better)
+_SCORE_SPEC: tuple[tuple[str, str, str, bool], ...] = (
+    ("r_score", "recency_days", "recency", False),
+    ("f_score", "frequency", "frequency", True),
+    ("m_score", "monetary", "monetary", True),
+)
+
+
+def quintile_cut_points(values: np.ndarray, scores: np.ndarray, *, higher_is_better: bool) -> list[float]:
+    """The 4 cut points with which :func:`_threshold_scores` gives each of ``values`` its quintile
+    score in ``scores`` (see "Frozen quintiles" in the module docstring). Non-decreasing; ``-inf``
+    where no value lies on the worse side of a boundary.
+
+    Why it reproduces the scores: quintile scores never decrease as the oriented value grows and tied
+    values share a score, so every value of a worse score lies strictly below (higher is better) or
+    strictly above (lower is better) every value of a better one. For higher-is-better, ``c_j`` is the
+    largest value with a score <= j, and ``#{c_j < v}`` counts exactly the boundaries below ``v``'s
+    score; for lower-is-better, ``c_j`` is the largest value with a score >= 6 - j, and ``#{c_j < v}``
+    counts the boundaries between 5 and ``v``'s score.
+    """
+    values = np.asarray(values, dtype=float)
+    scores = np.asarray(scores)
+    cuts = []
+    for j in range(1, 5):
+        worse_side = scores <= j if higher_is_better else scores >= 6 - j
+        cuts.append(float(values[worse_side].max()) if worse_side.any() else -math.inf)
+    return cuts
+
+
+def population_cut_points(
+    scored: pd.DataFrame, *, thresholds: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, list[float]]:
+    """:func:`quintile_cut_points` of every metric ``scored`` (a :func:`score_rfm` result) scored by
+    quintiles, i.e. without a fixed threshold: ``{metric: [c1, c2, c3, c4]}``; empty for no customer."""
+    if len(scored) == 0:
+        return {}
+    return {
+        metric: quintile_cut_points(
+            pd.to_numeric(scored[col]).to_numpy(dtype=float),
+            scored[score_col].to_numpy(dtype=np.int64),
+            higher_is_better=higher_is_better,
+        )
+        for score_col, col, metric, higher_is_better in _SCORE_SPEC
+        if metric not in (thresholds or {})
+    }
+
+
+def score_rfm(
+    rfm: pd.DataFrame,
+    *,
+    thresholds: Mapping[str, Sequence[float]] | None = None,
+    cut_points: Mapping[str, Sequence[float]] | None = None,
+) -> pd.DataFrame:
     """Return a copy of ``rfm`` with integer ``r_score``, ``f_score``, ``m_score`` in 1..5.
 
     Uses ties-safe quintiles by default, or the fixed ``thresholds`` (see the module docstring).
+    ``cut_points`` (metric -> 4 non-decreasing cuts from :func:`quintile_cut_points`, ``-inf``
+    allowed) replace this population's quintiles for the metrics without a fixed threshold.
     Recency is "lower is better": the most recent customers get ``r_score`` 5.
     """
     clean = validate_thresholds(thresholds) if thresholds is not None else {}
+    frozen = {key: np.asarray(cuts, dtype=float) for key, cuts in (cut_points or {}).items()}
+    for key, cuts in frozen.items():
+        if key not in THRESHOLD_METRICS or cuts.shape != (4,) or np.isnan(cuts).any():
+            raise ValueError(f"cut_points[{key!r}] must be 4 numbers, got {cuts!r}")
+        if (cuts[1:] < cuts[:-1]).any():
+            raise ValueError(f"cut_points[{key!r}] must not decrease, got {cuts!r}")
     needed = ("recency_days", "frequency", "monetary")
     missing = [c for c in needed if c not in rfm.columns]
     if missing:
         raise ValueError(f"rfm is missing column(s): {', '.join(missing)}")
     out = rfm.copy()
-    spec = (("r_score", "recency_days", "recency", False), ("f_score", "frequency", "frequency", True))
-    spec += (("m_score", "monetary", "monetary", True),)
-    for score_col, col, metric, higher_is_better in spec:
+    for score_col, col, metric, higher_is_better in _SCORE_SPEC:
         values = pd.to_numeric(out[col]).to_numpy(dtype=float, na_value=np.nan)
         if np.isnan(values).any():
             raise ValueError(f"column {col!r} contains missing values; cannot score")
         if metric in clean:
             scores = _threshold_scores(values, clean[metric], higher_is_better=higher_is_better)
+        elif metric in frozen:
+            scores = _threshold_scores(values, frozen[metric], higher_is_better=higher_is_better)
         else:
             scores = _quintile_scores(values, higher_is_better=higher_is_better)
         out[score_col] = pd.Series(scores, index=out.index, dtype="int64")

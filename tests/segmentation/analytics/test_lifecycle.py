@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.analytics.lifecycle import STAGES, assign_lifecycle_stage, lifecycle_features
+from segmentation.analytics.lifecycle import (
+    STAGES,
+    assign_lifecycle_stage,
+    lifecycle_features,
+    typical_interval_days,
+)
 
 AS_OF = pd.Timestamp("2024-06-30 18:00", tz="UTC")
 NaT = pd.NaT
@@ -215,3 +220,22 @@ def test_stage_metadata() -> None:
     keys = [s.key for s in STAGES]
     assert keys == ["prospect", "new", "repeat", "loyal", "at_risk", "churned", "reactivated"]
     assert all(isinstance(s.label, str) and s.label for s in STAGES)
+
+
+def test_a_given_typical_interval_replaces_the_frames_own():
+    """The incremental recompute stages a few customers with the full run's typical interval: staged
+    alone with it, every customer gets the stage they get among everyone."""
+    frame = _frame(ROWS)
+    typical = typical_interval_days(frame)
+    assert typical == TYPICAL
+    together = assign_lifecycle_stage(frame, as_of=AS_OF)
+    alone = [
+        assign_lifecycle_stage(frame.loc[[key]], as_of=AS_OF, typical_interval=typical).iloc[0]
+        for key in frame.index
+    ]
+    assert alone == together.tolist()
+    # a different typical interval moves the thresholds of everyone
+    shifted = lifecycle_features(frame, as_of=AS_OF, typical_interval=70.0)
+    assert (shifted["typical_interval_days"].dropna() == 70.0).all()
+    with pytest.raises(ValueError, match="typical_interval"):
+        lifecycle_features(frame, as_of=AS_OF, typical_interval=0.5)

@@ -359,3 +359,97 @@ def test_customer_days_matches_a_plain_pandas_groupby(kind):
 def test_customer_days_of_nothing_is_empty():
     per_day = rfm.customer_days(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([]))
     assert all(len(part) == 0 for part in per_day)
+
+
+# --------------------------------------------------------------------------------------------------
+# Frozen quintiles (the incremental recompute scores a few customers with a full run's cut points)
+# --------------------------------------------------------------------------------------------------
+def _random_measures(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """RFM measures with heavy ties (small integer ranges) and some distinct money amounts."""
+    return pd.DataFrame(
+        {
+            "recency_days": rng.integers(0, rng.integers(1, 40), n),
+            "frequency": rng.integers(1, rng.integers(2, 8), n),
+            "monetary": np.where(rng.random(n) < 0.5, rng.integers(1, 5, n) * 50.0, rng.gamma(2.0, 80.0, n)),
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cut_points_reproduce_the_quintile_scores_of_their_own_population(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    measures = _random_measures(rng, int(rng.integers(1, 60)))
+    scored = score_rfm(measures)
+    cut_points = rfm.population_cut_points(scored)
+    assert set(cut_points) == {"recency", "frequency", "monetary"}
+    again = score_rfm(measures, cut_points=cut_points)
+    for column in ("r_score", "f_score", "m_score"):
+        assert again[column].tolist() == scored[column].tolist(), column
+
+
+@pytest.mark.parametrize(
+    "values, higher_is_better, cuts",
+    [
+        # 5 distinct values: one a score; higher is better -> each cut is the top of its score
+        ([10, 20, 30, 40, 50], True, [10, 20, 30, 40]),
+        # lower is better (recency): c_j = the largest value scoring 6 - j or more
+        ([10, 20, 30, 40, 50], False, [10, 20, 30, 40]),
+        # everybody tied scores 3: scores 1 and 2 are empty below, 4 and 5 above
+        ([7, 7, 7], True, [-np.inf, -np.inf, 7, 7]),
+        ([7, 7, 7], False, [-np.inf, -np.inf, 7, 7]),
+        # one customer scores 3
+        ([4], True, [-np.inf, -np.inf, 4, 4]),
+    ],
+)
+def test_cut_points_by_hand(values, higher_is_better, cuts) -> None:
+    values = np.asarray(values, dtype=float)
+    scores = rfm._quintile_scores(values, higher_is_better=higher_is_better)
+    assert rfm.quintile_cut_points(values, scores, higher_is_better=higher_is_better) == cuts
+    assert rfm._threshold_scores(values, cuts, higher_is_better=higher_is_better).tolist() == scores.tolist()
+
+
+def test_values_on_a_cut_point_score_as_the_population_member_who_set_it() -> None:
+    """A newcomer tied with the value that set a cut scores exactly like that customer; a value between
+    two members' values scores like the worse side's upper neighbour; values beyond the population's
+    range get the extreme scores."""
+    measures = pd.DataFrame(
+        {"recency_days": [1, 5, 9, 20, 40], "frequency": [1, 1, 2, 3, 9], "monetary": [5.0] * 5}
+    )
+    scored = score_rfm(measures)
+    assert scored["r_score"].tolist() == [5, 4, 3, 2, 1]
+    assert scored["f_score"].tolist() == [2, 2, 3, 4, 5]  # the two tied lowest share score 2
+    assert scored["m_score"].tolist() == [3, 3, 3, 3, 3]  # everybody tied
+    cut_points = rfm.population_cut_points(scored)
+    assert cut_points == {
+        "recency": [1, 5, 9, 20],
+        "frequency": [-np.inf, 1, 2, 3],
+        "monetary": [-np.inf, -np.inf, 5.0, 5.0],
+    }
+    newcomers = pd.DataFrame(
+        {"recency_days": [5, 4, 0, 99], "frequency": [1, 2, 100, 0], "monetary": [5.0, 5.01, 1e6, 0.0]}
+    )
+    frozen = score_rfm(newcomers, cut_points=cut_points)
+    assert frozen["r_score"].tolist() == [4, 4, 5, 1]
+    assert frozen["f_score"].tolist() == [2, 3, 5, 2]
+    assert frozen["m_score"].tolist() == [3, 5, 5, 3]
+
+
+def test_fixed_thresholds_win_over_cut_points_and_have_none_of_their_own() -> None:
+    measures = pd.DataFrame(
+        {"recency_days": [1, 50, 400], "frequency": [1, 2, 9], "monetary": [10.0, 20.0, 30.0]}
+    )
+    thresholds = {"recency": [30, 90, 180, 365]}
+    scored = score_rfm(measures, thresholds=thresholds)
+    cut_points = rfm.population_cut_points(scored, thresholds=thresholds)
+    assert set(cut_points) == {"frequency", "monetary"}
+    frozen = score_rfm(measures, thresholds=thresholds, cut_points={**cut_points, "recency": [0, 0, 0, 0]})
+    assert frozen["r_score"].tolist() == [5, 4, 1]  # the thresholds, not the bogus cuts
+
+
+def test_cut_points_are_validated() -> None:
+    measures = pd.DataFrame({"recency_days": [1], "frequency": [1], "monetary": [1.0]})
+    with pytest.raises(ValueError, match="must not decrease"):
+        score_rfm(measures, cut_points={"frequency": [3, 2, 4, 5]})
+    with pytest.raises(ValueError, match="4 numbers"):
+        score_rfm(measures, cut_points={"frequency": [1, 2, 3]})
+    assert rfm.population_cut_points(score_rfm(measures.iloc[:0])) == {}
