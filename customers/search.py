@@ -49,7 +49,7 @@ def name_variants(name: str) -> tuple[str, ...]:
             # pypinyin's Style.FIRST_LETTER is the first letter of the NORMAL syllable (its
             # to_first_letter), so the initials are taken from the syllables rather than by a second
             # conversion, which cost as much as the first (tests/customers/test_search_text.py
-            # compares the two on every Han character and every phrase of pypinyin's dictionary).
+            # compares the two on every Han character and on phrases of pypinyin's dictionary).
             variants.append("".join(syllable[0] for syllable in syllables))
     return tuple(dict.fromkeys(variants))
 
