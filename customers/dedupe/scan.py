@@ -292,12 +292,16 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
         with cursor.copy("COPY customer_dup_names FROM STDIN") as copy:
             copy.write(buffer.getvalue())
         cursor.execute("ANALYZE customer_dup_names")
+        # Each pair once, with a Latin key on the left: Latin with Latin in key order, Latin with Chinese
+        # either way round (each (city, key) is one row, so a Chinese key never equals a Latin one).
+        # Joining every key with every other one in its block and dropping the Chinese pairs afterwards
+        # produced 16 million rows to find 31 at 100,000 customers (1.02 s; this join 0.15 s).
         cursor.execute(
             """
             SELECT a.city, a.k, b.k, similarity(a.k, b.k)
             FROM customer_dup_names a
-            JOIN customer_dup_names b ON a.city = b.city AND a.block = b.block AND a.k < b.k
-            WHERE NOT (a.han AND b.han) AND similarity(a.k, b.k) >= %s
+            JOIN customer_dup_names b ON a.city = b.city AND a.block = b.block AND (b.han OR a.k < b.k)
+            WHERE NOT a.han AND similarity(a.k, b.k) >= %s
             """,
             [NAME_SIMILARITY_THRESHOLD],
         )

@@ -108,6 +108,20 @@ def test_similar_spelling_in_the_same_city_scores_by_similarity(tenant, manager_
     assert pair.score == round(90 * pair.reasons[0].similarity)
 
 
+def test_a_latin_spelling_is_similar_to_a_chinese_name_whichever_key_sorts_first(tenant, manager_user):
+    """The similarity join pairs a Latin key with a Chinese one whether the Chinese key sorts after
+    the Latin one or before it, Latin keys with each other, and never two Chinese keys (张鑫轩 / 张欣娟:
+    zhangxinxuan / zhangxinjuan, similarity 0.63, one different character: another person)."""
+    chinese = CustomerFactory(name="张鑫轩", city="上海")  # zhangxinxuan
+    before = CustomerFactory(name="Zhang Xinxuam", city="Shanghai")  # zhangxinxuam: sorts before it
+    after = CustomerFactory(name="Zhang Xinxuen", city="Shanghai")  # zhangxinxuen: sorts after it
+    CustomerFactory(name="张欣娟", city="上海")
+    CustomerFactory(name="Zhang Xinxuen", city="Beijing")  # another city
+    pairs = _pairs(manager_user)
+    assert set(pairs) == {_pair(chinese, before), _pair(chinese, after), _pair(before, after)}
+    assert all(_codes(pair) == {"name_similar"} for pair in pairs.values())
+
+
 def test_names_differing_only_in_numbers_are_not_similar(tenant, manager_user):
     CustomerFactory(name="Customer 10000", city="Shanghai")
     CustomerFactory(name="Customer 10001", city="Shanghai")
