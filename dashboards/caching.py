@@ -1,32 +1,65 @@
 """Report figures are cached per tenant (the cache key function puts the schema first), per scope (the
-whole company, or one sales user's customers), per page parameters, under a data version.
+whole company, or one sales user's customers) and per page parameters: one entry each, holding the
+figures, the data version they were computed at, when, and how many seconds that took.
 
-The version changes whenever the data under the figures changes, so a cached figure is never older
-than the last change: customers' `customers_changed` (an order written or refunded, an import
-finished, a merge, the bin) and `records_imported` (any other import), segmentation's
-`recompute_finished` (new scores, stages and segment changes), and a row of the activity the overview
-and the team page count saved or deleted (interactions, follow-ups, tickets, survey answers, churn
-alerts, loyalty members and points; `dashboards.apps` lists them), once per transaction, when it
-commits. The timeout only frees memory, except for figures that move with the clock ("overdue now").
+The version changes whenever the data under the figures changes: customers' `customers_changed` (an
+order written or refunded, an import finished, a merge, the bin) and `records_imported` (any other
+import), segmentation's `recompute_finished` (new scores, stages and segment changes), and a row of
+the activity the overview and the team page count saved or deleted (interactions, follow-ups,
+tickets, survey answers, churn alerts, loyalty members and points; `dashboards.apps` lists them),
+once per transaction, when it commits.
+
+What `cached()` gives a page, one rule for every report:
+- an entry of the current version: served (fresh);
+- no entry: computed now, while the page waits, and stored;
+- an entry of an earlier version (stale) whose last computation took less than
+  `settings.DASHBOARDS_REFRESH_IN_BACKGROUND_FROM` seconds: computed again now, so a small company
+  always sees fresh figures after a short wait;
+- a stale entry that took longer: served at once, marked stale with the time it was computed (the
+  page says "Figures as of 10:42 (being updated)" and polls until newer figures land), while one
+  background refresh per entry (`dashboards.tasks.report_refresh_task`, deduplicated by a lock key)
+  computes them again. In a busy company someone writes something every few seconds: without this,
+  a big company's managers would wait seconds for nearly every report.
+An export always gets fresh figures: a file carries no "as of".
+No entry is served, fresh or stale, once it is older than its report's `max_age` (see `Report`).
+
+The cached reports are module-level functions registered by name (`dashboards.reports.REPORTS`) that
+compute from the user and JSON-safe parameters, so the page and the background refresh run the same
+code with the same arguments.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+logger = logging.getLogger(__name__)
+
 VERSION_KEY = "dashboards:data-version"
-TIMEOUT = 60 * 60
+# How long an entry is kept and may be served: a day. Its period and "today" are in its parameters,
+# so a day-old entry still counts the same days; shown stale, it says when it was computed.
+TIMEOUT = 24 * 60 * 60
 WORK_MEM = "64MB"
 CLOCK_TIMEOUT = 5 * 60  # figures that change as time passes (a follow-up falling overdue)
+# How long one background refresh of an entry keeps others from being sent: far longer than the
+# slowest report takes at 1,000,000 customers (15 s) plus a wait in the queue. A refresh lost with
+# its worker (acks_late brings the message back, but only after the broker's visibility timeout) is
+# sent again by the first view after that.
+REFRESH_LOCK_TIMEOUT = 5 * 60
 
 
 def data_version() -> str:
@@ -96,18 +129,152 @@ def report_transaction():
         yield
 
 
-def cached(
-    name: str, user, params: dict[str, Any], compute: Callable[[], Any], *, timeout: int = TIMEOUT
-) -> Any:
-    scope = "all" if user.sees_all_customers else f"user-{user.pk}"
+@dataclass(frozen=True)
+class Report:
+    """A cached report: `compute(user, params)` rebuilds its scope, period and parameters from the user
+    and JSON-safe parameters (params["_zone"] is the time zone, active while it runs).
+
+    `max_age`: how long after its computation an entry may be served at all, fresh or stale (the
+    cache keeps it as long). For figures that move with the clock ("overdue now" on the team page:
+    CLOCK_TIMEOUT) this is the rule that keeps them right: never shown more than CLOCK_TIMEOUT after
+    they were computed, stale or not, the bound they had before stale figures were served; past it
+    the page computes them while it waits (and a refresh that lands later is not needed for that).
+    Within it, a stale entry is off by the clock no more than a fresh one of the same age was."""
+
+    compute: Callable[[Any, dict[str, Any]], Any]
+    max_age: int = TIMEOUT
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the cache keeps per report, scope and parameters (whatever the data version)."""
+
+    value: Any
+    version: str  # the data version it was computed at
+    computed_at: datetime  # when its computation began (aware)
+    seconds: float  # how long the computation took
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a page gets: the value, when it was computed, and whether it is stale (computed before
+    the latest change; a background refresh is on its way)."""
+
+    value: Any
+    computed_at: datetime
+    stale: bool = False
+
+    @property
+    def stamp(self) -> str:
+        """Names the entry shown, for the page's poll: another stamp means newer figures landed."""
+        return f"{self.computed_at.timestamp():.6f}"
+
+
+def _report(name: str) -> Report:
+    from .reports import REPORTS  # the reports import this module
+
+    return REPORTS[name]
+
+
+def scope_of(user) -> str:
+    return "all" if user.sees_all_customers else f"user-{user.pk}"
+
+
+def _keys(name: str, scope: str, params: dict[str, Any]) -> tuple[str, str]:
+    """The entry's key and its refresh lock's. Both are tenant-scoped by the cache's key function
+    (django_tenants.cache.make_key puts the schema first), like every key of this module.
+    The parameters must be JSON as they are (no `default=`): the background refresh gets them through
+    a JSON message and must find the same key."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    return f"dashboards:figures:{name}:{scope}:{digest}", f"dashboards:refreshing:{name}:{scope}:{digest}"
+
+
+def _servable(entry: Entry | None, report: Report) -> Entry | None:
+    """The entry if it may still be served (see Report.max_age); the cache's own expiry is the same
+    age, and this check keeps the rule whatever the cache does."""
+    if entry is None or timezone.now() - entry.computed_at >= timedelta(seconds=report.max_age):
+        return None
+    return entry
+
+
+def _compute(report: Report, user, params: dict[str, Any], version: str) -> Entry:
+    """The report computed now, in the reports' transaction; `version` was read before it began, so
+    a change made meanwhile leaves the entry stale."""
+    computed_at = timezone.now()
+    started = time.perf_counter()
+    with report_transaction():
+        value = report.compute(user, params)
+    return Entry(value, version, computed_at, time.perf_counter() - started)
+
+
+def _store(key: str, entry: Entry, report: Report) -> None:
+    """Keep `entry` unless a computation that began later has already stored its own (a page and a
+    refresh computing at the same time: the later figures win)."""
+    current = cache.get(key)
+    if current is not None and current.computed_at > entry.computed_at:
+        return
+    cache.set(key, entry, report.max_age)
+
+
+def cached(name: str, user, params: dict[str, Any], *, stale_ok: bool = True) -> Figures:
+    """The figures of report `name` (dashboards.reports.REPORTS) for `user` and `params` (JSON-safe:
+    dates as ISO text), by the rule in this module's docstring. `stale_ok=False` (an export) never
+    gets stale figures."""
+    report = _report(name)
+    scope = scope_of(user)
     # Periods, months and "today" are cut in the viewer's time zone (the user's, else the company's,
     # which its admin can change): a figure cut in another zone is another figure.
     params = {**params, "_zone": timezone.get_current_timezone_name()}
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    key = f"dashboards:{data_version()}:{name}:{scope}:{digest}"
-    value = cache.get(key)
-    if value is None:
-        with report_transaction():
-            value = compute()
-        cache.set(key, value, timeout)
-    return value
+    key, lock = _keys(name, scope, params)
+    version = data_version()
+    entry = _servable(cache.get(key), report)
+    if entry is not None and entry.version == version:
+        return Figures(entry.value, entry.computed_at)
+    if entry is None or not stale_ok or entry.seconds < settings.DASHBOARDS_REFRESH_IN_BACKGROUND_FROM:
+        entry = _compute(report, user, params, version)
+        _store(key, entry, report)
+        return Figures(entry.value, entry.computed_at)
+    if cache.add(lock, timezone.now().isoformat(), REFRESH_LOCK_TIMEOUT):
+        # On commit, as tasks are sent here; a page's GET runs in autocommit, so that is at once.
+        transaction.on_commit(
+            partial(_send_refresh, lock=lock, name=name, user_id=user.pk, scope=scope, params=params)
+        )
+    return Figures(entry.value, entry.computed_at, stale=True)
+
+
+def _send_refresh(*, lock: str, **kwargs) -> None:
+    from .tasks import report_refresh_task  # the tasks import this module
+
+    try:
+        report_refresh_task.apply_async(kwargs=kwargs)
+    except Exception:
+        # The page shows the stale figures all the same; the next view sends the refresh again.
+        logger.exception("could not send the refresh of report %s", kwargs["name"])
+        cache.delete(lock)
+
+
+def report_refresh(*, name: str, user_id: int, scope: str, params: dict[str, Any]) -> str:
+    """The background refresh of one entry (dashboards.tasks.report_refresh_task), in the tenant the
+    task runs in; returns what it did. Recomputes as the page would (in the time zone the figures are
+    cut in, in the reports' transaction) unless the entry is fresh already (a second delivery: nothing
+    to do), or the user is gone, inactive, or no longer has the scope the entry is for (a manager
+    demoted to sales must not write company-wide figures computed with a sales scope, nor the other
+    way round). The lock is released whatever happens, a failure included; a worker killed mid-way
+    leaves it to its timeout and writes nothing (the entry is written in one `set` at the end)."""
+    from crm.accounts.models import User
+
+    report = _report(name)
+    key, lock = _keys(name, scope, params)
+    try:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is None or scope_of(user) != scope:
+            return "skipped"
+        with timezone.override(params["_zone"]):
+            version = data_version()
+            entry = _servable(cache.get(key), report)
+            if entry is not None and entry.version == version:
+                return "fresh"
+            _store(key, _compute(report, user, params, version), report)
+            return "refreshed"
+    finally:
+        cache.delete(lock)

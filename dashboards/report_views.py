@@ -20,11 +20,11 @@ from crm.numbers import NumberError, parse_id, parse_int
 from interactions.labels import Channel as InteractionChannel
 
 from . import analyses, exporting, figures
-from .caching import CLOCK_TIMEOUT, cached
+from .caching import Figures, cached
 from .exporting import export_query
 from .periods import COMPARISONS, PRESETS, Period, parse_selection
+from .reports import period_param
 from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
-from .team import team_rows
 
 PAGE_SIZE = 50
 MIGRATION_KEYS = {"rfm": "segments", "stage": "stages"}
@@ -63,6 +63,41 @@ def _comparison_labels() -> dict[str, str]:
     }
 
 
+AS_OF_POLL = "figures-as-of"  # the id of the "as of" label, which polls (dashboards/partials/_as_of.html)
+
+
+def _figures(request: HttpRequest, name: str, params: dict) -> Figures:
+    """A report's figures (dashboards.caching.cached: maybe stale, with a refresh on its way); an
+    export waits for fresh ones, since a file carries no "as of"."""
+    return cached(name, request.user, params, stale_ok=not exporting.wanted(request))
+
+
+def _poll_answer(request: HttpRequest, shown: Figures) -> HttpResponse | None:
+    """The answer to a stale page's poll (None for any other request): a reload once figures newer
+    than the ones the page shows have landed, else nothing (the poll goes on)."""
+    if not (request.htmx and request.htmx.trigger == AS_OF_POLL):
+        return None
+    if request.GET.get("shown") == shown.stamp:
+        return HttpResponse(status=204)
+    response = HttpResponse()
+    response["HX-Refresh"] = "true"
+    return response
+
+
+def _as_of(request: HttpRequest, shown: Figures) -> dict:
+    """The "as of" label of stale figures and the URL its poll asks (this page, naming what it shows)."""
+    if not shown.stale:
+        return {"as_of": None}
+    query = request.GET.copy()
+    query["shown"] = shown.stamp
+    today = timezone.localdate(shown.computed_at) == timezone.localdate()
+    return {
+        "as_of": shown,
+        "as_of_format": "TIME_FORMAT" if today else "SHORT_DATETIME_FORMAT",
+        "as_of_poll": f"{request.path}?{query.urlencode()}",
+    }
+
+
 def _base_context(request: HttpRequest, scope: Scope) -> dict:
     return {
         "filters": scope.filters,
@@ -76,15 +111,18 @@ def _base_context(request: HttpRequest, scope: Scope) -> dict:
 def overview(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection = parse_selection(request.GET, _today())
-    # The figures and the chart share their passes over the purchases: computed and cached together
-    # (under a new name: an entry cached by the earlier code under "overview" holds the figures only).
-    computed = cached(
+    shown = _figures(
+        request,
         "overview-and-chart",
-        request.user,
-        {"period": selection.period, "compared": selection.compared, **scope.filters.as_params()},
-        lambda: figures.overview(scope, selection.period, selection.compared),
+        {
+            "period": period_param(selection.period),
+            "compared": period_param(selection.compared),
+            **scope.filters.as_params(),
+        },
     )
-    values, series = computed["values"], computed["series"]
+    if (answer := _poll_answer(request, shown)) is not None:
+        return answer
+    values, series = shown.value["values"], shown.value["series"]
     fmt = exporting.wanted(request)
     if fmt and request.GET.get("table") == "revenue":  # the chart's data
         header = [_("From"), _("Revenue"), _("Earlier period")]
@@ -121,6 +159,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "chart_unit": series["unit"],
             "revenue_export": query + "&table=revenue",
             **_exports(request),
+            **_as_of(request, shown),
         },
     )
 
@@ -248,12 +287,12 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     months = _small_int(request.GET.get("months"), 3, analyses.MAX_COHORT_MONTHS) or 12
     metric = "revenue" if request.GET.get("metric") == "revenue" else "share"
     today = _today()
-    rows = cached(
-        "cohorts",
-        request.user,
-        {"months": months, "today": today, **scope.filters.as_params()},
-        lambda: analyses.cohort_matrix(scope, months=months, today=today),
+    shown = _figures(
+        request, "cohorts", {"months": months, "today": today.isoformat(), **scope.filters.as_params()}
     )
+    if (answer := _poll_answer(request, shown)) is not None:
+        return answer
+    rows = shown.value
     fmt = exporting.wanted(request)
     if fmt:
         header = [_("Cohort"), _("Customers")] + [str(k) for k in range(months)]
@@ -284,6 +323,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
             "width": range(months),
             "line": analyses.cohort_line(rows),
             **_exports(request),
+            **_as_of(request, shown),
         },
     )
 
@@ -326,12 +366,19 @@ def migration(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     dimension = request.GET.get("dimension") if request.GET.get("dimension") in analyses.DIMENSIONS else "rfm"
     first, second = _migration_dates(request, _today())
-    counts = cached(
+    shown = _figures(
+        request,
         "migration",
-        request.user,
-        {"dimension": dimension, "first": first, "second": second, **scope.filters.as_params()},
-        lambda: analyses.migration_matrix(scope, dimension=dimension, first=first, second=second),
+        {
+            "dimension": dimension,
+            "first": first.isoformat(),
+            "second": second.isoformat(),
+            **scope.filters.as_params(),
+        },
     )
+    if (answer := _poll_answer(request, shown)) is not None:
+        return answer
+    counts = shown.value
     options = filter_options(request.user)
     labelled = [("", _("None yet"))] + list(options[MIGRATION_KEYS[dimension]])
     keys = [k for k, _label in labelled]
@@ -382,6 +429,7 @@ def migration(request: HttpRequest) -> HttpResponse:
             "total": sum(counts.values()),
             "chart": chart,
             **_exports(request),
+            **_as_of(request, shown),
         },
     )
 
@@ -444,13 +492,10 @@ def team(request: HttpRequest) -> HttpResponse:
     """Per rep: interactions by channel, follow-ups, revenue and CLV of their book, tickets, alerts."""
     scope = _scope(request)
     selection, period_params = _period_context(request)
-    rows = cached(
-        "team",
-        request.user,
-        {"period": selection.period, **scope.filters.as_params()},
-        lambda: team_rows(scope, selection.period),
-        timeout=CLOCK_TIMEOUT,  # "overdue now" moves with the clock, not only with the data
-    )
+    shown = _figures(request, "team", {"period": period_param(selection.period), **scope.filters.as_params()})
+    if (answer := _poll_answer(request, shown)) is not None:
+        return answer
+    rows = shown.value
     channels = [
         (value, label)
         for value, label in InteractionChannel.choices
@@ -522,6 +567,7 @@ def team(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "channels": channels,
             "query": query,
+            **_as_of(request, shown),
         },
     )
 
@@ -531,13 +577,12 @@ def team(request: HttpRequest) -> HttpResponse:
 def funnel(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection, period_params = _period_context(request)
-    start, end = selection.period.bounds(scope.zone)
-    rows = cached(
-        "funnel",
-        request.user,
-        {"start": start, "end": end, **scope.filters.as_params()},
-        lambda: analyses.funnel_rows(scope, start=start, end=end),
+    shown = _figures(
+        request, "funnel", {"period": period_param(selection.period), **scope.filters.as_params()}
     )
+    if (answer := _poll_answer(request, shown)) is not None:
+        return answer
+    rows = shown.value
     labels = dict(filter_options(request.user)["stages"])
     fmt = exporting.wanted(request)
     if fmt:
@@ -566,6 +611,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
             "presets": [(p, _preset_labels()[p]) for p in PRESETS],
             "range_error": bool(selection.errors),
             "rows": rows,
+            **_as_of(request, shown),
         },
     )
 

@@ -34,6 +34,17 @@ class Filters:
         values = {key: getattr(self, key) for key in FILTER_KEYS}
         return {key: str(value) for key, value in values.items() if value not in (None, "")}
 
+    @classmethod
+    def from_params(cls, params: dict) -> Filters:
+        """The filters back from `as_params()` (as a background refresh gets them): checked when the
+        page parsed them, and the scope's querysets apply the user's visibility whatever they hold."""
+        owner, tier = params.get("owner"), params.get("tier")
+        return cls(
+            owner=int(owner) if owner else None,
+            tier=int(tier) if tier else None,
+            **{key: str(params.get(key) or "") for key in ("source", "channel", "segment", "stage")},
+        )
+
     @property
     def active(self) -> bool:
         return bool(self.as_params())

@@ -195,6 +195,8 @@ TASK_ROUTES_BY_NAME = {
     "loyalty.tasks.loyalty_check_balances_*": "recompute",
     "loyalty.rewards.tasks.vouchers_expire_*": "recompute",
     "crm.notifications.*": "reminders",
+    # A report's background refresh is seconds of work on a big tenant: not where reminders wait.
+    "dashboards.tasks.report_refresh_task": "recompute",
     "dashboards.tasks.*": "reminders",
     "interactions.followups.*": "reminders",
     "interactions.service.tasks.sla_scan_*": "reminders",  # SLA warnings are due at a minute
@@ -416,6 +418,12 @@ IMPORT_MAX_LINE_CHARS = env.int("IMPORT_MAX_LINE_CHARS", default=2_000_000)  # o
 # XLSX is a zip: its parts all told may expand to this, and no large part more than this ratio.
 IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default=300 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
+
+# --- Reports (dashboards.caching): after a change, figures whose last computation took at least this
+# many seconds are shown as they were ("as of 10:42, being updated") while a background task computes
+# them again; quicker ones are computed again while the page waits, so a small company always sees
+# fresh figures.
+DASHBOARDS_REFRESH_IN_BACKGROUND_FROM = env.float("DASHBOARDS_REFRESH_IN_BACKGROUND_FROM", default=1.0)
 
 # --- Interaction attachments (interactions.services): refused above this size or with another type
 REWARD_IMAGE_MAX_BYTES = env.int("REWARD_IMAGE_MAX_BYTES", default=2 * 1024 * 1024)

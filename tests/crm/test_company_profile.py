@@ -270,20 +270,22 @@ def test_a_failure_after_the_file_was_written_removes_it_again(admin_user, tenan
 # --- caches that depend on the time zone ------------------------------------------------------------
 
 
-def test_report_figures_cached_in_one_time_zone_are_not_served_in_another(tenant, manager_user):
-    from dashboards.caching import cached
+def test_report_figures_cached_in_one_time_zone_are_not_served_in_another(tenant, manager_user, monkeypatch):
+    from dashboards.caching import Report, cached
+    from dashboards.reports import REPORTS
 
     computed = []
 
-    def compute():
+    def compute(user, params):
         computed.append(timezone.get_current_timezone_name())
         return len(computed)
 
+    monkeypatch.setitem(REPORTS, "probe", Report(compute))
     with timezone.override("Asia/Shanghai"):
-        assert cached("probe", manager_user, {}, compute) == 1
-        assert cached("probe", manager_user, {}, compute) == 1
+        assert cached("probe", manager_user, {}).value == 1
+        assert cached("probe", manager_user, {}).value == 1
     with timezone.override("Europe/London"):
-        assert cached("probe", manager_user, {}, compute) == 2
+        assert cached("probe", manager_user, {}).value == 2
     assert computed == ["Asia/Shanghai", "Europe/London"]
 
 
