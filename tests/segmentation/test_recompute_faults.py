@@ -1,11 +1,14 @@
 """A recompute is all or nothing: a failure after the new scores were swapped in (the last write of
-the run) leaves the previous scores, no transitions, snapshots or alerts of the failed run, and a run
-marked failed with its error; the next run works."""
+the run), or part-way through an incremental run's writes, leaves the previous scores, no transitions,
+snapshots or alerts of the failed run, and a run marked failed with its error; the next run works."""
 
 import pytest
 
+from customers.models import OrderChange
+from segmentation import recompute as recompute_module
 from segmentation.models import (
     ChurnAlert,
+    CustomerFeatures,
     CustomerScore,
     LifecycleTransition,
     RecomputeRun,
@@ -14,6 +17,7 @@ from segmentation.models import (
 )
 from segmentation.recompute import recompute
 
+from . import test_incremental as incremental
 from .conftest import buy, customer_with_orders
 
 
@@ -85,3 +89,42 @@ def test_alerts_raised_while_another_writer_opens_the_same_one_skip_it_and_keep_
     created = alert_create_many(items=[(raced, "entered_at_risk", {}), (calm, "entered_at_risk", {})])
     assert [alert.customer_id for alert in created] == [calm.pk]
     assert list(ChurnAlert.objects.values_list("customer_id", flat=True)) == [calm.pk]
+
+
+def test_an_incremental_run_that_fails_part_way_through_its_writes_leaves_everything_as_it_was(
+    tenant, monkeypatch
+):
+    # The incremental run updates scores in place, then writes transitions, features, the journal,
+    # alerts and a snapshot: one transaction, so a failure at the alerts undoes the rest and the
+    # changed customers are still in the journal for the next run.
+    customers = incremental._population()
+    t1, t2 = incremental._times()
+    recompute(as_of=t1, with_holdout=False)
+    between = t1 + (t2 - t1) / 2
+    for customer in customers[:3]:
+        incremental._buy(customer, between, amount="900.00")
+    scores, features = (
+        incremental._scores(),
+        sorted(CustomerFeatures.objects.values_list(*incremental.FEATURE_FIELDS)),
+    )
+    journal = OrderChange.objects.count()
+    snapshots, transitions = SegmentSnapshot.objects.count(), LifecycleTransition.objects.count()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the worker lost the database while raising alerts")
+
+    monkeypatch.setattr(recompute_module, "_raise_alerts", fail)
+    with pytest.raises(RuntimeError):
+        recompute(as_of=t2, with_holdout=False)
+    failed = RecomputeRun.objects.order_by("-pk").first()
+    assert failed.status == RecomputeRun.Status.FAILED and "raising alerts" in failed.error
+    assert failed.changed_customers == 0  # recorded with the scores, which were not written
+    assert incremental._scores() == scores
+    assert sorted(CustomerFeatures.objects.values_list(*incremental.FEATURE_FIELDS)) == features
+    assert OrderChange.objects.count() == journal > 0
+    assert (SegmentSnapshot.objects.count(), LifecycleTransition.objects.count()) == (snapshots, transitions)
+
+    monkeypatch.undo()
+    run = recompute(as_of=t2, with_holdout=False)
+    assert run.kind == RecomputeRun.Kind.INCREMENTAL and run.changed_customers == 3
+    assert OrderChange.objects.count() == 0 and incremental._scores() != scores
