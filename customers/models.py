@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
-from .search_index import search_text_han_grams, text_has_han
+from .search_index import search_text_han_grams
 
 
 class TagColor(models.TextChoices):
@@ -239,13 +239,6 @@ class Customer(models.Model):
             ),
             models.Index(
                 fields=["name", "id"], name="customer_live_name_idx", condition=models.Q(deleted_at=None)
-            ),
-            # The name order of the customers whose search text has a Han character: a search with one
-            # (customers.search_index.text_has_han) sorted by name walks this, not past every Latin name.
-            models.Index(
-                fields=["name", "id"],
-                name="customer_han_name_idx",
-                condition=models.Q(deleted_at=None) & text_has_han(),
             ),
             models.Index(
                 fields=["-total_spent", "-id"],

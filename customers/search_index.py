@@ -26,7 +26,7 @@ import re
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.lookups import DataContains
-from django.db.models import BooleanField, F, Func, Q, TextField, Value
+from django.db.models import BooleanField, F, Func, TextField, Value
 from django.db.models.expressions import Combinable
 
 # The same ranges as customers.search._HAN (CJK Extension A, Unified Ideographs, Compatibility),
@@ -35,7 +35,6 @@ _HAN_RANGES = "\u3400-\u9fff\uf900-\ufaff"
 HAN = f"[{_HAN_RANGES}]"
 NOT_HAN_RUN = f"[^{_HAN_RANGES}]+"
 _SHORT_HAN = re.compile(rf"^{HAN}{{1,2}}$")
-_ANY_HAN = re.compile(HAN)
 
 
 class ConcatOp(Func):
@@ -81,23 +80,6 @@ def search_text_han_grams(field: str = "search_text") -> Func:
         function="array_remove",
         output_field=ArrayField(TextField()),
     )
-
-
-def has_han(needle: str) -> bool:
-    """Whether `needle` holds a Han character: then so does every text that contains it."""
-    return bool(_ANY_HAN.search(needle or ""))
-
-
-def text_has_han() -> Q:
-    """`search_text ~ '[Han]'`, spelled exactly as the condition of customer_han_name_idx.
-
-    That partial index holds (name, id) of the customers whose search text has a Han character. A
-    search for a needle with one is true only of those, so `customer_search` adds this condition to
-    it (it changes no result) and PostgreSQL may walk that index for the list's name order. Without
-    it the walk by name went through the whole name index, and every Latin name sorts before every
-    Chinese one: a surname sorted by name at 1,000,000 customers passed some 500,000 rows, computing
-    the grams on each (5.5 s; docs/search-plans.md)."""
-    return Q(search_text__regex=HAN)
 
 
 def is_short_han(needle: str) -> bool:

@@ -38,14 +38,7 @@ from .models import Customer, CustomFieldDefinition, Order, Refund, SecondaryCon
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
 from .search import normalise_query
-from .search_index import (
-    InArray,
-    han_grams_contain,
-    has_han,
-    is_short_han,
-    served_by_an_index,
-    text_has_han,
-)
+from .search_index import InArray, han_grams_contain, is_short_han, served_by_an_index
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +46,6 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000
 # A search the planner expects to match more customers than this shows its estimate, uncounted.
 SEARCH_ESTIMATE_FROM = 5 * COUNT_CAP
-# A search names at most this many customers found by their merged-in contacts; past it, a sub-select.
-MERGED_IN_IDS_MAX = 1_000
 # A cursor is a short base64 JSON pair; anything longer is not one of ours.
 MAX_CURSOR_LENGTH = 1000
 
@@ -172,21 +163,7 @@ def _is_blank(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(v in (None, "") for v in value)
 
 
-def _merged_in_condition(needle: str) -> Q | None:
-    """The customers whose merged-in contacts contain `needle`: None when there are none (nearly
-    always), so the search is one condition that the partial indexes' conditions can be proven from
-    (an OR arm, even one that finds nothing, hides them); their ids when there are a few; past
-    MERGED_IN_IDS_MAX, the sub-select, evaluated once."""
-    merged_in = SecondaryContact.objects.filter(search_value__contains=needle).order_by()
-    ids = list(merged_in.values_list("customer_id", flat=True)[: MERGED_IN_IDS_MAX + 1])
-    if not ids:
-        return None
-    if len(ids) <= MERGED_IN_IDS_MAX:
-        return Q(pk__in=sorted(set(ids)))
-    return Q(InArray("pk", ArraySubquery(merged_in.values("customer_id"))))
-
-
-def customer_search(qs: QuerySet[Customer], query: str, *, for_estimate: bool = False) -> QuerySet[Customer]:
+def customer_search(qs: QuerySet[Customer], query: str) -> QuerySet[Customer]:
     """Substring search on search_text, plus an exact E.164 / email match and merged-in contacts.
 
     Every arm of the OR is served by an index, so PostgreSQL combines them in one BitmapOr and reads
@@ -194,15 +171,9 @@ def customer_search(qs: QuerySet[Customer], query: str, *, for_estimate: bool = 
       - search_text LIKE '%needle%': the trigram GIN index; a needle of one or two Han characters (a
         surname, a given name) has no trigram and goes to the Han grams index instead, which gives
         the same rows (customers.search_index);
-      - secondary contacts: the ids of the customers whose merged-in contacts match, looked up first
-        (`_merged_in_condition`), on the primary key; no arm at all when none match. (A plain `id IN
-        (subquery)` inside the OR made PostgreSQL test every customer row against it.)
+      - secondary contacts: `id = ANY(ARRAY(...))`, evaluated once, on the primary key. (A plain
+        `id IN (subquery)` inside the OR made PostgreSQL test every customer row against it.)
       - phone = E.164 and email = address: their btree indexes.
-    A needle with a Han character also gets `text_has_han()` (true of every match), so that the list
-    sorted by name can walk customer_han_name_idx. `for_estimate=True`: the condition as the planner
-    should estimate it, the text alone: with the hint it would count two conditions as independent
-    when one implies the other (and halve its estimate); the merged-in contacts are a handful of rows
-    and cost a query to look up.
     """
     needle = normalise_query(query)
     if not needle:
@@ -214,13 +185,10 @@ def customer_search(qs: QuerySet[Customer], query: str, *, for_estimate: bool = 
         condition = Q(han_grams_contain(needle))
     else:
         condition = Q(search_text__contains=needle)
-    if for_estimate:
-        return qs.filter(condition)
-    if has_han(needle):
-        condition &= text_has_han()  # true of every match; lets the name order use its own index
-    merged_in = _merged_in_condition(needle)
-    if merged_in is not None:
-        condition |= merged_in
+    merged_in = (
+        SecondaryContact.objects.filter(search_value__contains=needle).order_by().values("customer_id")
+    )
+    condition |= Q(InArray("pk", ArraySubquery(merged_in)))
     phone = try_normalise_phone(query)
     if phone:
         condition |= Q(phone=phone)
@@ -229,9 +197,7 @@ def customer_search(qs: QuerySet[Customer], query: str, *, for_estimate: bool = 
     return qs.filter(condition)
 
 
-def customer_list(
-    *, user: User, filters: Mapping[str, Any] | None = None, for_estimate: bool = False
-) -> QuerySet[Customer]:
+def customer_list(*, user: User, filters: Mapping[str, Any] | None = None) -> QuerySet[Customer]:
     """The customers `user` may see, not in the bin, narrowed by `filters`.
 
     `filters` keys (all optional; blank values are ignored):
@@ -247,7 +213,7 @@ def customer_list(
     filters = filters or {}
     qs = visible_to(Customer.objects.filter(deleted_at__isnull=True), user)
     if filters.get("q"):
-        qs = customer_search(qs, str(filters["q"]), for_estimate=for_estimate)
+        qs = customer_search(qs, str(filters["q"]))
     owner = filters.get("owner")
     if owner == "none":
         qs = qs.filter(owner__isnull=True)
@@ -547,8 +513,7 @@ def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, 
         if estimate > COUNT_CAP:
             return TotalEstimate(estimate, exact=False)
     if filters.get("q"):
-        # The search as the planner should estimate it (customer_search(for_estimate=True)).
-        estimate = search_estimate(customer_list(user=user, filters=filters, for_estimate=True))
+        estimate = search_estimate(qs)
         if estimate > SEARCH_ESTIMATE_FROM:
             return TotalEstimate(estimate, exact=False)
     counted = qs.order_by()[: COUNT_CAP + 1].count()
