@@ -259,6 +259,7 @@ def scale_tenant(django_db_setup, django_db_blocker) -> ScaleTenant:
             )
         with schema_context(tenant.schema_name):
             interactions = _top_up(tenant, customers)
+            vacuum_rewritten_tables(tenant.schema_name)
             info = ScaleTenant(
                 tenant=tenant,
                 customers=Customer.objects.count(),
@@ -276,6 +277,27 @@ def scale_tenant(django_db_setup, django_db_blocker) -> ScaleTenant:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
         Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+def vacuum_rewritten_tables(schema: str) -> None:
+    """VACUUM (ANALYZE) the tenant's tables that the seeding and the top-up left with many dead rows
+    (the demo's figures update every customer once, the top-up hands 30 % of them to the sales rep).
+
+    A running installation's autovacuum clears them within minutes; a benchmark started straight after
+    seeding read them all: at 1,000,000 customers the customer table held 1.16 million dead rows next
+    to its 1 million live ones, every index entry twice or three times over, and the list's capped
+    count read twice the blocks, half of its bitmap lossy (562 ms against 241 ms vacuumed)."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s"
+            " AND n_dead_tup > 10000 AND n_dead_tup > 0.1 * n_live_tup",
+            [schema],
+        )
+        tables = [name for (name,) in cursor.fetchall()]
+        for table in tables:
+            cursor.execute(f'VACUUM (ANALYZE) "{schema}"."{table}"')
+    print(f"vacuumed {len(tables)} tables ({', '.join(tables)}) in {time.perf_counter() - started:.1f} s")
 
 
 def load_text() -> str:
