@@ -28,6 +28,7 @@ class DashboardsConfig(AppConfig):
         from segmentation.models import ChurnAlert
         from segmentation.signals import churn_alerts_raised, recompute_finished
 
+        from . import reports  # noqa: F401  (fills caching.REPORTS, the cached reports by name)
         from .caching import data_changed, data_changed_on_commit, watch
 
         customers_changed.connect(data_changed, dispatch_uid="dashboards.customers_changed")

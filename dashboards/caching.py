@@ -23,9 +23,9 @@ What `cached()` gives a page, one rule for every report:
 An export always gets fresh figures: a file carries no "as of".
 No entry is served, fresh or stale, once it is older than its report's `max_age` (see `Report`).
 
-The cached reports are module-level functions registered by name (`dashboards.reports.REPORTS`) that
-compute from the user and JSON-safe parameters, so the page and the background refresh run the same
-code with the same arguments.
+The cached reports are module-level functions registered by name (`REPORTS`, which
+dashboards.reports fills) that compute from the user and JSON-safe parameters, so the page and the
+background refresh run the same code with the same arguments.
 """
 
 from __future__ import annotations
@@ -170,9 +170,11 @@ class Figures:
         return f"{self.computed_at.timestamp():.6f}"
 
 
-def _report(name: str) -> Report:
-    from .reports import REPORTS  # the reports import this module
+# The cached reports by name: dashboards.reports fills it (imported by DashboardsConfig.ready()).
+REPORTS: dict[str, Report] = {}
 
+
+def _report(name: str) -> Report:
     return REPORTS[name]
 
 
@@ -217,8 +219,8 @@ def _store(key: str, entry: Entry, report: Report) -> None:
 
 
 def cached(name: str, user, params: dict[str, Any], *, stale_ok: bool = True) -> Figures:
-    """The figures of report `name` (dashboards.reports.REPORTS) for `user` and `params` (JSON-safe:
-    dates as ISO text), by the rule in this module's docstring. `stale_ok=False` (an export) never
+    """The figures of report `name` (REPORTS) for `user` and `params` (JSON-safe: dates as ISO
+    text), by the rule in this module's docstring. `stale_ok=False` (an export) never
     gets stale figures."""
     report = _report(name)
     scope = scope_of(user)

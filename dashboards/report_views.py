@@ -93,7 +93,7 @@ def _as_of(request: HttpRequest, shown: Figures) -> dict:
     today = timezone.localdate(shown.computed_at) == timezone.localdate()
     return {
         "as_of": shown,
-        "as_of_format": "TIME_FORMAT" if today else "SHORT_DATETIME_FORMAT",
+        "as_of_today": today,  # the time alone; else the date and time
         "as_of_poll": f"{request.path}?{query.urlencode()}",
     }
 
