@@ -75,6 +75,15 @@ def _page(client, url="/dashboards/", params=YEAR_2024) -> str:
     return response.content.decode()
 
 
+def _stale_overview(client, actor, capture) -> None:
+    """The overview viewed (its 2024 figures cached), marked slow to compute, then made stale by an
+    order of 2024 (the change's on-commit callbacks run)."""
+    _page(client)
+    _rewrite("overview-and-chart", seconds=SLOW)
+    with capture(execute=True):
+        _order(actor, CustomerFactory(), "SO-1")
+
+
 def _orders(page: str) -> str:
     return re.search(r'data-figure="orders">\s*([^<\s]+)', page).group(1)
 
@@ -152,10 +161,7 @@ def test_an_export_waits_for_fresh_figures(
     tenant, manager_user, client_for, sent, django_capture_on_commit_callbacks
 ):
     manager = client_for(manager_user)
-    _page(manager)
-    _rewrite("overview-and-chart", seconds=SLOW)
-    with django_capture_on_commit_callbacks(execute=True):
-        _order(manager_user, CustomerFactory(), "SO-1")
+    _stale_overview(manager, manager_user, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         response = manager.get("/dashboards/", {**YEAR_2024, "export": "csv"})
     csv = b"".join(response.streaming_content).decode("utf-8-sig")
@@ -281,10 +287,7 @@ def test_a_second_delivery_does_nothing_and_a_failed_refresh_releases_its_lock(
     tenant, manager_user, client_for, sent, django_capture_on_commit_callbacks, monkeypatch
 ):
     manager = client_for(manager_user)
-    _page(manager)
-    _rewrite("overview-and-chart", seconds=SLOW)
-    with django_capture_on_commit_callbacks(execute=True):
-        _order(manager_user, CustomerFactory(), "SO-1")
+    _stale_overview(manager, manager_user, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         _page(manager)
     assert report_refresh_task(**sent[0]) == "refreshed"
