@@ -281,6 +281,7 @@ FEATURE_COLUMNS = (
     ("order_count", "int4"),
 )
 DAYS_FIELDS = ("first_day", "last_day", "day_count", "total", "first_day_total")
+MONEY_FIELDS = ("total", "first_day_total")
 
 
 def features_from_purchases(
@@ -288,7 +289,11 @@ def features_from_purchases(
 ) -> pd.DataFrame:
     """Per customer (index = `customer_ids`, sorted; zeros for a customer without a purchase): the
     purchase days of the whole history and of the RFM window ending on `as_of`'s UTC day, and the
-    last purchase instant. Everything the scores need from the orders (`values_from_features`)."""
+    last purchase instant. Everything the scores need from the orders (`values_from_features`).
+
+    Money is summed in whole cents (exact in a float8 up to 2**53 cents) and divided once at the end,
+    so a total does not depend on the order the rows arrive in: the incremental run, reading a few
+    customers through an index, must store the very features the full run would."""
     index = pd.Index(np.sort(np.asarray(customer_ids, dtype=np.int64)), name="customer_id")
     out = {
         name: np.zeros(len(index), dtype=np.int64 if kind != "float8" else float)
@@ -296,18 +301,19 @@ def features_from_purchases(
     }
     customers = purchases["customer_id"].to_numpy()
     days = rfm_analytics.to_utc_day_numbers(purchases["placed_at"]).astype(np.int64)
-    amounts = purchases["amount"].to_numpy(dtype=float)
+    cents = np.rint(purchases["amount"].to_numpy(dtype=float) * 100)
     as_of_day = rfm_analytics.to_utc_day_number(pd.Timestamp(as_of))
     in_window = days >= as_of_day - cfg.window_days + 1
     for prefix, keep in (("", None), ("w_", in_window)):
         per_day = (
-            rfm_analytics.customer_days(customers, days, amounts)
+            rfm_analytics.customer_days(customers, days, cents)
             if keep is None
-            else rfm_analytics.customer_days(customers[keep], days[keep], amounts[keep])
+            else rfm_analytics.customer_days(customers[keep], days[keep], cents[keep])
         )
         at = index.get_indexer(per_day.customers)
         for name in DAYS_FIELDS:
-            out[prefix + name][at] = getattr(per_day, name)
+            value = getattr(per_day, name)
+            out[prefix + name][at] = value / 100 if name in MONEY_FIELDS else value
     ids, counts = np.unique(customers, return_counts=True)
     out["order_count"][index.get_indexer(ids)] = counts
     if len(purchases):

@@ -43,6 +43,18 @@ PLATFORM_ADMIN_EMAIL = "operator@platform.test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+LONG_TEST_MARKERS = ("slow", "browser", "celery_worker")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """The long tests (a browser, a real worker, marked slow) first. `make test` runs two processes
+    (xdist), which take the tests in this order: with a 90-second test among the last ones, one process
+    ran it while the other had finished. Runs before pytest-django's own (stable) ordering, which
+    still puts transactional tests after the others."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(name) for name in LONG_TEST_MARKERS))
+
+
 def wait_until_listening(process, port: int, log, *, what: str, seconds: int = 60) -> None:
     """Wait until a server process we started accepts connections on `port`; fail with its log if it
     exits or does not start in time."""

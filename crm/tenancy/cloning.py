@@ -6,13 +6,14 @@ more with 50 on the reference machine). The template only holds plain tables, id
 indexes, constraints and a few rows (migration records, content types, permissions), which
 PostgreSQL can copy directly:
 
-    CREATE TABLE new.t (LIKE template.t INCLUDING ALL EXCLUDING INDEXES)   -- columns, defaults,
-        identity, CHECK constraints, comments, storage
+    CREATE TABLE new.t (LIKE template.t INCLUDING ALL EXCLUDING INDEXES EXCLUDING STATISTICS)
+        -- columns, defaults, identity, CHECK constraints, comments, storage
     ALTER TABLE new.t SET (fillfactor = ...)   -- storage parameters, which LIKE leaves out
     ALTER TABLE new.t ALTER COLUMN c SET STATISTICS n   -- statistics targets, likewise
     primary keys / unique / exclusion constraints and indexes, under their original names
         (later migrations drop or rename them by name), from pg_get_constraintdef / pg_get_indexdef
     foreign keys, from pg_get_constraintdef, pointing at the new schema's tables
+    extended statistics objects, under their original names, from pg_get_statisticsobjdef
     triggers, from pg_get_triggerdef, on the new schema's tables (their functions live in public)
     INSERT INTO new.t SELECT * FROM template.t; identity sequences moved past the copied ids
 
@@ -87,7 +88,7 @@ def build_clone_script(source: str, target: str) -> list[str]:
         )
         tables = [row[0] for row in cursor.fetchall()]
         for table in tables:
-            like = f"LIKE {src}.{_quote(table)} INCLUDING ALL EXCLUDING INDEXES"
+            like = f"LIKE {src}.{_quote(table)} INCLUDING ALL EXCLUDING INDEXES EXCLUDING STATISTICS"
             statements.append(f"CREATE TABLE {dst}.{_quote(table)} ({like})")
         # LIKE copies no storage parameters: a table's fillfactor (e.g. loyalty_member's, which keeps
         # balance updates in place) is set again from the template's.
@@ -139,6 +140,19 @@ def build_clone_script(source: str, target: str) -> list[str]:
         for name, definition in cursor.fetchall():
             if name not in backing_indexes:  # a constraint's index shares its name and came with it
                 statements.append(_retarget(definition, source, target, marker=" ON "))
+        # Extended statistics objects (e.g. customers' upper(city)), under their own names: LIKE would
+        # copy them under generated ones, which a later migration could not drop by name.
+        cursor.execute(
+            "SELECT pg_get_statisticsobjdef(s.oid), s.stxstattarget, s.stxname FROM pg_statistic_ext s "
+            "WHERE s.stxnamespace = %s::regnamespace ORDER BY s.stxname",
+            [source],
+        )
+        for definition, stattarget, name in cursor.fetchall():
+            definition = _retarget(definition, source, target, marker="CREATE STATISTICS ")
+            statements.append(_retarget(definition, source, target, marker=" FROM "))
+            if stattarget is not None and stattarget >= 0:
+                target_sql = f"SET STATISTICS {int(stattarget)}"
+                statements.append(f"ALTER STATISTICS {dst}.{_quote(name)} {target_sql}")
         for table, name, definition in foreign_keys:
             definition = _retarget(definition, source, target, marker="REFERENCES ")
             statements.append(f"ALTER TABLE {dst}.{_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}")

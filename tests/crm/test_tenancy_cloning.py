@@ -58,6 +58,10 @@ def _shape(schema: str) -> dict[str, set]:
                 WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r' AND a.attnum > 0
                   AND NOT a.attisdropped AND a.attstattarget >= 0"""
         ),
+        "extended statistics": rows(  # e.g. customers' upper(city), under its own name
+            """SELECT s.stxname, pg_get_statisticsobjdef(s.oid), s.stxstattarget FROM pg_statistic_ext s
+                WHERE s.stxnamespace = %(schema)s::regnamespace"""
+        ),
         "sequences": rows(
             "SELECT count(*) FROM pg_class WHERE relnamespace = %(schema)s::regnamespace AND relkind = 'S'"
         ),
@@ -79,6 +83,8 @@ def test_fast_copy_has_the_templates_tables_constraints_indexes_and_rows(public)
     template, copy = _shape(TEMPLATE), _shape("copy_check")
     for part in ("columns", "constraints", "indexes", "storage", "statistics", "sequences", "triggers"):
         assert copy[part] == template[part], part
+    assert copy["extended statistics"] == template["extended statistics"] != set()
+    assert "customer_city_upper_stats" in {name for name, _definition, _target in copy["extended statistics"]}
     assert len(template["triggers"]) == 3  # the order journal's (customers.OrderChange)
     assert ("loyalty_member", "['fillfactor=70']") in copy["storage"]
     assert ("customers_customer", "search_text", "1000") in copy["statistics"]
