@@ -31,9 +31,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 # Two test processes (xdist): the suite, browser and worker tests included, runs in about 9 minutes
-# on 2 cores instead of about twice that one at a time.
+# on 2 cores instead of about twice that one at a time. worksteal: a process that runs out of tests
+# takes half of the other's queue, so neither waits while the other works through a run of long
+# (browser, worker) tests it was handed in one batch.
 test: $(STAMP) lint audit
-	$(PY) scripts/testrun.py -n 2
+	$(PY) scripts/testrun.py -n 2 --dist worksteal
 
 # SCALE=1m: the benchmarks marked at_scale at 1,000,000 customers (tests/benchmarks/scale.py).
 SCALE ?= 100k
