@@ -1,0 +1,81 @@
+"""Browser: a manager's overview whose figures are being recomputed after a change shows the figures
+as they were with "Figures as of <time> (being updated)", then, once the real worker's refresh has
+landed, reloads itself with the new figures and no label (dashboards.caching). Desktop in English and
+390 px in Chinese, screenshots in test-artifacts/."""
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from tests.browser.conftest import ARTIFACTS
+from tests.dashboards.test_stale_figures import SLOW, _entry_keys, _order, _rewrite
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.browser
+
+YEAR_2024 = "/dashboards/?range=custom&from=2024-01-01&to=2024-12-31"
+LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
+
+
+def _fits(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+@pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
+def test_stale_figures_are_labelled_then_replaced_without_a_click(
+    browser, committed_tenant, tenant_url, login, django_db_blocker, language, width
+):
+    tenant = committed_tenant()
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
+        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        OrderFactory(
+            customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=datetime(2024, 3, 5, 12)
+        )
+    connection.set_schema_to_public()
+
+    context = browser.new_context(
+        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    orders = page.locator('[data-figure="orders"]')
+    as_of = page.locator('[data-testid="figures-as-of"]')
+    try:
+        login(page, tenant, f"manager@{tenant.slug}.test")
+        page.goto(tenant_url(tenant, YEAR_2024))
+        assert orders.inner_text().strip() == "1" and as_of.count() == 0
+
+        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+            # The overview took "5 s" to compute, and a refresh of it is already under way (its lock
+            # held), so the page is served stale and the label can be looked at; then an order.
+            _rewrite("overview-and-chart", seconds=SLOW)
+            (key,) = _entry_keys("overview-and-chart")
+            computed_at = cache.get(key).computed_at
+            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
+            cache.set(lock, "held by the test", 300)
+            _order(manager, CustomerFactory(name="李雷"), "SO-STALE")  # autocommit: the version changes
+
+        page.goto(tenant_url(tenant, YEAR_2024))
+        assert orders.inner_text().strip() == "1", "the figures as they were, at once"
+        shown = computed_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(shown)
+        assert _fits(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"stale_figures_{language}_{width}.png"), full_page=True)
+
+        # The refresh "under way" ends without a result: the page's next poll sends one, the worker
+        # computes it, and the poll after that reloads the page.
+        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+            cache.delete(lock)
+        as_of.wait_for(state="detached", timeout=90_000)
+        page.wait_for_load_state("load")
+        assert orders.inner_text().strip() == "2"
+    finally:
+        context.close()
