@@ -35,9 +35,8 @@ def test_stale_figures_are_labelled_then_replaced_without_a_click(
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         manager = User.objects.get(email=f"manager@{tenant.slug}.test")
         User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
-        OrderFactory(
-            customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=datetime(2024, 3, 5, 12)
-        )
+        placed_at = datetime(2024, 3, 5, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+        OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=placed_at)
     connection.set_schema_to_public()
 
     context = browser.new_context(
