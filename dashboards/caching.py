@@ -237,6 +237,12 @@ def cached(name: str, user, params: dict[str, Any], *, stale_ok: bool = True) ->
         _store(key, entry, report)
         return Figures(entry.value, entry.computed_at)
     if cache.add(lock, timezone.now().isoformat(), REFRESH_LOCK_TIMEOUT):
+        # A refresh may have finished between the read above and this lock: it stores its entry
+        # before it releases the lock, so a second read now sees it, and no second refresh is sent.
+        current = _servable(cache.get(key), report)
+        if current is not None and current.version == version:
+            cache.delete(lock)
+            return Figures(current.value, current.computed_at)
         # On commit, as tasks are sent here; a page's GET runs in autocommit, so that is at once.
         transaction.on_commit(
             partial(_send_refresh, lock=lock, name=name, user_id=user.pk, scope=scope, params=params)
