@@ -155,7 +155,15 @@ def clear_run_cache() -> None:
     from django.core.cache import cache
 
     client = cache._cache.get_client(write=True)
-    keys = list(client.scan_iter(match=f"*{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    # A cache key is "<schema>:<prefix>:<version>:<key>" (django_tenants.cache.make_key), a Celery
+    # result "<prefix>:celery:…": both patterns are anchored at a colon or the start, so run 123's
+    # cleanup never matches run 4123's keys ("*crm-test-123:*" would).
+    keys = {
+        key
+        for pattern in (f"{prefix}:*", f"*:{prefix}:*")
+        for key in client.scan_iter(match=pattern, count=1000)
+    }
     if keys:
         client.delete(*keys)
 
@@ -389,26 +397,88 @@ def stop_celery_worker(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
+def _delete_queues(queues: list[str]) -> None:
+    """Remove these queues from the broker: their messages and bindings. By key, as kombu lays them
+    out in Redis: `queue_delete` only removes the bindings its own channel declared, which a new
+    connection has none of (queues of earlier runs were left behind)."""
+    from crm.celery import app as celery_app
+
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        keys = []
+        for name in queues:
+            keys += [channel._q_for_pri(name, step) for step in channel.priority_steps]
+            keys += [channel.keyprefix_queue % name, channel.keyprefix_binding_permanent % name]
+        channel.client.delete(*keys)
+
+
+def unconsumed_queue() -> str:
+    """This run's queue that no worker takes (its workloads' queues are "<it>-<workload>")."""
+    return f"{settings.CACHES['default']['KEY_PREFIX']}-unconsumed"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tasks_of_this_run_to_its_own_queue():
+    """A test without a worker sends its tasks to this run's own queues, which nothing consumes and
+    which are deleted at the end: not to the default queue, where a worker of another run, or of a
+    developer's `make run` on the same Redis, would run them against its own database."""
+    queue = unconsumed_queue()
+    with tasks_sent_to(queue):
+        yield
+    _delete_queues(worker_queues(queue))
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real `celery worker` process on a queue of its own, using the test database and Redis."""
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process on a queue of its own, using the test database and Redis,
+    started once per test process; only the tests that ask for `celery_worker` (and the browser
+    tests' live server) send it tasks."""
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with django_db_blocker.unblock():
         process = start_celery_worker(queue, log)
     try:
-        with tasks_sent_to(queue):
-            yield {"queue": queue, "log": log, "process": process}
+        yield {"queue": queue, "log": log, "process": process}
     finally:
         stop_celery_worker(process)
+        _delete_queues(worker_queues(queue))
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """The shared worker, for this test: the tasks it sends go to the worker's queues. Only for the
+    test: a later test of the same process that sends a task (an import queues a recompute) must not
+    have it run by the worker, which would change that test's data and cached figures under it."""
+    with tasks_sent_to(celery_worker_process["queue"]):
+        yield celery_worker_process
+        _wait_until_worked_off(celery_worker_process)
+
+
+def _wait_until_worked_off(worker: dict, timeout: float = 120) -> None:
+    """Wait until the worker has run every task this test queued: a task still queued or running
+    (a recompute, or the sweep an order sets off) would write and change cached figures under the
+    next test of this process. One no-op task per queue, behind the test's own (each queue is first
+    in, first out, and the worker runs one task at a time)."""
+    from crm.celery import app as celery_app
+
+    markers = [
+        celery_app.tasks["celery.accumulate"].apply_async(args=("worked off",), queue=name)
+        for name in worker_queues(worker["queue"])
+    ]
+    for marker in markers:
+        try:
+            marker.get(timeout=timeout)
+        except Exception as exc:
+            log = worker["log"].read_text()[-3000:]
+            raise AssertionError(f"the test worker did not work off its queue ({exc!r}):\n{log}") from exc
+        marker.forget()
 
 
 @pytest.fixture
 def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path):
     """start(extra_env=None) -> a worker process of this test on a queue of its own (tasks sent by the
     test go there), which the test may kill and start again; every one is stopped afterwards."""
-    from crm.celery import app as celery_app
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
@@ -429,9 +499,7 @@ def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path):
             if process.poll() is None:
                 stop_celery_worker(process)
         # Messages left on this test's queues (e.g. by a killed worker) are dropped with them.
-        with celery_app.connection_for_write() as conn:
-            for name in worker_queues(queue):
-                conn.default_channel.queue_delete(name)
+        _delete_queues(worker_queues(queue))
 
 
 # --- A real SMTP server, for tests where sending mail is the point ----------------------------------

@@ -59,7 +59,7 @@ def mail_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir, tmp_path_factory):
+def live_server_url(django_db_setup, django_db_blocker, celery_worker_process, mail_dir, tmp_path_factory):
     """Base URL template: format with a host, e.g. live_server_url.format(host="alpha.testserver.local")."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
@@ -70,8 +70,8 @@ def live_server_url(django_db_setup, django_db_blocker, celery_worker, mail_dir,
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
-        "CELERY_TASK_DEFAULT_QUEUE": celery_worker["queue"],
-        "TASK_QUEUE_PREFIX": f"{celery_worker['queue']}-",  # the routed workloads too
+        "CELERY_TASK_DEFAULT_QUEUE": celery_worker_process["queue"],
+        "TASK_QUEUE_PREFIX": f"{celery_worker_process['queue']}-",  # the routed workloads too
         "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "SITE_PORT": str(port),

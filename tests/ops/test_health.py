@@ -11,6 +11,7 @@ from django.test import Client
 
 from crm.ops import health
 from crm.ops.request_log import JsonFormatter
+from tests.conftest import unconsumed_queue
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +32,7 @@ def test_healthz_answers_any_host_over_http_without_touching_the_database():
 
 def test_readyz_says_which_workload_has_no_worker(db, settings):
     settings.READYZ_TIMEOUT_SECONDS = 0.3
-    # A queue prefix nobody consumes: no worker anywhere takes these queues.
-    settings.TASK_QUEUE_PREFIX = "nobody-consumes-"
+    settings.TASK_QUEUE_PREFIX = f"{unconsumed_queue()}-"  # no worker anywhere takes these queues
     response = Client(HTTP_HOST="10.0.0.7").get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -85,13 +85,13 @@ def test_one_json_line_per_request_with_tenant_user_status_and_duration(admin_cl
 
 
 def test_doctor_prints_what_to_fix_and_fails_when_no_worker_answers(db, settings):
-    settings.TASK_QUEUE_PREFIX = "nobody-consumes-"
+    settings.TASK_QUEUE_PREFIX = f"{unconsumed_queue()}-"  # no worker anywhere takes these queues
     out = StringIO()
     with pytest.raises(SystemExit) as exit_info:
         call_command("doctor", "--worker-timeout", "0.5", stdout=out)
     assert exit_info.value.code == 1
     text = out.getvalue()
-    assert "FIX   workers: no worker took queue nobody-consumes-imports (imports)" in text
+    assert f"FIX   workers: no worker took queue {unconsumed_queue()}-imports (imports)" in text
     assert "-> start a worker for it" in text
     assert "ok    migrations:" in text  # the test database's schemas are all migrated
     assert "ok    beat:" in text
@@ -106,7 +106,7 @@ def test_doctor_names_a_tenant_schema_that_lacks_migrations(tenant, settings):
             "WHERE app = 'customers' AND name LIKE '0001%%'"
         )
     out = StringIO()
-    settings.TASK_QUEUE_PREFIX = "nobody-consumes-"
+    settings.TASK_QUEUE_PREFIX = f"{unconsumed_queue()}-"  # no worker anywhere takes these queues
     with pytest.raises(SystemExit):
         call_command("doctor", "--worker-timeout", "0.5", stdout=out)
     assert f"FIX   migrations: tenant schema {tenant.schema_name} lacks 1 migrations" in out.getvalue()
