@@ -50,6 +50,9 @@ SEARCH_ESTIMATE_FROM = 5 * COUNT_CAP
 FILTER_ESTIMATE_FROM = COUNT_CAP
 # A cursor is a short base64 JSON pair; anything longer is not one of ours.
 MAX_CURSOR_LENGTH = 1000
+# How many live customers, in sort order, a page of a search too big to count walks at most before it
+# reads the rest of its matches through the search's index instead (`customer_page(bounded_walk=)`).
+WALK_BOUND = 5_000
 
 
 # --- access helpers --------------------------------------------------------------------------------
@@ -357,6 +360,34 @@ def _position(path: str, value: Any, pk: int, *, descending: bool, in_null_segme
     )
 
 
+def _up_to(path: str, value: Any, pk: int, *, descending: bool, in_null_segment: bool) -> Q:
+    """Rows up to and including (value, pk) within one segment ordered by path, id in one direction:
+    what `_position` leaves out, spelled as a range an index can serve."""
+    cmp = "gt" if descending else "lt"
+    if in_null_segment:
+        return Q(**{f"pk__{cmp}e": pk})
+    return Q(**{f"{path}__{cmp}e": value}) & (
+        Q(**{f"{path}__{cmp}": value}) | Q(**{path: value, f"pk__{cmp}e": pk})
+    )
+
+
+def _walk_bound(
+    option: SortOption, segment: Q, after: Q | None, ordering: list, *, in_null_segment: bool
+) -> tuple[Any, int] | None:
+    """(value, pk) of the WALK_BOUND-th live customer of the segment after the page's position, in
+    the page's order, whoever may see it; None when fewer are left. Read from the sort's own index
+    (only the core sorts, columns of the customer table with an index, are bounded), a few ms."""
+    qs = Customer.objects.filter(deleted_at__isnull=True).filter(segment)
+    if after is not None:
+        qs = qs.filter(after)
+    found = list(
+        qs.order_by(*ordering).values_list("pk" if in_null_segment else option.path, "pk")[
+            WALK_BOUND - 1 : WALK_BOUND
+        ]
+    )
+    return found[0] if found else None
+
+
 def _segment_order(
     path: str, *, descending: bool, in_null_segment: bool, matches_first: bool = False
 ) -> list:
@@ -403,6 +434,7 @@ def customer_page(
     columns: list[str] | None = None,
     last_rows: int | None = None,
     matches_first: bool = False,
+    bounded_walk: bool = False,
 ) -> KeysetPage:
     """One page of `qs` by keyset: `cursor` is the last row of the previous page (direction "next") or
     the first row of the following page (direction "prev"). Rows come with owner and tags loaded, and
@@ -411,7 +443,13 @@ def customer_page(
 
     `matches_first` (see `page_reads_matches_first`): read every row of `qs` through its own indexes
     and sort them, rather than let PostgreSQL walk the sort's index and test each row until the page
-    is full. The rows, their order and the cursors are the same either way."""
+    is full. The rows, their order and the cursors are the same either way.
+
+    `bounded_walk` (see `page_walks_a_bounded_stretch`): let PostgreSQL walk the sort's index, but
+    only across the next WALK_BOUND live customers in sort order; if the page is not full by then,
+    the rest of it is read from the matches past that point, as `matches_first` reads them. A walk
+    is quick when the matches lie evenly along the sort order and slow, unbounded, when they cluster
+    far along it (a surname sorted by name passes every Latin name and every earlier surname)."""
     option, descending = parse_sort(sort)
     sort_key = f"{'-' if descending else ''}{option.key}"
     path = option.path
@@ -440,16 +478,33 @@ def customer_page(
     for index in visit:
         in_null = option.nullable and index == 1
         segment_qs = qs.filter(segments[index])
+        after = None
         if position is not None and index == start:
             value, pk = position
-            segment_qs = segment_qs.filter(
-                _position(path, value, pk, descending=query_descending, in_null_segment=in_null)
-            )
+            after = _position(path, value, pk, descending=query_descending, in_null_segment=in_null)
+            segment_qs = segment_qs.filter(after)
         ordering = _segment_order(
             path, descending=query_descending, in_null_segment=in_null, matches_first=matches_first
         )
+        read_matches_first = matches_first
+        if bounded_walk and not matches_first and option.key in CORE_SORTS:
+            bound = _walk_bound(option, segments[index], after, ordering, in_null_segment=in_null)
+            if bound is not None:
+                walked = segment_qs.filter(
+                    _up_to(path, *bound, descending=query_descending, in_null_segment=in_null)
+                )
+                rows.extend(walked.order_by(*ordering)[: wanted - len(rows)])
+                if len(rows) >= wanted:
+                    break
+                segment_qs = segment_qs.filter(
+                    _position(path, *bound, descending=query_descending, in_null_segment=in_null)
+                )
+                read_matches_first = True
+                ordering = _segment_order(
+                    path, descending=query_descending, in_null_segment=in_null, matches_first=True
+                )
         limit = wanted - len(rows)
-        if matches_first:
+        if read_matches_first:
             # The page's ids first, sorted from the matches alone; the joins and annotations of the
             # columns then for those rows only (joined before the sort, the scores of every match
             # were read). One query: the ids are an InitPlan.
@@ -561,6 +616,17 @@ def page_reads_matches_first(*, filters: Mapping[str, Any], total: TotalEstimate
     customer."""
     needle = normalise_query(str(filters.get("q") or ""))
     return bool(needle) and total.exact and served_by_an_index(needle)
+
+
+def page_walks_a_bounded_stretch(*, filters: Mapping[str, Any], total: TotalEstimate) -> bool:
+    """Whether the list's page walks the sort's index only so far (`customer_page(bounded_walk=)`):
+    for a search an index serves that was not counted exactly (estimated, or past the cap), the
+    pages `page_reads_matches_first` leaves to the planner's walk. Its matches are many, so a walk
+    usually fills a page within a few hundred rows; where they cluster far along the sort order the
+    walk stops after WALK_BOUND rows and reads the rest through the search's index (王 sorted by name
+    at 1,000,000 customers: the walk passed some 600,000 names first)."""
+    needle = normalise_query(str(filters.get("q") or ""))
+    return bool(needle) and not total.exact and served_by_an_index(needle)
 
 
 # --- choices for forms -----------------------------------------------------------------------------

@@ -169,6 +169,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         columns=[c["key"] for c in columns],
         last_rows=(total.value % LIST_PAGE_SIZE or LIST_PAGE_SIZE) if total.exact else None,
         matches_first=selectors.page_reads_matches_first(filters=filters, total=total),
+        bounded_walk=selectors.page_walks_a_bounded_stretch(filters=filters, total=total),
     )
     base_query = _non_empty(request.GET)
     for key in ("cursor", "direction", "page"):

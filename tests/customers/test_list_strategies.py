@@ -70,13 +70,16 @@ def _plain_order(qs, sort: str) -> list[int]:
     return list(qs.order_by(key, "-pk" if descending else "pk").values_list("pk", flat=True))
 
 
-def _walk(qs, sort: str, *, matches_first: bool, size: int = 4) -> tuple[list[int], list[int]]:
-    """Every page forwards by cursor, then from the last page backwards by cursor: both id lists."""
+def _walk(qs, sort: str, *, matches_first: bool, size: int = 4, **read) -> tuple[list[int], list[int]]:
+    """Every page forwards by cursor, then from the last page backwards by cursor: both id lists.
+    `read`: more of customer_page's ways of reading (bounded_walk=True)."""
     total = qs.count()
     pages = total // size + 2  # more pages than that: the cursors go round in circles
     forward, cursor = [], None
     for _ in range(pages):
-        page = customer_page(qs, sort=sort, cursor=cursor, page_size=size, matches_first=matches_first)
+        page = customer_page(
+            qs, sort=sort, cursor=cursor, page_size=size, matches_first=matches_first, **read
+        )
         forward.extend(c.pk for c in page.rows)
         if not page.has_next:
             break
@@ -90,13 +93,20 @@ def _walk(qs, sort: str, *, matches_first: bool, size: int = 4) -> tuple[list[in
         page_size=size,
         last_rows=total % size or size,
         matches_first=matches_first,
+        **read,
     )
     backward, cursor = [c.pk for c in last.rows], last.previous_cursor
     for _ in range(pages):
         if not cursor:
             break
         page = customer_page(
-            qs, sort=sort, cursor=cursor, direction="prev", page_size=size, matches_first=matches_first
+            qs,
+            sort=sort,
+            cursor=cursor,
+            direction="prev",
+            page_size=size,
+            matches_first=matches_first,
+            **read,
         )
         backward = [c.pk for c in page.rows] + backward
         cursor = page.previous_cursor
@@ -137,7 +147,41 @@ def test_both_ways_give_the_plain_query_s_rows_in_its_order(
             assert set(forward) <= visible
 
 
-def test_a_rep_never_sees_another_rep_s_customers_on_either_path(crowd, sales_user, sales_user2):
+@pytest.mark.parametrize("bound", [1, 3, 7, 100])
+@pytest.mark.parametrize("query", ["qq.com", "王"])
+def test_a_bounded_walk_gives_the_plain_query_s_rows_in_its_order(
+    crowd, query, bound, manager_user, sales_user, monkeypatch
+):
+    """The walk stops after `bound` live customers in sort order and reads the rest of the page from
+    the matches past that point: a bound in the middle of a page, at a page's edge, past the matches
+    (Latin names first by name, where "qq.com" and 王 match nothing) and past the whole list."""
+    monkeypatch.setattr(selectors, "WALK_BOUND", bound)
+    for user in (manager_user, sales_user):
+        qs = customer_list(user=user, filters={"q": query})
+        for sort in SORTS:
+            expected = _plain_order(qs, sort)
+            forward, backward = _walk(qs, sort, matches_first=False, bounded_walk=True)
+            assert forward == expected, (user, sort)
+            assert backward == expected, (user, sort)
+
+
+def test_a_bounded_walk_stops_at_its_bound(crowd, manager_user, monkeypatch):
+    """Past the bound the page comes from the matches, sorted (no index gives that order), and the
+    walk's own query carries the bound: the sort index is read only so far."""
+    monkeypatch.setattr(selectors, "WALK_BOUND", 3)
+    qs = customer_list(user=manager_user, filters={"q": "王"})
+    with CaptureQueriesContext(connection) as queries:
+        page = customer_page(qs, sort="name", page_size=4, bounded_walk=True)
+    assert [c.pk for c in page.rows] == _plain_order(qs, "name")[:4]
+    third = list(Customer.objects.filter(deleted_at__isnull=True).order_by("name", "pk"))[2]
+    pages = [q["sql"] for q in queries.captured_queries if '"customers_customer"."search_text"' in q["sql"]]
+    walked, matched = [sql for sql in pages if "ORDER BY" in sql][:2]
+    assert f'"customers_customer"."id" <= {third.pk}' in walked, walked
+    assert f'"customers_customer"."id" > {third.pk}' in matched and "NULLS FIRST" in matched, matched
+
+
+def test_a_rep_never_sees_another_rep_s_customers_on_either_path(crowd, sales_user, sales_user2, monkeypatch):
+    monkeypatch.setattr(selectors, "WALK_BOUND", 5)  # the bounded walk stops inside the list
     theirs = set(Customer.objects.filter(owner=sales_user2).values_list("pk", flat=True)) - {
         crowd["shared"].pk
     }
@@ -145,9 +189,9 @@ def test_a_rep_never_sees_another_rep_s_customers_on_either_path(crowd, sales_us
     for query in ("qq.com", "王", "anna"):
         qs = customer_list(user=sales_user, filters={"q": query})
         for sort in ("name", "-last_order"):
-            for matches_first in (False, True):
-                forward, backward = _walk(qs, sort, matches_first=matches_first)
-                assert not set(forward) & theirs and not set(backward) & theirs, (query, sort, matches_first)
+            for read in ({"matches_first": False}, {"matches_first": True}, {"bounded_walk": True}):
+                forward, backward = _walk(qs, sort, **{"matches_first": False, **read})
+                assert not set(forward) & theirs and not set(backward) & theirs, (query, sort, read)
                 assert set(forward) <= mine | {crowd["shared"].pk}
 
 
@@ -207,8 +251,9 @@ def _page_ids(response) -> list[int]:
 def test_the_list_page_is_the_same_whichever_way_it_is_read(
     crowd, role, client_for, manager_user, sales_user, monkeypatch
 ):
-    """Through the view: counted exactly (matches first) or capped (the planner's walk), the same
-    rows in the same order, in the same number of queries."""
+    """Through the view: counted exactly (matches first) or capped (a bounded walk), the same rows in
+    the same order; the bounded walk costs one query more (its bound), two when it stops before the
+    page is full (then the rest of the page is read from the matches)."""
     user = manager_user if role == "manager" else sales_user
     client = client_for(user)
     params = {"q": "qq.com", "sort": "name", "email_consent": "no"}
@@ -221,4 +266,9 @@ def test_the_list_page_is_the_same_whichever_way_it_is_read(
         capped = client.get(LIST, params)
     assert "3+ customers" in capped.content.decode()
     assert _page_ids(exact) == _page_ids(capped) == expected[:50]
-    assert len(exact_queries) == len(capped_queries)
+    assert len(capped_queries) == len(exact_queries) + 1
+    monkeypatch.setattr(selectors, "WALK_BOUND", 3)  # stops among the Latin names, which sort first
+    with CaptureQueriesContext(connection) as bounded_queries:
+        bounded = client.get(LIST, params)
+    assert _page_ids(bounded) == expected[:50]
+    assert len(bounded_queries) == len(exact_queries) + 2
