@@ -50,9 +50,12 @@ SEARCH_ESTIMATE_FROM = 5 * COUNT_CAP
 FILTER_ESTIMATE_FROM = COUNT_CAP
 # A cursor is a short base64 JSON pair; anything longer is not one of ours.
 MAX_CURSOR_LENGTH = 1000
-# How many live customers, in sort order, a page of a search too big to count walks at most before it
-# reads the rest of its matches through the search's index instead (`customer_page(bounded_walk=)`).
+# A page of a search too big to count walks the sort's index across this many live customers first
+# (`customer_page(bounded_walk=)`); then, if it found some matches there, once more across as many as
+# their density says the page still needs (twice that, at most MAX_WALK in all); then it reads the
+# rest of its matches through the search's index.
 WALK_BOUND = 5_000
+MAX_WALK = 20 * WALK_BOUND
 
 
 # --- access helpers --------------------------------------------------------------------------------
@@ -372,20 +375,61 @@ def _up_to(path: str, value: Any, pk: int, *, descending: bool, in_null_segment:
 
 
 def _walk_bound(
-    option: SortOption, segment: Q, after: Q | None, ordering: list, *, in_null_segment: bool
+    option: SortOption, segment: Q, after: Q | None, ordering: list, *, stretch: int, in_null_segment: bool
 ) -> tuple[Any, int] | None:
-    """(value, pk) of the WALK_BOUND-th live customer of the segment after the page's position, in
-    the page's order, whoever may see it; None when fewer are left. Read from the sort's own index
-    (only the core sorts, columns of the customer table with an index, are bounded), a few ms."""
+    """(value, pk) of the `stretch`-th live customer of the segment after `after`, in the page's
+    order, whoever may see it; None when fewer are left. Read from the sort's own index (only the
+    core sorts, columns of the customer table with an index, are bounded): a few ms."""
     qs = Customer.objects.filter(deleted_at__isnull=True).filter(segment)
     if after is not None:
         qs = qs.filter(after)
     found = list(
         qs.order_by(*ordering).values_list("pk" if in_null_segment else option.path, "pk")[
-            WALK_BOUND - 1 : WALK_BOUND
+            stretch - 1 : stretch
         ]
     )
     return found[0] if found else None
+
+
+def _bounded_walk(
+    segment_qs: QuerySet,
+    option: SortOption,
+    segment: Q,
+    after: Q | None,
+    *,
+    wanted: int,
+    descending: bool,
+    in_null_segment: bool,
+) -> tuple[list, QuerySet | None]:
+    """The rows a bounded walk finds (see `customer_page`), in order, at most `wanted`, and the
+    segment's rows past its last bound when it stopped short (None when the walk reached the end of
+    the segment or filled the page): the caller reads those from their matches."""
+    path, rows, walked = option.path, [], 0  # two stretches at most: four queries
+    ordering = _segment_order(path, descending=descending, in_null_segment=in_null_segment)
+    stretch = WALK_BOUND
+    for attempt in range(2):
+        bound = _walk_bound(
+            option, segment, after, ordering, stretch=stretch, in_null_segment=in_null_segment
+        )
+        stretch_qs = segment_qs if after is None else segment_qs.filter(after)
+        if bound is None:  # the rest of the segment is shorter than the stretch: walk it all
+            rows.extend(stretch_qs.order_by(*ordering)[: wanted - len(rows)])
+            return rows, None
+        found = list(
+            stretch_qs.filter(
+                _up_to(path, *bound, descending=descending, in_null_segment=in_null_segment)
+            ).order_by(*ordering)[: wanted - len(rows)]
+        )
+        rows.extend(found)
+        walked += stretch
+        after = _position(path, *bound, descending=descending, in_null_segment=in_null_segment)
+        if len(rows) >= wanted:
+            return rows, None
+        if not found or walked >= MAX_WALK or attempt:
+            break
+        # As many customers again as the matches found so far say the page still needs, twice over.
+        stretch = min(MAX_WALK - walked, -(-2 * (wanted - len(rows)) * stretch // len(found)))
+    return rows, segment_qs.filter(after)
 
 
 def _segment_order(
@@ -446,10 +490,11 @@ def customer_page(
     is full. The rows, their order and the cursors are the same either way.
 
     `bounded_walk` (see `page_walks_a_bounded_stretch`): let PostgreSQL walk the sort's index, but
-    only across the next WALK_BOUND live customers in sort order; if the page is not full by then,
-    the rest of it is read from the matches past that point, as `matches_first` reads them. A walk
-    is quick when the matches lie evenly along the sort order and slow, unbounded, when they cluster
-    far along it (a surname sorted by name passes every Latin name and every earlier surname)."""
+    only across the next WALK_BOUND live customers in sort order, and once more across as many as
+    the matches found there say the page still needs (see MAX_WALK); if the page is not full by
+    then, the rest of it is read from the matches past that point, as `matches_first` reads them. A
+    walk is quick when the matches lie evenly along the sort order and slow, unbounded, when they
+    cluster far along it (a surname sorted by name passes every Latin name and every earlier one)."""
     option, descending = parse_sort(sort)
     sort_key = f"{'-' if descending else ''}{option.key}"
     path = option.path
@@ -488,21 +533,24 @@ def customer_page(
         )
         read_matches_first = matches_first
         if bounded_walk and not matches_first and option.key in CORE_SORTS:
-            bound = _walk_bound(option, segments[index], after, ordering, in_null_segment=in_null)
-            if bound is not None:
-                walked = segment_qs.filter(
-                    _up_to(path, *bound, descending=query_descending, in_null_segment=in_null)
-                )
-                rows.extend(walked.order_by(*ordering)[: wanted - len(rows)])
+            walked, rest = _bounded_walk(
+                qs.filter(segments[index]),
+                option,
+                segments[index],
+                after,
+                wanted=wanted - len(rows),
+                descending=query_descending,
+                in_null_segment=in_null,
+            )
+            rows.extend(walked)
+            if rest is None:
                 if len(rows) >= wanted:
                     break
-                segment_qs = segment_qs.filter(
-                    _position(path, *bound, descending=query_descending, in_null_segment=in_null)
-                )
-                read_matches_first = True
-                ordering = _segment_order(
-                    path, descending=query_descending, in_null_segment=in_null, matches_first=True
-                )
+                continue
+            segment_qs, read_matches_first = rest, True
+            ordering = _segment_order(
+                path, descending=query_descending, in_null_segment=in_null, matches_first=True
+            )
         limit = wanted - len(rows)
         if read_matches_first:
             # The page's ids first, sorted from the matches alone; the joins and annotations of the

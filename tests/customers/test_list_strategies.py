@@ -147,15 +147,17 @@ def test_both_ways_give_the_plain_query_s_rows_in_its_order(
             assert set(forward) <= visible
 
 
-@pytest.mark.parametrize("bound", [1, 3, 7, 100])
+@pytest.mark.parametrize("bound, most", [(1, 2), (3, 5), (3, 100_000), (7, 14), (100, 200)])
 @pytest.mark.parametrize("query", ["qq.com", "王"])
 def test_a_bounded_walk_gives_the_plain_query_s_rows_in_its_order(
-    crowd, query, bound, manager_user, sales_user, monkeypatch
+    crowd, query, bound, most, manager_user, sales_user, monkeypatch
 ):
-    """The walk stops after `bound` live customers in sort order and reads the rest of the page from
-    the matches past that point: a bound in the middle of a page, at a page's edge, past the matches
-    (Latin names first by name, where "qq.com" and 王 match nothing) and past the whole list."""
+    """The walk stops after `bound` live customers in sort order, walks a second stretch sized by the
+    matches it found (at most `most` customers in all), and reads the rest of the page from the
+    matches past that point: bounds in the middle of a page, at a page's edge, among the Latin names
+    (which sort first by name, where 王 matches nothing), and past the whole list."""
     monkeypatch.setattr(selectors, "WALK_BOUND", bound)
+    monkeypatch.setattr(selectors, "MAX_WALK", most)
     for user in (manager_user, sales_user):
         qs = customer_list(user=user, filters={"q": query})
         for sort in SORTS:
@@ -252,8 +254,8 @@ def test_the_list_page_is_the_same_whichever_way_it_is_read(
     crowd, role, client_for, manager_user, sales_user, monkeypatch
 ):
     """Through the view: counted exactly (matches first) or capped (a bounded walk), the same rows in
-    the same order; the bounded walk costs one query more (its bound), two when it stops before the
-    page is full (then the rest of the page is read from the matches)."""
+    the same order; the bounded walk costs one query more (its bound), more when it stops before the
+    page is full (a second bound and walk, the rest of the page read from the matches)."""
     user = manager_user if role == "manager" else sales_user
     client = client_for(user)
     params = {"q": "qq.com", "sort": "name", "email_consent": "no"}
@@ -271,4 +273,11 @@ def test_the_list_page_is_the_same_whichever_way_it_is_read(
     with CaptureQueriesContext(connection) as bounded_queries:
         bounded = client.get(LIST, params)
     assert _page_ids(bounded) == expected[:50]
-    assert len(bounded_queries) == len(exact_queries) + 2
+    # the bound; the walk up to it (a match or two: the merged-in "old@qq.com" of a Latin name); a
+    # second bound, none (fewer customers are left than its stretch); the walk of the rest
+    assert len(bounded_queries) == len(exact_queries) + 3
+    monkeypatch.setattr(selectors, "MAX_WALK", 3)  # no second stretch: the matches past the bound
+    with CaptureQueriesContext(connection) as matched_queries:
+        matched = client.get(LIST, params)
+    assert _page_ids(matched) == expected[:50]
+    assert len(matched_queries) == len(exact_queries) + 2
