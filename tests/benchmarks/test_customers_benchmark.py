@@ -168,12 +168,12 @@ def test_list_and_search_at_scale(scale_tenant, django_db_blocker):
         # Every search answers in the same few queries whatever it matches, within the list view's pin
         # (tests/customers/test_views.py: 11 of its own plus two per registered filter); a search path
         # that adds a query per row shows here, at every size. A search too big to count takes up to
-        # two more than a counted one: the bounded walk's bound, and the matches past it when the walk
-        # stops short (customers.selectors.customer_page).
+        # four more than one whose page is a single query: the bounded walk's two bounds and two
+        # stretches, and the matches past them when it stops short (customers.selectors.customer_page).
         pinned = 11 + 2 * len(registry.list_filters)
         for role in ("manager", "sales"):
             counts = {label: measured[f"search.{role}.{label}"]["queries"] for label in cases}
-            assert max(counts.values()) - min(counts.values()) <= 2, counts
+            assert max(counts.values()) - min(counts.values()) <= 4, counts
         assert max(figures["queries"] for figures in measured.values()) <= pinned, measured
         connection.set_schema_to_public()
 
