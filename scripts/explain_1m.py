@@ -45,6 +45,8 @@ def pages(sample_id: int, sales_sample_id: int, full_name: str) -> list[tuple[st
         ("Search: phone", "manager", "/customers/?q=138 0013"),
         ("Search: e-mail domain", "manager", "/customers/?q=qq.com"),
         ("Search: surname + city, by spent (sales)", "sales", "/customers/?q=王&city=上海&sort=-total_spent"),
+        # the bounded walk (customers.selectors.customer_page): the planner's walk read 600,000 names
+        ("Search: surname, by name (bounded walk)", "manager", "/customers/?q=王&sort=name"),
         ("Customer 360 page", "manager", f"/customers/{sample_id}/"),
         ("Customer 360 timeline", "sales", f"/customers/{sales_sample_id}/timeline/"),
         ("Dashboard overview", "manager", "/dashboards/"),
