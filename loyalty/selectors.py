@@ -41,6 +41,15 @@ def member_queryset(user: User) -> QuerySet[Member]:
     )
 
 
+def points_outstanding(*, user: User) -> int | None:
+    """Points held by the members among the customers `user` may see, not in the bin; summed on the
+    members alone, the binned customers left out by id (see `segmentation.selectors.score_totals`)."""
+    from customers.selectors import binned_customer_ids
+
+    members = Member.objects.exclude(customer_id__in=binned_customer_ids())
+    return visible_to(members, user).aggregate(points=Sum("balance"))["points"]
+
+
 def member_get_for_user(*, user: User, member_id: Any) -> Member:
     """One member the user may see; Http404 alike for missing and forbidden."""
     try:

@@ -22,7 +22,7 @@ from interactions.surveys.models import SurveyResponse, SurveyTemplate
 from interactions.surveys.services import _invite
 from loyalty.models import Member, Tier
 from loyalty.services import programme_get
-from segmentation.models import LifecycleTransition, SegmentTransition
+from segmentation.models import CustomerScore, LifecycleTransition, SegmentTransition
 from tests.factories import CustomerFactory, OrderFactory
 
 JANUARY = {"range": "custom", "from": "2026-01-01", "to": "2026-01-31", "compare": "previous"}
@@ -175,6 +175,27 @@ def test_a_sales_user_counts_only_their_own_customers(zone, data, sales_user):
         None,
         500,
     )  # B, D: not theirs
+
+
+@pytest.mark.parametrize("user_key", ["manager_user", "sales_user"])
+def test_predicted_clv_and_points_leave_the_binned_customers_out(zone, data, request, user_key):
+    """A manager's company-wide totals are summed on the scores and the members alone (a sales rep's
+    and a filtered view's through the customers): both leave F, in the bin, out, and agree with the
+    lists the figures open."""
+    for name, clv in (("A", "100"), ("C", "50"), ("F", "1000")):
+        CustomerScore.objects.create(
+            customer=data[name],
+            predicted_clv=Decimal(clv),
+            stage_since=timezone.now(),
+            computed_at=timezone.now(),
+        )
+    Member.objects.create(customer=data["F"], number="M-F", joined_at=timezone.now(), balance=700)
+    scope, selection, v = _values(request.getfixturevalue(user_key))
+    assert (v["clv_total"].value, v["clv_total"].numerator) == (Decimal("150"), 2)
+    assert v["clv_average"].value == Decimal("75")
+    assert v["loyalty_liability"].numerator == 500
+    assert figures.rows("clv_total", scope, selection.period).count() == 2
+    assert sum(m.balance for m in figures.rows("loyalty_liability", scope, selection.period)) == 500
 
 
 def test_filters_narrow_every_figure(zone, data, manager_user):
@@ -527,8 +548,14 @@ def test_the_period_and_its_comparison_in_one_pass_equal_each_period_counted_alo
     long_range = {"range": "custom", "from": "2025-01-01", "to": "2026-01-31", "compare": "last_year"}
     # Per pair of periods: revenue per bucket, purchases per buyer, churned, customers, the programme,
     # and follow-ups, tickets and answers per period; overlapping periods take a pass of each of the
-    # first three per period.
-    for params, queries in ((JANUARY, 11), (JANUARY | {"compare": "last_year"}, 11), (long_range, 14)):
+    # first three per period. For the whole company (a manager, no filter) the customers' scores and
+    # points are summed on their own tables: two statements more.
+    more = 2 if user_key == "manager_user" else 0
+    for params, queries in (
+        (JANUARY, 11 + more),
+        (JANUARY | {"compare": "last_year"}, 11 + more),
+        (long_range, 14 + more),
+    ):
         selection = parse_selection(params, date(2026, 2, 15))
         with CaptureQueriesContext(connection) as captured:
             both = figures.overview_values(scope, selection.period, selection.compared)
