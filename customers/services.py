@@ -34,6 +34,7 @@ from .signals import (
     REASON_CREATED,
     REASON_DELETED,
     REASON_ORDERS,
+    REASON_OWNERS,
     REASON_PURGED,
     REASON_RESTORED,
     customers_changed_on_commit,
@@ -320,6 +321,8 @@ def customer_update(*, actor: User | None, customer: Customer, data: Mapping[str
     changes = audit_diff(before, customer_snapshot(locked))
     if changes:
         audit_record(actor=actor, action="customer.updated", target=locked, changes=changes)
+    if "owner" in changes:  # what each sales user sees (and is counted in their figures) changed
+        customers_changed_on_commit(reason=REASON_OWNERS, customer_ids=[locked.pk], actor=actor)
     return locked
 
 
@@ -338,6 +341,7 @@ def customer_share(*, actor: User, customer: Customer, users: Iterable[User]) ->
             target=customer,
             changes={"shared_with": {"old": before, "new": after}},
         )
+        customers_changed_on_commit(reason=REASON_OWNERS, customer_ids=[customer.pk], actor=actor)
     return customer
 
 
@@ -425,6 +429,8 @@ def customers_bulk_assign_owner(*, actor: User, customer_ids: Sequence[int], own
     rows = [(c, {"owner": {"old": _user_label(c.owner), "new": _user_label(owner)}}) for c in changed]
     Customer.objects.filter(pk__in=[c.pk for c in changed]).update(owner=owner, updated_at=timezone.now())
     _audit_many(actor=actor, action="customer.updated", rows=rows)
+    if changed:
+        customers_changed_on_commit(reason=REASON_OWNERS, customer_ids=[c.pk for c in changed], actor=actor)
     return len(changed)
 
 

@@ -30,6 +30,7 @@ REASON_MERGE_UNDONE = "merge_undone"  # a merge was undone (ids: survivor, merge
 REASON_DELETED = "deleted"  # customers moved to the recycle bin
 REASON_RESTORED = "restored"  # customers restored from the recycle bin
 REASON_PURGED = "purged"  # customers deleted for good from the recycle bin
+REASON_OWNERS = "owners"  # customers got another owner or were shared with other users: who sees them
 
 customers_changed = Signal()
 

@@ -10,7 +10,8 @@ tickets, survey answers, churn alerts, loyalty members and points; `dashboards.a
 once per transaction, when it commits.
 
 What `cached()` gives a page, one rule for every report:
-- an entry of the current version: served (fresh);
+- an entry of the current version (and of today, for a `daily` report such as the start page's): served
+  (fresh);
 - no entry: computed now, while the page waits, and stored;
 - an entry of an earlier version (stale) whose last computation took less than
   `settings.DASHBOARDS_REFRESH_IN_BACKGROUND_FROM` seconds: computed again now, so a small company
@@ -139,10 +140,23 @@ class Report:
     CLOCK_TIMEOUT) this is the rule that keeps them right: never shown more than CLOCK_TIMEOUT after
     they were computed, stale or not, the bound they had before stale figures were served; past it
     the page computes them while it waits (and a refresh that lands later is not needed for that).
-    Within it, a stale entry is off by the clock no more than a fresh one of the same age was."""
+    Within it, a stale entry is off by the clock no more than a fresh one of the same age was.
+
+    `daily`: figures of the days up to today (the start page's last 30 days), whose parameters do not
+    name the day, so that the first visit of a day finds the day before's entry: an entry computed
+    on an earlier day (in the time zone the figures are cut in) is stale, served as such while it is
+    refreshed, like an entry of an earlier data version."""
 
     compute: Callable[[Any, dict[str, Any]], Any]
     max_age: int = TIMEOUT
+    daily: bool = False
+
+    def is_current(self, entry: Entry, version: str) -> bool:
+        """Whether `entry` is fresh: computed at the current data version (and today, for a daily
+        report, in the active time zone, which is the one its figures are cut in)."""
+        if entry.version != version:
+            return False
+        return not self.daily or timezone.localdate(entry.computed_at) == timezone.localdate()
 
 
 @dataclass(frozen=True)
@@ -230,7 +244,7 @@ def cached(name: str, user, params: dict[str, Any], *, stale_ok: bool = True) ->
     key, lock = _keys(name, scope, params)
     version = data_version()
     entry = _servable(cache.get(key), report)
-    if entry is not None and entry.version == version:
+    if entry is not None and report.is_current(entry, version):
         return Figures(entry.value, entry.computed_at)
     if entry is None or not stale_ok or entry.seconds < settings.DASHBOARDS_REFRESH_IN_BACKGROUND_FROM:
         entry = _compute(report, user, params, version)
@@ -240,7 +254,7 @@ def cached(name: str, user, params: dict[str, Any], *, stale_ok: bool = True) ->
         # A refresh may have finished between the read above and this lock: it stores its entry
         # before it releases the lock, so a second read now sees it, and no second refresh is sent.
         current = _servable(cache.get(key), report)
-        if current is not None and current.version == version:
+        if current is not None and report.is_current(current, version):
             cache.delete(lock)
             return Figures(current.value, current.computed_at)
         # On commit, as tasks are sent here; a page's GET runs in autocommit, so that is at once.
@@ -280,7 +294,7 @@ def report_refresh(*, name: str, user_id: int, scope: str, params: dict[str, Any
         with timezone.override(params["_zone"]):
             version = data_version()
             entry = _servable(cache.get(key), report)
-            if entry is not None and entry.version == version:
+            if entry is not None and report.is_current(entry, version):
                 return "fresh"
             _store(key, _compute(report, user, params, version), report)
             return "refreshed"

@@ -17,6 +17,7 @@ from . import analyses, figures
 from .caching import CLOCK_TIMEOUT, REPORTS, Report
 from .periods import Period
 from .scope import Filters, Scope
+from .selectors import dashboard_context
 from .team import team_rows
 
 
@@ -62,6 +63,16 @@ def funnel(user, params: dict[str, Any]) -> list[dict]:
     return analyses.funnel_rows(scope, start=start, end=end)
 
 
+def home(user, params: dict[str, Any]) -> dict:
+    """The start page's figures (`dashboards.selectors.dashboard_context`): the days up to today, a
+    daily report (its entry of an earlier day is stale)."""
+    return dashboard_context(user=user)
+
+
+# The start page's entry may be served, stale and labelled, for a week: the first visit after a
+# quiet weekend gets Friday's figures at once while they are brought up to date.
+HOME_MAX_AGE = 7 * 24 * 60 * 60
+
 # The names are the cache's: an entry cached under "overview" by earlier code held the figures only.
 REPORTS.update(
     {
@@ -70,5 +81,6 @@ REPORTS.update(
         "migration": Report(migration),
         "team": Report(team, max_age=CLOCK_TIMEOUT),  # "overdue now" moves with the clock, not only the data
         "funnel": Report(funnel),
+        "home": Report(home, max_age=HOME_MAX_AGE, daily=True),
     }
 )

@@ -11,7 +11,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from crm.accounts.models import User
-from customers.selectors import customer_figures, monthly_revenue, period_figures
+from customers.selectors import customer_figures, monthly_revenue, periods_figures
+
+from .periods import Period
 
 
 def change_percent(current: Decimal | int, previous: Decimal | int) -> float | None:
@@ -21,9 +23,18 @@ def change_percent(current: Decimal | int, previous: Decimal | int) -> float | N
 
 
 def dashboard_context(*, user: User) -> dict:
-    now = timezone.now()
-    current = period_figures(user=user, start=now - timedelta(days=30), end=now)
-    previous = period_figures(user=user, start=now - timedelta(days=60), end=now - timedelta(days=30))
+    """The start page's figures: the last 30 days (today included, in the current time zone, as the
+    reports' "Last 30 days") against the 30 before, the customers, revenue by month. Served through
+    the reports' cache (dashboards.reports, "home"), which calls this."""
+    zone = timezone.get_current_timezone()
+    today = timezone.localdate()
+    current, previous = periods_figures(
+        user=user,
+        windows=[
+            Period(today - timedelta(days=29), today).bounds(zone),
+            Period(today - timedelta(days=59), today - timedelta(days=30)).bounds(zone),
+        ],
+    )
     return {
         "current": current,
         "previous": previous,

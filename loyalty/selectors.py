@@ -19,7 +19,7 @@ from crm.accounts.models import User
 from crm.accounts.permissions import visible_to
 from customers.models import Customer, Order
 from customers.phone import try_normalise_phone
-from customers.selectors import customer_search
+from customers.selectors import binned_customer_ids, customer_search
 
 from . import rules
 from .models import Member, PointsEntry, Programme, Tier, TierChange
@@ -44,8 +44,6 @@ def member_queryset(user: User) -> QuerySet[Member]:
 def points_outstanding(*, user: User) -> int | None:
     """Points held by the members among the customers `user` may see, not in the bin; summed on the
     members alone, the binned customers left out by id (see `segmentation.selectors.score_totals`)."""
-    from customers.selectors import binned_customer_ids
-
     members = Member.objects.exclude(customer_id__in=binned_customer_ids())
     return visible_to(members, user).aggregate(points=Sum("balance"))["points"]
 

@@ -36,6 +36,7 @@ from crm.accounts.permissions import get_visible_or_404, visible_to
 from crm.jobs.models import BackgroundJob
 from crm.numbers import parse_id
 from customers.models import Customer
+from customers.selectors import binned_customer_ids
 
 from .labels import (
     SEGMENT_ACTIONS,
@@ -84,8 +85,6 @@ def score_totals(*, user: User) -> dict:
     """Predicted CLV of the customers `user` may see, not in the bin: clv_total, clv_average and how
     many are scored. Summed on the scores alone, the binned customers left out by id: at 1,000,000
     customers 0.15 s, against 0.5 s or more joined to every customer."""
-    from customers.selectors import binned_customer_ids
-
     scores = CustomerScore.objects.exclude(customer_id__in=binned_customer_ids())
     return visible_to(scores, user).aggregate(
         clv_total=Sum("predicted_clv"), clv_average=Avg("predicted_clv"), scored=Count("predicted_clv")
@@ -437,6 +436,14 @@ def _alerts_version() -> int:
     return int(version)
 
 
+def _counted_alerts(*, user: User) -> QuerySet[ChurnAlert]:
+    """The open alerts of `alert_list`, for counting: the binned customers' left out by id instead of
+    every alert joined to its customer (at 1,000,000 customers that join read the whole customer
+    table: 275-334 ms for the badge of a manager, once a minute on whatever page they are on)."""
+    alerts = ChurnAlert.objects.filter(status=ChurnAlert.Status.OPEN)
+    return visible_to(alerts.exclude(customer_id__in=binned_customer_ids()), user)
+
+
 def open_alert_count(*, user: User) -> int:
     """Open alerts the user sees. Cached per user for a minute and invalidated (version bump) whenever
     an alert is raised or handled."""
@@ -445,7 +452,7 @@ def open_alert_count(*, user: User) -> int:
     key = f"segmentation:open-alerts:{user.pk}:{user.role}:{_alerts_version()}"
     count = cache.get(key)
     if count is None:
-        count = alert_list(user=user).count()
+        count = _counted_alerts(user=user).count()
         cache.set(key, count, ALERT_BADGE_SECONDS)
     return int(count)
 
@@ -465,7 +472,7 @@ def new_alert_count(*, user: User) -> int:
     count = cache.get(key)
     if count is None:
         seen_at = AlertQueueVisit.objects.filter(user=user).values_list("seen_at", flat=True).first()
-        qs = alert_list(user=user)
+        qs = _counted_alerts(user=user)
         if seen_at is not None:
             qs = qs.filter(created_at__gt=seen_at)
         count = qs.count()

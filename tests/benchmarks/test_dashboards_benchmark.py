@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.at_scale]
 
 
 PAGES = {
+    "home": "/",  # the start page: every user's first page, its figures cached like a report's
     "overview": "/dashboards/",
     "overview_90d_last_year": "/dashboards/?range=90d&compare=last_year",
     "cohorts_24": "/dashboards/cohorts/?months=24",

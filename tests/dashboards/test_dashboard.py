@@ -141,3 +141,50 @@ def test_the_repeat_rate_caption_describes_the_rate_itself(client_for, manager_u
     caption = re.search(r'data-testid="repeat-rate-caption">(.*?)</div>', page, re.S).group(1)
     assert "1 of 2 buying customers bought again" in caption
     assert 'data-drill="repeat_rate"' in caption and "have bought" not in caption
+
+
+def test_revenue_by_month_covers_the_last_twelve_months_in_the_current_time_zone(tenant, manager_user):
+    """Twelve calendar months up to this one, cut in the current time zone (the boundary orders at
+    23:30 and 00:30 local), net of refunds; older orders, orders of binned customers and cancelled
+    ones left out; months without purchases are not listed."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Shanghai")
+    with timezone.override(zone):
+        this_month = timezone.localdate().replace(day=1)
+        first_month = this_month
+        for _ in range(11):
+            first_month = (first_month - timedelta(days=1)).replace(day=1)
+        before = (first_month - timedelta(days=1)).replace(day=1)
+        customer = CustomerFactory()
+        binned = CustomerFactory(deleted_at=timezone.now())
+
+        def at(day, hour, minute=0):
+            return timezone.make_aware(
+                timezone.datetime.combine(day, timezone.datetime.min.time()), zone
+            ).replace(hour=hour, minute=minute)
+
+        last_of_before = first_month - timedelta(days=1)
+        OrderFactory(customer=customer, total=Decimal("1000.00"), placed_at=at(last_of_before, 23, 30))
+        OrderFactory(customer=customer, total=Decimal("10.00"), placed_at=at(first_month, 0, 30))
+        OrderFactory(
+            customer=customer,
+            total=Decimal("50.00"),
+            refunded_total=Decimal("20.00"),
+            status="partially_refunded",
+            placed_at=at(this_month, 9),
+        )
+        OrderFactory(
+            customer=customer, total=Decimal("5.00"), status="cancelled", placed_at=at(this_month, 9)
+        )
+        OrderFactory(customer=binned, total=Decimal("777.00"), placed_at=at(this_month, 10))
+        series = monthly_revenue(user=manager_user)
+        figures = period_figures(
+            user=manager_user, start=at(this_month, 0), end=timezone.now() + timedelta(days=1)
+        )
+    assert before < first_month
+    assert series == [
+        {"month": first_month.strftime("%Y-%m"), "revenue": 10.0, "orders": 1},
+        {"month": this_month.strftime("%Y-%m"), "revenue": 30.0, "orders": 1},
+    ]
+    assert (figures.revenue, figures.orders, figures.customers) == (Decimal("30.00"), 1, 1)  # not the binned

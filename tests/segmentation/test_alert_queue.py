@@ -190,6 +190,16 @@ def test_the_badge_counts_what_is_new_for_each_user(
     assert selectors.alert_badge(beta_manager) == ""
 
 
+def test_the_badges_leave_out_the_alerts_of_customers_in_the_bin(queue, users):
+    """The counts leave the binned customers' alerts out by id (not through a join): the same as the
+    queue lists, for a manager and for the owner."""
+    manager, sales = users["manager"], users["sales"]
+    Customer.objects.filter(pk=queue["big_old"].customer_id).update(deleted_at=timezone.now())
+    assert selectors.alert_list(user=manager).count() == 4 and selectors.alert_list(user=sales).count() == 2
+    assert (selectors.open_alert_count(user=manager), selectors.open_alert_count(user=sales)) == (4, 2)
+    assert (selectors.alert_badge(manager), selectors.alert_badge(sales)) == ("4", "2")
+
+
 def test_a_registered_action_links_from_the_row_in_one_call_per_page(queue, client_for, users):
     calls = []
 
