@@ -1,0 +1,84 @@
+"""Browser: a big company's first visit of a day to the start page shows the day before's figures at
+once with "Figures as of <date and time> (being updated)", then, once the real worker's refresh has
+landed, reloads itself with today's figures and no label (dashboards.caching, the daily report
+"home"). Desktop in English and 390 px in Chinese, screenshots in test-artifacts/."""
+
+from datetime import timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone, translation
+from django_tenants.utils import schema_context
+
+from crm.accounts.models import User
+from crm.templatetags.crm_format import localdt
+from tests.browser.conftest import ARTIFACTS
+from tests.dashboards.test_start_page_cache import SLOW, _order, _rewrite_home
+from tests.factories import CustomerFactory, OrderFactory
+
+pytestmark = pytest.mark.browser
+
+LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _home_key() -> str:
+    client = cache._cache.get_client()
+    (raw,) = list(client.scan_iter(match=cache.make_key("dashboards:figures:home:*")))
+    key = raw.decode()
+    return key[key.index("dashboards:figures:") :]
+
+
+@pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
+def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
+    browser, committed_tenant, tenant_url, login, django_db_blocker, language, width
+):
+    tenant = committed_tenant()
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
+        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=timezone.now())
+    connection.set_schema_to_public()
+
+    context = browser.new_context(
+        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    revenue = page.locator('[data-figure="revenue"]')
+    as_of = page.locator('[data-testid="figures-as-of"]')
+    try:
+        login(page, tenant, f"manager@{tenant.slug}.test")
+        page.goto(tenant_url(tenant, "/"))
+        assert revenue.inner_text().strip() == "¥88.00" and as_of.count() == 0
+
+        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+            # Computed yesterday, in "5 s", and a refresh of it already under way (its lock held),
+            # so the page is served stale and the label can be looked at; then an order of today.
+            computed_at = timezone.now() - timedelta(days=1)
+            _rewrite_home(computed_at=computed_at, seconds=SLOW)
+            lock = _home_key().replace("dashboards:figures:", "dashboards:refreshing:")
+            cache.set(lock, "held by the test", 300)
+            _order(manager, CustomerFactory(name="李雷"), "SO-HOME")  # ¥10, autocommit
+
+        page.goto(tenant_url(tenant, "/"))
+        assert revenue.inner_text().strip() == "¥88.00", "the day before's figures, at once"
+        with translation.override(language), timezone.override(SHANGHAI):
+            when = localdt(computed_at)  # a date and a time: it was computed on another day
+        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(when)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"start_page_as_of_{language}_{width}.png"), full_page=True)
+
+        # The refresh "under way" ends without a result: the page's next poll sends one, the worker
+        # computes it, and the poll after that reloads the page.
+        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+            cache.delete(lock)
+        as_of.wait_for(state="detached", timeout=90_000)
+        page.wait_for_load_state("load")
+        assert revenue.inner_text().strip() == "¥98.00"
+    finally:
+        context.close()
