@@ -121,7 +121,10 @@ TEST_MAP: dict[str, list[str]] = {
         *CUSTOMERS_TESTS,
         "tests/customers/test_search_index.py",  # the list totals: estimated or counted, by role
         "tests/dashboards/test_dashboard.py",
+        "tests/dashboards/test_start_page_cache.py",
     ],
+    # a new owner or a share makes the cached figures stale (customers_changed, reason "owners")
+    "customers/services.py": [*CUSTOMERS_TESTS, "tests/dashboards/test_start_page_cache.py"],
     "segmentation": [
         "tests/test_scoped_content.py",
         *ACCESS,
@@ -151,6 +154,13 @@ TEST_MAP: dict[str, list[str]] = {
     ],
     "interactions": ["tests/interactions/test_audit_fault_interactions.py", *ACCESS, "tests/interactions"],
     "loyalty": ["tests/loyalty/test_audit_fault_loyalty.py", *ACCESS, "tests/loyalty"],
+    # the points outstanding the reports sum (points_outstanding)
+    "loyalty/selectors.py": [
+        "tests/loyalty/test_audit_fault_loyalty.py",
+        *ACCESS,
+        "tests/loyalty",
+        "tests/dashboards/test_reports.py",
+    ],
 }
 
 # The access matrix is filtered to the URLs a mutant can affect (ACCESS_MATRIX_FILTER: namespaces,

@@ -21,8 +21,10 @@ from interactions.service.models import Ticket
 from interactions.surveys.models import SurveyResponse, SurveyTemplate
 from interactions.surveys.services import _invite
 from loyalty.models import Member, Tier
+from loyalty.selectors import points_outstanding
 from loyalty.services import programme_get
 from segmentation.models import CustomerScore, LifecycleTransition, SegmentTransition
+from segmentation.selectors import score_totals
 from tests.factories import CustomerFactory, OrderFactory
 
 JANUARY = {"range": "custom", "from": "2026-01-01", "to": "2026-01-31", "compare": "previous"}
@@ -177,25 +179,35 @@ def test_a_sales_user_counts_only_their_own_customers(zone, data, sales_user):
     )  # B, D: not theirs
 
 
-@pytest.mark.parametrize("user_key", ["manager_user", "sales_user"])
-def test_predicted_clv_and_points_leave_the_binned_customers_out(zone, data, request, user_key):
+@pytest.mark.parametrize(
+    ("user_key", "clv", "scored", "points"),
+    [("manager_user", "190", 3, 500), ("sales_user", "150", 2, 500), ("sales_user2", "40", 1, 0)],
+)
+def test_predicted_clv_and_points_leave_the_binned_customers_out(
+    zone, data, request, user_key, clv, scored, points
+):
     """A manager's company-wide totals are summed on the scores and the members alone (a sales rep's
-    and a filtered view's through the customers): both leave F, in the bin, out, and agree with the
-    lists the figures open."""
-    for name, clv in (("A", "100"), ("C", "50"), ("F", "1000")):
+    and a filtered view's through the customers): both leave F, in the bin, out, keep to what the
+    user sees, and agree with the lists the figures open."""
+    for name, value in (("A", "100"), ("B", "40"), ("C", "50"), ("F", "1000")):
         CustomerScore.objects.create(
             customer=data[name],
-            predicted_clv=Decimal(clv),
+            predicted_clv=Decimal(value),
             stage_since=timezone.now(),
             computed_at=timezone.now(),
         )
     Member.objects.create(customer=data["F"], number="M-F", joined_at=timezone.now(), balance=700)
-    scope, selection, v = _values(request.getfixturevalue(user_key))
-    assert (v["clv_total"].value, v["clv_total"].numerator) == (Decimal("150"), 2)
-    assert v["clv_average"].value == Decimal("75")
-    assert v["loyalty_liability"].numerator == 500
-    assert figures.rows("clv_total", scope, selection.period).count() == 2
-    assert sum(m.balance for m in figures.rows("loyalty_liability", scope, selection.period)) == 500
+    user = request.getfixturevalue(user_key)
+    scope, selection, v = _values(user)
+    assert (v["clv_total"].value, v["clv_total"].numerator) == (Decimal(clv), scored)
+    assert v["clv_average"].value == (Decimal(clv) / scored).quantize(Decimal("0.01"))
+    assert v["loyalty_liability"].numerator == points
+    assert figures.rows("clv_total", scope, selection.period).count() == scored
+    assert sum(m.balance for m in figures.rows("loyalty_liability", scope, selection.period)) == points
+    # The selectors the company-wide figures use keep to what any user sees.
+    totals = score_totals(user=user)
+    assert (totals["clv_total"], totals["scored"]) == (Decimal(clv), scored)
+    assert points_outstanding(user=user) == points
 
 
 def test_filters_narrow_every_figure(zone, data, manager_user):
