@@ -238,3 +238,26 @@ def test_segment_rules_can_use_tier_and_points(programme):
         "rules": [{"op": "and", "rules": [{"field": "loyalty_tier", "op": "in", "value": [base.pk]}]}],
     }
     assert Customer.objects.filter(rules_to_q(rules)).count() == 2
+
+
+@pytest.mark.parametrize("who", ["manager", "sales"])
+def test_overview_leaves_out_the_members_of_customers_in_the_bin(
+    programme, sales_client, sales_user, manager_client, who
+):
+    """The binned customers' members and their points entries are left out by id (not through a join
+    with every customer): members, points and the points earned in the last 30 days, both roles."""
+    from django.db import transaction
+
+    from customers.models import Customer
+    from loyalty.services import credit, lock_member
+
+    live = member_with_balance(1000, owner=sales_user)
+    binned = member_with_balance(3000, owner=sales_user)
+    for member, points in ((live, 40), (binned, 900)):
+        with transaction.atomic():
+            credit(lock_member(member), kind=PointsEntry.Kind.BONUS, points=points, source="user", reason="t")
+    Customer.objects.filter(pk=binned.customer_id).update(deleted_at=timezone.now())
+    client = manager_client if who == "manager" else sales_client
+    figures = client.get(reverse("loyalty:index")).context["figures"]
+    assert (figures.members, figures.active, figures.points, figures.earned_30d) == (1, 1, 1040, 40)
+    assert sum(row.members for row in figures.tiers) == 1
