@@ -49,9 +49,14 @@ def pages(sample_id: int, sales_sample_id: int, full_name: str) -> list[tuple[st
         ("Search: surname, by name (bounded walk)", "manager", "/customers/?q=王&sort=name"),
         ("Customer 360 page", "manager", f"/customers/{sample_id}/"),
         ("Customer 360 timeline", "sales", f"/customers/{sales_sample_id}/timeline/"),
+        ("Start page", "manager", "/"),
+        ("Start page (sales)", "sales", "/"),
         ("Dashboard overview", "manager", "/dashboards/"),
         ("Dashboard cohorts (24 months)", "manager", "/dashboards/cohorts/?months=24"),
         ("Segments page", "manager", "/segments/"),
+        ("CLV page", "manager", "/segments/clv/"),
+        ("Loyalty overview", "manager", "/loyalty/"),
+        ("Loyalty reports", "manager", "/loyalty/reports/"),
         ("Duplicates page", "manager", "/customers/duplicates/"),
         ("Interactions page", "manager", "/interactions/"),
     ]  # fmt: skip
@@ -148,7 +153,7 @@ def main() -> int:
         client = clients[role]
         extra = {"HTTP_HX_REQUEST": "true"} if url.endswith("/timeline/") else {}
         client.get(url, **extra)  # warm the session and the plan cache
-        if url.startswith("/dashboards/"):
+        if url == "/" or url.startswith("/dashboards/"):  # the start page is cached like a report
             with schema_context(tenant.schema_name):
                 data_changed()  # as after an import: the report queries run again
         # A stale report is otherwise served as it was while a background task computes it again
