@@ -18,18 +18,21 @@ class DashboardsConfig(AppConfig):
 
         register_kind(KIND, KIND_LABEL)
 
+        from crm import reportcache
         from customers.signals import customers_changed, records_imported
         from interactions.followups.models import FollowUp
         from interactions.models import Interaction
         from interactions.service.models import Ticket
         from interactions.surveys.models import SurveyResponse
-        from loyalty.models import Member, PointsEntry
+        from loyalty.models import Member, PointsEntry, Programme, Tier
         from loyalty.signals import points_swept
         from segmentation.models import ChurnAlert
         from segmentation.signals import churn_alerts_raised, recompute_finished
 
         from . import reports  # noqa: F401  (fills caching.REPORTS, the cached reports by name)
-        from .caching import data_changed, data_changed_on_commit, watch
+        from .caching import cached, data_changed, data_changed_on_commit, watch
+
+        reportcache.install(cached)  # other apps' figures (the loyalty overview) kept by the same rule
 
         customers_changed.connect(data_changed, dispatch_uid="dashboards.customers_changed")
         recompute_finished.connect(data_changed, dispatch_uid="dashboards.recompute_finished")
@@ -39,4 +42,4 @@ class DashboardsConfig(AppConfig):
             (churn_alerts_raised, "churn_alerts_raised"),
         ):
             signal.connect(data_changed_on_commit, dispatch_uid=f"dashboards.{name}")
-        watch(Interaction, FollowUp, Ticket, SurveyResponse, ChurnAlert, Member, PointsEntry)
+        watch(Interaction, FollowUp, Ticket, SurveyResponse, ChurnAlert, Member, PointsEntry, Programme, Tier)

@@ -48,12 +48,14 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from crm.reportcache import REPORTS, Figures, Report
+from crm.reportcache import TIMEOUT as TIMEOUT  # an entry's lifetime, by default (tests set entries with it)
+
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "dashboards:data-version"
 # How long an entry is kept and may be served: a day. Its period and "today" are in its parameters,
 # so a day-old entry still counts the same days; shown stale, it says when it was computed.
-TIMEOUT = 24 * 60 * 60
 WORK_MEM = "64MB"
 CLOCK_TIMEOUT = 5 * 60  # figures that change as time passes (a follow-up falling overdue)
 # How long one background refresh of an entry keeps others from being sent: far longer than the
@@ -131,35 +133,6 @@ def report_transaction():
 
 
 @dataclass(frozen=True)
-class Report:
-    """A cached report: `compute(user, params)` rebuilds its scope, period and parameters from the user
-    and JSON-safe parameters (params["_zone"] is the time zone, active while it runs).
-
-    `max_age`: how long after its computation an entry may be served at all, fresh or stale (the
-    cache keeps it as long). For figures that move with the clock ("overdue now" on the team page:
-    CLOCK_TIMEOUT) this is the rule that keeps them right: never shown more than CLOCK_TIMEOUT after
-    they were computed, stale or not, the bound they had before stale figures were served; past it
-    the page computes them while it waits (and a refresh that lands later is not needed for that).
-    Within it, a stale entry is off by the clock no more than a fresh one of the same age was.
-
-    `daily`: figures of the days up to today (the start page's last 30 days), whose parameters do not
-    name the day, so that the first visit of a day finds the day before's entry: an entry computed
-    on an earlier day (in the time zone the figures are cut in) is stale, served as such while it is
-    refreshed, like an entry of an earlier data version."""
-
-    compute: Callable[[Any, dict[str, Any]], Any]
-    max_age: int = TIMEOUT
-    daily: bool = False
-
-    def is_current(self, entry: Entry, version: str) -> bool:
-        """Whether `entry` is fresh: computed at the current data version (and today, for a daily
-        report, in the active time zone, which is the one its figures are cut in)."""
-        if entry.version != version:
-            return False
-        return not self.daily or timezone.localdate(entry.computed_at) == timezone.localdate()
-
-
-@dataclass(frozen=True)
 class Entry:
     """What the cache keeps per report, scope and parameters (whatever the data version)."""
 
@@ -167,25 +140,6 @@ class Entry:
     version: str  # the data version it was computed at
     computed_at: datetime  # when its computation began (aware)
     seconds: float  # how long the computation took
-
-
-@dataclass(frozen=True)
-class Figures:
-    """What a page gets: the value, when it was computed, and whether it is stale (computed before
-    the latest change; a background refresh is on its way)."""
-
-    value: Any
-    computed_at: datetime
-    stale: bool = False
-
-    @property
-    def stamp(self) -> str:
-        """Names the entry shown, for the page's poll: another stamp means newer figures landed."""
-        return f"{self.computed_at.timestamp():.6f}"
-
-
-# The cached reports by name: dashboards.reports fills it (imported by DashboardsConfig.ready()).
-REPORTS: dict[str, Report] = {}
 
 
 def _report(name: str) -> Report:

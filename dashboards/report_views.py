@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from crm.accounts.permissions import role_required
 from crm.numbers import NumberError, parse_id, parse_int
+from crm.reportcache import as_of, poll_answer
 from interactions.labels import Channel as InteractionChannel
 
 from . import analyses, exporting, figures
@@ -63,39 +64,10 @@ def _comparison_labels() -> dict[str, str]:
     }
 
 
-AS_OF_POLL = "figures-as-of"  # the id of the "as of" label, which polls (dashboards/partials/_as_of.html)
-
-
 def _figures(request: HttpRequest, name: str, params: dict) -> Figures:
     """A report's figures (dashboards.caching.cached: maybe stale, with a refresh on its way); an
     export waits for fresh ones, since a file carries no "as of"."""
     return cached(name, request.user, params, stale_ok=not exporting.wanted(request))
-
-
-def _poll_answer(request: HttpRequest, shown: Figures) -> HttpResponse | None:
-    """The answer to a stale page's poll (None for any other request): a reload once figures newer
-    than the ones the page shows have landed, else nothing (the poll goes on)."""
-    if not (request.htmx and request.htmx.trigger == AS_OF_POLL):
-        return None
-    if request.GET.get("shown") == shown.stamp:
-        return HttpResponse(status=204)
-    response = HttpResponse()
-    response["HX-Refresh"] = "true"
-    return response
-
-
-def _as_of(request: HttpRequest, shown: Figures) -> dict:
-    """The "as of" label of stale figures and the URL its poll asks (this page, naming what it shows)."""
-    if not shown.stale:
-        return {"as_of": None}
-    query = request.GET.copy()
-    query["shown"] = shown.stamp
-    today = timezone.localdate(shown.computed_at) == timezone.localdate()
-    return {
-        "as_of": shown,
-        "as_of_today": today,  # the time alone; else the date and time
-        "as_of_poll": f"{request.path}?{query.urlencode()}",
-    }
 
 
 def _base_context(request: HttpRequest, scope: Scope) -> dict:
@@ -120,7 +92,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             **scope.filters.as_params(),
         },
     )
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
     values, series = shown.value["values"], shown.value["series"]
     fmt = exporting.wanted(request)
@@ -159,7 +131,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "chart_unit": series["unit"],
             "revenue_export": query + "&table=revenue",
             **_exports(request),
-            **_as_of(request, shown),
+            **as_of(request, shown),
         },
     )
 
@@ -290,7 +262,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     shown = _figures(
         request, "cohorts", {"months": months, "today": today.isoformat(), **scope.filters.as_params()}
     )
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
     rows = shown.value
     fmt = exporting.wanted(request)
@@ -323,7 +295,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
             "width": range(months),
             "line": analyses.cohort_line(rows),
             **_exports(request),
-            **_as_of(request, shown),
+            **as_of(request, shown),
         },
     )
 
@@ -376,7 +348,7 @@ def migration(request: HttpRequest) -> HttpResponse:
             **scope.filters.as_params(),
         },
     )
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
     counts = shown.value
     options = filter_options(request.user)
@@ -429,7 +401,7 @@ def migration(request: HttpRequest) -> HttpResponse:
             "total": sum(counts.values()),
             "chart": chart,
             **_exports(request),
-            **_as_of(request, shown),
+            **as_of(request, shown),
         },
     )
 
@@ -493,7 +465,7 @@ def team(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection, period_params = _period_context(request)
     shown = _figures(request, "team", {"period": period_param(selection.period), **scope.filters.as_params()})
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
     rows = shown.value
     channels = [
@@ -567,7 +539,7 @@ def team(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "channels": channels,
             "query": query,
-            **_as_of(request, shown),
+            **as_of(request, shown),
         },
     )
 
@@ -580,7 +552,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
     shown = _figures(
         request, "funnel", {"period": period_param(selection.period), **scope.filters.as_params()}
     )
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
     rows = shown.value
     labels = dict(filter_options(request.user)["stages"])
@@ -611,7 +583,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
             "presets": [(p, _preset_labels()[p]) for p in PRESETS],
             "range_error": bool(selection.errors),
             "rows": rows,
-            **_as_of(request, shown),
+            **as_of(request, shown),
         },
     )
 

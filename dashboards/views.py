@@ -6,14 +6,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from crm.accounts.permissions import role_required
-
-from .caching import cached
-from .report_views import _as_of, _poll_answer
+from crm.reportcache import as_of, cached, poll_answer
 
 
 @role_required()
 def home(request: HttpRequest) -> HttpResponse:
     shown = cached("home", request.user, {})
-    if (answer := _poll_answer(request, shown)) is not None:
+    if (answer := poll_answer(request, shown)) is not None:
         return answer
-    return render(request, "dashboards/home.html", {**shown.value, **_as_of(request, shown)})
+    return render(request, "dashboards/home.html", {**shown.value, **as_of(request, shown)})

@@ -26,5 +26,12 @@ class LoyaltyConfig(AppConfig):
 
         register_personal_data()
         register(NavItem("loyalty", _("Loyalty"), "loyalty:index", "award", order=50))
+        from crm.reportcache import REPORTS, Report
+
+        from .selectors import overview_report
+
+        # The overview's figures read every member and the ledger's last 30 days: kept like a report
+        # (crm.reportcache), a daily one (its 30 days end today).
+        REPORTS["loyalty-overview"] = Report(overview_report, daily=True)
         customers_changed.connect(earn_when_customers_change, dispatch_uid="loyalty.earn")
         register_kind("loyalty.points_expiring", _("A member's points expire in 30 days"), default_email=True)

@@ -284,6 +284,11 @@ def overview_figures(*, user: User) -> Overview:
     )
 
 
+def overview_report(user: User, params: dict[str, Any]) -> Overview:
+    """`overview_figures` as the report "loyalty-overview" computes it (crm.reportcache)."""
+    return overview_figures(user=user)
+
+
 def member_entries_for_timeline(*, customer: Customer, before=None, limit: int = 20) -> list[PointsEntry]:
     qs = (
         PointsEntry.objects.filter(member__customer=customer)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from crm import reportcache
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, show_service_error
 from crm.jobs.selectors import job_get_for_user, job_list_for_user
@@ -31,7 +32,10 @@ from .models import Tier
 @role_required(*ALL_ROLES)
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    figures = selectors.overview_figures(user=request.user)
+    shown = reportcache.cached("loyalty-overview", request.user, {})
+    if (answer := reportcache.poll_answer(request, shown)) is not None:
+        return answer
+    figures = shown.value
     list_url = reverse("customers:list")
     for row in figures.tiers:
         row.url = f"{list_url}?{urlencode({'tier': row.tier.pk})}" if row.tier else ""
@@ -40,6 +44,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "figures": figures,
         "programme": selectors.programme_or_none(),
         "lookup_form": LookupForm(),
+        **reportcache.as_of(request, shown),
     }
     return render(request, "loyalty/overview.html", context)
 

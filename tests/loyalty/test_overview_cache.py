@@ -1,0 +1,109 @@
+"""The loyalty overview's figures are kept like a report's (crm.reportcache, the report
+"loyalty-overview"): the same page again reads no points entry; an adjustment, a tier renamed or the
+point value changed through the services shows at once; a slow company's stale figures are served at
+once, labelled "as of", with one background refresh; each scope keeps its own entry."""
+
+import re
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from dashboards import caching
+from dashboards.tasks import report_refresh_task
+from loyalty import services
+from loyalty.models import Tier
+
+from .conftest import member_with_balance
+
+AS_OF = 'data-testid="figures-as-of"'
+
+
+def _figures(client):
+    response = client.get(reverse("loyalty:index"))
+    assert response.status_code == 200
+    return response.context["figures"], response.content.decode()
+
+
+def _rewrite(**changes) -> None:
+    client = cache._cache.get_client()
+    for raw in client.scan_iter(match=cache.make_key("dashboards:figures:loyalty-overview:*")):
+        key = raw.decode()
+        key = key[key.index("dashboards:figures:") :]
+        cache.set(key, replace(cache.get(key), **changes), caching.TIMEOUT)
+
+
+@pytest.fixture
+def programme(request, django_capture_on_commit_callbacks):
+    """The loyalty tests' programme and tiers, written as if their transaction had committed (its
+    on-commit replacement of the data version run): else the test transaction keeps that replacement
+    waiting, and no later change in the test replaces the version again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        return request.getfixturevalue("programme")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    messages = []
+    monkeypatch.setattr(report_refresh_task, "apply_async", lambda *, kwargs: messages.append(kwargs))
+    return messages
+
+
+def test_the_overview_is_kept_until_a_change_then_right_at_once(
+    programme,
+    manager_client,
+    manager_user,
+    admin_user,
+    sales_client,
+    sales_user,
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):  # as when their transactions commit
+        member = member_with_balance(1000)
+        member_with_balance(300, owner=sales_user)
+    figures, _html = _figures(manager_client)
+    assert (figures.members, figures.points) == (2, 1300)
+    assert _figures(sales_client)[0].points == 300  # the rep's own entry
+    with CaptureQueriesContext(connection) as captured:
+        figures, _html = _figures(manager_client)
+    assert figures.points == 1300
+    assert not [q for q in captured if "loyalty_pointsentry" in q["sql"]], "no ledger read again"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.points_adjust(actor=manager_user, member=member, points=50, reason="goodwill")
+    assert _figures(manager_client)[0].points == 1350
+    assert _figures(sales_client)[0].points == 300
+
+    base = Tier.objects.order_by("rank").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.tier_save(actor=admin_user, tier=base, data={"name": "青铜"})
+    assert "青铜" in _figures(manager_client)[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.programme_update(
+            actor=admin_user, data={"redemption_points": 100, "redemption_value": "2.00"}
+        )
+    assert _figures(manager_client)[0].liability == Decimal("27.00")  # 1,350 points at ¥0.02
+
+
+def test_a_slow_overview_is_served_stale_with_one_refresh(
+    programme, manager_client, manager_user, sent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # as when its transaction commits
+        member = member_with_balance(1000)
+    assert _figures(manager_client)[0].points == 1000
+    _rewrite(seconds=5.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.points_adjust(actor=manager_user, member=member, points=20, reason="goodwill")
+    with django_capture_on_commit_callbacks(execute=True):
+        figures, html = _figures(manager_client)
+    assert figures.points == 1000 and AS_OF in html
+    assert [(m["name"], m["scope"]) for m in sent] == [("loyalty-overview", "all")]
+    poll = re.search(r'id="figures-as-of"[^>]*hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    polled = manager_client.get(poll, headers={"HX-Request": "true", "HX-Trigger": "figures-as-of"})
+    assert polled.status_code == 204
+    assert report_refresh_task(**sent[0]) == "refreshed"
+    figures, html = _figures(manager_client)
+    assert figures.points == 1020 and AS_OF not in html
