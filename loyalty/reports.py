@@ -244,6 +244,11 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def report_for_cache(user: User, params: dict[str, Any]) -> LoyaltyReport:
+    """`loyalty_report` as the report "loyalty-report" computes it (crm.reportcache)."""
+    return loyalty_report(user=user, period=params["period"])
+
+
 def loyalty_report(*, user: User, period: int = DEFAULT_PERIOD) -> LoyaltyReport:
     """Every figure of the report page (managers and admins: the whole programme). A fixed number
     of queries whatever the number of members, entries or months."""

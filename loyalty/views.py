@@ -184,8 +184,15 @@ def tier_edit(request: HttpRequest, tier_id: int) -> HttpResponse:
 def reports(request: HttpRequest) -> HttpResponse:
     """The programme's figures over 12 or 24 months; each links to its members."""
     period = report_selectors.clean_period(request.GET.get("period"))
-    report = report_selectors.loyalty_report(user=request.user, period=period)
-    context = {"tab": "reports", "report": report, "periods": report_selectors.PERIODS}
+    shown = reportcache.cached("loyalty-report", request.user, {"period": period})
+    if (answer := reportcache.poll_answer(request, shown)) is not None:
+        return answer
+    context = {
+        "tab": "reports",
+        "report": shown.value,
+        "periods": report_selectors.PERIODS,
+        **reportcache.as_of(request, shown),
+    }
     return render(request, "loyalty/report_overview.html", context)
 
 

@@ -107,3 +107,37 @@ def test_a_slow_overview_is_served_stale_with_one_refresh(
     assert report_refresh_task(**sent[0]) == "refreshed"
     figures, html = _figures(manager_client)
     assert figures.points == 1020 and AS_OF not in html
+
+
+def test_the_report_page_is_kept_per_period_until_a_change_then_stale_while_it_is_refreshed(
+    programme, manager_client, manager_user, sent, django_capture_on_commit_callbacks
+):
+    url = reverse("loyalty:reports")
+    with django_capture_on_commit_callbacks(execute=True):
+        member = member_with_balance(1000)
+
+    def redeemed(period: int) -> tuple[int, str]:
+        response = manager_client.get(url, {"period": period})
+        assert response.status_code == 200
+        return response.context["report"].redeemed, response.content.decode()
+
+    assert redeemed(12)[0] == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        services.points_redeem(actor=manager_user, member=member, points=100)
+    assert redeemed(12)[0] == 100 and redeemed(24)[0] == 100  # right at once, each period its own entry
+    with CaptureQueriesContext(connection) as captured:
+        assert redeemed(12)[0] == 100
+    assert not [q for q in captured if "loyalty_pointsentry" in q["sql"]], "kept: no ledger read again"
+
+    client = cache._cache.get_client()
+    for raw in client.scan_iter(match=cache.make_key("dashboards:figures:loyalty-report:*")):
+        key = raw.decode()[raw.decode().index("dashboards:figures:") :]
+        cache.set(key, replace(cache.get(key), seconds=5.0), caching.TIMEOUT)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.points_redeem(actor=manager_user, member=member, points=50)
+    with django_capture_on_commit_callbacks(execute=True):
+        shown, html = redeemed(12)
+    assert shown == 100 and AS_OF in html
+    assert [(m["name"], m["params"]["period"]) for m in sent] == [("loyalty-report", 12)]
+    assert report_refresh_task(**sent[0]) == "refreshed"
+    assert redeemed(12)[0] == 150
