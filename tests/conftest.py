@@ -577,3 +577,18 @@ def smtp_server(settings):
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The background refreshes of stale report figures sent (their kwargs; dashboards.caching and
+    crm.reportcache), recorded instead of sent to a broker."""
+    from dashboards.tasks import report_refresh_task
+
+    messages = []
+
+    def record(*, kwargs):
+        messages.append(kwargs)
+
+    monkeypatch.setattr(report_refresh_task, "apply_async", record)
+    return messages

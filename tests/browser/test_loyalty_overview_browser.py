@@ -15,20 +15,13 @@ from crm.accounts.models import User
 from crm.templatetags.crm_format import clock
 from loyalty import services
 from tests.browser.conftest import ARTIFACTS
+from tests.dashboards.test_stale_figures import SLOW, _entry_keys
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
 
 LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-SLOW = 5.0
-
-
-def _entry_key() -> str:
-    client = cache._cache.get_client()
-    (raw,) = list(client.scan_iter(match=cache.make_key("dashboards:figures:loyalty-overview:*")))
-    key = raw.decode()
-    return key[key.index("dashboards:figures:") :]
 
 
 @pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
@@ -60,7 +53,7 @@ def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
         with django_db_blocker.unblock(), schema_context(tenant.schema_name):
             # The overview took "5 s" to compute, and a refresh of it is already under way (its lock
             # held), so the page is served stale and the label can be looked at; then 50 points more.
-            key = _entry_key()
+            (key,) = _entry_keys("loyalty-overview")
             entry = replace(cache.get(key), seconds=SLOW)
             cache.set(key, entry, 3600)
             lock = key.replace("dashboards:figures:", "dashboards:refreshing:")

@@ -16,20 +16,14 @@ from django_tenants.utils import schema_context
 from crm.accounts.models import User
 from crm.templatetags.crm_format import localdt
 from tests.browser.conftest import ARTIFACTS
-from tests.dashboards.test_start_page_cache import SLOW, _order, _rewrite_home
+from tests.dashboards.test_stale_figures import SLOW, _entry_keys, _rewrite
+from tests.dashboards.test_start_page_cache import _order
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.browser
 
 LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def _home_key() -> str:
-    client = cache._cache.get_client()
-    (raw,) = list(client.scan_iter(match=cache.make_key("dashboards:figures:home:*")))
-    key = raw.decode()
-    return key[key.index("dashboards:figures:") :]
 
 
 @pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
@@ -59,8 +53,9 @@ def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
             # Computed yesterday, in "5 s", and a refresh of it already under way (its lock held),
             # so the page is served stale and the label can be looked at; then an order of today.
             computed_at = timezone.now() - timedelta(days=1)
-            _rewrite_home(computed_at=computed_at, seconds=SLOW)
-            lock = _home_key().replace("dashboards:figures:", "dashboards:refreshing:")
+            _rewrite("home", computed_at=computed_at, seconds=SLOW)
+            (key,) = _entry_keys("home")
+            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
             cache.set(lock, "held by the test", 300)
             _order(manager, CustomerFactory(name="李雷"), "SO-HOME")  # ¥10, autocommit
 

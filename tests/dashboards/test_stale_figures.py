@@ -96,18 +96,6 @@ def _poll(client, url: str):
     return client.get(url, headers={"HX-Request": "true", "HX-Trigger": "figures-as-of"})
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """The refreshes sent (their kwargs), instead of sending them to a broker."""
-    messages = []
-
-    def record(*, kwargs):
-        messages.append(kwargs)
-
-    monkeypatch.setattr(report_refresh_task, "apply_async", record)
-    return messages
-
-
 # --- the rule -----------------------------------------------------------------------------------
 
 

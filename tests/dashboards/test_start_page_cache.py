@@ -5,24 +5,20 @@ labelled "as of", while one background refresh brings them up to date; entries n
 or sales users."""
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.accounts.models import User
 from customers.services import customer_share, customer_update, customers_bulk_assign_owner, order_create
-from dashboards import caching
 from dashboards.tasks import report_refresh_task
+from tests.dashboards.test_stale_figures import SLOW, _rewrite
 from tests.factories import CustomerFactory, OrderFactory
 
 AS_OF = 'data-testid="figures-as-of"'
-SLOW = 5.0  # seconds a planted "last computation" took: over the default threshold (1.0)
 
 
 def _home(client) -> str:
@@ -39,15 +35,6 @@ def _customers(page: str) -> str:
     return re.search(r'data-drill="total">\s*([^<\s]+)', page).group(1)
 
 
-def _rewrite_home(**changes) -> None:
-    """Change the start page's entries in the current tenant (keeping their cache lifetime)."""
-    client = cache._cache.get_client()
-    for raw in client.scan_iter(match=cache.make_key("dashboards:figures:home:*")):
-        key = raw.decode()
-        key = key[key.index("dashboards:figures:") :]
-        cache.set(key, replace(cache.get(key), **changes), caching.TIMEOUT)
-
-
 def _order(actor, customer, number: str):
     """An order of today through the service: the data version is replaced when it commits."""
     return order_create(
@@ -57,14 +44,6 @@ def _order(actor, customer, number: str):
         placed_at=timezone.now(),
         lines=[{"product_name": "茶叶", "quantity": Decimal("1"), "unit_price": Decimal("10")}],
     )
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """The refreshes sent (their kwargs), instead of sending them to a broker."""
-    messages = []
-    monkeypatch.setattr(report_refresh_task, "apply_async", lambda *, kwargs: messages.append(kwargs))
-    return messages
 
 
 def test_the_start_page_is_kept_until_the_data_changes_then_right_at_once(
@@ -91,7 +70,7 @@ def test_a_big_companys_first_visit_of_a_day_gets_the_day_befores_figures_at_onc
     OrderFactory(customer=CustomerFactory(), total=Decimal("100.00"), placed_at=timezone.now())
     assert _revenue(_home(manager)) == "¥100.00"
     # Computed yesterday (slowly), at today's data version: stale by its day alone.
-    _rewrite_home(computed_at=timezone.now() - timedelta(days=1), seconds=SLOW)
+    _rewrite("home", computed_at=timezone.now() - timedelta(days=1), seconds=SLOW)
     OrderFactory(customer=CustomerFactory(), total=Decimal("5.00"), placed_at=timezone.now())  # no signal
     with django_capture_on_commit_callbacks(execute=True):
         page = _home(manager)
@@ -103,7 +82,7 @@ def test_a_big_companys_first_visit_of_a_day_gets_the_day_befores_figures_at_onc
     assert _revenue(page) == "¥105.00" and AS_OF not in page
 
     # A week-old entry is not served at all: computed while the page waits.
-    _rewrite_home(computed_at=timezone.now() - timedelta(days=8), seconds=SLOW)
+    _rewrite("home", computed_at=timezone.now() - timedelta(days=8), seconds=SLOW)
     OrderFactory(customer=CustomerFactory(), total=Decimal("1.00"), placed_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
         page = _home(manager)
@@ -115,7 +94,7 @@ def test_a_quick_companys_entry_of_the_day_before_is_computed_again_at_once(
 ):
     manager = client_for(manager_user)
     assert _revenue(_home(manager)) == "¥0.00"
-    _rewrite_home(computed_at=timezone.now() - timedelta(days=1), seconds=0.2)
+    _rewrite("home", computed_at=timezone.now() - timedelta(days=1), seconds=0.2)
     OrderFactory(customer=CustomerFactory(), total=Decimal("9.00"), placed_at=timezone.now())
     page = _home(manager)
     assert _revenue(page) == "¥9.00" and AS_OF not in page and sent == []

@@ -4,19 +4,17 @@ point value changed through the services shows at once; a slow company's stale f
 once, labelled "as of", with one background refresh; each scope keeps its own entry."""
 
 import re
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from dashboards import caching
 from dashboards.tasks import report_refresh_task
 from loyalty import services
 from loyalty.models import Tier
+from tests.dashboards.test_stale_figures import SLOW, _rewrite
 
 from .conftest import member_with_balance
 
@@ -29,14 +27,6 @@ def _figures(client):
     return response.context["figures"], response.content.decode()
 
 
-def _rewrite(**changes) -> None:
-    client = cache._cache.get_client()
-    for raw in client.scan_iter(match=cache.make_key("dashboards:figures:loyalty-overview:*")):
-        key = raw.decode()
-        key = key[key.index("dashboards:figures:") :]
-        cache.set(key, replace(cache.get(key), **changes), caching.TIMEOUT)
-
-
 @pytest.fixture
 def programme(request, django_capture_on_commit_callbacks):
     """The loyalty tests' programme and tiers, written as if their transaction had committed (its
@@ -44,13 +34,6 @@ def programme(request, django_capture_on_commit_callbacks):
     waiting, and no later change in the test replaces the version again."""
     with django_capture_on_commit_callbacks(execute=True):
         return request.getfixturevalue("programme")
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    messages = []
-    monkeypatch.setattr(report_refresh_task, "apply_async", lambda *, kwargs: messages.append(kwargs))
-    return messages
 
 
 def test_the_overview_is_kept_until_a_change_then_right_at_once(
@@ -94,7 +77,7 @@ def test_a_slow_overview_is_served_stale_with_one_refresh(
     with django_capture_on_commit_callbacks(execute=True):  # as when its transaction commits
         member = member_with_balance(1000)
     assert _figures(manager_client)[0].points == 1000
-    _rewrite(seconds=5.0)
+    _rewrite("loyalty-overview", seconds=SLOW)
     with django_capture_on_commit_callbacks(execute=True):
         services.points_adjust(actor=manager_user, member=member, points=20, reason="goodwill")
     with django_capture_on_commit_callbacks(execute=True):
@@ -129,10 +112,7 @@ def test_the_report_page_is_kept_per_period_until_a_change_then_stale_while_it_i
         assert redeemed(12)[0] == 100
     assert not [q for q in captured if "loyalty_pointsentry" in q["sql"]], "kept: no ledger read again"
 
-    client = cache._cache.get_client()
-    for raw in client.scan_iter(match=cache.make_key("dashboards:figures:loyalty-report:*")):
-        key = raw.decode()[raw.decode().index("dashboards:figures:") :]
-        cache.set(key, replace(cache.get(key), seconds=5.0), caching.TIMEOUT)
+    _rewrite("loyalty-report", seconds=SLOW)
     with django_capture_on_commit_callbacks(execute=True):
         services.points_redeem(actor=manager_user, member=member, points=50)
     with django_capture_on_commit_callbacks(execute=True):
