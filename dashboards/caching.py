@@ -49,13 +49,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.reportcache import REPORTS, Figures, Report
-from crm.reportcache import TIMEOUT as TIMEOUT  # an entry's lifetime, by default (tests set entries with it)
+
+# How long an entry is kept and may be served, by default: a day. Its period and "today" are in its
+# parameters (or it is a daily report), so a day-old entry still counts the same days; shown stale,
+# it says when it was computed.
+from crm.reportcache import TIMEOUT as TIMEOUT
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "dashboards:data-version"
-# How long an entry is kept and may be served: a day. Its period and "today" are in its parameters,
-# so a day-old entry still counts the same days; shown stale, it says when it was computed.
 WORK_MEM = "64MB"
 CLOCK_TIMEOUT = 5 * 60  # figures that change as time passes (a follow-up falling overdue)
 # How long one background refresh of an entry keeps others from being sent: far longer than the
