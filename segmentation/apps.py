@@ -35,6 +35,16 @@ class SegmentationConfig(AppConfig):
                 order=40,
             )
         )
+        from crm.reportcache import REPORTS, Report
+
+        from .selectors import clv_report, lifecycle_report, rfm_report
+
+        # The segment, CLV and lifecycle pages count every score the user may see (1-2 s at 1,000,000
+        # customers, a sales rep's joined to the customers): kept like reports (crm.reportcache), made
+        # stale by a recompute and by whatever changes who sees which customer (customers_changed).
+        REPORTS["segments-rfm"] = Report(rfm_report)
+        REPORTS["segments-clv"] = Report(clv_report)
+        REPORTS["segments-lifecycle"] = Report(lifecycle_report)
         customers_changed.connect(recompute_when_customers_change, dispatch_uid="segmentation.recompute")
         from customers.signals import tags_merged
 

@@ -112,21 +112,31 @@ class SegmentRow:
     average_clv: Decimal | None
 
 
-def segment_overview(*, user: User) -> tuple[list[SegmentRow], dict[str, Any]]:
-    """Each RFM segment with its customers, share of revenue (in the RFM window) and average CLV; one
-    GROUP BY. The totals include customers without a segment (no purchase in the window)."""
-    rows = {
-        row["rfm_segment"]: row
+def segment_counts(*, user: User) -> dict[str, dict[str, Any]]:
+    """Per RFM segment ("" for none: no purchase in the window): customers, revenue in the RFM window
+    and average CLV of the customers `user` may see; one GROUP BY. Numbers only, so that the figures
+    can be kept (the report "segments-rfm") and shown in any language."""
+    return {
+        row["rfm_segment"]: {
+            "customers": row["customers"],
+            "revenue": row["revenue"],
+            "average_clv": row["average_clv"],
+        }
         for row in score_list(user=user)
         .values("rfm_segment")
         .annotate(customers=Count("pk"), revenue=Sum("window_revenue"), average_clv=Avg("predicted_clv"))
         .order_by()
     }
-    total_customers = sum(row["customers"] for row in rows.values())
-    total_revenue = sum((row["revenue"] or Decimal("0") for row in rows.values()), Decimal("0"))
+
+
+def segment_rows(counts: dict[str, dict[str, Any]]) -> tuple[list[SegmentRow], dict[str, Any]]:
+    """The overview's rows, in segment order with their labels and shares, and the totals, from
+    `segment_counts`. The totals include customers without a segment."""
+    total_customers = sum(row["customers"] for row in counts.values())
+    total_revenue = sum((row["revenue"] or Decimal("0") for row in counts.values()), Decimal("0"))
     result = []
     for key in SEGMENT_ORDER + [""]:
-        row = rows.get(key, {})
+        row = counts.get(key, {})
         customers = row.get("customers", 0)
         revenue = row.get("revenue") or Decimal("0")
         result.append(
@@ -144,9 +154,15 @@ def segment_overview(*, user: User) -> tuple[list[SegmentRow], dict[str, Any]]:
     return result, {"customers": total_customers, "revenue": total_revenue}
 
 
-def rf_heatmap(*, user: User) -> dict[str, Any]:
-    """Customers per (R score, F score): rows R 5..1, columns F 1..5, with a 0-1 intensity per cell."""
-    counts = {
+def segment_overview(*, user: User) -> tuple[list[SegmentRow], dict[str, Any]]:
+    """Each RFM segment with its customers, share of revenue (in the RFM window) and average CLV; one
+    GROUP BY. The totals include customers without a segment (no purchase in the window)."""
+    return segment_rows(segment_counts(user=user))
+
+
+def rf_counts(*, user: User) -> dict[tuple[int, int], int]:
+    """Customers per (R score, F score) among those `user` may see and that have scores."""
+    return {
         (row["r_score"], row["f_score"]): row["n"]
         for row in score_list(user=user)
         .filter(r_score__isnull=False)
@@ -154,6 +170,10 @@ def rf_heatmap(*, user: User) -> dict[str, Any]:
         .annotate(n=Count("pk"))
         .order_by()
     }
+
+
+def heatmap_rows(counts: dict[tuple[int, int], int]) -> dict[str, Any]:
+    """The R x F heatmap from `rf_counts`: rows R 5..1, columns F 1..5, with a 0-1 intensity per cell."""
     peak = max(counts.values(), default=0)
     total = sum(counts.values())
     rows = []
@@ -174,11 +194,21 @@ def rf_heatmap(*, user: User) -> dict[str, Any]:
     return {"rows": rows, "total": total, "peak": peak}
 
 
-def lifecycle_funnel(*, user: User) -> list[dict[str, Any]]:
-    counts = {
+def rf_heatmap(*, user: User) -> dict[str, Any]:
+    """Customers per (R score, F score): rows R 5..1, columns F 1..5, with a 0-1 intensity per cell."""
+    return heatmap_rows(rf_counts(user=user))
+
+
+def stage_counts(*, user: User) -> dict[str, int]:
+    """Customers per lifecycle stage among those `user` may see."""
+    return {
         row["lifecycle_stage"]: row["n"]
         for row in score_list(user=user).values("lifecycle_stage").annotate(n=Count("pk")).order_by()
     }
+
+
+def funnel_rows(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The lifecycle funnel from `stage_counts`: every stage in order, with its label and share."""
     total = sum(counts.values())
     peak = max(counts.values(), default=0)
     return [
@@ -192,6 +222,10 @@ def lifecycle_funnel(*, user: User) -> list[dict[str, Any]]:
         }
         for stage in STAGE_ORDER
     ]
+
+
+def lifecycle_funnel(*, user: User) -> list[dict[str, Any]]:
+    return funnel_rows(stage_counts(user=user))
 
 
 def recent_stage_transitions(*, user: User, limit: int = 25) -> list[LifecycleTransition]:
@@ -302,6 +336,25 @@ def top_customers_by_clv(*, user: User, limit: int = 20) -> list[CustomerScore]:
         .select_related("customer", "customer__owner")
         .order_by(F("predicted_clv").desc(nulls_last=True), "customer_id")[:limit]
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The pages' figures, kept like reports (crm.reportcache; registered in SegmentationConfig.ready())
+# --------------------------------------------------------------------------------------------------
+def rfm_report(user: User, params: dict[str, Any]) -> dict[str, Any]:
+    """The segment overview's counts and the R x F heatmap's, as the report "segments-rfm" computes
+    them: numbers only (the view adds labels in the viewer's language)."""
+    return {"segments": segment_counts(user=user), "heatmap": rf_counts(user=user)}
+
+
+def clv_report(user: User, params: dict[str, Any]) -> dict[str, Any]:
+    """The CLV histogram as the report "segments-clv" computes it (its labels are figures only)."""
+    return clv_distribution(user=user)
+
+
+def lifecycle_report(user: User, params: dict[str, Any]) -> dict[str, int]:
+    """Customers per lifecycle stage as the report "segments-lifecycle" computes them."""
+    return stage_counts(user=user)
 
 
 # --------------------------------------------------------------------------------------------------

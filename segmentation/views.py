@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from crm import reportcache
 from crm.accounts.permissions import ADMINS, ALL_ROLES, MANAGERS, role_required
 from crm.errors import SERVICE_ERRORS, service_error_messages, service_error_text, show_service_error
 
@@ -56,16 +57,19 @@ def _status_context(request: HttpRequest) -> dict:
 @role_required(*ALL_ROLES)
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    rows, totals = selectors.segment_overview(user=request.user)
+    shown = reportcache.cached("segments-rfm", request.user, {})
+    if (answer := reportcache.poll_answer(request, shown)) is not None:
+        return answer
+    rows, totals = selectors.segment_rows(shown.value["segments"])
     for row in rows:
         row.url = _customer_list_url(rfm_segment=row.key) if row.key else ""
-    heatmap = selectors.rf_heatmap(user=request.user)
     context = {
         "tab": "overview",
         "rows": rows,
         "totals": totals,
-        "heatmap": heatmap,
+        "heatmap": selectors.heatmap_rows(shown.value["heatmap"]),
         **_status_context(request),
+        **reportcache.as_of(request, shown),
     }
     return render(request, "segmentation/segment_overview.html", context)
 
@@ -89,9 +93,12 @@ def recompute(request: HttpRequest) -> HttpResponse:
 @role_required(*ALL_ROLES)
 @require_GET
 def clv(request: HttpRequest) -> HttpResponse:
+    shown = reportcache.cached("segments-clv", request.user, {})
+    if (answer := reportcache.poll_answer(request, shown)) is not None:
+        return answer
     run = selectors.latest_run()
     report = run.model_report if run else {}
-    distribution = selectors.clv_distribution(user=request.user)
+    distribution = shown.value
     holdout = run.holdout if run else {}
     context = {
         "tab": "clv",
@@ -108,6 +115,7 @@ def clv(request: HttpRequest) -> HttpResponse:
         "holdout": holdout,
         "top": selectors.top_customers_by_clv(user=request.user),
         **_status_context(request),
+        **reportcache.as_of(request, shown),
     }
     return render(request, "segmentation/clv_overview.html", context)
 
@@ -115,7 +123,10 @@ def clv(request: HttpRequest) -> HttpResponse:
 @role_required(*ALL_ROLES)
 @require_GET
 def lifecycle(request: HttpRequest) -> HttpResponse:
-    funnel = selectors.lifecycle_funnel(user=request.user)
+    shown = reportcache.cached("segments-lifecycle", request.user, {})
+    if (answer := reportcache.poll_answer(request, shown)) is not None:
+        return answer
+    funnel = selectors.funnel_rows(shown.value)
     for stage in funnel:
         stage["url"] = _customer_list_url(lifecycle_stage=stage["key"])
     context = {
@@ -125,6 +136,7 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
         "quiet_probability": DEFAULT_AT_RISK_QUIET_PROBABILITY,
         "transitions": selectors.recent_stage_transitions(user=request.user),
         **_status_context(request),
+        **reportcache.as_of(request, shown),
     }
     return render(request, "segmentation/lifecycle_overview.html", context)
 
