@@ -30,7 +30,7 @@ class DashboardsConfig(AppConfig):
         from segmentation.signals import churn_alerts_raised, recompute_finished
 
         from . import reports  # noqa: F401  (fills caching.REPORTS, the cached reports by name)
-        from .caching import cached, data_changed, data_changed_on_commit, watch
+        from .caching import cached, data_changed, data_changed_after_sweep, data_changed_on_commit, watch
 
         reportcache.install(cached)  # other apps' figures (the loyalty overview) kept by the same rule
 
@@ -38,8 +38,8 @@ class DashboardsConfig(AppConfig):
         recompute_finished.connect(data_changed, dispatch_uid="dashboards.recompute_finished")
         for signal, name in (
             (records_imported, "records_imported"),
-            (points_swept, "points_swept"),
             (churn_alerts_raised, "churn_alerts_raised"),
         ):
             signal.connect(data_changed_on_commit, dispatch_uid=f"dashboards.{name}")
+        points_swept.connect(data_changed_after_sweep, dispatch_uid="dashboards.points_swept")
         watch(Interaction, FollowUp, Ticket, SurveyResponse, ChurnAlert, Member, PointsEntry, Programme, Tier)

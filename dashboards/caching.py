@@ -112,6 +112,13 @@ def data_changed_on_commit(**_kwargs) -> None:
     transaction.on_commit(replacement)
 
 
+def data_changed_after_sweep(*, wrote: bool = True, **_kwargs) -> None:
+    """Receiver of loyalty's `points_swept`: a sweep that wrote nothing (the sweep after every order
+    and import, most of which finds nothing left to earn) leaves every cached figure as it is."""
+    if wrote:
+        data_changed_on_commit()
+
+
 def watch(*models) -> None:
     """Figures also read these models: a row saved or deleted makes every cached figure stale."""
     from django.db.models.signals import post_delete, post_save

@@ -509,7 +509,8 @@ def points_earn_for_orders(
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(_EARN_LOCK)])
             _earn_customers(programme, tiers, todo[start : start + batch_size], result)
     result.reversals = points_reverse_for_orders(customer_ids=ids)
-    points_swept.send(sender=EarnResult, customer_ids=ids)  # referral bonuses (loyalty.referrals)
+    wrote = bool(result.enrolled or result.orders or result.upgrades or result.reversals)
+    points_swept.send(sender=EarnResult, customer_ids=ids, wrote=wrote)  # referral bonuses, the reports
     return result
 
 

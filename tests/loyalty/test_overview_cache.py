@@ -121,3 +121,35 @@ def test_the_report_page_is_kept_per_period_until_a_change_then_stale_while_it_i
     assert [(m["name"], m["params"]["period"]) for m in sent] == [("loyalty-report", 12)]
     assert report_refresh_task(**sent[0]) == "refreshed"
     assert redeemed(12)[0] == 150
+
+
+def test_a_sweep_that_earns_makes_the_figures_stale_and_one_that_finds_nothing_does_not(
+    programme, django_capture_on_commit_callbacks
+):
+    """The earning sweep runs after every order and import, and writes set-based (no row signal): it
+    says whether it wrote anything, and only then are the cached figures stale."""
+    from customers.models import Order
+    from dashboards.caching import data_version
+    from loyalty.models import PointsEntry
+    from tests.factories import CustomerFactory
+
+    from .conftest import buy
+
+    def sweep(customer_ids):
+        with django_capture_on_commit_callbacks(execute=True):  # as in its task, each batch committed
+            services.points_earn_for_orders(customer_ids=customer_ids)
+
+    customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        order = buy(customer, "200.00")
+    before = data_version()
+    sweep([customer.pk])
+    assert PointsEntry.objects.filter(member__customer=customer, kind=PointsEntry.Kind.EARN).exists()
+    earned = data_version()
+    assert earned != before, "points earned: the figures are stale"
+    sweep([customer.pk])
+    sweep(None)
+    assert data_version() == earned, "nothing left to earn: the figures stay"
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.REFUNDED, refunded_total=order.total)
+    sweep([customer.pk])
+    assert data_version() != earned, "a refund's points taken back: stale again"
