@@ -10,8 +10,8 @@ tickets, survey answers, churn alerts, loyalty members and points; `dashboards.a
 once per transaction, when it commits.
 
 What `cached()` gives a page, one rule for every report:
-- an entry of the current version (and of today, for a `daily` report such as the start page's): served
-  (fresh);
+- an entry of the current version (and of today, for a `daily` report: the start page, the reports
+  of a preset period, the cohorts): served (fresh);
 - no entry: computed now, while the page waits, and stored;
 - an entry of an earlier version (stale) whose last computation took less than
   `settings.DASHBOARDS_REFRESH_IN_BACKGROUND_FROM` seconds: computed again now, so a small company

@@ -24,7 +24,7 @@ from . import analyses, exporting, figures
 from .caching import Figures, cached
 from .exporting import export_query
 from .periods import COMPARISONS, PRESETS, Period, parse_selection
-from .reports import period_param
+from .reports import period_param, selection_params
 from .scope import FILTER_KEYS, Scope, filter_options, parse_filters
 
 PAGE_SIZE = 50
@@ -84,13 +84,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection = parse_selection(request.GET, _today())
     shown = _figures(
-        request,
-        "overview-and-chart",
-        {
-            "period": period_param(selection.period),
-            "compared": period_param(selection.compared),
-            **scope.filters.as_params(),
-        },
+        request, "overview-and-chart", {**selection_params(selection), **scope.filters.as_params()}
     )
     if (answer := poll_answer(request, shown)) is not None:
         return answer
@@ -258,10 +252,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     months = _small_int(request.GET.get("months"), 3, analyses.MAX_COHORT_MONTHS) or 12
     metric = "revenue" if request.GET.get("metric") == "revenue" else "share"
-    today = _today()
-    shown = _figures(
-        request, "cohorts", {"months": months, "today": today.isoformat(), **scope.filters.as_params()}
-    )
+    shown = _figures(request, "cohorts", {"months": months, **scope.filters.as_params()})
     if (answer := poll_answer(request, shown)) is not None:
         return answer
     rows = shown.value
@@ -550,7 +541,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     selection, period_params = _period_context(request)
     shown = _figures(
-        request, "funnel", {"period": period_param(selection.period), **scope.filters.as_params()}
+        request, "funnel", {**selection_params(selection, compared=False), **scope.filters.as_params()}
     )
     if (answer := poll_answer(request, shown)) is not None:
         return answer
