@@ -1,7 +1,7 @@
 """The plug-in point for figures that take seconds to compute at a big company's size: an app
 registers a report by name (`REPORTS[name] = Report(compute)`, in its AppConfig.ready()) and its page
 asks for the figures through `cached(name, user, params)`, then shows the "as of" label of stale
-figures (`as_of`, with the template `dashboards/partials/_as_of.html`) and answers the label's poll
+figures (`as_of`, with the template `components/figures_as_of.html`) and answers the label's poll
 (`poll_answer`).
 
 The cache itself is the reports' (dashboards.caching: per tenant, scope and parameters; stale figures
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 # How long an entry is kept and may be served: a day (see Report.max_age).
 TIMEOUT = 24 * 60 * 60
-AS_OF_POLL = "figures-as-of"  # the id of the "as of" label, which polls (dashboards/partials/_as_of.html)
+AS_OF_POLL = "figures-as-of"  # the id of the "as of" label, which polls (components/figures_as_of.html)
 
 
 @dataclass(frozen=True)
