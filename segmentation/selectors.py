@@ -330,11 +330,14 @@ def clv_distribution(*, user: User, bins: int = 20) -> dict[str, Any]:
 
 
 def top_customers_by_clv(*, user: User, limit: int = 20) -> list[CustomerScore]:
+    """The customers with the highest predicted CLV. Ordered as score_clv_idx is (descending, nulls
+    first, which the filter leaves out): the index is walked from the top, 3-40 ms at 1,000,000
+    customers; ordered "nulls last" every score was sorted instead (0.5 s)."""
     return list(
         score_list(user=user)
         .filter(predicted_clv__isnull=False)
         .select_related("customer", "customer__owner")
-        .order_by(F("predicted_clv").desc(nulls_last=True), "customer_id")[:limit]
+        .order_by(F("predicted_clv").desc(), "customer_id")[:limit]
     )
 
 
