@@ -472,7 +472,9 @@ class OrderChange(models.Model):
     """A journal of the customers whose orders changed, read and emptied by the segmentation
     recompute: an incremental recompute re-reads only these customers' orders. Written by triggers on
     the order table (migration 0010), so no way of changing an order (a service, an import's COPY, a
-    queryset update, a shell) can leave it out: one row per customer per statement.
+    queryset update, a shell) can leave it out: one row per customer per statement. Triggers on the
+    customer table (migration 0012) add a row for customer 0 per INSERT statement ("customers were
+    added") and one per customer restored from the bin.
 
     `txid` is the writing transaction's id (`pg_current_xact_id()`): a recompute deletes exactly the
     rows that were visible in the snapshot it read the orders with, so a change committed while it

@@ -702,21 +702,30 @@ def _scores_aggregate() -> ScoresAggregate:
     One GROUP BY over the (segment, stage) cells, rolled up here: the sums are whole cents, so the
     roll-up is exact, and at 1,000,000 customers it takes a fifth of the time of GROUPING SETS (which
     PostgreSQL answers with a sorted MixedAggregate instead of one parallel hash aggregate)."""
+    # Every score row has its customer (ON DELETE CASCADE): "not in the bin" reads the few binned ones
+    # through their partial index instead of joining every customer.
+    not_binned = (
+        "NOT EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = {alias}.customer_id "
+        "AND c.deleted_at IS NOT NULL)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.rfm_segment, s.lifecycle_stage, count(*), count(s.r_score), "
-            "COALESCE(sum(f.order_count), 0), COALESCE(round(sum(s.window_revenue) * 100), 0)::int8, "
+            "COALESCE(round(sum(s.window_revenue) * 100), 0)::int8, "
             "COALESCE(round(sum(s.predicted_clv) * 100), 0)::int8, count(s.predicted_clv) "
-            f"FROM {SCORE_TABLE} s LEFT JOIN {FEATURE_TABLE} f ON f.customer_id = s.customer_id "
-            # every score row has its customer (ON DELETE CASCADE): "not in the bin" reads the few
-            # binned ones through their partial index instead of joining every customer
-            "WHERE NOT EXISTS (SELECT 1 FROM customers_customer c "
-            "WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL) "
+            f"FROM {SCORE_TABLE} s WHERE {not_binned.format(alias='s')} "
             "GROUP BY s.rfm_segment, s.lifecycle_stage"
         )
         cells = cursor.fetchall()
+        # The purchases, from the features alone rather than joined to every score (half the time
+        # at 1,000,000 customers): a run writes the features and the scores of the same customers,
+        # and the journal of a purge (its orders deleted) makes the run that sees it forget the
+        # purged customers' features before this point; those purged without an order count 0.
+        where = not_binned.format(alias="f")
+        cursor.execute(f"SELECT COALESCE(sum(f.order_count), 0) FROM {FEATURE_TABLE} f WHERE {where}")
+        orders = int(cursor.fetchone()[0])
     sums: dict[tuple[str, str], list[int]] = {}
-    for segment, stage, customers, _scored, _orders, revenue, clv, clv_customers in cells:
+    for segment, stage, customers, _scored, revenue, clv, clv_customers in cells:
         for key in (
             (SegmentSnapshot.Dimension.RFM.value, segment),
             (SegmentSnapshot.Dimension.STAGE.value, stage),
@@ -727,7 +736,7 @@ def _scores_aggregate() -> ScoresAggregate:
     return ScoresAggregate(
         customers=sum(int(cell[2]) for cell in cells),
         scored=sum(int(cell[3]) for cell in cells),
-        orders=sum(int(cell[4]) for cell in cells),
+        orders=orders,
         groups=[SnapshotGroup(dimension, key, *sums[dimension, key]) for dimension, key in sorted(sums)],
     )
 
@@ -984,8 +993,9 @@ def _tidy_scores_table(method: str) -> None:
 # one under the frozen parameters on the same UTC day:
 #   - the journal (`customers.OrderChange`, written by a trigger): an order added, changed (a refund),
 #     moved or deleted;
-#   - customers without a stored features row: new since the last full run, or restored from the bin
-#     (a full run stores the features of the customers outside the bin only);
+#   - customers without a stored features row: new since the last run (looked for when the journal
+#     says customers were added), or restored from the bin (journalled by id when restored; a full
+#     run stores the features of the customers outside the bin only);
 #   - customers with an order placed for later that came due between the base run's as_of and now;
 #   - the clock: within one UTC day every day count (recency, the RFM window, the CLV model's T and
 #     the lifecycle rule's day thresholds) stands still, and the one rule that compares instants is
@@ -1016,6 +1026,9 @@ JOURNAL_TABLE = "customers_orderchange"
 # (or is the reading transaction itself, as in a test that writes and recomputes in one transaction).
 JOURNAL_SEEN = "(pg_visible_in_snapshot(txid, %s::pg_snapshot) OR txid = pg_current_xact_id_if_assigned())"
 LIVE = "EXISTS (SELECT 1 FROM customers_customer c WHERE c.id = a.customer_id AND c.deleted_at IS NULL)"
+# The journal's row for "customers were added" (one per INSERT statement into the customers, written by
+# a trigger: customers migration 0012); a customer restored from the bin is journalled by id.
+CUSTOMERS_ADDED = 0
 
 
 @dataclass(frozen=True)
@@ -1119,15 +1132,25 @@ def _affected_customers(
     """The customers an incremental run scores, by reason (see "Incremental runs"), and the journalled
     customers in the bin. All but one query read through an index; "no_features" is an anti-join of
     every live customer id with the features' keys (about 0.6-0.9 s at 1,000,000 customers on the
-    shared machine): journalling new and restored customers would spare it."""
-    journalled = f"SELECT DISTINCT customer_id FROM {JOURNAL_TABLE} WHERE {JOURNAL_SEEN}"
+    shared machine), made only when the journal says customers were added (CUSTOMERS_ADDED)."""
+    journalled = (
+        f"SELECT DISTINCT customer_id FROM {JOURNAL_TABLE} WHERE customer_id <> {CUSTOMERS_ADDED} "
+        f"AND {JOURNAL_SEEN}"
+    )
+    added = _ids(
+        f"SELECT 1 FROM {JOURNAL_TABLE} WHERE customer_id = {CUSTOMERS_ADDED} AND {JOURNAL_SEEN} LIMIT 1",
+        [snapshot],
+    )
     affected = {
         "journal": _ids(f"SELECT customer_id FROM ({journalled}) a WHERE {LIVE}", [snapshot]),
+        # Only when customers were added since the last run (else every live customer has features).
         "no_features": _ids(
             "SELECT c.id FROM customers_customer c WHERE c.deleted_at IS NULL AND NOT EXISTS "
             f"(SELECT 1 FROM {FEATURE_TABLE} f WHERE f.customer_id = c.id)",
             [],
-        ),
+        )
+        if len(added)
+        else np.empty(0, dtype=np.int64),
         "came_due": _ids(
             "SELECT customer_id FROM (SELECT DISTINCT customer_id FROM customers_order "
             f"WHERE placed_at > %s AND placed_at <= %s) a WHERE {LIVE}",

@@ -212,17 +212,40 @@ def test_after_a_run_with_the_historical_fallback_the_next_run_is_full(tenant):
     assert _full_because(recompute(with_holdout=False)) == "the last run did not use the BG/NBD model"
 
 
+def _journalled() -> list[int]:
+    """The customers the journal names (not its "customers were added" rows, customer 0)."""
+    return list(OrderChange.objects.exclude(customer_id=0).values_list("customer_id", flat=True))
+
+
 def test_the_order_journal_belongs_to_its_tenant(tenant, tenant_b):
+    OrderChange.objects.all().delete()
     customer = CustomerFactory()
     _buy(customer, timezone.now())
-    assert list(OrderChange.objects.values_list("customer_id", flat=True)) == [customer.pk]
+    assert _journalled() == [customer.pk]
     with schema_context(tenant_b.schema_name):
-        assert OrderChange.objects.count() == 0
+        OrderChange.objects.all().delete()
         other = CustomerFactory()
         _buy(other, timezone.now())
-        assert list(OrderChange.objects.values_list("customer_id", flat=True)) == [other.pk]
+        assert _journalled() == [other.pk]
+        assert OrderChange.objects.filter(customer_id=0).count() == 1, "its own customer added"
     connection.set_tenant(tenant)
-    assert list(OrderChange.objects.values_list("customer_id", flat=True)) == [customer.pk]
+    assert _journalled() == [customer.pk]
+    assert OrderChange.objects.filter(customer_id=0).count() == 1
+
+
+def test_customers_added_are_journalled_once_per_statement_and_restored_ones_by_id(tenant):
+    OrderChange.objects.all().delete()
+    Customer.objects.bulk_create([Customer(name=f"Bulk {i}") for i in range(3)])  # one statement
+    CustomerFactory()
+    assert list(OrderChange.objects.values_list("customer_id", flat=True)) == [0, 0]
+    OrderChange.objects.all().delete()
+    binned = CustomerFactory(deleted_at=timezone.now())
+    OrderChange.objects.all().delete()
+    Customer.objects.filter(pk=binned.pk).update(name="Still binned")  # not a restore
+    Customer.objects.filter(pk=binned.pk).update(deleted_at=timezone.now())  # binned again
+    assert OrderChange.objects.count() == 0
+    Customer.objects.filter(pk=binned.pk).update(deleted_at=None)
+    assert _journalled() == [binned.pk]
 
 
 @pytest.mark.parametrize("change", ["update", "delete"])
@@ -422,7 +445,7 @@ def test_an_incremental_run_equals_the_full_run_with_the_same_population_paramet
     affected |= {twin.pk, restored.pk, came_due.pk, ending}
     assert run.changed_customers == len(affected)
     assert run.population["affected_by"] == {
-        "journal": 13,
+        "journal": 14,  # the restored customer too, journalled when restored
         "no_features": 11,
         "came_due": 5,
         "reactivation_ended": 1,
@@ -468,7 +491,8 @@ def test_orders_changed_in_the_bin_are_read_again_when_the_customer_is_restored(
     assert not CustomerFeatures.objects.filter(customer_id=binned.pk).exists()
     Customer.objects.filter(pk=binned.pk).update(deleted_at=None)
     run, incremental, full = _incremental_and_full(t2)
-    assert run.population["affected_by"]["no_features"] == 1
+    # journalled when restored (no customer was added: the anti-join with the features is not made)
+    assert (run.population["affected_by"]["journal"], run.population["affected_by"]["no_features"]) == (1, 0)
     _assert_same(incremental, full)
 
 
@@ -531,3 +555,20 @@ def test_the_aggregate_of_the_stored_scores_equals_what_the_full_run_records(ten
     # a customer sent to the bin after the run is left out of the aggregate (its score row stays)
     Customer.objects.filter(pk=customers[8].pk).update(deleted_at=timezone.now())
     assert recompute_module._scores_aggregate().customers == run.customers_count - 1
+
+
+def test_purged_customers_leave_the_runs_counts_as_a_full_run_gives(tenant):
+    """The run's purchases are summed on the features alone: the features of a customer deleted for
+    good (orders and all) are forgotten by the run that sees the purge, so the counts are the full
+    run's; and a customer added without purchases counts as one more customer, no purchase."""
+    customers = _population()
+    t1, t2 = _times()
+    recompute(as_of=t1, with_holdout=False)
+    purged = next(c for c in customers if Order.objects.filter(customer=c).exists())
+    Order.objects.filter(customer=purged).delete()  # the purge: its orders first (journalled), then it
+    Customer.objects.filter(pk=purged.pk).delete()
+    CustomerFactory(name="Added since")  # journalled as "customers added"
+    run, incremental, full = _incremental_and_full(t2)
+    assert run.population["affected_by"]["no_features"] == 1
+    _assert_same(incremental, full)
+    assert not CustomerFeatures.objects.filter(customer_id=purged.pk).exists()
