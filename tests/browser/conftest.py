@@ -19,6 +19,7 @@ import sys
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -189,3 +190,50 @@ def login(tenant_url):
         page.wait_for_load_state("networkidle")
 
     return do_login
+
+
+# --- stale figures ("as of" label, crm.reportcache) --------------------------------------------------
+
+STALE_LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the time zone the stale-figure tests give their viewer
+
+
+def hold_stale(report: str, **changes):
+    """Make the one entry of report `report` in the current tenant look slow to compute ("5 s", and
+    `changes`, e.g. computed_at) and hold its refresh lock as if a refresh were under way: after the
+    next change the page is served stale, labelled, and the label can be looked at. Returns the entry
+    and the lock's key; deleting the key lets the page's poll send the refresh to the real worker."""
+    from dataclasses import replace
+
+    from django.core.cache import cache
+
+    from tests.dashboards.test_stale_figures import SLOW, _entry_keys
+
+    (key,) = _entry_keys(report)
+    entry = replace(cache.get(key), seconds=SLOW, **changes)
+    cache.set(key, entry, 3600)
+    lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
+    cache.set(lock, "held by the test", 300)
+    return entry, lock
+
+
+def stale_label(language: str, computed_at) -> str:
+    """The label of figures computed at `computed_at`, as a viewer in Shanghai reads it: the time
+    alone when computed today, else the date and the time."""
+    from django.utils import timezone, translation
+
+    from crm.templatetags.crm_format import clock, localdt
+
+    with translation.override(language), timezone.override(SHANGHAI):
+        today = timezone.localdate(computed_at) == timezone.localdate()
+        when = clock(computed_at) if today else localdt(computed_at)
+    return STALE_LABEL[language].format(when)
+
+
+def sized_page(browser, width: int):
+    """A new browser context at `width` (390: a phone, touch and all) and its page."""
+    context = browser.new_context(
+        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
+    )
+    context.set_default_timeout(15_000)
+    return context, context.new_page()

@@ -3,33 +3,23 @@
 with the new figures and no label (crm.reportcache, the report "loyalty-overview"). Desktop in English
 and 390 px in Chinese, screenshots in test-artifacts/."""
 
-from zoneinfo import ZoneInfo
-
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone, translation
 from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
-from crm.templatetags.crm_format import clock
 from loyalty import services
-from tests.browser.conftest import ARTIFACTS
-from tests.dashboards.test_stale_figures import SLOW, _entry_keys
+from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
-
-LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
 def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
     browser, committed_tenant, tenant_url, login, django_db_blocker, language, width
 ):
-    from dataclasses import replace
-
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         manager = User.objects.get(email=f"manager@{tenant.slug}.test")
@@ -38,11 +28,7 @@ def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
         services.points_adjust(actor=manager, member=member, points=300, reason="welcome")
     connection.set_schema_to_public()
 
-    context = browser.new_context(
-        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    context, page = sized_page(browser, width)
     points = page.locator('[data-testid="loyalty-figures"]')
     as_of = page.locator('[data-testid="figures-as-of"]')
     try:
@@ -53,18 +39,12 @@ def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
         with django_db_blocker.unblock(), schema_context(tenant.schema_name):
             # The overview took "5 s" to compute, and a refresh of it is already under way (its lock
             # held), so the page is served stale and the label can be looked at; then 50 points more.
-            (key,) = _entry_keys("loyalty-overview")
-            entry = replace(cache.get(key), seconds=SLOW)
-            cache.set(key, entry, 3600)
-            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
-            cache.set(lock, "held by the test", 300)
+            entry, lock = hold_stale("loyalty-overview")
             services.points_adjust(actor=manager, member=member, points=50, reason="goodwill")
 
         page.goto(tenant_url(tenant, "/loyalty/"))
         assert "300" in points.inner_text() and "350" not in points.inner_text(), "as they were, at once"
-        with translation.override(language), timezone.override(SHANGHAI):
-            when = clock(entry.computed_at)
-        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(when)
+        assert " ".join(as_of.inner_text().split()) == stale_label(language, entry.computed_at)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"loyalty_as_of_{language}_{width}.png"), full_page=True)

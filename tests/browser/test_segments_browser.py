@@ -3,28 +3,21 @@ with "Figures as of <time> (being updated)", then, once the real worker's refres
 itself with the new figures and no label (crm.reportcache, the report "segments-rfm"). Desktop in
 English and 390 px in Chinese, screenshots in test-artifacts/."""
 
-from dataclasses import replace
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
-from crm.templatetags.crm_format import clock
 from customers.services import customer_delete
 from segmentation.models import CustomerScore
-from tests.browser.conftest import ARTIFACTS
-from tests.dashboards.test_stale_figures import SLOW, _entry_keys
+from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
-
-LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
@@ -52,11 +45,7 @@ def test_stale_segment_figures_are_labelled_then_replaced_without_a_click(
             )
     connection.set_schema_to_public()
 
-    context = browser.new_context(
-        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    context, page = sized_page(browser, width)
     loyal = page.locator('tr[data-segment="loyal"] [data-figure="customers"]')
     as_of = page.locator('[data-testid="figures-as-of"]')
     try:
@@ -68,18 +57,12 @@ def test_stale_segment_figures_are_labelled_then_replaced_without_a_click(
             # The page took "5 s" to compute, and a refresh of it is already under way (its lock
             # held), so the page is served stale and the label can be looked at; then a customer
             # goes to the bin.
-            (key,) = _entry_keys("segments-rfm")
-            entry = replace(cache.get(key), seconds=SLOW)
-            cache.set(key, entry, 3600)
-            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
-            cache.set(lock, "held by the test", 300)
+            entry, lock = hold_stale("segments-rfm")
             customer_delete(actor=manager, customer=customers[0])
 
         page.goto(tenant_url(tenant, "/segments/"))
         assert loyal.inner_text().startswith("3"), "as they were, at once"
-        with translation.override(language), timezone.override(SHANGHAI):
-            when = clock(entry.computed_at)
-        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(when)
+        assert " ".join(as_of.inner_text().split()) == stale_label(language, entry.computed_at)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"segments_as_of_{language}_{width}.png"), full_page=True)

@@ -13,14 +13,13 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
-from tests.browser.conftest import ARTIFACTS
-from tests.dashboards.test_stale_figures import SLOW, _entry_keys, _order, _rewrite
+from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
+from tests.dashboards.test_stale_figures import _order
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.browser
 
 YEAR_2024 = "/dashboards/?range=custom&from=2024-01-01&to=2024-12-31"
-LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
 
 
 def _fits(page) -> bool:
@@ -39,11 +38,7 @@ def test_stale_figures_are_labelled_then_replaced_without_a_click(
         OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=placed_at)
     connection.set_schema_to_public()
 
-    context = browser.new_context(
-        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    context, page = sized_page(browser, width)
     orders = page.locator('[data-figure="orders"]')
     as_of = page.locator('[data-testid="figures-as-of"]')
     try:
@@ -54,17 +49,12 @@ def test_stale_figures_are_labelled_then_replaced_without_a_click(
         with django_db_blocker.unblock(), schema_context(tenant.schema_name):
             # The overview took "5 s" to compute, and a refresh of it is already under way (its lock
             # held), so the page is served stale and the label can be looked at; then an order.
-            _rewrite("overview-and-chart", seconds=SLOW)
-            (key,) = _entry_keys("overview-and-chart")
-            computed_at = cache.get(key).computed_at
-            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
-            cache.set(lock, "held by the test", 300)
+            entry, lock = hold_stale("overview-and-chart")
             _order(manager, CustomerFactory(name="李雷"), "SO-STALE")  # autocommit: the version changes
 
         page.goto(tenant_url(tenant, YEAR_2024))
         assert orders.inner_text().strip() == "1", "the figures as they were, at once"
-        shown = computed_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
-        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(shown)
+        assert " ".join(as_of.inner_text().split()) == stale_label(language, entry.computed_at)
         assert _fits(page)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"stale_figures_{language}_{width}.png"), full_page=True)

@@ -5,25 +5,19 @@ landed, reloads itself with today's figures and no label (dashboards.caching, th
 
 from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone, translation
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from crm.accounts.models import User
-from crm.templatetags.crm_format import localdt
-from tests.browser.conftest import ARTIFACTS
-from tests.dashboards.test_stale_figures import SLOW, _entry_keys, _rewrite
+from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
 from tests.dashboards.test_start_page_cache import _order
 from tests.factories import CustomerFactory, OrderFactory
 
 pytestmark = pytest.mark.browser
-
-LABEL = {"en": "Figures as of {} (being updated)", "zh-hans": "数据截至 {}（正在更新）"}
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.mark.parametrize(("language", "width"), [("en", 1280), ("zh-hans", 390)])
@@ -37,11 +31,7 @@ def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
         OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=timezone.now())
     connection.set_schema_to_public()
 
-    context = browser.new_context(
-        viewport={"width": width, "height": 900 if width > 400 else 844}, is_mobile=width < 400
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    context, page = sized_page(browser, width)
     revenue = page.locator('[data-figure="revenue"]')
     as_of = page.locator('[data-testid="figures-as-of"]')
     try:
@@ -52,18 +42,13 @@ def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
         with django_db_blocker.unblock(), schema_context(tenant.schema_name):
             # Computed yesterday, in "5 s", and a refresh of it already under way (its lock held),
             # so the page is served stale and the label can be looked at; then an order of today.
-            computed_at = timezone.now() - timedelta(days=1)
-            _rewrite("home", computed_at=computed_at, seconds=SLOW)
-            (key,) = _entry_keys("home")
-            lock = key.replace("dashboards:figures:", "dashboards:refreshing:")
-            cache.set(lock, "held by the test", 300)
+            entry, lock = hold_stale("home", computed_at=timezone.now() - timedelta(days=1))
             _order(manager, CustomerFactory(name="李雷"), "SO-HOME")  # ¥10, autocommit
 
         page.goto(tenant_url(tenant, "/"))
         assert revenue.inner_text().strip() == "¥88.00", "the day before's figures, at once"
-        with translation.override(language), timezone.override(SHANGHAI):
-            when = localdt(computed_at)  # a date and a time: it was computed on another day
-        assert " ".join(as_of.inner_text().split()) == LABEL[language].format(when)
+        # a date and a time: it was computed on another day
+        assert " ".join(as_of.inner_text().split()) == stale_label(language, entry.computed_at)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"start_page_as_of_{language}_{width}.png"), full_page=True)
