@@ -153,7 +153,9 @@ def main() -> int:
         client = clients[role]
         extra = {"HTTP_HX_REQUEST": "true"} if url.endswith("/timeline/") else {}
         client.get(url, **extra)  # warm the session and the plan cache
-        if url == "/" or url.startswith("/dashboards/"):  # the start page is cached like a report
+        # The start page, the reports, the segment pages and the loyalty overview and reports are
+        # kept like reports (crm.reportcache).
+        if url == "/" or url.startswith(("/dashboards/", "/segments/", "/loyalty/")):
             with schema_context(tenant.schema_name):
                 data_changed()  # as after an import: the report queries run again
         # A stale report is otherwise served as it was while a background task computes it again
