@@ -237,3 +237,24 @@ def sized_page(browser, width: int):
     )
     context.set_default_timeout(15_000)
     return context, context.new_page()
+
+
+def stale_viewer(tenant, language: str):
+    """The tenant's manager, reading in `language` in Shanghai's time zone (call in its schema)."""
+    from crm.accounts.models import User
+
+    manager = User.objects.get(email=f"manager@{tenant.slug}.test")
+    User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+    return manager
+
+
+def let_the_refresh_land(page, lock: str, *, tenant, django_db_blocker) -> None:
+    """End the refresh `hold_stale` pretended was under way, without a result: the page's next poll
+    sends one to the real worker, and the poll after it lands reloads the page (its label gone)."""
+    from django.core.cache import cache
+    from django_tenants.utils import schema_context
+
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        cache.delete(lock)
+    page.locator('[data-testid="figures-as-of"]').wait_for(state="detached", timeout=90_000)
+    page.wait_for_load_state("load")

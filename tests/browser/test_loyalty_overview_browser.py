@@ -4,13 +4,18 @@ with the new figures and no label (crm.reportcache, the report "loyalty-overview
 and 390 px in Chinese, screenshots in test-artifacts/."""
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from crm.accounts.models import User
 from loyalty import services
-from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
+from tests.browser.conftest import (
+    ARTIFACTS,
+    hold_stale,
+    let_the_refresh_land,
+    sized_page,
+    stale_label,
+    stale_viewer,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
@@ -22,8 +27,7 @@ def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
 ):
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
-        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        manager = stale_viewer(tenant, language)
         member = services.member_enrol(actor=None, customer=CustomerFactory(name="王芳"))
         services.points_adjust(actor=manager, member=member, points=300, reason="welcome")
     connection.set_schema_to_public()
@@ -49,10 +53,7 @@ def test_stale_loyalty_figures_are_labelled_then_replaced_without_a_click(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"loyalty_as_of_{language}_{width}.png"), full_page=True)
 
-        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-            cache.delete(lock)
-        as_of.wait_for(state="detached", timeout=90_000)
-        page.wait_for_load_state("load")
+        let_the_refresh_land(page, lock, tenant=tenant, django_db_blocker=django_db_blocker)
         assert "350" in points.inner_text()
     finally:
         context.close()

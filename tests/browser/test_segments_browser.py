@@ -6,15 +6,20 @@ English and 390 px in Chinese, screenshots in test-artifacts/."""
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from crm.accounts.models import User
 from customers.services import customer_delete
 from segmentation.models import CustomerScore
-from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
+from tests.browser.conftest import (
+    ARTIFACTS,
+    hold_stale,
+    let_the_refresh_land,
+    sized_page,
+    stale_label,
+    stale_viewer,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
@@ -26,8 +31,7 @@ def test_stale_segment_figures_are_labelled_then_replaced_without_a_click(
 ):
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
-        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        manager = stale_viewer(tenant, language)
         now = timezone.now()
         customers = [CustomerFactory(name=name) for name in ("王芳", "李娜", "张伟")]
         for customer in customers:
@@ -67,10 +71,7 @@ def test_stale_segment_figures_are_labelled_then_replaced_without_a_click(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"segments_as_of_{language}_{width}.png"), full_page=True)
 
-        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-            cache.delete(lock)
-        as_of.wait_for(state="detached", timeout=90_000)
-        page.wait_for_load_state("load")
+        let_the_refresh_land(page, lock, tenant=tenant, django_db_blocker=django_db_blocker)
         assert loyal.inner_text().startswith("2")
     finally:
         context.close()

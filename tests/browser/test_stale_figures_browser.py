@@ -8,12 +8,17 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from crm.accounts.models import User
-from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
+from tests.browser.conftest import (
+    ARTIFACTS,
+    hold_stale,
+    let_the_refresh_land,
+    sized_page,
+    stale_label,
+    stale_viewer,
+)
 from tests.dashboards.test_stale_figures import _order
 from tests.factories import CustomerFactory, OrderFactory
 
@@ -32,8 +37,7 @@ def test_stale_figures_are_labelled_then_replaced_without_a_click(
 ):
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
-        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        manager = stale_viewer(tenant, language)
         placed_at = datetime(2024, 3, 5, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
         OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=placed_at)
     connection.set_schema_to_public()
@@ -59,12 +63,7 @@ def test_stale_figures_are_labelled_then_replaced_without_a_click(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"stale_figures_{language}_{width}.png"), full_page=True)
 
-        # The refresh "under way" ends without a result: the page's next poll sends one, the worker
-        # computes it, and the poll after that reloads the page.
-        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-            cache.delete(lock)
-        as_of.wait_for(state="detached", timeout=90_000)
-        page.wait_for_load_state("load")
+        let_the_refresh_land(page, lock, tenant=tenant, django_db_blocker=django_db_blocker)
         assert orders.inner_text().strip() == "2"
     finally:
         context.close()

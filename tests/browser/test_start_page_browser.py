@@ -7,13 +7,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from crm.accounts.models import User
-from tests.browser.conftest import ARTIFACTS, hold_stale, sized_page, stale_label
+from tests.browser.conftest import (
+    ARTIFACTS,
+    hold_stale,
+    let_the_refresh_land,
+    sized_page,
+    stale_label,
+    stale_viewer,
+)
 from tests.dashboards.test_start_page_cache import _order
 from tests.factories import CustomerFactory, OrderFactory
 
@@ -26,8 +31,7 @@ def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
 ):
     tenant = committed_tenant()
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        manager = User.objects.get(email=f"manager@{tenant.slug}.test")
-        User.objects.filter(pk=manager.pk).update(language=language, time_zone="Asia/Shanghai")
+        manager = stale_viewer(tenant, language)
         OrderFactory(customer=CustomerFactory(name="王芳"), total=Decimal("88"), placed_at=timezone.now())
     connection.set_schema_to_public()
 
@@ -53,12 +57,7 @@ def test_the_day_befores_start_page_is_labelled_then_replaced_without_a_click(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"start_page_as_of_{language}_{width}.png"), full_page=True)
 
-        # The refresh "under way" ends without a result: the page's next poll sends one, the worker
-        # computes it, and the poll after that reloads the page.
-        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-            cache.delete(lock)
-        as_of.wait_for(state="detached", timeout=90_000)
-        page.wait_for_load_state("load")
+        let_the_refresh_land(page, lock, tenant=tenant, django_db_blocker=django_db_blocker)
         assert revenue.inner_text().strip() == "¥98.00"
     finally:
         context.close()
