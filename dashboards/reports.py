@@ -101,7 +101,6 @@ def home(user, params: dict[str, Any]) -> dict:
 # and labelled, for a week: the first visit after a quiet weekend gets Friday's figures at once while
 # they are brought up to date.
 DAILY_MAX_AGE = 7 * 24 * 60 * 60
-HOME_MAX_AGE = DAILY_MAX_AGE
 
 # The names are the cache's: an entry cached under "overview" by earlier code held the figures only.
 REPORTS.update(
@@ -111,6 +110,6 @@ REPORTS.update(
         "migration": Report(migration),
         "team": Report(team, max_age=CLOCK_TIMEOUT),  # "overdue now" moves with the clock, not only the data
         "funnel": Report(funnel, max_age=DAILY_MAX_AGE, daily=True),
-        "home": Report(home, max_age=HOME_MAX_AGE, daily=True),
+        "home": Report(home, max_age=DAILY_MAX_AGE, daily=True),
     }
 )
