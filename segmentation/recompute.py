@@ -184,10 +184,55 @@ def load_customer_ids() -> np.ndarray:
     return np.sort(ids)
 
 
-def load_purchases(
+@dataclass
+class Purchases:
+    """Purchases as columns: customer id, the instant (int64 microseconds since the Unix epoch, UTC)
+    and the amount net of refunds (float). Kept as numpy arrays: the recompute reads 10,000,000 of
+    them at scale, and a DataFrame of aware timestamps costs a copy and a conversion of each."""
+
+    customer: np.ndarray
+    placed_us: np.ndarray
+    amount: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.customer)
+
+    def frame(self) -> pd.DataFrame:
+        """customer_id, placed_at (aware, UTC), amount: for the model checks that work on rows."""
+        return pd.DataFrame(
+            {
+                "customer_id": self.customer,
+                "placed_at": pd.to_datetime(self.placed_us, unit="us", utc=True),
+                "amount": self.amount,
+            }
+        )
+
+
+def _places(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Where each of `values` is in `sorted_ids` (unique integer ids), -1 where it is not. A lookup
+    table when the ids' range is about the size of the data (it always is for the serial keys of one
+    tenant): 8,000,000 values among 1,000,000 ids in 0.1 s, where a binary search takes 2 s."""
+    places = np.full(len(values), -1, dtype=np.int64)
+    if not len(values) or not len(sorted_ids):
+        return places
+    low, high = int(sorted_ids[0]), int(sorted_ids[-1])
+    if high - low < 8 * (len(values) + len(sorted_ids)) + 1024:
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[sorted_ids - low] = np.arange(len(sorted_ids))
+        inside = (values >= low) & (values <= high)
+        places[inside] = table[values[inside] - low]
+        return places
+    at = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    found = sorted_ids[at] == values
+    places[found] = at[found]
+    return places
+
+
+def load_purchase_arrays(
     *, as_of: datetime, customer_ids: np.ndarray, only: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Purchases up to `as_of`: customer_id, placed_at (UTC), amount (total - refunded, float).
+) -> Purchases:
+    """Purchases up to `as_of` of the customers `customer_ids`: customers in the recycle bin are
+    left out by the caller's list (a semi-join in numpy is cheaper than in SQL here).
     `only`: just these customers' purchases (the incremental run; read through the customer index)."""
     statuses = [str(s) for s in Order.PURCHASE_STATUSES]
     sql = (
@@ -199,15 +244,17 @@ def load_purchases(
         sql += " AND customer_id = ANY(%s)"
         params += ([int(pk) for pk in only],)
     customer, placed_us, amount = copy_out_arrays(sql, params, ["int8", "timestamptz", "float8"])
-    # Customers in the recycle bin are left out (a semi-join in numpy is cheaper than in SQL here).
-    keep = np.isin(customer, customer_ids)
-    return pd.DataFrame(
-        {
-            "customer_id": customer[keep],
-            "placed_at": pd.to_datetime(placed_us[keep], unit="us", utc=True),
-            "amount": amount[keep],
-        }
-    )
+    keep = _places(customer, np.sort(np.asarray(customer_ids, dtype=np.int64))) >= 0
+    if keep.all():
+        return Purchases(customer, placed_us, amount)
+    return Purchases(customer[keep], placed_us[keep], amount[keep])
+
+
+def load_purchases(
+    *, as_of: datetime, customer_ids: np.ndarray, only: np.ndarray | None = None
+) -> pd.DataFrame:
+    """`load_purchase_arrays` as a frame: customer_id, placed_at (UTC), amount."""
+    return load_purchase_arrays(as_of=as_of, customer_ids=customer_ids, only=only).frame()
 
 
 def load_previous(*, only: np.ndarray | None = None) -> pd.DataFrame:
@@ -284,42 +331,102 @@ DAYS_FIELDS = ("first_day", "last_day", "day_count", "total", "first_day_total")
 MONEY_FIELDS = ("total", "first_day_total")
 
 
+US_PER_DAY = 86_400_000_000
+
+
 def features_from_purchases(
     purchases: pd.DataFrame, customer_ids: np.ndarray, cfg: Config, *, as_of: datetime
+) -> pd.DataFrame:
+    """`features_from_arrays` of a frame of purchases (customer_id, aware placed_at, amount)."""
+    return features_from_arrays(
+        Purchases(
+            purchases["customer_id"].to_numpy(dtype=np.int64),
+            _to_us(purchases["placed_at"]) if len(purchases) else np.zeros(0, dtype=np.int64),
+            purchases["amount"].to_numpy(dtype=float),
+        ),
+        customer_ids,
+        cfg,
+        as_of=as_of,
+    )
+
+
+def features_from_arrays(
+    purchases: Purchases, customer_ids: np.ndarray, cfg: Config, *, as_of: datetime
 ) -> pd.DataFrame:
     """Per customer (index = `customer_ids`, sorted; zeros for a customer without a purchase): the
     purchase days of the whole history and of the RFM window ending on `as_of`'s UTC day, and the
     last purchase instant. Everything the scores need from the orders (`values_from_features`).
 
-    Money is summed in whole cents (exact in a float8 up to 2**53 cents) and divided once at the end,
-    so a total does not depend on the order the rows arrive in: the incremental run, reading a few
-    customers through an index, must store the very features the full run would."""
-    index = pd.Index(np.sort(np.asarray(customer_ids, dtype=np.int64)), name="customer_id")
+    One sort of the purchases by (customer, UTC day) gives it all: a row per purchase day, then a
+    row per customer. Money is summed in whole cents (exact in a float8 up to 2**53 cents) and
+    divided once at the end, so a total does not depend on the order the rows arrive in: the
+    incremental run, reading a few customers through an index, must store the very features the
+    full run would. Purchases of customers not in `customer_ids` are ignored."""
+    ids = np.sort(np.asarray(customer_ids, dtype=np.int64))
+    index = pd.Index(ids, name="customer_id")
     out = {
         name: np.zeros(len(index), dtype=np.int64 if kind != "float8" else float)
         for name, kind in FEATURE_COLUMNS
     }
-    customers = purchases["customer_id"].to_numpy()
-    days = rfm_analytics.to_utc_day_numbers(purchases["placed_at"]).astype(np.int64)
-    cents = np.rint(purchases["amount"].to_numpy(dtype=float) * 100)
+    places = _places(np.asarray(purchases.customer, dtype=np.int64), ids)  # the customer's row in `out`
+    known = places >= 0
+    if not known.any():
+        return pd.DataFrame(out, index=index)
+    everyone = bool(known.all())  # (the full run's purchases are filtered already: no copies)
+    codes = places if everyone else places[known]
+    placed_us = np.asarray(purchases.placed_us, dtype=np.int64)
+    amount = np.asarray(purchases.amount, dtype=float)
+    if not everyone:
+        placed_us, amount = placed_us[known], amount[known]
+    days = placed_us // US_PER_DAY  # the UTC calendar day (floor division: before 1970 too)
+    first_day = int(days.min())
+    span = int(days.max()) - first_day + 1
+    key = codes * span + (days - first_day)  # < len(ids) * span: a few billion at most
+    order, key = _sort(key)
+    day_starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    day_key = key[day_starts]
+    day_cents = np.add.reduceat(np.rint(amount[order] * 100), day_starts)
+    at, day = day_key // span, day_key % span + first_day
+    starts = _per_customer(out, at, day, day_cents, "")
+    out["order_count"][at[starts]] = np.add.reduceat(np.diff(np.r_[day_starts, len(key)]), starts)
+    out["last_purchase_us"][at[starts]] = np.maximum.reduceat(placed_us[order], day_starts[starts])
     as_of_day = rfm_analytics.to_utc_day_number(pd.Timestamp(as_of))
-    in_window = days >= as_of_day - cfg.window_days + 1
-    for prefix, keep in (("", None), ("w_", in_window)):
-        per_day = (
-            rfm_analytics.customer_days(customers, days, cents)
-            if keep is None
-            else rfm_analytics.customer_days(customers[keep], days[keep], cents[keep])
-        )
-        at = index.get_indexer(per_day.customers)
-        for name in DAYS_FIELDS:
-            value = getattr(per_day, name)
-            out[prefix + name][at] = value / 100 if name in MONEY_FIELDS else value
-    ids, counts = np.unique(customers, return_counts=True)
-    out["order_count"][index.get_indexer(ids)] = counts
-    if len(purchases):
-        last = pd.Series(_to_us(purchases["placed_at"])).groupby(customers).max()
-        out["last_purchase_us"][index.get_indexer(last.index)] = last.to_numpy()
+    in_window = day >= as_of_day - cfg.window_days + 1
+    _per_customer(out, at[in_window], day[in_window], day_cents[in_window], "w_")
     return pd.DataFrame(out, index=index)
+
+
+def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The permutation that sorts non-negative int64 `key` (ties in any order) and the sorted keys.
+    When the key and the row number fit in 63 bits together, they are packed and sorted as plain
+    integers: numpy's sort of int64 is vectorised, some six times faster than its argsort (8,000,000
+    keys: 0.13 s against 0.8 s)."""
+    rows = len(key)
+    row_bits = max(int(rows - 1).bit_length(), 1)
+    if not rows or int(key.max()).bit_length() + row_bits > 63:
+        order = np.argsort(key)
+        return order, key[order]
+    packed = np.sort((key << row_bits) | np.arange(rows, dtype=np.int64))
+    return packed & ((1 << row_bits) - 1), packed >> row_bits
+
+
+def _per_customer(
+    out: dict[str, np.ndarray], at: np.ndarray, day: np.ndarray, cents: np.ndarray, prefix: str
+) -> np.ndarray:
+    """Fill `out`'s purchase-day columns (`DAYS_FIELDS`, with `prefix`) from one row per (customer,
+    day) sorted by customer then day: `at` is the row's customer (its place in `out`), `cents` the
+    day's value. Returns where each customer's rows start."""
+    if not len(at):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
+    ends = np.r_[starts[1:], len(at)] - 1
+    where = at[starts]
+    out[prefix + "first_day"][where] = day[starts]
+    out[prefix + "last_day"][where] = day[ends]
+    out[prefix + "day_count"][where] = ends - starts + 1
+    out[prefix + "total"][where] = np.add.reduceat(cents, starts) / 100
+    out[prefix + "first_day_total"][where] = cents[starts] / 100
+    return starts
 
 
 def _customer_days(features: pd.DataFrame, prefix: str) -> rfm_analytics.CustomerDays:
@@ -1309,7 +1416,7 @@ def recompute(
             fitted = report.bgnbd
             initial = list(fitted.params) if fitted is not None and fitted.converged else None
             cpu_started = time.process_time()
-            run.holdout = _holdout(purchases, as_of=as_of, initial=initial)
+            run.holdout = _holdout(purchases.frame(), as_of=as_of, initial=initial)
             cpu["holdout"] = time.process_time() - cpu_started
         except Exception as exc:
             logger.exception("holdout validation failed")
@@ -1395,14 +1502,14 @@ def _raise_alerts(run: RecomputeRun, frame: pd.DataFrame, previous: pd.DataFrame
 def _score_full(
     run: RecomputeRun, cfg: Config, *, as_of: datetime, snapshot: str, refit: bool | None,
     refresh_population: bool, why_full: str, timings: dict, cpu: dict, progress: ProgressCallback,
-) -> tuple[pd.DataFrame, clv_analytics.ModelReport, str]:  # fmt: skip
+) -> tuple[Purchases, clv_analytics.ModelReport, str]:  # fmt: skip
     """Every customer read and scored, the population parameters computed (or the last run's reused,
     see `recompute`), the score table swapped. Returns the purchases and the CLV report (for the
     holdout check) and how the scores were written ("swap" or "update")."""
     started = time.perf_counter()
     customer_ids = load_customer_ids()
-    purchases = load_purchases(as_of=as_of, customer_ids=customer_ids)
-    features = features_from_purchases(purchases, customer_ids, cfg, as_of=as_of)
+    purchases = load_purchase_arrays(as_of=as_of, customer_ids=customer_ids)
+    features = features_from_arrays(purchases, customer_ids, cfg, as_of=as_of)
     timings["read"] = time.perf_counter() - started
 
     progress(25, JobMessage(gettext_noop("Scoring RFM and fitting the CLV model")))
@@ -1499,8 +1606,8 @@ def _score_incremental(
     run.kind = RecomputeRun.Kind.INCREMENTAL
     run.changed_customers = len(plan.affected)
     run.changed_since_fit = plan.base.changed_since_fit + len(plan.affected)
-    purchases = load_purchases(as_of=as_of, customer_ids=plan.affected, only=plan.affected)
-    features = features_from_purchases(purchases, plan.affected, cfg, as_of=as_of)
+    purchases = load_purchase_arrays(as_of=as_of, customer_ids=plan.affected, only=plan.affected)
+    features = features_from_arrays(purchases, plan.affected, cfg, as_of=as_of)
     timings["read"] = time.perf_counter() - started
 
     progress(25, JobMessage(gettext_noop("Scoring RFM and fitting the CLV model")))
