@@ -27,7 +27,8 @@ for it. When no attempt succeeds in time it raises `SwapLockTimeout` (nothing ch
 caller falls back to updating the rows in place.
 
 Rows whose referenced row was deleted while the copy was being built are removed (under the locks)
-before the foreign keys are added, so the swap never fails on a race with a delete.
+when adding a foreign key finds them, and the key added again, so the swap never fails on a race with
+a delete.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 NEXT_SUFFIX = "__next"
 ATTEMPT_MS = 200  # longest wait for the locks in one attempt (and never over deadlock_timeout / 4)
@@ -207,8 +208,14 @@ class TableSwap:
     def _swap_locked(self, cursor, keys, foreign, indexes) -> None:
         """With both tables locked: drop orphans, add the foreign keys, replace the table, rename."""
         for constraint in foreign:
-            self._drop_orphans(cursor, constraint)
-            self._add_constraint(cursor, constraint)
+            # Checking the key reads every row once (0.7 s at 1,000,000 rows), and so does looking
+            # for orphans: look only when the check finds one (a row deleted meanwhile: rare).
+            try:
+                with transaction.atomic():
+                    self._add_constraint(cursor, constraint)
+            except IntegrityError:
+                self._drop_orphans(cursor, constraint)
+                self._add_constraint(cursor, constraint)
         cursor.execute(f"DROP TABLE {_quote(self.table)}")
         cursor.execute(f"ALTER TABLE {_quote(self.next_table)} RENAME TO {_quote(self.table)}")
         for constraint in keys + foreign:
