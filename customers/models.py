@@ -474,7 +474,8 @@ class OrderChange(models.Model):
     the order table (migration 0010), so no way of changing an order (a service, an import's COPY, a
     queryset update, a shell) can leave it out: one row per customer per statement. Triggers on the
     customer table (migration 0012) add a row for customer 0 per INSERT statement ("customers were
-    added") and one per customer restored from the bin.
+    added") and one per customer restored from the bin; migration 0013 one for customer -1 per
+    customer who enters or leaves the bin ("the bin changed").
 
     `txid` is the writing transaction's id (`pg_current_xact_id()`): a recompute deletes exactly the
     rows that were visible in the snapshot it read the orders with, so a change committed while it

@@ -300,6 +300,10 @@ class RecomputeRun(models.Model):
     # "Incremental runs"): RFM quintile cut points, the lifecycle rule's typical interval, the run that
     # computed them; an incremental run adds how many customers each reason made it score.
     population = models.JSONField(default=dict, blank=True)
+    # The run's counts in whole cents (customers, scored, purchases and the snapshot's sums per segment
+    # and stage): the next incremental run adds its customers' changes to them instead of aggregating
+    # every stored score again (segmentation.recompute, "Incremental runs").
+    totals = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

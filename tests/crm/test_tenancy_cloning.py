@@ -85,7 +85,7 @@ def test_fast_copy_has_the_templates_tables_constraints_indexes_and_rows(public)
         assert copy[part] == template[part], part
     assert copy["extended statistics"] == template["extended statistics"] != set()
     assert "customer_city_upper_stats" in {name for name, _definition, _target in copy["extended statistics"]}
-    assert len(template["triggers"]) == 5  # the journal's (customers.OrderChange): orders, customers
+    assert len(template["triggers"]) == 7  # the journal's (customers.OrderChange): orders, customers
     assert ("loyalty_member", "['fillfactor=70']") in copy["storage"]
     assert ("customers_customer", "search_text", "1000") in copy["statistics"]
     assert len(template["indexes"]) > 30 and len(template["constraints"]) > 50

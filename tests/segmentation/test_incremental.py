@@ -213,8 +213,9 @@ def test_after_a_run_with_the_historical_fallback_the_next_run_is_full(tenant):
 
 
 def _journalled() -> list[int]:
-    """The customers the journal names (not its "customers were added" rows, customer 0)."""
-    return list(OrderChange.objects.exclude(customer_id=0).values_list("customer_id", flat=True))
+    """The customers the journal names (not its "customers were added" and "the bin changed" rows,
+    customers 0 and -1)."""
+    return list(OrderChange.objects.filter(customer_id__gt=0).values_list("customer_id", flat=True))
 
 
 def test_the_order_journal_belongs_to_its_tenant(tenant, tenant_b):
@@ -246,6 +247,28 @@ def test_customers_added_are_journalled_once_per_statement_and_restored_ones_by_
     assert OrderChange.objects.count() == 0
     Customer.objects.filter(pk=binned.pk).update(deleted_at=None)
     assert _journalled() == [binned.pk]
+
+
+def _bin_changes() -> int:
+    return OrderChange.objects.filter(customer_id=recompute_module.BIN_CHANGED).count()
+
+
+def test_the_journal_says_when_the_bin_changed_and_only_then(tenant):
+    live, other = CustomerFactory(), CustomerFactory()
+    binned = CustomerFactory(deleted_at=timezone.now())
+    OrderChange.objects.all().delete()
+    Customer.objects.filter(pk__in=[live.pk, binned.pk]).update(name="Renamed", city="上海")
+    Customer.objects.filter(pk=binned.pk).update(deleted_at=timezone.now())  # still in the bin
+    Customer.objects.filter(pk=binned.pk).delete()  # purged from the bin
+    live.name = "Saved by the ORM"
+    live.save()  # every column written, the bin's unchanged
+    assert _bin_changes() == 0
+    Customer.objects.filter(pk=live.pk).update(deleted_at=timezone.now())  # to the bin
+    assert _bin_changes() == 1
+    Customer.objects.filter(pk=live.pk).update(deleted_at=None)  # restored
+    assert _bin_changes() == 2 and _journalled() == [live.pk]
+    Customer.objects.filter(pk=other.pk).delete()  # deleted outside the bin
+    assert _bin_changes() == 3
 
 
 @pytest.mark.parametrize("change", ["update", "delete"])
@@ -572,3 +595,56 @@ def test_purged_customers_leave_the_runs_counts_as_a_full_run_gives(tenant):
     assert run.population["affected_by"]["no_features"] == 1
     _assert_same(incremental, full)
     assert not CustomerFeatures.objects.filter(customer_id=purged.pk).exists()
+
+
+def test_without_a_change_to_the_bin_the_counts_are_the_last_runs_changed_by_the_affected(tenant):
+    """The counts and snapshot of incremental runs that add their customers' changes to the last
+    run's (no customer entered or left the bin): the full run's, twice in a row."""
+    customers = _population()
+    prospect = CustomerFactory(name="Prospect who buys")  # not scored by the base run, then scored
+    t1, t2 = _times()
+    base = recompute(as_of=t1, with_holdout=False)
+    assert base.totals["customers"] == len(customers) + 1
+    assert base.totals["scored"] == base.scored_count < base.customers_count
+    between = t1 + (t2 - t1) / 2
+    _buy(prospect, between)
+    for customer in customers[:4]:
+        _buy(customer, between, amount="1234.56")
+    refunded = Order.objects.filter(customer=customers[5]).first()
+    Order.objects.filter(pk=refunded.pk).update(status=Order.Status.REFUNDED, refunded_total=refunded.total)
+    newcomer = CustomerFactory(name="Newcomer")
+    _buy(newcomer, between)
+    CustomerFactory(name="Prospect")
+    _immediate_constraints()
+    first = recompute(as_of=between + (t2 - between) / 2, with_holdout=False)
+    assert first.kind == RecomputeRun.Kind.INCREMENTAL
+    assert first.population["counts"] == "the last run's, changed"
+    # the next one builds on the first one's counts
+    _buy(customers[6], between)
+    run, incremental, full = _incremental_and_full(t2)
+    assert run.population["counts"] == "the last run's, changed"
+    _assert_same(incremental, full)
+    assert incremental["counts"][:2] == (len(customers) + 3, base.orders_count + 7 - 1)
+    assert CustomerScore.objects.get(customer=prospect).r_score is not None
+    assert run.totals == recompute_module._scores_aggregate().to_dict()
+
+
+@pytest.mark.parametrize("change", ["binned", "restored", "deleted"])
+def test_after_a_change_to_the_bin_the_counts_are_aggregated_from_the_stored_scores(tenant, change):
+    customers = _population()
+    t1, t2 = _times()
+    if change == "restored":
+        Customer.objects.filter(pk=customers[9].pk).update(deleted_at=t1)
+    recompute(as_of=t1, with_holdout=False)
+    _buy(customers[0], t1 + (t2 - t1) / 2)
+    if change == "binned":
+        Customer.objects.filter(pk=customers[9].pk).update(deleted_at=t1)
+    elif change == "restored":
+        Customer.objects.filter(pk=customers[9].pk).update(deleted_at=None)
+    else:  # deleted outside the bin, orders and all
+        Order.objects.filter(customer=customers[9]).delete()
+        Customer.objects.filter(pk=customers[9].pk).delete()
+    run, incremental, full = _incremental_and_full(t2)
+    assert run.population["counts"] == "aggregated"
+    _assert_same(incremental, full)
+    assert incremental["counts"][0] == len(customers) - (change != "restored")
