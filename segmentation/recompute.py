@@ -54,7 +54,7 @@ from .analytics import lifecycle as lifecycle_analytics
 from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
-from .pgcopy import copy_in_arrays, copy_out_arrays
+from .pgcopy import Column, copy_in_arrays, copy_in_columns, copy_out_arrays
 from .signals import recompute_finished_on_commit
 from .tableswap import SwapLockTimeout, TableSwap
 
@@ -746,6 +746,47 @@ def _score_columns(frame: pd.DataFrame, stage_since: pd.Series) -> list[tuple[st
     ]
 
 
+def _score_copy_columns(
+    frame: pd.DataFrame, stage_since: pd.Series, *, computed_at: datetime
+) -> list[Column]:
+    """The scores as the score table's own columns, for a binary COPY straight into it (NULLs, money
+    as numeric and the keys as text written by `pgcopy.copy_in_columns`): what `ScoreWrite.DECODED`
+    makes of `_score_columns` in SQL."""
+    recency = frame["recency_days"]
+    scores = {name: frame[name] for name in ("r_score", "f_score", "m_score")}
+    expected = frame["expected_purchases_90d"].to_numpy(dtype=float, na_value=np.nan)
+    alive = frame["probability_alive"].to_numpy(dtype=float, na_value=np.nan)
+    order_value, clv = _cents(frame["expected_order_value"]), _cents(frame["predicted_clv"])
+    return [
+        Column("customer_id", "int8", frame.index.to_numpy(dtype=np.int64)),
+        Column("recency_days", "int4", _int_or(recency, 0), nulls=recency.isna().to_numpy()),
+        Column("frequency", "int4", frame["frequency"].to_numpy(dtype=np.int64)),
+        Column("monetary", "cents", _cents(frame["monetary"])),
+        Column("window_revenue", "cents", _cents(frame["window_revenue"])),
+        *(
+            Column(name, "int2", _int_or(values, 0), nulls=values.isna().to_numpy())
+            for name, values in scores.items()
+        ),
+        Column(
+            "rfm_segment", "text", _codes(frame["rfm_segment"], SEGMENT_KEYS), choices=tuple(SEGMENT_KEYS)
+        ),
+        Column("expected_purchases_90d", "float8", np.nan_to_num(expected), nulls=np.isnan(expected)),
+        Column("probability_alive", "float8", np.nan_to_num(alive), nulls=np.isnan(alive)),
+        Column("expected_order_value", "cents", order_value, nulls=order_value == NULL_CENTS),
+        Column("predicted_clv", "cents", clv, nulls=clv == NULL_CENTS),
+        Column("clv_model", "text", _codes(frame["clv_model"], MODEL_KEYS), choices=tuple(MODEL_KEYS)),
+        Column(
+            "lifecycle_stage", "text", _codes(frame["lifecycle_stage"], STAGE_KEYS), choices=tuple(STAGE_KEYS)
+        ),
+        Column("stage_since", "timestamptz", _to_us(stage_since)),
+        Column(
+            "computed_at",
+            "timestamptz",
+            np.full(len(frame), _to_us(pd.Series([pd.Timestamp(computed_at)]))[0]),
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class SnapshotGroup:
     """One SegmentSnapshot row's sums, in whole cents (exact: the same from the in-memory frame of a
@@ -974,14 +1015,15 @@ class _BaseMoved(Exception):
 class ScoreWrite:
     """Every customer's new score, written in two steps inside the caller's transaction.
 
-    `stage()` COPYs the scores (binary) into a temp table and fills a fresh copy of the score table
-    from it (plus the last score of customers left out of this run: those in the recycle bin keep
-    it); `finish()` swaps the copy in (`tableswap.TableSwap`: indexes built once over the finished
+    `stage()` COPYs the scores (binary, `pgcopy.copy_in_columns`) straight into a fresh copy of the
+    score table (plus the last score of customers left out of this run: those in the recycle bin
+    keep it); `finish()` swaps the copy in (`tableswap.TableSwap`: indexes built once over the finished
     data instead of 100,000 row versions and five index entries each). The swap locks the score and
     customer tables until the commit, so `finish()` comes last, just before it. When the locks are
     not granted in time (a long query is reading), the copy is dropped and the rows are updated in
-    place instead (one UPDATE ... FROM plus one INSERT for customers scored for the first time).
-    Runs under the tenant's recompute lock, so nobody else writes scores meanwhile.
+    place instead (one UPDATE ... FROM a temp table of the scores, plus one INSERT for customers
+    scored for the first time). Runs under the tenant's recompute lock, so nobody else writes scores
+    meanwhile.
     """
 
     def __init__(
@@ -989,9 +1031,11 @@ class ScoreWrite:
         carried: np.ndarray | None = None,
     ):  # fmt: skip
         self.frame = frame
-        # The stored scores the copy keeps (customers left out of this run), when the caller knows
-        # them: it read the stored scores under the recompute lock. Else they are found by an
-        # anti-join of every stored score with the new ones (half a second at 1,000,000).
+        # The stored scores the copy keeps (customers left out of this run: in the bin), named by the
+        # caller, who read the stored scores under the recompute lock (an anti-join of every stored
+        # score with the new ones would take half a second at 1,000,000).
+        if not in_place and carried is None:
+            raise ValueError("a swap needs the stored scores to carry over (none: an empty array)")
         self.carried = carried
         # in place: only the rows of `frame` are written, with an UPDATE (the incremental run's few)
         self.in_place = in_place
@@ -1020,29 +1064,29 @@ class ScoreWrite:
     def stage(self) -> None:
         if self.frame.empty:
             return
-        _temp_table("tmp_scores", _score_columns(self.frame, self.stage_since))
         if self.in_place:
+            self._stage_temp_table()
             return
         targets = ", ".join(SCORE_COLUMNS)
         self.swap.create()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                # (customers purged since the read are dropped by the swap, under its locks)
-                f"INSERT INTO {self.swap.next_table} ({targets}) {self.DECODED}",
-                self.params,
-            )
-            self.written = cursor.rowcount
-            if self.carried is None:
-                cursor.execute(
-                    f"INSERT INTO {self.swap.next_table} ({targets}) SELECT {targets} FROM {SCORE_TABLE} s "
-                    "WHERE NOT EXISTS (SELECT 1 FROM tmp_scores t WHERE t.customer_id = s.customer_id)"
-                )
-            elif len(self.carried):
+        # The table's own columns, NULLs and numerics encoded in numpy: at 1,000,000 customers 3.4 s
+        # against 5.6 s for a temp table of sentinels decoded by an INSERT ... SELECT. (Customers
+        # purged since the read are dropped by the swap, under its locks.)
+        self.written = copy_in_columns(
+            self.swap.next_table,
+            _score_copy_columns(self.frame, self.stage_since, computed_at=self.params["now"]),
+        )
+        if len(self.carried):
+            with connection.cursor() as cursor:
                 cursor.execute(
                     f"INSERT INTO {self.swap.next_table} ({targets}) SELECT {targets} FROM {SCORE_TABLE} "
                     "WHERE customer_id = ANY(%s)",
                     [[int(pk) for pk in self.carried]],
                 )
+
+    def _stage_temp_table(self) -> None:
+        """The scores in a temp table (sentinels for NULLs, codes for keys) for `_update_in_place`."""
+        _temp_table("tmp_scores", _score_columns(self.frame, self.stage_since))
 
     def finish(self) -> int:
         """Swap the new scores in (or update in place, see the class doc); returns the rows written."""
@@ -1051,8 +1095,6 @@ class ScoreWrite:
         if self.in_place:
             self.written = self._update_in_place()
             self.method = "update"
-            with connection.cursor() as cursor:
-                cursor.execute("DROP TABLE tmp_scores")
             return self.written
         try:
             self.swap.commit_swap()
@@ -1060,13 +1102,13 @@ class ScoreWrite:
         except SwapLockTimeout as exc:
             logger.warning("score table busy (%s): updating the scores in place", exc)
             self.swap.discard()
+            self._stage_temp_table()
             self.written = self._update_in_place()
             self.method = "update"
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE tmp_scores")
         return self.written
 
     def _update_in_place(self) -> int:
+        """Update the rows from the staged temp table (then dropped); returns the rows written."""
         targets = ", ".join(SCORE_COLUMNS)
         updates = ", ".join(f"{column} = n.{column}" for column in SCORE_COLUMNS[1:])
         with connection.cursor() as cursor:
@@ -1082,7 +1124,9 @@ class ScoreWrite:
                 "ON CONFLICT (customer_id) DO NOTHING",
                 self.params,
             )
-            return written + cursor.rowcount
+            written += cursor.rowcount
+            cursor.execute("DROP TABLE tmp_scores")
+            return written
 
 
 def write_transitions(
