@@ -770,8 +770,8 @@ def _score_copy_columns(
         Column(
             "rfm_segment", "text", _codes(frame["rfm_segment"], SEGMENT_KEYS), choices=tuple(SEGMENT_KEYS)
         ),
-        Column("expected_purchases_90d", "float8", np.nan_to_num(expected), nulls=np.isnan(expected)),
-        Column("probability_alive", "float8", np.nan_to_num(alive), nulls=np.isnan(alive)),
+        Column("expected_purchases_90d", "float8", expected, nulls=np.isnan(expected)),
+        Column("probability_alive", "float8", alive, nulls=np.isnan(alive)),
         Column("expected_order_value", "cents", order_value, nulls=order_value == NULL_CENTS),
         Column("predicted_clv", "cents", clv, nulls=clv == NULL_CENTS),
         Column("clv_model", "text", _codes(frame["clv_model"], MODEL_KEYS), choices=tuple(MODEL_KEYS)),
