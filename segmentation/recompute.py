@@ -212,16 +212,19 @@ def _places(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     """Where each of `values` is in `sorted_ids` (unique integer ids), -1 where it is not. A lookup
     table when the ids' range is about the size of the data (it always is for the serial keys of one
     tenant): 8,000,000 values among 1,000,000 ids in 0.1 s, where a binary search takes 2 s."""
-    places = np.full(len(values), -1, dtype=np.int64)
     if not len(values) or not len(sorted_ids):
-        return places
+        return np.full(len(values), -1, dtype=np.int64)
     low, high = int(sorted_ids[0]), int(sorted_ids[-1])
     if high - low < 8 * (len(values) + len(sorted_ids)) + 1024:
         table = np.full(high - low + 1, -1, dtype=np.int64)
         table[sorted_ids - low] = np.arange(len(sorted_ids))
+        if int(values.min()) >= low and int(values.max()) <= high:
+            return table[values - low]  # (the usual case: one gather, no masks)
+        places = np.full(len(values), -1, dtype=np.int64)
         inside = (values >= low) & (values <= high)
         places[inside] = table[values[inside] - low]
         return places
+    places = np.full(len(values), -1, dtype=np.int64)
     at = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
     found = sorted_ids[at] == values
     places[found] = at[found]

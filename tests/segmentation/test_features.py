@@ -91,8 +91,14 @@ def test_sort_gives_the_permutation_and_the_sorted_keys_on_both_paths():
         assert np.array_equal(np.sort(order), np.arange(len(key)))
 
 
-@pytest.mark.parametrize("ids", [np.arange(10, 20), np.array([5, 2**40, 2**60])], ids=["dense", "sparse"])
+@pytest.mark.parametrize(
+    "ids",
+    [np.arange(10, 20), np.array([10, 12, 15, 16]), np.array([5, 2**40, 2**60])],
+    ids=["dense", "with gaps", "sparse"],
+)
 def test_places_finds_each_value_or_minus_one(ids):
     values = np.array([ids[3 % len(ids)], 0, ids[0], ids[-1], ids[-1] + 1, -7, ids[1]])
     expected = [list(ids).index(v) if v in ids else -1 for v in values]
     assert list(_places(values, ids)) == expected
+    within = np.array([ids[-1], ids[0] + 1, ids[0], ids[-1] - 1])  # inside the range, some not ids
+    assert list(_places(within, ids)) == [list(ids).index(v) if v in ids else -1 for v in within]
