@@ -108,33 +108,10 @@ def copy_in_arrays(table: str, columns: list[tuple[str, str, np.ndarray]]) -> in
     """COPY equally long arrays into `table` with the binary format.
 
     `columns` is [(column name, pg type, values)]; timestamptz values are int64 microseconds since
-    the Unix epoch. Returns the number of rows written.
+    the Unix epoch. Returns the number of rows written. (`copy_in_columns` without NULLs, money or
+    texts: every row has the one shape.)
     """
-    if not columns:
-        return 0
-    length = len(columns[0][2])
-    if any(len(values) != length for _name, _type, values in columns):
-        raise ValueError("all columns must have the same length")
-    if length == 0:
-        return 0
-    dtype = _row_dtype([pg_type for _name, pg_type, _values in columns])
-    rows = np.empty(length, dtype=dtype)
-    rows["count"] = len(columns)
-    for index, (_name, pg_type, values) in enumerate(columns):
-        rows[f"len{index}"] = np.dtype(TYPES[pg_type]).itemsize
-        array = np.asarray(values)
-        if pg_type == "timestamptz":
-            array = array.astype(np.int64) - PG_EPOCH_US
-        rows[f"val{index}"] = array
-    names = ", ".join(name for name, _type, _values in columns)
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy,
-    ):
-        copy.write(HEADER)
-        copy.write(rows.tobytes())
-        copy.write(TRAILER)
-    return length
+    return copy_in_columns(table, [Column(name, pg_type, values) for name, pg_type, values in columns])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,8 +197,8 @@ def _check(column: Column, length: int) -> None:
 def copy_in_columns(table: str, columns: list[Column]) -> int:
     """COPY equally long columns into `table` with the binary format, NULLs, money and texts
     included: the rows are grouped by their shape (which fields are NULL, which text each holds),
-    each group being fixed-width, so a group is one structured numpy array as in `copy_in_arrays`
-    (the row order within the table does not matter to a heap). Returns the rows written."""
+    each group being fixed-width, so a group is one structured numpy array (the row order within the
+    table does not matter to a heap). Returns the rows written."""
     if not columns:
         return 0
     length = len(columns[0].values)
