@@ -194,9 +194,6 @@ class Purchases:
     placed_us: np.ndarray
     amount: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.customer)
-
     def frame(self) -> pd.DataFrame:
         """customer_id, placed_at (aware, UTC), amount: for the model checks that work on rows."""
         return pd.DataFrame(
