@@ -128,3 +128,33 @@ def test_an_incremental_run_that_fails_part_way_through_its_writes_leaves_everyt
     run = recompute(as_of=t2, with_holdout=False)
     assert run.kind == RecomputeRun.Kind.INCREMENTAL and run.changed_customers == 3
     assert OrderChange.objects.count() == 0 and incremental._scores() != scores
+
+
+def _features():
+    return sorted(CustomerFeatures.objects.values_list("customer_id", "day_count", "total", "order_count"))
+
+
+def test_a_fit_that_fails_while_the_features_are_written_leaves_the_stored_features(tenant, monkeypatch):
+    """A full run stores the features in a thread while it fits the models (segmentation.overlap),
+    inside the run's transaction: a failed fit leaves the last run's features and scores."""
+    regular = customer_with_orders([400, 300, 200])
+    customer_with_orders([5])
+    assert recompute(with_holdout=False, incremental=False).status == RecomputeRun.Status.SUCCEEDED
+    buy(regular, 1)
+    features_before, written_before = _features(), _written()
+
+    real_fit = recompute_module.values_from_features
+
+    def fit_then_fail(*args, **kwargs):
+        real_fit(*args, **kwargs)
+        raise ArithmeticError("the fit diverged")
+
+    monkeypatch.setattr(recompute_module, "values_from_features", fit_then_fail)
+    with pytest.raises(ArithmeticError):
+        recompute(with_holdout=False, incremental=False)
+    assert _features() == features_before
+    assert _written() == written_before
+
+    monkeypatch.setattr(recompute_module, "values_from_features", real_fit)
+    assert recompute(with_holdout=False, incremental=False).status == RecomputeRun.Status.SUCCEEDED
+    assert _features() != features_before  # the new purchase is counted now
