@@ -10,7 +10,7 @@ Shape (every phase is timed into `RecomputeRun.timings`):
             labelled historical fallback when the fit is unusable);
 4. write    in ONE transaction under a per-tenant advisory lock, which a full run takes before 2 and
             3: meanwhile a thread stores the features and reads the previous scores on the same
-            connection (`overlap`). Then assign lifecycle stages (`analytics.lifecycle`, which needs
+            connection (`crm.overlap`). Then assign lifecycle stages (`analytics.lifecycle`, which needs
             the previous stage), COPY the new scores into a fresh copy of the score table, COPY the
             stage and segment transitions, write the snapshot rows, raise the churn alerts, and last
             swap the copy in
@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from crm.jobs.messages import JobMessage
+from crm.overlap import Overlap
 from customers.models import Customer, Order
 
 from .analytics import clv as clv_analytics
@@ -56,7 +57,6 @@ from .analytics import lifecycle as lifecycle_analytics
 from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
-from .overlap import Overlap
 from .pgcopy import Column, copy_in_arrays, copy_in_columns, copy_out_arrays
 from .signals import recompute_finished_on_commit
 from .tableswap import SwapLockTimeout, TableSwap
@@ -1713,7 +1713,7 @@ def _score_full(
     with transaction.atomic():
         _lock_tenant()
         # The models are fitted while PostgreSQL stores the features and this connection reads the
-        # stored scores, in a thread (segmentation.overlap): the fit needs no database, the COPYs
+        # stored scores, in a thread (crm.overlap): the fit needs no database, the COPYs
         # little of this process, and on two cores they run side by side (about 3 s at 1,000,000).
         with Overlap() as side:
             side.run(write_features, features, replace_all=True)

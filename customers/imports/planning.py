@@ -46,9 +46,10 @@ class ImportOptions:
     policy: str = POLICY_UPDATE
     default_owner_id: int | None = None
     default_source: str = Customer.Source.IMPORT
-    # How search_text is built: "full" (customers.search.build_search_text, with the simplified and
-    # pinyin forms of Chinese names, written with the row itself so nothing is rewritten after the
-    # import) or "none" (a preview, which writes nothing).
+    # How the search_text of a changed customer is built: "full" (customers.search.build_search_text,
+    # with the simplified and pinyin forms of Chinese names, written with the row itself so nothing is
+    # rewritten after the import) or "none" (a preview, which writes nothing). A new customer's is
+    # made by the writer (customers.imports.writing), while it inserts the rows before.
     search_text: str = SEARCH_TEXT_FULL
 
 
@@ -562,14 +563,8 @@ class Planner:
         for consent in ("email_consent", "sms_consent"):
             if fields.get(consent):
                 fields[f"{consent}_at"] = self.now
-        new = NewCustomer(row=row, fields=fields, custom=custom, tags=tags)
-        fields["search_text"] = self._search_text(
-            name=fields.get("name", ""),
-            email=fields.get("email", ""),
-            phone=fields.get("phone", ""),
-            external_id=fields.get("external_id", ""),
-        )
-        return new
+        # (its search text is made by the writer, chunk by chunk, while the one before is inserted)
+        return NewCustomer(row=row, fields=fields, custom=custom, tags=tags)
 
     def _change(self, customer_id: int, row: int, merged, custom, tags, current) -> CustomerChange | None:
         before = current[customer_id]

@@ -19,7 +19,9 @@ from django.db.models import Model
 from psycopg.types.json import Jsonb
 
 from crm.audit.models import AuditEvent
+from crm.overlap import Overlap
 from customers.models import Customer, Order, OrderLine, Tag
+from customers.search import build_search_text
 
 from .planning import ImportPlan
 
@@ -169,38 +171,99 @@ def _insert_new(
     stage: str,
     rows: list[dict[str, Any]],
     now: datetime,
-    *,
-    timings: dict[str, float] | None = None,
-    key: str = "",
-    row_numbers: Sequence[int] | None = None,
 ) -> None:
     """COPY the columns the rows set into a staging table, then INSERT ... SELECT them with every other
-    column at its model default (sent once as a parameter, not once per row). With `row_numbers`,
-    the staging table keeps each row's file row number in a `_row` column (for the audit rows)."""
-    timings = timings if timings is not None else {}
+    column at its model default (sent once as a parameter, not once per row)."""
     given = {key for row in rows for key in row}
     # An id not given is left to the table's identity default.
     columns = [(c, f) for c, f in _columns(model) if not f.primary_key or c in given]
     varying = [c for c, _f in columns if c in given]
     constant = [(c, f) for c, f in columns if c not in given]
     defaults = {c: _default(f, now) for c, f in columns}
-    with _timed(timings, f"{key}_copy"):
-        values = [[row.get(c, defaults[c]) for c in varying] for row in rows]
-        if row_numbers is None:
-            _staging_table(cursor, stage, model._meta.db_table, varying)
-            copy_rows(cursor, stage, varying, values)
-        else:
-            _staging_table(cursor, stage, model._meta.db_table, varying, "ADD COLUMN _row integer")
-            for line, number in zip(values, row_numbers, strict=True):
-                line.append(number)
-            copy_rows(cursor, stage, [*varying, "_row"], values)
+    values = [[row.get(c, defaults[c]) for c in varying] for row in rows]
+    _staging_table(cursor, stage, model._meta.db_table, varying)
+    copy_rows(cursor, stage, varying, values)
     select = varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant]
-    with _timed(timings, f"{key}_insert"):
-        cursor.execute(
-            f"INSERT INTO {model._meta.db_table} ({', '.join(varying + [c for c, _f in constant])}) "  # noqa: S608
-            f'SELECT {", ".join(select)} FROM "{stage}"',
-            [_param(defaults[c]) for c, _f in constant],
-        )
+    cursor.execute(
+        f"INSERT INTO {model._meta.db_table} ({', '.join(varying + [c for c, _f in constant])}) "  # noqa: S608
+        f'SELECT {", ".join(select)} FROM "{stage}"',
+        [_param(defaults[c]) for c, _f in constant],
+    )
+
+
+# New customers are written in chunks of this many rows: the next chunk's search text and COPY text
+# are made here while PostgreSQL inserts the last one (crm.overlap).
+NEW_CUSTOMERS_CHUNK = 20_000
+_NEW_CUSTOMERS_CHUNK_STAGE = "_import_new_customers_chunk"
+
+
+def _write_new_customers(
+    cursor, plan: ImportPlan, actor_id: int | None, now: datetime, timings: dict[str, float]
+) -> int:
+    """Insert the plan's new customers (ids from the sequence up front, so orders can point at them)
+    with their search text (`customers.search.build_search_text`, pinyin included: the costly part of
+    a row, some 80 us for a name not seen before).
+
+    Chunk by chunk: this thread builds a chunk's rows and COPY text while a thread on the same
+    connection and transaction (crm.overlap) COPYs the chunk before into a staging table and inserts
+    it with one INSERT ... SELECT, where PostgreSQL keeps the customer table's indexes (most of an
+    import's time). At most two chunks wait for the thread. The staging table NEW_CUSTOMERS_STAGE
+    keeps every new customer's id, name and file row for the audit rows (`audit_plan`)."""
+    model = Customer
+    ids = _allocate_ids(cursor, model._meta.db_table, len(plan.new_customers))
+    for new, pk in zip(plan.new_customers, ids, strict=True):
+        new.id = pk
+    given = {"id", "custom_fields", "created_by_id", "search_text"}
+    for new in plan.new_customers:
+        given.update(new.fields)
+    varying = [c for c, _f in _columns(model) if c in given]
+    constant = [(c, f) for c, f in _columns(model) if c not in given]
+    defaults = {c: _default(f, now) for c, f in _columns(model)}
+    table = model._meta.db_table
+    _staging_table(cursor, _NEW_CUSTOMERS_CHUNK_STAGE, table, varying, "ADD COLUMN _row integer")
+    _staging_table(cursor, NEW_CUSTOMERS_STAGE, table, ["id", "name"], "ADD COLUMN _row integer")
+    targets = ", ".join(varying + [c for c, _f in constant])
+    select = ", ".join(varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant])
+    insert = f'INSERT INTO {table} ({targets}) SELECT {select} FROM "{_NEW_CUSTOMERS_CHUNK_STAGE}"'  # noqa: S608
+    insert_params = [_param(defaults[c]) for c, _f in constant]
+
+    def write_chunk(lines: list[str]) -> None:  # in the thread
+        with connection.cursor() as chunk_cursor:
+            copy_lines(chunk_cursor, _NEW_CUSTOMERS_CHUNK_STAGE, [*varying, "_row"], lines)
+            chunk_cursor.execute(insert, insert_params)
+            chunk_cursor.execute(
+                f'INSERT INTO "{NEW_CUSTOMERS_STAGE}" (id, name, _row) '  # noqa: S608
+                f'SELECT id, name, _row FROM "{_NEW_CUSTOMERS_CHUNK_STAGE}"'
+            )
+            chunk_cursor.execute(f'TRUNCATE "{_NEW_CUSTOMERS_CHUNK_STAGE}"')
+
+    waiting: list = []
+    with Overlap() as side:
+        for start in range(0, len(plan.new_customers), NEW_CUSTOMERS_CHUNK):
+            with _timed(timings, "customers_new_copy"):
+                rows = []
+                for new in plan.new_customers[start : start + NEW_CUSTOMERS_CHUNK]:
+                    fields = new.fields
+                    row = {
+                        **fields,
+                        "id": new.id,
+                        "custom_fields": new.custom,
+                        "created_by_id": actor_id,
+                        "search_text": build_search_text(
+                            name=fields.get("name", ""),
+                            email=fields.get("email", ""),
+                            phone=fields.get("phone", ""),
+                            external_id=fields.get("external_id", ""),
+                        ),
+                    }
+                    rows.append([*(row.get(c, defaults[c]) for c in varying), new.row])
+                lines = list(encode_rows(rows))
+            with _timed(timings, "customers_new_wait"):
+                if len(waiting) == 2:
+                    waiting.pop(0).result()
+            waiting.append(side.run(write_chunk, lines))
+    timings["customers_new_insert"] = side.seconds.get("write_chunk", 0.0)
+    return len(plan.new_customers)
 
 
 def _param(value: Any) -> Any:
@@ -323,23 +386,8 @@ def write_plan(
 
         if plan.new_customers:
             progress(5, "customers")
-            ids = _allocate_ids(cursor, Customer._meta.db_table, len(plan.new_customers))
-            rows = []
-            for new, pk in zip(plan.new_customers, ids, strict=True):
-                new.id = pk
-                rows.append({**new.fields, "id": pk, "custom_fields": new.custom, "created_by_id": actor_id})
             with _timed(timings, "write_customers_new"):
-                _insert_new(
-                    cursor,
-                    Customer,
-                    NEW_CUSTOMERS_STAGE,
-                    rows,
-                    now,
-                    timings=timings,
-                    key="customers_new",
-                    row_numbers=[new.row for new in plan.new_customers],
-                )
-            written["customers_created"] = len(rows)
+                written["customers_created"] = _write_new_customers(cursor, plan, actor_id, now, timings)
         progress(35, "customers")
 
         if plan.customer_changes:

@@ -135,7 +135,7 @@ def _features():
 
 
 def test_a_fit_that_fails_while_the_features_are_written_leaves_the_stored_features(tenant, monkeypatch):
-    """A full run stores the features in a thread while it fits the models (segmentation.overlap),
+    """A full run stores the features in a thread while it fits the models (crm.overlap),
     inside the run's transaction: a failed fit leaves the last run's features and scores."""
     regular = customer_with_orders([400, 300, 200])
     customer_with_orders([5])

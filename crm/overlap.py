@@ -11,7 +11,8 @@ same locks. The calls run one after another, in the order given. Until the block
 belongs to the thread: a query the caller makes meanwhile raises ConnectionLent instead of
 interleaving its messages with the thread's COPY. At the end of the block the caller waits for the
 thread; an error of the thread is raised there (after the caller's own error, if it had one: the
-thread's is logged then).
+thread's is logged then). The full recompute (segmentation.recompute) and the import of new customers
+(customers.imports.writing) use it.
 
     with Overlap() as side:
         side.run(write_features, features, replace_all=True)
@@ -95,6 +96,7 @@ class Overlap:
         if failure is None:
             return
         if exc is not None:
-            logger.error("work lent to a thread failed too", exc_info=failure)
+            if exc is not failure:
+                logger.error("work lent to a thread failed too", exc_info=failure)
             return
         raise failure

@@ -1,4 +1,4 @@
-"""segmentation.overlap: database work on the caller's connection, in a thread, while it computes."""
+"""crm.overlap: database work on the caller's connection, in a thread, while it computes."""
 
 import threading
 
@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
+from crm.overlap import ConnectionLent, Overlap
 from customers.models import Customer
-from segmentation.overlap import ConnectionLent, Overlap
 from segmentation.pgcopy import copy_out_arrays
 from tests.factories import CustomerFactory
 
