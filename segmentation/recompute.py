@@ -1087,6 +1087,13 @@ class ScoreWrite:
                     [[int(pk) for pk in self.carried]],
                 )
 
+    def prepare(self) -> None:
+        """`stage()`, then (for a swap) the copy's keys and indexes, which lock nothing users wait for:
+        what is left for `finish()` is taking the locks, the foreign key and the renames."""
+        self.stage()
+        if not self.in_place and not self.frame.empty:
+            self.swap.build()
+
     def _stage_temp_table(self) -> None:
         """The scores in a temp table (sentinels for NULLs, codes for keys) for `_update_in_place`."""
         _temp_table("tmp_scores", _score_columns(self.frame, self.stage_since))
@@ -1671,10 +1678,10 @@ def _write_transitions(
     return stage_changes, segment_changes
 
 
-def _raise_alerts(run: RecomputeRun, frame: pd.DataFrame, previous: pd.DataFrame, cfg: Config) -> int:
+def _raise_alerts(run: RecomputeRun, frame: pd.DataFrame, alerts: pd.DataFrame, cfg: Config) -> int:
+    """Open the alerts `detect_alerts` found."""
     from .services import alert_create_many
 
-    alerts = detect_alerts(frame, previous, cfg)
     if not len(alerts):
         return 0
     customers = Customer.objects.only("id", "name", "owner_id").in_bulk(list(alerts.index))
@@ -1716,8 +1723,8 @@ def _score_full(
         # stored scores, in a thread (crm.overlap): the fit needs no database, the COPYs
         # little of this process, and on two cores they run side by side (about 3 s at 1,000,000).
         with Overlap() as side:
-            side.run(write_features, features, replace_all=True)
             previous_read = side.run(load_previous)
+            side.run(write_features, features, replace_all=True)
             cpu_started = time.process_time()
             frame, report, compute_timings, cut_points = values_from_features(
                 features, cfg, as_of=as_of, warm_start=warm_start, fitted=fitted,
@@ -1728,23 +1735,33 @@ def _score_full(
             )
             cpu["rfm_clv"] = time.process_time() - cpu_started
             timings.update(compute_timings)
-            fitted_at = time.perf_counter()
-        timings["overlap_wait"] = time.perf_counter() - fitted_at  # for the thread, after the fit
+            # The stages need the stored ones (read first by the thread, which still writes the features).
+            previous = previous_read.result()
+            stage_started, cpu_started = time.perf_counter(), time.process_time()
+            changes = _changes(
+                frame, previous, cfg, as_of=as_of, typical_interval_days=population.typical_interval_days
+            )
+            timings["stages"] = time.perf_counter() - stage_started
+            cpu["stages"] = time.process_time() - cpu_started
+            staged_at = time.perf_counter()
+        timings["overlap_wait"] = time.perf_counter() - staged_at  # for the thread, after the stages
         timings.update({f"overlap_{name}": seconds for name, seconds in side.seconds.items()})
-        previous = previous_read.result()
-        stage_started, cpu_started = time.perf_counter(), time.process_time()
-        changes = _changes(
-            frame, previous, cfg, as_of=as_of, typical_interval_days=population.typical_interval_days
-        )
-        timings["stages"] = time.perf_counter() - stage_started
-        cpu["stages"] = time.process_time() - cpu_started
         timings["model_cpu"] = sum(cpu.values())
 
         write_started = time.perf_counter()
         # The customers left out of this run (in the bin) keep their last scores.
         carried = np.setdiff1d(previous.index.to_numpy(), frame.index.to_numpy(), assume_unique=True)
         scores = ScoreWrite(frame, changes.stage_since, computed_at=as_of, carried=carried)
-        scores.stage()
+        # The new scores are COPYd into the copy of the score table and its indexes built, in a
+        # thread, while this one works out the snapshot, the counts and the alerts.
+        with Overlap() as side:
+            side.run(scores.prepare)
+            history_started = time.perf_counter()
+            groups = _snapshot_groups_from_frame(frame, changes.stages)
+            totals = _frame_aggregate(frame, groups, features)
+            alerts = detect_alerts(frame, previous, cfg)
+            timings["history_alerts_cpu"] = time.perf_counter() - history_started
+        timings["write_prepare"] = side.seconds.get("prepare", 0.0)
         run.stage_changes, run.segment_changes = _write_transitions(
             frame, changes, as_of=as_of, run_id=run.pk
         )
@@ -1752,13 +1769,11 @@ def _score_full(
         timings["write"] = time.perf_counter() - write_started
 
         history_started = time.perf_counter()
-        groups = _snapshot_groups_from_frame(frame, changes.stages)
         SegmentSnapshot.objects.bulk_create(_snapshot_rows(run, groups, as_of))
-        totals = _frame_aggregate(frame, groups, features)
         timings["history"] = time.perf_counter() - history_started
 
         alerts_started = time.perf_counter()
-        run.alerts_created = _raise_alerts(run, frame, previous, cfg)
+        run.alerts_created = _raise_alerts(run, frame, alerts, cfg)
         timings["alerts"] = time.perf_counter() - alerts_started
 
         run.status = RecomputeRun.Status.SUCCEEDED
@@ -1849,7 +1864,7 @@ def _score_incremental(
         timings["write"] = time.perf_counter() - write_started
 
         alerts_started = time.perf_counter()
-        run.alerts_created = _raise_alerts(run, frame, previous, cfg)
+        run.alerts_created = _raise_alerts(run, frame, detect_alerts(frame, previous, cfg), cfg)
         timings["alerts"] = time.perf_counter() - alerts_started
 
         history_started = time.perf_counter()

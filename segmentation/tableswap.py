@@ -9,7 +9,8 @@ indexes once over the finished data, and swap the copy in:
         swap = TableSwap("segmentation_customerscore")
         swap.create()                       # empty copy: columns, defaults, NOT NULL and CHECKs
         cursor.execute(f"INSERT INTO {swap.next_table} ... ")
-        swap.commit_swap()                  # indexes, keys, then lock, drop the old one and rename
+        swap.build()                        # keys and indexes (optional: commit_swap builds them too)
+        swap.commit_swap()                  # lock, foreign keys, drop the old one and rename
 
 Everything the catalogue holds for the table is rebuilt with the same names: indexes (from
 `pg_get_indexdef`), primary/unique keys and foreign keys (from `pg_get_constraintdef`), so Django's
@@ -89,6 +90,7 @@ class TableSwap:
         self.table = table
         self.next_table = f"{table}{NEXT_SUFFIX}"
         self.lock_timeout_ms = int(lock_timeout_ms)
+        self._built: tuple[list[_Constraint], list[_Constraint], list[_Index]] | None = None
 
     # ---- catalogue -------------------------------------------------------------------------------
     def _indexes(self, cursor) -> list[_Index]:
@@ -147,6 +149,7 @@ class TableSwap:
     # ---- steps -----------------------------------------------------------------------------------
     def create(self) -> None:
         """Create the empty copy (columns, defaults, NOT NULL, CHECK constraints, storage)."""
+        self._built = None
         with connection.cursor() as cursor:
             self._check_unreferenced(cursor)
             self._check_no_sequences(cursor)
@@ -156,6 +159,25 @@ class TableSwap:
                 "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)"
             )
 
+    def build(self) -> None:
+        """The copy's primary and unique keys and its indexes, built once over the filled copy. They
+        lock nothing other users wait for; `commit_swap` builds them if this was not called."""
+        if not connection.in_atomic_block:
+            raise RuntimeError("TableSwap.build must run inside transaction.atomic()")
+        with connection.cursor() as cursor:
+            indexes = self._indexes(cursor)
+            constraints = self._constraints(cursor)
+            keys = [c for c in constraints if c.kind != "f"]
+            foreign = [c for c in constraints if c.kind == "f"]
+            for constraint in keys:
+                self._add_constraint(cursor, constraint)
+            for index in indexes:
+                cursor.execute(
+                    "CREATE "
+                    + index.definition % (_quote(_temporary_name(index.name)), _quote(self.next_table))
+                )
+        self._built = (keys, foreign, indexes)
+
     def commit_swap(self) -> None:
         """Build the copy's indexes and keys, then replace the old table by it.
 
@@ -164,19 +186,10 @@ class TableSwap:
         before writing another way."""
         if not connection.in_atomic_block:
             raise RuntimeError("TableSwap.commit_swap must run inside transaction.atomic()")
+        if self._built is None:
+            self.build()
+        keys, foreign, indexes = self._built
         with connection.cursor() as cursor:
-            indexes = self._indexes(cursor)
-            constraints = self._constraints(cursor)
-            keys = [c for c in constraints if c.kind != "f"]
-            foreign = [c for c in constraints if c.kind == "f"]
-            # Indexes and keys first, without any lock other users wait for.
-            for constraint in keys:
-                self._add_constraint(cursor, constraint)
-            for index in indexes:
-                cursor.execute(
-                    "CREATE "
-                    + index.definition % (_quote(_temporary_name(index.name)), _quote(self.next_table))
-                )
             # Both locks in one request, each attempt waiting only briefly, retried until the timeout.
             # Readers take the two tables in either order (a list page joins scores to customers, a
             # score page customers to scores), so a swap that waited long while holding one lock could
@@ -253,5 +266,6 @@ class TableSwap:
 
     def discard(self) -> None:
         """Drop the copy (after `SwapLockTimeout`, before falling back to another way of writing)."""
+        self._built = None
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {_quote(self.next_table)}")
