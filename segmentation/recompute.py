@@ -397,10 +397,12 @@ def features_from_arrays(
     day_starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     day_key = key[day_starts]
     day_cents = np.add.reduceat(np.rint(amount[order] * 100), day_starts)
-    at, day = day_key // span, day_key % span + first_day
+    at, day = np.divmod(day_key, span)  # (one pass for both)
+    day += first_day
     starts = _per_customer(out, at, day, day_cents, "")
-    out["order_count"][at[starts]] = np.add.reduceat(np.diff(np.r_[day_starts, len(key)]), starts)
-    out["last_purchase_us"][at[starts]] = np.maximum.reduceat(placed_us[order], day_starts[starts])
+    first_rows = day_starts[starts]  # each customer's first purchase, in sorted order
+    out["order_count"][at[starts]] = np.diff(np.r_[first_rows, len(key)])
+    out["last_purchase_us"][at[starts]] = np.maximum.reduceat(placed_us[order], first_rows)
     as_of_day = rfm_analytics.to_utc_day_number(pd.Timestamp(as_of))
     in_window = day >= as_of_day - cfg.window_days + 1
     _per_customer(out, at[in_window], day[in_window], day_cents[in_window], "w_")
