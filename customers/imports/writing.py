@@ -174,21 +174,29 @@ def _insert_new(
 ) -> None:
     """COPY the columns the rows set into a staging table, then INSERT ... SELECT them with every other
     column at its model default (sent once as a parameter, not once per row)."""
-    given = {key for row in rows for key in row}
-    # An id not given is left to the table's identity default.
-    columns = [(c, f) for c, f in _columns(model) if not f.primary_key or c in given]
-    varying = [c for c, _f in columns if c in given]
-    constant = [(c, f) for c, f in columns if c not in given]
-    defaults = {c: _default(f, now) for c, f in columns}
-    values = [[row.get(c, defaults[c]) for c in varying] for row in rows]
-    _staging_table(cursor, stage, model._meta.db_table, varying)
-    copy_rows(cursor, stage, varying, values)
-    select = varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant]
-    cursor.execute(
-        f"INSERT INTO {model._meta.db_table} ({', '.join(varying + [c for c, _f in constant])}) "  # noqa: S608
-        f'SELECT {", ".join(select)} FROM "{stage}"',
-        [_param(defaults[c]) for c, _f in constant],
-    )
+    insert = _InsertFromStage(model, stage, {key for row in rows for key in row}, now)
+    values = [[row.get(c, insert.defaults[c]) for c in insert.varying] for row in rows]
+    _staging_table(cursor, stage, model._meta.db_table, insert.varying)
+    copy_rows(cursor, stage, insert.varying, values)
+    cursor.execute(insert.sql, insert.params)
+
+
+class _InsertFromStage:
+    """`INSERT INTO <model's table> SELECT ... FROM <stage>`: the columns the rows give (`varying`,
+    staged) and every other column at its model default, sent once as a parameter. An id not given
+    is left to the table's identity default."""
+
+    def __init__(self, model: type[Model], stage: str, given: set[str], now: datetime):
+        columns = [(c, f) for c, f in _columns(model) if not f.primary_key or c in given]
+        self.varying = [c for c, _f in columns if c in given]
+        constant = [(c, f) for c, f in columns if c not in given]
+        self.defaults = {c: _default(f, now) for c, f in columns}
+        select = self.varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant]
+        self.sql = (
+            f"INSERT INTO {model._meta.db_table} ({', '.join(self.varying + [c for c, _f in constant])}) "  # noqa: S608
+            f'SELECT {", ".join(select)} FROM "{stage}"'
+        )
+        self.params = [_param(self.defaults[c]) for c, _f in constant]
 
 
 # New customers are written in chunks of this many rows: the next chunk's search text and COPY text
@@ -216,21 +224,16 @@ def _write_new_customers(
     given = {"id", "custom_fields", "created_by_id", "search_text"}
     for new in plan.new_customers:
         given.update(new.fields)
-    varying = [c for c, _f in _columns(model) if c in given]
-    constant = [(c, f) for c, f in _columns(model) if c not in given]
-    defaults = {c: _default(f, now) for c, f in _columns(model)}
+    insert = _InsertFromStage(model, _NEW_CUSTOMERS_CHUNK_STAGE, given, now)
+    varying, defaults = insert.varying, insert.defaults
     table = model._meta.db_table
     _staging_table(cursor, _NEW_CUSTOMERS_CHUNK_STAGE, table, varying, "ADD COLUMN _row integer")
     _staging_table(cursor, NEW_CUSTOMERS_STAGE, table, ["id", "name"], "ADD COLUMN _row integer")
-    targets = ", ".join(varying + [c for c, _f in constant])
-    select = ", ".join(varying + [f"CAST(%s AS {f.db_type(connection)})" for _c, f in constant])
-    insert = f'INSERT INTO {table} ({targets}) SELECT {select} FROM "{_NEW_CUSTOMERS_CHUNK_STAGE}"'  # noqa: S608
-    insert_params = [_param(defaults[c]) for c, _f in constant]
 
     def write_chunk(lines: list[str]) -> None:  # in the thread
         with connection.cursor() as chunk_cursor:
             copy_lines(chunk_cursor, _NEW_CUSTOMERS_CHUNK_STAGE, [*varying, "_row"], lines)
-            chunk_cursor.execute(insert, insert_params)
+            chunk_cursor.execute(insert.sql, insert.params)
             chunk_cursor.execute(
                 f'INSERT INTO "{NEW_CUSTOMERS_STAGE}" (id, name, _row) '  # noqa: S608
                 f'SELECT id, name, _row FROM "{_NEW_CUSTOMERS_CHUNK_STAGE}"'
