@@ -15,8 +15,8 @@ thread's is logged then). The full recompute (segmentation.recompute) and the im
 (customers.imports.writing) use it.
 
     with Overlap() as side:
-        side.run(write_features, features, replace_all=True)
         previous = side.run(load_previous)
+        side.run(write_features, features, replace_all=True)
         frame = fit_models(...)  # no database here
     previous = previous.result()
 """

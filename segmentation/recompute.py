@@ -1721,9 +1721,9 @@ def _score_full(
     write_phase_started = time.perf_counter()
     with transaction.atomic():
         _lock_tenant()
-        # The models are fitted while PostgreSQL stores the features and this connection reads the
-        # stored scores, in a thread (crm.overlap): the fit needs no database, the COPYs
-        # little of this process, and on two cores they run side by side (about 3 s at 1,000,000).
+        # A thread reads the stored scores and then stores the features on this connection
+        # (crm.overlap) while the models are fitted: the fit needs no database, the COPYs need little
+        # of this process, and on two cores they run side by side (about 3 s at 1,000,000).
         with Overlap() as side:
             previous_read = side.run(load_previous)
             side.run(write_features, features, replace_all=True)

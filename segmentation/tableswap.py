@@ -179,7 +179,8 @@ class TableSwap:
         self._built = (keys, foreign, indexes)
 
     def commit_swap(self) -> None:
-        """Build the copy's indexes and keys, then replace the old table by it.
+        """Replace the old table by the copy (building its keys and indexes first unless `build()`
+        did): the locks, the foreign keys, the drop and the renames.
 
         Raises `SwapLockTimeout` when no attempt to take the locks succeeded within the timeout: the
         old table is then untouched and the filled copy is still there, for the caller to `discard()`
