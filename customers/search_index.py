@@ -26,8 +26,7 @@ import re
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.lookups import DataContains
-from django.db.models import BooleanField, F, Func, TextField, Value
-from django.db.models.expressions import Combinable
+from django.db.models import F, Func, TextField, Value
 
 # The same ranges as customers.search._HAN (CJK Extension A, Unified Ideographs, Compatibility),
 # written as the characters themselves: no escape sequences to differ between Python and SQL.
@@ -103,17 +102,3 @@ def han_grams_contain(needle: str) -> DataContains:
     if not is_short_han(needle):
         raise ValueError("han_grams_contain takes one or two Han characters")
     return DataContains(search_text_han_grams(), Value([needle], output_field=ArrayField(TextField())))
-
-
-class InArray(Func):
-    """`expression = ANY(ARRAY(subquery))`. Unlike `IN (subquery)`, which PostgreSQL turns into a
-    hashed sub-plan it can only test row by row, this is evaluated once and can be one arm of a
-    BitmapOr on the primary key next to other indexed conditions."""
-
-    template = "%(expressions)s)"
-    arg_joiner = " = ANY("
-    output_field = BooleanField()
-    conditional = True
-
-    def __init__(self, expression: Combinable | str, array: Combinable):
-        super().__init__(F(expression) if isinstance(expression, str) else expression, array)

@@ -11,9 +11,12 @@ from functools import wraps
 from typing import TypeVar
 
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
+
+from crm.expressions import InArray
 
 from .models import Role, User
 
@@ -44,8 +47,19 @@ def visible_to(queryset: QuerySet[M], user: User) -> QuerySet[M]:
     condition = Q(**{owner_field: user})
     shared_field = getattr(model, "VISIBILITY_SHARED_WITH_FIELD", None)
     if shared_field:
-        shared_ids = model._base_manager.filter(**{shared_field: user}).values("pk")
-        condition |= Q(pk__in=shared_ids)
+        shared_ids = model._base_manager.filter(**{shared_field: user}).order_by().values("pk")
+        if "__" in shared_field:
+            # A child record (an order, an interaction): its owner is a join away, so no index
+            # combines the two arms, and its shared ids may be many: the hashed sub-plan stays.
+            condition |= Q(pk__in=shared_ids)
+        else:
+            # The records shared with one user directly (customers, shared one at a time from their
+            # page) are few. As an array, evaluated once, the arm is a bitmap on the primary key
+            # that PostgreSQL ORs with the owner's index and ANDs with a search's: a sales rep's
+            # "qq.com" with e-mail consent counted to the cap in 80 ms instead of 200 ms by a
+            # sequential scan at 1,000,000 customers; and the scope is estimated as what the user
+            # owns, where `IN (sub-query)` was guessed at half the table (docs/search-plans.md).
+            condition |= Q(InArray("pk", ArraySubquery(shared_ids)))
     return queryset.filter(condition)
 
 

@@ -160,6 +160,11 @@ DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 # Persistent connections pay off only with a fixed pool of long-lived threads (gunicorn in
 # production.py). The development server starts a thread per request and each kept its own
 # connection (45-53 idle ones per instance), so elsewhere every request closes its connection.
+# No JIT compilation of queries. PostgreSQL compiles any query its planner costs above 100,000, and
+# that took 50-80 ms of a 300 ms customer search at 1,000,000 customers (a surname sorted by name,
+# docs/search-plans.md); the dashboards' heaviest queries (1-9 s) ran as fast without it.
+_options = DATABASES["default"].setdefault("OPTIONS", {})
+_options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
