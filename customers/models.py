@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
-from .search_index import search_text_han_grams
+from .search_index import search_text_han_grams, search_text_inner_han
 
 
 class TagColor(models.TextChoices):
@@ -261,6 +261,9 @@ class Customer(models.Model):
             GinIndex(fields=["search_text"], name="customer_search_trgm", opclasses=["gin_trgm_ops"]),
             # One- and two-character Chinese searches (no trigram to use): customers.search_index.
             GinIndex(search_text_han_grams(), name="customer_search_han_grams"),
+            # The Han characters but the name's first: a surname sorted by name (customers.selectors,
+            # `han_prefix`).
+            GinIndex(search_text_inner_han(), name="customer_search_inner_han"),
         ]
         constraints = [
             models.UniqueConstraint(

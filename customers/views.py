@@ -160,9 +160,10 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     columns = chosen_columns(request)
     qs = selectors.customer_list(user=user, filters=filters)
     total = selectors.customer_count(user=user, qs=qs, filters=filters)
+    sort = filters.get("sort") or request.GET.get("sort")
     page = selectors.customer_page(
         qs,
-        sort=filters.get("sort") or request.GET.get("sort"),
+        sort=sort,
         cursor=request.GET.get("cursor"),
         direction=request.GET.get("direction", "next"),
         page_size=LIST_PAGE_SIZE,
@@ -170,6 +171,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         last_rows=(total.value % LIST_PAGE_SIZE or LIST_PAGE_SIZE) if total.exact else None,
         matches_first=selectors.page_reads_matches_first(filters=filters, total=total),
         bounded_walk=selectors.page_walks_a_bounded_stretch(filters=filters, total=total),
+        han_prefix=selectors.page_han_prefix(user=user, filters=filters, total=total, sort=sort),
     )
     base_query = _non_empty(request.GET)
     for key in ("cursor", "direction", "page"):
