@@ -20,7 +20,17 @@ from typing import Any
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, prefetch_related_objects
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    prefetch_related_objects,
+)
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -500,6 +510,7 @@ def customer_page(
     matches_first: bool = False,
     bounded_walk: bool = False,
     han_prefix: str | None = None,
+    ordered: tuple | None = None,
 ) -> KeysetPage:
     """One page of `qs` by keyset: `cursor` is the last row of the previous page (direction "next") or
     the first row of the following page (direction "prev"). Rows come with owner and tags loaded, and
@@ -519,7 +530,10 @@ def customer_page(
 
     `han_prefix` (see `page_han_prefix`): `qs` is a search for this one Han character; sorted by
     name, its page is read in two parts, the names that begin with it and the other matches
-    (`_han_prefix_rows`). Other sorts ignore it."""
+    (`_han_prefix_rows`). Other sorts ignore it.
+
+    `ordered` (`TotalEstimate.ordered`, with `matches_first`): every match's (sort value, id) in this
+    sort's order, as `customer_count` read them; the page's rows are then read by id."""
     option, descending = parse_sort(sort)
     sort_key = f"{'-' if descending else ''}{option.key}"
     path = option.path
@@ -545,6 +559,13 @@ def customer_page(
     size = min(last_rows, page_size) if to_last and last_rows else page_size
     wanted = size + 1
     rows: list[Customer] = []
+    keys = None
+    if ordered is not None and matches_first and option.key in CORE_SORTS:
+        keys = _cut(ordered, position, backwards=backwards, wanted=wanted)
+    if keys is not None:
+        found = {row.pk: row for row in qs.filter(pk__in=[pk for _value, pk in keys])}
+        rows = [found[pk] for _value, pk in keys if pk in found]
+        visit = []
     for index in visit:
         in_null = option.nullable and index == 1
         segment_qs = qs.filter(segments[index])
@@ -614,6 +635,9 @@ class TotalEstimate:
     value: int
     exact: bool  # False: an estimate ("about"), or capped ("10,000+")
     capped: bool = False
+    # Counted exactly for a page in a core sort (`customer_count(sort=)`): every match as (sort value,
+    # id), in the list's order. The page is cut from it (`customer_page(ordered=)`), not read again.
+    ordered: tuple | None = field(default=None, compare=False, repr=False)
 
 
 def customer_table_estimate() -> int:
@@ -637,7 +661,34 @@ def search_estimate(qs: QuerySet[Customer]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, Any]) -> TotalEstimate:
+def _list_order(option: SortOption, descending: bool) -> list:
+    """ORDER BY for the whole list in one query, spelled so that no index can give it (PostgreSQL reads
+    the matches through the search's index and sorts them): rows with a value first, by value (NULLs
+    last), then the rows without one; the id settles ties, in the same direction."""
+    has_no_value = ExpressionWrapper(Q(**{f"{option.path}__isnull": True}), output_field=BooleanField())
+    value = F(option.path).desc(nulls_last=True) if descending else F(option.path).asc(nulls_last=True)
+    return [has_no_value.asc(), value, F("pk").desc() if descending else F("pk").asc()]
+
+
+def _cut(ordered: tuple, position: tuple[Any, int] | None, *, backwards: bool, wanted: int) -> list | None:
+    """Up to `wanted` (value, id) keys of `ordered` after `position` (before it, nearest first, when
+    `backwards`; the last ones when there is no position), as `customer_page` would read them. None
+    when the position is not in the list as it was counted (its row no longer matches, or its value
+    changed since): the page is then read from the database."""
+    if position is None:
+        return list(reversed(ordered[-wanted:])) if backwards else list(ordered[:wanted])
+    value, pk = position
+    at = next((i for i, (_value, key) in enumerate(ordered) if key == pk), None)
+    if at is None or ordered[at][0] != value:
+        return None
+    if backwards:
+        return list(reversed(ordered[max(0, at - wanted) : at]))
+    return list(ordered[at + 1 : at + 1 + wanted])
+
+
+def customer_count(
+    *, user: User, qs: QuerySet[Customer], filters: Mapping[str, Any], sort: str | None = None
+) -> TotalEstimate:
     """A total for the list header in one query: the planner's estimate for a manager's unfiltered
     list of a large table, else an exact count capped at COUNT_CAP ("10,000+").
 
@@ -651,6 +702,12 @@ def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, 
     sales rep, at 1,000,000 customers (docs/search-plans.md). A sales rep's scope is estimated as
     what they own, as their shares are an array of a few ids (`visible_to`); the planner guessed
     half the table for the `IN (sub-query)` it replaced.
+
+    `sort` (the page's, when it will read a search's matches first: `page_reads_matches_first`, a
+    core sort): the count reads every match's sort value and id in the list's order instead
+    (`TotalEstimate.ordered`), and the page is cut from them. Counted and then read for the page, the
+    matches were read twice through the same indexes: a sales rep's 王 + 上海 sorted by total spent
+    at 1,000,000 customers ANDed three bitmaps (96,000, 121,000 and 300,000 rows) twice, 55 ms each.
     """
     if user_has_role(user, MANAGERS) and filters_are_empty(filters):
         estimate, threshold = customer_table_estimate(), COUNT_CAP
@@ -658,10 +715,23 @@ def customer_count(*, user: User, qs: QuerySet[Customer], filters: Mapping[str, 
         estimate, threshold = search_estimate(qs), ESTIMATE_FROM
     if estimate > threshold:
         return TotalEstimate(estimate, exact=False)
+    option, descending = parse_sort(sort)
+    if sort is not None and _search_served(filters) and option.key in CORE_SORTS:
+        keys = qs.order_by(*_list_order(option, descending)).values_list(option.path, "pk")
+        ordered = tuple(keys[: COUNT_CAP + 1])
+        if len(ordered) > COUNT_CAP:
+            return TotalEstimate(COUNT_CAP, exact=False, capped=True)
+        return TotalEstimate(len(ordered), exact=True, ordered=ordered)
     counted = qs.order_by()[: COUNT_CAP + 1].count()
     if counted > COUNT_CAP:
         return TotalEstimate(COUNT_CAP, exact=False, capped=True)
     return TotalEstimate(counted, exact=True)
+
+
+def _search_served(filters: Mapping[str, Any]) -> bool:
+    """Whether the list has a search that an index serves (trigrams, or the Han grams)."""
+    needle = normalise_query(str(filters.get("q") or ""))
+    return bool(needle) and served_by_an_index(needle)
 
 
 def page_reads_matches_first(*, filters: Mapping[str, Any], total: TotalEstimate) -> bool:
@@ -678,8 +748,7 @@ def page_reads_matches_first(*, filters: Mapping[str, Any], total: TotalEstimate
     choice: it matches so many customers that reading them all would cost more than the walk. So does
     a search no index serves (one or two Latin letters, "li"): reading its matches is reading every
     customer."""
-    needle = normalise_query(str(filters.get("q") or ""))
-    return bool(needle) and total.exact and served_by_an_index(needle)
+    return total.exact and _search_served(filters)
 
 
 def page_walks_a_bounded_stretch(*, filters: Mapping[str, Any], total: TotalEstimate) -> bool:
@@ -689,8 +758,7 @@ def page_walks_a_bounded_stretch(*, filters: Mapping[str, Any], total: TotalEsti
     usually fills a page within a few hundred rows; where they cluster far along the sort order the
     walk stops after WALK_BOUND rows and reads the rest through the search's index (王 sorted by name
     at 1,000,000 customers: the walk passed some 600,000 names first)."""
-    needle = normalise_query(str(filters.get("q") or ""))
-    return bool(needle) and not total.exact and served_by_an_index(needle)
+    return not total.exact and _search_served(filters)
 
 
 @cache

@@ -159,8 +159,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     columns = chosen_columns(request)
     qs = selectors.customer_list(user=user, filters=filters)
-    total = selectors.customer_count(user=user, qs=qs, filters=filters)
     sort = filters.get("sort") or request.GET.get("sort")
+    total = selectors.customer_count(user=user, qs=qs, filters=filters, sort=sort or "")
     page = selectors.customer_page(
         qs,
         sort=sort,
@@ -172,6 +172,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         matches_first=selectors.page_reads_matches_first(filters=filters, total=total),
         bounded_walk=selectors.page_walks_a_bounded_stretch(filters=filters, total=total),
         han_prefix=selectors.page_han_prefix(user=user, filters=filters, total=total, sort=sort),
+        ordered=total.ordered,
     )
     base_query = _non_empty(request.GET)
     for key in ("cursor", "direction", "page"):

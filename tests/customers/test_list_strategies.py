@@ -281,3 +281,53 @@ def test_the_list_page_is_the_same_whichever_way_it_is_read(
         matched = client.get(LIST, params)
     assert _page_ids(matched) == expected[:50]
     assert len(matched_queries) == len(exact_queries) + 2
+
+
+@pytest.mark.parametrize("query", ["qq.com", "王"])
+def test_a_page_cut_from_the_counted_matches_gives_the_plain_query_s_rows(
+    crowd, query, manager_user, sales_user
+):
+    """Counted for a page in a core sort, the count keeps every match's (value, id) in the list's
+    order, and the pages are cut from it: the same rows, page after page, both ways."""
+    for user in (manager_user, sales_user):
+        qs = customer_list(user=user, filters={"q": query})
+        for sort in SORTS:
+            total = customer_count(user=user, qs=qs, filters={"q": query}, sort=sort)
+            expected = _plain_order(qs, sort)
+            assert total.exact and total.value == len(expected), (user, sort)
+            assert [pk for _value, pk in total.ordered] == expected, (user, sort)
+            forward, backward = _walk(qs, sort, matches_first=True, ordered=total.ordered)
+            assert forward == expected, (user, sort)
+            assert backward == expected, (user, sort)
+
+
+def test_a_page_cut_from_the_counted_matches_reads_them_once(crowd, manager_user):
+    filters = {"q": "qq.com"}
+    qs = customer_list(user=manager_user, filters=filters)
+    with CaptureQueriesContext(connection) as queries:
+        total = customer_count(user=manager_user, qs=qs, filters=filters, sort="-total_spent")
+        page = customer_page(qs, sort="-total_spent", page_size=4, matches_first=True, ordered=total.ordered)
+    assert [c.pk for c in page.rows] == _plain_order(qs, "-total_spent")[:4]
+    searched = [
+        q["sql"] for q in queries.captured_queries if "qq.com" in q["sql"] and "EXPLAIN" not in q["sql"]
+    ]
+    assert len(searched) == 2, searched  # the ordered count, then the page's rows by id
+    assert "COUNT(" not in searched[0] and "LIMIT 10001" in searched[0]
+    assert '"customers_customer"."id" IN (' in searched[1] and "NULLS FIRST" not in searched[1]
+    # The cursor's row has moved since the last page (now the top spender): the next page comes after
+    # the cursor's value and id, as when it is read from the database, not after where the row now is
+    # (which would show the first page's rows again).
+    cursor_row = Customer.objects.get(pk=page.rows[-1].pk)
+    Customer.objects.filter(pk=cursor_row.pk).update(total_spent=cursor_row.total_spent + 10)
+    total = customer_count(user=manager_user, qs=qs, filters=filters, sort="-total_spent")
+    cut = customer_page(
+        qs,
+        sort="-total_spent",
+        cursor=page.next_cursor,
+        page_size=4,
+        matches_first=True,
+        ordered=total.ordered,
+    )
+    read = customer_page(qs, sort="-total_spent", cursor=page.next_cursor, page_size=4, matches_first=True)
+    assert [c.pk for c in cut.rows] == [c.pk for c in read.rows]
+    assert not {c.pk for c in cut.rows} & {c.pk for c in page.rows}
