@@ -12,10 +12,12 @@ search_path applies.
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from psycopg import errors as pg_errors
 from psycopg import generators
 from psycopg.pq import ExecStatus
@@ -81,6 +83,82 @@ def copy_out_arrays(sql: str, params: tuple | list | None, types: list[str]) -> 
             values = values + PG_EPOCH_US
         arrays.append(values)
     return arrays
+
+
+# A big table read in two halves at once (`copy_out_split`): below this size a second connection costs
+# more than it saves (about 10 ms to open; a 32 MB table is read in some 0.1 s).
+SPLIT_MIN_BLOCKS = 4096
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+
+
+def copy_out_split(
+    table: str, columns: str, where: str, params: tuple | list | None, types: list[str],
+    *, min_blocks: int = SPLIT_MIN_BLOCKS,
+) -> list[np.ndarray]:  # fmt: skip
+    """`copy_out_arrays(f"SELECT {columns} FROM {table} WHERE {where}", params, types)`, read by two
+    PostgreSQL backends at once: the first half of the table's blocks on this connection, the second
+    on a connection of a worker thread, in the same tenant and in one snapshot.
+
+    A COPY out is the backend's work (reading the blocks, filtering, computing the columns, encoding
+    them) far more than this process's: one backend keeps one core busy, and on two cores the other
+    is idle meanwhile. Each half is a TID range scan (PostgreSQL 14+), reading only its own blocks.
+    Both run in REPEATABLE READ on the snapshot this connection exports, so together they are what
+    one COPY would have read: a row committed meanwhile is in neither half.
+
+    The rows come in no particular order (as from any sequential scan). Inside a transaction (the
+    snapshot must be the first thing a transaction takes) or for a table under `min_blocks` it is
+    one COPY on this connection."""
+    single = f"SELECT {columns} FROM {table} WHERE {where}"
+    if connection.in_atomic_block:
+        return copy_out_arrays(single, params, types)
+    with transaction.atomic():
+        snapshot, blocks = _share_snapshot(table)
+        if blocks < max(min_blocks, 2):
+            return copy_out_arrays(single, params, types)
+        cut = f"'({blocks // 2},0)'::tid"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-split") as pool:
+            theirs = pool.submit(
+                _copy_out_in_snapshot, connection.schema_name, snapshot,
+                f"{single} AND ctid >= {cut}", params, types,
+            )  # fmt: skip
+            try:
+                mine = copy_out_arrays(f"{single} AND ctid < {cut}", params, types)
+            finally:
+                wait([theirs])  # the snapshot lives as long as this transaction
+            other = theirs.result()
+    return [np.concatenate([first, second]) for first, second in zip(mine, other, strict=True)]
+
+
+def _share_snapshot(table: str) -> tuple[str, int]:
+    """Make this (new) transaction a read-only REPEATABLE READ one and export its snapshot; with the
+    table's size in blocks, taken in that snapshot (a row it can see is in a block that existed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute(
+            "SELECT pg_export_snapshot(), "
+            "pg_relation_size(%s::regclass) / current_setting('block_size')::int8",
+            [table],
+        )
+        snapshot, blocks = cursor.fetchone()
+    return snapshot, int(blocks)
+
+
+def _copy_out_in_snapshot(
+    schema_name: str, snapshot: str, sql: str, params: tuple | list | None, types: list[str]
+) -> list[np.ndarray]:
+    """`copy_out_arrays` on this thread's own connection, in `schema_name`, in the exported `snapshot`."""
+    from django_tenants.utils import schema_context
+
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"not a snapshot identifier: {snapshot!r}")
+    try:
+        with schema_context(schema_name), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            return copy_out_arrays(sql, params, types)
+    finally:
+        connection.close()  # this thread's connection: the thread ends here
 
 
 def _read_copy_out(pgconn, buffer: bytearray):

@@ -37,6 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ from .analytics import lifecycle as lifecycle_analytics
 from .analytics import rfm as rfm_analytics
 from .labels import LifecycleStage, RfmSegment
 from .models import ChurnAlert, RecomputeRun, SegmentationSettings, SegmentSnapshot
-from .pgcopy import Column, copy_in_arrays, copy_in_columns, copy_out_arrays
+from .pgcopy import Column, copy_in_arrays, copy_in_columns, copy_out_arrays, copy_out_split
 from .signals import recompute_finished_on_commit
 from .tableswap import SwapLockTimeout, TableSwap
 
@@ -238,15 +239,18 @@ def load_purchase_arrays(
     left out by the caller's list (a semi-join in numpy is cheaper than in SQL here).
     `only`: just these customers' purchases (the incremental run; read through the customer index)."""
     statuses = [str(s) for s in Order.PURCHASE_STATUSES]
-    sql = (
-        "SELECT customer_id, placed_at, (total - refunded_total)::float8 "
-        "FROM customers_order WHERE status = ANY(%s) AND placed_at <= %s"
-    )
+    columns = "customer_id, placed_at, (total - refunded_total)::float8"
+    where = "status = ANY(%s) AND placed_at <= %s"
     params: tuple = (statuses, as_of)
-    if only is not None:
-        sql += " AND customer_id = ANY(%s)"
+    types = ["int8", "timestamptz", "float8"]
+    if only is None:
+        # Every purchase: two backends read half the table each (10,000,000 orders: about 3 s instead of 6)
+        customer, placed_us, amount = copy_out_split("customers_order", columns, where, params, types)
+    else:
         params += ([int(pk) for pk in only],)
-    customer, placed_us, amount = copy_out_arrays(sql, params, ["int8", "timestamptz", "float8"])
+        customer, placed_us, amount = copy_out_arrays(
+            f"SELECT {columns} FROM customers_order WHERE {where} AND customer_id = ANY(%s)", params, types
+        )
     keep = _places(customer, np.sort(np.asarray(customer_ids, dtype=np.int64))) >= 0
     if keep.all():
         return Purchases(customer, placed_us, amount)
@@ -389,6 +393,33 @@ def features_from_arrays(
     amount = np.asarray(purchases.amount, dtype=float)
     if not everyone:
         placed_us, amount = placed_us[known], amount[known]
+    first_window_day = rfm_analytics.to_utc_day_number(pd.Timestamp(as_of)) - cfg.window_days + 1
+    if len(codes) < FEATURES_SPLIT_FROM:
+        _fill_features(out, codes, placed_us, amount, first_window_day)
+        return pd.DataFrame(out, index=index)
+    # Two threads, each with the purchases of half of the customers: numpy lets go of the GIL in its
+    # sorts, gathers and reductions, and each half fills rows of `out` the other does not touch
+    # (10,000,000 purchases: about 1.5 s instead of 2.7 on two cores).
+    low = codes < len(ids) // 2
+    high = ~low
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features") as pool:
+        other = pool.submit(_fill_features, out, codes[high], placed_us[high], amount[high], first_window_day)
+        _fill_features(out, codes[low], placed_us[low], amount[low], first_window_day)
+        other.result()
+    return pd.DataFrame(out, index=index)
+
+
+# From this many purchases the features are worked out in two threads (`features_from_arrays`).
+FEATURES_SPLIT_FROM = 1_000_000
+
+
+def _fill_features(
+    out: dict[str, np.ndarray], codes: np.ndarray, placed_us: np.ndarray, amount: np.ndarray,
+    first_window_day: int,
+) -> None:  # fmt: skip
+    """`features_from_arrays`' rows of the customers of these purchases (`codes`: their rows in `out`)."""
+    if not len(codes):
+        return
     days = placed_us // US_PER_DAY  # the UTC calendar day (floor division: before 1970 too)
     first_day = int(days.min())
     span = int(days.max()) - first_day + 1
@@ -403,10 +434,8 @@ def features_from_arrays(
     first_rows = day_starts[starts]  # each customer's first purchase, in sorted order
     out["order_count"][at[starts]] = np.diff(np.r_[first_rows, len(key)])
     out["last_purchase_us"][at[starts]] = np.maximum.reduceat(placed_us[order], first_rows)
-    as_of_day = rfm_analytics.to_utc_day_number(pd.Timestamp(as_of))
-    in_window = day >= as_of_day - cfg.window_days + 1
+    in_window = day >= first_window_day
     _per_customer(out, at[in_window], day[in_window], day_cents[in_window], "w_")
-    return pd.DataFrame(out, index=index)
 
 
 def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

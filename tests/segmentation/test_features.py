@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segmentation import recompute
 from segmentation.recompute import (
     FEATURE_COLUMNS,
     US_PER_DAY,
@@ -50,8 +51,13 @@ def reference(customer, placed_us, amount, ids, window_days) -> pd.DataFrame:
     return out
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["one thread", "two threads"])
 @pytest.mark.parametrize("sparse", [False, True], ids=["serial ids", "sparse ids"])
-def test_features_equal_a_plain_groupby_of_the_purchases(sparse):
+def test_features_equal_a_plain_groupby_of_the_purchases(sparse, threads, monkeypatch):
+    """(Two threads: each works out the customers of half of the rows of the result, as a full run
+    over 1,000,000 purchases does.)"""
+    if threads == 2:
+        monkeypatch.setattr(recompute, "FEATURES_SPLIT_FROM", 1)
     rng = np.random.default_rng(7)
     ids = np.arange(1, 401) if not sparse else np.unique(rng.integers(1, 2**50, 400))
     listed = rng.permutation(ids)[:300]  # the others are in the recycle bin: their purchases ignored
