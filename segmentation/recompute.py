@@ -4,7 +4,9 @@ Shape (every phase is timed into `RecomputeRun.timings`):
 
 1. read     COPY the purchases (paid / partially refunded orders, net of refunds) and the ids of the
             customers not in the recycle bin out of PostgreSQL through a Django cursor (so the tenant's
-            search_path applies) in PostgreSQL's binary format, decoded by numpy (`pgcopy`);
+            search_path applies) in PostgreSQL's binary format, decoded by numpy (`pgcopy`); a full
+            run reads the order table with two backends at once (`pgcopy.copy_out_split`) and works
+            out the features in two threads (`features_from_arrays`);
 2. rfm      `analytics.rfm`: windowed measures, 1-5 scores (quintiles or fixed thresholds), segments;
 3. clv      `analytics.clv.summary_from_transactions` + `predict_clv` (BG/NBD + Gamma-Gamma, or the
             labelled historical fallback when the fit is unusable);
