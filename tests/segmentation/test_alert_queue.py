@@ -190,6 +190,16 @@ def test_the_badge_counts_what_is_new_for_each_user(
     assert selectors.alert_badge(beta_manager) == ""
 
 
+def test_the_badge_stops_counting_past_its_most(queue, users, monkeypatch):
+    """Past BADGE_MOST the badge says so ("3+" for five new alerts here) instead of counting every one;
+    at the most itself it shows the number."""
+    monkeypatch.setattr(selectors, "BADGE_MOST", 3)
+    manager, sales = users["manager"], users["sales"]
+    assert selectors.alert_badge(manager) == "3+"
+    assert selectors.new_alert_count(user=manager) == 4  # counted no further than the most + 1
+    assert selectors.alert_badge(sales) == "3"  # three: exactly the most
+
+
 def test_the_badges_leave_out_the_alerts_of_customers_in_the_bin(queue, users):
     """The counts leave the binned customers' alerts out by id (not through a join): the same as the
     queue lists, for a manager and for the owner."""
