@@ -104,3 +104,24 @@ def test_the_apps_connections_run_without_jit_compilation():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "-c work_mem=8MB -c jit=off"
+
+
+def test_a_web_process_hides_what_it_loaded_from_the_garbage_collector():
+    """crm/wsgi.py (gunicorn's and runserver's entry point) freezes the objects the loaded application
+    holds for good, the pinyin dictionaries among them: a full collection then walks only what requests
+    made since, instead of some 375,000 objects (200-240 ms, once in a few dozen requests)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DJANGO_SETTINGS_MODULE": "crm.settings.test",
+    }
+    code = (
+        "import gc, sys; import crm.wsgi; "
+        "print(gc.get_freeze_count(), len(gc.get_objects()), 'pypinyin' in sys.modules, "
+        "'customers.views' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    frozen, still_tracked, pinyin_loaded, views_loaded = result.stdout.split()
+    assert pinyin_loaded == "True" and views_loaded == "True"
+    assert int(frozen) > 100_000  # the dictionaries alone are some 200,000 lists
+    assert int(still_tracked) < int(frozen) / 100
