@@ -286,6 +286,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # retry go on after a refused lock, ...): run them before the fault tests.
 ATOMIC_TESTS: dict[str, list[str]] = {
     "segmentation/tableswap.py": ["tests/segmentation/test_tableswap.py"],
+    # the split read's two transactions hold its one snapshot (both halves read the same rows)
+    "segmentation/pgcopy.py": ["tests/segmentation/test_pgcopy_split.py"],
     # the reports' transaction: its settings hold for its own statements only
     "dashboards": ["tests/dashboards/test_audit_fault_dashboards.py"],
     # the newer apps keep their all-or-nothing tests with their other tests
