@@ -25,7 +25,7 @@ from customers.models import Customer, Order, OrderLine, Tag
 from customers.search import build_search_text
 
 from .columns import CUSTOM_PREFIX, target_label
-from .validation import CleanRow, ImportContext, RowError
+from .validation import SLOT_CUSTOMER, CleanRow, ImportContext, RowError, _slot
 
 POLICY_SKIP = "skip"
 POLICY_UPDATE = "update"
@@ -324,6 +324,12 @@ class Planner:
         self.existing_orders: dict[str, dict[str, Any]] = {}
         self.required_custom = [s for s in context.custom_fields if s.required]
         self.now = timezone.now()
+        # What the rows met so far say (kept across chunks when a customer list is planned in chunks)
+        self.row_identity: dict[int, _Identity] = {}
+        self._by_existing: dict[int, _Identity] = {}
+        self._by_file_key: dict[tuple[str, str], _Identity] = {}
+        self._claimed: dict[str, _Identity] = {}  # external id -> the customer of this file it goes to
+        self._matched_later: list[_Identity] = []  # existing customers met in chunks, planned at the end
 
     def column(self, key: str) -> str:
         return self.header_of.get(key) or target_label(key, [])
@@ -332,14 +338,14 @@ class Planner:
         self.plan.errors.append(RowError(row, self.column(key), message))
         self.plan.invalid_rows.add(row)
 
-    # pass 1: who is each row's customer?
-    def resolve_identities(self) -> list[_Identity]:
+    # pass 1: who is each row's customer? (`rows`: the next rows of the file, all of them by default;
+    # a row is only ever compared with the rows before it)
+    def resolve_identities(self, rows: list[CleanRow] | None = None) -> list[_Identity]:
         identities: list[_Identity] = []
-        by_existing: dict[int, _Identity] = {}
-        by_file_key: dict[tuple[str, str], _Identity] = {}
-        self.row_identity: dict[int, _Identity] = {}
+        by_existing = self._by_existing
+        by_file_key = self._by_file_key
         policy = self.options.policy
-        for row in self.rows:
+        for row in self.rows if rows is None else rows:
             data = row.customer
             existing_id, matched_by = self.index.match(row)
             if matched_by == "id" and existing_id is None:
@@ -506,9 +512,9 @@ class Planner:
         plan = self.plan
         counts = plan.counts
         matched_ids = [i.existing_id for i in identities if i.existing_id is not None]
-        fields = {key for row in self.rows for key in row.customer}
+        fields = {key for identity in identities for row in identity.rows for key in row.customer}
         current = load_current_customers(matched_ids, fields) if self.options.policy == POLICY_UPDATE else {}
-        claimed: dict[str, _Identity] = {}
+        claimed = self._claimed
         for identity in identities:
             rows = [r for r in identity.rows if r.row not in plan.invalid_rows]
             if not rows:
@@ -554,6 +560,17 @@ class Planner:
                 else:
                     plan.customer_changes.append(change)
                     counts["customers_updated"] = counts.get("customers_updated", 0) + 1
+
+    def new_customer_columns(self) -> set[str]:
+        """Every column `_new_customer` may set for this file (what a writer of new customers
+        must stage before it has seen them all)."""
+        slots = [_slot(key) for key in self.mapping if key]
+        columns = {name for slot, name in slots if slot == SLOT_CUSTOMER}
+        columns.add("source")
+        if self.options.default_owner_id:
+            columns.add("owner_id")
+        columns.update(f"{c}_at" for c in ("email_consent", "sms_consent") if c in columns)
+        return columns
 
     def _new_customer(self, row: int, merged, custom, tags) -> NewCustomer:
         fields = dict(merged)
@@ -698,8 +715,37 @@ class Planner:
         groups = self.group_orders()
         self.plan_customers(identities)
         self.plan_orders(groups)
+        return self._finished()
+
+    def _finished(self) -> ImportPlan:
         plan = self.plan
         plan.errors.sort(key=lambda e: e.row)
         plan.counts.setdefault("customers_created", 0)
         plan.counts.setdefault("customers_updated", 0)
         return plan
+
+    # A customer list (no order columns) planned in chunks, so that the customers it creates can be
+    # written while the next chunk is checked (customers.imports.services). In such a list every
+    # customer has one row, and a row's fate depends only on the rows before it: a second row of the
+    # same customer is the one in error. So the customers a chunk creates are final when the chunk has
+    # been planned. The existing customers a chunk matches are planned at the end, in one read of
+    # their current values (`finish_chunks`), in the order of their rows, as `run` plans them.
+    def plan_chunk(self, rows: list[CleanRow], errors: list[RowError]) -> list[NewCustomer]:
+        """Plan the next rows of a customer list (`errors`: theirs from validation); returns the
+        customers to create for them, which no later row can change."""
+        if self.has_orders:
+            raise ValueError("an order list is planned as a whole (Planner.run)")
+        self.plan.errors.extend(errors)
+        self.plan.invalid_rows.update(e.row for e in errors)
+        self.rows.extend(rows)
+        identities = self.resolve_identities(rows)
+        created = len(self.plan.new_customers)
+        self.plan_customers([i for i in identities if i.existing_id is None])
+        self._matched_later.extend(i for i in identities if i.existing_id is not None)
+        return self.plan.new_customers[created:]
+
+    def finish_chunks(self) -> ImportPlan:
+        """Plan the existing customers the chunks matched; the whole plan, as `run` makes it."""
+        self.plan_customers(self._matched_later)
+        self._matched_later = []
+        return self._finished()

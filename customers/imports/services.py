@@ -58,7 +58,7 @@ from .planning import (
 )
 from .validation import CustomFieldSpec, ImportContext, RowError, validate_mapping, validate_rows
 from .values import unescape_formula
-from .writing import audit_plan, write_plan
+from .writing import NewCustomerWriter, audit_plan, write_plan
 
 logger = logging.getLogger(__name__)
 
@@ -214,26 +214,140 @@ def import_rows(
 ) -> ImportOutcome:
     """Validate, plan and write, in the caller's transaction. Writes nothing when there are problems
     and `skip_invalid` is False (the outcome then lists them). Every row is written with its full
-    search text (pinyin included, see planning.Planner._search_text): nothing is rewritten later."""
-    outcome = import_analyse(
-        parsed,
-        mapping=mapping,
-        options=options,
-        progress=(lambda p, m: progress(p * 2 // 3, m)) if progress else None,
-    )
-    if outcome.errors and not skip_invalid:
-        return outcome
-    started = time.perf_counter()
+    search text (pinyin included, see planning.Planner._search_text): nothing is rewritten later.
+
+    An order list is checked and planned whole, then written. A customer list is checked, planned
+    and written in chunks (`_write_customer_list`): PostgreSQL inserts a chunk's customers while the
+    next chunk is checked."""
     now = timezone.now()
+    if "order_number" not in mapping:
+        outcome = _write_customer_list(
+            parsed,
+            actor=actor,
+            mapping=mapping,
+            options=options,
+            skip_invalid=skip_invalid,
+            job_id=job_id,
+            now=now,
+            progress=progress,
+        )
+        if outcome is None or (outcome.errors and not skip_invalid):
+            return outcome
+    else:
+        outcome = import_analyse(
+            parsed,
+            mapping=mapping,
+            options=options,
+            progress=(lambda p, m: progress(p * 2 // 3, m)) if progress else None,
+        )
+        if outcome.errors and not skip_invalid:
+            return outcome
+        started = time.perf_counter()
 
-    def write_progress(percent: int, message: str = "") -> None:
-        if progress:
-            progress(45 + percent * 50 // 100, JobMessage(gettext_noop("Writing")))
+        def write_progress(percent: int, message: str = "") -> None:
+            if progress:
+                progress(45 + percent * 50 // 100, JobMessage(gettext_noop("Writing")))
 
-    outcome.written = write_plan(
-        outcome.plan, actor=actor, job_id=job_id, now=now, progress=write_progress, timings=outcome.timings
+        outcome.written = write_plan(
+            outcome.plan,
+            actor=actor,
+            job_id=job_id,
+            now=now,
+            progress=write_progress,
+            timings=outcome.timings,
+        )
+        outcome.timings["write"] = time.perf_counter() - started
+    _finish_import(outcome, actor=actor, job_id=job_id, now=now)
+    return outcome
+
+
+# A customer list is checked and planned this many rows at a time (the first chunk small, so that
+# PostgreSQL starts inserting soon).
+FIRST_CHUNK_ROWS = 5_000
+CHUNK_ROWS = 20_000
+
+
+class _Discard(Exception):
+    """Roll back what a chunked import wrote: a row has a problem and only a clean file is imported."""
+
+
+def _write_customer_list(
+    parsed: parsing.ParsedFile,
+    *,
+    actor,
+    mapping: list[str],
+    options: ImportOptions,
+    skip_invalid: bool,
+    job_id: int | None,
+    now,
+    progress: Callable[[int, str], None] | None,
+) -> ImportOutcome:
+    """Check, plan and write a customer list chunk by chunk (Planner.plan_chunk says why a chunk's
+    new customers are final when it has been planned): the customers a chunk creates go to
+    NewCustomerWriter, whose thread inserts them while this one checks the next chunk. The existing
+    customers matched are planned and updated after the last chunk (write_plan).
+
+    Inside a savepoint: when a problem turns up and `skip_invalid` is False, nothing more is queued,
+    the remaining rows are still checked (the outcome lists every problem) and everything written is
+    rolled back."""
+    timings: dict[str, float] = {"validate": 0.0, "plan": 0.0}
+    context, owner_labels = import_context()
+    planner = Planner(
+        rows=[],
+        errors=[],
+        mapping=mapping,
+        headers=parsed.headers,
+        context=context,
+        options=options,
+        invalid_order_numbers=set(),
+        owner_labels=owner_labels,
     )
-    outcome.timings["write"] = time.perf_counter() - started
+    total = len(parsed.rows)
+    actor_id = actor.pk if actor is not None and getattr(actor, "pk", None) else None
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            with NewCustomerWriter(
+                given=planner.new_customer_columns(), actor_id=actor_id, now=now, timings=timings
+            ) as writer:
+                start, size = 0, FIRST_CHUNK_ROWS
+                while start < total:
+                    if progress:
+                        progress(2 + 70 * start // total, JobMessage(gettext_noop("Writing")))
+                    chunk = replace(parsed, rows=parsed.rows[start : start + size])
+                    checked = time.perf_counter()
+                    clean_rows, errors = validate_rows(chunk, mapping, context)
+                    planned = time.perf_counter()
+                    timings["validate"] += planned - checked
+                    created = planner.plan_chunk(clean_rows, errors)
+                    timings["plan"] += time.perf_counter() - planned
+                    if skip_invalid or not planner.plan.errors:
+                        writer.add(created)
+                    start, size = start + size, CHUNK_ROWS
+            timings["write_customers_new"] = time.perf_counter() - started
+            planned = time.perf_counter()
+            plan = planner.finish_chunks()
+            timings["plan"] += time.perf_counter() - planned
+            outcome = ImportOutcome(parsed=parsed, plan=plan, errors=plan.errors, timings=timings)
+            if plan.errors and not skip_invalid:
+                raise _Discard
+            if {c.row for c in plan.new_customers} & plan.invalid_rows:  # plan_chunk's promise broken
+                raise RuntimeError("a customer was written for a row found invalid later")
+            if progress:
+                progress(75, JobMessage(gettext_noop("Writing")))
+            started = time.perf_counter()
+            outcome.written = write_plan(
+                plan, actor=actor, job_id=job_id, now=now, timings=timings, new_customers_written=True
+            )
+            timings["write"] = time.perf_counter() - started
+    except _Discard:
+        pass
+    return outcome
+
+
+def _finish_import(outcome: ImportOutcome, *, actor, job_id: int | None, now) -> None:
+    """What every import does after writing its plan: statistics, order figures, audit rows and the
+    deferred foreign-key checks."""
     started = time.perf_counter()
     _analyse_after_bulk_writes(outcome.written)
     outcome.timings["analyse"] = time.perf_counter() - started
@@ -254,7 +368,6 @@ def import_rows(
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     outcome.timings["constraints"] = time.perf_counter() - started
-    return outcome
 
 
 ANALYZE_AFTER_ROWS = 5_000

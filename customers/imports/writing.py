@@ -23,7 +23,7 @@ from crm.overlap import Overlap
 from customers.models import Customer, Order, OrderLine, Tag
 from customers.search import build_search_text
 
-from .planning import ImportPlan
+from .planning import ImportPlan, NewCustomer
 
 Progress = Callable[[int, str], None]
 # The staging table of the customers an import creates; it lives until the transaction ends, and the
@@ -208,65 +208,122 @@ _NEW_CUSTOMERS_CHUNK_STAGE = "_import_new_customers_chunk"
 def _write_new_customers(
     cursor, plan: ImportPlan, actor_id: int | None, now: datetime, timings: dict[str, float]
 ) -> int:
-    """Insert the plan's new customers (ids from the sequence up front, so orders can point at them)
-    with their search text (`customers.search.build_search_text`, pinyin included: the costly part of
-    a row, some 80 us for a name not seen before).
-
-    Chunk by chunk: this thread builds a chunk's rows and COPY text while a thread on the same
-    connection and transaction (crm.overlap) COPYs the chunk before into a staging table and inserts
-    it with one INSERT ... SELECT, where PostgreSQL keeps the customer table's indexes (most of an
-    import's time). At most two chunks wait for the thread. The staging table NEW_CUSTOMERS_STAGE
-    keeps every new customer's id, name and file row for the audit rows (`audit_plan`)."""
-    model = Customer
-    ids = _allocate_ids(cursor, model._meta.db_table, len(plan.new_customers))
-    for new, pk in zip(plan.new_customers, ids, strict=True):
-        new.id = pk
-    given = {"id", "custom_fields", "created_by_id", "search_text"}
+    """Insert the plan's new customers (all of them planned first: an order list, whose orders point
+    at them). See NewCustomerWriter."""
+    given = set()
     for new in plan.new_customers:
         given.update(new.fields)
-    insert = _InsertFromStage(model, _NEW_CUSTOMERS_CHUNK_STAGE, given, now)
-    varying, defaults = insert.varying, insert.defaults
-    table = model._meta.db_table
-    _staging_table(cursor, _NEW_CUSTOMERS_CHUNK_STAGE, table, varying, "ADD COLUMN _row integer")
-    _staging_table(cursor, NEW_CUSTOMERS_STAGE, table, ["id", "name"], "ADD COLUMN _row integer")
-
-    def write_chunk(lines: list[str]) -> None:  # in the thread
-        with connection.cursor() as chunk_cursor:
-            copy_lines(chunk_cursor, _NEW_CUSTOMERS_CHUNK_STAGE, [*varying, "_row"], lines)
-            chunk_cursor.execute(insert.sql, insert.params)
-            chunk_cursor.execute(
-                f'INSERT INTO "{NEW_CUSTOMERS_STAGE}" (id, name, _row) '  # noqa: S608
-                f'SELECT id, name, _row FROM "{_NEW_CUSTOMERS_CHUNK_STAGE}"'
-            )
-            chunk_cursor.execute(f'TRUNCATE "{_NEW_CUSTOMERS_CHUNK_STAGE}"')
-
-    waiting: list = []
-    with Overlap() as side:
-        for start in range(0, len(plan.new_customers), NEW_CUSTOMERS_CHUNK):
-            with _timed(timings, "customers_new_copy"):
-                rows = []
-                for new in plan.new_customers[start : start + NEW_CUSTOMERS_CHUNK]:
-                    fields = new.fields
-                    row = {
-                        **fields,
-                        "id": new.id,
-                        "custom_fields": new.custom,
-                        "created_by_id": actor_id,
-                        "search_text": build_search_text(
-                            name=fields.get("name", ""),
-                            email=fields.get("email", ""),
-                            phone=fields.get("phone", ""),
-                            external_id=fields.get("external_id", ""),
-                        ),
-                    }
-                    rows.append([*(row.get(c, defaults[c]) for c in varying), new.row])
-                lines = list(encode_rows(rows))
-            with _timed(timings, "customers_new_wait"):
-                if len(waiting) == 2:
-                    waiting.pop(0).result()
-            waiting.append(side.run(write_chunk, lines))
-    timings["customers_new_insert"] = side.seconds.get("write_chunk", 0.0)
+    with NewCustomerWriter(given=given, actor_id=actor_id, now=now, timings=timings) as writer:
+        writer.add(plan.new_customers)
     return len(plan.new_customers)
+
+
+class NewCustomerWriter:
+    """Inserts new customers chunk by chunk, with their search text
+    (`customers.search.build_search_text`, pinyin included: the costly part of a row, some 80 us for
+    a name not seen before).
+
+    The caller's thread builds a chunk's rows and COPY text while a thread on the same connection and
+    transaction (crm.overlap) gives the chunk before its ids (from the table's sequence, in file
+    order), COPYs it into a staging table and inserts it with one INSERT ... SELECT, where PostgreSQL
+    keeps the customer table's indexes (most of an import's time). At most two chunks wait for the
+    thread. The connection belongs to the thread until the block ends (crm.overlap.ConnectionLent).
+    A customer's `id` is set when its chunk has been written, at the latest when the block ends.
+    The staging table NEW_CUSTOMERS_STAGE keeps every new customer's id, name and file row for the
+    audit rows (`audit_plan`).
+
+        with NewCustomerWriter(given=columns, actor_id=..., now=..., timings=...) as writer:
+            for chunk in ...:
+                writer.add(new_customers_of_the_chunk)
+
+    `given`: every column a new customer's `fields` may set (a column no customer sets is written
+    with its default, as a column not given is).
+    """
+
+    def __init__(self, *, given: set[str], actor_id: int | None, now: datetime, timings: dict[str, float]):
+        insert = _InsertFromStage(
+            Customer,
+            _NEW_CUSTOMERS_CHUNK_STAGE,
+            {*given, "id", "custom_fields", "created_by_id", "search_text"},
+            now,
+        )
+        self.insert = insert
+        self.given = frozenset(given)
+        self.built = [c for c in insert.varying if c != "id"]  # the id is the thread's to give
+        self.defaults = insert.defaults
+        self.actor_id = actor_id
+        self.timings = timings
+        self.count = 0
+        self._waiting: list = []
+        table = Customer._meta.db_table
+        with connection.cursor() as cursor:
+            stage = _NEW_CUSTOMERS_CHUNK_STAGE
+            _staging_table(cursor, stage, table, insert.varying, "ADD COLUMN _row integer")
+            _staging_table(cursor, NEW_CUSTOMERS_STAGE, table, ["id", "name"], "ADD COLUMN _row integer")
+
+    def __enter__(self) -> "NewCustomerWriter":
+        self.side = Overlap()
+        self.side.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            with _timed(self.timings, "customers_new_wait"):
+                self.side.__exit__(exc_type, exc, tb)
+        finally:
+            self.timings["customers_new_insert"] = self.timings.get(
+                "customers_new_insert", 0.0
+            ) + self.side.seconds.get("_write_chunk", 0.0)
+
+    def add(self, customers: Sequence[NewCustomer]) -> None:
+        """Queue these customers (in file order, after the ones added before)."""
+        for start in range(0, len(customers), NEW_CUSTOMERS_CHUNK):
+            chunk = customers[start : start + NEW_CUSTOMERS_CHUNK]
+            with _timed(self.timings, "customers_new_copy"):
+                lines = list(encode_rows(self._rows(chunk)))
+            with _timed(self.timings, "customers_new_wait"):
+                if len(self._waiting) == 2:
+                    self._waiting.pop(0).result()
+            self._waiting.append(self.side.run(self._write_chunk, chunk, lines))
+            self.count += len(chunk)
+
+    def _rows(self, chunk: Sequence[NewCustomer]) -> Iterable[list[Any]]:
+        built, defaults, actor_id, given = self.built, self.defaults, self.actor_id, self.given
+        for new in chunk:
+            fields = new.fields
+            if not fields.keys() <= given:  # a value no column was staged for would be lost
+                raise ValueError(f"new customer of row {new.row} sets {sorted(fields.keys() - given)}")
+            row = {
+                **fields,
+                "custom_fields": new.custom,
+                "created_by_id": actor_id,
+                "search_text": build_search_text(
+                    name=fields.get("name", ""),
+                    email=fields.get("email", ""),
+                    phone=fields.get("phone", ""),
+                    external_id=fields.get("external_id", ""),
+                ),
+            }
+            yield [*(row.get(c, defaults[c]) for c in built), new.row]
+
+    def _write_chunk(self, chunk: Sequence[NewCustomer], lines: list[str]) -> None:  # in the thread
+        stage = _NEW_CUSTOMERS_CHUNK_STAGE
+        with connection.cursor() as cursor:
+            ids = _allocate_ids(cursor, Customer._meta.db_table, len(chunk))
+            copy_lines(
+                cursor,
+                stage,
+                ["id", *self.built, "_row"],
+                (f"{pk}\t{line}" for pk, line in zip(ids, lines, strict=True)),
+            )
+            cursor.execute(self.insert.sql, self.insert.params)
+            cursor.execute(
+                f'INSERT INTO "{NEW_CUSTOMERS_STAGE}" (id, name, _row) '  # noqa: S608
+                f'SELECT id, name, _row FROM "{stage}"'
+            )
+            cursor.execute(f'TRUNCATE "{stage}"')
+        for new, pk in zip(chunk, ids, strict=True):
+            new.id = pk
 
 
 def _param(value: Any) -> Any:
@@ -368,9 +425,12 @@ def write_plan(
     now: datetime,
     progress: Progress = _no_progress,
     timings: dict[str, float] | None = None,
+    new_customers_written: bool = False,
 ) -> dict[str, int]:
     """Write everything the plan says, in the caller's transaction. Returns what was written;
-    `timings` (if given) receives the seconds each step took."""
+    `timings` (if given) receives the seconds each step took. `new_customers_written`: a
+    NewCustomerWriter has inserted the plan's new customers already (a customer list, written in
+    chunks); their tags are linked here."""
     timings = timings if timings is not None else {}
     written = {
         "customers_created": 0,
@@ -387,7 +447,9 @@ def write_plan(
         }
         tag_ids = _ensure_tags(cursor, tag_names)
 
-        if plan.new_customers:
+        if new_customers_written:
+            written["customers_created"] = len(plan.new_customers)
+        elif plan.new_customers:
             progress(5, "customers")
             with _timed(timings, "write_customers_new"):
                 written["customers_created"] = _write_new_customers(cursor, plan, actor_id, now, timings)
