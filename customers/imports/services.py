@@ -303,12 +303,11 @@ def _write_customer_list(
         owner_labels=owner_labels,
     )
     total = len(parsed.rows)
-    actor_id = actor.pk if actor is not None and getattr(actor, "pk", None) else None
     started = time.perf_counter()
     try:
         with transaction.atomic():
             with NewCustomerWriter(
-                given=planner.new_customer_columns(), actor_id=actor_id, now=now, timings=timings
+                given=planner.new_customer_columns(), actor=actor, job_id=job_id, now=now, timings=timings
             ) as writer:
                 start, size = 0, FIRST_CHUNK_ROWS
                 while start < total:
@@ -339,6 +338,7 @@ def _write_customer_list(
             outcome.written = write_plan(
                 plan, actor=actor, job_id=job_id, now=now, timings=timings, new_customers_written=True
             )
+            outcome.written["audit_events"] = writer.audited
             timings["write"] = time.perf_counter() - started
     except _Discard:
         pass
@@ -359,7 +359,9 @@ def _finish_import(outcome: ImportOutcome, *, actor, job_id: int | None, now) ->
         customer_refresh_order_stats(customer_ids=touched)
     outcome.timings["order_stats"] = time.perf_counter() - started
     started = time.perf_counter()
-    outcome.written["audit_events"] = audit_plan(outcome.plan, actor=actor, job_id=job_id, now=now)
+    outcome.written["audit_events"] = outcome.written.get("audit_events", 0) + audit_plan(
+        outcome.plan, actor=actor, job_id=job_id, now=now
+    )
     outcome.timings["audit"] = time.perf_counter() - started
     started = time.perf_counter()
     with connection.cursor() as cursor:

@@ -26,9 +26,6 @@ from customers.search import build_search_text
 from .planning import ImportPlan, NewCustomer
 
 Progress = Callable[[int, str], None]
-# The staging table of the customers an import creates; it lives until the transaction ends, and the
-# audit rows of those customers are written from it.
-NEW_CUSTOMERS_STAGE = "_import_new_customers"
 
 
 def _no_progress(percent: int, message: str = "") -> None:
@@ -206,16 +203,16 @@ _NEW_CUSTOMERS_CHUNK_STAGE = "_import_new_customers_chunk"
 
 
 def _write_new_customers(
-    cursor, plan: ImportPlan, actor_id: int | None, now: datetime, timings: dict[str, float]
-) -> int:
+    plan: ImportPlan, *, actor, job_id: int | None, now: datetime, timings: dict[str, float]
+) -> "NewCustomerWriter":
     """Insert the plan's new customers (all of them planned first: an order list, whose orders point
     at them). See NewCustomerWriter."""
     given = set()
     for new in plan.new_customers:
         given.update(new.fields)
-    with NewCustomerWriter(given=given, actor_id=actor_id, now=now, timings=timings) as writer:
+    with NewCustomerWriter(given=given, actor=actor, job_id=job_id, now=now, timings=timings) as writer:
         writer.add(plan.new_customers)
-    return len(plan.new_customers)
+    return writer
 
 
 class NewCustomerWriter:
@@ -229,10 +226,13 @@ class NewCustomerWriter:
     keeps the customer table's indexes (most of an import's time). At most two chunks wait for the
     thread. The connection belongs to the thread until the block ends (crm.overlap.ConnectionLent).
     A customer's `id` is set when its chunk has been written, at the latest when the block ends.
-    The staging table NEW_CUSTOMERS_STAGE keeps every new customer's id, name and file row for the
-    audit rows (`audit_plan`).
 
-        with NewCustomerWriter(given=columns, actor_id=..., now=..., timings=...) as writer:
+    With a chunk's customers the thread writes their audit rows ("customer.imported", the job and
+    the file row: the values are on the record itself) from the same staging table, and their tag
+    links (creating the tags the tenant does not have yet). It then runs the chunk's deferred
+    foreign-key checks, while its rows are still in PostgreSQL's buffers.
+
+        with NewCustomerWriter(given=columns, actor=..., job_id=..., now=..., timings=...) as writer:
             for chunk in ...:
                 writer.add(new_customers_of_the_chunk)
 
@@ -240,7 +240,9 @@ class NewCustomerWriter:
     with its default, as a column not given is).
     """
 
-    def __init__(self, *, given: set[str], actor_id: int | None, now: datetime, timings: dict[str, float]):
+    def __init__(
+        self, *, given: set[str], actor, job_id: int | None, now: datetime, timings: dict[str, float]
+    ):
         insert = _InsertFromStage(
             Customer,
             _NEW_CUSTOMERS_CHUNK_STAGE,
@@ -251,15 +253,16 @@ class NewCustomerWriter:
         self.given = frozenset(given)
         self.built = [c for c in insert.varying if c != "id"]  # the id is the thread's to give
         self.defaults = insert.defaults
-        self.actor_id = actor_id
+        self.actor_id = _actor_id(actor)
+        self.audit = _audit_of_new_customers(_NEW_CUSTOMERS_CHUNK_STAGE, actor=actor, job_id=job_id, now=now)
         self.timings = timings
         self.count = 0
+        self.audited = 0  # audit rows written
+        self._tag_ids: dict[str, int] = {}  # lower-cased name -> id (the thread's)
         self._waiting: list = []
-        table = Customer._meta.db_table
         with connection.cursor() as cursor:
             stage = _NEW_CUSTOMERS_CHUNK_STAGE
-            _staging_table(cursor, stage, table, insert.varying, "ADD COLUMN _row integer")
-            _staging_table(cursor, NEW_CUSTOMERS_STAGE, table, ["id", "name"], "ADD COLUMN _row integer")
+            _staging_table(cursor, stage, Customer._meta.db_table, insert.varying, "ADD COLUMN _row integer")
 
     def __enter__(self) -> "NewCustomerWriter":
         self.side = Overlap()
@@ -317,13 +320,17 @@ class NewCustomerWriter:
                 (f"{pk}\t{line}" for pk, line in zip(ids, lines, strict=True)),
             )
             cursor.execute(self.insert.sql, self.insert.params)
-            cursor.execute(
-                f'INSERT INTO "{NEW_CUSTOMERS_STAGE}" (id, name, _row) '  # noqa: S608
-                f'SELECT id, name, _row FROM "{stage}"'
-            )
+            cursor.execute(*self.audit)
+            self.audited += cursor.rowcount
             cursor.execute(f'TRUNCATE "{stage}"')
-        for new, pk in zip(chunk, ids, strict=True):
-            new.id = pk
+            for new, pk in zip(chunk, ids, strict=True):
+                new.id = pk
+            names = {t for new in chunk for t in new.tags if t.lower() not in self._tag_ids}
+            if names:
+                self._tag_ids.update(_ensure_tags(cursor, names))
+            _insert_tag_links(cursor, [(new.id, self._tag_ids[t.lower()]) for new in chunk for t in new.tags])
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _param(value: Any) -> Any:
@@ -430,7 +437,7 @@ def write_plan(
     """Write everything the plan says, in the caller's transaction. Returns what was written;
     `timings` (if given) receives the seconds each step took. `new_customers_written`: a
     NewCustomerWriter has inserted the plan's new customers already (a customer list, written in
-    chunks); their tags are linked here."""
+    chunks), with their audit rows and tag links."""
     timings = timings if timings is not None else {}
     written = {
         "customers_created": 0,
@@ -439,21 +446,17 @@ def write_plan(
         "orders_updated": 0,
         "lines_created": 0,
     }
-    actor_id = actor.pk if actor is not None and getattr(actor, "pk", None) else None
+    if new_customers_written:
+        written["customers_created"] = len(plan.new_customers)
+    elif plan.new_customers:
+        progress(5, "customers")
+        with _timed(timings, "write_customers_new"):
+            writer = _write_new_customers(plan, actor=actor, job_id=job_id, now=now, timings=timings)
+        written["customers_created"] = writer.count
+        written["audit_events"] = writer.audited
+    progress(35, "customers")
     with connection.cursor() as cursor:
-        # Tags first, so links can be written with the customers.
-        tag_names = {t for c in plan.new_customers for t in c.tags} | {
-            t for c in plan.customer_changes for t in c.tags_add
-        }
-        tag_ids = _ensure_tags(cursor, tag_names)
-
-        if new_customers_written:
-            written["customers_created"] = len(plan.new_customers)
-        elif plan.new_customers:
-            progress(5, "customers")
-            with _timed(timings, "write_customers_new"):
-                written["customers_created"] = _write_new_customers(cursor, plan, actor_id, now, timings)
-        progress(35, "customers")
+        tag_ids = _ensure_tags(cursor, {t for c in plan.customer_changes for t in c.tags_add})
 
         if plan.customer_changes:
             changes = []
@@ -471,8 +474,7 @@ def write_plan(
             written["customers_updated"] = len(changes)
         progress(50, "customers")
 
-        links = [(c.id, tag_ids[t.lower()]) for c in plan.new_customers for t in c.tags]
-        links += [(c.id, tag_ids[t.lower()]) for c in plan.customer_changes for t in c.tags_add]
+        links = [(c.id, tag_ids[t.lower()]) for c in plan.customer_changes for t in c.tags_add]
         with _timed(timings, "write_tags"):
             _insert_tag_links(cursor, links)
 
@@ -530,54 +532,63 @@ def _insert_new_lines(cursor, rows: list[dict[str, Any]], now: datetime) -> None
     _insert_new(cursor, OrderLine, "_import_new_lines", rows, now)
 
 
-def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, now: datetime) -> int:
-    """One audit row per created or changed customer (the same rows audit_record writes).
+def _actor_id(actor) -> int | None:
+    return actor.pk if actor is not None and getattr(actor, "pk", None) else None
 
-    Django's bulk_create took about 40 s for 100,000 rows here (psycopg escapes every JSON value for
-    the UNNEST insert). The rows of created customers are one INSERT ... SELECT from the staging table
-    write_plan filled (id, name and file row are there already: nothing is encoded or sent per row);
-    the rows of changed customers, each with its own diff, are one COPY. The columns that are the same
-    on every row are sent once.
-    """
-    has_actor = actor is not None and getattr(actor, "pk", None)
+
+def _audit_constants(actor, now: datetime) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The audit table's columns and the values that are the same on every row of an import."""
     columns = _columns(AuditEvent, with_id=False)
-    names = [c for c, _f in columns]
     constant = {c: _default(f, now) for c, f in columns}
     constant.update(
-        actor_id=actor.pk if has_actor else None,
-        actor_label=actor.get_full_name() if has_actor else "",
+        actor_id=_actor_id(actor),
+        actor_label=actor.get_full_name() if _actor_id(actor) else "",
         target_type=Customer._meta.label_lower,
         created_at=now,
     )
+    return columns, constant
+
+
+def _audit_of_new_customers(stage: str, *, actor, job_id: int | None, now: datetime) -> tuple[str, list]:
+    """(sql, params): one "customer.imported" audit row per customer of the staging table (id, name
+    and file row are there already: nothing is encoded or sent per row), in id order. The values are
+    on the record itself; the history says where they came from."""
+    columns, constant = _audit_constants(actor, now)
+    varying = {
+        "action": "'customer.imported'",
+        "target_id": "s.id::text",
+        "target_label": "left(s.name, 300)",
+        "changes": (
+            "jsonb_build_object("
+            "'import_job', jsonb_build_object('old', NULL::int, 'new', %s::bigint), "
+            "'import_row', jsonb_build_object('old', NULL::int, 'new', s._row))"
+        ),
+    }
+    select, params = [], []
+    for column, field in columns:
+        if column in varying:
+            select.append(varying[column])
+            if column == "changes":
+                params.append(job_id)
+        else:
+            select.append(f"CAST(%s AS {field.db_type(connection)})")
+            params.append(_param(constant[column]))
+    sql = (
+        f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(c for c, _f in columns)}) "  # noqa: S608
+        f'SELECT {", ".join(select)} FROM "{stage}" AS s ORDER BY s.id'
+    )
+    return sql, params
+
+
+def audit_plan(plan: ImportPlan, *, actor, job_id: int | None, now: datetime) -> int:
+    """One audit row per changed customer, with its own diff (the same rows audit_record writes), in
+    one COPY; the columns that are the same on every row are sent once. (A created customer's row is
+    written with it, by NewCustomerWriter.) Django's bulk_create took about 40 s for 100,000 rows
+    here: psycopg escapes every JSON value for the UNNEST insert."""
+    columns, constant = _audit_constants(actor, now)
+    names = [c for c, _f in columns]
     written = 0
     with connection.cursor() as cursor:
-        if plan.new_customers:
-            # The values are on the record itself; the history says where they came from.
-            varying = {
-                "action": "'customer.imported'",
-                "target_id": "s.id::text",
-                "target_label": "left(s.name, 300)",
-                "changes": (
-                    "jsonb_build_object("
-                    "'import_job', jsonb_build_object('old', NULL::int, 'new', %s::bigint), "
-                    "'import_row', jsonb_build_object('old', NULL::int, 'new', s._row))"
-                ),
-            }
-            select, params = [], []
-            for column, field in columns:
-                if column in varying:
-                    select.append(varying[column])
-                    if column == "changes":
-                        params.append(job_id)
-                else:
-                    select.append(f"CAST(%s AS {field.db_type(connection)})")
-                    params.append(_param(constant[column]))
-            cursor.execute(
-                f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(names)}) "  # noqa: S608
-                f'SELECT {", ".join(select)} FROM "{NEW_CUSTOMERS_STAGE}" AS s ORDER BY s.id',
-                params,
-            )
-            written += cursor.rowcount
         if plan.customer_changes:
             template = [copy_text(constant[c]) for c in names]
             at_action, at_id, at_label, at_changes = (

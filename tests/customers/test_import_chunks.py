@@ -225,7 +225,11 @@ def test_a_new_customer_column_the_writer_was_not_told_of_is_refused(tenant, man
         pytest.raises(ValueError, match="city"),
         transaction.atomic(),
         writing.NewCustomerWriter(
-            given={"name", "phone", "email", "external_id"}, actor_id=None, now=timezone.now(), timings={}
+            given={"name", "phone", "email", "external_id"},
+            actor=None,
+            job_id=None,
+            now=timezone.now(),
+            timings={},
         ) as writer,
     ):
         plan.new_customers[0].fields["city"] = "上海"
