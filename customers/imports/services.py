@@ -231,7 +231,7 @@ def import_rows(
             now=now,
             progress=progress,
         )
-        if outcome is None or (outcome.errors and not skip_invalid):
+        if outcome.errors and not skip_invalid:
             return outcome
     else:
         outcome = import_analyse(
