@@ -12,7 +12,10 @@ Runs the same service the Celery task runs (`customers.imports.services.import_r
 as a stream, check every row, match against existing customers, compute the search text (pinyin
 included), COPY into staging tables, INSERT ... SELECT, tags, audit rows and order figures, in one
 transaction. The result carries the seconds of each phase (read, validate, plan, customers_new_copy,
-customers_new_insert, write_tags, analyse, order_stats, audit, constraints).
+customers_new_insert, write_tags, analyse, order_stats, audit, constraints). A customer list is
+checked and written in chunks (customers.imports.services._write_customer_list): validate and plan
+then run while the writer's thread inserts (customers_new_insert, which includes the new customers'
+audit rows, tag links and foreign-key checks), and write_customers_new is the whole of it.
 """
 
 import os
