@@ -99,6 +99,22 @@ def _csv(rows: int, seed: int = 7, first: int = 0) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _wal_position() -> str:
+    """Where PostgreSQL's write-ahead log ends now. The WAL an import writes (the difference of two
+    positions) hardly moves with the machine's speed, unlike its seconds: it tells two versions'
+    database work apart where the wall time on a shared machine cannot (it includes any other
+    writer's WAL meanwhile, and full-page images after checkpoints)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return cursor.fetchone()[0]
+
+
+def _wal_megabytes_since(position: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", [position])
+        return round(float(cursor.fetchone()[0]) / 1024 / 1024, 1)
+
+
 def _reset_peak_memory() -> None:
     """Start a new high-water mark of this process's resident set (Linux: /proc/self/clear_refs)."""
     try:
@@ -136,12 +152,14 @@ def _timed_import(manager_user, data: bytes) -> dict:
     services.import_confirm(actor=manager_user, job=job, skip_invalid=False)
 
     _reset_peak_memory()
+    wal_before = _wal_position()
     backend_before, python_before = _backend_cpu_seconds(), time.process_time()
     started = time.perf_counter()
     result = services.import_run(job_id=job.pk)
     seconds = time.perf_counter() - started
     python_cpu = time.process_time() - python_before
     backend_after = _backend_cpu_seconds()
+    wal_mb = _wal_megabytes_since(wal_before)
     assert result is not None
     return {
         "result": result,
@@ -151,6 +169,7 @@ def _timed_import(manager_user, data: bytes) -> dict:
         "import_peak_mb": _peak_memory_mb(),
         "python_cpu": python_cpu,
         "backend_cpu": None if backend_after is None else round(backend_after - backend_before, 2),
+        "wal_mb": wal_mb,
     }
 
 
@@ -188,7 +207,8 @@ def test_import_customers(tenant, manager_user, record_benchmark, monkeypatch, s
         f"{ISSUE_TARGET_SECONDS:.0f} s; load {load_before:.1f} before, {load:.1f} after); reference "
         f"{REFERENCE_ROWS:,} rows: {reference['seconds']:.1f} s; per-row growth {growth:.2f} "
         f"(target < {PER_ROW_GROWTH_TARGET}); CPU: Python {measured['python_cpu']:.1f} s, PostgreSQL "
-        f"{measured['backend_cpu']} s; peak memory: preview {measured['preview_peak_mb']:,.0f} MB "
+        f"{measured['backend_cpu']} s; WAL {measured['wal_mb']:,.0f} MB; "
+        f"peak memory: preview {measured['preview_peak_mb']:,.0f} MB "
         f"({measured['preview_seconds']:.1f} s), import {measured['import_peak_mb']:,.0f} MB; "
         f"phases: {result['seconds']}"
     )
@@ -204,6 +224,7 @@ def test_import_customers(tenant, manager_user, record_benchmark, monkeypatch, s
         load_average=load,
         python_cpu_seconds=round(measured["python_cpu"], 2),
         postgres_cpu_seconds=measured["backend_cpu"],
+        wal_mb=measured["wal_mb"],
         preview_seconds=round(measured["preview_seconds"], 2),
         preview_peak_rss_mb=round(measured["preview_peak_mb"]),
         import_peak_rss_mb=round(measured["import_peak_mb"]),
