@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.utils import translation
 from django_tenants.utils import schema_context
@@ -303,9 +303,23 @@ def committed_tenant(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
         for tenant in created:
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{tenant.schema_name}" CASCADE')
+            _drop_schema(tenant.schema_name)
             Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+def _drop_schema(schema: str, attempts: int = 5) -> None:
+    """DROP SCHEMA ... CASCADE, again after a deadlock: a request a browser test's page still had in
+    flight (the live server answers in its own thread) may hold a lock on one of the schema's tables
+    while waiting for another, and PostgreSQL then cancels the DROP instead."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _test_database_url() -> str:
