@@ -336,9 +336,8 @@ def _write_customer_list(
                 progress(75, JobMessage(gettext_noop("Writing")))
             started = time.perf_counter()
             outcome.written = write_plan(
-                plan, actor=actor, job_id=job_id, now=now, timings=timings, new_customers_written=True
+                plan, actor=actor, job_id=job_id, now=now, timings=timings, writer=writer
             )
-            outcome.written["audit_events"] = writer.audited
             timings["write"] = time.perf_counter() - started
     except _Discard:
         pass

@@ -432,12 +432,12 @@ def write_plan(
     now: datetime,
     progress: Progress = _no_progress,
     timings: dict[str, float] | None = None,
-    new_customers_written: bool = False,
+    writer: "NewCustomerWriter | None" = None,
 ) -> dict[str, int]:
     """Write everything the plan says, in the caller's transaction. Returns what was written;
-    `timings` (if given) receives the seconds each step took. `new_customers_written`: a
-    NewCustomerWriter has inserted the plan's new customers already (a customer list, written in
-    chunks), with their audit rows and tag links."""
+    `timings` (if given) receives the seconds each step took. `writer`: the NewCustomerWriter that
+    has inserted the plan's new customers already (a customer list, written in chunks), with their
+    audit rows and tag links."""
     timings = timings if timings is not None else {}
     written = {
         "customers_created": 0,
@@ -446,12 +446,11 @@ def write_plan(
         "orders_updated": 0,
         "lines_created": 0,
     }
-    if new_customers_written:
-        written["customers_created"] = len(plan.new_customers)
-    elif plan.new_customers:
+    if writer is None and plan.new_customers:
         progress(5, "customers")
         with _timed(timings, "write_customers_new"):
             writer = _write_new_customers(plan, actor=actor, job_id=job_id, now=now, timings=timings)
+    if writer is not None:
         written["customers_created"] = writer.count
         written["audit_events"] = writer.audited
     progress(35, "customers")
