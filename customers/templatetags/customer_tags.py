@@ -12,8 +12,10 @@ from datetime import date
 from decimal import Decimal
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 
 from crm.audit.labels import display_value
 from crm.templatetags.crm_format import localdate, money, number
@@ -129,6 +131,32 @@ def customer_cells(customer, columns):
     """The optional cells of one list row, built in Python: a template if/elif chain per cell costs
     more than the database does for the whole page. Every value is escaped by format_html."""
     return mark_safe("".join(_cell(customer, column) for column in columns))  # noqa: S308 - parts escaped
+
+
+@register.simple_tag
+def customer_row(customer, columns, actions):
+    """One row of the customer list: the checkbox, the name linked to the 360 page, the optional cells
+    and the row actions. Built in Python like the cells: the template's nodes per row cost more than
+    the page's queries."""
+    company = (
+        format_html(' <i class="bi bi-building text-body-secondary" title="{}"></i>', gettext("Company"))
+        if customer.kind == "company"
+        else ""
+    )
+    return format_html(
+        '<tr data-customer="{}"><td><input class="form-check-input" type="checkbox" name="ids" '
+        'value="{}" form="bulk-form" aria-label="{} {}"></td>'
+        '<td><a href="{}" class="fw-semibold">{}</a>{}</td>{}{}</tr>',
+        customer.pk,
+        customer.pk,
+        gettext("Select"),
+        customer.name,
+        reverse("customers:detail", args=[customer.pk]),
+        customer.name,
+        company,
+        customer_cells(customer, columns),
+        row_actions_cell(customer, actions) if actions else "",
+    )
 
 
 @register.simple_tag

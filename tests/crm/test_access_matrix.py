@@ -4,6 +4,7 @@ that is rolled back, so a POST in one cell never changes what the next cell sees
 
 import itertools
 import os
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -935,3 +936,45 @@ def test_another_users_record_answers_like_a_missing_one(world, tenant, users):
             if theirs != absent or theirs == 403:
                 problems.append(f"{method.upper()} {name}: another's record {theirs}, missing {absent}")
     assert not problems, "\n  ".join(problems)
+
+
+# --- the form renderer ---------------------------------------------------------------------------------
+
+_CSRF = re.compile(r"\b[A-Za-z0-9]{64}\b")  # a CSRF token, masked anew for every response
+# made anew for every page: a two-factor key and its QR code, a redemption's idempotency key
+_PER_REQUEST = re.compile(
+    r'<svg[^>]*>.*?</svg>|data-secret="[^"]*"|<code[^>]*>[A-Z2-7 ]{16,}</code>'
+    r'|name="request_key" value="[^"]*"',
+    re.S,
+)
+
+
+def _page_text(response) -> str:
+    if response.status_code != 200 or not response.get("Content-Type", "").startswith("text/html"):
+        return str(response.status_code)
+    text = _CSRF.sub("…", response.content.decode(errors="replace"))
+    return _PER_REQUEST.sub("…", text)
+
+
+@pytest.mark.parametrize("name", _selected(TENANT_URLCONF, TENANT_URLS))
+def test_every_page_shows_its_fields_as_djangos_own_renderer_does(name, world, tenant, users, settings):
+    """crm/formrender.py writes Django's input and select templates in Python. Every page of the site,
+    as the manager and as the admin, read (GET) and sent back with no data (POST: a form shows its
+    errors), is the same text with Django's own form renderer."""
+    connection.set_tenant(tenant)
+    clients = {role: _client(users[role], tenant) for role in ("manager", "admin")}
+    kwargs = KWARGS[name](world, False) if name in KWARGS else None
+    url = reverse(name, kwargs=kwargs, urlconf=TENANT_URLCONF)
+    differ = []
+    for role, client in clients.items():
+        for method in ("get", "post"):
+            settings.FORM_RENDERER = "crm.formrender.FastWidgets"
+            ours = _page_text(_request(client, method, url, BROWSER_POST))
+            settings.FORM_RENDERER = "django.forms.renderers.DjangoTemplates"
+            djangos = _page_text(_request(client, method, url, BROWSER_POST))
+            if ours != djangos:
+                pairs = zip(ours + "\0", djangos + "\0", strict=False)
+                at = next(i for i, (a, b) in enumerate(pairs) if a != b)
+                near = slice(max(at - 80, 0), at + 80)
+                differ.append(f"{role} {method.upper()} {url}: {ours[near]!r}, Django's {djangos[near]!r}")
+    assert not differ, "\n".join(differ)

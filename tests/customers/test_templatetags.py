@@ -27,6 +27,23 @@ def test_localdt_renders_in_the_active_time_zone():
     assert localdt(date(2026, 3, 1)) == "2026-03-01" and localdt(None) == ""
 
 
+def test_a_phone_is_shown_for_each_tenants_own_region(tenant_a, tenant_b):
+    """The formatted numbers are kept per region: a London company sees its own numbers nationally and a
+    Shanghai one's internationally, whichever tenant formatted the number first in this process."""
+    from django.db import connection
+
+    tenant_b.time_zone = "Europe/London"
+    shown = {}
+    for tenant in (tenant_a, tenant_b, tenant_a):
+        connection.set_tenant(tenant)
+        shown.setdefault(tenant.slug, []).append(
+            (phone_display("+8613800138000"), phone_display("+442079460958"))
+        )
+    assert shown["alpha"] == [("138 0013 8000", "+44 20 7946 0958")] * 2
+    assert shown["beta"] == [("+86 138 0013 8000", "020 7946 0958")]
+    assert phone_display("+86" + "1" * 60) == "+86" + "1" * 60  # too long to be a stored number: as it is
+
+
 def test_customer_display_filters(tenant):
     assert phone_display("+8613800138000") == "138 0013 8000"
     assert phone_display("+442079460958") == "+44 20 7946 0958"
