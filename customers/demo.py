@@ -24,6 +24,7 @@ from crm.accounts.models import Role
 from . import demo_generate as gen
 from .models import BehaviourEvent, Customer, CustomFieldDefinition, Order, OrderLine, Refund, Tag
 from .search import build_search_text, phone_digits
+from .search_index import SEARCH_COLUMNS, search_columns
 from .services import customer_refresh_order_stats
 
 CSV_CHUNK_ROWS = 200_000
@@ -326,12 +327,23 @@ def _search_texts(frame: pd.DataFrame) -> list[str]:
     return texts
 
 
+def _search_columns(texts: list[str], names) -> dict[str, list[str]]:
+    """The search columns of each customer (customers.search_index.search_columns) as array literals:
+    their items are Han characters, which need no quoting."""
+    columns: dict[str, list[str]] = {column: [] for column in SEARCH_COLUMNS}
+    for text, name in zip(texts, names, strict=True):
+        for column, items in search_columns(text, name).items():
+            columns[column].append("{" + ",".join(items) + "}")
+    return columns
+
+
 def _copy_customers(frame: pd.DataFrame, ids: np.ndarray, rng: np.random.Generator, *, now, deleter) -> None:
     n = len(frame)
     created = _timestamps(frame["created_at"])
     deleted = rng.random(n) < 0.003  # a few in the recycle bin, to show it
     deleted_at = pd.Series(pd.Timestamp(now) - pd.to_timedelta(rng.uniform(1, 25, n), unit="D"))
     owner = frame["owner_index"].astype("Int64").where(frame["owner_index"] >= 0, pd.NA)
+    texts = _search_texts(frame)
     rows = pd.DataFrame(
         {
             "id": ids,
@@ -356,7 +368,8 @@ def _copy_customers(frame: pd.DataFrame, ids: np.ndarray, rng: np.random.Generat
             "sms_consent_at": np.where(frame["sms_consent"], created, None),
             "external_id": frame["external_id"],
             "custom_fields": frame["custom_fields"],
-            "search_text": _search_texts(frame),
+            "search_text": texts,
+            **_search_columns(texts, frame["name"]),
             "total_spent": "0",
             "orders_count": 0,
             "deleted_at": np.where(deleted, _timestamps(deleted_at), None),
@@ -370,7 +383,7 @@ def _copy_customers(frame: pd.DataFrame, ids: np.ndarray, rng: np.random.Generat
         rows,
         not_null=[
             "kind", "name", "email", "phone", "country", "province", "city", "street", "postcode", "gender",
-            "income_band", "occupation", "source", "external_id", "search_text",
+            "income_band", "occupation", "source", "external_id", "search_text", *SEARCH_COLUMNS,
         ],
     )  # fmt: skip
 

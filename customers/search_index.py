@@ -2,17 +2,19 @@
 
 `search_text LIKE '%needle%'` is served by the trigram GIN index (customer_search_trgm) when the needle
 has at least one whole trigram, i.e. three characters. A Chinese surname (王) or a two-character
-given name (小明) has none: PostgreSQL then reads every row. For those, a second GIN index holds the Han
-characters of `search_text` and every pair of adjacent Han characters (customer_search_han_grams).
-For a needle of one or two Han characters, "the text contains the needle" and "the needle is one of
-those grams" are the same statement, so the results do not change, only the plan does.
+given name (小明) has none: PostgreSQL then reads every row. For those, the column `search_han_grams`
+holds the Han characters of `search_text` and every pair of adjacent Han characters, under a GIN index
+(customer_search_han_grams). For a needle of one or two Han characters, "the text contains the
+needle" and "the needle is one of those grams" are the same statement, so the results do not change,
+only the plan does.
 
-The grams are an expression index, not a column: nothing on the write paths (services, imports, the
-demo's COPY) has to keep them current, and a tenant schema cloned from the template copies the index
-definition like any other (a function of our own in the schema would not clone; see
-crm/tenancy/cloning.py). The expression uses only immutable built-ins (regexp_replace,
-regexp_split_to_array, array_remove); a query must spell it exactly as the index does, which
-`search_text_han_grams()` guarantees.
+The grams were an index expression until the import's costs were measured (docs/import-costs.md):
+PostgreSQL's regular expressions spent 2.4 s of its CPU per 100,000 new customers on the two
+expression indexes, against 0.9 s for the same indexes on columns. They are columns now, worked out in
+Python by `search_columns` (about 6 us a customer) wherever search_text is written: `Customer.save`,
+the import's COPY and UPDATE, the demo's COPY, erasure and `search_text_refresh`. The SQL expressions
+stay below as their definition: migration 0016 filled the columns with them, and
+tests/customers/test_search_index.py checks that Python gives the same sets.
 
 Worked example, search_text "王小明 | wang xiao ming":
   Han runs, one space between them:           "王小明"
@@ -34,6 +36,35 @@ _HAN_RANGES = "\u3400-\u9fff\uf900-\ufaff"
 HAN = f"[{_HAN_RANGES}]"
 NOT_HAN_RUN = f"[^{_HAN_RANGES}]+"
 _SHORT_HAN = re.compile(rf"^{HAN}{{1,2}}$")
+_HAN_RUN = re.compile(f"{HAN}+")
+
+
+def han_grams(search_text: str) -> list[str]:
+    """The Han characters of `search_text` and every two adjacent ones, each once: what the column
+    `search_han_grams` holds (the same set as `search_text_han_grams()` gives in SQL)."""
+    grams: dict[str, None] = {}
+    for run in _HAN_RUN.findall(search_text or ""):
+        grams.update(dict.fromkeys(run))
+        grams.update(dict.fromkeys(run[i : i + 2] for i in range(len(run) - 1)))
+    return list(grams)
+
+
+def inner_han(search_text: str, name: str) -> list[str]:
+    """The Han characters of `search_text` but the first character of the name, each once: the column
+    `search_inner_han` (the same set as `search_text_inner_han()` gives in SQL)."""
+    text, name = search_text or "", name or ""
+    if name[:1] == text[:1]:
+        text = text[1:]
+    return list(dict.fromkeys("".join(_HAN_RUN.findall(text))))
+
+
+SEARCH_COLUMNS = ("search_han_grams", "search_inner_han")
+
+
+def search_columns(search_text: str, name: str) -> dict[str, list[str]]:
+    """The columns kept with a customer's `search_text`: every write of search_text or name writes these
+    (Customer.save, the import's COPY and UPDATE, the demo's COPY, erasure, search_text_refresh)."""
+    return {"search_han_grams": han_grams(search_text), "search_inner_han": inner_han(search_text, name)}
 
 
 class ConcatOp(Func):
@@ -118,7 +149,7 @@ def inner_han_contain(needle: str) -> DataContains:
     character of their name (a superset of the matches whose name does not begin with it)."""
     if not (len(needle) == 1 and is_short_han(needle)):
         raise ValueError("inner_han_contain takes one Han character")
-    return DataContains(search_text_inner_han(), Value([needle], output_field=ArrayField(TextField())))
+    return DataContains(F("search_inner_han"), Value([needle], output_field=ArrayField(TextField())))
 
 
 def is_short_han(needle: str) -> bool:
@@ -141,4 +172,4 @@ def han_grams_contain(needle: str) -> DataContains:
     """The condition `search_text LIKE '%needle%'` for a one- or two-character Han needle, on the index."""
     if not is_short_han(needle):
         raise ValueError("han_grams_contain takes one or two Han characters")
-    return DataContains(search_text_han_grams(), Value([needle], output_field=ArrayField(TextField())))
+    return DataContains(F("search_han_grams"), Value([needle], output_field=ArrayField(TextField())))

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer, Order, OrderLine, Tag
 from customers.search import build_search_text
+from customers.search_index import search_columns
 
 from .columns import CUSTOM_PREFIX, target_label
 from .validation import SLOT_CUSTOMER, CleanRow, ImportContext, RowError, _slot
@@ -72,6 +73,7 @@ class CustomerChange:
     tags_add: list[str]
     diff: dict[str, dict[str, Any]]  # for the audit record
     search_text: str | None
+    search_columns: dict[str, list[str]] | None = None  # kept with search_text (customers.search_index)
 
 
 @dataclass(eq=False)
@@ -610,10 +612,11 @@ class Planner:
             diff["tags"] = {"old": sorted(before["tags"]), "new": sorted(before["tags"] + tags_add)}
         if not (fields or patch or tags_add):
             return None
-        search_text = None
+        search_text = columns = None
         if any(k in fields for k in SEARCH_FIELDS):
             values = {k: fields.get(k, before.get(k) or "") for k in SEARCH_FIELDS}
             search_text = self._search_text(**values)
+            columns = search_columns(search_text, values["name"])
         label = fields.get("name") or before.get("name") or ""
         return CustomerChange(
             id=customer_id,
@@ -624,6 +627,7 @@ class Planner:
             tags_add=tags_add,
             diff=diff,
             search_text=search_text,
+            search_columns=columns,
         )
 
     def _search_text(self, *, name: str, email: str, phone: str, external_id: str) -> str:

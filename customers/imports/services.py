@@ -44,6 +44,7 @@ from crm.jobs.services import job_cancel, job_create, job_enqueue, job_requeue, 
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
+from customers.search_index import SEARCH_COLUMNS, search_columns
 from customers.services import customer_refresh_order_stats
 from customers.signals import REASON_IMPORT, customers_changed_on_commit
 
@@ -419,30 +420,20 @@ def search_text_refresh(*, runs: list[list[int]], batch_size: int = 2000) -> int
     Imports no longer need it (they write the full text with each row). It stays for the follow-up
     messages that an earlier version queued before an upgrade (tasks.search_text_refresh_task)."""
     ids = [pk for first, last in runs for pk in range(int(first), int(last) + 1)]
-    table = Customer._meta.db_table
     written = 0
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        changed_ids: list[int] = []
-        texts: list[str] = []
+        changed: list[Customer] = []
         for pk, name, email, phone, external_id, current in Customer._base_manager.filter(
             id__in=chunk
         ).values_list("id", "name", "email", "phone", "external_id", "search_text"):
             text = build_search_text(name=name, email=email, phone=phone, external_id=external_id)
             if text != current:
-                changed_ids.append(pk)
-                texts.append(text)
-        if changed_ids:
+                changed.append(Customer(id=pk, search_text=text, **search_columns(text, name)))
+        if changed:
             # one statement per batch: atomic on its own, and each batch stands alone (a re-run
             # rewrites only what still differs)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} AS c SET search_text = v.text "  # noqa: S608
-                    "FROM unnest(%s::bigint[], %s::text[]) AS v(id, text) "
-                    "WHERE c.id = v.id AND c.search_text IS DISTINCT FROM v.text",
-                    [changed_ids, texts],
-                )
-                written += cursor.rowcount
+            written += Customer._base_manager.bulk_update(changed, ["search_text", *SEARCH_COLUMNS])
     return written
 
 

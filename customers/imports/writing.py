@@ -22,6 +22,7 @@ from crm.audit.models import AuditEvent
 from crm.overlap import Overlap
 from customers.models import Customer, Order, OrderLine, Tag
 from customers.search import build_search_text
+from customers.search_index import SEARCH_COLUMNS, search_columns
 
 from .planning import ImportPlan, NewCustomer
 
@@ -246,7 +247,7 @@ class NewCustomerWriter:
         insert = _InsertFromStage(
             Customer,
             _NEW_CUSTOMERS_CHUNK_STAGE,
-            {*given, "id", "custom_fields", "created_by_id", "search_text"},
+            {*given, "id", "custom_fields", "created_by_id", "search_text", *SEARCH_COLUMNS},
             now,
         )
         self.insert = insert
@@ -296,16 +297,19 @@ class NewCustomerWriter:
             fields = new.fields
             if not fields.keys() <= given:  # a value no column was staged for would be lost
                 raise ValueError(f"new customer of row {new.row} sets {sorted(fields.keys() - given)}")
+            name = fields.get("name", "")
+            text = build_search_text(
+                name=name,
+                email=fields.get("email", ""),
+                phone=fields.get("phone", ""),
+                external_id=fields.get("external_id", ""),
+            )
             row = {
                 **fields,
                 "custom_fields": new.custom,
                 "created_by_id": actor_id,
-                "search_text": build_search_text(
-                    name=fields.get("name", ""),
-                    email=fields.get("email", ""),
-                    phone=fields.get("phone", ""),
-                    external_id=fields.get("external_id", ""),
-                ),
+                "search_text": text,
+                **search_columns(text, name),
             }
             yield [*(row.get(c, defaults[c]) for c in built), new.row]
 
@@ -465,6 +469,7 @@ def write_plan(
                     values["custom_fields"] = change.custom_patch
                 if change.search_text is not None:
                     values["search_text"] = change.search_text
+                    values.update(change.search_columns or search_columns(change.search_text, change.label))
                 changes.append((change.id, values))
             with _timed(timings, "write_customers_changed"):
                 _update_changed(

@@ -19,7 +19,8 @@ PROFILE_FIELDS = (
 ERASED_VALUES = {
     "email": "", "phone": "", "country": "", "province": "", "city": "", "street": "", "postcode": "",
     "birthday": None, "gender": Customer.Gender.UNKNOWN, "income_band": "", "occupation": "",
-    "external_id": "", "custom_fields": {}, "search_text": "", "email_consent": False,
+    "external_id": "", "custom_fields": {}, "search_text": "", "search_han_grams": [], "search_inner_han": [],
+    "email_consent": False,
     "email_consent_at": None, "sms_consent": False, "sms_consent_at": None,
 }  # fmt: skip
 

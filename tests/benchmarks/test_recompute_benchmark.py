@@ -140,6 +140,8 @@ def generate(n_customers: int = N_CUSTOMERS, n_orders: int = N_ORDERS, seed: int
             "external_id": "",
             "custom_fields": "{}",
             "search_text": [f"bench {i}" for i in ids],
+            "search_han_grams": "{}",  # no Han characters in the text (customers.search_index)
+            "search_inner_han": "{}",
             "total_spent": 0,
             "orders_count": 0,
             "created_at": now_text,

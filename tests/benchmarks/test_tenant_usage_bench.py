@@ -29,11 +29,12 @@ def _fill(schema: str, customers: int) -> None:
         cursor.execute(
             """INSERT INTO customers_customer (kind, name, email, phone, country, province, city, street,
                    postcode, gender, income_band, occupation, source, email_consent, sms_consent,
-                   external_id, custom_fields, search_text, total_spent, orders_count, deleted_at,
-                   created_at, updated_at, language)
+                   external_id, custom_fields, search_text, search_han_grams, search_inner_han,
+                   total_spent, orders_count, deleted_at, created_at, updated_at, language)
                SELECT 'person', 'Customer ' || g, 'c' || g || '@example.com',
                       '+86139' || lpad(g::text, 8, '0'), 'CN', 'Zhejiang', 'Hangzhou', 'Street ' || g,
-                      '310000', '', '', '', 'store', false, false, '', '{}', 'customer ' || g, 100, 10,
+                      '310000', '', '', '', 'store', false, false, '', '{}', 'customer ' || g,
+                      '{}', '{}', 100, 10,
                       CASE WHEN g %% 100 = 0 THEN now() END,  -- one in a hundred in the bin
                       now(), now(), ''
                FROM generate_series(1, %s) AS g""",

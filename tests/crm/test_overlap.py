@@ -18,9 +18,10 @@ def _insert_customer(name: str) -> int:
         cursor.execute(
             "INSERT INTO customers_customer (kind, name, email, phone, country, province, city, street, "
             "postcode, gender, income_band, occupation, language, source, email_consent, sms_consent, "
-            "external_id, custom_fields, search_text, total_spent, orders_count, created_at, updated_at) "
+            "external_id, custom_fields, search_text, search_han_grams, search_inner_han, total_spent, "
+            "orders_count, created_at, updated_at) "
             "VALUES ('person', %s, '', '', '', '', '', '', '', 'unknown', '', '', '', 'store', false, false, "
-            "'', '{}', '', 0, 0, now(), now()) RETURNING id",
+            "'', '{}', '', '{}', '{}', 0, 0, now(), now()) RETURNING id",
             [name],
         )
         return cursor.fetchone()[0]

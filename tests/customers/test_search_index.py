@@ -11,7 +11,14 @@ from django_tenants.utils import schema_context
 from crm.accounts.models import User
 from customers.models import Customer, SecondaryContact
 from customers.search import normalise_query
-from customers.search_index import han_grams_contain, is_short_han, search_text_han_grams
+from customers.search_index import (
+    han_grams,
+    han_grams_contain,
+    inner_han,
+    is_short_han,
+    search_text_han_grams,
+    search_text_inner_han,
+)
 from customers.selectors import customer_list, customer_search
 from customers.services import customer_create
 from tests.factories import CustomerFactory
@@ -47,14 +54,89 @@ def people(tenant, admin_user):
 
 
 def test_grams_are_the_han_characters_and_adjacent_pairs(people):
-    rows = Customer.objects.annotate(grams=search_text_han_grams()).values_list("search_text", "grams")
+    rows = Customer.objects.values_list("search_text", "search_han_grams")
     for text, grams in rows:
         assert set(grams) == _grams_in_python(text), text
-    assert {"王", "小", "明", "王小", "小明"} <= set(
-        Customer.objects.annotate(g=search_text_han_grams()).get(name="王小明").g
-    )
+    assert {"王", "小", "明", "王小", "小明"} <= set(Customer.objects.get(name="王小明").search_han_grams)
     # a space or a Latin letter between two characters makes no pair
-    assert "王小" not in Customer.objects.annotate(g=search_text_han_grams()).get(name="王 小明").g
+    assert "王小" not in Customer.objects.get(name="王 小明").search_han_grams
+
+
+# Texts at the edges of the Han ranges (U+3400, U+9FFF, U+F900, U+FAFF and their neighbours outside:
+# U+33FF, U+A000, U+F8FF, U+FB00), an Extension B character (outside the ranges), runs of one, two and
+# three characters between Latin letters, digits, punctuation and spaces, a repeated character, and
+# names that begin (or not) like their text.
+EDGES = [
+    ("", ""),
+    ("王小明 | wang xiao ming | wxm", "王小明"),
+    (" 王小明 | wang", " 王小明"),  # a name stored with a leading space: the text is stripped
+    ("王王王王 | x", "王王王王"),
+    ("\u3400\u9fff\uf900\ufaff \u33ff\ua000\uf8ff\ufb00", "\u3400x"),
+    ("a\U00020000b 𠀀王", "a"),
+    ("欧阳娜娜1王2小3明-李.四,五;六", "欧阳娜娜"),
+    ("陳大文 | 陈大文 | chen da wen", "陳大文"),
+    ("anna 李 | anna@qq.com | 8613800138000", "Anna 李"),
+    ("x王y王z", "王"),
+]
+
+
+@pytest.mark.parametrize(("text", "name"), EDGES)
+def test_python_keeps_the_sets_the_sql_definitions_give(tenant, text, name):
+    """customers.search_index.search_columns gives the sets of the index expressions that the columns
+    replaced (migration 0016 filled existing customers with those)."""
+    customer = CustomerFactory(name=name or "x")
+    Customer.objects.filter(pk=customer.pk).update(name=name, search_text=text)
+    sql = Customer.objects.annotate(g=search_text_han_grams(), i=search_text_inner_han()).get(pk=customer.pk)
+    assert set(han_grams(text)) == set(sql.g) - {""}
+    assert set(inner_han(text, name)) == set(sql.i) - {""}
+
+
+def test_every_write_of_search_text_keeps_the_search_columns(tenant, admin_user, users, settings, tmp_path):
+    """save() (the services), the erasure's update, search_text_refresh, the import's COPY and UPDATE
+    and the demo's COPY all leave the columns as search_columns makes them from the text and name
+    they wrote."""
+    import random
+    from io import StringIO
+
+    from customers import demo
+    from customers.imports.services import search_text_refresh
+    from customers.privacy.services import customer_erase
+    from customers.services import customer_update
+    from tests.customers.test_import_services import run_import
+
+    settings.MEDIA_ROOT = tmp_path
+
+    def columns_agree() -> None:
+        for text, name, grams, inner in Customer._base_manager.values_list(
+            "search_text", "name", "search_han_grams", "search_inner_han"
+        ):
+            assert (set(grams), set(inner)) == (set(han_grams(text)), set(inner_han(text, name))), name
+
+    created = customer_create(actor=admin_user, name="王小明")
+    assert set(created.search_inner_han) == {"小", "明"}
+    customer_update(actor=admin_user, customer=created, data={"name": "李四"})
+    assert set(Customer.objects.get(pk=created.pk).search_han_grams) == {"李", "四", "李四"}
+    other = customer_create(actor=admin_user, name="张三")
+    Customer.objects.filter(pk=other.pk).update(search_text="")  # as an earlier version's import left it
+    assert search_text_refresh(runs=[[other.pk, other.pk]]) == 1
+    columns_agree()
+    customer_erase(actor=admin_user, customer=other, confirmation="ERASE")
+    erased = Customer.objects.get(pk=other.pk)
+    assert (erased.search_han_grams, erased.search_inner_han) == ([], [])
+    assert not Customer.objects.filter(han_grams_contain("张")).exists()
+    columns_agree()
+
+    # an import: two new customers (COPY) and a renamed one (UPDATE)
+    run_import(admin_user, "姓名,邮箱,外部编号\n周杰伦,z@example.com,Z-1\n欧阳娜娜,o@example.com,O-1\n")
+    renamed = Customer.objects.get(external_id="Z-1")
+    run_import(admin_user, "姓名,外部编号\n周杰,Z-1\n")
+    assert set(Customer.objects.get(pk=renamed.pk).search_han_grams) == {"周", "杰", "周杰"}
+    assert Customer.objects.get(external_id="O-1").search_inner_han == ["阳", "娜"]
+    columns_agree()
+
+    demo.seed(users=list(users.values()), customers=60, rng=random.Random(1), stdout=StringIO(), force=True)
+    assert Customer.objects.exclude(search_han_grams=[]).count() > 40
+    columns_agree()
 
 
 def test_short_chinese_needles_find_exactly_what_a_substring_search_finds(people, admin_user):
