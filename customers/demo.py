@@ -24,7 +24,7 @@ from crm.accounts.models import Role
 from . import demo_generate as gen
 from .models import BehaviourEvent, Customer, CustomFieldDefinition, Order, OrderLine, Refund, Tag
 from .search import build_search_text, phone_digits
-from .search_index import SEARCH_COLUMNS, search_columns
+from .search_index import SEARCH_COLUMNS, array_literal, search_columns
 from .services import customer_refresh_order_stats
 
 CSV_CHUNK_ROWS = 200_000
@@ -328,12 +328,11 @@ def _search_texts(frame: pd.DataFrame) -> list[str]:
 
 
 def _search_columns(texts: list[str], names) -> dict[str, list[str]]:
-    """The search columns of each customer (customers.search_index.search_columns) as array literals:
-    their items are Han characters, which need no quoting."""
+    """The search columns of each customer (customers.search_index.search_columns) as array text."""
     columns: dict[str, list[str]] = {column: [] for column in SEARCH_COLUMNS}
     for text, name in zip(texts, names, strict=True):
         for column, items in search_columns(text, name).items():
-            columns[column].append("{" + ",".join(items) + "}")
+            columns[column].append(array_literal(items))
     return columns
 
 

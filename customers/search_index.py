@@ -42,20 +42,31 @@ _HAN_RUN = re.compile(f"{HAN}+")
 def han_grams(search_text: str) -> list[str]:
     """The Han characters of `search_text` and every two adjacent ones, each once: what the column
     `search_han_grams` holds (the same set as `search_text_han_grams()` gives in SQL)."""
-    grams: dict[str, None] = {}
-    for run in _HAN_RUN.findall(search_text or ""):
-        grams.update(dict.fromkeys(run))
-        grams.update(dict.fromkeys(run[i : i + 2] for i in range(len(run) - 1)))
-    return list(grams)
+    return _grams(_HAN_RUN.findall(search_text or ""))
 
 
 def inner_han(search_text: str, name: str) -> list[str]:
     """The Han characters of `search_text` but the first character of the name, each once: the column
     `search_inner_han` (the same set as `search_text_inner_han()` gives in SQL)."""
-    text, name = search_text or "", name or ""
-    if name[:1] == text[:1]:
-        text = text[1:]
-    return list(dict.fromkeys("".join(_HAN_RUN.findall(text))))
+    text = search_text or ""
+    return _inner(_HAN_RUN.findall(text), text, name or "")
+
+
+def _grams(runs: list[str]) -> list[str]:
+    grams: list[str] = []
+    for run in runs:
+        grams.extend(run)
+        grams.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return list(dict.fromkeys(grams))
+
+
+def _inner(runs: list[str], text: str, name: str) -> list[str]:
+    # SQL takes the text's first character off when the name begins with it; that changes the Han
+    # characters only when it is one of them, and then it is the first of them.
+    chars = "".join(runs)
+    if name[:1] == text[:1] == chars[:1]:
+        chars = chars[1:]
+    return list(dict.fromkeys(chars))
 
 
 SEARCH_COLUMNS = ("search_han_grams", "search_inner_han")
@@ -64,7 +75,15 @@ SEARCH_COLUMNS = ("search_han_grams", "search_inner_han")
 def search_columns(search_text: str, name: str) -> dict[str, list[str]]:
     """The columns kept with a customer's `search_text`: every write of search_text or name writes these
     (Customer.save, the import's COPY and UPDATE, the demo's COPY, erasure, search_text_refresh)."""
-    return {"search_han_grams": han_grams(search_text), "search_inner_han": inner_han(search_text, name)}
+    text = search_text or ""
+    runs = _HAN_RUN.findall(text)
+    return {"search_han_grams": _grams(runs), "search_inner_han": _inner(runs, text, name or "")}
+
+
+def array_literal(items: list[str]) -> str:
+    """A search column as PostgreSQL's array text (for COPY): its items are Han characters, which need
+    no quotes or escapes."""
+    return "{" + ",".join(items) + "}"
 
 
 class ConcatOp(Func):

@@ -22,7 +22,7 @@ from crm.audit.models import AuditEvent
 from crm.overlap import Overlap
 from customers.models import Customer, Order, OrderLine, Tag
 from customers.search import build_search_text
-from customers.search_index import SEARCH_COLUMNS, search_columns
+from customers.search_index import SEARCH_COLUMNS, array_literal, search_columns
 
 from .planning import ImportPlan, NewCustomer
 
@@ -309,7 +309,7 @@ class NewCustomerWriter:
                 "custom_fields": new.custom,
                 "created_by_id": actor_id,
                 "search_text": text,
-                **search_columns(text, name),
+                **{column: array_literal(items) for column, items in search_columns(text, name).items()},
             }
             yield [*(row.get(c, defaults[c]) for c in built), new.row]
 
