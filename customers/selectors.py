@@ -48,7 +48,13 @@ from .models import Customer, CustomFieldDefinition, Order, Refund, SecondaryCon
 from .phone import try_normalise_phone
 from .registry import TimelineEntry, registry
 from .search import normalise_query
-from .search_index import han_grams_contain, inner_han_contain, is_short_han, served_by_an_index
+from .search_index import (
+    SEARCH_COLUMNS,
+    han_grams_contain,
+    inner_han_contain,
+    is_short_han,
+    served_by_an_index,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -544,7 +550,8 @@ def customer_page(
     for column in registry.sorted_columns():
         if column.key in (columns or []) or column.key == option.key:
             qs = column.prepare(qs)
-    qs = qs.select_related("owner").annotate(_sort_value=F(path))
+    # The search columns are for finding, never shown: a page does not read them.
+    qs = qs.select_related("owner").annotate(_sort_value=F(path)).defer("search_text", *SEARCH_COLUMNS)
 
     segments = _segments(option)
     order = list(range(len(segments)))
