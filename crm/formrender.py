@@ -5,8 +5,9 @@ Django renders a select by including one template per option, and that one inclu
 option's attributes: the customer list's filter form (31 fields, 118 options) spent a sixth of a
 list request there. `FastWidgets.render` writes the same text as those templates from the same
 context, for the templates named in `_WRITERS`, and hands every other template (and any context it
-does not recognise) to Django. `tests/crm/test_formrender.py` renders every field of the app's forms
-both ways and compares the text, so a Django upgrade that changes those templates fails there.
+does not recognise) to Django. Every page of the site is rendered both ways and compared
+(tests/crm/test_access_matrix.py), and awkward values too (tests/crm/test_formrender.py), so a Django
+upgrade that changes those templates fails there.
 """
 
 from __future__ import annotations

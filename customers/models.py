@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
-from .search_index import search_columns
+from .search_index import SEARCH_COLUMNS, search_columns
 
 
 class TagColor(models.TextChoices):
@@ -290,7 +290,7 @@ class Customer(models.Model):
             setattr(self, field, value)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"search_text", "name"} & set(update_fields):
-            kwargs["update_fields"] = {*update_fields, "search_han_grams", "search_inner_han"}
+            kwargs["update_fields"] = {*update_fields, *SEARCH_COLUMNS}
         super().save(*args, **kwargs)
 
     @property

@@ -73,7 +73,7 @@ class CustomerChange:
     tags_add: list[str]
     diff: dict[str, dict[str, Any]]  # for the audit record
     search_text: str | None
-    search_columns: dict[str, list[str]] | None = None  # kept with search_text (customers.search_index)
+    search_columns: dict[str, list[str]] | None = None  # with search_text, always (customers.search_index)
 
 
 @dataclass(eq=False)

@@ -469,7 +469,7 @@ def write_plan(
                     values["custom_fields"] = change.custom_patch
                 if change.search_text is not None:
                     values["search_text"] = change.search_text
-                    values.update(change.search_columns or search_columns(change.search_text, change.label))
+                    values.update(change.search_columns)
                 changes.append((change.id, values))
             with _timed(timings, "write_customers_changed"):
                 _update_changed(
