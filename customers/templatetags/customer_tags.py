@@ -5,6 +5,7 @@
 {{ customer.phone|phone_link }}          -> the same as a tap-to-call tel: link (every phone shown on a page)
 {{ value|cf_display }}                   -> a custom field value as text (lists joined, yes/no)
 {% column_value customer column %}       -> the cell of a column registered by another app
+{% customer_row customer columns actions %} -> one row of the customer list (its cells and row actions)
 {{ value|history_value }}                -> an audit old/new value as short text
 """
 
@@ -126,7 +127,6 @@ def _cell(customer, column) -> str:
     return format_html('<td class="small">{}</td>', value)
 
 
-@register.simple_tag
 def customer_cells(customer, columns):
     """The optional cells of one list row, built in Python: a template if/elif chain per cell costs
     more than the database does for the whole page. Every value is escaped by format_html."""
@@ -159,7 +159,6 @@ def customer_row(customer, columns, actions):
     )
 
 
-@register.simple_tag
 def row_actions_cell(customer, actions):
     """The registered row actions (customers.registry.RowAction) of one list row, as one cell. A
     dialog action loads its page into the shared htmx dialog; its href is the page without JS."""
