@@ -46,6 +46,7 @@ from crm.audit.models import AuditEvent
 
 from ..models import Customer
 from .keys import _CJK_RE, _DIGITS_RE, _E164_RE, city_key, default_phone_region, name_keys, phone_key
+from .trigrams import candidate_pairs
 
 EMAIL_SCORE = 100
 PHONE_SCORE = 95
@@ -314,36 +315,49 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     keys = keys[(blocks["han"].transform("size") > 1) & ~blocks["han"].transform("all")]
     if keys.empty:
         return empty
+    keys = keys.reset_index(drop=True)
+    names = keys["name_key"].tolist()
+    groups = pd.factorize(pd.MultiIndex.from_frame(keys[["city", "block"]]))[0]
+    a, b = candidate_pairs(names, groups, ~keys["han"].to_numpy(), NAME_SIMILARITY_THRESHOLD)
+    if not len(a):
+        return empty
+    involved = np.unique(np.concatenate((a, b)))
     buffer = io.StringIO()
-    keys[["city", "block", "name", "name_key", "han"]].to_csv(buffer, sep="\t", header=False, index=False)
+    for position in involved.tolist():
+        buffer.write(f"{position}\t{names[position]}\n")
     with transaction.atomic(), connection.cursor() as cursor:
         # Dropped explicitly as well: inside an outer transaction (tests) "ON COMMIT" comes too late.
         cursor.execute("DROP TABLE IF EXISTS customer_dup_names")
-        cursor.execute(
-            "CREATE TEMP TABLE customer_dup_names (city bigint, block text, name bigint, k text, han boolean)"
-            " ON COMMIT DROP"
-        )
+        cursor.execute("CREATE TEMP TABLE customer_dup_names (i integer PRIMARY KEY, k text) ON COMMIT DROP")
         with cursor.copy("COPY customer_dup_names FROM STDIN") as copy:
             copy.write(buffer.getvalue())
         cursor.execute("ANALYZE customer_dup_names")
-        # Each pair once, with a Latin key on the left: Latin with Latin in key order, Latin with Chinese
-        # either way round (each (city, key) is one row, so a Chinese key never equals a Latin one).
-        # Joining every key with every other one in its block and dropping the Chinese pairs afterwards
-        # produced 16 million rows to find 31 at 100,000 customers (1.02 s; this join 0.15 s).
+        # Only the pairs that share a trigram of their prefixes (customers.dedupe.trigrams): comparing
+        # every Latin key with every key of its block compared 5.6 million pairs at 1,000,000
+        # customers (7.4 s) to find 393.
         cursor.execute(
             """
-            SELECT a.city, a.name, b.name, similarity(a.k, b.k)
-            FROM customer_dup_names a
-            JOIN customer_dup_names b ON a.city = b.city AND a.block = b.block AND (b.han OR a.k < b.k)
-            WHERE NOT a.han AND similarity(a.k, b.k) >= %s
+            SELECT p.a, p.b, similarity(x.k, y.k)
+            FROM unnest(%s::integer[], %s::integer[]) AS p (a, b)
+            JOIN customer_dup_names x ON x.i = p.a
+            JOIN customer_dup_names y ON y.i = p.b
+            WHERE similarity(x.k, y.k) >= %s
             """,
-            [NAME_SIMILARITY_THRESHOLD],
+            [a.tolist(), b.tolist(), NAME_SIMILARITY_THRESHOLD],
         )
         rows = cursor.fetchall()
         cursor.execute("DROP TABLE customer_dup_names")
     if not rows:
         return empty
-    similar = pd.DataFrame.from_records(rows, columns=["city", "key_a", "key_b", "similarity"])
+    found = pd.DataFrame.from_records(rows, columns=["a", "b", "similarity"])
+    similar = pd.DataFrame(
+        {
+            "city": keys["city"].to_numpy()[found["a"].to_numpy()],
+            "key_a": keys["name"].to_numpy()[found["a"].to_numpy()],
+            "key_b": keys["name"].to_numpy()[found["b"].to_numpy()],
+            "similarity": found["similarity"].to_numpy(),
+        }
+    )
     ids = people[["id", "city", "name", "han"]]
     for side in ("a", "b"):
         renamed = {"id": f"id_{side}", "name": f"key_{side}", "han": f"han_{side}"}
