@@ -55,10 +55,16 @@ def name_tokens(name: str) -> list[str]:
     return tokens
 
 
+_ALL_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
 @lru_cache(maxsize=200_000)
 def name_keys(name: str) -> tuple[str, str]:
     """(key, key of the words sorted): 張偉, 张伟, "Zhang Wei", "zhangwei" → ("zhangwei", "weizhang")."""
-    tokens = name_tokens(name or "")
+    if name and _ALL_CJK_RE.fullmatch(name):  # most names: Chinese characters only, one token each
+        tokens = [_han_syllable(char) for char in name]
+    else:
+        tokens = name_tokens(name or "")
     return "".join(tokens), "".join(sorted(tokens))
 
 

@@ -46,7 +46,7 @@ from crm.audit.models import AuditEvent
 
 from ..models import Customer
 from .keys import _CJK_RE, _DIGITS_RE, _E164_RE, city_key, default_phone_region, name_keys, phone_key
-from .trigrams import candidate_pairs
+from .trigrams import candidate_pairs, sorted_distinct
 
 EMAIL_SCORE = 100
 PHONE_SCORE = 95
@@ -293,6 +293,12 @@ def _pairs_on(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, in
     ], skipped
 
 
+def _int_array(values: np.ndarray) -> str:
+    """An integer array as PostgreSQL's array text, written by numpy (psycopg writes a list of 300,000
+    Python ints one by one, in seconds)."""
+    return "{" + ",".join(values.astype(str).tolist()) + "}"
+
+
 def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     """Pairs in the same city whose name keys differ but are similar by pg_trgm, block by block.
 
@@ -308,9 +314,13 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
         han=("han", "all"), name_key=("name_key", "first")
     )
     # Digits are part of the block: "Store 12" and "Store 13" are different customers, however similar.
-    keys["block"] = [
-        f"{key[:NAME_BLOCK_PREFIX]}|{_DIGITS_RE.sub('', key)}" for key in keys["name_key"].tolist()
-    ]
+    # (Worked out once per distinct key: the same name is a key in many cities.)
+    name_codes, distinct_keys = pd.factorize(keys["name_key"])
+    blocks_of = np.asarray(
+        [f"{key[:NAME_BLOCK_PREFIX]}|{_DIGITS_RE.sub('', key)}" for key in distinct_keys.tolist()],
+        dtype=object,
+    )
+    keys["block"] = blocks_of[name_codes]
     blocks = keys.groupby(["city", "block"], sort=False)
     keys = keys[(blocks["han"].transform("size") > 1) & ~blocks["han"].transform("all")]
     if keys.empty:
@@ -321,7 +331,7 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     a, b = candidate_pairs(names, groups, ~keys["han"].to_numpy(), NAME_SIMILARITY_THRESHOLD)
     if not len(a):
         return empty
-    involved = np.unique(np.concatenate((a, b)))
+    involved = sorted_distinct(np.concatenate((a, b)))
     buffer = io.StringIO()
     for position in involved.tolist():
         buffer.write(f"{position}\t{names[position]}\n")
@@ -343,7 +353,7 @@ def _similar_name_pairs(frame: pd.DataFrame) -> pd.DataFrame:
             JOIN customer_dup_names y ON y.i = p.b
             WHERE similarity(x.k, y.k) >= %s
             """,
-            [a.tolist(), b.tolist(), NAME_SIMILARITY_THRESHOLD],
+            [_int_array(a), _int_array(b), NAME_SIMILARITY_THRESHOLD],
         )
         rows = cursor.fetchall()
         cursor.execute("DROP TABLE customer_dup_names")

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.audit.models import AuditEvent
-from customers.dedupe.keys import city_key, name_key
+from customers.dedupe.keys import city_key, name_key, name_keys, name_tokens
 from customers.dedupe.scan import (
     EMAIL_SCORE,
     MAX_GROUP_SIZE,
@@ -43,6 +43,17 @@ def test_name_key_folds_traditional_simplified_pinyin_case_and_spaces():
     assert {name_key(n) for n in ("張偉", "张伟", "Zhang Wei", "zhangwei", "  ZHANG  wei ")} == {"zhangwei"}
     assert name_key("José Núñez") == "josenunez"
     assert name_key("王小明") != name_key("王晓红")
+
+
+def test_names_of_chinese_characters_only_get_the_keys_of_their_words():
+    # name_keys reads a name of Chinese characters only one character at a time (most names): the
+    # result must be that of the general reading, word by word, traditional characters included.
+    rng = random.Random(7)
+    characters = "王李张刘陈杨黄赵欧阳司马許韓馮鄧偉麗丽伟㐀曾单𠀀"
+    for _ in range(3000):
+        name = "".join(rng.choice(characters) for _ in range(rng.randint(1, 4)))
+        tokens = name_tokens(name)
+        assert name_keys(name) == ("".join(tokens), "".join(sorted(tokens))), name
 
 
 def test_city_key_matches_chinese_pinyin_and_suffix_forms():
