@@ -358,3 +358,19 @@ def test_duplicates_of_one_customer_and_merge_partner_search(tenant, manager_cli
     assert [(row["first"].pk, row["second"].pk) for row in response.context["rows"]] == [(a.pk, b.pk)]
     assert [c.pk for c in response.context["partners"]] == [partner.pk]
     assert reverse("customers:merge", args=[a.pk, partner.pk]) in response.content.decode()
+
+
+def test_the_scan_turns_the_cycle_collector_back_on_as_it_found_it(tenant, manager_user):
+    import gc
+
+    CustomerFactory(name="Ann Lee", email="ann@example.com")
+    CustomerFactory(name="Ann Lee", email="ANN@example.com ")
+    assert gc.isenabled()
+    assert duplicate_scan(Customer.objects.filter(deleted_at__isnull=True)).total == 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        duplicate_scan(Customer.objects.filter(deleted_at__isnull=True))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
