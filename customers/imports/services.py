@@ -17,12 +17,10 @@ the job finished (no-op) or imports from scratch. Imports of one tenant write on
 """
 
 import csv
-import gc
 import io
 import logging
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +39,7 @@ from crm.jobs.messages import JobMessage
 from crm.jobs.models import BackgroundJob
 from crm.jobs.runner import JobRun, run_job
 from crm.jobs.services import job_cancel, job_create, job_enqueue, job_requeue, job_wait_for_user
+from crm.memory import cyclic_gc_paused
 from customers.models import Customer, CustomFieldDefinition, Order, OrderLine
 from customers.phone import region_for_tenant
 from customers.search import build_search_text
@@ -148,19 +147,6 @@ def _invalid_order_numbers(
     }
 
 
-@contextmanager
-def _no_cyclic_gc():
-    """Pause the cyclic garbage collector while millions of small objects are built: its full passes
-    over the growing heap cost more than the work itself. Reference counting still frees memory."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def import_analyse(
     parsed: parsing.ParsedFile,
     *,
@@ -181,7 +167,7 @@ def import_analyse(
         if progress
         else None
     )
-    with _no_cyclic_gc():
+    with cyclic_gc_paused():
         clean_rows, errors = validate_rows(parsed, mapping, context, progress=report)
     timings["validate"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -197,7 +183,7 @@ def import_analyse(
         invalid_order_numbers=_invalid_order_numbers(parsed, mapping, {e.row for e in errors}),
         owner_labels=owner_labels,
     )
-    with _no_cyclic_gc():
+    with cyclic_gc_paused():
         plan = planner.run()
     timings["plan"] = time.perf_counter() - started
     return ImportOutcome(parsed=parsed, plan=plan, errors=plan.errors, timings=timings)
@@ -603,7 +589,7 @@ def _validate(run: JobRun) -> None:
 
     try:
         options = replace(_options(params), search_text=SEARCH_TEXT_NONE)  # the preview writes nothing
-        with _no_cyclic_gc():
+        with cyclic_gc_paused():
             parsed = _read_job_file(run.job)
             outcome = import_analyse(parsed, mapping=params["mapping"], options=options, progress=progress)
     except parsing.ImportFileError as error:
@@ -684,7 +670,7 @@ def _import(run: JobRun) -> dict[str, Any] | None:
             actor = job.created_by
             run.progress(1, JobMessage(gettext_noop("Reading the file")))
             started = time.perf_counter()
-            with _no_cyclic_gc():
+            with cyclic_gc_paused():
                 parsed = _read_job_file(job)
                 read_seconds = time.perf_counter() - started
                 outcome = import_rows(
