@@ -331,9 +331,8 @@ def _similar_name_pairs(frame: pd.DataFrame, key_of_code: np.ndarray) -> pd.Data
         return empty
     keys = keys.reset_index(drop=True)
     names = key_of_code[keys["name"].to_numpy()].tolist()
-    groups = pd.factorize(keys["city"].to_numpy() * (int(block_codes.max()) + 1) + keys["block"].to_numpy())[
-        0
-    ]
+    block_span = int(block_codes.max()) + 1
+    groups = pd.factorize(keys["city"].to_numpy() * block_span + keys["block"].to_numpy())[0]  # (city, block)
     a, b = candidate_pairs(names, groups, ~keys["han"].to_numpy(), NAME_SIMILARITY_THRESHOLD)
     if not len(a):
         return empty
