@@ -1,5 +1,7 @@
 """Query expressions shared by the apps."""
 
+from collections.abc import Iterable
+
 from django.db.models import BooleanField, F, Func
 from django.db.models.expressions import Combinable
 
@@ -20,3 +22,10 @@ class InArray(Func):
 
     def __init__(self, expression: Combinable | str, array: Combinable):
         super().__init__(F(expression) if isinstance(expression, str) else expression, array)
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """Ids as one PostgreSQL array literal ('{1,2,3}', cast with ::bigint[] in the statement).
+    psycopg would quote each element of a list in Python: about 20 ms per 20,000 ids, paid again
+    for every statement that takes the list (310,000 candidate pairs of the duplicate scan: 2 s)."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"

@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.permissions import visible_to
 from crm.audit.models import AuditEvent
+from crm.expressions import id_array
 from crm.memory import cyclic_gc_paused
 
 from ..models import Customer
@@ -299,12 +300,6 @@ def _pairs_on(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, in
     ], skipped
 
 
-def _int_array(values: np.ndarray) -> str:
-    """An integer array as PostgreSQL's array text, written by numpy (psycopg writes a list of 300,000
-    Python ints one by one, in seconds)."""
-    return "{" + ",".join(values.astype(str).tolist()) + "}"
-
-
 def _similar_name_pairs(frame: pd.DataFrame, key_of_code: np.ndarray) -> pd.DataFrame:
     """Pairs in the same city whose name keys differ but are similar by pg_trgm, block by block.
 
@@ -358,7 +353,7 @@ def _similar_name_pairs(frame: pd.DataFrame, key_of_code: np.ndarray) -> pd.Data
             JOIN customer_dup_names y ON y.i = p.b
             WHERE similarity(x.k, y.k) >= %s
             """,
-            [_int_array(a), _int_array(b), NAME_SIMILARITY_THRESHOLD],
+            [id_array(a.tolist()), id_array(b.tolist()), NAME_SIMILARITY_THRESHOLD],
         )
         rows = cursor.fetchall()
         cursor.execute("DROP TABLE customer_dup_names")
